@@ -1,0 +1,17 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/urfave/cli/v2"
+)
+
+// TODO(owner): replace with the real command. This placeholder exists only
+// so that the tree builds while the command is written; it must not ship.
+func remediateCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:   "remediate",
+		Usage:  "(being written)",
+		Action: func(*cli.Context) error { return errors.New("remediate: not implemented yet") },
+	}
+}
