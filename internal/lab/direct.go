@@ -1,0 +1,70 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/relaylock/relaylock/remediate"
+	"github.com/relaylock/relaylock/remediate/psframe"
+	"github.com/relaylock/relaylock/templates"
+)
+
+// DirectRunner runs scripts against a lab Host without WinRM: it builds
+// the same payload the WinRM runner sends and decodes the same framed
+// output, so platform drivers can be tested fast and the framing is still
+// exercised. End-to-end tests use the WS-Man face instead.
+type DirectRunner struct {
+	Host Host
+	// Fail, when set, is called before each script; a non-nil error fails
+	// the run as a dropped connection would (fault injection).
+	Fail func(script string, params map[string]string) error
+}
+
+// Run implements remediate.Runner.
+func (d *DirectRunner) Run(ctx context.Context, script string, params map[string]string) (*remediate.ScriptRun, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	full, err := templates.FullScript(script)
+	if err != nil {
+		return nil, err
+	}
+	p := map[string]string{}
+	for k, v := range params {
+		p[k] = v
+	}
+	nonce := newNonce()
+	p[psframe.NonceParam] = nonce
+	sum := sha256.Sum256([]byte(full))
+	run := &remediate.ScriptRun{Script: script, SHA256: hex.EncodeToString(sum[:]), Params: params, Start: time.Now().UTC()}
+	if d.Fail != nil {
+		if err := d.Fail(script, params); err != nil {
+			run.End = time.Now().UTC()
+			return run, fmt.Errorf("run %s: %w", script, err)
+		}
+	}
+	stdout, stderr, code := Dispatch(d.Host, psframe.CommandLine(), psframe.EncodePayload(full, p))
+	run.End = time.Now().UTC()
+	run.Stdout, run.Stderr, run.ExitCode = string(stdout), string(stderr), code
+	out, err := psframe.DecodeOutput(nonce, stdout)
+	if err != nil {
+		return run, fmt.Errorf("run %s: %w", script, err)
+	}
+	run.Output = out
+	for _, r := range out.Of(psframe.ErrorRecord) {
+		run.Errors = append(run.Errors, r.Str("message"))
+	}
+	return run, nil
+}
+
+func newNonce() string {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,90 @@
+// Package lab simulates Windows mail hosts for tests, the demo and
+// training: a WS-Management server that the real masterzen/winrm client
+// (and pywinrm) talks to, platform simulations whose state relaylock's
+// scripts read and change, an SMTP face whose relay decisions follow that
+// state, and a DNS server. It cannot run PowerShell: it identifies each
+// script by its exact text (templates.FullScript) and dispatches to the
+// platform's handler for that script name, with the parameters decoded
+// from the payload (remediate/psframe). That dispatch is the contract
+// between scripts and lab, kept in one place: see Dispatch.
+package lab
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/relaylock/relaylock/remediate"
+	"github.com/relaylock/relaylock/remediate/psframe"
+	"github.com/relaylock/relaylock/templates"
+)
+
+// Host is one simulated Windows mail host. Implementations guard their
+// state with their own lock: the WS-Man and SMTP faces call concurrently.
+type Host interface {
+	// HostInfo is what the detect script reports.
+	HostInfo() remediate.HostInfo
+	// Handle runs script name with params against the state and returns
+	// the records the real script would print, its exit code, and any
+	// stderr text (CLIXML on a real host). An unknown script must return
+	// an error record and a non-zero code, as a failing real script would.
+	Handle(script string, params map[string]string) (recs []psframe.Record, code int, stderr string)
+	// RelayAllowed says whether the SMTP service, in its current state,
+	// relays mail from client to a recipient in rcptDomain (a domain the
+	// host is not authoritative for). authenticated is true after a
+	// successful SMTP AUTH.
+	RelayAllowed(client netip.Addr, authenticated bool, rcptDomain string) bool
+	// LocalDomains are the domains the host accepts mail for.
+	LocalDomains() []string
+}
+
+var (
+	scriptOnce   sync.Once
+	scriptByHash map[string]string
+)
+
+// ScriptName identifies a script by its full text (prologue + script):
+// the only scripts the lab runs are relaylock's own, byte for byte.
+func ScriptName(fullText string) (string, bool) {
+	scriptOnce.Do(func() {
+		scriptByHash = map[string]string{}
+		for _, n := range templates.ScriptNames() {
+			t, err := templates.FullScript(n)
+			if err != nil {
+				panic(err)
+			}
+			scriptByHash[hashText(t)] = n
+		}
+	})
+	n, ok := scriptByHash[hashText(fullText)]
+	return n, ok
+}
+
+func hashText(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// Dispatch runs a command line and stdin payload against h, exactly as the
+// WS-Man face receives them, and returns stdout, stderr and the exit code.
+// It enforces the contract: the command line must be psframe.CommandLine(),
+// the payload well formed, the script one of relaylock's own.
+func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
+	if commandLine != psframe.CommandLine() {
+		return nil, []byte(fmt.Sprintf("'%.60s' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n", commandLine)), 1
+	}
+	src, params, err := psframe.DecodePayload(stdin)
+	if err != nil {
+		return nil, []byte("lab: " + err.Error() + "\r\n"), 1
+	}
+	nonce := params[psframe.NonceParam]
+	name, ok := ScriptName(src)
+	if !ok {
+		rec := psframe.NewRecord(psframe.ErrorRecord).Set("message", "lab: script is not one of relaylock's embedded scripts (sha256 "+hashText(src)+")")
+		return psframe.EncodeOutput(nonce, []psframe.Record{*rec}, 1), nil, 1
+	}
+	recs, code, errText := h.Handle(name, params)
+	return psframe.EncodeOutput(nonce, recs, code), []byte(errText), code
+}
