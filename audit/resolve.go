@@ -25,6 +25,10 @@ type Resolution struct {
 	NullMX  bool       // RFC 7505: the domain accepts no mail
 	MX      []MXHost   // sorted by preference
 	Queries []DNSQuery // every question asked, in order
+	// Notes are findings about the DNS setup worth reporting: a null MX
+	// published together with other MX records (RFC 7505 §3), the domain
+	// being an alias (CNAME). Plain sentences, deterministic.
+	Notes []string
 }
 
 // DNS errors. A Resolution with partial answers may come with them.

@@ -106,6 +106,11 @@ type MXHost struct {
 	CNAMEs     []string `json:"cnames,omitempty"`   // chain followed from Host
 	Addresses  []string `json:"addresses"`
 	Error      string   `json:"error,omitempty"`
+
+	// EqualPreference is set when another MX host has the same
+	// preference: senders pick among them at random (RFC 5321 §5.1), so
+	// every one of them is probed; they are listed by name.
+	EqualPreference bool `json:"equal_preference,omitempty"`
 }
 
 // DNSQuery is one DNS question and its answer, kept as evidence.
