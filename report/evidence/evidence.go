@@ -1,9 +1,27 @@
 // Package evidence is relaylock's evidence bundle: one schema-versioned
 // JSON document that audit, inspect, remediate, rollback and report add to
-// without losing earlier sections. Writes are atomic (internal/atomicfile).
+// without losing earlier sections. Writes are atomic (internal/atomicfile):
+// a temporary file is written, synced and renamed over the target, so a
+// crash leaves the old file or the new one, never half of one.
 //
 // The schema is documented in README.md ("Evidence file"). Fields are
 // added, never redefined.
+//
+// # Integrity
+//
+// Every Save seals the bundle (Seal): each section (the header, every audit
+// run, inspection, plan, backup, change record and artifact, and the log)
+// gets the SHA-256 of its JSON encoding, and the bundle gets a Digest over
+// the content sections and a Manifest over all of them. Check recomputes
+// every hash and names each section that no longer matches, and checks the
+// SHA-256 of each backup and artifact file that is present. Unkeyed hashes
+// only reveal naive edits; Sign adds an Ed25519 signature over the evidence
+// file and report hashes (FILE.sig.json) that an editor cannot forge.
+//
+// The Digest is what the PDF report prints as the evidence hash. It covers
+// the content the report is rendered from and not the artifacts or the log,
+// so recording the rendered PDF as an artifact afterwards does not change
+// it: `relaylock verify` prints the same digest the report shows.
 package evidence
 
 import (
@@ -16,72 +34,109 @@ import (
 // Schema is the current Bundle.Schema.
 const Schema = "relaylock.evidence/v1"
 
-// Bundle is the whole evidence file.
+// Bundle is the whole evidence file. Field order is the JSON order.
 type Bundle struct {
-	Schema     string     `json:"schema"`
-	ID         string     `json:"id"` // report id, stable for the bundle's life
+	// Schema is "relaylock.evidence/v<major>"; Load refuses other names
+	// and newer majors.
+	Schema string `json:"schema"`
+	// ID is the report id ("RL-20260506-1a2b3c4d"), stable for the
+	// bundle's life.
+	ID string `json:"id"`
+	// Created is when the bundle was started, Updated when it was last
+	// saved (both UTC).
 	Created    time.Time  `json:"created"`
 	Updated    time.Time  `json:"updated"`
 	Engagement Engagement `json:"engagement"`
-	Tool       Tool       `json:"tool"`
+	// Tool is the build that last wrote the bundle.
+	Tool Tool `json:"tool"`
 	// Audits are the external probe runs, in order; a remediation's
 	// re-test is an audit with Purpose "retest".
-	Audits      []AuditRun               `json:"audits"`
-	Inspections []remediate.Inspection   `json:"inspections"`
-	Plans       []remediate.Plan         `json:"plans"`
-	Backups     []BackupRef              `json:"backups"`
-	Changes     []remediate.ChangeRecord `json:"changes"`
-	Artifacts   []Artifact               `json:"artifacts"`
+	Audits []AuditRun `json:"audits"`
+	// Inspections are WinRM reads of a host's relay settings, with the
+	// SHA-256 and raw output of every script run.
+	Inspections []remediate.Inspection `json:"inspections"`
+	// Plans are the changes remediate computed, one per host and run.
+	Plans []remediate.Plan `json:"plans"`
+	// Backups are the prior states saved before each change.
+	Backups []BackupRef `json:"backups"`
+	// Changes are the change records of remediations and rollbacks.
+	Changes []remediate.ChangeRecord `json:"changes"`
+	// Artifacts are files produced from the evidence (PDF reports).
+	Artifacts []Artifact `json:"artifacts"`
 	// Log is a short, human-readable account of what was done, in order.
 	Log []LogEntry `json:"log"`
+	// Integrity holds the section hashes written by the last Save (Seal).
+	Integrity *Integrity `json:"integrity,omitempty"`
 }
 
 // Engagement describes the job the evidence belongs to.
 type Engagement struct {
-	Client        string   `json:"client,omitempty"`
-	Authorization string   `json:"authorization,omitempty"` // reference to the written authorization
-	Operator      string   `json:"operator,omitempty"`      // OS user who ran relaylock
-	Scope         []string `json:"scope,omitempty"`         // targets named by the operator
-	Ticket        string   `json:"ticket,omitempty"`
+	// Client is the organisation the systems belong to.
+	Client string `json:"client,omitempty"`
+	// Authorization is the reference to the written authorization to test
+	// and change the systems (ISO/IEC 27001:2022 A.8.34).
+	Authorization string `json:"authorization,omitempty"`
+	// Operator is the OS user who ran relaylock.
+	Operator string `json:"operator,omitempty"`
+	// Scope lists the targets named by the operator.
+	Scope []string `json:"scope,omitempty"`
+	// Ticket is the change ticket the work was done under.
+	Ticket string `json:"ticket,omitempty"`
 }
 
 // Tool identifies the relaylock build that wrote a section.
 type Tool struct {
-	Name      string `json:"name"`
-	Version   string `json:"version"`
-	Commit    string `json:"commit"`
-	GoVersion string `json:"go_version"`
-	OS        string `json:"os"`
-	Arch      string `json:"arch"`
+	Name      string `json:"name"`       // "relaylock"
+	Version   string `json:"version"`    // release version or "dev"
+	Commit    string `json:"commit"`     // VCS revision of the build
+	GoVersion string `json:"go_version"` // runtime.Version() of the build
+	OS        string `json:"os"`         // runtime.GOOS
+	Arch      string `json:"arch"`       // runtime.GOARCH
 }
 
 // AuditRun is one audit with its purpose.
 type AuditRun struct {
-	Purpose string        `json:"purpose"`        // "audit", "retest", "rollback-retest"
-	Host    string        `json:"host,omitempty"` // for re-tests: the WinRM host re-tested
-	Result  *audit.Result `json:"result"`
+	// Purpose is "audit" (the first look), "retest" (after a remediation)
+	// or "rollback-retest" (after a rollback).
+	Purpose string `json:"purpose"`
+	// Host is, for re-tests, the WinRM host that was re-tested.
+	Host string `json:"host,omitempty"`
+	// Result is the audit's full result: vantage, DNS answers, endpoints,
+	// tests and transcripts.
+	Result *audit.Result `json:"result"`
 }
 
 // BackupRef records a backup written by remediate.
 type BackupRef struct {
-	File   string            `json:"file"`
-	SHA256 string            `json:"sha256"`
+	// File is the backup file's path as written (relative paths are
+	// relative to the evidence file's directory when verified).
+	File string `json:"file"`
+	// SHA256 is the hex SHA-256 of the backup file's bytes.
+	SHA256 string `json:"sha256"`
+	// Backup is the backup's content.
 	Backup *remediate.Backup `json:"backup"`
 }
 
 // Artifact is a file produced alongside the evidence (the PDF report).
 type Artifact struct {
-	Name    string    `json:"name"`
-	Path    string    `json:"path"`
-	SHA256  string    `json:"sha256"`
-	Size    int64     `json:"size"`
-	Created time.Time `json:"created"`
+	Name    string    `json:"name"`    // base name, e.g. "report.pdf"
+	Path    string    `json:"path"`    // path as written
+	SHA256  string    `json:"sha256"`  // hex SHA-256 of the file's bytes
+	Size    int64     `json:"size"`    // bytes
+	Created time.Time `json:"created"` // when it was written (UTC)
+	// Kind is "report" for a PDF report.
+	Kind string `json:"kind,omitempty"`
+	// EvidenceDigest is the bundle's Digest the artifact was produced from
+	// (the hash the report prints).
+	EvidenceDigest string `json:"evidence_digest,omitempty"`
 }
 
 // LogEntry is one line of the account of what was done.
 type LogEntry struct {
-	Time    time.Time `json:"time"`
-	Step    string    `json:"step"` // "audit", "inspect", "plan", "backup", "apply", "readback", "retest", "rollback", "report"
-	Host    string    `json:"host,omitempty"`
-	Message string    `json:"message"`
+	Time time.Time `json:"time"` // UTC
+	// Step is "audit", "inspect", "plan", "backup", "apply", "readback",
+	// "retest", "rollback" or "report".
+	Step    string `json:"step"`
+	Host    string `json:"host,omitempty"`
+	Message string `json:"message"`
 }

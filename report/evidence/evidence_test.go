@@ -1,0 +1,315 @@
+package evidence
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/remediate"
+)
+
+var t0 = time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+
+func sample() *Bundle {
+	b := New(t0)
+	b.Engagement = Engagement{Client: "Example GmbH", Authorization: "AUTH-1", Operator: "alice", Scope: []string{"example.com"}}
+	b.Tool = CurrentTool("1.0.0", "abc123")
+	b.Audits = []AuditRun{{Purpose: "audit", Result: &audit.Result{Start: t0, End: t0.Add(time.Second), Verdict: audit.VerdictOpen,
+		Targets: []audit.TargetResult{{Target: "example.com", Verdict: audit.VerdictOpen, Endpoints: []audit.EndpointResult{{MXHost: "mx.example.com", Address: "192.0.2.1", Port: 25, TLS: "none", Verdict: audit.VerdictOpen, Banner: "220 mx ESMTP"}}}}}}}
+	b.Inspections = []remediate.Inspection{{Host: "mx.example.com", Time: t0, Platform: remediate.PlatformIIS, Settings: []remediate.Setting{{Object: "SmtpSvc/1", Name: "RelayIpList", Value: "all except: (none)"}}}}
+	b.Changes = []remediate.ChangeRecord{{ID: "CHG-1", Host: "mx.example.com", Result: "applied", Start: t0, End: t0}}
+	return b
+}
+
+func TestNewID(t *testing.T) {
+	a, b := New(t0), New(t0)
+	if !regexp.MustCompile(`^RL-20260506-[0-9a-f]{8}$`).MatchString(a.ID) {
+		t.Errorf("id %q", a.ID)
+	}
+	if a.ID == b.ID {
+		t.Errorf("two ids equal: %s", a.ID)
+	}
+	if a.Schema != Schema || !a.Created.Equal(t0) {
+		t.Errorf("bundle %+v", a)
+	}
+}
+
+func TestSaveLoadCheck(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "evidence.json")
+	b := sample()
+	if err := Save(p, b); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" {
+		fi, _ := os.Stat(p)
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+		}
+	}
+	first, _ := os.ReadFile(p)
+	got, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Check(got, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Problems) != 0 {
+		t.Fatalf("problems: %v", r.Problems)
+	}
+	if r.Digest != b.Integrity.Digest {
+		t.Errorf("digest %s, sealed %s", r.Digest, b.Integrity.Digest)
+	}
+	// Save of a loaded bundle is byte-identical: deterministic JSON.
+	if err := Save(p, got); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := os.ReadFile(p)
+	if !bytes.Equal(first, second) {
+		t.Error("save after load changed the bytes")
+	}
+	// Adding an artifact or a log entry does not change the digest.
+	got.Artifacts = append(got.Artifacts, Artifact{Name: "r.pdf"})
+	got.Log = append(got.Log, LogEntry{Step: "report"})
+	got.Updated = t0.Add(time.Hour)
+	if d, _ := got.Digest(); d != r.Digest {
+		t.Errorf("digest changed by an artifact: %s != %s", d, r.Digest)
+	}
+}
+
+func TestCheckNamesTamperedSection(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(string) string
+		wantIn string
+	}{
+		{"banner", func(s string) string { return strings.Replace(s, "220 mx ESMTP", "220 mx ESMTX", 1) }, "audits[0]"},
+		{"setting", func(s string) string { return strings.Replace(s, "all except: (none)", "only: 10.0.0.1", 1) }, "inspections[0]"},
+		{"change", func(s string) string { return strings.Replace(s, `"result": "applied"`, `"result": "failed"`, 1) }, "changes[0]"},
+		{"client", func(s string) string { return strings.Replace(s, "Example GmbH", "Other Ltd", 1) }, "header"},
+		{"digest", func(s string) string {
+			return regexp.MustCompile(`"digest": "[0-9a-f]{4}`).ReplaceAllString(s, `"digest": "0000`)
+		}, "integrity.digest"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "e.json")
+			if err := Save(p, sample()); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(p)
+			edited := tc.edit(string(data))
+			if edited == string(data) {
+				t.Fatal("edit did not apply")
+			}
+			os.WriteFile(p, []byte(edited), 0o600)
+			b, err := Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := Check(b, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Problems) != 1 || !strings.HasPrefix(r.Problems[0], tc.wantIn) {
+				t.Errorf("problems %q, want one naming %s", r.Problems, tc.wantIn)
+			}
+		})
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	bk := filepath.Join(dir, "backup.json")
+	os.WriteFile(bk, []byte("prior state"), 0o600)
+	h, err := SHA256File(bk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sample()
+	b.Backups = []BackupRef{{File: "backup.json", SHA256: h}}
+	b.Artifacts = []Artifact{{Name: "gone.pdf", Path: "/nonexistent/gone.pdf", SHA256: h}}
+	Seal(b)
+	r, _ := Check(b, dir)
+	if len(r.Problems) != 0 || len(r.Notes) != 1 {
+		t.Fatalf("problems %q notes %q", r.Problems, r.Notes)
+	}
+	os.WriteFile(bk, []byte("prior state, edited"), 0o600)
+	r, _ = Check(b, dir)
+	if len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "backup") {
+		t.Fatalf("problems %q", r.Problems)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want error
+	}{
+		{"not json", "{\n  \"schema\": \n}", ErrMalformed},
+		{"no schema", `{"id":"x"}`, ErrWrongSchema},
+		{"other schema", `{"schema":"something/v1"}`, ErrWrongSchema},
+		{"future major", `{"schema":"relaylock.evidence/v2"}`, ErrFutureSchema},
+		{"wrong type", `{"schema":"relaylock.evidence/v1","audits":"x"}`, ErrMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.data))
+			if !errors.Is(err, tc.want) {
+				t.Errorf("err %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := Parse([]byte(`{"schema":"relaylock.evidence/v1.3","extra":1}`)); err != nil {
+		t.Errorf("minor version with a new field: %v", err)
+	}
+	_, err := Parse([]byte("{\n  \"schema\": \n}"))
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("syntax error without position: %v", err)
+	}
+}
+
+func TestUpdateConcurrent(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "e.json")
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- Update(p, func(b *Bundle) error {
+				b.Log = append(b.Log, LogEntry{Step: "audit", Message: fmt.Sprint(i)})
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Log) != n {
+		t.Errorf("%d log entries, want %d: a concurrent section was lost", len(b.Log), n)
+	}
+	if _, err := os.Stat(p + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock left behind: %v", err)
+	}
+}
+
+func TestUpdateKeepsFileOnError(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "e.json")
+	if err := Save(p, sample()); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(p)
+	boom := errors.New("boom")
+	if err := Update(p, func(b *Bundle) error { b.Audits = nil; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+	after, _ := os.ReadFile(p)
+	if !bytes.Equal(before, after) {
+		t.Error("file changed although fn failed")
+	}
+	// A file with fields from a newer build is not rewritten.
+	os.WriteFile(p, bytes.Replace(before, []byte(`"id"`), []byte(`"future_field": 1, "id"`), 1), 0o600)
+	if err := Update(p, func(*Bundle) error { return nil }); !errors.Is(err, ErrNewerFields) {
+		t.Errorf("err %v, want ErrNewerFields", err)
+	}
+}
+
+func TestUpdateLocked(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "e.json")
+	os.WriteFile(p+".lock", []byte("pid 1"), 0o600)
+	old := LockWait
+	LockWait = 50 * time.Millisecond
+	defer func() { LockWait = old }()
+	if err := Update(p, func(*Bundle) error { return nil }); !errors.Is(err, ErrLocked) {
+		t.Errorf("err %v, want ErrLocked", err)
+	}
+	// A stale lock is taken over.
+	stale := time.Now().Add(-2 * StaleLock)
+	os.Chtimes(p+".lock", stale, stale)
+	if err := Update(p, func(*Bundle) error { return nil }); err != nil {
+		t.Errorf("stale lock: %v", err)
+	}
+}
+
+func TestSignVerify(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	pub, err := GenerateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GenerateKey(key); !errors.Is(err, os.ErrExist) {
+		t.Errorf("overwrote a key: %v", err)
+	}
+	if runtime.GOOS != "windows" {
+		if fi, _ := os.Stat(key); fi.Mode().Perm() != 0o600 {
+			t.Errorf("private key mode %v", fi.Mode().Perm())
+		}
+	}
+	lp, err := LoadPublicKey(key + ".pub")
+	if err != nil || !lp.Equal(pub) {
+		t.Fatalf("public key %v %v", lp, err)
+	}
+	ev := filepath.Join(dir, "evidence.json")
+	rep := filepath.Join(dir, "report.pdf")
+	Save(ev, sample())
+	os.WriteFile(rep, []byte("%PDF-1.3 test"), 0o600)
+	s, err := Sign(ev, rep, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Fingerprint != Fingerprint(pub) || !strings.HasPrefix(s.Fingerprint, "SHA256:") {
+		t.Errorf("fingerprint %s", s.Fingerprint)
+	}
+	c, err := VerifySignature(ev, pub)
+	if err != nil || len(c.Problems) != 0 {
+		t.Fatalf("verify: %v %q", err, c.Problems)
+	}
+	// Untrusted key.
+	other, _ := GenerateKey(filepath.Join(dir, "other"))
+	c, _ = VerifySignature(ev, other)
+	if len(c.Problems) != 1 {
+		t.Errorf("untrusted key not reported: %q", c.Problems)
+	}
+	// Changed report.
+	os.WriteFile(rep, []byte("%PDF-1.3 edited"), 0o600)
+	c, _ = VerifySignature(ev, nil)
+	if len(c.Problems) != 1 || !strings.Contains(c.Problems[0], "report") {
+		t.Errorf("edited report: %q", c.Problems)
+	}
+	// Forged manifest: hash replaced, signature no longer matches.
+	data, _ := os.ReadFile(SignaturePath(ev))
+	forged := strings.Replace(string(data), s.Report.SHA256, strings.Repeat("0", 64), 1)
+	os.WriteFile(SignaturePath(ev), []byte(forged), 0o600)
+	c, _ = VerifySignature(ev, nil)
+	found := false
+	for _, p := range c.Problems {
+		found = found || strings.Contains(p, ErrBadSignature.Error())
+	}
+	if !found {
+		t.Errorf("forged manifest accepted: %q", c.Problems)
+	}
+}

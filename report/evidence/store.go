@@ -1,0 +1,273 @@
+package evidence
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/relaylock/relaylock/internal/atomicfile"
+)
+
+// Errors returned by Load and Update; test them with errors.Is.
+var (
+	// ErrMalformed: the file is not a JSON evidence document.
+	ErrMalformed = errors.New("malformed evidence file")
+	// ErrWrongSchema: the file is JSON but not a relaylock evidence file.
+	ErrWrongSchema = errors.New("not a relaylock evidence file")
+	// ErrFutureSchema: the file was written by a newer relaylock with a
+	// schema major version this build does not know.
+	ErrFutureSchema = errors.New("evidence file has a newer schema version")
+	// ErrNewerFields: Update refuses to rewrite a file that holds fields
+	// this build does not know, since saving would drop them.
+	ErrNewerFields = errors.New("evidence file has fields this relaylock does not know")
+	// ErrLocked: another relaylock process holds the file's lock.
+	ErrLocked = errors.New("evidence file is locked by another relaylock process")
+)
+
+const schemaPrefix = "relaylock.evidence/v"
+
+// schemaMajor is the major version of Schema.
+const schemaMajor = 1
+
+// now is the clock; tests replace it.
+var now = time.Now
+
+// New returns an empty bundle with a fresh report id made from the date and
+// 32 random bits (crypto/rand).
+func New(t time.Time) *Bundle {
+	var r [4]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on supported platforms
+	}
+	t = t.UTC()
+	return &Bundle{
+		Schema:  Schema,
+		ID:      "RL-" + t.Format("20060102") + "-" + hex.EncodeToString(r[:]),
+		Created: t,
+		Updated: t,
+	}
+}
+
+// CurrentTool describes this build.
+func CurrentTool(version, commit string) Tool {
+	return Tool{
+		Name:      "relaylock",
+		Version:   version,
+		Commit:    commit,
+		GoVersion: runtime.Version(),
+		OS:        runtime.GOOS,
+		Arch:      runtime.GOARCH,
+	}
+}
+
+// SHA256File returns the lower-case hex SHA-256 of the file's bytes.
+func SHA256File(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Load reads and checks an evidence file. It tolerates fields it does not
+// know (a newer minor version) but refuses a different schema name or a
+// newer major version.
+func Load(path string) (*Bundle, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read evidence: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse decodes an evidence document (see Load).
+func Parse(data []byte) (*Bundle, error) {
+	var head struct {
+		Schema *string `json:"schema"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, describeJSONError(data, err))
+	}
+	if head.Schema == nil {
+		return nil, fmt.Errorf("%w: no \"schema\" field", ErrWrongSchema)
+	}
+	major, ok := parseSchema(*head.Schema)
+	if !ok {
+		return nil, fmt.Errorf("%w: schema %q", ErrWrongSchema, *head.Schema)
+	}
+	if major > schemaMajor {
+		return nil, fmt.Errorf("%w: %q (this relaylock reads %s); upgrade relaylock", ErrFutureSchema, *head.Schema, Schema)
+	}
+	var b Bundle
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, describeJSONError(data, err))
+	}
+	return &b, nil
+}
+
+// parseSchema returns the major version of a "relaylock.evidence/vN" name.
+func parseSchema(s string) (int, bool) {
+	v, ok := strings.CutPrefix(s, schemaPrefix)
+	if !ok {
+		return 0, false
+	}
+	if i := strings.IndexByte(v, '.'); i >= 0 { // "v1.2" is a minor of v1
+		v = v[:i]
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return n, true
+}
+
+// describeJSONError adds the line and column to a syntax error.
+func describeJSONError(data []byte, err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line, col := 1, 1
+		for _, c := range data[:min(int(se.Offset), len(data))] {
+			if c == '\n' {
+				line, col = line+1, 1
+			} else {
+				col++
+			}
+		}
+		return fmt.Sprintf("line %d, column %d: %v", line, col, err)
+	}
+	return err.Error()
+}
+
+// Marshal seals b and returns its deterministic JSON encoding: struct field
+// order, sorted map keys, two-space indent, final newline.
+func Marshal(b *Bundle) ([]byte, error) {
+	if err := Seal(b); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(b); err != nil {
+		return nil, fmt.Errorf("encode evidence: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Save seals b and writes it atomically to path with mode 0600 (temporary
+// file in the same directory, fsync, rename, directory fsync). It does not
+// take the lock; use Update to add to a file other processes may write.
+func Save(path string, b *Bundle) error {
+	data, err := Marshal(b)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("save evidence: %w", err)
+	}
+	return nil
+}
+
+// Update adds to the evidence file at path: it takes the file's lock
+// (path + ".lock"), loads the file or starts a new bundle if it does not
+// exist, applies fn, sets Updated, and saves atomically. If fn returns an
+// error nothing is written.
+//
+// Guarantee: while every writer goes through Update, no section is lost.
+// Writers are serialised by the lock file, and each one re-reads the file
+// under the lock, so two concurrent relaylock runs writing the same file
+// both keep their sections. The lock is a file created with O_EXCL, which
+// works on every OS and file system relaylock supports. A lock older than
+// StaleLock is taken to be left by a crashed process and removed. Update
+// waits up to LockWait for the lock, then returns ErrLocked.
+//
+// Update refuses (ErrNewerFields) to rewrite a file holding fields this
+// build does not know, since the rewrite would drop them.
+func Update(path string, fn func(*Bundle) error) error {
+	unlock, err := lock(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var b *Bundle
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		b = New(now())
+	case err != nil:
+		return fmt.Errorf("read evidence: %w", err)
+	default:
+		if b, err = Parse(data); err != nil {
+			return err
+		}
+		if err := checkKnownFields(data); err != nil {
+			return err
+		}
+	}
+	if err := fn(b); err != nil {
+		return err
+	}
+	b.Updated = now().UTC()
+	return Save(path, b)
+}
+
+// checkKnownFields decodes strictly to find fields a newer build added.
+func checkKnownFields(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var b Bundle
+	if err := dec.Decode(&b); err != nil {
+		if strings.Contains(err.Error(), "unknown field") {
+			return fmt.Errorf("%w: %v; upgrade relaylock", ErrNewerFields, err)
+		}
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// Lock timing; see Update.
+var (
+	LockWait  = 30 * time.Second
+	StaleLock = 10 * time.Minute
+)
+
+// lock takes path's lock file and returns the function that releases it.
+func lock(path string) (func(), error) {
+	lp := path + ".lock"
+	deadline := time.Now().Add(LockWait)
+	for {
+		f, err := os.OpenFile(lp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			fmt.Fprintf(f, "pid %d since %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+			f.Close()
+			return func() { os.Remove(lp) }, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("lock evidence: %w", err)
+		}
+		if fi, serr := os.Stat(lp); serr == nil && time.Since(fi.ModTime()) > StaleLock {
+			os.Remove(lp) // left by a crashed process
+			continue
+		}
+		if time.Now().After(deadline) {
+			holder, _ := os.ReadFile(lp)
+			return nil, fmt.Errorf("%w: %s (%s); remove it if no relaylock is running", ErrLocked, lp, strings.TrimSpace(string(holder)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
