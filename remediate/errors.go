@@ -1,0 +1,263 @@
+package remediate
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"github.com/relaylock/relaylock/remediate/psframe"
+)
+
+// Error kinds of the WinRM runner. Test them with errors.Is; the errors
+// returned carry the host, the user and the underlying cause in their text.
+// Only cmd/ turns them into advice (hints).
+var (
+	// ErrAuth: the host refused the credentials (HTTP 401, Kerberos
+	// pre-authentication failure).
+	ErrAuth = errors.New("authentication failed")
+	// ErrUnreachable: no TCP connection, DNS failure, or the host stopped
+	// answering (dial or response timeout, connection reset).
+	ErrUnreachable = errors.New("host unreachable")
+	// ErrTLS: the TLS handshake failed, usually certificate verification
+	// (unknown authority, wrong name, expired) or a protocol mismatch.
+	ErrTLS = errors.New("tls handshake failed")
+	// ErrFeatureMissing: a Windows feature or snap-in the script needs is not
+	// installed (for example Web-WMI, "IIS 6 WMI Compatibility").
+	ErrFeatureMissing = errors.New("windows feature missing")
+	// ErrAccessDenied: authenticated, but not allowed (not an administrator,
+	// WS-Man AccessDenied fault, "Access is denied" from a script).
+	ErrAccessDenied = errors.New("access denied")
+	// ErrScript: the script ran and failed (non-zero exit code).
+	ErrScript = errors.New("script failed")
+	// ErrWinRM: the WS-Management service answered with a fault, or with
+	// something that is not a WS-Management answer.
+	ErrWinRM = errors.New("winrm protocol error")
+	// ErrConfig: the WinRM settings are incomplete or unsafe.
+	ErrConfig = errors.New("invalid winrm configuration")
+)
+
+// hostError is an error of one kind (one of the sentinels above) with a
+// readable message and an optional cause. errors.Is matches both the kind
+// and the cause (Go 1.20 multi-unwrap).
+type hostError struct {
+	kind  error
+	msg   string
+	cause error
+}
+
+func (e *hostError) Error() string {
+	if e.cause == nil {
+		return e.msg
+	}
+	return e.msg + ": " + e.cause.Error()
+}
+
+func (e *hostError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
+func kindErr(kind error, cause error, format string, a ...any) error {
+	return &hostError{kind: kind, msg: fmt.Sprintf(format, a...), cause: cause}
+}
+
+// FaultError is a WS-Management SOAP fault (MS-WSMV 2.2.4.43).
+type FaultError struct {
+	Status  int    // HTTP status (500 for faults)
+	Code    string // s:Code/s:Value, e.g. "s:Sender"
+	Subcode string // s:Subcode/s:Value, e.g. "w:AccessDenied"
+	Reason  string // s:Reason/s:Text
+	// WSManCode is f:WSManFault/@Code, a Win32 or WinRM error number
+	// ("2150858793" is ERROR_WSMAN_OPERATION_TIMEDOUT).
+	WSManCode string
+	Message   string // f:WSManFault/f:Message
+}
+
+func (f *FaultError) Error() string {
+	msg := strings.TrimSpace(f.Reason)
+	if msg == "" {
+		msg = strings.TrimSpace(f.Message)
+	}
+	s := "ws-management fault"
+	if f.Subcode != "" {
+		s += " " + f.Subcode
+	}
+	if f.WSManCode != "" {
+		s += " (code " + f.WSManCode + ")"
+	}
+	if msg != "" {
+		s += ": " + msg
+	}
+	return s
+}
+
+// Is makes every fault match ErrWinRM, and access-denied faults
+// ErrAccessDenied.
+func (f *FaultError) Is(target error) bool {
+	switch target {
+	case ErrWinRM:
+		return true
+	case ErrAccessDenied:
+		return strings.HasSuffix(f.Subcode, "AccessDenied") || f.WSManCode == "5"
+	}
+	return false
+}
+
+// timedOut reports the OperationTimeout fault that ends every idle
+// Receive long-poll (MS-WSMV 3.1.4.14; winrm.md §2.5).
+func (f *FaultError) timedOut() bool {
+	return strings.HasSuffix(f.Subcode, "TimedOut") || f.WSManCode == "2150858793"
+}
+
+// classifyTransport turns an error from talking to the WinRM service into
+// one of the kinds above. It leaves already classified errors alone.
+func classifyTransport(ctx context.Context, cfg WinRMConfig, err error) error {
+	if err == nil {
+		return nil
+	}
+	var he *hostError
+	if errors.As(err, &he) {
+		return err
+	}
+	var fe *FaultError
+	if errors.As(err, &fe) {
+		if errors.Is(fe, ErrAccessDenied) {
+			return kindErr(ErrAccessDenied, fe, "%s at %s is not allowed to run commands over WinRM", cfg.User, cfg.Host)
+		}
+		return err
+	}
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "canceled")) {
+		return fmt.Errorf("winrm %s: %w", cfg.hostPort(), ctx.Err())
+	}
+	hp := cfg.hostPort()
+	if isTLSError(err) {
+		return kindErr(ErrTLS, tlsReason(err), "tls connection to %s failed", hp)
+	}
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var uErr *url.Error
+	switch {
+	case errors.As(err, &dnsErr):
+		return kindErr(ErrUnreachable, dnsErr, "cannot reach %s", hp)
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return kindErr(ErrUnreachable, opErr.Err, "cannot reach %s", hp)
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return kindErr(ErrUnreachable, err, "cannot reach %s (connection closed)", hp)
+	case errors.As(err, &uErr) && uErr.Timeout(), isTimeout(err):
+		return kindErr(ErrUnreachable, err, "cannot reach %s (no answer in time)", hp)
+	case strings.Contains(err.Error(), "malformed HTTP response") || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return kindErr(ErrTLS, err, "%s does not speak the expected protocol (HTTP vs HTTPS mismatch: port %d is %s here)", hp, cfg.Port, map[bool]string{true: "used with HTTPS", false: "used with plain HTTP"}[cfg.HTTPS])
+	}
+	return kindErr(ErrWinRM, err, "winrm request to %s failed", hp)
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
+func isTLSError(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var rh tls.RecordHeaderError
+	var ae tls.AlertError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||
+		errors.As(err, &rh) || errors.As(err, &ae) || strings.Contains(err.Error(), "tls: ")
+}
+
+// tlsReason extracts the x509/tls reason from a wrapped error chain.
+func tlsReason(err error) error {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return cv.Err
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return ua
+	}
+	var hn x509.HostnameError
+	if errors.As(err, &hn) {
+		return hn
+	}
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &ci) {
+		return ci
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Err
+	}
+	return err
+}
+
+var (
+	// A WMI query against root\MicrosoftIISv2 fails with this when the
+	// "IIS 6 WMI Compatibility" role service (Web-WMI) is missing
+	// (windows-relay.md §1; Microsoft: "IIS 6.0 WMI Compatibility").
+	reIISWMIMissing = regexp.MustCompile(`(?i)invalid namespace\s*"?root\\+MicrosoftIISv2`)
+	// Add-PSSnapin for the Exchange management tools when they are not
+	// installed ("No snap-ins have been registered for Windows PowerShell
+	// version 2", "The Windows PowerShell snap-in '...' is not installed").
+	reExchangeSnapinMissing = regexp.MustCompile(`(?i)(snap-in '?Microsoft\.Exchange[^']*'? is not installed|No snap-ins have been registered)`)
+	reAccessDenied          = regexp.MustCompile(`(?i)(access is denied|access denied|UnauthorizedAccessException|0x80070005|E_ACCESSDENIED)`)
+)
+
+// classifyScript turns a finished run into an error: nil when the script
+// ended with exit code 0, otherwise an ErrScript (or, recognised from its
+// messages, ErrFeatureMissing / ErrAccessDenied) carrying the messages.
+func classifyScript(host string, run *ScriptRun) error {
+	if run.ExitCode == 0 {
+		return nil
+	}
+	msgs := strings.Join(run.Errors, "; ")
+	all := msgs + "\n" + run.Stderr
+	switch {
+	case reIISWMIMissing.MatchString(all):
+		return kindErr(ErrFeatureMissing, nil, "script %s on %s: Web-WMI (IIS 6 WMI Compatibility) is not installed: %s", run.Script, host, firstNonEmptyMsg(msgs, "namespace root\\MicrosoftIISv2 is missing"))
+	case reExchangeSnapinMissing.MatchString(all):
+		return kindErr(ErrFeatureMissing, nil, "script %s on %s: the Exchange management tools (PowerShell snap-in) are not installed: %s", run.Script, host, firstNonEmptyMsg(msgs, "snap-in missing"))
+	case reAccessDenied.MatchString(all):
+		return kindErr(ErrAccessDenied, nil, "script %s on %s: access denied (run as a local administrator, and as an Exchange organization administrator on Exchange): %s", run.Script, host, firstNonEmptyMsg(msgs, "access is denied"))
+	}
+	if msgs == "" {
+		msgs = "no error message"
+	}
+	return kindErr(ErrScript, nil, "script %s on %s failed (exit code %d): %s", run.Script, host, run.ExitCode, msgs)
+}
+
+// frameErr wraps a psframe.ErrFrame with what else is known about the run,
+// keeping errors.Is(err, psframe.ErrFrame).
+func frameErr(host string, run *ScriptRun, err error) error {
+	detail := ""
+	if len(run.Errors) > 0 {
+		detail = " (stderr: " + strings.Join(run.Errors, "; ") + ")"
+	}
+	if run.ExitCode != 0 && detail == "" {
+		detail = fmt.Sprintf(" (exit code %d)", run.ExitCode)
+	}
+	if !errors.Is(err, psframe.ErrFrame) {
+		err = fmt.Errorf("%w: %w", psframe.ErrFrame, err)
+	}
+	return fmt.Errorf("script %s on %s%s: %w", run.Script, host, detail, err)
+}
+
+func firstNonEmptyMsg(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

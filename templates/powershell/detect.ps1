@@ -1,0 +1,117 @@
+# relaylock detect: identify the mail platform of this Windows host.
+# Name: detect
+# Product: all (IIS-SMTP, Exchange 2000/2003, Exchange 2007 .. SE)
+# Mode: read
+# Idempotent: yes; it reads WMI, the registry and the service list and changes nothing.
+# PowerShell 2.0 compatible. Records (decoded by remediate/detect.go, which
+# also produces them for the lab with EncodeHostInfo):
+#   host      computer domain os_caption os_version ps_version is64
+#   exchange  generation major minor build_major build_minor roles
+#   service   name present state start_mode   (one per service of interest)
+#   feature   name installed                  (only where ServerManager exists)
+
+function Read-RegValue([string]$Path, [string]$Name) {
+    if (-not (Test-Path -LiteralPath $Path)) { return $null }
+    $item = Get-ItemProperty -LiteralPath $Path -ErrorAction SilentlyContinue
+    if ($null -eq $item) { return $null }
+    $prop = $item.PSObject.Properties[$Name]
+    if ($null -eq $prop) { return $null }
+    return $prop.Value
+}
+
+# Host: Win32_OperatingSystem / Win32_ComputerSystem (WMI, present since
+# Windows 2000); $PSVersionTable exists from PowerShell 2.0 on.
+$os = Get-WmiObject -Class Win32_OperatingSystem
+$cs = Get-WmiObject -Class Win32_ComputerSystem
+$computer = [string]$env:COMPUTERNAME
+$domain = [string]$cs.Domain
+$caption = ([string]$os.Caption).Trim()
+$osVersion = [string]$os.Version
+$psVersion = $null
+if ($null -ne $PSVersionTable) { $psVersion = $PSVersionTable.PSVersion.ToString() }
+$is64 = ([IntPtr]::Size -eq 8)
+RL-Rec 'host' @('computer', $computer, 'domain', $domain, 'os_caption', $caption, 'os_version', $osVersion, 'ps_version', $psVersion, 'is64', $is64)
+
+# Exchange 2007 and later: <base>\Setup holds MsiProductMajor/Minor and
+# MsiBuildMajor/Minor; each installed role is a <base>\<Name>Role subkey
+# (windows-relay.md section 4; CSS-Exchange Get-ExchangeBuildVersionInformation.ps1).
+$exGen = $null
+$exBase = $null
+foreach ($gen in @('v15', 'v14', 'v8')) {
+    if ($gen -eq 'v8') {
+        $base = 'HKLM:\SOFTWARE\Microsoft\Exchange\v8.0'
+    } else {
+        $base = 'HKLM:\SOFTWARE\Microsoft\ExchangeServer\' + $gen
+    }
+    $probe = Read-RegValue ($base + '\Setup') 'MsiProductMajor'
+    if ($null -ne $probe) {
+        $exGen = $gen
+        $exBase = $base
+        break
+    }
+}
+if ($null -ne $exGen) {
+    $setup = $exBase + '\Setup'
+    $major = Read-RegValue $setup 'MsiProductMajor'
+    $minor = Read-RegValue $setup 'MsiProductMinor'
+    $buildMajor = Read-RegValue $setup 'MsiBuildMajor'
+    $buildMinor = Read-RegValue $setup 'MsiBuildMinor'
+    $roles = @()
+    foreach ($k in @(Get-ChildItem -LiteralPath $exBase -ErrorAction SilentlyContinue)) {
+        $n = [string]$k.PSChildName
+        if ($n.Length -gt 4 -and $n.EndsWith('Role')) { $roles += $n.Substring(0, $n.Length - 4) }
+    }
+    $roleList = ''
+    if ($roles.Count -gt 0) { $roleList = [string]::Join("`n", [string[]]($roles | Sort-Object)) }
+    RL-Rec 'exchange' @('generation', $exGen, 'major', $major, 'minor', $minor, 'build_major', $buildMajor, 'build_minor', $buildMinor, 'roles', $roleList)
+} elseif (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup') {
+    # Exchange 2000/2003: HKLM\SOFTWARE\Microsoft\Exchange\Setup. The build
+    # number (NewestBuild: 4417 and up = 2000, 6944 and up = 2003) is
+    # UNVERIFIED against a real host; remediate/detect.go tolerates its absence.
+    $exGen = 'v6'
+    $major = $null
+    $minor = $null
+    $buildMajor = Read-RegValue 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup' 'NewestBuild'
+    $buildMinor = $null
+    $roleList = ''
+    RL-Rec 'exchange' @('generation', $exGen, 'major', $major, 'minor', $minor, 'build_major', $buildMajor, 'build_minor', $buildMinor, 'roles', $roleList)
+}
+
+# Services (Win32_Service: State Running/Stopped/..., StartMode Auto/Manual/Disabled).
+foreach ($svcName in @('SMTPSVC', 'MSExchangeTransport', 'MSExchangeFrontEndTransport', 'MSExchangeSA')) {
+    $svc = Get-WmiObject -Class Win32_Service -Filter ("Name='" + $svcName + "'")
+    $present = $false
+    $state = $null
+    $startMode = $null
+    if ($null -ne $svc) {
+        $present = $true
+        $state = [string]$svc.State
+        $startMode = [string]$svc.StartMode
+    }
+    RL-Rec 'service' @('name', $svcName, 'present', $present, 'state', $state, 'start_mode', $startMode)
+}
+
+# Features: the ServerManager module exists on Windows Server 2008 R2 and
+# later (not on 2003/2008); where it is missing or fails, no feature
+# records are printed and the features stay unknown.
+$featureRows = @()
+if ($null -ne (Get-Module -ListAvailable -Name ServerManager)) {
+    try {
+        Import-Module ServerManager
+        foreach ($featName in @('SMTP-Server', 'Web-WMI')) {
+            $feat = Get-WindowsFeature -Name $featName
+            $installed = $false
+            if ($null -ne $feat) { $installed = [bool]$feat.Installed }
+            $featureRows += , @($featName, $installed)
+        }
+    } catch {
+        $featureRows = @()
+    }
+}
+foreach ($row in $featureRows) {
+    $featName = $row[0]
+    $installed = $row[1]
+    RL-Rec 'feature' @('name', $featName, 'installed', $installed)
+}
+
+RL-End 0
