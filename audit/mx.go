@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/idna"
@@ -195,11 +196,19 @@ func NormalizeDomain(name string) (string, error) {
 	if name == "" {
 		return "", fmt.Errorf("%w: empty name", ErrInvalidName)
 	}
+	if !utf8.ValidString(name) {
+		return "", fmt.Errorf("%w %q: not UTF-8", ErrInvalidName, in)
+	}
 	a, err := idna.Lookup.ToASCII(name)
 	if err != nil {
 		return "", fmt.Errorf("%w %q: %v", ErrInvalidName, in, err)
 	}
 	a = strings.ToLower(a)
+	// The A-labels produced must themselves be valid (round trip), so
+	// that what is asked and reported is a name the DNS can hold.
+	if again, err := idna.Lookup.ToASCII(a); err != nil || again != a {
+		return "", fmt.Errorf("%w %q: does not convert to valid A-labels", ErrInvalidName, in)
+	}
 	if len(a) > 253 {
 		return "", fmt.Errorf("%w %q: longer than 253 octets", ErrInvalidName, in)
 	}
