@@ -18,10 +18,10 @@ const DetectScript = "detect"
 // EncodeHostInfo and decodeHostInfo are its Go mirror; a test checks that
 // the three agree.
 const (
-	recHost     = "host"
-	recExchange = "exchange"
-	recService  = "service"
-	recFeature  = "feature"
+	detRecHost     = "host"
+	detRecExchange = "exchange"
+	detRecService  = "service"
+	detRecFeature  = "feature"
 )
 
 // ServicesOfInterest are the services detect.ps1 reports, in its order.
@@ -55,9 +55,9 @@ func Detect(ctx context.Context, r Runner) (HostInfo, *ScriptRun, error) {
 func decodeHostInfo(recs []psframe.Record) (HostInfo, error) {
 	var h HostInfo
 	out := psframe.Output{Records: recs}
-	hr, ok := out.First(recHost)
+	hr, ok := out.First(detRecHost)
 	if !ok {
-		return h, fmt.Errorf("%w: detect printed no %q record", psframe.ErrFrame, recHost)
+		return h, fmt.Errorf("%w: detect printed no %q record", psframe.ErrFrame, detRecHost)
 	}
 	h.ComputerName = hr.Str("computer")
 	h.Domain = hr.Str("domain")
@@ -72,7 +72,7 @@ func decodeHostInfo(recs []psframe.Record) (HostInfo, error) {
 		h.Is64BitProcess = b
 	}
 	var gen string
-	if er, ok := out.First(recExchange); ok {
+	if er, ok := out.First(detRecExchange); ok {
 		gen = er.Str("generation")
 		ver, build, err := exchangeVersion(er)
 		if err != nil {
@@ -82,7 +82,7 @@ func decodeHostInfo(recs []psframe.Record) (HostInfo, error) {
 		h.ExchangeRoles = er.List("roles")
 		sort.Strings(h.ExchangeRoles)
 	}
-	for _, sr := range out.Of(recService) {
+	for _, sr := range out.Of(detRecService) {
 		s := ServiceInfo{Name: sr.Str("name"), State: sr.Str("state"), StartMode: sr.Str("start_mode")}
 		p, err := sr.Bool("present")
 		if err != nil {
@@ -91,7 +91,7 @@ func decodeHostInfo(recs []psframe.Record) (HostInfo, error) {
 		s.Present = p
 		h.Services = append(h.Services, s)
 	}
-	for _, fr := range out.Of(recFeature) {
+	for _, fr := range out.Of(detRecFeature) {
 		in, err := fr.Bool("installed")
 		if err != nil {
 			return h, err
@@ -203,7 +203,7 @@ func decidePlatform(h HostInfo, gen string) (Platform, error) {
 // consistent (as Detect produces them).
 func EncodeHostInfo(h HostInfo) []psframe.Record {
 	var recs []psframe.Record
-	host := psframe.NewRecord(recHost).Set("computer", h.ComputerName).Set("domain", h.Domain).
+	host := psframe.NewRecord(detRecHost).Set("computer", h.ComputerName).Set("domain", h.Domain).
 		Set("os_caption", h.OSCaption).Set("os_version", h.OSVersion)
 	if h.PSVersion == "" {
 		host.SetNull("ps_version")
@@ -216,7 +216,7 @@ func EncodeHostInfo(h HostInfo) []psframe.Record {
 		recs = append(recs, encodeExchange(h))
 	}
 	for _, s := range h.Services {
-		r := psframe.NewRecord(recService).Set("name", s.Name).Set("present", detectBool(s.Present))
+		r := psframe.NewRecord(detRecService).Set("name", s.Name).Set("present", detectBool(s.Present))
 		if s.Present {
 			r.Set("state", s.State).Set("start_mode", s.StartMode)
 		} else {
@@ -225,13 +225,13 @@ func EncodeHostInfo(h HostInfo) []psframe.Record {
 		recs = append(recs, *r)
 	}
 	for _, f := range h.Features {
-		recs = append(recs, *psframe.NewRecord(recFeature).Set("name", f.Name).Set("installed", detectBool(f.Installed)))
+		recs = append(recs, *psframe.NewRecord(detRecFeature).Set("name", f.Name).Set("installed", detectBool(f.Installed)))
 	}
 	return recs
 }
 
 func encodeExchange(h HostInfo) psframe.Record {
-	r := psframe.NewRecord(recExchange)
+	r := psframe.NewRecord(detRecExchange)
 	parts := strings.Split(h.ExchangeBuild, ".")
 	num := func(i int) (string, bool) {
 		if i < len(parts) && h.ExchangeBuild != "" {
