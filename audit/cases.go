@@ -1,0 +1,243 @@
+package audit
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Case is one row of the relay test matrix (relay-probes.md §8). From and
+// To are templates for the argument after "MAIL FROM:" and "RCPT TO:",
+// angle brackets included (some tests leave them out on purpose).
+//
+// Placeholders:
+//
+//	{from}   the default sender: Options.From, or {u}@{P} (catch mode: the catcher's bounce address)
+//	{u}      a random local part (NewToken), new for every test
+//	{R}      another random label
+//	{P}      Options.ProbeDomain
+//	{L} {V}  local part and domain of the external recipient ({victim} = {L}@{V})
+//	{T}      the target's mail domain ({target_domain})
+//	{B}      the host name in the server's 220 banner ({banner_host})
+//	{M}      the MX host name, only when it differs from {B}
+//	{I}      the address literal content: "192.0.2.1" or "IPv6:2001:db8::1" (RFC 5321 §4.1.3)
+//	{LO}     the loopback literal content of the same family
+//	{pm}     "postmaster@{T}", or "postmaster" with no target domain (RFC 5321 §4.5.1)
+//
+// A test whose placeholders have no value (no banner host, an address
+// target without a domain) or whose expansion breaks the RFC 5321
+// §4.5.3.1 size limits is skipped with a reason.
+type Case struct {
+	ID    string
+	Title string
+	Kind  string // "control", "sender", "recipient", "session", "info"
+	From  string
+	To    string
+	// Helo, if set, is the EHLO argument template (session variant 39);
+	// such a test runs on its own connection.
+	Helo string
+	// Info marks informational tests, which never set the verdict
+	// (controls C2/C3, test 35, relay-probes.md §8).
+	Info bool
+	// TLS marks the tests rerun after STARTTLS (session variant 38).
+	TLS bool
+	// Nmap lists the nmap smtp-open-relay.nse test numbers this case
+	// covers (relay-probes.md §1).
+	Nmap []int
+}
+
+const victim = "<{L}@{V}>"
+
+// Matrix is the default test matrix, in the order it runs: controls,
+// sender variants 1-12, recipient variants 13-35 (each also as "b" with
+// the spoofed local sender {u}@{T} where §8 asks for it).
+var Matrix = buildMatrix()
+
+// HeloVariants are the opt-in EHLO-trust tests (§8 test 39,
+// Options.HeloVariants).
+var HeloVariants = []Case{
+	{ID: "E39a", Title: "EHLO with the target domain", Kind: "session", Helo: "{T}", From: "<{from}>", To: victim},
+	{ID: "E39b", Title: "EHLO with the MX host name", Kind: "session", Helo: "{MH}", From: "<{from}>", To: victim},
+	{ID: "E39c", Title: "EHLO localhost", Kind: "session", Helo: "localhost", From: "<{from}>", To: victim},
+	{ID: "E39d", Title: "EHLO with the server's address literal", Kind: "session", Helo: "[{I}]", From: "<{from}>", To: victim},
+}
+
+func buildMatrix() []Case {
+	m := []Case{
+		{ID: "C1", Title: "control: legitimate inbound mail to postmaster", Kind: "control", From: "<{from}>", To: "<{pm}>", TLS: true},
+		{ID: "C2", Title: "control: nonexistent local user (recipient validation)", Kind: "control", From: "<{from}>", To: "<{R}@{T}>", Info: true},
+		{ID: "C3", Title: "control: unresolvable domain (accepts everything?)", Kind: "control", From: "<{from}>", To: "<{R}@{R}.invalid>", Info: true},
+
+		{ID: "S1", Title: "null sender", Kind: "sender", From: "<>", To: victim, TLS: true, Nmap: []int{1}},
+		{ID: "S2", Title: "plain third-party relay", Kind: "sender", From: "<{from}>", To: victim, TLS: true, Nmap: []int{2}},
+		{ID: "S3", Title: "sender at the banner host name", Kind: "sender", From: "<{u}@{B}>", To: victim, Nmap: []int{3}},
+		{ID: "S4", Title: "sender at the server's address literal", Kind: "sender", From: "<{u}@[{I}]>", To: victim, Nmap: []int{4}},
+		{ID: "S5", Title: "spoofed local sender", Kind: "sender", From: "<{u}@{T}>", To: victim, TLS: true},
+		{ID: "S6", Title: "spoofed postmaster of the target", Kind: "sender", From: "<postmaster@{T}>", To: victim},
+		{ID: "S7", Title: "sender at the MX host name", Kind: "sender", From: "<{u}@{M}>", To: victim},
+		{ID: "S8", Title: "sender at localhost", Kind: "sender", From: "<{u}@localhost>", To: victim},
+		{ID: "S9", Title: "sender at the loopback literal", Kind: "sender", From: "<{u}@[{LO}]>", To: victim},
+		{ID: "S10", Title: "unqualified sender", Kind: "sender", From: "<{u}>", To: victim},
+		{ID: "S11", Title: "bang-path sender", Kind: "sender", From: "<{P}!{u}>", To: victim},
+		{ID: "S12", Title: "sender at a nonexistent subdomain of the target", Kind: "sender", From: "<{u}@{R}.{T}>", To: victim},
+	}
+	rcpt := []Case{
+		{ID: "R13", Title: "percent hack via address literal", To: "<{L}%{V}@[{I}]>", TLS: true, Nmap: []int{5}},
+		{ID: "R14", Title: "percent hack via banner host", To: "<{L}%{V}@{B}>", Nmap: []int{6}},
+		{ID: "R15", Title: "percent hack via target domain", To: "<{L}%{V}@{T}>"},
+		{ID: "R16", Title: "quoted whole address", To: `<"{L}@{V}">`, TLS: true, Nmap: []int{7}},
+		{ID: "R17", Title: "quoted percent, no domain", To: `<"{L}%{V}">`, Nmap: []int{8}},
+		{ID: "R18", Title: "double @ at address literal", To: "<{L}@{V}@[{I}]>", Nmap: []int{9}},
+		{ID: "R19", Title: "quoted local part at address literal", To: `<"{L}@{V}"@[{I}]>`, Nmap: []int{10}},
+		{ID: "R20", Title: "double @ at banner host", To: "<{L}@{V}@{B}>", Nmap: []int{11}},
+		{ID: "R21", Title: "double @ at target domain", To: "<{L}@{V}@{T}>"},
+		{ID: "R22", Title: "quoted local part at target domain", To: `<"{L}@{V}"@{T}>`},
+		{ID: "R23", Title: "source route via address literal", To: "<@[{I}]:{L}@{V}>", TLS: true, Nmap: []int{12}},
+		{ID: "R24", Title: "source route via banner host", To: "<@{B}:{L}@{V}>", Nmap: []int{13}},
+		{ID: "R25", Title: "source route via target domain", To: "<@{T}:{L}@{V}>"},
+		{ID: "R26", Title: "multi-hop source route", To: "<@{B},@{T}:{L}@{V}>"},
+		{ID: "R27", Title: "bang path", To: "<{V}!{L}>", TLS: true, Nmap: []int{14}},
+		{ID: "R28", Title: "bang path at address literal", To: "<{V}!{L}@[{I}]>", Nmap: []int{15}},
+		{ID: "R29", Title: "bang path at banner host", To: "<{V}!{L}@{B}>", Nmap: []int{16}},
+		{ID: "R30", Title: "bang path at target domain", To: "<{V}!{L}@{T}>"},
+		{ID: "R31", Title: "recipient without angle brackets", To: "{L}@{V}"},
+		{ID: "R32", Title: "trailing @", To: "<{L}@{V}@>"},
+		{ID: "R33", Title: "unqualified percent local part", To: "<{L}%{V}>"},
+		{ID: "R34", Title: "trailing dot on the recipient domain", To: "<{L}@{V}.>"},
+	}
+	for _, r := range rcpt {
+		r.Kind = "recipient"
+		a := r
+		a.From = "<{u}@[{I}]>"
+		m = append(m, a)
+	}
+	for _, r := range rcpt {
+		b := r
+		b.ID += "b"
+		b.Kind = "recipient"
+		b.From = "<{u}@{T}>"
+		b.Title += " (local sender)"
+		b.Nmap = nil
+		b.TLS = false
+		m = append(m, b)
+	}
+	m = append(m, Case{ID: "R35", Title: "recipient at the server's own literal (local delivery)", Kind: "info",
+		From: "<{u}@[{I}]>", To: "<{L}@[{I}]>", Info: true})
+	return m
+}
+
+// caseParams are the values of the placeholders for one test.
+type caseParams struct {
+	From, U, R, P, L, V, T, B, M, MH, I, LO string
+}
+
+func (cp caseParams) lookup(name string) (string, bool) {
+	switch name {
+	case "from":
+		return cp.From, cp.From != ""
+	case "u":
+		return cp.U, cp.U != ""
+	case "R":
+		return cp.R, cp.R != ""
+	case "P":
+		return cp.P, cp.P != ""
+	case "L":
+		return cp.L, cp.L != ""
+	case "V":
+		return cp.V, cp.V != ""
+	case "T":
+		return cp.T, cp.T != ""
+	case "B":
+		return cp.B, cp.B != ""
+	case "M":
+		return cp.M, cp.M != ""
+	case "MH":
+		return cp.MH, cp.MH != ""
+	case "I":
+		return cp.I, cp.I != ""
+	case "LO":
+		return cp.LO, cp.LO != ""
+	case "pm":
+		if cp.T == "" {
+			return "postmaster", true
+		}
+		return "postmaster@" + cp.T, true
+	}
+	return "", false
+}
+
+var placeholderWhy = map[string]string{
+	"T": "needs the target's mail domain (give a domain, or Options.MailDomain)",
+	"B": "needs the host name from the server's banner",
+	"M": "the MX host name equals the banner host (same test as S3)",
+	"I": "needs the server's address",
+}
+
+// expand fills a template. It reports the first placeholder without a
+// value.
+func expand(tmpl string, cp caseParams) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			b.WriteString(tmpl)
+			return b.String(), nil
+		}
+		j := strings.IndexByte(tmpl[i:], '}')
+		if j < 0 {
+			b.WriteString(tmpl)
+			return b.String(), nil
+		}
+		name := tmpl[i+1 : i+j]
+		v, ok := cp.lookup(name)
+		if !ok {
+			why := placeholderWhy[name]
+			if why == "" {
+				why = "no value for {" + name + "}"
+			}
+			return "", fmt.Errorf("%s", why)
+		}
+		b.WriteString(tmpl[:i])
+		b.WriteString(v)
+		tmpl = tmpl[i+j+1:]
+	}
+}
+
+// RFC 5321 §4.5.3.1 size limits.
+const (
+	maxLocalPart   = 64
+	maxDomain      = 255
+	maxPath        = 256
+	maxCommandLine = 512 // including CRLF
+)
+
+// checkPath checks an expanded MAIL/RCPT argument against RFC 5321
+// §4.5.3.1: the path (inside the brackets, source route included) at most
+// 256 octets, the mailbox's local part 64 and domain 255, and the command
+// line 512 with CRLF. Deliberately odd forms (double @, bang paths) are
+// split at the last "@" of the mailbox.
+func checkPath(cmd, arg string) error {
+	if n := len(cmd) + len(arg) + 2; n > maxCommandLine {
+		return fmt.Errorf("command line of %d octets > %d: %w", n, maxCommandLine, ErrTooLong)
+	}
+	path := strings.TrimSuffix(strings.TrimPrefix(arg, "<"), ">")
+	if len(path) > maxPath {
+		return fmt.Errorf("path of %d octets > %d: %w", len(path), maxPath, ErrTooLong)
+	}
+	mbox := path
+	if strings.HasPrefix(mbox, "@") {
+		if _, after, ok := strings.Cut(mbox, ":"); ok {
+			mbox = after
+		}
+	}
+	local, domain := mbox, ""
+	if i := strings.LastIndexByte(mbox, '@'); i >= 0 {
+		local, domain = mbox[:i], mbox[i+1:]
+	}
+	if len(local) > maxLocalPart {
+		return fmt.Errorf("local part of %d octets > %d: %w", len(local), maxLocalPart, ErrTooLong)
+	}
+	if len(domain) > maxDomain {
+		return fmt.Errorf("domain of %d octets > %d: %w", len(domain), maxDomain, ErrTooLong)
+	}
+	return nil
+}

@@ -1,0 +1,781 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// prober runs the matrix against endpoints; one per Run.
+type prober struct {
+	opts    Options
+	limiter *limiter
+	now     func() time.Time
+
+	mu      sync.Mutex
+	sources map[string]bool
+}
+
+func (p *prober) noteSource(a net.Addr) {
+	host := a.String()
+	if ap, err := netip.ParseAddrPort(host); err == nil {
+		host = ap.Addr().Unmap().String()
+	}
+	p.mu.Lock()
+	p.sources[host] = true
+	p.mu.Unlock()
+}
+
+// endpointSpec is one (MX host, address, port) to probe.
+type endpointSpec struct {
+	target     int
+	domain     string // {T}; "" for address targets without Options.MailDomain
+	mxHost     string
+	preference int
+	addr       netip.Addr
+	port       int
+}
+
+func hostPort(addr string, port int) string {
+	return net.JoinHostPort(addr, strconv.Itoa(port))
+}
+
+// testRun is the state of one test while it runs.
+type testRun struct {
+	res      *TestResult
+	helo     string
+	phase    int // 0: MAIL/RCPT check; 1: full transaction with DATA
+	done     bool
+	attempts int
+	retried  bool // greylist retry done
+}
+
+// epRun is one endpoint (one TLS state) being probed.
+type epRun struct {
+	p    *prober
+	spec endpointSpec
+	mode string // "none", "implicit", "starttls"
+	res  *EndpointResult
+
+	mu          sync.Mutex
+	transcripts []*Transcript
+	settled     bool
+	heloOnly    bool
+	rt, cmds    int
+	bannerSet   bool
+}
+
+func (er *epRun) addr() string { return hostPort(er.spec.addr.String(), er.spec.port) }
+
+// probeEndpoint probes one address and port: the plain (or implicit TLS)
+// session, then, if STARTTLS is advertised, the TLS rerun as a separate
+// EndpointResult (relay-probes.md §8 test 38).
+func (p *prober) probeEndpoint(ctx context.Context, spec endpointSpec) []EndpointResult {
+	mode := "none"
+	if spec.port == 465 {
+		mode = "implicit"
+	}
+	first, starttls := p.runEndpoint(ctx, spec, mode)
+	out := []EndpointResult{first}
+	if starttls && ctx.Err() == nil {
+		second, _ := p.runEndpoint(ctx, spec, "starttls")
+		out = append(out, second)
+	}
+	return out
+}
+
+func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string) (res EndpointResult, starttls bool) {
+	res = EndpointResult{MXHost: spec.mxHost, Preference: spec.preference, Address: spec.addr.String(),
+		Port: spec.port, TLS: mode, Start: p.now(), Tests: []TestResult{}, Transcripts: []Transcript{}}
+	er := &epRun{p: p, spec: spec, mode: mode, res: &res}
+	if p.opts.Progress != nil {
+		fmt.Fprintf(p.opts.Progress, "relaylock: probing %s %s/%s\n", spec.mxHost, er.addr(), mode)
+	}
+	defer func() {
+		er.finish()
+		aggregateEndpoint(&res)
+	}()
+	c, err := er.connect(ctx, p.opts.HeloName)
+	if err != nil {
+		res.Reason = reasonFor(err)
+		return res, false
+	}
+	starttls = mode == "none" && c.has("STARTTLS")
+	cases := Matrix
+	if mode == "starttls" {
+		cases = nil
+		for _, cs := range Matrix {
+			if cs.TLS {
+				cases = append(cases, cs)
+			}
+		}
+	} else if p.opts.HeloVariants {
+		cases = append(append([]Case(nil), Matrix...), HeloVariants...)
+	}
+	tests := er.expand(cases)
+	var plain, own []*testRun
+	for _, t := range tests {
+		switch {
+		case t.done:
+		case t.helo != "":
+			own = append(own, t)
+		default:
+			plain = append(plain, t)
+		}
+	}
+	per := p.opts.TestsPerConn
+	var batches [][]*testRun
+	for i := 0; i < len(plain); i += per {
+		batches = append(batches, plain[i:min(i+per, len(plain))])
+	}
+	for _, t := range own {
+		batches = append(batches, []*testRun{t})
+	}
+	queue := make(chan []*testRun, len(batches))
+	for _, b := range batches {
+		queue <- b
+	}
+	close(queue)
+	workers := min(p.opts.PerHost, max(1, len(batches)))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		var first *client
+		if w == 0 {
+			first = c
+		}
+		wg.Add(1)
+		go func(c *client) {
+			defer wg.Done()
+			for b := range queue {
+				if er.isSettled() {
+					skip(b)
+					if c != nil {
+						c.quit()
+						er.count(c)
+						c = nil
+					}
+					continue
+				}
+				helo := p.opts.HeloName
+				if b[0].helo != "" {
+					helo = b[0].helo
+					if c != nil {
+						c.quit()
+						er.count(c)
+						c = nil
+					}
+				}
+				er.runBatch(ctx, c, b, helo)
+				c = nil
+			}
+			if c != nil {
+				c.quit()
+				er.count(c)
+			}
+		}(first)
+	}
+	wg.Wait()
+	// Greylisting (§8): retry once after Options.GreylistRetry.
+	if p.opts.GreylistRetry > 0 && ctx.Err() == nil {
+		var grey []*testRun
+		for _, t := range tests {
+			if t.res.Reason == ReasonGreylisted && !t.retried {
+				t.retried, t.done, t.phase, t.attempts = true, false, 0, 0
+				grey = append(grey, t)
+			}
+		}
+		if len(grey) > 0 {
+			if p.opts.Progress != nil {
+				fmt.Fprintf(p.opts.Progress, "relaylock: %s: %d tests greylisted, retrying in %s\n", er.addr(), len(grey), p.opts.GreylistRetry)
+			}
+			t := time.NewTimer(p.opts.GreylistRetry)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			for i := 0; i < len(grey); i += per {
+				b := grey[i:min(i+per, len(grey))]
+				if ctx.Err() != nil {
+					break
+				}
+				er.runBatch(ctx, nil, b, p.opts.HeloName)
+			}
+			for _, t := range grey {
+				if !t.done {
+					er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: ReasonGreylisted}, nil, -1)
+				}
+			}
+		}
+	}
+	return res, starttls
+}
+
+func skip(b []*testRun) {
+	for _, t := range b {
+		if !t.done {
+			t.done = true
+			t.res.Outcome = OutcomeSkipped
+			t.res.Reason = "verdict already settled (--all-tests runs every test)"
+		}
+	}
+}
+
+func (er *epRun) isSettled() bool {
+	er.mu.Lock()
+	defer er.mu.Unlock()
+	return er.settled && !er.p.opts.AllTests
+}
+
+// finish copies transcripts and counters into the result.
+func (er *epRun) finish() {
+	er.mu.Lock()
+	defer er.mu.Unlock()
+	for _, tr := range er.transcripts {
+		if tr.End.IsZero() {
+			tr.End = er.p.now()
+		}
+		er.res.Transcripts = append(er.res.Transcripts, *tr)
+	}
+	er.res.Connections = len(er.transcripts)
+	er.res.RoundTrips, er.res.Commands = er.rt, er.cmds
+	er.res.End = er.p.now()
+}
+
+// count adds a closed client's counters.
+func (er *epRun) count(c *client) {
+	if c == nil {
+		return
+	}
+	er.mu.Lock()
+	er.rt += c.roundTrips
+	er.cmds += c.commands
+	c.roundTrips, c.commands = 0, 0
+	er.mu.Unlock()
+}
+
+var errGreeting = errors.New("greeting refused")
+
+// connect opens a session: TCP (and TLS for port 465), greeting, EHLO or
+// HELO, and STARTTLS with a new EHLO for the "starttls" endpoint.
+func (er *epRun) connect(ctx context.Context, helo string) (*client, error) {
+	er.mu.Lock()
+	idx := len(er.transcripts)
+	er.transcripts = append(er.transcripts, &Transcript{Conn: idx, Remote: er.addr()})
+	er.mu.Unlock()
+	c, err := er.p.dial(ctx, er.spec.mxHost, er.addr(), er.mode == "implicit", idx)
+	er.mu.Lock()
+	er.transcripts[idx] = c.tr
+	er.mu.Unlock()
+	if err != nil {
+		er.count(c)
+		return nil, err
+	}
+	if c.banner.Code != 220 {
+		// RFC 5321 §3.1: 554 = no service here; 4xx/421 = try later.
+		c.quit()
+		er.count(c)
+		return nil, &ProbeError{Host: er.spec.mxHost, Addr: er.addr(), Command: "greeting", Code: c.banner.Code,
+			Enhanced: c.banner.Enhanced, Line: c.banner.String(), Err: errGreeting}
+	}
+	var ref *Reply
+	er.mu.Lock()
+	heloOnly := er.heloOnly
+	er.mu.Unlock()
+	if heloOnly {
+		ref, err = c.cmd("HELO " + helo)
+		if err == nil && ref.Code/100 == 2 {
+			ref, c.helo, c.ext = nil, "HELO", map[string]string{}
+		}
+	} else {
+		ref, err = c.hello(helo)
+		if err == nil && ref != nil && ref.Code == 503 {
+			// Some servers answer HELO after a refused EHLO with 503;
+			// §8: reconnect and send HELO only.
+			c.quit()
+			er.count(c)
+			er.mu.Lock()
+			er.heloOnly = true
+			er.mu.Unlock()
+			return er.connect(ctx, helo)
+		}
+	}
+	if err != nil {
+		er.count(c)
+		return nil, err
+	}
+	if ref != nil {
+		c.quit()
+		er.count(c)
+		return nil, &ProbeError{Host: er.spec.mxHost, Addr: er.addr(), Command: "EHLO/HELO", Code: ref.Code,
+			Enhanced: ref.Enhanced, Line: ref.String(), Err: errHeloRefused}
+	}
+	if er.mode == "starttls" {
+		if !c.has("STARTTLS") {
+			c.quit()
+			er.count(c)
+			return nil, &ProbeError{Host: er.spec.mxHost, Addr: er.addr(), Command: "STARTTLS",
+				Err: fmt.Errorf("%w: STARTTLS no longer advertised", ErrTLS)}
+		}
+		if err := c.startTLS(helo); err != nil {
+			er.count(c)
+			return nil, err
+		}
+	}
+	er.mu.Lock()
+	if !er.bannerSet {
+		er.bannerSet = true
+		er.res.Banner = c.banner.Text()
+		er.res.BannerHost = bannerHost(c.banner)
+		er.res.Extensions = extensionList(c)
+		er.res.TLSInfo = c.tls
+	}
+	er.mu.Unlock()
+	return c, nil
+}
+
+// bannerHost is the first word after the code if it looks like a host
+// name (nmap's `%d+%s([%w]+[%w%.-]*)`), else "".
+func bannerHost(r *Reply) string {
+	if r == nil || len(r.Lines) == 0 {
+		return ""
+	}
+	w, _, _ := strings.Cut(strings.TrimSpace(r.Lines[0]), " ")
+	w = strings.TrimSuffix(strings.ToLower(w), ".")
+	if w == "" || len(w) > 253 || !strings.Contains(w, ".") {
+		return ""
+	}
+	for i := 0; i < len(w); i++ {
+		ch := w[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '-') {
+			return ""
+		}
+	}
+	return w
+}
+
+func extensionList(c *client) []string {
+	var out []string
+	for k, v := range c.ext {
+		if v != "" {
+			k += " " + v
+		}
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	if c.helo == "HELO" {
+		out = append([]string{"(HELO only)"}, out...)
+	}
+	return out
+}
+
+// reasonFor maps a session-setup error to an inconclusive reason.
+func reasonFor(err error) string {
+	var pe *ProbeError
+	detail := err.Error()
+	word := ReasonDropped
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		word = ReasonDeadline
+	case errors.Is(err, errGreeting) && errors.As(err, &pe) && pe.Code == 554:
+		word = ReasonRefused
+	case errors.Is(err, errGreeting):
+		word = ReasonGreetingTemp
+	case errors.Is(err, ErrTimeout):
+		word = ReasonTimeout
+	case errors.Is(err, ErrUnreachable):
+		word = ReasonUnreachable
+	case errors.Is(err, ErrTLS):
+		word = ReasonTLS
+	case errors.Is(err, errHeloRefused):
+		word = ReasonHeloRefused
+	case errors.Is(err, ErrProtocol):
+		word = ReasonProtocol
+	}
+	return word + " (" + detail + ")"
+}
+
+// reasonWord is the reason without its detail.
+func reasonWord(reason string) string {
+	w, _, _ := strings.Cut(reason, " (")
+	return w
+}
+
+// literal is the content of an address literal (RFC 5321 §4.1.3).
+func literal(a netip.Addr) string {
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return "IPv6:" + a.String()
+}
+
+func loopback(a netip.Addr) string {
+	if a.Unmap().Is4() {
+		return "127.0.0.1"
+	}
+	return "IPv6:::1"
+}
+
+// expand turns cases into tests for this endpoint; tests that cannot run
+// are marked skipped with the reason.
+func (er *epRun) expand(cases []Case) []*testRun {
+	o := &er.p.opts
+	er.res.Tests = make([]TestResult, len(cases))
+	runs := make([]*testRun, len(cases))
+	for i, cs := range cases {
+		tr := &er.res.Tests[i]
+		*tr = TestResult{ID: cs.ID, Title: cs.Title, Kind: cs.Kind}
+		t := &testRun{res: tr}
+		runs[i] = t
+		cp := caseParams{U: NewToken(), R: NewToken(), P: o.ProbeDomain, T: er.spec.domain,
+			B: er.res.BannerHost, MH: er.spec.mxHost, I: literal(er.spec.addr), LO: loopback(er.spec.addr)}
+		if er.spec.mxHost != "" && er.spec.mxHost != er.res.BannerHost && er.spec.mxHost != er.spec.addr.String() {
+			cp.M = er.spec.mxHost
+		}
+		if _, err := netip.ParseAddr(cp.MH); err == nil {
+			cp.MH = ""
+		}
+		delivering := cs.Kind != "control" && !cs.Info && (o.Depth == DepthDeliver)
+		if delivering {
+			tr.Token = NewToken()
+		}
+		victimAddr := o.To
+		cp.From = o.From
+		if cp.From == "" {
+			cp.From = cp.U + "@" + cp.P
+		}
+		if delivering && o.Catcher != nil {
+			victimAddr = o.Catcher.Recipient(tr.Token)
+			cp.From = o.Catcher.BounceAddress(tr.Token)
+		}
+		if i := strings.LastIndexByte(victimAddr, '@'); i > 0 {
+			cp.L, cp.V = victimAddr[:i], victimAddr[i+1:]
+		}
+		from, err1 := expand(cs.From, cp)
+		to, err2 := expand(cs.To, cp)
+		helo, err3 := expand(cs.Helo, cp)
+		tr.MailFrom, tr.RcptTo, tr.Helo, t.helo = from, to, helo, helo
+		for _, err := range []error{err1, err2, err3} {
+			if err != nil {
+				t.done, tr.Outcome, tr.Reason = true, OutcomeSkipped, err.Error()
+				break
+			}
+		}
+		if t.done {
+			continue
+		}
+		if err := checkPath("MAIL FROM:", from); err != nil {
+			t.done, tr.Outcome, tr.Reason = true, OutcomeSkipped, "sender "+err.Error()
+		} else if err := checkPath("RCPT TO:", to); err != nil {
+			t.done, tr.Outcome, tr.Reason = true, OutcomeSkipped, "recipient "+err.Error()
+		}
+	}
+	return runs
+}
+
+// setOutcome records a decided test.
+func (er *epRun) setOutcome(t *testRun, d decision, rep *Reply, conn int) {
+	t.done = true
+	t.res.Outcome, t.res.Reason = d.Outcome, d.Reason
+	if rep != nil {
+		t.res.Reply = rep
+	}
+	if conn >= 0 {
+		t.res.Conn = conn
+	}
+	if _, open := isOpen(d.Outcome); open && t.res.Kind != "control" && t.res.Kind != "info" {
+		er.mu.Lock()
+		er.settled = true
+		er.mu.Unlock()
+	}
+}
+
+// runBatch runs tests on c (or new connections), reconnecting when the
+// server drops, until every test is decided. It closes the connection.
+func (er *epRun) runBatch(ctx context.Context, c *client, tests []*testRun, helo string) {
+	pending := tests
+	for reconnects := 0; len(pending) > 0; reconnects++ {
+		if ctx.Err() != nil || reconnects > len(tests)+2 {
+			reason := ReasonDeadline
+			if ctx.Err() == nil {
+				reason = ReasonDropped
+			}
+			for _, t := range pending {
+				if !t.done {
+					er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: reason}, nil, -1)
+				}
+			}
+			break
+		}
+		if c == nil || c.closed {
+			if c != nil {
+				er.count(c)
+			}
+			var err error
+			c, err = er.connect(ctx, helo)
+			if err != nil {
+				r := reasonWord(reasonFor(err))
+				for _, t := range pending {
+					if !t.done {
+						er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: r}, nil, -1)
+						t.res.Reason = reasonFor(err)
+						t.res.Reason = r
+					}
+				}
+				return
+			}
+		}
+		pending = er.runOn(ctx, c, pending)
+	}
+	if c != nil {
+		c.quit()
+		er.count(c)
+	}
+}
+
+// runOn runs what it can of tests on c and returns the tests still
+// undecided (because the connection ended).
+func (er *epRun) runOn(ctx context.Context, c *client, tests []*testRun) []*testRun {
+	var check []*testRun
+	for _, t := range tests {
+		if !t.done && t.phase == 0 {
+			check = append(check, t)
+		}
+	}
+	if len(check) > 0 {
+		er.rcptGroup(c, check)
+	}
+	for _, t := range tests {
+		if t.done || t.phase != 1 || c.closed {
+			continue
+		}
+		if er.isSettled() && er.p.opts.Catcher == nil {
+			skip([]*testRun{t})
+			continue
+		}
+		er.dataStep(ctx, c, t)
+	}
+	var rest []*testRun
+	for _, t := range tests {
+		if !t.done {
+			rest = append(rest, t)
+		}
+	}
+	return rest
+}
+
+func (er *epRun) txnLines(c *client, t *testRun, withData bool) ([]string, bool) {
+	var lines []string
+	rset := c.used
+	if rset {
+		lines = append(lines, "RSET")
+	}
+	lines = append(lines, "MAIL FROM:"+t.res.MailFrom, "RCPT TO:"+t.res.RcptTo)
+	if withData {
+		lines = append(lines, "DATA")
+	}
+	c.used = true
+	return lines, rset
+}
+
+// send runs lines as one pipelined group (RFC 2920 §3.1: RSET, MAIL and
+// RCPT may share a group, DATA may end one) when the server offers
+// PIPELINING, else one command at a time, stopping after a refused MAIL
+// or RCPT.
+func (er *epRun) send(c *client, lines []string) ([]*Reply, error) {
+	if c.has("PIPELINING") {
+		return c.pipeline(lines)
+	}
+	var reps []*Reply
+	for _, l := range lines {
+		rep, err := c.cmd(l)
+		if err != nil {
+			return reps, err
+		}
+		reps = append(reps, rep)
+		if l != "RSET" && rep.Code/100 != 2 {
+			break
+		}
+	}
+	return reps, nil
+}
+
+// rcptGroup sends [RSET] MAIL RCPT for every test. With PIPELINING the
+// whole batch is one write and one round trip.
+func (er *epRun) rcptGroup(c *client, tests []*testRun) {
+	idx := c.tr.Conn
+	if c.has("PIPELINING") {
+		var lines []string
+		var counts []int
+		var rsets []bool
+		for _, t := range tests {
+			l, rs := er.txnLines(c, t, false)
+			lines = append(lines, l...)
+			counts = append(counts, len(l))
+			rsets = append(rsets, rs)
+		}
+		reps, _ := c.pipeline(lines)
+		pos := 0
+		for i, t := range tests {
+			n := counts[i]
+			if pos+n > len(reps) {
+				// The connection ended while this test was answered; the
+				// tests after it were never answered and stay pending.
+				er.dropped(t, idx)
+				return
+			}
+			er.decideTxn(t, reps[pos:pos+n], rsets[i], idx)
+			if !t.done && t.phase == 0 {
+				er.dropped(t, idx) // a 421 among its replies
+			}
+			pos += n
+		}
+		return
+	}
+	for _, t := range tests {
+		lines, rs := er.txnLines(c, t, false)
+		reps, err := er.send(c, lines)
+		er.decideTxn(t, reps, rs, idx)
+		if !t.done && t.phase == 0 {
+			er.dropped(t, idx)
+		}
+		if err != nil || c.closed {
+			return
+		}
+	}
+}
+
+// dropped: the connection ended before t was answered. The test is tried
+// once more on a new connection, then left inconclusive(dropped).
+func (er *epRun) dropped(t *testRun, conn int) {
+	t.attempts++
+	t.phase = 0
+	if t.attempts >= 2 {
+		er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: ReasonDropped}, t.res.Reply, conn)
+	}
+}
+
+// decideTxn applies the replies to [RSET] MAIL RCPT. A test left
+// undecided in phase 0 was cut short (421 or a closed connection).
+func (er *epRun) decideTxn(t *testRun, reps []*Reply, rset bool, conn int) {
+	if rset {
+		if len(reps) == 0 {
+			return
+		}
+		if reps[0].Code == 421 {
+			t.res.Reply = reps[0]
+			return
+		}
+		reps = reps[1:]
+	}
+	if len(reps) == 0 {
+		return
+	}
+	mail := reps[0]
+	d := decideMail(mail)
+	if !d.Next {
+		if d.Reason == ReasonDropped {
+			t.res.Reply = mail
+			return
+		}
+		er.setOutcome(t, d, mail, conn)
+		return
+	}
+	if len(reps) < 2 {
+		return
+	}
+	rcpt := reps[1]
+	d = decideRcpt(rcpt)
+	if d.Reason == ReasonDropped {
+		t.res.Reply = rcpt
+		return
+	}
+	if !d.Next {
+		er.setOutcome(t, d, rcpt, conn)
+		return
+	}
+	t.res.Reply, t.res.Conn = rcpt, conn
+	if t.res.Kind == "control" || t.res.Kind == "info" {
+		er.setOutcome(t, decision{Outcome: OutcomeAccepted}, rcpt, conn)
+		return
+	}
+	if er.p.opts.Depth == DepthRcpt {
+		er.setOutcome(t, decision{Outcome: OutcomeOpenPotential, Reason: "RCPT accepted; DATA not tried (--depth rcpt)"}, rcpt, conn)
+		return
+	}
+	t.phase = 1
+}
+
+// dataStep runs the whole transaction again with DATA (§8 "DATA step").
+// On 354 it drops the connection without sending "." (depth data), or
+// sends the marked test message (depth deliver).
+func (er *epRun) dataStep(ctx context.Context, c *client, t *testRun) {
+	idx := c.tr.Conn
+	lines, rs := er.txnLines(c, t, true)
+	reps, _ := er.send(c, lines)
+	if len(reps) < len(lines) {
+		// MAIL or RCPT changed its mind, or the connection broke.
+		t.phase = 0
+		er.decideTxn(t, reps, rs, idx)
+		if !t.done {
+			er.dropped(t, idx)
+		}
+		return
+	}
+	data := reps[len(reps)-1]
+	d := decideData(data)
+	if !d.Next {
+		if d.Reason == ReasonDropped {
+			er.dropped(t, idx)
+			return
+		}
+		er.setOutcome(t, d, data, idx)
+		return
+	}
+	o := &er.p.opts
+	if o.Depth != DepthDeliver {
+		c.log("*", "DATA accepted (354); dropping the connection without sending the final dot")
+		c.abort()
+		er.setOutcome(t, decision{Outcome: OutcomeOpenLikely, Reason: "DATA got 354 for an external recipient; connection dropped before the final dot"}, data, idx)
+		return
+	}
+	msg := BuildTestMessage(t.res.Token, strings.Trim(t.res.MailFrom, "<>"), strings.Trim(t.res.RcptTo, "<>"), o.Contact, er.p.now())
+	c.log("*", fmt.Sprintf("sending test message (%d bytes, token %s)", len(msg), t.res.Token))
+	c.conn.SetWriteDeadline(time.Now().Add(o.DataTimeout))
+	if _, werr := c.conn.Write(append(msg, ".\r\n"...)); werr != nil {
+		c.fail("message", werr)
+		er.dropped(t, idx)
+		return
+	}
+	c.log("C", ".")
+	c.roundTrips++
+	c.commands++
+	dot, err := c.read("end of data", o.DataTimeout)
+	if err != nil {
+		er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: ReasonDropped}, data, idx)
+		t.res.Reason = ReasonDropped + " (connection closed after the final dot; the message may or may not be queued)"
+		return
+	}
+	d = decideDot(dot)
+	if !d.Next {
+		er.setOutcome(t, d, dot, idx)
+		return
+	}
+	if o.Catcher != nil {
+		// Decided after Catcher.Wait (run.go).
+		t.done = true
+		t.res.Outcome, t.res.Reply, t.res.Conn = OutcomeAccepted, dot, idx
+		t.res.Reason = "message accepted; waiting for it at the catcher"
+		return
+	}
+	er.setOutcome(t, decision{Outcome: OutcomeSubmitted,
+		Reason: "message accepted for delivery; check the mailbox " + strings.Trim(t.res.RcptTo, "<>") + " for token " + t.res.Token}, dot, idx)
+}

@@ -1,0 +1,458 @@
+package audit
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Probe depths (relay-probes.md §4).
+const (
+	DepthRcpt    = "rcpt"    // stop at RCPT: open-potential
+	DepthData    = "data"    // DATA, drop on 354 without ".": open-likely (default)
+	DepthDeliver = "deliver" // send a marked message; confirmed by a Catcher or the operator's mailbox
+)
+
+// Options configure Run. Zero values mean the documented defaults.
+type Options struct {
+	// Targets are what the operator named: domains, host names or
+	// addresses, each with an optional ":port". Nothing else is probed.
+	Targets []string
+	// Resolver finds mail hosts; required when a target is a name.
+	Resolver MailResolver
+	// Ports to probe when a target has no port; default [25]. Port 465
+	// uses implicit TLS (RFC 8314).
+	Ports []int
+	// From is the default envelope sender (an address the operator owns,
+	// so bounces come back); default {random}@ProbeDomain.
+	From string
+	// To is the external recipient ({victim}); default
+	// "relaytest@"+ProbeDomain. Required for DepthDeliver without Catcher.
+	To string
+	// ProbeDomain is a domain the operator controls; default
+	// "example.net" (RFC 2606), which works but cannot receive bounces.
+	ProbeDomain string
+	// MailDomain is {target_domain} for host and address targets (for
+	// control C1 and the local-sender tests); domain targets use their
+	// own name.
+	MailDomain string
+	// HeloName is the EHLO argument; default the local host name if it
+	// is fully qualified, else ProbeDomain.
+	HeloName string
+	// Depth is DepthRcpt, DepthData (default) or DepthDeliver.
+	Depth string
+	// Catcher, when set, receives relayed test messages: Depth becomes
+	// DepthDeliver, delivering tests send to Catcher.Recipient(token)
+	// from Catcher.BounceAddress(token), and Run waits up to CatchWait
+	// (default 60 s) for the tokens.
+	Catcher   Catcher
+	CatchWait time.Duration
+	// Contact is named in the test message body (deliver mode).
+	Contact string
+	// Concurrency bounds endpoints probed at once (default 32); PerHost
+	// the parallel connections to one address (default 3); TestsPerConn
+	// the tests on one connection (default 8: below Postfix's
+	// smtpd_soft_error_limit of 10).
+	Concurrency  int
+	PerHost      int
+	TestsPerConn int
+	// Rate limits new connections per second over the whole run (0:
+	// unlimited).
+	Rate float64
+	// Timeouts: connect (15 s), greeting (60 s), each command (60 s),
+	// message data and its final reply (120 s).
+	ConnectTimeout  time.Duration
+	GreetingTimeout time.Duration
+	CommandTimeout  time.Duration
+	DataTimeout     time.Duration
+	// Deadline bounds the whole run (0: none).
+	Deadline time.Duration
+	// AllTests runs every test even after an endpoint is found open.
+	AllTests bool
+	// HeloVariants adds the EHLO-trust tests E39a-d (§8 test 39).
+	HeloVariants bool
+	// GreylistRetry is how long to wait before retrying tests that got a
+	// greylisting 4xx; 0 reports them inconclusive(greylisted) at once.
+	GreylistRetry time.Duration
+	// Dialer opens TCP connections (tests, lab); default net.Dialer.
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSConfig is cloned for STARTTLS and implicit TLS. Its RootCAs
+	// verify the certificate for the record; verification never stops a
+	// probe.
+	TLSConfig *tls.Config
+	// Progress, if set, gets "relaylock: ..." progress lines.
+	Progress io.Writer
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// OnEndpoint is called once per endpoint as it finishes (with the
+	// index into Result.Targets), from one goroutine at a time. In catch
+	// mode it is called after the catch wait, with final outcomes.
+	OnEndpoint func(target int, ep EndpointResult)
+	// DNSServers is recorded in the result (the resolver uses its own).
+	DNSServers []string
+}
+
+// defaults fills zero values and checks the options.
+func (o *Options) defaults() error {
+	if len(o.Targets) == 0 {
+		return errors.New("no targets")
+	}
+	if len(o.Ports) == 0 {
+		o.Ports = []int{25}
+	}
+	for _, p := range o.Ports {
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("bad port %d", p)
+		}
+	}
+	if o.ProbeDomain == "" {
+		o.ProbeDomain = "example.net"
+	} else {
+		d, err := NormalizeDomain(o.ProbeDomain)
+		if err != nil {
+			return fmt.Errorf("probe domain: %w", err)
+		}
+		o.ProbeDomain = d
+	}
+	if o.MailDomain != "" {
+		d, err := NormalizeDomain(o.MailDomain)
+		if err != nil {
+			return fmt.Errorf("mail domain: %w", err)
+		}
+		o.MailDomain = d
+	}
+	if o.Catcher != nil {
+		o.Depth = DepthDeliver
+	}
+	switch o.Depth {
+	case "":
+		o.Depth = DepthData
+	case DepthRcpt, DepthData:
+	case DepthDeliver:
+		if o.Catcher == nil && o.To == "" {
+			return errors.New("deliver depth needs a recipient mailbox you own (To) or a catcher")
+		}
+	default:
+		return fmt.Errorf("unknown depth %q (rcpt, data or deliver)", o.Depth)
+	}
+	if o.To == "" {
+		o.To = "relaytest@" + o.ProbeDomain
+	}
+	for _, a := range []struct{ name, v string }{{"recipient", o.To}, {"sender", o.From}} {
+		if a.v == "" {
+			continue
+		}
+		if strings.ContainsAny(a.v, "<>\r\n \t") || strings.Count(a.v, "@") != 1 || strings.HasPrefix(a.v, "@") || strings.HasSuffix(a.v, "@") {
+			return fmt.Errorf("%s %q is not a plain address local@domain", a.name, a.v)
+		}
+	}
+	if o.HeloName == "" {
+		if h, err := os.Hostname(); err == nil && strings.Contains(h, ".") {
+			o.HeloName = h
+		} else {
+			o.HeloName = o.ProbeDomain
+		}
+	}
+	if strings.ContainsAny(o.HeloName, " \r\n\t") {
+		return fmt.Errorf("bad HELO name %q", o.HeloName)
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 32
+	}
+	if o.PerHost <= 0 {
+		o.PerHost = 3
+	}
+	if o.TestsPerConn <= 0 {
+		o.TestsPerConn = 8
+	}
+	if o.CatchWait <= 0 {
+		o.CatchWait = 60 * time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 15 * time.Second
+	}
+	if o.GreetingTimeout <= 0 {
+		o.GreetingTimeout = 60 * time.Second
+	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = 60 * time.Second
+	}
+	if o.DataTimeout <= 0 {
+		o.DataTimeout = 120 * time.Second
+	}
+	if o.Dialer == nil {
+		d := &net.Dialer{}
+		o.Dialer = d.DialContext
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Run audits the targets and returns the result. It returns an error only
+// for bad options or targets (before any probe) or cancellation; failures
+// to reach or test a server are inconclusive results, never errors.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	targets := make([]target, len(opts.Targets))
+	for i, s := range opts.Targets {
+		t, err := parseTarget(s)
+		if err != nil {
+			return nil, err
+		}
+		if t.name != "" && opts.Resolver == nil {
+			return nil, fmt.Errorf("target %q needs DNS, and no resolver is set", s)
+		}
+		if _, vd, _ := strings.Cut(opts.To, "@"); opts.Catcher == nil && t.name != "" && strings.EqualFold(vd, t.name) {
+			return nil, fmt.Errorf("the test recipient %s is inside the audited domain %s; relay tests need an external recipient", opts.To, t.name)
+		}
+		targets[i] = t
+	}
+	if opts.Deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Deadline)
+		defer cancel()
+	}
+	p := &prober{opts: opts, now: opts.Now, sources: map[string]bool{}}
+	if opts.Rate > 0 {
+		p.limiter = &limiter{interval: time.Duration(float64(time.Second) / opts.Rate)}
+	}
+	res := &Result{Start: opts.Now(), Targets: make([]TargetResult, len(targets))}
+	res.Options = OptionsSummary{From: opts.From, To: opts.To, ProbeDomain: opts.ProbeDomain, HeloName: opts.HeloName,
+		Depth: opts.Depth, Ports: opts.Ports, DNSServers: opts.DNSServers, AllTests: opts.AllTests}
+	if opts.Catcher != nil {
+		res.Options.Depth = "catch"
+		res.Options.To = ""
+	}
+
+	// Resolve every target (concurrently), then probe every endpoint.
+	specs := make([][]endpointSpec, len(targets))
+	var wg sync.WaitGroup
+	for i := range targets {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			specs[i] = p.resolve(ctx, i, targets[i], &res.Targets[i])
+		}(i)
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, err
+	}
+
+	type slot struct {
+		spec endpointSpec
+		out  []EndpointResult
+	}
+	var slots []*slot
+	for i := range specs {
+		for _, s := range specs[i] {
+			slots = append(slots, &slot{spec: s})
+		}
+	}
+	var cbMu sync.Mutex
+	sem := make(chan struct{}, opts.Concurrency)
+	for _, s := range slots {
+		wg.Add(1)
+		go func(s *slot) {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				s.out = []EndpointResult{notTested(p, s.spec)}
+			} else {
+				s.out = p.probeEndpoint(ctx, s.spec)
+				<-sem
+			}
+			if opts.Progress != nil {
+				for _, ep := range s.out {
+					fmt.Fprintf(opts.Progress, "relaylock: %s %s/%s: %s %s\n", ep.MXHost, hostPort(ep.Address, ep.Port), ep.TLS, ep.Verdict, ep.Reason)
+				}
+			}
+			if opts.OnEndpoint != nil && opts.Catcher == nil {
+				cbMu.Lock()
+				for _, ep := range s.out {
+					opts.OnEndpoint(s.spec.target, ep)
+				}
+				cbMu.Unlock()
+			}
+		}(s)
+	}
+	wg.Wait()
+	for _, s := range slots {
+		t := &res.Targets[s.spec.target]
+		t.Endpoints = append(t.Endpoints, s.out...)
+	}
+
+	if opts.Catcher != nil {
+		p.catch(ctx, res)
+		if opts.OnEndpoint != nil {
+			for i := range res.Targets {
+				for _, ep := range res.Targets[i].Endpoints {
+					opts.OnEndpoint(i, ep)
+				}
+			}
+		}
+	}
+	for i := range res.Targets {
+		if res.Targets[i].Endpoints == nil {
+			res.Targets[i].Endpoints = []EndpointResult{}
+		}
+		aggregateTarget(&res.Targets[i])
+	}
+	res.Verdict = overallVerdict(res.Targets)
+	res.End = opts.Now()
+	res.Vantage = p.vantage(res.Start)
+	if err := ctx.Err(); errors.Is(err, context.Canceled) {
+		return res, err
+	}
+	return res, nil
+}
+
+func notTested(p *prober, s endpointSpec) EndpointResult {
+	mode := "none"
+	if s.port == 465 {
+		mode = "implicit"
+	}
+	return EndpointResult{MXHost: s.mxHost, Preference: s.preference, Address: s.addr.String(), Port: s.port, TLS: mode,
+		Verdict: VerdictInconclusive, Reason: ReasonDeadline + " (not tested)", Tests: []TestResult{},
+		Transcripts: []Transcript{}, Start: p.now(), End: p.now()}
+}
+
+// resolve fills the target's DNS facts and returns its endpoints.
+func (p *prober) resolve(ctx context.Context, idx int, t target, tr *TargetResult) []endpointSpec {
+	tr.Target = t.raw
+	ports := p.opts.Ports
+	if t.port != 0 {
+		ports = []int{t.port}
+	}
+	var specs []endpointSpec
+	add := func(domain, host string, pref int, addrs []string) {
+		for _, a := range addrs {
+			ad, err := netip.ParseAddr(a)
+			if err != nil {
+				continue
+			}
+			for _, port := range ports {
+				specs = append(specs, endpointSpec{target: idx, domain: domain, mxHost: host, preference: pref, addr: ad.Unmap(), port: port})
+			}
+		}
+	}
+	if t.name == "" {
+		tr.Kind = "address"
+		add(p.opts.MailDomain, t.addr.String(), 0, []string{t.addr.String()})
+		return specs
+	}
+	tr.Domain = t.name
+	r, err := p.opts.Resolver.MailHosts(ctx, t.name)
+	if r != nil {
+		tr.DNS = r.Queries
+		tr.MX = r.MX
+		tr.NullMX = r.NullMX
+	}
+	tr.Kind = "domain"
+	if r != nil && !r.NullMX && len(r.MX) > 0 && r.MX[0].Implicit {
+		tr.Kind = "host" // RFC 5321 §5.1 implicit MX: the name's own A/AAAA
+	}
+	if err != nil && (r == nil || len(r.MX) == 0) {
+		tr.Reason = "DNS: " + err.Error()
+		if errors.Is(err, ErrNXDomain) {
+			tr.Reason = "domain does not exist (NXDOMAIN)"
+		}
+		return nil
+	}
+	if r.NullMX {
+		return nil
+	}
+	domain := t.name
+	if tr.Kind == "host" && p.opts.MailDomain != "" {
+		domain = p.opts.MailDomain
+	}
+	for _, mx := range r.MX {
+		add(domain, mx.Host, mx.Preference, mx.Addresses)
+	}
+	if len(specs) == 0 {
+		tr.Reason = "no mail host has an address"
+		if err != nil {
+			tr.Reason += ": " + err.Error()
+		}
+	}
+	return specs
+}
+
+// catch waits for the tokens of accepted messages and sets their outcome:
+// arrived → open-confirmed; bounced → closed (accept-then-bounce);
+// nothing → accepted-not-delivered.
+func (p *prober) catch(ctx context.Context, res *Result) {
+	var tokens []string
+	for i := range res.Targets {
+		for j := range res.Targets[i].Endpoints {
+			for _, t := range res.Targets[i].Endpoints[j].Tests {
+				if t.Token != "" && t.Outcome == OutcomeAccepted {
+					tokens = append(tokens, t.Token)
+				}
+			}
+		}
+	}
+	var got map[string]*CatchEvidence
+	if len(tokens) > 0 {
+		if p.opts.Progress != nil {
+			fmt.Fprintf(p.opts.Progress, "relaylock: waiting up to %s for %d relayed test messages\n", p.opts.CatchWait, len(tokens))
+		}
+		wctx, cancel := context.WithTimeout(ctx, p.opts.CatchWait)
+		got = p.opts.Catcher.Wait(wctx, tokens)
+		cancel()
+	}
+	for i := range res.Targets {
+		for j := range res.Targets[i].Endpoints {
+			ep := &res.Targets[i].Endpoints[j]
+			for k := range ep.Tests {
+				t := &ep.Tests[k]
+				if t.Token == "" || t.Outcome != OutcomeAccepted {
+					continue
+				}
+				ev := got[t.Token]
+				switch {
+				case ev != nil && ev.Arrived:
+					t.Outcome, t.Catch = OutcomeOpenConfirmed, ev
+					t.Reason = "the test message arrived at the catcher"
+				case ev != nil && ev.Bounce:
+					t.Outcome, t.Catch = OutcomeBounced, ev
+					t.Reason = "accepted, then bounced (not relayed; backscatter risk)"
+				default:
+					t.Outcome = OutcomeNotDelivered
+					t.Reason = fmt.Sprintf("accepted, but nothing arrived within %s: not relayed (or discarded)", p.opts.CatchWait)
+				}
+			}
+			aggregateEndpoint(ep)
+		}
+	}
+}
+
+func (p *prober) vantage(start time.Time) Vantage {
+	v := Vantage{UTC: start.UTC(), LocalOffset: start.Format("-07:00"), SourceAddrs: []string{}}
+	if h, err := os.Hostname(); err == nil {
+		v.Hostname = h
+	}
+	p.mu.Lock()
+	for a := range p.sources {
+		v.SourceAddrs = append(v.SourceAddrs, a)
+	}
+	p.mu.Unlock()
+	sort.Strings(v.SourceAddrs)
+	return v
+}
