@@ -1,0 +1,381 @@
+package mtatest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Kind is an MTA implementation.
+type Kind string
+
+const (
+	Postfix Kind = "postfix"
+	Exim    Kind = "exim"
+)
+
+// Kinds lists every kind the package can start.
+var Kinds = []Kind{Postfix, Exim}
+
+// Mode is one relay configuration. Closed modes refuse to relay for
+// clients outside the trusted network; each open mode is one real-world
+// mistake, named after it. Modes lists which kinds support which modes.
+type Mode string
+
+const (
+	// Closed is the MTA's stock relay policy. Postfix: the default
+	// smtpd_relay_restrictions (permit_mynetworks,
+	// permit_sasl_authenticated, defer_unauth_destination), which answers
+	// 454 4.7.1 "Relay access denied". Exim: the Debian-style RCPT ACL,
+	// which answers 550 "relay not permitted".
+	Closed Mode = "closed"
+	// ClosedReject is Postfix with reject_unauth_destination: 554 5.7.1.
+	ClosedReject Mode = "closed-reject"
+	// OpenMynetworks trusts all of 127.0.0.0/8, the prober's network
+	// included (Postfix mynetworks, Exim relay_from_hosts): the "tested
+	// from inside the trusted network" or NAT mistake.
+	OpenMynetworks Mode = "open-mynetworks"
+	// OpenClientAccess is Postfix relaying for every client:
+	// check_client_access static:OK before reject_unauth_destination.
+	OpenClientAccess Mode = "open-client-access"
+	// OpenNullSender is Postfix relaying for the null sender only:
+	// check_sender_access inline:{<>=OK}. Only the "<>" test finds it.
+	OpenNullSender Mode = "open-null-sender"
+	// OpenLocalSender trusts the MAIL FROM domain: Postfix
+	// check_sender_access inline:{<domain>=OK} (sendmail's
+	// relay_local_from in Postfix form). Spoofed local senders relay.
+	OpenLocalSender Mode = "open-local-sender"
+	// OpenRelayToDomains is Exim with "domainlist relay_to_domains = *",
+	// read as "relay for everyone" when it means "relay to any domain".
+	//
+	// There is no percent-hack mode: Exim applies percent_hack_domains
+	// before the RCPT ACL checks the domain, and Postfix's resolver
+	// applies allow_percent_hack before reject_unauth_destination, so
+	// "user%victim@target" is refused like "user@victim" by both
+	// (TestModes checks it).
+	OpenRelayToDomains Mode = "open-relay-to-domains"
+)
+
+// Open reports whether the mode relays for the prober.
+func (m Mode) Open() bool { return strings.HasPrefix(string(m), "open-") }
+
+// Modes returns the modes a kind supports, closed modes first.
+func Modes(k Kind) []Mode {
+	switch k {
+	case Postfix:
+		return []Mode{Closed, ClosedReject, OpenMynetworks, OpenClientAccess, OpenNullSender, OpenLocalSender}
+	case Exim:
+		return []Mode{Closed, OpenMynetworks, OpenRelayToDomains}
+	}
+	return nil
+}
+
+// Defaults for Config.
+const (
+	DefaultDomain = "target.test"
+	// TrustedAddr is the only address closed instances trust. The prober
+	// never uses it.
+	TrustedAddr = "127.0.0.254"
+)
+
+// ErrUnavailable means the MTA cannot be started here: not root, not
+// Linux, or its binaries are missing.
+var ErrUnavailable = errors.New("mta not available")
+
+// Config says which MTA to start and how.
+type Config struct {
+	Kind Kind
+	Mode Mode // default Closed
+	// RelayHost receives every message the MTA sends out: relayed mail
+	// and bounces. It must be a loopback address (a Sink or the audit
+	// catcher); Start refuses anything else.
+	RelayHost netip.AddrPort
+	// Domain is the mail domain the MTA is final destination for, with
+	// postmaster as its only mailbox (discarded). Default DefaultDomain.
+	Domain string
+	// Hostname is the MTA's own name (greeting, Received). Default
+	// "mx." + Domain.
+	Hostname string
+	// StartTimeout bounds the wait for the first 220 greeting; default
+	// 30 s.
+	StartTimeout time.Duration
+}
+
+// Instance is a running MTA.
+type Instance struct {
+	Kind     Kind
+	Mode     Mode
+	Addr     netip.AddrPort // where it listens (127.0.0.x:port)
+	Domain   string
+	Hostname string
+	// Trusted is the network the MTA relays for without further checks.
+	Trusted netip.Prefix
+	Dir     string // configuration, queue and logs
+
+	cmd       *exec.Cmd
+	logs      []string // log files, in Log order
+	exited    chan struct{}
+	waitErr   error
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Available reports whether kind can be started here; the error wraps
+// ErrUnavailable and says why not.
+func Available(kind Kind) error {
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("%w: %s needs Linux", ErrUnavailable, kind)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%w: starting %s needs root", ErrUnavailable, kind)
+	}
+	switch kind {
+	case Postfix:
+		if _, err := postfixMaster(); err != nil {
+			return err
+		}
+	case Exim:
+		if _, err := eximBinary(); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: unknown kind %q", ErrUnavailable, kind)
+	}
+	return nil
+}
+
+// Require skips the test when kind cannot be started here, and fails it
+// instead when CI is set: CI must never skip the real-MTA tests.
+func Require(t testing.TB, kind Kind) {
+	t.Helper()
+	err := Available(kind)
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI is set but %v (run .ci/setup.d/20-mta.sh as root)", err)
+	}
+	t.Skipf("%v; run .ci/setup.d/20-mta.sh as root to enable the real-MTA tests", err)
+}
+
+// StartT starts an instance for a test (see Require) and stops it in
+// t.Cleanup; when the test failed, the MTA's log is written to the test
+// log first.
+func StartT(t testing.TB, cfg Config) *Instance {
+	t.Helper()
+	Require(t, cfg.Kind)
+	inst, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s %s log:\n%s", inst.Kind, inst.Mode, tail(inst.Log(), 16<<10))
+		}
+		if err := inst.Close(); err != nil {
+			t.Errorf("stop %s: %v", inst.Kind, err)
+		}
+	})
+	return inst
+}
+
+// Start configures and starts an MTA and waits for its greeting. The
+// caller must Close it.
+func Start(ctx context.Context, cfg Config) (*Instance, error) {
+	if err := Available(cfg.Kind); err != nil {
+		return nil, err
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = Closed
+	}
+	supported := false
+	for _, m := range Modes(cfg.Kind) {
+		supported = supported || m == cfg.Mode
+	}
+	if !supported {
+		return nil, fmt.Errorf("mtatest: %s has no mode %q", cfg.Kind, cfg.Mode)
+	}
+	// Network safety: outbound mail never leaves the machine.
+	if !cfg.RelayHost.IsValid() || !cfg.RelayHost.Addr().IsLoopback() || cfg.RelayHost.Port() == 0 {
+		return nil, fmt.Errorf("mtatest: relay host %q is not a loopback address and port", cfg.RelayHost)
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = DefaultDomain
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "mx." + cfg.Domain
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "relaylock-"+string(cfg.Kind)+"-")
+	if err != nil {
+		return nil, fmt.Errorf("mtatest: %w", err)
+	}
+	// The MTA's unprivileged processes must reach their queue inside.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("mtatest: %w", err)
+	}
+	inst := &Instance{
+		Kind: cfg.Kind, Mode: cfg.Mode, Addr: addr, Domain: cfg.Domain, Hostname: cfg.Hostname,
+		Trusted: netip.MustParsePrefix(TrustedAddr + "/32"), Dir: dir, exited: make(chan struct{}),
+	}
+	if cfg.Mode == OpenMynetworks {
+		inst.Trusted = netip.MustParsePrefix("127.0.0.0/8")
+	}
+	switch cfg.Kind {
+	case Postfix:
+		err = inst.preparePostfix(cfg)
+	case Exim:
+		err = inst.prepareExim(cfg)
+	}
+	if err == nil {
+		err = inst.run()
+	}
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+		err = inst.waitReady(ctx)
+		cancel()
+	}
+	if err != nil {
+		log := tail(inst.Log(), 4<<10)
+		inst.Close()
+		return nil, fmt.Errorf("mtatest: start %s %s: %w\n%s", cfg.Kind, cfg.Mode, err, log)
+	}
+	return inst, nil
+}
+
+// run starts the prepared command in its own process group.
+func (i *Instance) run() error {
+	out, err := os.OpenFile(filepath.Join(i.Dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	i.cmd.Stdout, i.cmd.Stderr = out, out
+	i.logs = append(i.logs, out.Name())
+	setProcAttr(i.cmd)
+	if err := i.cmd.Start(); err != nil {
+		out.Close()
+		return fmt.Errorf("run %s: %w", i.cmd.Path, err)
+	}
+	go func() {
+		i.waitErr = i.cmd.Wait()
+		out.Close()
+		close(i.exited)
+	}()
+	return nil
+}
+
+// waitReady polls until the MTA greets with 220.
+func (i *Instance) waitReady(ctx context.Context) error {
+	for {
+		select {
+		case <-i.exited:
+			return fmt.Errorf("exited before it greeted: %v", i.waitErr)
+		default:
+		}
+		if line, err := greeting(ctx, i.Addr); err == nil {
+			if strings.HasPrefix(line, "220") {
+				return nil
+			}
+			return fmt.Errorf("greeting %q", line)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no greeting on %s: %w", i.Addr, ctx.Err())
+		case <-i.exited:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func greeting(ctx context.Context, addr netip.AddrPort) (string, error) {
+	d := net.Dialer{Timeout: time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(c, "QUIT\r\n")
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// Close stops the MTA and every process it started, and removes its
+// directory.
+func (i *Instance) Close() error {
+	i.closeOnce.Do(func() {
+		if i.cmd != nil && i.cmd.Process != nil {
+			signalGroup(i.cmd, false)
+			select {
+			case <-i.exited:
+			case <-time.After(5 * time.Second):
+				signalGroup(i.cmd, true)
+				<-i.exited
+			}
+			// Processes that left the group (Exim's delivery
+			// processes call setsid) still name the directory.
+			killNaming(i.Dir)
+		}
+		i.closeErr = os.RemoveAll(i.Dir)
+	})
+	return i.closeErr
+}
+
+// Log returns the MTA's logs, oldest file first.
+func (i *Instance) Log() string {
+	var b strings.Builder
+	for _, f := range i.logs {
+		data, err := os.ReadFile(f)
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "== %s\n%s", filepath.Base(f), data)
+	}
+	return b.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+var addrSeq atomic.Uint32
+
+// freeAddr picks a loopback address 127.0.0.x (10 ≤ x < 250, never the
+// prober's 127.0.0.1 nor TrustedAddr) and a port free on it. Linux routes
+// all of 127.0.0.0/8 to lo, so any such address can be bound.
+func freeAddr() (netip.AddrPort, error) {
+	n := addrSeq.Add(1)
+	x := 10 + (uint32(os.Getpid())*7+n)%240
+	a := netip.AddrFrom4([4]byte{127, 0, 0, byte(x)})
+	ln, err := net.Listen("tcp4", netip.AddrPortFrom(a, 0).String())
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("mtatest: find a free port on %s: %w", a, err)
+	}
+	defer ln.Close()
+	return netip.MustParseAddrPort(ln.Addr().String()), nil
+}

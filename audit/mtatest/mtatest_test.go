@@ -1,0 +1,183 @@
+package mtatest_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaylock/relaylock/audit/mtatest"
+)
+
+// relayAttempt is one MAIL/RCPT pair sent from the prober's address.
+type relayAttempt struct {
+	name     string
+	from, to string // to may contain %[1]s for the instance's domain
+	wantTo   string // envelope recipient the sink must see when relayed
+}
+
+var attempts = []relayAttempt{
+	{"plain", "u@probe.test", "victim@victim.test", "victim@victim.test"},
+	{"null-sender", "", "victim@victim.test", "victim@victim.test"},
+	{"local-sender", "u@%[1]s", "victim@victim.test", "victim@victim.test"},
+	{"percent-hack", "u@probe.test", "victim%%victim.test@%[1]s", "victim@victim.test"},
+}
+
+// relays says which attempts each configuration must accept; every other
+// attempt must be refused with a relay-denial reply.
+var relays = map[mtatest.Kind]map[mtatest.Mode][]string{
+	mtatest.Postfix: {
+		mtatest.Closed:           nil,
+		mtatest.ClosedReject:     nil,
+		mtatest.OpenMynetworks:   {"plain", "null-sender", "local-sender", "percent-hack"},
+		mtatest.OpenClientAccess: {"plain", "null-sender", "local-sender", "percent-hack"},
+		mtatest.OpenNullSender:   {"null-sender"},
+		mtatest.OpenLocalSender:  {"local-sender"},
+	},
+	mtatest.Exim: {
+		mtatest.Closed: nil,
+		// Exim's ACL refuses "%" in local parts before it looks at
+		// relay_from_hosts.
+		mtatest.OpenMynetworks:     {"plain", "null-sender", "local-sender"},
+		mtatest.OpenRelayToDomains: {"plain", "null-sender", "local-sender"},
+	},
+}
+
+// TestModes checks every configuration with a raw SMTP dialogue: the
+// relay attempts it must refuse are refused with a relay-denial code,
+// the ones it must accept are accepted and really delivered to the sink
+// with the MTA's Received header, postmaster of its own domain is
+// accepted, and a trusted client (TrustedAddr) may relay, so a closed
+// instance is closed to outsiders rather than broken.
+func TestModes(t *testing.T) {
+	for _, kind := range mtatest.Kinds {
+		for _, mode := range mtatest.Modes(kind) {
+			t.Run(fmt.Sprintf("%s/%s", kind, mode), func(t *testing.T) {
+				t.Parallel()
+				want, ok := relays[kind][mode]
+				if !ok {
+					t.Fatalf("no expectation for %s %s", kind, mode)
+				}
+				sink := mtatest.StartSink(t)
+				inst := mtatest.StartT(t, mtatest.Config{Kind: kind, Mode: mode, RelayHost: sink.Addr()})
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				checkInstance(ctx, t, inst, sink, want)
+			})
+		}
+	}
+}
+
+func checkInstance(ctx context.Context, t *testing.T, inst *mtatest.Instance, sink *mtatest.Sink, want []string) {
+	t.Helper()
+	// Local delivery: postmaster of the instance's own domain.
+	d := dial(ctx, t, netip.Addr{}, inst)
+	mustCode(t, d, 250, "MAIL FROM:<u@probe.test>")
+	mustCode(t, d, 250, "RCPT TO:<postmaster@%s>", inst.Domain)
+	d.Close()
+
+	for _, a := range attempts {
+		relayed := contains(want, a.name)
+		from := a.from
+		if strings.Contains(from, "%") {
+			from = fmt.Sprintf(from, inst.Domain)
+		}
+		to := a.to
+		if strings.Contains(to, "%[1]s") {
+			to = fmt.Sprintf(to, inst.Domain)
+		}
+		token := fmt.Sprintf("%s-%s-%s-%d", inst.Kind, inst.Mode, a.name, time.Now().UnixNano())
+		d := dial(ctx, t, netip.Addr{}, inst)
+		mustCode(t, d, 250, "MAIL FROM:<%s>", from)
+		r, err := d.Cmd("RCPT TO:<%s>", to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !relayed {
+			// Relay denied: Postfix 454 4.7.1 / 554 5.7.1, Exim 550.
+			if r.Code/100 == 2 || !(strings.Contains(strings.ToLower(r.Text), "relay") || strings.Contains(r.Text, "restricted characters")) {
+				t.Errorf("%s: RCPT TO:<%s> from <%s> = %v, want a relay denial", a.name, to, from, r)
+			}
+			d.Close()
+			continue
+		}
+		if r.Code != 250 {
+			t.Errorf("%s: RCPT TO:<%s> from <%s> = %v, want 250", a.name, to, from, r)
+			d.Close()
+			continue
+		}
+		msg := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@probe.test>\r\n\r\nrelay test %s\r\n", from, to, token, token, token)
+		if r, err := d.Data(msg); err != nil || r.Code != 250 {
+			t.Errorf("%s: DATA = %v, %v; want 250", a.name, r, err)
+			d.Close()
+			continue
+		}
+		d.Close()
+		got, err := sink.Wait(ctx, func(m mtatest.Message) bool { return strings.Contains(string(m.Data), token) })
+		if err != nil {
+			t.Errorf("%s: accepted but never delivered to the sink: %v", a.name, err)
+			continue
+		}
+		if len(got.RcptTo) != 1 || got.RcptTo[0] != a.wantTo {
+			t.Errorf("%s: sink got RCPT %q, want [%s]", a.name, got.RcptTo, a.wantTo)
+		}
+		if rcv := got.Header("Received"); len(rcv) == 0 || !strings.Contains(rcv[0], inst.Hostname) {
+			t.Errorf("%s: top Received = %q, want one by %s", a.name, rcv, inst.Hostname)
+		}
+	}
+
+	// The trusted network relays, and the message reaches the sink.
+	token := fmt.Sprintf("trusted-%s-%s-%d", inst.Kind, inst.Mode, time.Now().UnixNano())
+	d = dial(ctx, t, netip.MustParseAddr(mtatest.TrustedAddr), inst)
+	mustCode(t, d, 250, "MAIL FROM:<u@%s>", inst.Domain)
+	mustCode(t, d, 250, "RCPT TO:<friend@elsewhere.test>")
+	if r, err := d.Data("Subject: " + token + "\r\n\r\n" + token + "\r\n"); err != nil || r.Code != 250 {
+		t.Fatalf("trusted DATA = %v, %v", r, err)
+	}
+	d.Close()
+	if _, err := sink.Wait(ctx, func(m mtatest.Message) bool { return strings.Contains(string(m.Data), token) }); err != nil {
+		t.Errorf("trusted client's message never reached the sink: %v", err)
+	}
+	// Nothing else arrived: refused attempts left no trace downstream.
+	if n, w := len(sink.Messages()), len(want)+1; n != w {
+		for _, m := range sink.Messages() {
+			t.Logf("sink: from=<%s> to=%q", m.MailFrom, m.RcptTo)
+		}
+		t.Errorf("sink holds %d messages, want %d", n, w)
+	}
+}
+
+func dial(ctx context.Context, t *testing.T, from netip.Addr, inst *mtatest.Instance) *mtatest.Dialog {
+	t.Helper()
+	d, err := mtatest.DialFrom(ctx, from, inst.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(d.Greeting.Text, inst.Hostname) {
+		t.Errorf("greeting %v does not name %s", d.Greeting, inst.Hostname)
+	}
+	mustCode(t, d, 250, "EHLO probe.test")
+	return d
+}
+
+func mustCode(t *testing.T, d *mtatest.Dialog, code int, format string, args ...any) {
+	t.Helper()
+	r, err := d.Cmd(format, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Code != code {
+		t.Fatalf("%s = %v, want %d", fmt.Sprintf(format, args...), r, code)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
