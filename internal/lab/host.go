@@ -14,6 +14,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/relaylock/relaylock/remediate"
@@ -71,9 +73,24 @@ func hashText(s string) string {
 // WS-Man face receives them, and returns stdout, stderr and the exit code.
 // It enforces the contract: the command line must be psframe.CommandLine(),
 // the payload well formed, the script one of relaylock's own.
+//
+// What it answers:
+//   - a command line over cmd.exe's 8191 characters: "The command line is
+//     too long." on stderr, exit 1, as Windows does (winrm.md §0.5);
+//   - psframe.CommandLine() with a payload: the script, identified by its
+//     exact text (ScriptName). The "detect" script is answered here for
+//     every platform, from h.HostInfo() through remediate.EncodeHostInfo,
+//     the Go mirror of detect.ps1; every other script goes to h.Handle;
+//   - a few cmd.exe built-ins so that generic WinRM clients (pywinrm's
+//     run_cmd, winrm-cli) have something to run: "echo TEXT", "hostname",
+//     "ver", "exit /b N" (see cmdBuiltin);
+//   - anything else: cmd.exe's "is not recognized" error, exit 1.
 func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
+	if commandLineTooLong(commandLine) {
+		return nil, []byte("The command line is too long.\r\n"), 1
+	}
 	if commandLine != psframe.CommandLine() {
-		return nil, []byte(fmt.Sprintf("'%.60s' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n", commandLine)), 1
+		return cmdBuiltin(h, commandLine)
 	}
 	src, params, err := psframe.DecodePayload(stdin)
 	if err != nil {
@@ -85,6 +102,48 @@ func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, 
 		rec := psframe.NewRecord(psframe.ErrorRecord).Set("message", "lab: script is not one of relaylock's embedded scripts (sha256 "+hashText(src)+")")
 		return psframe.EncodeOutput(nonce, []psframe.Record{*rec}, 1), nil, 1
 	}
+	if name == remediate.DetectScript {
+		return psframe.EncodeOutput(nonce, remediate.EncodeHostInfo(h.HostInfo()), 0), nil, 0
+	}
 	recs, code, errText := h.Handle(name, params)
 	return psframe.EncodeOutput(nonce, recs, code), []byte(errText), code
+}
+
+// readsStdin reports whether a command line reads its stdin to the end
+// before doing anything, so that the WS-Man face must wait for End="true"
+// before running it: relaylock's bootstrap does ([Console]::In.ReadToEnd()).
+// Every other command line runs at once, like a process that never reads
+// its input (pywinrm's run_cmd never closes stdin).
+func readsStdin(commandLine string) bool {
+	return commandLine == psframe.CommandLine()
+}
+
+// cmdBuiltin answers the few cmd.exe commands the lab knows, with cmd's
+// own output format (CRLF line ends).
+func cmdBuiltin(h Host, line string) (stdout, stderr []byte, code int) {
+	line = strings.TrimSpace(line)
+	verb, rest, _ := strings.Cut(line, " ")
+	switch strings.ToLower(verb) {
+	case "echo":
+		if rest == "" {
+			return []byte("ECHO is on.\r\n"), nil, 0
+		}
+		return []byte(rest + "\r\n"), nil, 0
+	case "hostname":
+		if rest == "" {
+			return []byte(h.HostInfo().ComputerName + "\r\n"), nil, 0
+		}
+	case "ver":
+		if rest == "" {
+			return []byte("\r\nMicrosoft Windows [Version " + h.HostInfo().OSVersion + "]\r\n"), nil, 0
+		}
+	case "exit":
+		f := strings.Fields(rest)
+		if len(f) == 2 && strings.EqualFold(f[0], "/b") {
+			if n, err := strconv.Atoi(f[1]); err == nil {
+				return nil, nil, n
+			}
+		}
+	}
+	return nil, []byte(fmt.Sprintf("'%.60s' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n", verb)), 1
 }
