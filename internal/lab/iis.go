@@ -1,0 +1,426 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/relaylock/relaylock/remediate"
+	"github.com/relaylock/relaylock/remediate/psframe"
+)
+
+// This file simulates an IIS 6 SMTP server (windows-relay.md §1): the
+// metabase values of its virtual servers, read and written by relaylock's
+// iis-* scripts through WMI, and the relay decision SMTPSVC takes from
+// them. The records it answers with come from the same builders the
+// driver decodes (remediate.EncodeIISState, IISServerRecord,
+// IISDomainRecord), so script output, lab and driver share one contract.
+
+func init() {
+	Register("iis", func() Host { return NewIIS(IISAllExceptEmpty) })
+}
+
+// IISScenario is a starting state of a simulated IIS SMTP server.
+type IISScenario int
+
+const (
+	// IISAllExceptEmpty: "All except the list below" with an empty list
+	// (zero-length RelayIpList): an open relay.
+	IISAllExceptEmpty IISScenario = iota
+	// IISGrantEveryone: "Only the list below" with 0.0.0.0 mask 0.0.0.0.
+	IISGrantEveryone
+	// IISClosed: "Only the list below" = {127.0.0.1} (GUI sample A),
+	// authenticated relay on.
+	IISClosed
+	// IISUnset: RelayIpList never set (null): only authenticated relay.
+	IISUnset
+	// IISDenyList: "All except the list below" = {192.0.2.66}.
+	IISDenyList
+	// IISNoWebWMI: open like IISAllExceptEmpty, but the IIS 6 WMI
+	// Compatibility feature is missing, so the scripts cannot read it.
+	IISNoWebWMI
+	// IISRemoteDomainWildcard: closed list, but a remote domain "*" with
+	// "Allow incoming mail to be relayed to this domain".
+	IISRemoteDomainWildcard
+	// IISAuthGuest: closed list, authenticated relay with Basic
+	// authentication and the Guest account enabled.
+	IISAuthGuest
+	// IISInheritedOpen: the virtual server has no RelayIpList of its own
+	// and inherits a zero-length one from the service level.
+	IISInheritedOpen
+)
+
+// ScriptCall is one script run the lab received, with its parameters
+// (without the nonce) exactly as decoded from the payload.
+type ScriptCall struct {
+	Script string
+	Params map[string]string
+}
+
+// iisMetabase is the simulated metabase plus WMI availability, shared by
+// the IIS and Exchange 2003 hosts. Callers hold the host's lock.
+type iisMetabase struct {
+	st     remediate.IISState
+	webWMI bool
+}
+
+// IISHost is a simulated IIS 6 SMTP server.
+type IISHost struct {
+	mu    sync.Mutex
+	info  remediate.HostInfo
+	mb    iisMetabase
+	calls []ScriptCall
+}
+
+const labDNSDomain = "corp.example"
+
+func iisBaseState(computer string) remediate.IISState {
+	return remediate.IISState{
+		Service:      remediate.ServiceInfo{Name: "SMTPSVC", Present: true, State: "Running", StartMode: "Auto"},
+		Guest:        &remediate.GuestAccount{Name: "Guest", Enabled: false},
+		ServiceLevel: &remediate.IISRelaySettings{Name: "SmtpSvc", RelayIpList: remediate.RelayListBlob{Null: true}},
+		Servers: []remediate.IISVirtualServer{{
+			Name: "SmtpSvc/1", Comment: "[SMTP Virtual Server #1]",
+			RelayIpList: remediate.RelayListBlob{Null: true}, RelayForAuth: remediate.RelayForAuthEnabled,
+			AuthFlags: "1", AuthAnonymous: true,
+		}},
+		Domains: []remediate.IISDomain{{
+			// The default local domain (SMTP_DEFAULT 0x40) [S4].
+			Name: "SmtpSvc/1/Domain/" + strings.ToLower(computer) + "." + labDNSDomain, RouteAction: 0x40,
+			RelayIpList: remediate.RelayListBlob{Null: true},
+		}},
+	}
+}
+
+func mustBlob(l remediate.RelayList) remediate.RelayListBlob {
+	b, err := remediate.BlobOf(l)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func hostMask(ip string, bits int) remediate.IPMask {
+	m, err := remediate.IPMaskFromPrefix(netip.PrefixFrom(netip.MustParseAddr(ip), bits))
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// NewIIS returns a simulated IIS SMTP server (Windows Server 2019,
+// PowerShell 5.1) in the given scenario.
+func NewIIS(s IISScenario) *IISHost {
+	h := &IISHost{
+		info: remediate.HostInfo{
+			ComputerName: "SMTP01", Domain: labDNSDomain,
+			OSCaption: "Microsoft Windows Server 2019 Standard", OSVersion: "10.0.17763",
+			PSVersion: "5.1.17763.1", Is64BitProcess: true,
+			Services: []remediate.ServiceInfo{
+				{Name: "SMTPSVC", Present: true, State: "Running", StartMode: "Auto"},
+				{Name: "MSExchangeTransport"}, {Name: "MSExchangeFrontEndTransport"}, {Name: "MSExchangeSA"},
+			},
+			Features: []remediate.FeatureInfo{{Name: "SMTP-Server", Installed: true}, {Name: "Web-WMI", Installed: true}},
+			Platform: remediate.PlatformIIS,
+		},
+		mb: iisMetabase{webWMI: true},
+	}
+	st := iisBaseState(h.info.ComputerName)
+	vs := &st.Servers[0]
+	loopback := mustBlob(remediate.RelayList{Grant: []remediate.IPMask{hostMask("127.0.0.1", 32)}, Flags: 1})
+	switch s {
+	case IISAllExceptEmpty:
+		vs.RelayIpList = remediate.RelayListBlob{Bytes: []byte{}}
+	case IISGrantEveryone:
+		vs.RelayIpList = mustBlob(remediate.RelayList{Grant: []remediate.IPMask{hostMask("0.0.0.0", 0)}, Flags: 1})
+	case IISClosed:
+		vs.RelayIpList = loopback
+	case IISUnset:
+	case IISDenyList:
+		vs.RelayIpList = mustBlob(remediate.RelayList{GrantByDefault: true, Deny: []remediate.IPMask{hostMask("192.0.2.66", 32)}, Flags: 1})
+	case IISNoWebWMI:
+		vs.RelayIpList = remediate.RelayListBlob{Bytes: []byte{}}
+		h.mb.webWMI = false
+		h.info.Features[1].Installed = false
+	case IISRemoteDomainWildcard:
+		vs.RelayIpList = loopback
+		st.Domains = append(st.Domains, remediate.IISDomain{Name: "SmtpSvc/1/Domain/*", RouteAction: remediate.RouteActionDomainRelay | 0x2, RelayIpList: remediate.RelayListBlob{Null: true}})
+	case IISAuthGuest:
+		vs.RelayIpList = loopback
+		vs.AuthBasic = true
+		vs.AuthFlags = "3"
+		st.Guest.Enabled = true
+	case IISInheritedOpen:
+		st.ServiceLevel.RelayIpList = remediate.RelayListBlob{Bytes: []byte{}}
+	default:
+		panic(fmt.Sprintf("lab: unknown IIS scenario %d", s))
+	}
+	h.mb.st = st
+	return h
+}
+
+// HostInfo implements Host.
+func (h *IISHost) HostInfo() remediate.HostInfo {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return cloneInfo(h.info)
+}
+
+func cloneInfo(i remediate.HostInfo) remediate.HostInfo {
+	i.Services = append([]remediate.ServiceInfo(nil), i.Services...)
+	i.Features = append([]remediate.FeatureInfo(nil), i.Features...)
+	i.ExchangeRoles = append([]string(nil), i.ExchangeRoles...)
+	return i
+}
+
+// LocalDomains implements Host.
+func (h *IISHost) LocalDomains() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.mb.localDomains()
+}
+
+func (m *iisMetabase) localDomains() []string {
+	var ds []string
+	for _, d := range m.st.Domains {
+		if !d.RelayAllowed() && !strings.Contains(d.DomainName(), "*") {
+			ds = append(ds, d.DomainName())
+		}
+	}
+	sort.Strings(ds)
+	return ds
+}
+
+// State returns a copy of the metabase state.
+func (h *IISHost) State() remediate.IISState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return cloneIIS(h.mb.st)
+}
+
+// SetState replaces the metabase state (tests).
+func (h *IISHost) SetState(st remediate.IISState) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mb.st = cloneIIS(st)
+}
+
+// Calls returns the script runs received so far.
+func (h *IISHost) Calls() []ScriptCall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]ScriptCall(nil), h.calls...)
+}
+
+func cloneIIS(st remediate.IISState) remediate.IISState {
+	c := st
+	if st.Guest != nil {
+		g := *st.Guest
+		c.Guest = &g
+	}
+	if st.ServiceLevel != nil {
+		s := *st.ServiceLevel
+		s.RelayIpList = cloneBlob(s.RelayIpList)
+		c.ServiceLevel = &s
+	}
+	c.Servers = append([]remediate.IISVirtualServer(nil), st.Servers...)
+	for i := range c.Servers {
+		c.Servers[i].RelayIpList = cloneBlob(c.Servers[i].RelayIpList)
+	}
+	c.Domains = append([]remediate.IISDomain(nil), st.Domains...)
+	for i := range c.Domains {
+		c.Domains[i].RelayIpList = cloneBlob(c.Domains[i].RelayIpList)
+	}
+	return c
+}
+
+func cloneBlob(b remediate.RelayListBlob) remediate.RelayListBlob {
+	if b.Null {
+		return remediate.RelayListBlob{Null: true}
+	}
+	return remediate.RelayListBlob{Bytes: append([]byte{}, b.Bytes...)}
+}
+
+func recordCall(calls *[]ScriptCall, script string, params map[string]string) {
+	p := map[string]string{}
+	for k, v := range params {
+		if k != psframe.NonceParam {
+			p[k] = v
+		}
+	}
+	*calls = append(*calls, ScriptCall{Script: script, Params: p})
+}
+
+// Handle implements Host.
+func (h *IISHost) Handle(script string, params map[string]string) ([]psframe.Record, int, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	recordCall(&h.calls, script, params)
+	if script == remediate.DetectScript {
+		if err := checkParams(params); err != nil {
+			return errorRecord(err.Error(), "bad-parameter"), 1, ""
+		}
+		return remediate.EncodeHostInfo(h.info), 0, ""
+	}
+	if recs, code, ok := h.mb.handle(script, params); ok {
+		return recs, code, ""
+	}
+	return errorRecord("lab: the IIS SMTP host does not run script "+script, "unknown-script"), 1, ""
+}
+
+// RelayAllowed implements Host: the decision SMTPSVC takes for virtual
+// server SmtpSvc/1 (the one the lab's SMTP face stands for).
+func (h *IISHost) RelayAllowed(client netip.Addr, authenticated bool, rcptDomain string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return iisRelayAllowed(h.mb.st, "SmtpSvc/1", client, authenticated, rcptDomain)
+}
+
+// iisRelayAllowed decides relaying from the metabase exactly as the
+// driver reads it: a remote domain with the relay flag that matches the
+// recipient domain (wildcards included) overrides the Access tab [S14b];
+// authenticated clients relay when RelayForAuth is non-zero; otherwise
+// the effective RelayIpList decides (null: nobody; zero-length: everyone;
+// grant list: listed clients; deny list: everyone else). An undecodable
+// list relays nobody here (real IIS behaviour UNVERIFIED).
+func iisRelayAllowed(st remediate.IISState, server string, client netip.Addr, authenticated bool, rcptDomain string) bool {
+	if !st.Service.Present || st.Service.State != "Running" {
+		return false
+	}
+	vs, ok := st.Server(server)
+	if !ok {
+		return false
+	}
+	for _, d := range st.Domains {
+		if strings.EqualFold(d.VirtualServerOf(), vs.Name) && d.RelayAllowed() && remediate.RemoteDomainMatches(d.DomainName(), rcptDomain) {
+			return true
+		}
+	}
+	if authenticated && vs.RelayForAuth != 0 {
+		return true
+	}
+	eff, _ := st.EffectiveRelayList(vs)
+	l, err := eff.Decode()
+	if err != nil {
+		return false
+	}
+	return l.Allows(client)
+}
+
+// --- script handlers -------------------------------------------------------
+
+var (
+	reHexBlob = regexp.MustCompile(`^([0-9A-Fa-f]{2})+$`)
+	reInt     = regexp.MustCompile(`^-?[0-9]{1,10}$`)
+	reUint    = regexp.MustCompile(`^[0-9]{1,10}$`)
+)
+
+// checkParams rejects parameters a script does not read (the lab is
+// strict so that drivers cannot rely on ignored input) and missing ones.
+func checkParams(params map[string]string, names ...string) error {
+	want := map[string]bool{psframe.NonceParam: true}
+	for _, n := range names {
+		want[n] = true
+		if _, ok := params[n]; !ok {
+			return fmt.Errorf("lab: missing parameter %q", n)
+		}
+	}
+	for k := range params {
+		if !want[k] {
+			return fmt.Errorf("lab: unexpected parameter %q", k)
+		}
+	}
+	return nil
+}
+
+func errorRecord(msg, kind string) []psframe.Record {
+	return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", msg).Set("kind", kind)}
+}
+
+// missingNamespace is what the iis-* scripts print when root\MicrosoftIISv2
+// does not exist (Get-WmiObject: "Invalid namespace" [S56]).
+func missingNamespace() []psframe.Record {
+	return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).
+		Set("message", `Invalid namespace "root\MicrosoftIISv2" (Invalid namespace)`).
+		Set("type", "System.Management.ManagementException").
+		Set("kind", remediate.ErrorKindFeatureMissing).Set("feature", "Web-WMI")}
+}
+
+// handle answers the iis-* scripts; ok is false for other scripts.
+func (m *iisMetabase) handle(script string, params map[string]string) (recs []psframe.Record, code int, ok bool) {
+	switch script {
+	case remediate.ScriptIISRead:
+		if err := checkParams(params); err != nil {
+			return errorRecord(err.Error(), "bad-parameter"), 1, true
+		}
+		if !m.webWMI {
+			return missingNamespace(), 3, true
+		}
+		return remediate.EncodeIISState(m.st), 0, true
+	case remediate.ScriptIISWrite:
+		if err := checkParams(params, "server", "relayiplist", "relayforauth"); err != nil {
+			return errorRecord(err.Error(), "bad-parameter"), 1, true
+		}
+		ril, rfa := params["relayiplist"], params["relayforauth"]
+		if ril != "NULL" && ril != "EMPTY" && !reHexBlob.MatchString(ril) {
+			return errorRecord("parameter relayiplist is not NULL, EMPTY or hex", "bad-parameter"), 2, true
+		}
+		if !reInt.MatchString(rfa) {
+			return errorRecord("parameter relayforauth is not an integer", "bad-parameter"), 2, true
+		}
+		n, err := strconv.ParseInt(rfa, 10, 32)
+		if err != nil { // [int] conversion overflow: the trap prints it
+			return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", `Cannot convert value "`+rfa+`" to type "System.Int32".`).Set("type", "System.Management.Automation.RuntimeException")}, 1, true
+		}
+		if !m.webWMI {
+			return missingNamespace(), 3, true
+		}
+		i := m.serverIndex(params["server"])
+		if i < 0 {
+			return errorRecord("no SMTP virtual server named "+params["server"], "not-found"), 4, true
+		}
+		b, err := remediate.ParseRelayListBlob(strings.ToUpper(ril))
+		if err != nil {
+			return errorRecord(err.Error(), "bad-parameter"), 2, true
+		}
+		m.st.Servers[i].RelayIpList = b
+		m.st.Servers[i].RelayForAuth = n
+		return []psframe.Record{remediate.IISServerRecord(m.st.Servers[i])}, 0, true
+	case remediate.ScriptIISWriteDomain:
+		if err := checkParams(params, "domain", "routeaction"); err != nil {
+			return errorRecord(err.Error(), "bad-parameter"), 1, true
+		}
+		ra := params["routeaction"]
+		if !reUint.MatchString(ra) {
+			return errorRecord("parameter routeaction is not a non-negative integer", "bad-parameter"), 2, true
+		}
+		n, err := strconv.ParseInt(ra, 10, 32)
+		if err != nil {
+			return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", `Cannot convert value "`+ra+`" to type "System.Int32".`).Set("type", "System.Management.Automation.RuntimeException")}, 1, true
+		}
+		if !m.webWMI {
+			return missingNamespace(), 3, true
+		}
+		for i := range m.st.Domains {
+			if strings.EqualFold(m.st.Domains[i].Name, params["domain"]) { // PowerShell -eq
+				m.st.Domains[i].RouteAction = n
+				return []psframe.Record{remediate.IISDomainRecord(m.st.Domains[i])}, 0, true
+			}
+		}
+		return errorRecord("no SMTP domain named "+params["domain"], "not-found"), 4, true
+	}
+	return nil, 0, false
+}
+
+func (m *iisMetabase) serverIndex(name string) int {
+	for i := range m.st.Servers {
+		if strings.EqualFold(m.st.Servers[i].Name, name) { // PowerShell -eq
+			return i
+		}
+	}
+	return -1
+}

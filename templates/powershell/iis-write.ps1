@@ -1,0 +1,61 @@
+# iis-write: set RelayIpList and RelayForAuth on one IIS 6 SMTP virtual server.
+# Product: IIS-SMTP. Mode: write.
+# Idempotency: sets absolute values; running it again with the same parameters
+# leaves the same state. Prints the values read back after Put().
+# Parameters (data only):
+#   server        WMI Name of the virtual server, e.g. SmtpSvc/1 (matched exactly, never put into a WQL filter)
+#   relayiplist   NULL (unset the property), EMPTY (zero-length value) or the IPSECLIST blob in hex
+#   relayforauth  integer written to RelayForAuth (0 off; -1 on, see remediate RelayForAuthEnabled)
+# Restoring NULL assigns $null and calls Put(): UNVERIFIED on real IIS. The untested
+# alternative is ADSI: ([ADSI]'IIS://localhost/SmtpSvc/1').PutEx(1, 'RelayIpList', $null); SetInfo().
+$ns = 'root\MicrosoftIISv2'
+$name = [string]$P['server']
+$ril = [string]$P['relayiplist']
+$rfa = [string]$P['relayforauth']
+
+if ($ril -ne 'NULL' -and $ril -ne 'EMPTY' -and $ril -notmatch '^([0-9A-Fa-f]{2})+$') {
+    RL-Rec 'error' @('message', 'parameter relayiplist is not NULL, EMPTY or hex', 'kind', 'bad-parameter')
+    RL-End 2
+}
+if ($rfa -notmatch '^-?[0-9]{1,10}$') {
+    RL-Rec 'error' @('message', 'parameter relayforauth is not an integer', 'kind', 'bad-parameter')
+    RL-End 2
+}
+
+function Find-Server {
+    foreach ($x in @(Get-WmiObject -Namespace $ns -Class IIsSmtpServerSetting)) {
+        if ([string]$x.Name -eq $name) { return $x }
+    }
+    return $null
+}
+
+try {
+    $s = Find-Server
+} catch {
+    $m = [string]$_.Exception.Message
+    if ($m -match 'Invalid namespace') {
+        RL-Rec 'error' @('message', ('Invalid namespace "' + $ns + '" (' + $m.Trim() + ')'), 'type', $_.Exception.GetType().FullName, 'kind', 'feature-missing', 'feature', 'Web-WMI')
+        RL-End 3
+    }
+    throw
+}
+if ($null -eq $s) {
+    RL-Rec 'error' @('message', ('no SMTP virtual server named ' + $name), 'kind', 'not-found')
+    RL-End 4
+}
+
+if ($ril -eq 'NULL') {
+    $s.RelayIpList = $null
+} elseif ($ril -eq 'EMPTY') {
+    $s.RelayIpList = [byte[]]@()
+} else {
+    $s.RelayIpList = (RL-Bytes $ril)
+}
+$s.RelayForAuth = [int]$rfa
+[void]$s.Put()
+
+$s = Find-Server
+RL-Rec 'vs' @('name', $s.Name, 'comment', $s.ServerComment, 'relayiplist', (RL-Hex $s.RelayIpList),
+    'relayforauth', $s.RelayForAuth, 'authflags', $s.AuthFlags, 'authanonymous', $s.AuthAnonymous,
+    'authbasic', $s.AuthBasic, 'authntlm', $s.AuthNTLM, 'smarthost', $s.SmartHost, 'smarthosttype', $s.SmartHostType)
+RL-End 0
