@@ -1,17 +1,212 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/report/evidence"
 )
 
-// TODO(owner): replace with the real command. This placeholder exists only
-// so that the tree builds while the command is written; it must not ship.
+// Hooks for catch mode. cmd_audit_catch.go (the catcher's owner) appends
+// its flags (--catch-domain, --catch-listen, --catch-wait) to
+// auditExtraFlags in an init func and sets auditSetupCatch, which may set
+// opts.Catcher and opts.CatchWait and returns a cleanup run after the
+// audit.
+var (
+	auditExtraFlags []cli.Flag
+	auditSetupCatch func(c *cli.Context, e *env, opts *audit.Options) (cleanup func(), err error)
+)
+
+// testResolver, when set by tests, replaces DNS for `relaylock audit`.
+var testResolver audit.MailResolver
+
+func auditFlags() []cli.Flag {
+	flags := []cli.Flag{
+		&cli.StringSliceFlag{Name: "dns-server", Usage: "DNS `SERVER` to ask (HOST or HOST:PORT, repeatable); required on Windows"},
+		&cli.StringFlag{Name: "ports", Value: "25", Usage: "comma-separated `PORTS` to probe (465 uses implicit TLS), e.g. 25,587,465"},
+		&cli.StringFlag{Name: "from", Usage: "envelope sender `ADDR` (a mailbox you own, for bounces); default random@probe-domain"},
+		&cli.StringFlag{Name: "to", Usage: "external test recipient `ADDR`; default relaytest@probe-domain"},
+		&cli.StringFlag{Name: "probe-domain", Usage: "a `DOMAIN` you control, used in test senders and recipients (default example.net, RFC 2606)"},
+		&cli.StringFlag{Name: "mail-domain", Usage: "the mail `DOMAIN` served by host or address targets (for control C1 and local-sender tests)"},
+		&cli.StringFlag{Name: "helo", Usage: "EHLO `NAME` (a FQDN whose forward and reverse DNS match); default this host's name"},
+		&cli.StringFlag{Name: "depth", Value: audit.DepthData, Usage: "how far to go: rcpt (RCPT only), data (DATA, drop on 354) or deliver (send a marked message)"},
+		&cli.BoolFlag{Name: "deliver", Usage: "send a marked test message to --to (your own mailbox) and report the token to look for"},
+		&cli.StringFlag{Name: "contact", Usage: "`TEXT` naming whom to contact, put in delivered test messages"},
+		&cli.IntFlag{Name: "concurrency", Value: 32, Usage: "endpoints probed at once"},
+		&cli.IntFlag{Name: "per-host", Value: 3, Usage: "parallel connections to one address"},
+		&cli.Float64Flag{Name: "rate", Usage: "new connections per second over the whole run (0: unlimited)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "greeting and per-command timeout (default 60s)"},
+		&cli.DurationFlag{Name: "connect-timeout", Usage: "TCP connect timeout (default 15s)"},
+		&cli.DurationFlag{Name: "deadline", Usage: "stop the whole audit after this `DURATION`"},
+		&cli.DurationFlag{Name: "greylist-retry", Usage: "wait this long and retry greylisted tests once (0: report them inconclusive)"},
+		&cli.BoolFlag{Name: "all-tests", Usage: "run every test even after an endpoint is found open"},
+		&cli.BoolFlag{Name: "helo-variants", Usage: "also try EHLO as the target's own names (tests E39a-d)"},
+		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
+	}
+	flags = append(flags, evidenceFlags()...)
+	return append(flags, auditExtraFlags...)
+}
+
 func auditCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:   "audit",
-		Usage:  "(being written)",
-		Action: func(*cli.Context) error { return errors.New("audit: not implemented yet") },
+		Name:      "audit",
+		Usage:     "test mail servers for open relay (every MX, every address, every port, before and after STARTTLS)",
+		ArgsUsage: "TARGET...",
+		UsageText: "relaylock audit [flags] TARGET...\n\nTARGET is a mail domain (its MX hosts are tested), a host name, or an address, with an optional :port.\nOnly the targets you name are probed. Exit code 0: no open relay; 3: open relay found; 1: error; 2: usage.",
+		Flags:     auditFlags(),
+		Action: func(c *cli.Context) error {
+			opts, err := auditOptions(c, e, c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			format := c.String("format")
+			if format != "text" && format != "json" {
+				return usagef("--format must be text or json")
+			}
+			if auditSetupCatch != nil {
+				cleanup, err := auditSetupCatch(c, e, &opts)
+				if err != nil {
+					return err
+				}
+				if cleanup != nil {
+					defer cleanup()
+				}
+			}
+			if c.String("probe-domain") == "" && opts.Catcher == nil {
+				fmt.Fprintln(e.Stderr, "relaylock: using probe domain example.net (RFC 2606)\nhint: pass --probe-domain with a domain you own so bounces reach you")
+			}
+			res, err := audit.Run(c.Context, opts)
+			if err != nil && res == nil {
+				if errors.Is(err, audit.ErrBadTarget) {
+					return usagef("%v", err)
+				}
+				return err
+			}
+			rec := newRecorder(c, opts.Targets)
+			if werr := rec.update(func(b *evidence.Bundle) {
+				b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "audit", Result: res})
+				rec.log(b, "audit", "", fmt.Sprintf("probed %s: %s", strings.Join(opts.Targets, ", "), res.Verdict))
+			}); werr != nil {
+				return werr
+			}
+			if format == "json" {
+				enc := json.NewEncoder(e.Stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else if err := audit.WriteSummary(e.Stdout, res); err != nil {
+				return err
+			}
+			if err != nil {
+				return err
+			}
+			if res.Verdict == audit.VerdictOpen {
+				return withCode(exitOpen, nil)
+			}
+			return nil
+		},
 	}
+}
+
+// auditOptions turns flags into audit.Options (lesson 2: no *cli.Context
+// below cmd/). remediate's re-test can call it with its own targets.
+func auditOptions(c *cli.Context, e *env, targets []string) (audit.Options, error) {
+	var opts audit.Options
+	if len(targets) == 0 {
+		return opts, usagef("audit: name at least one TARGET (a mail domain, host or address)")
+	}
+	ports, err := parsePorts(c.String("ports"))
+	if err != nil {
+		return opts, err
+	}
+	depth := c.String("depth")
+	if c.Bool("deliver") {
+		if c.IsSet("depth") && depth != audit.DepthDeliver {
+			return opts, usagef("--deliver conflicts with --depth %s", depth)
+		}
+		depth = audit.DepthDeliver
+	}
+	switch depth {
+	case audit.DepthRcpt, audit.DepthData:
+	case audit.DepthDeliver:
+		if c.String("to") == "" && auditSetupCatch == nil {
+			return opts, usagef("--deliver needs --to ADDR, a mailbox you own")
+		}
+	default:
+		return opts, usagef("--depth must be rcpt, data or deliver")
+	}
+	for _, n := range []string{"concurrency", "per-host"} {
+		if c.Int(n) < 1 {
+			return opts, usagef("--%s must be at least 1", n)
+		}
+	}
+	if c.Float64("rate") < 0 {
+		return opts, usagef("--rate must not be negative")
+	}
+	opts = audit.Options{
+		Targets:        targets,
+		Ports:          ports,
+		From:           c.String("from"),
+		To:             c.String("to"),
+		ProbeDomain:    c.String("probe-domain"),
+		MailDomain:     c.String("mail-domain"),
+		HeloName:       c.String("helo"),
+		Depth:          depth,
+		Contact:        c.String("contact"),
+		Concurrency:    c.Int("concurrency"),
+		PerHost:        c.Int("per-host"),
+		Rate:           c.Float64("rate"),
+		ConnectTimeout: c.Duration("connect-timeout"),
+		Deadline:       c.Duration("deadline"),
+		GreylistRetry:  c.Duration("greylist-retry"),
+		AllTests:       c.Bool("all-tests"),
+		HeloVariants:   c.Bool("helo-variants"),
+		DNSServers:     c.StringSlice("dns-server"),
+	}
+	if d := c.Duration("timeout"); d > 0 {
+		opts.GreetingTimeout, opts.CommandTimeout = d, d
+	}
+	if e.StderrIsTerminal {
+		opts.Progress = e.Stderr
+	}
+	if testResolver != nil {
+		opts.Resolver = testResolver
+	} else {
+		r, err := audit.NewDNSResolver(audit.DNSConfig{Servers: opts.DNSServers})
+		if err != nil {
+			return opts, fmt.Errorf("set up DNS: %w", err)
+		}
+		opts.Resolver = r
+	}
+	return opts, nil
+}
+
+func parsePorts(s string) ([]int, error) {
+	var ports []int
+	seen := map[int]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := strconv.Atoi(f)
+		if err != nil || p < 1 || p > 65535 {
+			return nil, usagef("--ports: bad port %q", f)
+		}
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
+	}
+	if len(ports) == 0 {
+		return nil, usagef("--ports: no port given")
+	}
+	return ports, nil
 }
