@@ -1,0 +1,317 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/relaylock/relaylock/audit/dnstest"
+	"github.com/relaylock/relaylock/audit/smtptest"
+)
+
+// Config configures a lab: one simulated Windows mail host with its DNS,
+// SMTP and WinRM faces, all on loopback.
+type Config struct {
+	// Platform is a registered platform name (Platforms()); ignored when
+	// Host is set.
+	Platform string
+	// Host, when set, is the simulated host to use (tests bring their own).
+	Host Host
+	// Listen is the loopback IP every service listens on; default
+	// 127.0.0.1. Anything but a loopback address is refused.
+	Listen string
+	// SMTPPort, WinRMPort and DNSPort: 0 picks a free port.
+	SMTPPort, WinRMPort, DNSPort int
+	// Domain is the mail domain the host accepts mail for in DNS (default
+	// "lab.relaylock.test"); MXHost its MX (default "mail.<Domain>").
+	// The lab DNS answers MX Domain → MXHost, A MXHost → Listen and
+	// A Hostname → Listen.
+	Domain string
+	MXHost string
+	// Hostname is the WinRM host name in the TLS certificate (default
+	// "<ComputerName>.<Domain>", lower case). The certificate also
+	// covers 127.0.0.1, ::1 and localhost.
+	Hostname string
+	// User and Password are the lab account for WinRM and SMTP AUTH.
+	// User defaults to "Administrator"; an empty Password is replaced by
+	// a random one (Lab.Password).
+	User     string
+	Password string
+	// PlainHTTP serves WinRM over HTTP instead of HTTPS (the default). The
+	// lab cannot seal messages, so a plain-HTTP lab behaves like a host
+	// with AllowUnencrypted=true.
+	PlainHTTP bool
+	// WinRM holds further WS-Man options (MaxOperationTimeout, DisableBasic,
+	// DisableNTLM, MaxShellsPerUser, ...). User, Password, Faults and
+	// AllowUnencrypted are set by Start.
+	WinRM WSManConfig
+}
+
+// Lab is a running lab.
+type Lab struct {
+	Platform string // "" when Config.Host was given
+	Host     Host
+	Domain   string
+	MXHost   string
+	Hostname string
+
+	DNSAddr  string // "127.0.0.1:PORT", UDP and TCP
+	SMTPAddr string // "127.0.0.1:PORT"
+
+	WinRMURL  string // "https://127.0.0.1:PORT/wsman"
+	WinRMHost string // the listen IP
+	WinRMPort int
+	HTTPS     bool
+	// CACertPEM is the lab CA that signed the WinRM certificate (nil over
+	// plain HTTP): the client's trust anchor.
+	CACertPEM []byte
+
+	User     string
+	Password string
+
+	// WinRM is the WS-Man server: Calls, Runs, Verify, CountCalls.
+	WinRM *WSMan
+	// Faults injects WinRM failures; add rules at any time.
+	Faults *Faults
+	// DNS and SMTP are the other faces (queries and sessions recorded).
+	DNS  *dnstest.Server
+	SMTP *smtptest.Server
+
+	closeOnce sync.Once
+	closeErr  error
+	smtpDone  chan struct{}
+	stop      func() bool
+}
+
+// ErrNotLoopback is returned for a Listen address outside loopback: the
+// lab is an open relay by design and must never be reachable from a
+// network.
+var ErrNotLoopback = errors.New("lab listens on loopback only")
+
+// DenyTexter is implemented by hosts whose relay refusal has its
+// product's wording. The text follows the reply code 550 and may contain
+// one %s for the recipient. Without it the lab answers as IIS ("5.7.1
+// Unable to relay for <rcpt>") or, for Exchange 2007 and later platforms,
+// "5.7.54 SMTP; Unable to relay recipient in non-accepted domain".
+type DenyTexter interface {
+	DenyText() string
+}
+
+// Start starts a lab and returns once every service listens. It stops
+// when ctx ends or Close is called.
+func Start(ctx context.Context, cfg Config) (*Lab, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1"
+	}
+	ip, err := netip.ParseAddr(cfg.Listen)
+	if err != nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("%w: %q is not a loopback IP address", ErrNotLoopback, cfg.Listen)
+	}
+	l := &Lab{Host: cfg.Host, Platform: cfg.Platform}
+	if l.Host == nil {
+		if l.Host, err = NewHost(cfg.Platform); err != nil {
+			return nil, err
+		}
+	} else {
+		l.Platform = ""
+	}
+	info := l.Host.HostInfo()
+	l.Domain = strings.ToLower(strings.TrimSuffix(firstNonEmpty(cfg.Domain, "lab.relaylock.test"), "."))
+	l.MXHost = strings.ToLower(strings.TrimSuffix(firstNonEmpty(cfg.MXHost, "mail."+l.Domain), "."))
+	l.Hostname = strings.ToLower(firstNonEmpty(cfg.Hostname, firstNonEmpty(info.ComputerName, "lab-host")+"."+l.Domain))
+	l.User = firstNonEmpty(cfg.User, "Administrator")
+	l.Password = cfg.Password
+	if l.Password == "" {
+		l.Password = RandomPassword()
+	}
+	l.HTTPS = !cfg.PlainHTTP
+	l.Faults = cfg.WinRM.Faults
+	if l.Faults == nil {
+		l.Faults = &Faults{}
+	}
+	host := ip.String()
+	ok := false
+	defer func() {
+		if !ok {
+			_ = l.Close()
+		}
+	}()
+
+	// DNS (audit/dnstest).
+	zone := dnstest.MailZone(l.Domain, l.MXHost, host)
+	zone.Records = append(zone.Records, fmt.Sprintf("%s. 300 IN A %s", l.Hostname, host))
+	if ip.Is6() {
+		zone.Records[len(zone.Records)-1] = fmt.Sprintf("%s. 300 IN AAAA %s", l.Hostname, host)
+	}
+	if l.DNS, err = dnstest.NewServer(zone); err != nil {
+		return nil, fmt.Errorf("lab dns: %w", err)
+	}
+	if err := l.DNS.ListenAndServe(net.JoinHostPort(host, strconv.Itoa(cfg.DNSPort))); err != nil {
+		return nil, fmt.Errorf("lab dns: %w", err)
+	}
+	l.DNSAddr = l.DNS.Addr()
+
+	// WinRM.
+	wcfg := cfg.WinRM
+	wcfg.User, wcfg.Password, wcfg.Faults = l.User, l.Password, l.Faults
+	wcfg.AllowUnencrypted = !l.HTTPS
+	if wcfg.DNSDomain == "" {
+		wcfg.DNSDomain = l.Domain
+	}
+	l.WinRM = NewWSMan(l.Host, wcfg)
+	var tlsCert *Certificate
+	if l.HTTPS {
+		if tlsCert, err = NewCertificate(l.Hostname); err != nil {
+			return nil, err
+		}
+		l.CACertPEM = tlsCert.CAPEM
+		err = l.WinRM.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.WinRMPort)), &tlsCert.TLS)
+	} else {
+		err = l.WinRM.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.WinRMPort)), nil)
+	}
+	if err != nil {
+		l.WinRM = nil
+		return nil, fmt.Errorf("lab winrm: %w", err)
+	}
+	l.WinRMURL = l.WinRM.URL()
+	l.WinRMHost = host
+	l.WinRMPort = l.WinRM.Addr().(*net.TCPAddr).Port
+
+	// SMTP (audit/smtptest with the host deciding every recipient).
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.SMTPPort)))
+	if err != nil {
+		return nil, fmt.Errorf("lab smtp: %w", err)
+	}
+	l.SMTP = smtptest.NewServer(l.smtpPolicy(ip))
+	l.SMTPAddr = ln.Addr().String()
+	l.smtpDone = make(chan struct{})
+	go func() {
+		defer close(l.smtpDone)
+		_ = l.SMTP.Serve(ln)
+	}()
+
+	l.stop = context.AfterFunc(ctx, func() { _ = l.Close() })
+	ok = true
+	return l, nil
+}
+
+// smtpPolicy makes the SMTP face follow the host's state: every RCPT is
+// decided from Host.LocalDomains and Host.RelayAllowed at that moment, so
+// a change made over WinRM shows at the next probe.
+func (l *Lab) smtpPolicy(listen netip.Addr) smtptest.Policy {
+	h := l.Host
+	exchange := strings.HasPrefix(l.Platform, "exchange") && l.Platform != "exchange2003"
+	banner := l.MXHost + " Microsoft ESMTP MAIL Service, Version: 6.0.3790.4675 ready at  " + time.Now().UTC().Format("Mon, 2 Jan 2006 15:04:05 -0700")
+	if exchange {
+		banner = l.MXHost + " Microsoft ESMTP MAIL Service ready at " + time.Now().UTC().Format("Mon, 2 Jan 2006 15:04:05 -0700")
+	}
+	deny := func(rcpt string) string {
+		if d, ok := h.(DenyTexter); ok {
+			if t := d.DenyText(); strings.Contains(t, "%s") {
+				return fmt.Sprintf(t, rcpt)
+			} else if t != "" {
+				return t
+			}
+		}
+		if exchange {
+			return "5.7.54 SMTP; Unable to relay recipient in non-accepted domain"
+		}
+		return "5.7.1 Unable to relay for " + rcpt // IIS SMTP and Exchange 2003
+	}
+	return smtptest.Policy{
+		Hostname:     l.MXHost,
+		Banner:       banner,
+		LocalDomains: h.LocalDomains(),
+		Pipelining:   true,
+		DenyCode:     550,
+		DenyText:     "5.7.1 Unable to relay",
+		Auth: func(user, pass string) bool {
+			return l.WinRM.userMatches(user, "") && pass == l.Password
+		},
+		Decide: func(s *smtptest.Session, rcpt string) (int, string) {
+			at := strings.LastIndex(rcpt, "@")
+			if at < 0 {
+				return 0, "" // postmaster or a syntax error: the default rules
+			}
+			domain := strings.ToLower(strings.TrimSuffix(rcpt[at+1:], "."))
+			if lit, isLit := strings.CutPrefix(domain, "["); isLit {
+				lit = strings.TrimPrefix(strings.TrimSuffix(lit, "]"), "ipv6:")
+				if a, err := netip.ParseAddr(lit); err == nil && a.Unmap() == listen.Unmap() {
+					return 250, "2.1.5 " + rcpt // our own address literal: local (RFC 5321 §4.1.3)
+				}
+			}
+			for _, d := range h.LocalDomains() {
+				if strings.EqualFold(strings.TrimSuffix(d, "."), domain) {
+					return 250, "2.1.5 " + rcpt
+				}
+			}
+			if h.RelayAllowed(s.RemoteAddr.Unmap(), s.Authenticated, domain) {
+				return 250, "2.1.5 " + rcpt
+			}
+			return 550, deny(rcpt)
+		},
+	}
+}
+
+// Close stops every service and waits for their goroutines.
+func (l *Lab) Close() error {
+	l.closeOnce.Do(func() {
+		if l.stop != nil {
+			l.stop()
+		}
+		var errs []error
+		if l.SMTP != nil {
+			errs = append(errs, l.SMTP.Close())
+			if l.smtpDone != nil {
+				<-l.smtpDone
+			}
+		}
+		if l.WinRM != nil {
+			errs = append(errs, l.WinRM.Close())
+		}
+		if l.DNS != nil {
+			errs = append(errs, l.DNS.Close())
+		}
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}
+
+// RandomPassword returns a 20-character lab password from crypto/rand,
+// with upper and lower case letters and digits (it satisfies Windows'
+// complexity rule).
+func RandomPassword() string {
+	const (
+		upper  = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+		lower  = "abcdefghijkmnopqrstuvwxyz"
+		digits = "23456789"
+	)
+	pick := func(set string) byte {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(set))))
+		if err != nil {
+			panic(err)
+		}
+		return set[n.Int64()]
+	}
+	all := upper + lower + digits
+	b := []byte{pick(upper), pick(lower), pick(digits)}
+	for len(b) < 20 {
+		b = append(b, pick(all))
+	}
+	return string(b)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
