@@ -59,6 +59,7 @@ func unescapeCLIXML(s string) string {
 func CLIXMLMessages(stderr string) []string {
 	var msgs []string
 	add := func(text string) {
+		text = strings.ToValidUTF8(text, "\uFFFD")
 		for _, line := range strings.Split(strings.ReplaceAll(text, "\r", "\n"), "\n") {
 			line = strings.TrimSpace(line)
 			switch {
