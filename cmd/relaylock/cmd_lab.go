@@ -1,17 +1,162 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/relaylock/relaylock/internal/lab"
 )
 
-// TODO(owner): replace with the real command. This placeholder exists only
-// so that the tree builds while the command is written; it must not ship.
+// labPlatforms are the platforms `relaylock lab` offers (issue #4 item 7),
+// in this order in the help; each must be registered by internal/lab.
+var labPlatforms = []string{"iis", "exchange2003", "exchange2016", "exchange2019"}
+
 func labCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:   "lab",
-		Usage:  "(being written)",
-		Action: func(*cli.Context) error { return errors.New("lab: not implemented yet") },
+		Name:  "lab",
+		Usage: "run a simulated Windows mail host (an open relay) on loopback: DNS, SMTP and WinRM, for practice, training and scripting",
+		UsageText: "relaylock lab [--platform iis|exchange2003|exchange2016|exchange2019] [--listen ADDR] [--smtp-port N] [--winrm-port N] [--dns-port N] [--domain D]\n\n" +
+			"Runs until interrupted (Ctrl-C). The lab listens on loopback only. The WinRM password is RELAYLOCK_WINRM_PASSWORD\n" +
+			"when set, otherwise a generated one that is printed (it is a lab password).",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "platform", Value: "iis", Usage: "simulated host: " + strings.Join(labPlatforms, ", ")},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1", Usage: "loopback `ADDR` to listen on (127.0.0.0/8 or ::1)"},
+			&cli.IntFlag{Name: "smtp-port", Usage: "SMTP `PORT` (0: any free port)"},
+			&cli.IntFlag{Name: "winrm-port", Usage: "WinRM `PORT` (0: any free port)"},
+			&cli.IntFlag{Name: "dns-port", Usage: "DNS `PORT`, UDP and TCP (0: any free port)"},
+			&cli.StringFlag{Name: "domain", Value: "lab.relaylock.test", Usage: "mail `DOMAIN` of the simulated host"},
+			&cli.BoolFlag{Name: "http", Usage: "serve WinRM over plain HTTP (as a host with AllowUnencrypted=true) instead of HTTPS"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("lab takes no arguments")
+			}
+			platform := strings.ToLower(c.String("platform"))
+			if !slices.Contains(labPlatforms, platform) || !slices.Contains(lab.Platforms(), platform) {
+				return usagef("--platform must be one of %s", strings.Join(available(labPlatforms, lab.Platforms()), ", "))
+			}
+			listen := c.String("listen")
+			ip, err := netip.ParseAddr(strings.Trim(listen, "[]"))
+			if err != nil || !ip.IsLoopback() {
+				return usagef("--listen %q: the lab is an open relay by design and listens on loopback only (127.0.0.0/8 or ::1)", listen)
+			}
+			for _, f := range []string{"smtp-port", "winrm-port", "dns-port"} {
+				if p := c.Int(f); p < 0 || p > 65535 {
+					return usagef("--%s %d: not a port", f, p)
+				}
+			}
+			password := e.Getenv("RELAYLOCK_WINRM_PASSWORD")
+			generated := password == ""
+			if generated {
+				password = lab.RandomPassword()
+			}
+			l, err := lab.Start(c.Context, lab.Config{
+				Platform:  platform,
+				Listen:    ip.String(),
+				SMTPPort:  c.Int("smtp-port"),
+				WinRMPort: c.Int("winrm-port"),
+				DNSPort:   c.Int("dns-port"),
+				Domain:    c.String("domain"),
+				Password:  password,
+				PlainHTTP: c.Bool("http"),
+			})
+			if err != nil {
+				return fmt.Errorf("start the lab: %w", err)
+			}
+			defer l.Close()
+			caFile := ""
+			if l.HTTPS {
+				if caFile, err = writeLabCA(l.CACertPEM); err != nil {
+					return err
+				}
+				defer os.Remove(caFile)
+			}
+			printLab(e, l, platform, caFile, generated)
+			<-c.Context.Done()
+			fmt.Fprintln(e.Stderr, "relaylock: lab: stopping")
+			return l.Close()
+		},
 	}
+}
+
+// writeLabCA writes the lab CA to a new 0600 temporary file.
+func writeLabCA(pem []byte) (string, error) {
+	f, err := os.CreateTemp("", "relaylock-lab-ca-*.pem") // created 0600
+	if err != nil {
+		return "", fmt.Errorf("write the lab CA: %w", err)
+	}
+	if _, err := f.Write(pem); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write the lab CA: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write the lab CA: %w", err)
+	}
+	return f.Name(), nil
+}
+
+func printLab(e *env, l *lab.Lab, platform, caFile string, generated bool) {
+	info := l.Host.HostInfo()
+	_, smtpPort, _ := net.SplitHostPort(l.SMTPAddr)
+	_, dnsPort, _ := net.SplitHostPort(l.DNSAddr)
+	out := e.Stdout
+	fmt.Fprintf(out, "relaylock lab: simulated %s host %s (%s), an open relay until you fix it\n", platform, info.ComputerName, info.OSCaption)
+	fmt.Fprintf(out, "  DNS    %s  (UDP and TCP: MX %s -> %s -> %s)\n", l.DNSAddr, l.Domain, l.MXHost, l.WinRMHost)
+	fmt.Fprintf(out, "  SMTP   %s  (%s)\n", l.SMTPAddr, l.MXHost)
+	if l.HTTPS {
+		fmt.Fprintf(out, "  WinRM  %s  (certificate for %s and %s)\n", l.WinRMURL, l.TLSServerName, l.WinRMHost)
+		fmt.Fprintf(out, "  CA     %s  (the lab CA; deleted when the lab stops)\n", caFile)
+	} else {
+		fmt.Fprintf(out, "  WinRM  %s  (plain HTTP, AllowUnencrypted=true)\n", l.WinRMURL)
+	}
+	fmt.Fprintf(out, "  user   %s  (Basic and NTLM; also SMTP AUTH)\n", l.User)
+	if generated {
+		fmt.Fprintf(out, "  password %s  (generated lab password; set RELAYLOCK_WINRM_PASSWORD to choose one)\n", l.Password)
+	} else {
+		fmt.Fprintln(out, "  password from RELAYLOCK_WINRM_PASSWORD")
+	}
+	winrm := fmt.Sprintf("--winrm-host %s --winrm-port %d --winrm-user %s", l.WinRMHost, l.WinRMPort, l.User)
+	if l.HTTPS {
+		winrm += fmt.Sprintf(" --winrm-ca %s --winrm-server-name %s", caFile, l.TLSServerName)
+	} else {
+		winrm += " --winrm-allow-unencrypted"
+	}
+	fmt.Fprintln(out, "\nTry, in another terminal:")
+	if generated {
+		fmt.Fprintf(out, "  export RELAYLOCK_WINRM_PASSWORD='%s'\n", l.Password)
+	}
+	fmt.Fprintf(out, "  relaylock audit %s --dns-server %s --ports %s\n", l.Domain, l.DNSAddr, smtpPort)
+	fmt.Fprintf(out, "  relaylock inspect %s\n", winrm)
+	fmt.Fprintf(out, "  relaylock fix %s --dns-server %s --ports %s --winrm-host %s=%s --winrm-port %d --winrm-user %s",
+		l.Domain, l.DNSAddr, smtpPort, l.MXHost, l.WinRMHost, l.WinRMPort, l.User)
+	if l.HTTPS {
+		fmt.Fprintf(out, " --winrm-ca %s --winrm-server-name %s", caFile, l.TLSServerName)
+	} else {
+		fmt.Fprint(out, " --winrm-allow-unencrypted")
+	}
+	fmt.Fprint(out, " --allow 192.0.2.0/24 --no-loopback\n")
+	fmt.Fprintf(out, "  dig @%s -p %s MX %s\n", l.WinRMHost, dnsPort, l.Domain)
+	fmt.Fprintln(out, "\nPress Ctrl-C to stop.")
+}
+
+// available lists the wanted platforms that are registered.
+func available(want, registered []string) []string {
+	var out []string
+	for _, p := range want {
+		if slices.Contains(registered, p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return want
+	}
+	return out
 }

@@ -70,6 +70,10 @@ type Lab struct {
 	WinRMHost string // the listen IP
 	WinRMPort int
 	HTTPS     bool
+	// TLSServerName is the DNS name in the WinRM certificate (Hostname);
+	// the certificate also covers the listen IP, so verifying against
+	// WinRMHost works too.
+	TLSServerName string
 	// CACertPEM is the lab CA that signed the WinRM certificate (nil over
 	// plain HTTP): the client's trust anchor.
 	CACertPEM []byte
@@ -169,10 +173,11 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	l.WinRM = NewWSMan(l.Host, wcfg)
 	var tlsCert *Certificate
 	if l.HTTPS {
-		if tlsCert, err = NewCertificate(l.Hostname); err != nil {
+		if tlsCert, err = NewCertificate(l.Hostname, host); err != nil {
 			return nil, err
 		}
 		l.CACertPEM = tlsCert.CAPEM
+		l.TLSServerName = l.Hostname
 		err = l.WinRM.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.WinRMPort)), &tlsCert.TLS)
 	} else {
 		err = l.WinRM.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.WinRMPort)), nil)

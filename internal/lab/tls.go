@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"slices"
 	"time"
 )
 
@@ -27,9 +28,14 @@ type Certificate struct {
 }
 
 // NewCertificate makes an ECDSA P-256 CA and a server certificate for
-// host (a DNS name or an IP address) plus "localhost", 127.0.0.1 and ::1,
-// valid from an hour ago for 7 days. Nothing is written to disk.
-func NewCertificate(host string) (*Certificate, error) {
+// names (DNS names or IP addresses; the first is the subject's common
+// name) plus "localhost", 127.0.0.1 and ::1, valid from an hour ago for 7
+// days. Nothing is written to disk.
+func NewCertificate(names ...string) (*Certificate, error) {
+	host := "localhost"
+	if len(names) > 0 && names[0] != "" {
+		host = names[0]
+	}
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -67,12 +73,14 @@ func NewCertificate(host string) (*Certificate, error) {
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
-	if ip := net.ParseIP(host); ip != nil {
-		if !ip.IsLoopback() {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			if !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal) {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			}
+		} else if n != "" && !slices.Contains(tmpl.DNSNames, n) {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
-	} else if host != "" && host != "localhost" {
-		tmpl.DNSNames = append([]string{host}, tmpl.DNSNames...)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaylock/relaylock/internal/lab"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a polling reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func labEnv(password string) (*env, *syncBuffer, *syncBuffer) {
+	var out, errb syncBuffer
+	return &env{
+		Stdin:  strings.NewReader(""),
+		Stdout: &out,
+		Stderr: &errb,
+		Getenv: func(k string) string {
+			if k == "RELAYLOCK_WINRM_PASSWORD" {
+				return password
+			}
+			return ""
+		},
+	}, &out, &errb
+}
+
+// TestLabCommand runs `relaylock lab` until interrupted: it prints every
+// service, writes the CA to a 0600 file and removes it on exit.
+func TestLabCommand(t *testing.T) {
+	for _, password := range []string{"", "Chosen-Lab-Pw1"} {
+		t.Run("password="+password, func(t *testing.T) {
+			platform := "iis"
+			if len(lab.Platforms()) == 0 {
+				t.Fatal("no lab platform registered")
+			}
+			e, out, errb := labEnv(password)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			codec := make(chan int, 1)
+			go func() {
+				codec <- run(ctx, []string{"relaylock", "lab", "--platform", platform, "--domain", "contoso.test"}, e)
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(out.String(), "Press Ctrl-C") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no banner: stdout %q stderr %q", out.String(), errb.String())
+				}
+				select {
+				case code := <-codec:
+					t.Fatalf("lab exited %d: %s", code, errb.String())
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			text := out.String()
+			for _, want := range []string{"  DNS    127.0.0.1:", "  SMTP   127.0.0.1:", "  WinRM  https://127.0.0.1:", "  user   Administrator", "MX contoso.test -> mail.contoso.test"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("output lacks %q:\n%s", want, text)
+				}
+			}
+			if password == "" {
+				if !regexp.MustCompile(`password [A-Za-z0-9]{20} `).MatchString(text) {
+					t.Errorf("generated password not printed:\n%s", text)
+				}
+			} else if strings.Contains(text, password) {
+				t.Errorf("a password from the environment was printed:\n%s", text)
+			}
+			m := regexp.MustCompile(`  CA     (\S+)`).FindStringSubmatch(text)
+			if m == nil {
+				t.Fatalf("no CA path:\n%s", text)
+			}
+			st, err := os.Stat(m[1])
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("CA file %s: %v %v", m[1], st, err)
+			}
+			cancel()
+			select {
+			case code := <-codec:
+				if code != exitOK && code != exitCancelled {
+					t.Fatalf("exit %d: %s", code, errb.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("lab did not stop on interrupt")
+			}
+			if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+				t.Fatalf("CA file left behind: %v", err)
+			}
+		})
+	}
+}
+
+func TestLabCommandUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--listen", "0.0.0.0"},
+		{"--listen", "192.0.2.7"},
+		{"--platform", "exchange1999"},
+		{"--smtp-port", "70000"},
+		{"extra"},
+	} {
+		e, _, errb := labEnv("")
+		if code := run(context.Background(), append([]string{"relaylock", "lab"}, args...), e); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, errb.String())
+		}
+	}
+}
