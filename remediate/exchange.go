@@ -129,16 +129,16 @@ func (c ExchangeConnector) HasAnonymousRelay(anonName string, explicitOnly bool)
 }
 
 // HasAuth reports whether AuthMechanism contains m (case-insensitive).
-func (c ExchangeConnector) HasAuth(m string) bool { return containsFold(c.AuthMechanism, m) }
+func (c ExchangeConnector) HasAuth(m string) bool { return exContainsFold(c.AuthMechanism, m) }
 
 // HasGroup reports whether PermissionGroups contains g (case-insensitive).
-func (c ExchangeConnector) HasGroup(g string) bool { return containsFold(c.PermissionGroups, g) }
+func (c ExchangeConnector) HasGroup(g string) bool { return exContainsFold(c.PermissionGroups, g) }
 
 // Ports returns the TCP ports the connector is bound to.
 func (c ExchangeConnector) Ports() []int {
 	var ps []int
 	for _, b := range c.Bindings {
-		if _, p, ok := splitBinding(b); ok {
+		if _, p, ok := exSplitBinding(b); ok {
 			ps = append(ps, p)
 		}
 	}
@@ -189,7 +189,7 @@ func (s *ExchangeState) EffectiveConnector(a netip.Addr, port int) *ExchangeConn
 	bestSpecific := false
 	for i := range s.Connectors {
 		c := &s.Connectors[i]
-		if !c.Enabled || !containsInt(c.Ports(), port) {
+		if !c.Enabled || !exContainsInt(c.Ports(), port) {
 			continue
 		}
 		sz := c.MatchSize(a)
@@ -212,7 +212,7 @@ func (s *ExchangeState) EffectiveConnector(a netip.Addr, port int) *ExchangeConn
 // local address rather than 0.0.0.0 or [::].
 func (c ExchangeConnector) specificBinding(port int) bool {
 	for _, b := range c.Bindings {
-		ip, p, ok := splitBinding(b)
+		ip, p, ok := exSplitBinding(b)
 		if ok && p == port && ip != "0.0.0.0" && ip != "::" {
 			return true
 		}
@@ -220,8 +220,8 @@ func (c ExchangeConnector) specificBinding(port int) bool {
 	return false
 }
 
-// splitBinding splits "0.0.0.0:25" or "[::]:25".
-func splitBinding(b string) (ip string, port int, ok bool) {
+// exSplitBinding splits "0.0.0.0:25" or "[::]:25".
+func exSplitBinding(b string) (ip string, port int, ok bool) {
 	b = strings.TrimSpace(b)
 	i := strings.LastIndex(b, ":")
 	if i < 0 {
@@ -288,7 +288,7 @@ func EncodeExchangeState(s *ExchangeState) []psframe.Record {
 		} else {
 			r.SetNull("role")
 		}
-		r.Set("enabled", psBool(c.Enabled)).SetList("bindings", c.Bindings).SetList("ranges", c.RemoteIPRanges).
+		r.Set("enabled", exBool(c.Enabled)).SetList("bindings", c.Bindings).SetList("ranges", c.RemoteIPRanges).
 			SetList("auth", c.AuthMechanism).SetList("groups", c.PermissionGroups)
 		recs = append(recs, *r)
 		for _, a := range c.AnyRecipient {
@@ -298,12 +298,12 @@ func EncodeExchangeState(s *ExchangeState) []psframe.Record {
 			} else {
 				ar.Set("sid", a.SID)
 			}
-			recs = append(recs, *ar.Set("inherited", psBool(a.Inherited)))
+			recs = append(recs, *ar.Set("inherited", exBool(a.Inherited)))
 		}
 	}
 	for _, d := range s.Domains {
 		recs = append(recs, *psframe.NewRecord("domain").Set("name", d.Name).Set("domain", d.DomainName).
-			Set("type", d.DomainType).Set("default", psBool(d.Default)))
+			Set("type", d.DomainType).Set("default", exBool(d.Default)))
 	}
 	return recs
 }
@@ -423,8 +423,8 @@ func EncodeExchangeOps(ops []ExchangeOp) map[string]string {
 		put("server", op.Server)
 		put("role", op.Role)
 		put("set", strings.Join(op.Set, "\n"))
-		if op.Kind == OpSetConnector && containsFold(op.Set, FieldEnabled) {
-			put("enabled", psBool(op.Enabled))
+		if op.Kind == OpSetConnector && exContainsFold(op.Set, FieldEnabled) {
+			put("enabled", exBool(op.Enabled))
 		}
 		put("bindings", strings.Join(op.Bindings, "\n"))
 		put("ranges", strings.Join(op.Ranges, "\n"))
@@ -498,10 +498,10 @@ const (
 func connectorObject(identity string) string { return "Receive connector " + identity }
 func domainObject(name string) string        { return "Accepted domain " + name }
 
-// canonRanges writes RemoteIPRanges canonically: parsed entries as
+// exCanonRanges writes RemoteIPRanges canonically: parsed entries as
 // AddrRange.String() (so "0.0.0.0-255.255.255.255" reads "0.0.0.0/0"),
 // sorted by family and address, then unparsable entries verbatim.
-func canonRanges(in []string) string {
+func exCanonRanges(in []string) string {
 	var rs []AddrRange
 	var bad []string
 	for _, s := range in {
@@ -511,7 +511,7 @@ func canonRanges(in []string) string {
 			bad = append(bad, strings.TrimSpace(s))
 		}
 	}
-	sortRanges(rs)
+	exSortRanges(rs)
 	out := make([]string, 0, len(in))
 	seen := map[string]bool{}
 	for _, r := range rs {
@@ -522,10 +522,10 @@ func canonRanges(in []string) string {
 	}
 	sort.Strings(bad)
 	out = append(out, bad...)
-	return joinOr(out, ", ", "(none)")
+	return exJoinOr(out, ", ", "(none)")
 }
 
-func sortRanges(rs []AddrRange) {
+func exSortRanges(rs []AddrRange) {
 	sort.SliceStable(rs, func(i, j int) bool {
 		a, b := rs[i], rs[j]
 		if a.From.Is4() != b.From.Is4() {
@@ -538,25 +538,25 @@ func sortRanges(rs []AddrRange) {
 	})
 }
 
-func canonSet(in []string, empty string) string {
+func exCanonSet(in []string, empty string) string {
 	out := append([]string(nil), in...)
 	for i := range out {
 		out[i] = strings.TrimSpace(out[i])
 	}
 	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i]) < strings.ToLower(out[j]) })
-	return joinOr(out, ", ", empty)
+	return exJoinOr(out, ", ", empty)
 }
 
-func canonACEs(aces []ExchangeACE) string {
+func exCanonACEs(aces []ExchangeACE) string {
 	out := make([]string, 0, len(aces))
 	for _, a := range aces {
 		out = append(out, a.String())
 	}
 	sort.Strings(out)
-	return joinOr(out, "; ", "(none)")
+	return exJoinOr(out, "; ", "(none)")
 }
 
-func joinOr(items []string, sep, empty string) string {
+func exJoinOr(items []string, sep, empty string) string {
 	if len(items) == 0 {
 		return empty
 	}
@@ -568,22 +568,22 @@ func joinOr(items []string, sep, empty string) string {
 // with like.
 func connectorRows(roleAware bool, c ExchangeConnector) []Setting {
 	o := connectorObject(c.Identity)
-	rows := []Setting{{o, SetEnabled, psBool(c.Enabled)}}
+	rows := []Setting{{o, SetEnabled, exBool(c.Enabled)}}
 	if roleAware {
 		rows = append(rows, Setting{o, SetTransportRole, c.TransportRole})
 	}
 	return append(rows,
-		Setting{o, SetBindings, canonSet(c.Bindings, "(none)")},
-		Setting{o, SetRemoteIPRanges, canonRanges(c.RemoteIPRanges)},
-		Setting{o, SetAuthMechanism, canonSet(c.AuthMechanism, "None")},
-		Setting{o, SetPermissionGroups, canonSet(c.PermissionGroups, "None")},
-		Setting{o, SetAnyRecipient, canonACEs(c.AnyRecipient)},
+		Setting{o, SetBindings, exCanonSet(c.Bindings, "(none)")},
+		Setting{o, SetRemoteIPRanges, exCanonRanges(c.RemoteIPRanges)},
+		Setting{o, SetAuthMechanism, exCanonSet(c.AuthMechanism, "None")},
+		Setting{o, SetPermissionGroups, exCanonSet(c.PermissionGroups, "None")},
+		Setting{o, SetAnyRecipient, exCanonACEs(c.AnyRecipient)},
 	)
 }
 
 func domainRows(d ExchangeAcceptedDomain) []Setting {
 	o := domainObject(d.Name)
-	return []Setting{{o, SetDomainName, d.DomainName}, {o, SetDomainType, d.DomainType}, {o, SetDomainDefault, psBool(d.Default)}}
+	return []Setting{{o, SetDomainName, d.DomainName}, {o, SetDomainType, d.DomainType}, {o, SetDomainDefault, exBool(d.Default)}}
 }
 
 // ExchangeSettings returns the Setting rows of a state, deterministic.
@@ -612,10 +612,10 @@ const (
 	FindExchLoader          = "EXCH-SHELL-LOADER"      // cmdlets loaded in an unsupported way (info)
 )
 
-// rangeHasPublic reports whether r holds any Internet address: true when
+// exRangeHasPublic reports whether r holds any Internet address: true when
 // r is not inside a private, loopback or link-local block.
-func rangeHasPublic(r AddrRange) bool {
-	for _, p := range internalPrefixes {
+func exRangeHasPublic(r AddrRange) bool {
+	for _, p := range exInternalPrefixes {
 		if p.Addr().Is4() == r.From.Is4() && p.Contains(r.From) && p.Contains(r.To) {
 			return false
 		}
@@ -623,7 +623,7 @@ func rangeHasPublic(r AddrRange) bool {
 	return true
 }
 
-var internalPrefixes = []netip.Prefix{
+var exInternalPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
 	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("127.0.0.0/8"),
 	netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("100.64.0.0/10"),
@@ -638,7 +638,7 @@ func connectorReachesInternet(c ExchangeConnector) bool {
 		return true
 	}
 	for _, r := range rs {
-		if rangeHasPublic(r) {
+		if exRangeHasPublic(r) {
 			return true
 		}
 	}
@@ -657,7 +657,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 		o := connectorObject(c.Identity)
 		probers := effective[c.Identity]
 		wide := connectorReachesInternet(c)
-		ranges := canonRanges(c.RemoteIPRanges)
+		ranges := exCanonRanges(c.RemoteIPRanges)
 		for _, a := range c.AnyRecipient {
 			if !a.IsAnonymous(s.AnonymousName) {
 				continue
@@ -675,7 +675,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 				Detail: fmt.Sprintf("%s (ANONYMOUS LOGON, %s) holds %s on %s, which accepts connections from %s on %s%s. "+
 					"Any client whose address matches these ranges most specifically can send mail to any domain.",
 					a.User, AnonymousLogonSID, RightAcceptAnyRecipient, c.Identity, ranges,
-					canonSet(c.Bindings, "(no bindings)"), enabledNote(c)),
+					exCanonSet(c.Bindings, "(no bindings)"), enabledNote(c)),
 				Remediation: "Remove-ADPermission the anonymous " + RightAcceptAnyRecipient + " right from this connector and put the clients that must relay on a dedicated connector whose RemoteIPRanges list only them (windows-relay.md 3.3).",
 			}
 			if len(probers) > 0 {
@@ -698,11 +698,11 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 				sev = SeverityLow
 			}
 			fs = append(fs, Finding{ID: FindExchExternalAuth, Severity: sev, Object: o, Setting: SetAuthMechanism,
-				Value: canonSet(c.AuthMechanism, "None"), Explains: c.Enabled && len(probers) > 0,
+				Value: exCanonSet(c.AuthMechanism, "None"), Explains: c.Enabled && len(probers) > 0,
 				Title: "Receive connector " + c.Name + " treats its clients as externally secured Exchange servers",
 				Detail: fmt.Sprintf("AuthMechanism ExternalAuthoritative makes every client matching %s on %s a trusted "+
 					"Exchange server (MS Exchange\\Externally Secured Servers): it may relay to any domain and bypasses "+
-					"anti-spam checks.%s", ranges, canonSet(c.Bindings, "(no bindings)"), enabledNote(c)),
+					"anti-spam checks.%s", ranges, exCanonSet(c.Bindings, "(no bindings)"), enabledNote(c)),
 				Remediation: "Remove ExternalAuthoritative from the connector's AuthMechanism, or narrow its RemoteIPRanges to the servers it is meant for.",
 			})
 		}
@@ -719,7 +719,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 		}
 		if c.HasGroup("AnonymousUsers") && !wide && !c.HasAnonymousRelay(s.AnonymousName, false) {
 			fs = append(fs, Finding{ID: FindExchAnonInternal, Severity: SeverityLow, Object: o, Setting: SetPermissionGroups,
-				Value: canonSet(c.PermissionGroups, "None"),
+				Value: exCanonSet(c.PermissionGroups, "None"),
 				Title: "Internal receive connector " + c.Name + " accepts anonymous connections",
 				Detail: "PermissionGroups include AnonymousUsers on a connector that only serves internal addresses (" + ranges +
 					"); DISA's Exchange STIG (e.g. SV-221245) requires internal connectors not to allow anonymous connections. This is not relay by itself.",
@@ -730,7 +730,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 	for _, d := range s.Domains {
 		o := domainObject(d.Name)
 		relayType := strings.EqualFold(d.DomainType, "InternalRelay") || strings.EqualFold(d.DomainType, "ExternalRelay")
-		if isBroadDomain(d.DomainName) {
+		if exIsBroadDomain(d.DomainName) {
 			sev := SeverityMedium
 			if relayType {
 				sev = SeverityHigh
@@ -762,7 +762,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 				f.Title = "No enabled receive connector on port 25 accepts " + a.String()
 				f.Detail = "Exchange refuses connections from this address on port 25."
 			} else {
-				f.Object, f.Value = connectorObject(c.Identity), canonRanges(c.RemoteIPRanges)
+				f.Object, f.Value = connectorObject(c.Identity), exCanonRanges(c.RemoteIPRanges)
 				f.Title = "Receive connector " + c.Name + " answers " + a.String() + " on port 25"
 				f.Detail = "Its RemoteIPRanges match this address most specifically, so its permissions decide whether the prober may relay (" + relayVerdict(s, c) + ")."
 			}
@@ -802,9 +802,9 @@ func wildcardNote(relay bool) string {
 	return "As an authoritative domain Exchange accepts such mail for local delivery and bounces it (backscatter), but does not relay it."
 }
 
-// isBroadDomain flags "*" and wildcards one label below a public suffix
+// exIsBroadDomain flags "*" and wildcards one label below a public suffix
 // level ("*.com", "*.co.uk"-style: at most two labels after "*.").
-func isBroadDomain(d string) bool {
+func exIsBroadDomain(d string) bool {
 	d = strings.TrimSpace(strings.ToLower(d))
 	if d == "*" {
 		return true
@@ -905,7 +905,7 @@ func (p *exchangePlanner) note(format string, args ...any) {
 	p.plan.Notes = append(p.plan.Notes, fmt.Sprintf(format, args...))
 }
 
-func stateOf(insp *Inspection) (*ExchangeState, error) {
+func exStateOf(insp *Inspection) (*ExchangeState, error) {
 	if insp == nil || len(insp.State) == 0 {
 		return nil, errors.New("no exchange state in the inspection")
 	}
@@ -920,11 +920,11 @@ func stateOf(insp *Inspection) (*ExchangeState, error) {
 // ErrConnectorName reports a dedicated connector name Exchange would refuse.
 var ErrConnectorName = errors.New("invalid receive connector name")
 
-// checkConnectorName refuses names Exchange cannot store: empty, longer
+// exCheckConnectorName refuses names Exchange cannot store: empty, longer
 // than 64 characters (the Name limit of Exchange AD objects, UNVERIFIED
 // for receive connectors specifically), control characters, or the
 // identity separator "\".
-func checkConnectorName(n string) error {
+func exCheckConnectorName(n string) error {
 	if strings.TrimSpace(n) == "" || n != strings.TrimSpace(n) {
 		return fmt.Errorf("%w: %q: empty or with leading/trailing spaces", ErrConnectorName, n)
 	}
@@ -939,15 +939,15 @@ func checkConnectorName(n string) error {
 	return nil
 }
 
-// coveredBy reports whether every address of r lies in the union of allow.
-func coveredBy(r AddrRange, allow []AddrRange) bool {
+// exCoveredBy reports whether every address of r lies in the union of allow.
+func exCoveredBy(r AddrRange, allow []AddrRange) bool {
 	var same []AddrRange
 	for _, a := range allow {
 		if a.From.Is4() == r.From.Is4() {
 			same = append(same, a)
 		}
 	}
-	sortRanges(same)
+	exSortRanges(same)
 	cur := r.From
 	for _, a := range same {
 		if cur.Less(a.From) {
@@ -963,15 +963,15 @@ func coveredBy(r AddrRange, allow []AddrRange) bool {
 	return false
 }
 
-// reachableBeyond reports whether a connector accepts addresses outside
+// exReachableBeyond reports whether a connector accepts addresses outside
 // the allow list (unparsable ranges count as outside).
-func reachableBeyond(c ExchangeConnector, allow []AddrRange) bool {
+func exReachableBeyond(c ExchangeConnector, allow []AddrRange) bool {
 	rs, bad := c.Ranges()
 	if len(bad) > 0 || len(rs) == 0 {
 		return len(bad) > 0
 	}
 	for _, r := range rs {
-		if !coveredBy(r, allow) {
+		if !exCoveredBy(r, allow) {
 			return true
 		}
 	}
@@ -979,7 +979,7 @@ func reachableBeyond(c ExchangeConnector, allow []AddrRange) bool {
 }
 
 func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
-	s, err := stateOf(insp)
+	s, err := exStateOf(insp)
 	if err != nil {
 		return nil, fmt.Errorf("plan exchange: %w", err)
 	}
@@ -987,14 +987,14 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 	if name == "" {
 		name = DefaultRelayConnectorName
 	}
-	if err := checkConnectorName(name); err != nil {
+	if err := exCheckConnectorName(name); err != nil {
 		return nil, fmt.Errorf("plan exchange: %w", err)
 	}
 	p := &exchangePlanner{plan: &Plan{Host: insp.Host, Platform: PlatformExchange}}
 	relayID := s.Server + `\` + name
 	dedicated := s.Connector(relayID)
 	allow := append([]AddrRange(nil), req.Allow...)
-	sortRanges(allow)
+	exSortRanges(allow)
 
 	// 1. The dedicated relay connector first, so allowed clients never lose relay.
 	if len(allow) > 0 {
@@ -1010,9 +1010,9 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 		if strings.EqualFold(c.Identity, relayID) {
 			continue
 		}
-		if !reachableBeyond(c, allow) {
+		if !exReachableBeyond(c, allow) {
 			if c.HasAnonymousRelay(s.AnonymousName, false) || c.HasAuth("ExternalAuthoritative") {
-				p.note("%s relays for %s only, all inside the allow list: left unchanged.", c.Identity, canonRanges(c.RemoteIPRanges))
+				p.note("%s relays for %s only, all inside the allow list: left unchanged.", c.Identity, exCanonRanges(c.RemoteIPRanges))
 			}
 			continue
 		}
@@ -1031,15 +1031,15 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 			}
 		}
 		for _, a := range removed {
-			why := "ANONYMOUS LOGON may relay through this connector, which accepts " + canonRanges(c.RemoteIPRanges) + ", beyond the allowed clients."
+			why := "ANONYMOUS LOGON may relay through this connector, which accepts " + exCanonRanges(c.RemoteIPRanges) + ", beyond the allowed clients."
 			if isDefaultFrontend(c) {
 				why += " This connector receives the Internet's mail: its RemoteIPRanges stay as they are, only the relay right goes."
 			}
 			after := c
 			after.AnyRecipient = keep
 			p.add(ExchangeOp{Kind: OpRemoveACE, Identity: c.Identity, User: a.User, SID: a.SID},
-				Change{Object: connectorObject(c.Identity), Setting: SetAnyRecipient, Current: canonACEs(c.AnyRecipient),
-					New: canonACEs(after.AnyRecipient), Why: why})
+				Change{Object: connectorObject(c.Identity), Setting: SetAnyRecipient, Current: exCanonACEs(c.AnyRecipient),
+					New: exCanonACEs(after.AnyRecipient), Why: why})
 			c.AnyRecipient = after.AnyRecipient
 		}
 		if c.HasAuth("ExternalAuthoritative") {
@@ -1050,16 +1050,16 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 				}
 			}
 			p.add(ExchangeOp{Kind: OpSetConnector, Identity: c.Identity, Set: []string{FieldAuth}, Auth: auth},
-				Change{Object: connectorObject(c.Identity), Setting: SetAuthMechanism, Current: canonSet(c.AuthMechanism, "None"),
-					New: canonSet(auth, "None"),
-					Why: "ExternalAuthoritative makes every client in " + canonRanges(c.RemoteIPRanges) + " a trusted server that may relay; the allowed clients relay through the dedicated connector instead."})
+				Change{Object: connectorObject(c.Identity), Setting: SetAuthMechanism, Current: exCanonSet(c.AuthMechanism, "None"),
+					New: exCanonSet(auth, "None"),
+					Why: "ExternalAuthoritative makes every client in " + exCanonRanges(c.RemoteIPRanges) + " a trusted server that may relay; the allowed clients relay through the dedicated connector instead."})
 		}
 	}
 
 	// 3. Relay and wildcard accepted domains: only with FixDomains.
 	for _, d := range s.Domains {
 		relayType := strings.EqualFold(d.DomainType, "InternalRelay") || strings.EqualFold(d.DomainType, "ExternalRelay")
-		broad := isBroadDomain(d.DomainName)
+		broad := exIsBroadDomain(d.DomainName)
 		if !relayType && !broad {
 			continue
 		}
@@ -1106,7 +1106,7 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 
 func isDefaultFrontend(c ExchangeConnector) bool {
 	return strings.HasPrefix(strings.ToLower(c.Name), "default frontend") ||
-		(containsInt(c.Ports(), 25) && strings.HasPrefix(strings.ToLower(c.Name), "default ") && !strings.EqualFold(c.TransportRole, "FrontendTransport"))
+		(exContainsInt(c.Ports(), 25) && strings.HasPrefix(strings.ToLower(c.Name), "default ") && !strings.EqualFold(c.TransportRole, "FrontendTransport"))
 }
 
 // dedicatedRole is the TransportRole of the dedicated connector:
@@ -1144,8 +1144,8 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 			continue
 		}
 		for _, b := range c.Bindings {
-			ip, port, ok := splitBinding(b)
-			if !ok || port != 25 || ip == "0.0.0.0" || ip == "::" || containsFold(bindings, b) {
+			ip, port, ok := exSplitBinding(b)
+			if !ok || port != 25 || ip == "0.0.0.0" || ip == "::" || exContainsFold(bindings, b) {
 				continue
 			}
 			if a, err := netip.ParseAddr(ip); err == nil && (a.Is4() || v6) {
@@ -1161,7 +1161,7 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 		Bindings: bindings, RemoteIPRanges: ranges, AuthMechanism: []string{"Tls"}, PermissionGroups: []string{"AnonymousUsers"},
 		AnyRecipient: []ExchangeACE{{User: s.AnonymousName, SID: AnonymousLogonSID}}}
 	o := connectorObject(identity)
-	why := "Dedicated relay connector for the allowed clients (" + canonRanges(ranges) + "): anonymous senders from these addresses may relay, nobody else (Microsoft's anonymous relay recipe)."
+	why := "Dedicated relay connector for the allowed clients (" + exCanonRanges(ranges) + "): anonymous senders from these addresses may relay, nobody else (Microsoft's anonymous relay recipe)."
 	if cur == nil {
 		var chs []Change
 		for _, row := range connectorRows(s.RoleAware, want) {
@@ -1206,7 +1206,7 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 	if !cur.HasAnonymousRelay(s.AnonymousName, false) {
 		after := append(append([]ExchangeACE(nil), cur.AnyRecipient...), want.AnyRecipient[0])
 		p.add(ExchangeOp{Kind: OpAddACE, Identity: identity, User: s.AnonymousName, SID: AnonymousLogonSID},
-			Change{Object: o, Setting: SetAnyRecipient, Current: canonACEs(cur.AnyRecipient), New: canonACEs(after), Why: why})
+			Change{Object: o, Setting: SetAnyRecipient, Current: exCanonACEs(cur.AnyRecipient), New: exCanonACEs(after), Why: why})
 	}
 	return nil
 }
@@ -1214,8 +1214,8 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 // ErrExchangeWrite wraps a failed exchange-write run.
 var ErrExchangeWrite = errors.New("exchange-write failed")
 
-// runOps runs ops and returns how many completed ('done' records).
-func runOps(ctx context.Context, r Runner, ops []ExchangeOp) (int, *ScriptRun, error) {
+// exRunOps runs ops and returns how many completed ('done' records).
+func exRunOps(ctx context.Context, r Runner, ops []ExchangeOp) (int, *ScriptRun, error) {
 	if len(ops) == 0 {
 		return 0, nil, nil
 	}
@@ -1249,7 +1249,7 @@ func (exchangeDriver) Apply(ctx context.Context, r Runner, plan *Plan) ([]Change
 	if len(d.OpChanges) != len(d.Ops) {
 		return nil, errors.New("apply exchange: desired: operations and changes do not match")
 	}
-	done, _, err := runOps(ctx, r, d.Ops)
+	done, _, err := exRunOps(ctx, r, d.Ops)
 	var applied []Change
 	for i := 0; i < done; i++ {
 		for _, ci := range d.OpChanges[i] {
@@ -1267,14 +1267,15 @@ func (exchangeDriver) Apply(ctx context.Context, r Runner, plan *Plan) ([]Change
 // Restore reads the host again and puts back, for every object the plan
 // touched, the state saved in the backup's inspection: connectors'
 // Enabled, Bindings, RemoteIPRanges, AuthMechanism, PermissionGroups and
-// explicit Accept-Any-Recipient ACEs, accepted domains' types (removed
-// ones are created again); connectors the plan created are deleted. It
+// explicit ANONYMOUS LOGON Accept-Any-Recipient ACEs, accepted domains'
+// types (removed ones are created again); connectors the plan created
+// are deleted. It
 // works after a partial Apply, and running it twice changes nothing.
 func (exchangeDriver) Restore(ctx context.Context, r Runner, b *Backup) error {
 	if b == nil || b.Inspection == nil || b.Plan == nil {
 		return errors.New("restore exchange: backup has no inspection or plan")
 	}
-	old, err := stateOf(b.Inspection)
+	old, err := exStateOf(b.Inspection)
 	if err != nil {
 		return fmt.Errorf("restore exchange: %w", err)
 	}
@@ -1290,7 +1291,7 @@ func (exchangeDriver) Restore(ctx context.Context, r Runner, b *Backup) error {
 	if err != nil {
 		return fmt.Errorf("restore exchange: %w", err)
 	}
-	if _, _, err := runOps(ctx, r, ops); err != nil {
+	if _, _, err := exRunOps(ctx, r, ops); err != nil {
 		return fmt.Errorf("restore exchange: %w", err)
 	}
 	return nil
@@ -1323,31 +1324,32 @@ func restoreOps(old, cur *ExchangeState, plan *Plan) ([]ExchangeOp, error) {
 		if oc.Enabled != nc.Enabled {
 			set.Set, set.Enabled = append(set.Set, FieldEnabled), oc.Enabled
 		}
-		if canonSet(oc.Bindings, "") != canonSet(nc.Bindings, "") {
+		if exCanonSet(oc.Bindings, "") != exCanonSet(nc.Bindings, "") {
 			set.Set, set.Bindings = append(set.Set, FieldBindings), oc.Bindings
 		}
-		if canonRanges(oc.RemoteIPRanges) != canonRanges(nc.RemoteIPRanges) {
+		if exCanonRanges(oc.RemoteIPRanges) != exCanonRanges(nc.RemoteIPRanges) {
 			set.Set, set.Ranges = append(set.Set, FieldRanges), oc.RemoteIPRanges
 		}
-		if canonSet(oc.AuthMechanism, "None") != canonSet(nc.AuthMechanism, "None") {
+		if exCanonSet(oc.AuthMechanism, "None") != exCanonSet(nc.AuthMechanism, "None") {
 			set.Set, set.Auth = append(set.Set, FieldAuth), oc.AuthMechanism
 		}
-		if canonSet(oc.PermissionGroups, "None") != canonSet(nc.PermissionGroups, "None") {
+		if exCanonSet(oc.PermissionGroups, "None") != exCanonSet(nc.PermissionGroups, "None") {
 			set.Set, set.Groups = append(set.Set, FieldGroups), oc.PermissionGroups
 		}
 		if len(set.Set) > 0 {
 			ops = append(ops, set)
 		}
-		// Explicit ACEs: re-add the saved ones, remove ones the plan added.
-		// Group-derived ACEs follow PermissionGroups/AuthMechanism and are
-		// left to Exchange.
+		// Explicit anonymous ACEs (the only ones a plan adds or removes):
+		// re-add the saved ones, remove ones the plan added. The other
+		// grantees come from PermissionGroups/AuthMechanism, which
+		// Exchange derives again from the values restored above.
 		for _, a := range oc.AnyRecipient {
-			if !a.Inherited && !hasACE(nc.AnyRecipient, a) {
+			if !a.Inherited && a.IsAnonymous(old.AnonymousName) && !exHasACE(nc.AnyRecipient, a) {
 				ops = append(ops, ExchangeOp{Kind: OpAddACE, Identity: oc.Identity, User: a.User, SID: a.SID})
 			}
 		}
 		for _, a := range nc.AnyRecipient {
-			if !a.Inherited && a.IsAnonymous(cur.AnonymousName) && !hasACE(oc.AnyRecipient, a) {
+			if !a.Inherited && a.IsAnonymous(cur.AnonymousName) && !exHasACE(oc.AnyRecipient, a) {
 				ops = append(ops, ExchangeOp{Kind: OpRemoveACE, Identity: oc.Identity, User: a.User, SID: a.SID})
 			}
 		}
@@ -1367,7 +1369,7 @@ func restoreOps(old, cur *ExchangeState, plan *Plan) ([]ExchangeOp, error) {
 	return ops, nil
 }
 
-func hasACE(list []ExchangeACE, a ExchangeACE) bool {
+func exHasACE(list []ExchangeACE, a ExchangeACE) bool {
 	for _, b := range list {
 		if b.Inherited {
 			continue
@@ -1381,14 +1383,14 @@ func hasACE(list []ExchangeACE, a ExchangeACE) bool {
 
 // ---- small helpers ---------------------------------------------------------
 
-func psBool(b bool) string {
+func exBool(b bool) string {
 	if b {
 		return "True"
 	}
 	return "False"
 }
 
-func containsFold(list []string, s string) bool {
+func exContainsFold(list []string, s string) bool {
 	for _, x := range list {
 		if strings.EqualFold(strings.TrimSpace(x), s) {
 			return true
@@ -1397,7 +1399,7 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
-func containsInt(list []int, n int) bool {
+func exContainsInt(list []int, n int) bool {
 	for _, x := range list {
 		if x == n {
 			return true

@@ -1,0 +1,485 @@
+package remediate_test
+
+// Driver tests against the lab's Exchange simulation through the real
+// script framing (lab.DirectRunner): inspect, plan, apply, read back,
+// re-plan, restore.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaylock/relaylock/internal/lab"
+	"github.com/relaylock/relaylock/remediate"
+)
+
+var (
+	prober   = netip.MustParseAddr("203.0.113.9")
+	stranger = netip.MustParseAddr("198.51.100.77")
+	allowed  = netip.MustParseAddr("10.1.2.3")
+)
+
+func exDriver(t *testing.T) remediate.Driver {
+	t.Helper()
+	d, err := remediate.DriverFor(remediate.PlatformExchange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func exInspect(t *testing.T, h *lab.ExchangeHost) *remediate.Inspection {
+	t.Helper()
+	insp, err := exDriver(t).Inspect(context.Background(), &lab.DirectRunner{Host: h}, "ex1.contoso.example", h.HostInfo(), []netip.Addr{prober})
+	if err != nil {
+		t.Fatalf("inspect: %v", err)
+	}
+	return insp
+}
+
+func exRequest(fixDomains bool) remediate.Request {
+	r1, _ := remediate.ParseAddrRange("10.1.2.0/24")
+	r2, _ := remediate.ParseAddrRange("192.168.7.10")
+	return remediate.Request{Allow: []remediate.AddrRange{r1, r2}, AllowAuthenticated: true, FixDomains: fixDomains}
+}
+
+func findingsByID(insp *remediate.Inspection, id string) []remediate.Finding {
+	var out []remediate.Finding
+	for _, f := range insp.Findings {
+		if f.ID == id {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func TestExchangeFindings(t *testing.T) {
+	tests := []struct {
+		name     string
+		host     func() *lab.ExchangeHost
+		id       string
+		object   string
+		severity remediate.Severity
+		explains bool
+		value    string // substring of Finding.Value
+	}{
+		{"2016 open custom connector", lab.Exchange2016OpenCustomConnector, remediate.FindExchAnonRelay, `Receive connector EX1\App Relay`, remediate.SeverityHigh, true, "[S-1-5-7]"},
+		{"2016 ExternalAuthoritative", lab.Exchange2016ExternalAuthoritative, remediate.FindExchExternalAuth, `Receive connector EX1\Partner Relay`, remediate.SeverityHigh, true, "ExternalAuthoritative"},
+		{"2016 wildcard accepted domain", lab.Exchange2016WildcardAcceptedDomain, remediate.FindExchWildcardDomain, "Accepted domain All Domains", remediate.SeverityHigh, true, "*"},
+		{"2016 internal relay domain", lab.Exchange2016InternalRelayDomain, remediate.FindExchRelayDomain, "Accepted domain partner.example", remediate.SeverityMedium, false, "InternalRelay"},
+		{"2016 German anonymous name", lab.Exchange2016German, remediate.FindExchAnonRelay, `Receive connector EX1\App Relay`, remediate.SeverityHigh, true, "NT-AUTORITÄT\\ANONYMOUS-ANMELDUNG [S-1-5-7]"},
+		{"2016 inherited anonymous right", lab.Exchange2016InheritedAnonymous, remediate.FindExchAnonRelay, `Receive connector EX1\App Relay`, remediate.SeverityHigh, true, "(inherited)"},
+		{"2019 anonymous right on Default Frontend", lab.Exchange2019AnonDefaultFrontend, remediate.FindExchAnonRelay, `Receive connector EX1\Default Frontend EX1`, remediate.SeverityHigh, true, "ANONYMOUS LOGON"},
+		{"2019 closed: prober lands on Default Frontend", lab.Exchange2019Closed, remediate.FindExchProberConnector, `Receive connector EX1\Default Frontend EX1`, remediate.SeverityInfo, false, "0.0.0.0/0"},
+		{"2010 anonymous right on Default", lab.Exchange2010OpenDefault, remediate.FindExchAnonRelay, `Receive connector EX1\Default EX1`, remediate.SeverityHigh, true, "[S-1-5-7]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			insp := exInspect(t, tc.host())
+			fs := findingsByID(insp, tc.id)
+			if len(fs) != 1 {
+				t.Fatalf("want one %s finding, got %d: %+v", tc.id, len(fs), insp.Findings)
+			}
+			f := fs[0]
+			if f.Object != tc.object || f.Severity != tc.severity || f.Explains != tc.explains || !strings.Contains(f.Value, tc.value) {
+				t.Errorf("finding = %+v\nwant object %q severity %s explains %v value ~%q", f, tc.object, tc.severity, tc.explains, tc.value)
+			}
+			if f.Title == "" || f.Detail == "" {
+				t.Errorf("finding without title or detail: %+v", f)
+			}
+		})
+	}
+}
+
+func TestExchangeClosedHasNoHighFinding(t *testing.T) {
+	for name, h := range map[string]func() *lab.ExchangeHost{"2019": lab.Exchange2019Closed, "SE": lab.ExchangeSEClosed, "2016": lab.Exchange2016Default} {
+		t.Run(name, func(t *testing.T) {
+			insp := exInspect(t, h())
+			for _, f := range insp.Findings {
+				if f.Severity == remediate.SeverityHigh || f.Explains {
+					t.Errorf("closed host has finding %+v", f)
+				}
+			}
+			if h().RelayAllowed(prober, false, "elsewhere.example") {
+				t.Error("lab: closed host relays for the prober")
+			}
+		})
+	}
+}
+
+// settingsMap indexes Setting rows by object and name.
+func settingsMap(rows []remediate.Setting) map[[2]string]string {
+	m := map[[2]string]string{}
+	for _, r := range rows {
+		m[[2]string{r.Object, r.Name}] = r.Value
+	}
+	return m
+}
+
+func TestExchangeRemediateCycle(t *testing.T) {
+	tests := []struct {
+		name       string
+		host       func() *lab.ExchangeHost
+		fixDomains bool
+		connector  string // ConnectorName
+	}{
+		{"2016 open custom connector", lab.Exchange2016OpenCustomConnector, false, ""},
+		{"2016 ExternalAuthoritative", lab.Exchange2016ExternalAuthoritative, false, ""},
+		{"2016 wildcard domain with fix-domains", lab.Exchange2016WildcardAcceptedDomain, true, ""},
+		{"2016 German", lab.Exchange2016German, false, "Relais"},
+		{"2019 Default Frontend", lab.Exchange2019AnonDefaultFrontend, false, ""},
+		{"2010 Default", lab.Exchange2010OpenDefault, false, ""},
+	}
+	ctx := context.Background()
+	d := exDriver(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.host()
+			run := &lab.DirectRunner{Host: h}
+			before := h.State()
+			if !h.RelayAllowed(stranger, false, "elsewhere.example") {
+				t.Fatal("scenario is not an open relay to begin with")
+			}
+			insp := exInspect(t, h)
+			req := exRequest(tc.fixDomains)
+			req.ConnectorName = tc.connector
+			plan, err := d.Plan(insp, req)
+			if err != nil {
+				t.Fatalf("plan: %v", err)
+			}
+			name := tc.connector
+			if name == "" {
+				name = remediate.DefaultRelayConnectorName
+			}
+			relayObj := `Receive connector EX1\` + name
+			if !reflect.DeepEqual(plan.Created, []string{relayObj}) {
+				t.Errorf("Created = %q, want [%q]", plan.Created, relayObj)
+			}
+			for _, c := range plan.Changes {
+				if c.Why == "" || c.Current == c.New {
+					t.Errorf("change without reason or effect: %+v", c)
+				}
+				if c.Object != relayObj && (c.Setting == remediate.SetRemoteIPRanges || c.Setting == remediate.SetBindings) {
+					t.Errorf("plan narrows or rebinds an existing connector: %+v", c)
+				}
+				if c.Object == relayObj && c.Setting == remediate.SetRemoteIPRanges && c.New != "10.1.2.0/24, 192.168.7.10" {
+					t.Errorf("dedicated connector ranges = %q", c.New)
+				}
+			}
+			applied, err := d.Apply(ctx, run, plan)
+			if err != nil {
+				t.Fatalf("apply: %v", err)
+			}
+			if len(applied) != len(plan.Changes) {
+				t.Errorf("applied %d of %d changes", len(applied), len(plan.Changes))
+			}
+
+			// Read-back as the integrator does it.
+			after := exInspect(t, h)
+			rows := settingsMap(after.Settings)
+			for _, c := range plan.Changes {
+				got, ok := rows[[2]string{c.Object, c.Setting}]
+				switch {
+				case c.New == remediate.ValueAbsent && ok:
+					t.Errorf("read-back %s %s: still %q, want absent", c.Object, c.Setting, got)
+				case c.New != remediate.ValueAbsent && got != c.New:
+					t.Errorf("read-back %s %s = %q, want %q", c.Object, c.Setting, got, c.New)
+				}
+			}
+			if h.RelayAllowed(stranger, false, "elsewhere.example") || h.RelayAllowed(prober, false, "elsewhere.example") {
+				t.Error("still an open relay after apply")
+			}
+			if !h.RelayAllowed(allowed, false, "elsewhere.example") || !h.RelayAllowed(netip.MustParseAddr("192.168.7.10"), false, "elsewhere.example") {
+				t.Error("allowed client cannot relay after apply")
+			}
+			if !h.RelayAllowed(stranger, true, "elsewhere.example") {
+				t.Error("authenticated client cannot relay after apply")
+			}
+			for _, f := range after.Findings {
+				if f.Explains {
+					t.Errorf("after apply a finding still explains the probe: %+v", f)
+				}
+			}
+
+			// Idempotent.
+			again, err := d.Plan(after, req)
+			if err != nil {
+				t.Fatalf("second plan: %v", err)
+			}
+			if len(again.Changes) != 0 || len(again.Created) != 0 {
+				t.Errorf("second plan is not empty: %+v", again.Changes)
+			}
+
+			// Restore puts back exactly the old state.
+			b := &remediate.Backup{Schema: remediate.BackupSchema, Host: insp.Host, Platform: remediate.PlatformExchange,
+				Taken: time.Now(), Inspection: insp, Plan: plan}
+			if err := d.Restore(ctx, run, b); err != nil {
+				t.Fatalf("restore: %v", err)
+			}
+			if got := h.State(); !reflect.DeepEqual(got, before) {
+				g, _ := json.MarshalIndent(got, "", " ")
+				w, _ := json.MarshalIndent(before, "", " ")
+				t.Errorf("state after restore differs:\n%s\nwant\n%s", g, w)
+			}
+			if !h.RelayAllowed(stranger, false, "elsewhere.example") {
+				t.Error("restore did not bring back the old (open) behaviour")
+			}
+			writes := len(h.Writes())
+			if err := d.Restore(ctx, run, b); err != nil {
+				t.Fatalf("second restore: %v", err)
+			}
+			if len(h.Writes()) != writes {
+				t.Error("second restore wrote to the host")
+			}
+		})
+	}
+}
+
+func TestExchangePlanDefaultFrontendKeepsRanges(t *testing.T) {
+	insp := exInspect(t, lab.Exchange2019AnonDefaultFrontend())
+	plan, err := exDriver(t).Plan(insp, exRequest(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var touched []remediate.Change
+	for _, c := range plan.Changes {
+		if c.Object == `Receive connector EX1\Default Frontend EX1` {
+			touched = append(touched, c)
+		}
+	}
+	if len(touched) != 1 || touched[0].Setting != remediate.SetAnyRecipient || strings.Contains(touched[0].New, "S-1-5-7") ||
+		!strings.Contains(touched[0].Current, "S-1-5-7") {
+		t.Fatalf("Default Frontend changes = %+v, want only the anonymous ACE removed", touched)
+	}
+	if !strings.Contains(touched[0].Why, "Internet") {
+		t.Errorf("why does not say the connector receives Internet mail: %q", touched[0].Why)
+	}
+}
+
+func TestExchangePlanNotes(t *testing.T) {
+	t.Run("inherited right is reported, not changed", func(t *testing.T) {
+		plan, err := exDriver(t).Plan(exInspect(t, lab.Exchange2016InheritedAnonymous()), exRequest(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range plan.Changes {
+			if strings.Contains(c.Object, "App Relay") {
+				t.Errorf("plan changes the connector with an inherited right: %+v", c)
+			}
+		}
+		if !anyContains(plan.Notes, "inherits") {
+			t.Errorf("notes do not mention the inherited right: %q", plan.Notes)
+		}
+	})
+	t.Run("relay domains only with fix-domains", func(t *testing.T) {
+		for _, h := range []func() *lab.ExchangeHost{lab.Exchange2016WildcardAcceptedDomain, lab.Exchange2016InternalRelayDomain} {
+			plan, err := exDriver(t).Plan(exInspect(t, h()), exRequest(false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range plan.Changes {
+				if strings.HasPrefix(c.Object, "Accepted domain") {
+					t.Errorf("domain changed without FixDomains: %+v", c)
+				}
+			}
+			if !anyContains(plan.Notes, "Accepted domain") {
+				t.Errorf("notes do not mention the domain: %q", plan.Notes)
+			}
+		}
+		plan, err := exDriver(t).Plan(exInspect(t, lab.Exchange2016InternalRelayDomain()), exRequest(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []remediate.Change
+		for _, c := range plan.Changes {
+			if strings.HasPrefix(c.Object, "Accepted domain") {
+				got = append(got, c)
+			}
+		}
+		if len(got) != 1 || got[0].New != "Authoritative" || got[0].Current != "InternalRelay" {
+			t.Errorf("fix-domains changes = %+v", got)
+		}
+	})
+	t.Run("authenticated relay is kept and explained", func(t *testing.T) {
+		req := exRequest(false)
+		req.AllowAuthenticated = false
+		plan, err := exDriver(t).Plan(exInspect(t, lab.Exchange2016OpenCustomConnector()), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !anyContains(plan.Notes, "ExchangeUsers") {
+			t.Errorf("notes do not explain authenticated relay: %q", plan.Notes)
+		}
+		for _, c := range plan.Changes {
+			if c.Setting == remediate.SetPermissionGroups && !strings.Contains(c.Object, remediate.DefaultRelayConnectorName) {
+				t.Errorf("plan changes permission groups of an existing connector: %+v", c)
+			}
+		}
+	})
+	t.Run("closed host only gets the dedicated connector", func(t *testing.T) {
+		plan, err := exDriver(t).Plan(exInspect(t, lab.Exchange2019Closed()), exRequest(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range plan.Changes {
+			if !strings.Contains(c.Object, remediate.DefaultRelayConnectorName) {
+				t.Errorf("closed host: unexpected change %+v", c)
+			}
+		}
+	})
+}
+
+func anyContains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.Contains(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Operator input travels only as data: a connector name full of
+// PowerShell syntax reaches the host verbatim and becomes the name.
+func TestExchangeInjectionNames(t *testing.T) {
+	names := []string{
+		`Relay'; Remove-Item C:/ -Recurse; '`,
+		`Relay $(Stop-Service MSExchangeTransport)`,
+		"Relay `$env:PATH ` \"quoted\" ; & exit 1",
+		`Relay @{a=1} | Out-Null # comment`,
+	}
+	ctx := context.Background()
+	d := exDriver(t)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			h := lab.Exchange2016OpenCustomConnector()
+			req := exRequest(false)
+			req.ConnectorName = name
+			plan, err := d.Plan(exInspect(t, h), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Apply(ctx, &lab.DirectRunner{Host: h}, plan); err != nil {
+				t.Fatal(err)
+			}
+			w := h.Writes()
+			if len(w) != 1 || w[0]["op1_name"] != name || w[0]["op2_identity"] != `EX1\`+name {
+				t.Fatalf("host received %q, want the name verbatim", w)
+			}
+			if h.State().Connector(`EX1\`+name) == nil {
+				t.Error("connector with the literal name not created")
+			}
+		})
+	}
+	for _, bad := range []string{"Relay\nNew-ReceiveConnector", "Relay\r", `EX2\Relay`, "", " padded", strings.Repeat("x", 65)} {
+		req := exRequest(false)
+		req.ConnectorName = bad
+		if bad == "" {
+			continue // empty means the default name
+		}
+		if _, err := d.Plan(exInspect(t, lab.Exchange2019Closed()), req); !errors.Is(err, remediate.ErrConnectorName) {
+			t.Errorf("Plan with connector name %q: err = %v, want ErrConnectorName", bad, err)
+		}
+	}
+}
+
+// Ranges that are not IP ranges (here: PowerShell payloads) are refused
+// by the host's cmdlet validation with a clean error, and nothing changes.
+func TestExchangeInjectionRanges(t *testing.T) {
+	for _, bad := range []string{
+		`10.0.0.1'; Remove-Item C:\; '`,
+		`$(Stop-Service MSExchangeTransport)`,
+		"10.0.0.1 ; 10.0.0.2",
+		"10.0.0.1`n10.0.0.2",
+		"10.0.0.0/33",
+	} {
+		t.Run(bad, func(t *testing.T) {
+			h := lab.Exchange2019Closed()
+			before := h.State()
+			ops := []remediate.ExchangeOp{{Kind: remediate.OpSetConnector, Identity: `EX1\Client Frontend EX1`,
+				Set: []string{remediate.FieldRanges}, Ranges: []string{"10.9.9.9", bad}}}
+			run, err := (&lab.DirectRunner{Host: h}).Run(context.Background(), remediate.ExchangeWriteScript, remediate.EncodeExchangeOps(ops))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.ExitCode == 0 || len(run.Errors) != 1 || !strings.Contains(run.Errors[0], "isn't a valid IP range") || !strings.Contains(run.Errors[0], bad) {
+				t.Errorf("exit %d errors %q: want a refusal naming %q", run.ExitCode, run.Errors, bad)
+			}
+			if w := h.Writes(); len(w) != 1 || w[0]["op1_ranges"] != "10.9.9.9\n"+bad {
+				t.Errorf("host received %q", w)
+			}
+			if !reflect.DeepEqual(h.State(), before) {
+				t.Error("state changed after a refused operation")
+			}
+		})
+	}
+}
+
+func TestExchangeApplyStopsAtFirstFailure(t *testing.T) {
+	h := lab.Exchange2016OpenCustomConnector()
+	d := exDriver(t)
+	plan, err := d.Plan(exInspect(t, h), exRequest(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone removes the open connector between plan and apply: the
+	// dedicated connector is created, the ACE removal fails.
+	run := &lab.DirectRunner{Host: h}
+	if _, err := run.Run(context.Background(), remediate.ExchangeWriteScript, remediate.EncodeExchangeOps([]remediate.ExchangeOp{{Kind: remediate.OpRemoveConnector, Identity: `EX1\App Relay`}})); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := d.Apply(context.Background(), run, plan)
+	if !errors.Is(err, remediate.ErrExchangeWrite) || !strings.Contains(err.Error(), "couldn't be found") {
+		t.Fatalf("apply err = %v", err)
+	}
+	for _, c := range applied {
+		if !strings.Contains(c.Object, remediate.DefaultRelayConnectorName) {
+			t.Errorf("reported as applied but failed: %+v", c)
+		}
+	}
+	if len(applied) == 0 {
+		t.Error("the dedicated connector was created but not reported as applied")
+	}
+}
+
+func TestExchangeLoadFailure(t *testing.T) {
+	h := lab.Exchange2016OpenCustomConnector()
+	msg := "Exchange Management Shell could not be loaded: Connecting to remote server ex1.contoso.example failed: Access is denied. (this looks like the WinRM second-hop problem: ...)"
+	h.SetLoadError(msg)
+	_, err := exDriver(t).Inspect(context.Background(), &lab.DirectRunner{Host: h}, "ex1", h.HostInfo(), nil)
+	if err == nil || !strings.Contains(err.Error(), "second-hop") {
+		t.Fatalf("inspect err = %v, want the loader's message", err)
+	}
+}
+
+func TestExchangeDetectMatchesLab(t *testing.T) {
+	tests := []struct {
+		host    func() *lab.ExchangeHost
+		version string
+	}{
+		{lab.Exchange2010OpenDefault, "2010"},
+		{lab.Exchange2016OpenCustomConnector, "2016"},
+		{lab.Exchange2019Closed, "2019"},
+		{lab.ExchangeSEClosed, "SE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.version, func(t *testing.T) {
+			h := tc.host()
+			info, _, err := remediate.Detect(context.Background(), &lab.DirectRunner{Host: h})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Platform != remediate.PlatformExchange || info.ExchangeVersion != tc.version {
+				t.Errorf("detect: platform %s version %s, want exchange %s", info.Platform, info.ExchangeVersion, tc.version)
+			}
+			want := h.HostInfo()
+			if !reflect.DeepEqual(info, want) {
+				t.Errorf("detect = %+v\nlab HostInfo = %+v", info, want)
+			}
+		})
+	}
+}
