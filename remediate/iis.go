@@ -64,6 +64,10 @@ const (
 // Windows feature is missing; its "feature" field names it.
 const ErrorKindFeatureMissing = "feature-missing"
 
+// errorKindADUnavailable is the "kind" of an error record that says Active
+// Directory could not be reached (ex2003-* scripts).
+const errorKindADUnavailable = "ad-unavailable"
+
 // IISState is everything iis-read reports: the typed state behind an IIS
 // (or Exchange 2003 metabase) inspection and its backup.
 type IISState struct {
@@ -610,8 +614,13 @@ func runScript(ctx context.Context, r Runner, host, script string, params map[st
 	}
 	if run != nil && run.Output != nil {
 		for _, e := range run.Output.Of(psframe.ErrorRecord) {
-			if e.Str("kind") == ErrorKindFeatureMissing && (err == nil || !errors.Is(err, ErrFeatureMissing)) {
-				return nil, fmt.Errorf("%w: %s is not installed on %s (%s)", ErrFeatureMissing, featureText(e.Str("feature")), host, e.Str("message"))
+			switch e.Str("kind") {
+			case ErrorKindFeatureMissing:
+				if err == nil || !errors.Is(err, ErrFeatureMissing) {
+					return nil, fmt.Errorf("%w: %s is not installed on %s (%s)", ErrFeatureMissing, featureText(e.Str("feature")), host, e.Str("message"))
+				}
+			case errorKindADUnavailable:
+				return nil, fmt.Errorf("%w: script %s on %s: %s", ErrADUnavailable, script, host, e.Str("message"))
 			}
 		}
 	}

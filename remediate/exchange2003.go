@@ -1,0 +1,500 @@
+package remediate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/relaylock/relaylock/remediate/psframe"
+)
+
+// This file is the Exchange 2000/2003 driver (windows-relay.md §2). The
+// SMTP virtual servers of Exchange 2000/2003 are configured in Active
+// Directory (objectClass protocolCfgSMTPServer); the Metabase Update
+// service (DS2MB, in the System Attendant) copies them one way into the
+// IIS metabase, where SMTPSVC reads them [S18, S20, S21]. So:
+//
+//   - Inspect reads both views: the metabase with iis-read (what is
+//     effective now) and AD with ex2003-read-ad (what wins at the next
+//     DS2MB sync), and reports when they disagree.
+//   - Apply writes AD (never the metabase alone, which DS2MB would undo),
+//     then polls the metabase with iis-read until DS2MB has copied the
+//     values, failing with ErrSyncTimeout when it does not.
+//   - Restore writes the saved AD values back and waits likewise.
+//
+// Records of ex2003-read-ad and ex2003-write-ad (built by Ex2003ADRecord,
+// decoded by decodeADServer; the lab uses the same builder):
+//
+//	advs   dn relayiplist relayforauth authflags smarthost
+//	error  kind ad-unavailable | bad-parameter | not-found
+
+// Script names.
+const (
+	// ScriptEx2003ReadAD searches AD. Params: relayiplistattr.
+	ScriptEx2003ReadAD = "ex2003-read-ad"
+	// ScriptEx2003WriteAD writes one AD object. Params: dn,
+	// relayiplistattr, relayiplist ("NULL", "EMPTY" or hex), relayforauth
+	// ("TRUE" or "FALSE").
+	ScriptEx2003WriteAD = "ex2003-write-ad"
+)
+
+// Ex2003RelayIpListAttr is the LDAP attribute of a protocolCfgSMTPServer
+// object holding the relay list. UNVERIFIED: the name is not found in any
+// public source (windows-relay.md §2.1); it is expected to hold the same
+// IPSECLIST blob DS2MB copies into RelayIpList. Scripts receive it as a
+// parameter, so this constant is the single point of correction.
+const Ex2003RelayIpListAttr = "msExchSmtpRelayIpList"
+
+// Ex2003MetabaseRelayForAuth is the metabase RelayForAuth value DS2MB
+// writes for the AD boolean msExchSmtpRelayForAuth. UNVERIFIED mapping
+// (TRUE -> RelayForAuthEnabled, FALSE -> 0).
+func Ex2003MetabaseRelayForAuth(ad bool) int64 {
+	if ad {
+		return RelayForAuthEnabled
+	}
+	return RelayForAuthDisabled
+}
+
+// Defaults of the DS2MB wait: DS2MB is notified within 15 s of an AD
+// change [S20] and also runs every 15 minutes [S21, S22].
+const (
+	DefaultDS2MBTimeout = 60 * time.Second
+	DefaultDS2MBPoll    = 2 * time.Second
+)
+
+// ErrSyncTimeout: the metabase did not take the values written to Active
+// Directory within the timeout (DS2MB stopped, System Attendant down, AD
+// replication to the DC DS2MB reads from, ...). The caller rolls back.
+var ErrSyncTimeout = errors.New("the metabase did not sync from Active Directory (DS2MB)")
+
+// ErrADUnavailable: Active Directory could not be read or written from
+// the host (often the WinRM second hop: NTLM/Basic sessions reach the DC
+// as ANONYMOUS LOGON, windows-relay.md §0).
+var ErrADUnavailable = errors.New("active directory unavailable")
+
+const recADVS = "advs"
+
+// Ex2003ADServer is one protocolCfgSMTPServer object.
+type Ex2003ADServer struct {
+	DN          string        `json:"dn"`
+	RelayIpList RelayListBlob `json:"relay_ip_list"`
+	// RelayForAuth is msExchSmtpRelayForAuth as read ("True", "False" or
+	// "" when unset).
+	RelayForAuth string `json:"relay_for_auth"`
+	AuthFlags    string `json:"auth_flags,omitempty"`
+	SmartHost    string `json:"smart_host,omitempty"`
+}
+
+// RelayForAuthOn interprets msExchSmtpRelayForAuth; unset is the default
+// True [S23].
+func (a Ex2003ADServer) RelayForAuthOn() bool {
+	switch strings.ToLower(strings.TrimSpace(a.RelayForAuth)) {
+	case "false", "0":
+		return false
+	}
+	return true
+}
+
+// Instance is the virtual server number (the first RDN, CN=1 [S19]).
+func (a Ex2003ADServer) Instance() string {
+	first, _, _ := strings.Cut(a.DN, ",")
+	if v, ok := strings.CutPrefix(strings.ToUpper(first), "CN="); ok {
+		return first[len(first)-len(v):]
+	}
+	return ""
+}
+
+// MetabaseName is the metabase virtual server the object maps to.
+func (a Ex2003ADServer) MetabaseName() string { return "SmtpSvc/" + a.Instance() }
+
+// OnServer reports whether the object belongs to Exchange server name
+// (…,CN=<name>,CN=Servers,… in its DN [S18]).
+func (a Ex2003ADServer) OnServer(name string) bool {
+	return strings.Contains(strings.ToLower(a.DN), ",cn="+strings.ToLower(name)+",cn=servers,")
+}
+
+// Ex2003ADRecord is the "advs" record both AD scripts print.
+func Ex2003ADRecord(a Ex2003ADServer) psframe.Record {
+	r := psframe.NewRecord(recADVS).Set("dn", a.DN)
+	setBlob(r, "relayiplist", a.RelayIpList)
+	for _, f := range [][2]string{{"relayforauth", a.RelayForAuth}, {"authflags", a.AuthFlags}, {"smarthost", a.SmartHost}} {
+		if f[1] == "" {
+			r.SetNull(f[0])
+		} else {
+			r.Set(f[0], f[1])
+		}
+	}
+	return *r
+}
+
+func decodeADServer(r psframe.Record) (Ex2003ADServer, error) {
+	a := Ex2003ADServer{DN: r.Str("dn"), RelayForAuth: r.Str("relayforauth"), AuthFlags: r.Str("authflags"), SmartHost: r.Str("smarthost")}
+	if a.DN == "" {
+		return a, errors.New("record advs: empty dn")
+	}
+	var err error
+	a.RelayIpList, err = getBlob(r, "relayiplist")
+	return a, err
+}
+
+// Ex2003State is the typed state of an Exchange 2003 inspection.
+type Ex2003State struct {
+	Metabase IISState         `json:"metabase"`
+	AD       []Ex2003ADServer `json:"ad"`
+	// ADError is why AD could not be read (then AD is empty and nothing
+	// can be planned).
+	ADError string `json:"ad_error,omitempty"`
+}
+
+// Exchange2003Driver is the Exchange 2000/2003 driver.
+type Exchange2003Driver struct {
+	// SyncTimeout bounds the wait for DS2MB after each AD write; zero
+	// means DefaultDS2MBTimeout.
+	SyncTimeout time.Duration
+	// PollInterval is the pause between metabase reads; zero means
+	// DefaultDS2MBPoll.
+	PollInterval time.Duration
+}
+
+func init() { RegisterDriver(&Exchange2003Driver{}) }
+
+// Platform implements Driver.
+func (*Exchange2003Driver) Platform() Platform { return PlatformExchange2003 }
+
+// Inspect implements Driver.
+func (d *Exchange2003Driver) Inspect(ctx context.Context, r Runner, host string, info HostInfo, prober []netip.Addr) (*Inspection, error) {
+	insp := &Inspection{Host: host, Time: time.Now().UTC(), Platform: PlatformExchange2003, HostInfo: info}
+	out, err := runScript(ctx, r, host, ScriptIISRead, nil, &insp.Runs)
+	if err != nil {
+		return insp, fmt.Errorf("read the metabase of Exchange 2003: %w", err)
+	}
+	var st Ex2003State
+	if st.Metabase, err = DecodeIISState(out); err != nil {
+		return insp, fmt.Errorf("read the metabase of Exchange 2003: %w", err)
+	}
+	adOut, adErr := runScript(ctx, r, host, ScriptEx2003ReadAD, map[string]string{"relayiplistattr": Ex2003RelayIpListAttr}, &insp.Runs)
+	if adErr == nil {
+		for _, rec := range adOut.Of(recADVS) {
+			a, err := decodeADServer(rec)
+			if err != nil {
+				return insp, fmt.Errorf("read Exchange 2003 SMTP virtual servers from AD: %w", err)
+			}
+			if info.ComputerName == "" || a.OnServer(info.ComputerName) {
+				st.AD = append(st.AD, a)
+			}
+		}
+	} else if errors.Is(adErr, ErrADUnavailable) {
+		st.ADError = adErr.Error()
+	} else {
+		return insp, fmt.Errorf("read Exchange 2003 SMTP virtual servers from AD: %w", adErr)
+	}
+	if insp.State, err = json.Marshal(st); err != nil {
+		return insp, err
+	}
+	insp.Settings = ex2003Settings(st)
+	insp.Findings = ex2003Findings(st, prober)
+	return insp, nil
+}
+
+func adRFAText(on bool) string {
+	if on {
+		return "True"
+	}
+	return "False"
+}
+
+func ex2003Settings(st Ex2003State) []Setting {
+	rows := IISSettings(st.Metabase)
+	for _, a := range st.AD {
+		rows = append(rows,
+			Setting{a.DN, SettingRelayIpList, DescribeBlob(a.RelayIpList)},
+			Setting{a.DN, SettingRelayIpListRaw, a.RelayIpList.String()},
+			Setting{a.DN, SettingRelayForAuth, adRFAText(a.RelayForAuthOn())},
+			Setting{a.DN, "AuthenticationFlags", a.AuthFlags},
+			Setting{a.DN, "SmartHost", a.SmartHost},
+		)
+	}
+	return rows
+}
+
+const ex2003FixText = "Run relaylock remediate: it writes \"Only the list below\" with the allowed clients (and 127.0.0.1) to the virtual server's Active Directory object, waits for DS2MB to copy it into the metabase, and proves the result with a re-probe."
+
+// Finding IDs specific to Exchange 2003.
+const (
+	FindingEx2003Disagree     = "EX2003-AD-METABASE-DISAGREE"
+	FindingEx2003ADUnreadable = "EX2003-AD-UNREADABLE"
+)
+
+func ex2003Findings(st Ex2003State, prober []netip.Addr) []Finding {
+	fs := iisFindings("EX2003-", st.Metabase, prober, ex2003FixText)
+	if st.ADError != "" {
+		fs = append(fs, Finding{
+			ID: FindingEx2003ADUnreadable, Title: "Active Directory view of the SMTP virtual servers could not be read", Severity: SeverityMedium,
+			Object: "Active Directory", Setting: Ex2003RelayIpListAttr,
+			Detail:      "Exchange 2003 keeps SMTP virtual server settings in Active Directory and copies them into the metabase (DS2MB); the metabase shows what is effective now, but AD wins at the next sync. Reading AD failed: " + st.ADError,
+			Remediation: "Run relaylock with Kerberos delegation or CredSSP so the session can reach a domain controller, or check the relay settings in Exchange System Manager.",
+		})
+		return fs
+	}
+	for _, a := range st.AD {
+		vs, ok := st.Metabase.Server(a.MetabaseName())
+		if !ok {
+			continue
+		}
+		sameList := a.RelayIpList.Equal(vs.RelayIpList)
+		sameRFA := a.RelayForAuthOn() == (vs.RelayForAuth != 0)
+		if sameList && sameRFA {
+			continue
+		}
+		adL, errA := a.RelayIpList.Decode()
+		mbL, errM := vs.RelayIpList.Decode()
+		sev := SeverityMedium
+		if errA == nil && errM == nil && adL.IsOpenToAll() && !mbL.IsOpenToAll() {
+			sev = SeverityHigh // the next DS2MB sync opens the relay
+		}
+		fs = append(fs, Finding{
+			ID: FindingEx2003Disagree, Title: "Active Directory and metabase disagree on the relay settings", Severity: sev,
+			Object: a.DN, Setting: SettingRelayIpList,
+			Value: fmt.Sprintf("AD: %s, RelayForAuth %s; metabase %s: %s, RelayForAuth %d", DescribeBlob(a.RelayIpList), adRFAText(a.RelayForAuthOn()), vs.Name, DescribeBlob(vs.RelayIpList), vs.RelayForAuth),
+			Detail: "The metabase value of " + vs.Name + " is what SMTPSVC enforces now; the Active Directory value wins at the next DS2MB sync (within 15 s of an AD change, and every 15 minutes). " +
+				"A metabase edit made outside Exchange System Manager is undone by that sync.",
+			Remediation: ex2003FixText,
+		})
+		if !sameList {
+			for _, f := range relayListFindings("EX2003-AD-", a.DN, a.RelayIpList, "", prober, ex2003FixText) {
+				if f.Severity != SeverityInfo {
+					f.Explains = false // not effective until DS2MB copies it
+					f.Detail += " (Active Directory value, effective after the next DS2MB sync.)"
+					fs = append(fs, f)
+				}
+			}
+		}
+	}
+	return fs
+}
+
+// Ex2003Desired is the typed plan of the Exchange 2003 driver: one AD
+// write per virtual server, each followed by a wait for DS2MB.
+type Ex2003Desired struct {
+	Writes []Ex2003ADWrite `json:"writes,omitempty"`
+}
+
+// Ex2003ADWrite is one ex2003-write-ad run and the metabase values to wait
+// for.
+type Ex2003ADWrite struct {
+	DN           string        `json:"dn"`
+	Server       string        `json:"server"` // metabase name, SmtpSvc/1
+	RelayIpList  RelayListBlob `json:"relay_ip_list"`
+	RelayForAuth bool          `json:"relay_for_auth"`
+}
+
+func ex2003State(insp *Inspection) (Ex2003State, error) {
+	var st Ex2003State
+	if insp == nil {
+		return st, errors.New("no inspection")
+	}
+	if err := json.Unmarshal(insp.State, &st); err != nil {
+		return st, fmt.Errorf("inspection state: %w", err)
+	}
+	return st, nil
+}
+
+// Plan implements Driver.
+func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) {
+	st, err := ex2003State(insp)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	if st.ADError != "" {
+		return nil, fmt.Errorf("plan: %w: the settings must be written to Active Directory (DS2MB undoes metabase-only changes): %s", ErrADUnavailable, st.ADError)
+	}
+	p := &Plan{Host: insp.Host, Platform: PlatformExchange2003, Changes: []Change{}}
+	var des Ex2003Desired
+	why := allowWhy(req)
+	seen := map[string]bool{}
+	for _, a := range st.AD {
+		vs, ok := st.Metabase.Server(a.MetabaseName())
+		if !ok {
+			p.Notes = append(p.Notes, a.DN+": no metabase virtual server "+a.MetabaseName()+" on this host; not changed")
+			continue
+		}
+		seen[vs.Name] = true
+		rfa := Ex2003MetabaseRelayForAuth(a.RelayForAuthOn())
+		want, wantRFA, adCh, notes, err := planRelay(relayTarget{object: a.DN, cur: a.RelayIpList, rfa: rfa}, req, why+" (Active Directory, copied to the metabase by DS2MB)")
+		if err != nil {
+			return nil, fmt.Errorf("plan %s: %w", a.DN, err)
+		}
+		p.Notes = append(p.Notes, notes...)
+		for i := range adCh {
+			if adCh[i].Setting == SettingRelayForAuth {
+				adCh[i].Current, adCh[i].New = adRFAText(a.RelayForAuthOn()), adRFAText(wantRFA != 0)
+			}
+		}
+		// The metabase must end up with the same values once DS2MB ran.
+		wantMB := Ex2003MetabaseRelayForAuth(wantRFA != 0)
+		var mbCh []Change
+		if !vs.RelayIpList.Equal(want) {
+			mbCh = append(mbCh,
+				Change{Object: vs.Name, Setting: SettingRelayIpList, Current: DescribeBlob(vs.RelayIpList), New: DescribeBlob(want), Why: "copied from Active Directory by DS2MB"},
+				Change{Object: vs.Name, Setting: SettingRelayIpListRaw, Current: vs.RelayIpList.String(), New: want.String(), Why: "copied from Active Directory by DS2MB"})
+		}
+		if (vs.RelayForAuth != 0) != (wantRFA != 0) {
+			mbCh = append(mbCh, Change{Object: vs.Name, Setting: SettingRelayForAuth, Current: strconv.FormatInt(vs.RelayForAuth, 10), New: strconv.FormatInt(wantMB, 10), Why: "copied from Active Directory by DS2MB"})
+		}
+		if len(adCh) == 0 && len(mbCh) > 0 {
+			p.Notes = append(p.Notes, a.DN+": Active Directory already holds the requested values; the object is rewritten so that DS2MB copies them into the metabase of "+vs.Name)
+		}
+		if len(adCh)+len(mbCh) > 0 {
+			p.Changes = append(p.Changes, adCh...)
+			p.Changes = append(p.Changes, mbCh...)
+			des.Writes = append(des.Writes, Ex2003ADWrite{DN: a.DN, Server: vs.Name, RelayIpList: want, RelayForAuth: wantRFA != 0})
+		}
+	}
+	for _, vs := range st.Metabase.Servers {
+		if !seen[vs.Name] {
+			p.Notes = append(p.Notes, "metabase virtual server "+vs.Name+" has no Active Directory object on this server; not changed (a metabase-only change would be undone by DS2MB)")
+		}
+	}
+	for _, dm := range st.Metabase.Domains {
+		if dm.RelayAllowed() {
+			p.Notes = append(p.Notes, fmt.Sprintf("metabase domain %s allows relaying to it (RouteAction %d); on Exchange 2003 change it in Exchange System Manager (relaylock does not write Exchange domain objects)", dm.DomainName(), dm.RouteAction))
+		}
+	}
+	guestNotes(st.Metabase, p)
+	if p.Desired, err = json.Marshal(des); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (d *Exchange2003Driver) writeAD(ctx context.Context, r Runner, host string, w Ex2003ADWrite) error {
+	params := map[string]string{
+		"dn": w.DN, "relayiplistattr": Ex2003RelayIpListAttr, "relayiplist": w.RelayIpList.String(),
+		"relayforauth": strings.ToUpper(adRFAText(w.RelayForAuth)),
+	}
+	out, err := runScript(ctx, r, host, ScriptEx2003WriteAD, params, nil)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", w.DN, err)
+	}
+	rec, ok := out.First(recADVS)
+	if !ok {
+		return fmt.Errorf("write %s: the script reported no read-back", w.DN)
+	}
+	got, err := decodeADServer(rec)
+	if err != nil {
+		return fmt.Errorf("write %s: read-back: %w", w.DN, err)
+	}
+	if !got.RelayIpList.Equal(w.RelayIpList) || got.RelayForAuthOn() != w.RelayForAuth {
+		return fmt.Errorf("write %s: read back %s / RelayForAuth %s, wrote %s / %v", w.DN, got.RelayIpList, got.RelayForAuth, w.RelayIpList, w.RelayForAuth)
+	}
+	return nil
+}
+
+// waitSync polls the metabase until server has the values, or fails with
+// ErrSyncTimeout.
+func (d *Exchange2003Driver) waitSync(ctx context.Context, r Runner, host string, w Ex2003ADWrite) error {
+	timeout, poll := d.SyncTimeout, d.PollInterval
+	if timeout <= 0 {
+		timeout = DefaultDS2MBTimeout
+	}
+	if poll <= 0 {
+		poll = DefaultDS2MBPoll
+	}
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		out, err := runScript(ctx, r, host, ScriptIISRead, nil, nil)
+		if err != nil {
+			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, err)
+		}
+		st, err := DecodeIISState(out)
+		if err != nil {
+			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, err)
+		}
+		vs, ok := st.Server(w.Server)
+		if !ok {
+			return fmt.Errorf("wait for DS2MB: virtual server %s disappeared from the metabase", w.Server)
+		}
+		if vs.RelayIpList.Equal(w.RelayIpList) && (vs.RelayForAuth != 0) == w.RelayForAuth {
+			return nil
+		}
+		last = fmt.Sprintf("%s / RelayForAuth %d", vs.RelayIpList, vs.RelayForAuth)
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%w: %s still has %s after %s, Active Directory has %s / %v (is the System Attendant running?)", ErrSyncTimeout, w.Server, last, timeout, w.RelayIpList, w.RelayForAuth)
+		}
+		t := time.NewTimer(min(poll, time.Until(deadline)+time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Apply implements Driver: for each virtual server, write AD, then wait
+// until DS2MB has copied the values into the metabase.
+func (d *Exchange2003Driver) Apply(ctx context.Context, r Runner, plan *Plan) ([]Change, error) {
+	var des Ex2003Desired
+	if err := json.Unmarshal(plan.Desired, &des); err != nil {
+		return nil, fmt.Errorf("apply: plan: %w", err)
+	}
+	var applied []Change
+	for _, w := range des.Writes {
+		if err := d.writeAD(ctx, r, plan.Host, w); err != nil {
+			return applied, err
+		}
+		applied = append(applied, changesOf(plan, w.DN)...)
+		if err := d.waitSync(ctx, r, plan.Host, w); err != nil {
+			return applied, err
+		}
+		applied = append(applied, changesOf(plan, w.Server)...)
+	}
+	return applied, nil
+}
+
+// Restore implements Driver: it writes the saved AD values (exact bytes,
+// null included) back and waits for DS2MB to copy them into the metabase.
+// The metabase then holds the saved AD values, which differ from the saved
+// metabase values when the two disagreed before: a metabase-only state
+// cannot be restored on Exchange 2003, DS2MB would undo it.
+func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) error {
+	if b == nil || b.Inspection == nil || b.Plan == nil {
+		return errors.New("restore: backup lacks the inspection or the plan")
+	}
+	st, err := ex2003State(b.Inspection)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	var des Ex2003Desired
+	if err := json.Unmarshal(b.Plan.Desired, &des); err != nil {
+		return fmt.Errorf("restore: plan: %w", err)
+	}
+	var errs []error
+	for _, w := range des.Writes {
+		var saved *Ex2003ADServer
+		for i := range st.AD {
+			if st.AD[i].DN == w.DN {
+				saved = &st.AD[i]
+			}
+		}
+		if saved == nil {
+			errs = append(errs, fmt.Errorf("restore %s: not in the backup", w.DN))
+			continue
+		}
+		back := Ex2003ADWrite{DN: saved.DN, Server: w.Server, RelayIpList: saved.RelayIpList, RelayForAuth: saved.RelayForAuthOn()}
+		if err := d.writeAD(ctx, r, b.Host, back); err != nil {
+			errs = append(errs, fmt.Errorf("restore: %w", err))
+			continue
+		}
+		if err := d.waitSync(ctx, r, b.Host, back); err != nil {
+			errs = append(errs, fmt.Errorf("restore: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,50 @@
+# ex2003-read-ad: read the Exchange 2000/2003 SMTP virtual servers from Active Directory.
+# Product: Exchange2003. Mode: read.
+# Idempotency: read-only, changes nothing; safe to run any number of times.
+# Parameters (data only):
+#   relayiplistattr  LDAP name of the relay-list attribute (remediate.Ex2003RelayIpListAttr; the name is UNVERIFIED)
+# Records (decoded by remediate/exchange2003.go):
+#   advs   dn relayiplist relayforauth authflags smarthost   (one per protocolCfgSMTPServer object)
+#   error  kind ad-unavailable when the directory cannot be searched (e.g. the WinRM second hop)
+# Searches the configuration naming context for (objectClass=protocolCfgSMTPServer), windows-relay.md 2.4.
+$attr = [string]$P['relayiplistattr']
+if ($attr -notmatch '^[A-Za-z][A-Za-z0-9-]{0,63}$') {
+    RL-Rec 'error' @('message', 'parameter relayiplistattr is not an LDAP attribute name', 'kind', 'bad-parameter')
+    RL-End 2
+}
+
+function First($c) {
+    if ($null -eq $c -or $c.Count -eq 0) { return $null }
+    return $c[0]
+}
+
+# FirstBytes keeps a byte[] whole (a plain return would unroll it, and a
+# zero-length value would turn into $null).
+function FirstBytes($c) {
+    if ($null -eq $c -or $c.Count -eq 0) { return $null }
+    return ,([byte[]]$c[0])
+}
+
+try {
+    $rootDse = New-Object DirectoryServices.DirectoryEntry('LDAP://RootDSE')
+    $cfg = [string]$rootDse.Properties['configurationNamingContext'].Value
+    $base = New-Object DirectoryServices.DirectoryEntry(('LDAP://' + $cfg))
+    $ds = New-Object DirectoryServices.DirectorySearcher($base, '(objectClass=protocolCfgSMTPServer)')
+    $ds.PageSize = 500
+    foreach ($n in @('distinguishedName', $attr, 'msExchSmtpRelayForAuth', 'msExchAuthenticationFlags', 'msExchSmtpSmartHost')) {
+        [void]$ds.PropertiesToLoad.Add($n)
+    }
+    $found = @($ds.FindAll())
+} catch {
+    RL-Rec 'error' @('message', [string]$_.Exception.Message, 'type', $_.Exception.GetType().FullName, 'kind', 'ad-unavailable')
+    RL-End 5
+}
+
+foreach ($r in $found) {
+    $p = $r.Properties
+    $ril = FirstBytes $p[$attr.ToLower()]
+    RL-Rec 'advs' @('dn', (First $p['distinguishedname']), 'relayiplist', (RL-Hex $ril),
+        'relayforauth', (First $p['msexchsmtprelayforauth']), 'authflags', (First $p['msexchauthenticationflags']),
+        'smarthost', (First $p['msexchsmtpsmarthost']))
+}
+RL-End 0

@@ -1,0 +1,73 @@
+# ex2003-write-ad: set the relay list and authenticated relay of one Exchange 2000/2003
+# SMTP virtual server in Active Directory (DS2MB then copies it into the metabase).
+# Product: Exchange2003. Mode: write.
+# Idempotency: sets absolute values; running it again with the same parameters leaves
+# the same state (and notifies DS2MB again). Prints the values read back after CommitChanges().
+# Parameters (data only):
+#   dn               distinguished name of the protocolCfgSMTPServer object (from ex2003-read-ad)
+#   relayiplistattr  LDAP name of the relay-list attribute (UNVERIFIED name, see remediate.Ex2003RelayIpListAttr)
+#   relayiplist      NULL (clear the attribute), EMPTY (zero-length value, UNVERIFIED in AD) or the IPSECLIST blob in hex
+#   relayforauth     TRUE or FALSE (msExchSmtpRelayForAuth)
+$dn = [string]$P['dn']
+$attr = [string]$P['relayiplistattr']
+$ril = [string]$P['relayiplist']
+$rfa = [string]$P['relayforauth']
+
+if ($attr -notmatch '^[A-Za-z][A-Za-z0-9-]{0,63}$') {
+    RL-Rec 'error' @('message', 'parameter relayiplistattr is not an LDAP attribute name', 'kind', 'bad-parameter')
+    RL-End 2
+}
+if ($ril -ne 'NULL' -and $ril -ne 'EMPTY' -and $ril -notmatch '^([0-9A-Fa-f]{2})+$') {
+    RL-Rec 'error' @('message', 'parameter relayiplist is not NULL, EMPTY or hex', 'kind', 'bad-parameter')
+    RL-End 2
+}
+if ($rfa -ne 'TRUE' -and $rfa -ne 'FALSE') {
+    RL-Rec 'error' @('message', 'parameter relayforauth is not TRUE or FALSE', 'kind', 'bad-parameter')
+    RL-End 2
+}
+if ($dn -notmatch '^CN=' -or $dn.Contains('/')) {
+    RL-Rec 'error' @('message', 'parameter dn is not a distinguished name', 'kind', 'bad-parameter')
+    RL-End 2
+}
+
+function First($c) {
+    if ($null -eq $c -or $c.Count -eq 0) { return $null }
+    return $c[0]
+}
+
+# FirstBytes keeps a byte[] whole (a plain return would unroll it, and a
+# zero-length value would turn into $null).
+function FirstBytes($c) {
+    if ($null -eq $c -or $c.Count -eq 0) { return $null }
+    return ,([byte[]]$c[0])
+}
+
+try {
+    $o = New-Object DirectoryServices.DirectoryEntry(('LDAP://' + $dn))
+    $o.RefreshCache()
+} catch {
+    $m = [string]$_.Exception.Message
+    # 0x80072030 "There is no such object on the server."
+    if ($m -match 'no such object') {
+        RL-Rec 'error' @('message', $m, 'type', $_.Exception.GetType().FullName, 'kind', 'not-found')
+        RL-End 4
+    }
+    RL-Rec 'error' @('message', $m, 'type', $_.Exception.GetType().FullName, 'kind', 'ad-unavailable')
+    RL-End 5
+}
+
+if ($ril -eq 'NULL') {
+    $o.Properties[$attr].Clear()
+} elseif ($ril -eq 'EMPTY') {
+    $o.Properties[$attr].Value = [byte[]]@()
+} else {
+    $o.Properties[$attr].Value = (RL-Bytes $ril)
+}
+$o.Properties['msExchSmtpRelayForAuth'].Value = ($rfa -eq 'TRUE')
+$o.CommitChanges()
+$o.RefreshCache()
+
+RL-Rec 'advs' @('dn', [string]$o.Properties['distinguishedName'].Value, 'relayiplist', (RL-Hex (FirstBytes $o.Properties[$attr])),
+    'relayforauth', (First $o.Properties['msExchSmtpRelayForAuth']), 'authflags', (First $o.Properties['msExchAuthenticationFlags']),
+    'smarthost', (First $o.Properties['msExchSmtpSmartHost']))
+RL-End 0
