@@ -205,6 +205,9 @@ func TestMasterzenTransports(t *testing.T) {
 			if err := ts.Verify("detect"); err != nil {
 				t.Fatal(err)
 			}
+			if got := ntlmHandshakes(ts.WSMan); (got > 0) != tc.ntlm {
+				t.Fatalf("%d NTLM handshakes, ntlm=%v", got, tc.ntlm)
+			}
 			if n := ts.OpenShells(); n != 0 {
 				t.Fatalf("%d shells left open", n)
 			}
@@ -767,4 +770,15 @@ func between(s, a, b string) string {
 	}
 	v, _, _ := strings.Cut(rest, b)
 	return v
+}
+
+// ntlmHandshakes counts NTLM CHALLENGE answers.
+func ntlmHandshakes(w *WSMan) int {
+	n := 0
+	for _, c := range w.Calls() {
+		if c.Fault == "ntlm-challenge" {
+			n++
+		}
+	}
+	return n
 }

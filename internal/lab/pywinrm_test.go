@@ -1,0 +1,141 @@
+package lab
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaylock/relaylock/remediate/psframe"
+)
+
+// Debian's interpreter, not whatever python3 comes first on PATH (a pyenv
+// one would not have the python3-winrm package).
+const debianPython = "/usr/bin/python3"
+
+// openSSLLegacy enables OpenSSL 3's legacy provider for the Python
+// process: ntlm-auth 1.4 (python3-ntlm-auth) computes NTOWF with
+// hashlib.new("md4"), which OpenSSL 3 only offers there (winrm.md §3.2).
+const openSSLLegacy = `openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+legacy = legacy_sect
+[default_sect]
+activate = 1
+[legacy_sect]
+activate = 1
+`
+
+func requirePywinrm(t *testing.T) {
+	t.Helper()
+	err := exec.Command(debianPython, "-c", "import winrm, requests_ntlm").Run()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("python3-winrm is missing (%v): .ci/setup.d/40-pywinrm.sh installs it", err)
+	}
+	t.Skipf("python3-winrm not installed for %s (apt-get install python3-winrm): %v", debianPython, err)
+}
+
+// TestPywinrm cross-checks the WS-Management face with an independent
+// client: pywinrm 0.3.0 runs commands over HTTPS+NTLM (verifying the lab
+// CA), HTTP+Basic and HTTP+NTLM, sees a long-poll end in the
+// OperationTimeout fault, the shell-not-found fault after Delete, and
+// InvalidCredentialsError for a wrong password.
+func TestPywinrm(t *testing.T) {
+	requirePywinrm(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "openssl.cnf")
+	if err := os.WriteFile(conf, []byte(openSSLLegacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		https     bool
+		transport string
+	}{
+		{"https-ntlm", true, "ntlm"},
+		{"http-basic", false, "basic"},
+		{"http-ntlm", false, "ntlm"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := startWSMan(t, tc.https, WSManConfig{AllowUnencrypted: !tc.https, MaxOperationTimeout: 5 * time.Second})
+			ca := ""
+			scheme := "http"
+			if tc.https {
+				scheme = "https"
+				ca = filepath.Join(t.TempDir(), "ca.pem")
+				if err := os.WriteFile(ca, ts.ca, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			url := scheme + "://" + ts.Addr().String() + "/wsman"
+			cmd := exec.Command(debianPython, filepath.Join("testdata", "pywinrm_check.py"), url, tc.transport, testUser, ca, psframe.CommandLine())
+			cmd.Env = []string{
+				"PATH=/usr/bin:/bin",
+				"HOME=" + dir,
+				"OPENSSL_CONF=" + conf,
+				"RELAYLOCK_LAB_PASSWORD=" + testPass,
+				"NO_PROXY=127.0.0.1,localhost,::1",
+			}
+			out, err := cmd.Output()
+			if err != nil {
+				var stderr string
+				if ee, ok := err.(*exec.ExitError); ok {
+					stderr = string(ee.Stderr)
+				}
+				t.Fatalf("pywinrm: %v\n%s\n%s", err, out, stderr)
+			}
+			var r struct {
+				Echo struct {
+					Stdout, Stderr string
+					Code           int
+				}
+				ExitCode int `json:"exit_code"`
+				Hostname string
+				Unknown  struct {
+					Stderr string
+					Code   int
+				}
+				LongPoll        string  `json:"long_poll"`
+				LongPollSeconds float64 `json:"long_poll_seconds"`
+				DeletedShell    string  `json:"deleted_shell"`
+				BadPassword     string  `json:"bad_password"`
+			}
+			if err := json.Unmarshal(out, &r); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if r.Echo.Stdout != "hello pywinrm\r\n" || r.Echo.Stderr != "" || r.Echo.Code != 0 {
+				t.Errorf("echo: %+v", r.Echo)
+			}
+			if r.ExitCode != 7 {
+				t.Errorf("exit /b 7 gave %d", r.ExitCode)
+			}
+			if r.Hostname != testInfo.ComputerName+"\r\n" {
+				t.Errorf("hostname %q", r.Hostname)
+			}
+			if r.Unknown.Code != 1 || !strings.Contains(r.Unknown.Stderr, "is not recognized as an internal or external command") {
+				t.Errorf("unknown command: %+v", r.Unknown)
+			}
+			if r.LongPoll != "timed out" || r.LongPollSeconds < 0.8 {
+				t.Errorf("long poll: %s after %.2fs", r.LongPoll, r.LongPollSeconds)
+			}
+			if !strings.Contains(r.DeletedShell, "shell was not found") || !strings.Contains(r.DeletedShell, "2150858843") {
+				t.Errorf("run on a deleted shell: %s", r.DeletedShell)
+			}
+			if !strings.HasPrefix(r.BadPassword, "InvalidCredentialsError") {
+				t.Errorf("bad password: %s", r.BadPassword)
+			}
+			if got := ntlmHandshakes(ts.WSMan); (got > 0) != (tc.transport == "ntlm") {
+				t.Errorf("%d NTLM handshakes with transport %s", got, tc.transport)
+			}
+		})
+	}
+}
