@@ -152,6 +152,13 @@ func Seal(b *Bundle) error {
 	return nil
 }
 
+// Compute returns the integrity block of b as it is now, without storing
+// it (Seal stores it).
+func Compute(b *Bundle) (*Integrity, error) {
+	in, _, err := b.compute()
+	return in, err
+}
+
 // Digest returns the bundle's content digest as computed now (what the PDF
 // prints and Check compares with the recorded one).
 func (b *Bundle) Digest() (string, error) {

@@ -1,0 +1,427 @@
+package report
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/remediate"
+	"github.com/relaylock/relaylock/report/evidence"
+)
+
+// This file turns a bundle into what the report shows. It is pure and
+// deterministic: slices in bundle order, no map iteration reaches output.
+
+// Endpoint statuses as printed in the grid (words, so that the grid reads
+// in black and white).
+const (
+	stOpen         = "OPEN"
+	stClosed       = "CLOSED"
+	stInconclusive = "INCONCLUSIVE"
+	stNotRetested  = "NOT RE-TESTED"
+	stNotTested    = "NOT TESTED"
+)
+
+// epKey identifies an endpoint across audits.
+type epKey struct {
+	Host string
+	Addr string
+	Port int
+	TLS  string
+}
+
+func (k epKey) String() string {
+	addr := k.Addr
+	if a, err := netip.ParseAddr(addr); err == nil && a.Is6() && !a.Is4In6() {
+		addr = "[" + addr + "]"
+	}
+	s := addr + ":" + fmt.Sprint(k.Port)
+	if k.Host != "" && !strings.EqualFold(strings.TrimSuffix(k.Host, "."), k.Addr) {
+		s = strings.TrimSuffix(k.Host, ".") + " " + s
+	}
+	switch k.TLS {
+	case "", "none":
+	case "starttls":
+		s += " STARTTLS"
+	case "implicit":
+		s += " TLS"
+	default:
+		s += " " + k.TLS
+	}
+	return s
+}
+
+// epRef is one endpoint result in one audit run.
+type epRef struct {
+	Run     int // index in Bundle.Audits
+	Purpose string
+	Target  string
+	EP      *audit.EndpointResult
+}
+
+// row is one line of the before/after grid.
+type row struct {
+	Key           epKey
+	Before, After *epRef
+}
+
+func verdictWord(v audit.Verdict) string {
+	switch v {
+	case audit.VerdictOpen:
+		return stOpen
+	case audit.VerdictClosed:
+		return stClosed
+	case audit.VerdictInconclusive, "":
+		return stInconclusive
+	default:
+		return strings.ToUpper(string(v))
+	}
+}
+
+func (r *row) beforeStatus() string {
+	if r.Before == nil {
+		return stNotTested
+	}
+	return verdictWord(r.Before.EP.Verdict)
+}
+
+func (r *row) afterStatus() string {
+	if r.After == nil {
+		return stNotRetested
+	}
+	return verdictWord(r.After.EP.Verdict)
+}
+
+// finding is one finding as the report shows it.
+type finding struct {
+	ID        string
+	Kind      string // "relay" or "config"
+	Title     string
+	Severity  string // "High", "Medium", "Low", "Info"
+	StatusKey string // texts key suffix: "open", "remediated", ...
+	Row       *row   // relay findings
+	Host      string // the inspected (WinRM) host, if matched
+	Insp      *remediate.Inspection
+	Causes    []remediate.Finding // root causes from the inspection
+	Config    *remediate.Finding  // config findings
+	Changes   []*remediate.ChangeRecord
+	Controls  string
+}
+
+// model is everything the report shows, derived once.
+type model struct {
+	b        *evidence.Bundle
+	digest   string
+	hashes   *evidence.Integrity // computed now, not read from the file
+	time     time.Time           // the report's date: the latest time in the content
+	offset   string              // the operator's local offset, from the first audit
+	rows     []*row
+	findings []*finding
+	retested bool // any re-test run exists
+	first    int  // index of the first audit run, -1 if none
+}
+
+func norm(s string) string { return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), ".")) }
+
+func isRetest(purpose string) bool { return strings.Contains(purpose, "retest") }
+
+func buildModel(b *evidence.Bundle) (*model, error) {
+	h, err := evidence.Compute(b)
+	if err != nil {
+		return nil, err
+	}
+	m := &model{b: b, digest: h.Digest, hashes: h, time: contentTime(b), first: -1}
+	// The first audit: the first run with purpose "audit", else the first run.
+	for i, a := range b.Audits {
+		if a.Result != nil && !isRetest(a.Purpose) {
+			m.first = i
+			break
+		}
+	}
+	if m.first < 0 {
+		for i, a := range b.Audits {
+			if a.Result != nil {
+				m.first = i
+				break
+			}
+		}
+	}
+	index := map[epKey]*row{}
+	add := func(k epKey) *row {
+		r := index[k]
+		if r == nil {
+			r = &row{Key: k}
+			index[k] = r
+			m.rows = append(m.rows, r)
+		}
+		return r
+	}
+	eachEP := func(i int, fn func(k epKey, ref *epRef)) {
+		a := b.Audits[i]
+		for ti := range a.Result.Targets {
+			t := &a.Result.Targets[ti]
+			for ei := range t.Endpoints {
+				ep := &t.Endpoints[ei]
+				fn(epKey{ep.MXHost, ep.Address, ep.Port, ep.TLS}, &epRef{Run: i, Purpose: a.Purpose, Target: t.Target, EP: ep})
+			}
+		}
+	}
+	if m.first >= 0 {
+		m.offset = b.Audits[m.first].Result.Vantage.LocalOffset
+		eachEP(m.first, func(k epKey, ref *epRef) {
+			if r := add(k); r.Before == nil {
+				r.Before = ref
+			}
+		})
+	}
+	for i, a := range b.Audits {
+		if i == m.first || a.Result == nil || !isRetest(a.Purpose) {
+			continue
+		}
+		m.retested = true
+		eachEP(i, func(k epKey, ref *epRef) { add(k).After = ref }) // the latest wins
+	}
+
+	// Relay findings: one per endpoint open in the first audit.
+	attached := map[string]bool{} // inspected hosts explained by a relay finding
+	n := 0
+	for _, r := range m.rows {
+		if r.Before == nil || r.Before.EP.Verdict != audit.VerdictOpen {
+			continue
+		}
+		n++
+		f := &finding{ID: fmt.Sprintf("RLY-%03d", n), Kind: "relay", Severity: "High", Row: r}
+		f.Insp = m.inspectionFor(r)
+		if f.Insp != nil {
+			f.Host = f.Insp.Host
+			attached[norm(f.Host)] = true
+			f.Causes = f.Insp.Findings
+		}
+		f.Changes = m.changesFor(f.Host, r)
+		f.StatusKey = relayStatus(r, f.Changes)
+		f.Controls = m.controlsFor(f.Insp)
+		m.findings = append(m.findings, f)
+	}
+	// Config findings on inspected hosts no relay finding explains.
+	seen := map[string]bool{}
+	n = 0
+	for i := range b.Inspections {
+		in := &b.Inspections[i]
+		h := norm(in.Host)
+		if attached[h] || seen[h] {
+			continue
+		}
+		seen[h] = true // the first inspection of a host is the "before"
+		changes := m.changesFor(in.Host, nil)
+		for j := range in.Findings {
+			cf := &in.Findings[j]
+			n++
+			f := &finding{ID: fmt.Sprintf("CFG-%03d", n), Kind: "config", Title: cf.Title,
+				Severity: severityWord(cf.Severity), Host: in.Host, Insp: in, Config: cf, Changes: changes,
+				Causes: []remediate.Finding{*cf}, StatusKey: "open"}
+			if changed(changes, cf.Object, cf.Setting) {
+				f.StatusKey = "config_remediated"
+			}
+			f.Controls = m.controlsFor(in)
+			m.findings = append(m.findings, f)
+		}
+	}
+	return m, nil
+}
+
+func severityWord(s remediate.Severity) string {
+	switch s {
+	case remediate.SeverityHigh:
+		return "High"
+	case remediate.SeverityMedium:
+		return "Medium"
+	case remediate.SeverityLow:
+		return "Low"
+	case remediate.SeverityInfo:
+		return "Info"
+	}
+	if s == "" {
+		return "Info"
+	}
+	return strings.ToUpper(string(s[:1])) + string(s[1:])
+}
+
+var severities = []string{"High", "Medium", "Low", "Info"}
+
+// inspectionFor finds the first inspection of the host behind an endpoint:
+// by MX host name, address or banner host, or by a re-test run that names
+// the WinRM host and covers the endpoint.
+func (m *model) inspectionFor(r *row) *remediate.Inspection {
+	names := []string{norm(r.Key.Host), norm(r.Key.Addr)}
+	if r.Before != nil && r.Before.EP.BannerHost != "" {
+		names = append(names, norm(r.Before.EP.BannerHost))
+	}
+	if r.After != nil && m.b.Audits[r.After.Run].Host != "" {
+		names = append(names, norm(m.b.Audits[r.After.Run].Host))
+	}
+	for i := range m.b.Inspections {
+		in := &m.b.Inspections[i]
+		if slices.Contains(names, norm(in.Host)) || (in.HostInfo.ComputerName != "" && slices.Contains(names, norm(in.HostInfo.ComputerName))) {
+			return in
+		}
+	}
+	return nil
+}
+
+// changesFor returns the change records for a host, in order.
+func (m *model) changesFor(host string, r *row) []*remediate.ChangeRecord {
+	names := []string{}
+	if host != "" {
+		names = append(names, norm(host))
+	}
+	if r != nil {
+		names = append(names, norm(r.Key.Host), norm(r.Key.Addr))
+	}
+	var out []*remediate.ChangeRecord
+	for i := range m.b.Changes {
+		c := &m.b.Changes[i]
+		if slices.Contains(names, norm(c.Host)) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func applied(cs []*remediate.ChangeRecord) bool {
+	ok := false
+	for _, c := range cs {
+		switch {
+		case c.Kind == "rollback" && (c.Result == "applied" || c.Result == "rolled-back"):
+			ok = false
+		case c.Result == "applied" || c.Result == "partial":
+			ok = true
+		}
+	}
+	return ok
+}
+
+func changed(cs []*remediate.ChangeRecord, object, setting string) bool {
+	if !applied(cs) {
+		return false
+	}
+	for _, c := range cs {
+		for _, a := range c.Applied {
+			if a.Object == object && (setting == "" || a.Setting == setting) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func relayStatus(r *row, cs []*remediate.ChangeRecord) string {
+	fixed := applied(cs)
+	switch r.afterStatus() {
+	case stOpen:
+		return "open_after"
+	case stClosed:
+		if fixed {
+			return "remediated"
+		}
+		return "resolved"
+	case stNotRetested:
+		if fixed {
+			return "remediated_unverified"
+		}
+		return "open"
+	default:
+		return "inconclusive"
+	}
+}
+
+// statusGroup puts a status into a column of the counts table.
+func statusGroup(key string) int {
+	switch key {
+	case "open", "open_after":
+		return 1
+	case "remediated", "resolved":
+		return 2
+	case "remediated_unverified", "config_remediated":
+		return 3
+	default:
+		return 4
+	}
+}
+
+// controlsFor lists the compliance ids for a finding on a host: the STIG
+// rule for the host's Exchange version and role, and the general ones.
+func (m *model) controlsFor(in *remediate.Inspection) string {
+	var ids []string
+	if in != nil && in.Platform == remediate.PlatformExchange {
+		edge := false
+		for _, r := range in.HostInfo.ExchangeRoles {
+			edge = edge || strings.Contains(strings.ToLower(r), "edge")
+		}
+		switch v := in.HostInfo.ExchangeVersion; {
+		case v == "2016" && edge:
+			ids = append(ids, "STIG V-221245")
+		case v == "2016":
+			ids = append(ids, "STIG V-228391")
+		case (v == "2019" || v == "SE") && edge:
+			ids = append(ids, "STIG V-259622")
+		case v == "2019" || v == "SE":
+			ids = append(ids, "STIG V-259687")
+		}
+		if len(ids) > 0 {
+			ids = append(ids, "CCI-001308")
+		}
+	}
+	ids = append(ids, "PCI DSS 2.2.6, 11.3.1, 11.3.2", "ISO 27001 A.8.8, A.8.9")
+	return strings.Join(ids, "; ")
+}
+
+// contentTime is the report's date: the latest time recorded in the
+// content the digest covers, so that recording the PDF as an artifact and
+// rendering again gives the same bytes.
+func contentTime(b *evidence.Bundle) time.Time {
+	t := b.Created
+	later := func(u time.Time) {
+		if u.After(t) {
+			t = u
+		}
+	}
+	for _, a := range b.Audits {
+		if a.Result != nil {
+			later(a.Result.End)
+			later(a.Result.Start)
+		}
+	}
+	for _, in := range b.Inspections {
+		later(in.Time)
+	}
+	for _, bk := range b.Backups {
+		if bk.Backup != nil {
+			later(bk.Backup.Taken)
+		}
+	}
+	for _, c := range b.Changes {
+		later(c.End)
+		later(c.Start)
+	}
+	return t.UTC()
+}
+
+// counts returns the verdict line numbers.
+func (m *model) counts() (found, remediated, openAfter int) {
+	for _, f := range m.findings {
+		if f.Kind != "relay" {
+			continue
+		}
+		found++
+		if applied(f.Changes) {
+			remediated++
+		}
+		if f.Row.afterStatus() == stOpen {
+			openAfter++
+		}
+	}
+	return
+}

@@ -1,0 +1,1363 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/remediate"
+)
+
+// Page geometry (A4, mm) and type sizes (pt).
+const (
+	pageW, pageH = 210.0, 297.0
+	marginL      = 18.0
+	marginR      = 18.0
+	marginT      = 22.0
+	marginB      = 20.0
+	contentW     = pageW - marginL - marginR
+	bodySize     = 9.0
+	smallSize    = 7.5
+	monoSize     = 7.0
+	lineH        = 4.4
+	monoLineH    = 3.3
+)
+
+// pagesAlias stands for the page count until the document closes. It
+// holds control characters, which clean() always escapes, so no text from
+// the evidence can contain it.
+const pagesAlias = "\x01NB\x01"
+
+type rgb struct{ r, g, b int }
+
+var (
+	colInk     = rgb{33, 37, 41}
+	colMuted   = rgb{108, 117, 125}
+	colRule    = rgb{206, 212, 218}
+	colHeadBg  = rgb{233, 236, 239}
+	colAccent  = rgb{31, 78, 121}
+	colOpen    = rgb{192, 36, 37}
+	colClosed  = rgb{35, 134, 54}
+	colUnknown = rgb{230, 160, 20}
+	colNone    = rgb{206, 212, 218}
+	colWhite   = rgb{255, 255, 255}
+)
+
+// statusColors gives the fill and text colour of a status word.
+func statusColors(s string) (fill, text rgb) {
+	switch s {
+	case stOpen:
+		return colOpen, colWhite
+	case stClosed:
+		return colClosed, colWhite
+	case stInconclusive:
+		return colUnknown, colInk
+	default:
+		return colNone, colInk
+	}
+}
+
+type tocEntry struct {
+	id    string
+	title string
+	level int
+	link  int
+	page  int
+}
+
+type renderer struct {
+	d       *doc
+	t       texts
+	m       *model
+	opts    Options
+	logo    []byte
+	toc     []*tocEntry
+	tocByID map[string]*tocEntry
+	outline []outlineEntry
+	title   string
+	client  string // Options.Client or the engagement's
+	header  string
+	inBody  bool
+}
+
+func newRenderer(m *model, t texts, opts Options, logo []byte) *renderer {
+	b := m.b
+	client := b.Engagement.Client
+	if opts.Client != "" {
+		client = opts.Client
+	}
+	title := t.get("title")
+	d := newDoc(docMeta{
+		Title:    title + " " + b.ID,
+		Author:   b.Engagement.Operator,
+		Subject:  client,
+		Keywords: "SMTP open relay " + b.ID + " " + m.digest,
+		Creator:  "relaylock " + b.Tool.Version + " (" + b.Tool.Commit + ")",
+		Date:     m.time,
+	})
+	r := &renderer{d: d, t: t, m: m, opts: opts, logo: logo, tocByID: map[string]*tocEntry{}, title: title, client: client}
+	r.header = t.get("header", "title", title, "report_id", b.ID)
+	return r
+}
+
+func (r *renderer) color(c rgb)     { r.d.textColor(c.r, c.g, c.b) }
+func (r *renderer) fill(c rgb)      { r.d.fillColor(c.r, c.g, c.b) }
+func (r *renderer) draw(c rgb)      { r.d.drawColor(c.r, c.g, c.b) }
+func (r *renderer) body()           { r.d.font(fontSans, "", bodySize); r.color(colInk) }
+func (r *renderer) bottom() float64 { return pageH - marginB }
+
+// all lays out the whole report.
+func (r *renderer) all() {
+	d := r.d
+	d.setMargins(marginL, marginT, marginR)
+	d.setAutoPageBreak(true, marginB)
+	d.aliasPages(pagesAlias)
+	d.setHeader(r.pageHeader)
+	d.setFooter(r.pageFooter)
+
+	r.planTOC()
+	r.cover()
+	tocStart := d.pageNo() + 1
+	for range r.tocPages() {
+		d.addPage()
+	}
+	r.inBody = true
+	r.control()
+	r.summary()
+	r.scope()
+	r.method()
+	r.inventory()
+	r.findingsSummary()
+	r.details()
+	r.changeLog()
+	r.verification()
+	r.compliance()
+	r.transcripts()
+	r.configs()
+	r.manifest()
+	last := d.pageNo()
+	r.writeTOC(tocStart)
+	d.setPage(last)
+}
+
+func (r *renderer) pageHeader() {
+	d := r.d
+	if d.pageNo() == 1 {
+		return
+	}
+	d.font(fontSans, "", smallSize)
+	r.color(colMuted)
+	d.setXY(marginL, 10)
+	d.cell(contentW, 4, r.header, "", 0, "L", false, 0)
+	r.draw(colRule)
+	d.lineWidth(0.2)
+	d.line(marginL, 15, pageW-marginR, 15)
+	d.setXY(marginL, marginT)
+	r.body()
+}
+
+func (r *renderer) pageFooter() {
+	d := r.d
+	d.font(fontSans, "", smallSize)
+	r.color(colMuted)
+	d.setXY(marginL, pageH-12)
+	// The page alias must reach gofpdf unescaped: clean the template text
+	// around it only.
+	text := r.t.get("footer", "page", fmt.Sprint(d.pageNo()))
+	text = strings.Replace(text, "{pages}", pagesAlias, 1)
+	d.cellRaw(contentW/2, 4, text)
+	d.cell(contentW/2, 4, r.m.b.ID+" · "+r.m.digest[:16], "", 0, "R", false, 0)
+	r.body()
+}
+
+// planTOC lists the sections (and findings) before rendering, so the
+// contents pages can be reserved.
+func (r *renderer) planTOC() {
+	add := func(id, key string, level int, title string) {
+		if key != "" {
+			title = r.t.get(key)
+		}
+		e := &tocEntry{id: id, title: title, level: level, link: r.d.addLink()}
+		r.toc = append(r.toc, e)
+		r.tocByID[id] = e
+	}
+	add("control", "section.control", 0, "")
+	add("summary", "section.summary", 0, "")
+	add("scope", "section.scope", 0, "")
+	add("method", "section.method", 0, "")
+	add("inventory", "section.inventory", 0, "")
+	add("findings", "section.findings", 0, "")
+	add("details", "section.details", 0, "")
+	for _, f := range r.m.findings {
+		add("f:"+f.ID, "", 1, f.ID+"  "+r.findingTitle(f))
+	}
+	add("changes", "section.changes", 0, "")
+	add("verification", "section.verification", 0, "")
+	add("compliance", "section.compliance", 0, "")
+	add("transcripts", "section.appendix.transcripts", 0, "")
+	add("config", "section.appendix.config", 0, "")
+	add("manifest", "section.appendix.manifest", 0, "")
+}
+
+const tocLineH = 5.5
+
+func (r *renderer) tocPerPage() int { return int((r.bottom() - marginT - 14) / tocLineH) }
+
+func (r *renderer) tocPages() []int {
+	n := (len(r.toc) + r.tocPerPage() - 1) / r.tocPerPage()
+	return make([]int, max(n, 1))
+}
+
+// writeTOC goes back to the reserved pages and fills in the contents with
+// the pages the sections landed on.
+func (r *renderer) writeTOC(start int) {
+	d := r.d
+	per := r.tocPerPage()
+	for i, e := range r.toc {
+		if i%per == 0 {
+			d.setPage(start + i/per)
+			d.setXY(marginL, marginT)
+			if i == 0 {
+				d.forceFont(fontSans, "B", 16)
+				r.color(colAccent)
+				d.cell(contentW, 9, r.t.get("toc.title"), "", 1, "L", false, 0)
+				d.ln(5)
+			}
+			d.forceFont(fontSans, "", bodySize)
+			r.color(colInk)
+		}
+		indent := float64(e.level) * 6
+		style := "B"
+		if e.level > 0 {
+			style = ""
+		}
+		d.font(fontSans, style, bodySize)
+		d.setX(marginL + indent)
+		title := e.title
+		tw := contentW - indent - 14
+		if lines := d.split(title, tw); len(lines) > 1 {
+			title = strings.TrimRight(lines[0], " ") + " …"
+		}
+		d.cell(tw, tocLineH, title, "", 0, "L", false, e.link)
+		d.cell(14, tocLineH, fmt.Sprint(e.page), "", 1, "R", false, e.link)
+	}
+}
+
+// section starts a top-level section on a new page.
+func (r *renderer) section(id string) {
+	e := r.tocByID[id]
+	r.d.addPage()
+	r.mark(e, 0)
+	r.d.font(fontSans, "B", 16)
+	r.color(colAccent)
+	r.d.cell(contentW, 9, e.title, "", 1, "L", false, 0)
+	r.d.ln(2)
+	r.body()
+}
+
+// mark records a TOC entry's page, link target and bookmark here.
+func (r *renderer) mark(e *tocEntry, level int) {
+	e.page = r.d.pageNo()
+	r.d.setLink(e.link, r.d.y(), e.page)
+	r.bookmark(e.title, level)
+}
+
+func (r *renderer) bookmark(title string, level int) {
+	title = clean(title)
+	r.d.bookmark(title, level)
+	r.outline = append(r.outline, outlineEntry{Title: title, Level: level, Page: r.d.pageNo()})
+}
+
+// need starts a new page unless h mm fit on this one.
+func (r *renderer) need(h float64) {
+	if r.d.y()+h > r.bottom() {
+		r.d.addPage()
+	}
+}
+
+func (r *renderer) heading(s string) {
+	r.need(16)
+	r.d.ln(2)
+	r.d.font(fontSans, "B", 11)
+	r.color(colAccent)
+	r.d.multiCell(contentW, 6, clean(s), "", "L", false)
+	r.d.ln(1)
+	r.body()
+}
+
+func (r *renderer) subheading(s string) {
+	r.need(12)
+	r.d.ln(1)
+	r.d.font(fontSans, "B", bodySize+0.5)
+	r.color(colInk)
+	r.d.multiCell(contentW, 5, clean(s), "", "L", false)
+	r.body()
+}
+
+// para writes prose (already cleaned: texts.get or cleanText).
+func (r *renderer) para(s string) {
+	r.body()
+	for p := range strings.SplitSeq(s, "\n\n") {
+		r.d.multiCell(contentW, lineH, p, "", "L", false)
+		r.d.ln(1.5)
+	}
+}
+
+func (r *renderer) muted(s string) {
+	r.d.font(fontSans, "I", smallSize+0.5)
+	r.color(colMuted)
+	r.d.multiCell(contentW, 3.8, s, "", "L", false)
+	r.body()
+}
+
+// cellSpec is one table cell.
+type cellSpec struct {
+	text   string
+	status bool // draw as a coloured status cell
+	mono   bool
+	bold   bool
+}
+
+// txt and mono clean a cell's text; a line feed starts a new line in the
+// cell (visible as such), every other control character is escaped.
+func txt(s string) cellSpec  { return cellSpec{text: cleanText(s)} }
+func mono(s string) cellSpec { return cellSpec{text: cleanText(s), mono: true} }
+func stat(s string) cellSpec { return cellSpec{text: s, status: true} }
+
+// table draws rows with wrapped cells, breaking pages between lines (a
+// cell taller than a page continues on the next) and repeating the
+// header row after each break.
+func (r *renderer) table(widths []float64, head []string, rows [][]cellSpec) {
+	d := r.d
+	drawHead := func() {
+		if head == nil {
+			return
+		}
+		d.font(fontSans, "B", smallSize+0.5)
+		r.fill(colHeadBg)
+		r.color(colInk)
+		hl := make([][]string, len(head))
+		n := 1
+		for i, h := range head {
+			hl[i] = d.split(h, widths[i])
+			n = max(n, len(hl[i]))
+		}
+		for li := range n {
+			d.setX(marginL)
+			for i := range head {
+				s := ""
+				if li < len(hl[i]) {
+					s = hl[i][li]
+				}
+				d.cell(widths[i], 4, s, "", 0, "L", true, 0)
+			}
+			d.ln(4)
+		}
+		r.body()
+	}
+	r.need(14)
+	drawHead()
+	for _, row := range rows {
+		lines := make([][]string, len(row))
+		n := 1
+		for i, c := range row {
+			r.cellFont(c)
+			if c.status {
+				lines[i] = []string{c.text}
+			} else {
+				lines[i] = d.split(c.text, widths[i])
+			}
+			n = max(n, len(lines[i]))
+		}
+		lh := 4.0
+		if n <= 12 {
+			r.need(float64(n)*lh + 1)
+		}
+		if d.y() < marginT+1 && head != nil { // new page from need()
+			drawHead()
+		}
+		d.ln(0.6)
+		for li := range n {
+			if d.y()+lh > r.bottom() {
+				d.addPage()
+				drawHead()
+			}
+			d.setX(marginL)
+			for i, c := range row {
+				s := ""
+				if li < len(lines[i]) {
+					s = lines[i][li]
+				}
+				r.cellFont(c)
+				if c.status {
+					fill, ink := statusColors(c.text)
+					r.fill(fill)
+					r.color(ink)
+					d.font(fontSans, "B", smallSize)
+					if li == 0 {
+						d.cell(widths[i], lh, s, "", 0, "C", true, 0)
+					} else {
+						d.cell(widths[i], lh, "", "", 0, "C", true, 0)
+					}
+					r.color(colInk)
+					continue
+				}
+				d.cell(widths[i], lh, s, "", 0, "L", false, 0)
+			}
+			d.ln(lh)
+		}
+		d.ln(0.6)
+		r.draw(colRule)
+		d.lineWidth(0.15)
+		d.line(marginL, d.y(), marginL+sum(widths), d.y())
+	}
+	r.body()
+	d.ln(3)
+}
+
+func (r *renderer) cellFont(c cellSpec) {
+	switch {
+	case c.mono:
+		r.d.font(fontMono, "", monoSize)
+	case c.bold:
+		r.d.font(fontSans, "B", smallSize+0.5)
+	default:
+		r.d.font(fontSans, "", smallSize+0.5)
+	}
+	r.color(colInk)
+}
+
+func sum(ws []float64) float64 {
+	s := 0.0
+	for _, w := range ws {
+		s += w
+	}
+	return s
+}
+
+// kv draws a two-column label/value table.
+func (r *renderer) kv(pairs ...[2]string) {
+	rows := make([][]cellSpec, 0, len(pairs))
+	for _, p := range pairs {
+		rows = append(rows, []cellSpec{{text: cleanText(p[0]), bold: true}, txt(p[1])})
+	}
+	r.table([]float64{42, contentW - 42}, nil, rows)
+}
+
+func utc(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+func (r *renderer) withOffset(t time.Time) string {
+	s := utc(t)
+	if r.m.offset != "" && !t.IsZero() {
+		s += " (operator's local offset " + r.m.offset + ")"
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "—"
+	}
+	return s
+}
+
+// ---- Cover and front matter ----
+
+func (r *renderer) cover() {
+	d, b, m := r.d, r.m.b, r.m
+	d.addPage()
+	r.bookmark(r.title, 0)
+	// Accent band.
+	r.fill(colAccent)
+	d.rect(0, 0, pageW, 8, "F")
+	y := 30.0
+	if len(r.logo) > 0 {
+		if err := d.image("logo", bytes.NewReader(r.logo), marginL, 18, 0, 16); err == nil {
+			y = 44
+		}
+	}
+	d.setXY(marginL, y)
+	d.font(fontSans, "B", 24)
+	r.color(colAccent)
+	d.multiCell(contentW, 10, r.title, "", "L", false)
+	d.ln(2)
+	d.font(fontSans, "", 12)
+	r.color(colMuted)
+	d.multiCell(contentW, 6, r.t.get("subtitle"), "", "L", false)
+	d.ln(8)
+	d.font(fontSans, "", 10)
+	r.color(colMuted)
+	d.cell(contentW, 5, r.t.get("cover.prepared_for"), "", 1, "L", false, 0)
+	d.font(fontSans, "B", 16)
+	r.color(colInk)
+	d.multiCell(contentW, 8, clean(orDash(r.client)), "", "L", false)
+	d.ln(8)
+
+	// Verdict box.
+	found, fixed, after := m.counts()
+	var verdict string
+	switch {
+	case found == 0:
+		verdict = r.t.get("cover.verdict.none", "endpoints", fmt.Sprint(len(m.rows)))
+	case !m.retested:
+		verdict = r.t.get("cover.verdict.no_retest", "found", fmt.Sprint(found), "remediated", fmt.Sprint(fixed))
+	default:
+		verdict = r.t.get("cover.verdict", "found", fmt.Sprint(found), "remediated", fmt.Sprint(fixed), "open_after", fmt.Sprint(after))
+	}
+	c := colClosed
+	if after > 0 || (found > 0 && (!m.retested || fixed < found)) {
+		c = colOpen
+	}
+	d.font(fontSans, "B", 13)
+	lines := d.split(verdict, contentW-12)
+	h := float64(len(lines))*7 + 8
+	y = d.y()
+	r.fill(c)
+	d.rect(marginL, y, 3, h, "F")
+	r.draw(colRule)
+	d.lineWidth(0.3)
+	d.rect(marginL, y, contentW, h, "D")
+	d.setXY(marginL+8, y+4)
+	r.color(colInk)
+	d.multiCell(contentW-12, 7, verdict, "", "L", false)
+	d.setXY(marginL, y+h+8)
+
+	r.body()
+	pairs := [][2]string{
+		{"Report ID", b.ID},
+		{"Generated (UTC)", r.withOffset(m.time)},
+		{"Authorization", orDash(b.Engagement.Authorization)},
+		{"Operator", orDash(b.Engagement.Operator)},
+		{"Tool", toolLine(b.Tool.Name, b.Tool.Version, b.Tool.Commit)},
+	}
+	r.kv(pairs...)
+	d.ln(2)
+	d.font(fontSans, "B", bodySize)
+	d.cell(contentW, 5, r.t.get("cover.evidence"), "", 1, "L", false, 0)
+	d.font(fontMono, "", 9)
+	d.cell(contentW, 5, m.digest, "", 1, "L", false, 0)
+	d.ln(4)
+	r.muted(r.t.get("cover.note"))
+}
+
+func toolLine(name, version, commit string) string {
+	if name == "" {
+		name = "relaylock"
+	}
+	return fmt.Sprintf("%s %s (commit %s)", name, orDash(version), orDash(commit))
+}
+
+func (r *renderer) control() {
+	b, m := r.m.b, r.m
+	r.section("control")
+	r.para(r.t.get("section.control.intro"))
+	pairs := [][2]string{
+		{"Report ID", b.ID},
+		{"Client", orDash(r.client)},
+		{"Authorization", orDash(b.Engagement.Authorization)},
+		{"Change ticket", orDash(b.Engagement.Ticket)},
+		{"Prepared by", orDash(b.Engagement.Operator)},
+		{"Evidence started", utc(b.Created)},
+		{"Report date", r.withOffset(m.time)},
+		{"Tool", toolLine(b.Tool.Name, b.Tool.Version, b.Tool.Commit)},
+		{"Tool build", fmt.Sprintf("%s %s/%s", orDash(b.Tool.GoVersion), orDash(b.Tool.OS), orDash(b.Tool.Arch))},
+		{"Evidence digest", m.digest},
+	}
+	if r.opts.EvidenceSHA256 != "" {
+		pairs = append(pairs, [2]string{"Evidence file SHA-256", r.opts.EvidenceSHA256})
+	}
+	pairs = append(pairs,
+		[2]string{"Classification", r.t.get("control.classification")},
+		[2]string{"Distribution", r.t.get("control.distribution")})
+	r.kv(pairs...)
+}
+
+// ---- Executive summary ----
+
+func (r *renderer) summary() {
+	m := r.m
+	r.section("summary")
+	r.para(r.t.get("summary.intro"))
+	r.heading(r.t.get("summary.grid.title"))
+	r.legend()
+	rows := make([][]cellSpec, 0, len(m.rows))
+	for _, rw := range m.rows {
+		rows = append(rows, []cellSpec{txt(rw.Key.String()), stat(rw.beforeStatus()), stat(rw.afterStatus())})
+	}
+	if len(rows) == 0 {
+		r.para(r.t.get("summary.none"))
+	} else {
+		r.table([]float64{contentW - 60, 30, 30}, []string{"Endpoint", "Before", "After"}, rows)
+	}
+
+	r.heading(r.t.get("summary.counts.title"))
+	if len(m.findings) == 0 {
+		r.para(r.t.get("summary.none"))
+		return
+	}
+	var counts [4][5]int
+	for _, f := range m.findings {
+		si := 3
+		for i, s := range severities {
+			if s == f.Severity {
+				si = i
+			}
+		}
+		counts[si][0]++
+		counts[si][statusGroup(f.StatusKey)]++
+	}
+	var trows [][]cellSpec
+	for i, s := range severities {
+		row := []cellSpec{{text: s, bold: true}}
+		for _, n := range counts[i] {
+			row = append(row, txt(fmt.Sprint(n)))
+		}
+		trows = append(trows, row)
+	}
+	r.table([]float64{30, 28, 28, 30, 30, 28}, []string{"Severity", "Found", "Open", "Fixed, verified", "Fixed, not verified", "Inconclusive"}, trows)
+}
+
+// legend draws the colour key with the words it stands for.
+func (r *renderer) legend() {
+	d := r.d
+	x := marginL
+	y := d.y()
+	for _, s := range []string{stOpen, stClosed, stInconclusive, stNotRetested} {
+		fill, ink := statusColors(s)
+		r.fill(fill)
+		r.color(ink)
+		d.font(fontSans, "B", smallSize)
+		d.setXY(x, y)
+		w := d.width(s) + 6
+		d.cell(w, 5, s, "", 0, "C", true, 0)
+		x += w + 3
+	}
+	d.setXY(marginL, y+7)
+	r.muted(r.t.get("summary.legend"))
+	d.ln(2)
+}
+
+// ---- Scope, method, inventory ----
+
+func (r *renderer) scope() {
+	b, m := r.m.b, r.m
+	r.section("scope")
+	r.para(r.t.get("scope.intro"))
+	r.kv(
+		[2]string{"Client", orDash(r.client)},
+		[2]string{"Authorization", orDash(b.Engagement.Authorization)},
+		[2]string{"Operator", orDash(b.Engagement.Operator)},
+		[2]string{"Change ticket", orDash(b.Engagement.Ticket)},
+		[2]string{"Targets in scope", orDash(strings.Join(b.Engagement.Scope, ", "))},
+	)
+	if m.first < 0 {
+		return
+	}
+	res := b.Audits[m.first].Result
+	r.heading("Targets and mail exchangers")
+	var rows [][]cellSpec
+	for _, t := range res.Targets {
+		var mx []string
+		for _, h := range t.MX {
+			s := fmt.Sprintf("%s (pref %d): %s", h.Host, h.Preference, strings.Join(h.Addresses, ", "))
+			if h.Implicit {
+				s += " [implicit MX]"
+			}
+			if h.Error != "" {
+				s += " error: " + h.Error
+			}
+			mx = append(mx, s)
+		}
+		if t.NullMX {
+			mx = append(mx, "null MX (RFC 7505): accepts no mail")
+		}
+		rows = append(rows, []cellSpec{txt(t.Target), txt(t.Kind), stat(verdictWord(t.Verdict)), txt(strings.Join(mx, "\n") + reason(t.Reason))})
+	}
+	r.table([]float64{36, 16, 26, contentW - 78}, []string{"Target", "Kind", "Verdict", "Mail exchangers and addresses"}, rows)
+
+	r.heading("DNS answers")
+	rows = nil
+	for _, t := range res.Targets {
+		for _, q := range t.DNS {
+			ans := strings.Join(q.Answers, "\n")
+			if q.Error != "" {
+				ans += reason("error: " + q.Error)
+			}
+			rows = append(rows, []cellSpec{txt(utc(q.Time)), txt(q.Server + " " + q.Transport), txt(q.Name + " " + q.Type), txt(orDash(q.Rcode)), mono(orDash(ans))})
+		}
+	}
+	if len(rows) == 0 {
+		r.para(clean("No DNS queries were recorded (address targets)."))
+		return
+	}
+	r.table([]float64{28, 28, 34, 16, contentW - 106}, []string{"Time (UTC)", "Resolver", "Question", "Rcode", "Answers"}, rows)
+}
+
+func reason(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "\n" + s
+}
+
+func (r *renderer) method() {
+	b := r.m.b
+	r.section("method")
+	r.para(r.t.get("method.intro"))
+	r.heading(r.t.get("method.matrix.title"))
+	seen := map[string]bool{}
+	var rows [][]cellSpec
+	for _, a := range b.Audits {
+		if a.Result == nil {
+			continue
+		}
+		for _, t := range a.Result.Targets {
+			for _, ep := range t.Endpoints {
+				for _, tr := range ep.Tests {
+					if seen[tr.ID] {
+						continue
+					}
+					seen[tr.ID] = true
+					rows = append(rows, []cellSpec{{text: clean(tr.ID), bold: true}, txt(tr.Kind), txt(tr.Title), mono(tr.MailFrom), mono(tr.RcptTo)})
+				}
+			}
+		}
+	}
+	if len(rows) == 0 {
+		r.para(clean("No test was run."))
+	} else {
+		r.table([]float64{12, 18, 54, 45, 45}, []string{"Test", "Kind", "Title", "MAIL FROM", "RCPT TO"}, rows)
+	}
+	r.heading(r.t.get("method.vantage.title"))
+	rows = nil
+	for i, a := range b.Audits {
+		if a.Result == nil {
+			continue
+		}
+		v, o := a.Result.Vantage, a.Result.Options
+		src := strings.Join(v.SourceAddrs, ", ")
+		if v.Hostname != "" {
+			src = v.Hostname + ": " + orDash(src)
+		}
+		opts := fmt.Sprintf("depth %s, ports %s, probe domain %s, HELO %s", orDash(o.Depth), ints(o.Ports), orDash(o.ProbeDomain), orDash(o.HeloName))
+		if len(o.DNSServers) > 0 {
+			opts += ", DNS " + strings.Join(o.DNSServers, " ")
+		}
+		rows = append(rows, []cellSpec{txt(fmt.Sprintf("%d %s", i+1, a.Purpose)), txt(utc(a.Result.Start) + "\n" + utc(a.Result.End)), txt(orDash(v.LocalOffset)), txt(orDash(src)), txt(opts)})
+	}
+	r.table([]float64{22, 34, 16, 46, contentW - 118}, []string{"Run", "Start / end (UTC)", "Local offset", "Vantage: host and source addresses", "Settings"}, rows)
+}
+
+func ints(xs []int) string {
+	var s []string
+	for _, x := range xs {
+		s = append(s, fmt.Sprint(x))
+	}
+	return orDash(strings.Join(s, " "))
+}
+
+func (r *renderer) inventory() {
+	b, m := r.m.b, r.m
+	r.section("inventory")
+	r.para(r.t.get("inventory.intro"))
+	r.heading("Mail endpoints")
+	var rows [][]cellSpec
+	for _, rw := range m.rows {
+		ep := rw.Before
+		if ep == nil {
+			ep = rw.After
+		}
+		tls := "—"
+		if ti := ep.EP.TLSInfo; ti != nil {
+			tls = ti.Version + " " + ti.CipherSuite
+			if !ti.Verified && ti.VerifyError != "" {
+				tls += "\ncertificate not verified: " + ti.VerifyError
+			}
+		}
+		rows = append(rows, []cellSpec{txt(rw.Key.String()), mono(orDash(ep.EP.Banner)), txt(tls), txt(orDash(strings.Join(ep.EP.Extensions, " ")))})
+	}
+	r.table([]float64{44, 60, 34, contentW - 138}, []string{"Endpoint", "Banner", "TLS", "EHLO extensions"}, rows)
+	if len(b.Inspections) == 0 {
+		return
+	}
+	r.heading("Inspected Windows hosts")
+	rows = nil
+	seen := map[string]bool{}
+	for _, in := range b.Inspections {
+		if seen[norm(in.Host)] {
+			continue
+		}
+		seen[norm(in.Host)] = true
+		hi := in.HostInfo
+		ex := "—"
+		if hi.ExchangeVersion != "" {
+			ex = "Exchange " + hi.ExchangeVersion + " " + hi.ExchangeBuild + "\n" + strings.Join(hi.ExchangeRoles, ", ")
+		}
+		var svc []string
+		for _, s := range hi.Services {
+			if s.Present {
+				svc = append(svc, s.Name+" "+s.State+" "+s.StartMode)
+			}
+		}
+		rows = append(rows, []cellSpec{txt(in.Host + reason(hi.ComputerName)), txt(string(in.Platform)), txt(hi.OSCaption + " " + hi.OSVersion + "\nPowerShell " + hi.PSVersion), txt(ex), txt(orDash(strings.Join(svc, "\n")))})
+	}
+	r.table([]float64{36, 20, 44, 34, contentW - 134}, []string{"Host", "Platform", "Operating system", "Exchange", "Services"}, rows)
+}
+
+// ---- Findings ----
+
+func (r *renderer) findingTitle(f *finding) string {
+	if f.Kind == "relay" {
+		return r.t.get("finding.relay.title", "endpoint", f.Row.Key.String())
+	}
+	return clean(f.Title + " (" + f.Host + ")")
+}
+
+func (r *renderer) findingAsset(f *finding) string {
+	if f.Kind == "relay" {
+		s := f.Row.Key.String()
+		if f.Host != "" {
+			s += "\nhost " + f.Host
+		}
+		return s
+	}
+	return f.Host + "\n" + f.Config.Object
+}
+
+func (r *renderer) status(key string) string { return r.t.get("status." + key) }
+
+func (r *renderer) findingsSummary() {
+	m := r.m
+	r.section("findings")
+	r.para(r.t.get("findings.intro"))
+	if len(m.findings) == 0 {
+		r.para(r.t.get("summary.none"))
+		return
+	}
+	var rows [][]cellSpec
+	for _, f := range m.findings {
+		initial := stOpen
+		if f.Kind == "config" {
+			initial = "SET"
+		}
+		rows = append(rows, []cellSpec{{text: f.ID, bold: true}, txt(r.findingAsset(f)), txt(r.findingTitle(f)), txt(f.Severity), stat(initial), txt(r.status(f.StatusKey)), txt(f.Controls)})
+	}
+	r.table([]float64{15, 36, 37, 14, 17, 27, 28}, []string{"ID", "Asset", "Title", "Severity", "Initial", "Final status", "Controls"}, rows)
+}
+
+// sectionHash returns the sealed hash of a named section, if sealed.
+func (r *renderer) sectionHash(name string) string {
+	for _, s := range r.m.hashes.Sections {
+		if s.Name == name {
+			return s.SHA256
+		}
+	}
+	return "—"
+}
+
+func (r *renderer) inspIndex(in *remediate.Inspection) int {
+	for i := range r.m.b.Inspections {
+		if &r.m.b.Inspections[i] == in {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *renderer) changeIndex(c *remediate.ChangeRecord) int {
+	for i := range r.m.b.Changes {
+		if &r.m.b.Changes[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *renderer) details() {
+	m := r.m
+	r.section("details")
+	if len(m.findings) == 0 {
+		r.para(r.t.get("summary.none"))
+		return
+	}
+	for i, f := range m.findings {
+		if i > 0 {
+			r.need(60)
+			r.d.ln(4)
+		}
+		e := r.tocByID["f:"+f.ID]
+		r.need(30)
+		r.mark(e, 1)
+		r.d.font(fontSans, "B", 12)
+		r.color(colAccent)
+		r.d.multiCell(contentW, 6, e.title, "", "L", false)
+		r.d.ln(1)
+		r.body()
+		r.findingBlock(f)
+	}
+}
+
+func (r *renderer) findingBlock(f *finding) {
+	b := r.m.b
+	pairs := [][2]string{
+		{"Status", r.status(f.StatusKey)},
+	}
+	if f.Kind == "relay" {
+		pairs = append(pairs, [2]string{"Severity", r.t.get("finding.relay.severity")})
+	} else {
+		pairs = append(pairs, [2]string{"Severity", f.Severity})
+	}
+	// Asset.
+	asset := r.findingAsset(f)
+	if f.Row != nil && f.Row.Before != nil {
+		ep := f.Row.Before.EP
+		asset += fmt.Sprintf("\nMX preference %d, target %s", ep.Preference, f.Row.Before.Target)
+	}
+	if f.Insp != nil {
+		hi := f.Insp.HostInfo
+		asset += "\nplatform " + string(f.Insp.Platform)
+		if hi.ExchangeVersion != "" {
+			asset += ", Exchange " + hi.ExchangeVersion + " " + strings.Join(hi.ExchangeRoles, "/")
+		}
+	}
+	pairs = append(pairs, [2]string{"Asset", asset})
+
+	var hashes []string
+	if f.Kind == "relay" && f.Row.Before != nil {
+		ref := f.Row.Before
+		run := b.Audits[ref.Run]
+		var det []string
+		det = append(det, fmt.Sprintf("External SMTP probe, run %d (%s), %s to %s", ref.Run+1, run.Purpose, utc(ref.EP.Start), utc(ref.EP.End)))
+		det = append(det, "Vantage: "+orDash(strings.Join(run.Result.Vantage.SourceAddrs, ", ")))
+		if ref.EP.Confirmation != "" {
+			det = append(det, "Confirmation: "+string(ref.EP.Confirmation))
+		}
+		for _, tr := range ref.EP.Tests {
+			if !contains(ref.EP.Triggers, tr.ID) {
+				continue
+			}
+			s := fmt.Sprintf("%s %s: MAIL FROM:<%s> RCPT TO:<%s> → %s", tr.ID, tr.Title, tr.MailFrom, tr.RcptTo, tr.Outcome)
+			if tr.Reply != nil {
+				s += fmt.Sprintf(" (%d %s %s)", tr.Reply.Code, tr.Reply.Enhanced, strings.Join(tr.Reply.Lines, " / "))
+			}
+			det = append(det, s)
+		}
+		det = append(det, fmt.Sprintf("Transcript: Appendix A, run %d, %s", ref.Run+1, f.Row.Key.String()))
+		pairs = append(pairs, [2]string{"Detection", strings.Join(det, "\n")})
+		pairs = append(pairs, [2]string{"Description", r.t.get("finding.relay.description")})
+		pairs = append(pairs, [2]string{"Impact", r.t.get("finding.relay.impact")})
+		hashes = append(hashes, fmt.Sprintf("audits[%d] %s", ref.Run, r.sectionHash(fmt.Sprintf("audits[%d]", ref.Run))))
+	} else if f.Config != nil {
+		pairs = append(pairs, [2]string{"Description", r.t.get("finding.config.description")})
+	}
+	// Root cause from the inspection.
+	if len(f.Causes) > 0 {
+		var rc []string
+		for _, c := range f.Causes {
+			s := fmt.Sprintf("%s [%s, %s]: %s\n%s %s = %s", c.ID, c.Severity, explains(c.Explains), c.Title, c.Object, c.Setting, c.Value)
+			if c.Detail != "" {
+				s += "\n" + c.Detail
+			}
+			rc = append(rc, s)
+		}
+		pairs = append(pairs, [2]string{"Root cause", strings.Join(rc, "\n\n")})
+	} else if f.Kind == "relay" {
+		pairs = append(pairs, [2]string{"Root cause", "Not determined: the host was not inspected over WinRM."})
+	}
+	if f.Insp != nil {
+		var ce []string
+		ce = append(ce, "Read "+utc(f.Insp.Time)+" over WinRM from "+f.Insp.Host)
+		for _, run := range f.Insp.Runs {
+			ce = append(ce, fmt.Sprintf("%s sha256 %s exit %d", run.Script, run.SHA256, run.ExitCode))
+		}
+		ce = append(ce, "Settings and raw output: Appendix B")
+		pairs = append(pairs, [2]string{"Configuration evidence", strings.Join(ce, "\n")})
+		if i := r.inspIndex(f.Insp); i >= 0 {
+			hashes = append(hashes, fmt.Sprintf("inspections[%d] %s", i, r.sectionHash(fmt.Sprintf("inspections[%d]", i))))
+		}
+	}
+	// Remediation.
+	rem := ""
+	if f.Kind == "relay" {
+		rem = r.t.get("finding.relay.remediation")
+	}
+	for _, c := range f.Causes {
+		if c.Remediation != "" {
+			rem += reason(c.ID + ": " + c.Remediation)
+		}
+	}
+	pairs = append(pairs, [2]string{"Remediation", strings.TrimSpace(rem)})
+	// Change.
+	if len(f.Changes) > 0 {
+		var ch []string
+		for _, c := range f.Changes {
+			s := fmt.Sprintf("%s (%s) %s: %s to %s by %s as %s", c.ID, c.Kind, c.Result, utc(c.Start), utc(c.End), orDash(c.OSUser), orDash(c.WinRMUser))
+			if c.Ticket != "" {
+				s += ", ticket " + c.Ticket
+			}
+			if c.BackupFile != "" {
+				s += fmt.Sprintf("\nbackup %s sha256 %s", c.BackupFile, c.BackupSHA256)
+			}
+			for _, a := range c.Applied {
+				s += fmt.Sprintf("\n%s %s: %s → %s", a.Object, a.Setting, a.Current, a.New)
+			}
+			if c.Error != "" {
+				s += "\nerror: " + c.Error
+			}
+			ch = append(ch, s)
+			if i := r.changeIndex(c); i >= 0 {
+				hashes = append(hashes, fmt.Sprintf("changes[%d] %s", i, r.sectionHash(fmt.Sprintf("changes[%d]", i))))
+			}
+		}
+		pairs = append(pairs, [2]string{"Change", strings.Join(ch, "\n\n")})
+	} else {
+		pairs = append(pairs, [2]string{"Change", "None recorded."})
+	}
+	// Verification.
+	if f.Row != nil {
+		if a := f.Row.After; a != nil {
+			run := b.Audits[a.Run]
+			s := fmt.Sprintf("Run %d (%s) %s from %s: %s", a.Run+1, run.Purpose, utc(a.EP.Start), orDash(strings.Join(run.Result.Vantage.SourceAddrs, ", ")), f.Row.afterStatus())
+			if a.EP.Reason != "" {
+				s += " (" + a.EP.Reason + ")"
+			}
+			s += fmt.Sprintf("\nTranscript: Appendix A, run %d, %s", a.Run+1, f.Row.Key.String())
+			pairs = append(pairs, [2]string{"Verification", s})
+			hashes = append(hashes, fmt.Sprintf("audits[%d] %s", a.Run, r.sectionHash(fmt.Sprintf("audits[%d]", a.Run))))
+		} else {
+			pairs = append(pairs, [2]string{"Verification", "Not re-tested."})
+		}
+	}
+	pairs = append(pairs, [2]string{"Compliance", f.Controls})
+	pairs = append(pairs, [2]string{"Evidence hashes", strings.Join(hashes, "\n")})
+	r.kv(pairs...)
+}
+
+func explains(b bool) string {
+	if b {
+		return "explains the relay seen"
+	}
+	return "reachable from other networks"
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- Changes, verification, compliance ----
+
+func (r *renderer) changeLog() {
+	b := r.m.b
+	r.section("changes")
+	r.para(r.t.get("changes.intro"))
+	if len(b.Changes) == 0 {
+		r.para(r.t.get("changes.none"))
+		return
+	}
+	for i, c := range b.Changes {
+		r.heading(fmt.Sprintf("%s  %s on %s: %s", c.ID, c.Kind, c.Host, c.Result))
+		pairs := [][2]string{
+			{"Time (UTC)", utc(c.Start) + " to " + utc(c.End)},
+			{"Executed by", orDash(c.OSUser) + " (WinRM user " + orDash(c.WinRMUser) + ")"},
+			{"Ticket", orDash(c.Ticket)},
+			{"Platform", string(c.Platform)},
+			{"Backup", orDash(c.BackupFile) + reason(orDashIf(c.BackupFile != "", "sha256 "+c.BackupSHA256))},
+			{"Scripts (SHA-256)", orDash(strings.Join(c.Scripts, "\n"))},
+		}
+		if c.Error != "" {
+			pairs = append(pairs, [2]string{"Error", c.Error})
+		}
+		if len(c.Mismatches) > 0 {
+			pairs = append(pairs, [2]string{"Read-back mismatches", strings.Join(c.Mismatches, "\n")})
+		}
+		pairs = append(pairs, [2]string{"Section hash", fmt.Sprintf("changes[%d] %s", i, r.sectionHash(fmt.Sprintf("changes[%d]", i)))})
+		r.kv(pairs...)
+		var rows [][]cellSpec
+		for _, a := range c.Applied {
+			rows = append(rows, []cellSpec{txt(a.Object), txt(a.Setting), mono(a.Current), mono(a.New), txt(a.Why)})
+		}
+		if len(rows) > 0 {
+			r.subheading("Applied changes")
+			r.table([]float64{34, 28, 34, 34, contentW - 130}, []string{"Object", "Setting", "Before", "After", "Why"}, rows)
+		}
+		if len(c.Planned) != len(c.Applied) {
+			r.muted(clean(fmt.Sprintf("%d changes were planned, %d applied.", len(c.Planned), len(c.Applied))))
+		}
+	}
+}
+
+func orDashIf(ok bool, s string) string {
+	if ok {
+		return s
+	}
+	return ""
+}
+
+func (r *renderer) verification() {
+	m := r.m
+	r.section("verification")
+	r.para(r.t.get("verification.intro"))
+	var rows [][]cellSpec
+	fid := map[*row]string{}
+	for _, f := range m.findings {
+		if f.Row != nil {
+			fid[f.Row] = f.ID
+		}
+	}
+	for _, rw := range m.rows {
+		bt, at := "—", "—"
+		if rw.Before != nil {
+			bt = fmt.Sprintf("run %d\n%s", rw.Before.Run+1, utc(rw.Before.EP.Start))
+		}
+		if rw.After != nil {
+			at = fmt.Sprintf("run %d\n%s", rw.After.Run+1, utc(rw.After.EP.Start))
+		}
+		rows = append(rows, []cellSpec{txt(rw.Key.String()), stat(rw.beforeStatus()), txt(bt), stat(rw.afterStatus()), txt(at), txt(orDash(fid[rw]))})
+	}
+	if len(rows) == 0 {
+		r.para(r.t.get("summary.none"))
+		return
+	}
+	r.table([]float64{contentW - 128, 26, 30, 26, 30, 16}, []string{"Endpoint", "Before", "Tested (UTC)", "After", "Re-tested (UTC)", "Finding"}, rows)
+}
+
+func (r *renderer) compliance() {
+	m := r.m
+	r.section("compliance")
+	r.para(r.t.get("compliance.intro"))
+	var rows [][]cellSpec
+	for _, c := range r.t.rows("compliance.rows") {
+		for len(c) < 3 {
+			c = append(c, "")
+		}
+		rows = append(rows, []cellSpec{txt(c[0]), {text: c[1], bold: true}, txt(c[2])})
+	}
+	r.table([]float64{34, 50, contentW - 84}, []string{"Framework", "Control", "Title"}, rows)
+	if len(m.findings) == 0 {
+		return
+	}
+	r.heading("Findings and controls")
+	rows = nil
+	for _, f := range m.findings {
+		ctl := f.Controls
+		if len(f.Changes) > 0 {
+			ctl += "\n" + r.t.get("compliance.change")
+		}
+		rows = append(rows, []cellSpec{{text: f.ID, bold: true}, txt(r.findingTitle(f)), txt(ctl)})
+	}
+	r.table([]float64{18, 70, contentW - 88}, []string{"Finding", "Title", "Controls"}, rows)
+	r.muted(clean("Every engagement: ISO/IEC 27001:2022 A.8.34 (authorization " + orDash(m.b.Engagement.Authorization) + ")."))
+}
+
+// ---- Appendices ----
+
+func (r *renderer) transcripts() {
+	b := r.m.b
+	r.section("transcripts")
+	r.para(r.t.get("transcripts.intro"))
+	for i, a := range b.Audits {
+		if a.Result == nil {
+			continue
+		}
+		for _, t := range a.Result.Targets {
+			for ei := range t.Endpoints {
+				ep := &t.Endpoints[ei]
+				k := epKey{ep.MXHost, ep.Address, ep.Port, ep.TLS}
+				r.need(24)
+				r.d.ln(2)
+				title := fmt.Sprintf("Run %d (%s): %s", i+1, a.Purpose, k.String())
+				r.bookmark(title, 1)
+				r.heading(title)
+				r.muted(clean(fmt.Sprintf("Verdict %s%s. %d connections, %d commands, %s to %s.", verdictWord(ep.Verdict), reason(ep.Reason), ep.Connections, ep.Commands, utc(ep.Start), utc(ep.End))))
+				for _, tr := range ep.Transcripts {
+					r.transcript(tr)
+				}
+				if len(ep.Transcripts) == 0 {
+					r.muted(clean("No transcript recorded."))
+				}
+			}
+		}
+	}
+}
+
+func (r *renderer) transcript(tr audit.Transcript) {
+	d := r.d
+	r.subheading(fmt.Sprintf("Connection %d: %s → %s, %s", tr.Conn, orDash(tr.Local), tr.Remote, utc(tr.Start)))
+	d.font(fontMono, "", monoSize)
+	r.color(colInk)
+	cw := d.width("0")
+	per := int(contentW / cw)
+	const prefix = 14 // "+12345ms  C: "
+	var lines []string
+	for _, l := range tr.Lines {
+		rel := ""
+		if !l.T.IsZero() && !tr.Start.IsZero() {
+			rel = fmt.Sprintf("+%dms", l.T.Sub(tr.Start).Milliseconds())
+		}
+		head := fmt.Sprintf("%-9s %s: ", rel, clean(l.Dir))
+		for j, part := range hardWrap(clean(l.Text)+"¶", per-prefix) {
+			if j == 0 {
+				lines = append(lines, padTo(head, prefix)+part)
+			} else {
+				lines = append(lines, strings.Repeat(" ", prefix-2)+"» "+part)
+			}
+		}
+	}
+	if tr.Truncated > 0 {
+		lines = append(lines, fmt.Sprintf("[%d further lines were not kept by the probe, to bound memory; the count is in the evidence]", tr.Truncated))
+	}
+	r.monoBlock(lines)
+}
+
+// monoBlock prints pre-wrapped monospaced lines on a light background.
+func (r *renderer) monoBlock(lines []string) {
+	d := r.d
+	r.fill(rgb{246, 248, 250})
+	for _, l := range lines {
+		if d.y()+monoLineH > r.bottom() {
+			d.addPage()
+		}
+		d.font(fontMono, "", monoSize)
+		r.color(colInk)
+		d.setX(marginL)
+		d.cell(contentW, monoLineH, l, "", 1, "L", true, 0)
+	}
+	r.body()
+	d.ln(2)
+}
+
+func padTo(s string, n int) string {
+	if c := len([]rune(s)); c < n {
+		return s + strings.Repeat(" ", n-c)
+	}
+	return s
+}
+
+// rawBlock prints untrusted multi-line output (script stdout) wrapped.
+func (r *renderer) rawBlock(s string) {
+	d := r.d
+	d.font(fontMono, "", monoSize)
+	per := int(contentW / d.width("0"))
+	var lines []string
+	for _, l := range splitLines(s) {
+		for j, part := range hardWrap(clean(l)+"¶", per-2) {
+			if j > 0 {
+				part = "» " + part
+			}
+			lines = append(lines, part)
+		}
+	}
+	r.monoBlock(lines)
+}
+
+func (r *renderer) configs() {
+	b := r.m.b
+	r.section("config")
+	r.para(r.t.get("config.intro"))
+	for i := range b.Inspections {
+		in := &b.Inspections[i]
+		title := fmt.Sprintf("Inspection of %s, %s", in.Host, utc(in.Time))
+		r.need(24)
+		r.bookmark(title, 1)
+		r.heading(title)
+		r.muted(clean(fmt.Sprintf("Platform %s; prober addresses %s; section inspections[%d] sha256 %s", in.Platform, orDash(strings.Join(in.Prober, ", ")), i, r.sectionHash(fmt.Sprintf("inspections[%d]", i)))))
+		var rows [][]cellSpec
+		for _, s := range in.Settings {
+			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(s.Value)})
+		}
+		if len(rows) > 0 {
+			r.subheading("Settings")
+			r.table([]float64{50, 40, contentW - 90}, []string{"Object", "Setting", "Value"}, rows)
+		}
+		for _, run := range in.Runs {
+			r.subheading(fmt.Sprintf("Script %s, exit code %d, %s to %s", run.Script, run.ExitCode, utc(run.Start), utc(run.End)))
+			meta := "sha256 " + run.SHA256
+			if len(run.Params) > 0 {
+				keys := make([]string, 0, len(run.Params))
+				for k := range run.Params {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					meta += "\nparam " + k + " = " + run.Params[k]
+				}
+			}
+			for _, e := range run.Errors {
+				meta += "\nerror: " + e
+			}
+			r.muted(cleanText(meta))
+			r.rawBlock(run.Stdout)
+			if run.Stderr != "" {
+				r.muted(clean("stderr:"))
+				r.rawBlock(run.Stderr)
+			}
+		}
+	}
+	for _, c := range b.Changes {
+		title := fmt.Sprintf("Change %s on %s: before and after", c.ID, c.Host)
+		r.need(24)
+		r.bookmark(title, 1)
+		r.heading(title)
+		type ba struct{ before, after string }
+		var order []remediate.Setting
+		vals := map[[2]string]*ba{}
+		for _, s := range c.Before {
+			k := [2]string{s.Object, s.Name}
+			if vals[k] == nil {
+				vals[k] = &ba{before: remediate.ValueAbsent, after: remediate.ValueAbsent}
+				order = append(order, s)
+			}
+			vals[k].before = s.Value
+		}
+		for _, s := range c.After {
+			k := [2]string{s.Object, s.Name}
+			if vals[k] == nil {
+				vals[k] = &ba{before: remediate.ValueAbsent, after: remediate.ValueAbsent}
+				order = append(order, s)
+			}
+			vals[k].after = s.Value
+		}
+		var rows [][]cellSpec
+		for _, s := range order {
+			v := vals[[2]string{s.Object, s.Name}]
+			mark := ""
+			if v.before != v.after {
+				mark = "changed"
+			}
+			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(v.before), mono(v.after), {text: mark, bold: true}})
+		}
+		if len(rows) == 0 {
+			r.muted(clean("No settings were read back."))
+			continue
+		}
+		r.table([]float64{38, 30, 44, 44, contentW - 156}, []string{"Object", "Setting", "Before", "After", ""}, rows)
+	}
+}
+
+func (r *renderer) manifest() {
+	b, m := r.m.b, r.m
+	r.section("manifest")
+	r.para(r.t.get("manifest.intro"))
+	r.kv([2]string{"Digest", m.digest}, [2]string{"Report ID", b.ID})
+	var rows [][]cellSpec
+	for _, s := range m.hashes.Sections {
+		if s.Name == "log" || strings.HasPrefix(s.Name, "artifacts[") {
+			continue // not covered by the digest, may change after rendering
+		}
+		rows = append(rows, []cellSpec{txt(s.Name), mono(s.SHA256)})
+	}
+	r.table([]float64{40, contentW - 40}, []string{"Section", "SHA-256"}, rows)
+}

@@ -1,0 +1,121 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/relaylock/relaylock/internal/atomicfile"
+	"github.com/relaylock/relaylock/report/evidence"
+)
+
+// Options shape a rendering. None of them is read from the clock or the
+// environment, so the same bundle and options give the same bytes.
+type Options struct {
+	// TemplateDir overrides the report texts (DIR/texts.txt, any subset
+	// of the keys in templates/report/texts.txt) and the logo
+	// (DIR/logo.png).
+	TemplateDir string
+	// LogoPNG is a PNG file for the cover (8-bit, not interlaced); it
+	// takes precedence over DIR/logo.png.
+	LogoPNG string
+	// Client overrides the engagement's client name on the cover.
+	Client string
+	// EvidenceSHA256 is the SHA-256 of the evidence file the bundle was
+	// read from; printed in document control when set. The cover always
+	// prints the bundle's content digest (evidence.Bundle.Digest), which
+	// `relaylock verify` prints too.
+	EvidenceSHA256 string
+}
+
+// ErrRender wraps a failure inside the PDF library (including a recovered
+// panic), so that callers can tell it from an I/O error.
+var ErrRender = errors.New("render report")
+
+// Render writes the PDF report of b to w. It makes no network calls and
+// reads no clock: the dates come from the evidence.
+func Render(w io.Writer, b *evidence.Bundle, opts Options) error {
+	var buf bytes.Buffer
+	if _, err := render(&buf, b, opts); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// WriteFile renders to path atomically (mode 0600: the report holds host
+// data).
+func WriteFile(path string, b *evidence.Bundle, opts Options) error {
+	var buf bytes.Buffer
+	if _, err := render(&buf, b, opts); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+// outlineEntry is a bookmark and the page it points to (for tests).
+type outlineEntry struct {
+	Title string
+	Level int
+	Page  int
+}
+
+// render does the work and returns the bookmarks it made.
+func render(w io.Writer, b *evidence.Bundle, opts Options) (outline []outlineEntry, err error) {
+	if b == nil {
+		return nil, fmt.Errorf("%w: no evidence", ErrRender)
+	}
+	t, err := loadTexts(opts.TemplateDir)
+	if err != nil {
+		return nil, err
+	}
+	logo, err := readLogo(opts)
+	if err != nil {
+		return nil, err
+	}
+	m, err := buildModel(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRender, err)
+	}
+	defer func() {
+		// gofpdf panics on some inputs (reporting.md §4.3 #3); clean()
+		// prevents the known ones, this catches the rest.
+		if p := recover(); p != nil {
+			outline, err = nil, fmt.Errorf("%w: %v", ErrRender, p)
+		}
+	}()
+	r := newRenderer(m, t, opts, logo)
+	r.all()
+	if err := r.d.output(w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRender, err)
+	}
+	return r.outline, nil
+}
+
+func readLogo(opts Options) ([]byte, error) {
+	p := opts.LogoPNG
+	if p == "" && opts.TemplateDir != "" {
+		p = filepath.Join(opts.TemplateDir, LogoFile)
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	if p == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read logo: %w", err)
+	}
+	if !bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")) {
+		return nil, fmt.Errorf("read logo %s: not a PNG file", p)
+	}
+	return data, nil
+}

@@ -1,0 +1,163 @@
+package report
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/relaylock/relaylock/templates"
+)
+
+// TextsFile is the name of the texts file, in templates/report/ and in a
+// --template directory.
+const TextsFile = "texts.txt"
+
+// LogoFile is the optional cover logo in a --template directory.
+const LogoFile = "logo.png"
+
+// texts are the report's words, by key (templates/report/texts.txt).
+type texts map[string]string
+
+// parseTexts reads the "[key]" format described at the top of texts.txt.
+func parseTexts(name string, data string) (texts, error) {
+	t := texts{}
+	var key string
+	var body []string
+	flush := func() {
+		if key != "" {
+			t[key] = strings.TrimSpace(strings.Join(body, "\n"))
+		}
+	}
+	sc := bufio.NewScanner(strings.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimRight(sc.Text(), " \t\r")
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") && !strings.Contains(line, " ") {
+			flush()
+			key, body = line[1:len(line)-1], nil
+			if key == "" {
+				return nil, fmt.Errorf("%s:%d: empty key", name, n)
+			}
+			if _, dup := t[key]; dup {
+				return nil, fmt.Errorf("%s:%d: key [%s] given twice", name, n, key)
+			}
+			continue
+		}
+		if key == "" {
+			if line != "" {
+				return nil, fmt.Errorf("%s:%d: text before the first [key]", name, n)
+			}
+			continue
+		}
+		body = append(body, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	flush()
+	return t, nil
+}
+
+// defaultTexts parses the embedded texts.
+func defaultTexts() texts {
+	data, err := templates.FS.ReadFile("report/" + TextsFile)
+	if err != nil {
+		panic(err) // embedded: cannot fail
+	}
+	t, err := parseTexts("templates/report/"+TextsFile, string(data))
+	if err != nil {
+		panic(err) // tested in TestDefaultTexts
+	}
+	return t
+}
+
+// loadTexts returns the embedded texts overridden by dir/texts.txt, if
+// dir is set. An override may only use keys the defaults have.
+func loadTexts(dir string) (texts, error) {
+	t := defaultTexts()
+	if dir == "" {
+		return t, nil
+	}
+	p := filepath.Join(dir, TextsFile)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("template directory %s: not a directory", dir)
+		}
+		return t, nil // a template directory may hold only a logo
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read template: %w", err)
+	}
+	o, err := parseTexts(p, string(data))
+	if err != nil {
+		return nil, fmt.Errorf("read template: %w", err)
+	}
+	var unknown []string
+	for k, v := range o {
+		if _, ok := t[k]; !ok {
+			unknown = append(unknown, k)
+			continue
+		}
+		t[k] = v
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("read template %s: unknown keys %s", p, strings.Join(unknown, ", "))
+	}
+	return t, nil
+}
+
+// get returns the text for key as paragraphs separated by "\n\n", lines
+// within a paragraph joined, with {name} placeholders filled from kv
+// (name, value pairs). The result is cleaned for the PDF.
+func (t texts) get(key string, kv ...string) string {
+	v, ok := t[key]
+	if !ok {
+		return "[" + key + "]" // a missing key shows, it does not vanish
+	}
+	var paras []string
+	for p := range strings.SplitSeq(v, "\n\n") {
+		p = strings.TrimSpace(p)
+		if p != "" {
+			paras = append(paras, strings.Join(strings.Fields(p), " "))
+		}
+	}
+	return fill(strings.Join(paras, "\n\n"), kv...)
+}
+
+// rows returns a ".rows" text as cells.
+func (t texts) rows(key string) [][]string {
+	var out [][]string
+	for l := range strings.SplitSeq(t[key], "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		cells := strings.Split(l, " | ")
+		for i := range cells {
+			cells[i] = clean(strings.TrimSpace(cells[i]))
+		}
+		out = append(out, cells)
+	}
+	return out
+}
+
+// fill replaces {name} with values, cleaning the result.
+func fill(s string, kv ...string) string {
+	if len(kv) > 0 {
+		pairs := make([]string, 0, len(kv))
+		for i := 0; i+1 < len(kv); i += 2 {
+			pairs = append(pairs, "{"+kv[i]+"}", clean(kv[i+1]))
+		}
+		s = strings.NewReplacer(pairs...).Replace(s)
+	}
+	return cleanText(s)
+}
