@@ -2,6 +2,7 @@ package mtatest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -93,6 +94,27 @@ func (d *Dialog) Data(msg string) (Reply, error) {
 		return Reply{}, fmt.Errorf("send data: %w", err)
 	}
 	return d.read()
+}
+
+// StartTLS sends STARTTLS and, after 220, does the TLS handshake without
+// verifying the certificate (the instances' are self-signed). As RFC 3207
+// §4.2 requires, the caller must send EHLO again.
+func (d *Dialog) StartTLS() (*tls.ConnectionState, error) {
+	r, err := d.Cmd("STARTTLS")
+	if err != nil {
+		return nil, err
+	}
+	if r.Code != 220 {
+		return nil, fmt.Errorf("STARTTLS: %v", r)
+	}
+	tc := tls.Client(d.conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	tc.SetDeadline(time.Now().Add(d.timeout))
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	d.conn, d.tp = tc, textproto.NewConn(tc)
+	st := tc.ConnectionState()
+	return &st, nil
 }
 
 // Close sends QUIT and closes the connection.

@@ -71,6 +71,20 @@ func (i *Instance) prepareExim(cfg Config) error {
 	if cfg.Mode == OpenRelayToDomains {
 		relayTo = "*"
 	}
+	// Exim reads the key in the process that serves the connection,
+	// after it became the exim user.
+	tlsConf := "tls_advertise_hosts ="
+	if cfg.TLS {
+		cert, key, err := writeCert(i.Dir, cfg.Hostname, uid, gid)
+		if err != nil {
+			return err
+		}
+		tlsConf = fmt.Sprintf("tls_advertise_hosts = *\ntls_certificate = %s\ntls_privatekey = %s", cert, key)
+	}
+	encrypted := ""
+	if cfg.Mode == OpenAfterSTARTTLS {
+		encrypted = "  accept  encrypted     = *\n\n"
+	}
 	localPartsRule := `  deny    domains       = +local_domains
           local_parts   = ^[.] : ^.*[@%!/|]
           message       = restricted characters in address
@@ -95,7 +109,7 @@ exim_group = %[9]s
 never_users = root
 host_lookup =
 rfc1413_hosts =
-tls_advertise_hosts =
+%[15]s
 exim_path = %[14]s
 keep_environment =
 acl_smtp_rcpt = acl_check_rcpt
@@ -112,7 +126,7 @@ acl_check_rcpt:
   accept  local_parts   = postmaster
           domains       = +local_domains
 
-  accept  hosts         = +relay_from_hosts
+%[16]s  accept  hosts         = +relay_from_hosts
           control       = submission/sender_retain
 
   require message       = relay not permitted
@@ -152,7 +166,7 @@ begin retry
 
 begin rewrite
 `, cfg.Hostname, cfg.Domain, i.Addr.Addr(), relayFrom, i.Addr.Port(), spool, logdir, i.Dir, eximUser,
-		relayTo, localPartsRule, cfg.RelayHost.Addr(), cfg.RelayHost.Port(), bin)
+		relayTo, localPartsRule, cfg.RelayHost.Addr(), cfg.RelayHost.Port(), bin, tlsConf, encrypted)
 	path := filepath.Join(i.Dir, "exim.conf")
 	// Exim refuses a configuration that others can write (Configure
 	// owner 0:0).

@@ -66,6 +66,11 @@ const (
 	// "user%victim@target" is refused like "user@victim" by both
 	// (TestModes checks it).
 	OpenRelayToDomains Mode = "open-relay-to-domains"
+	// OpenAfterSTARTTLS is Exim trusting every encrypted session
+	// ("accept encrypted = *" before the relay check): closed in plain
+	// text, open after STARTTLS (relay-probes.md §8 test 38). It implies
+	// Config.TLS.
+	OpenAfterSTARTTLS Mode = "open-after-starttls"
 )
 
 // Open reports whether the mode relays for the prober.
@@ -77,7 +82,7 @@ func Modes(k Kind) []Mode {
 	case Postfix:
 		return []Mode{Closed, ClosedReject, OpenMynetworks, OpenClientAccess, OpenNullSender, OpenLocalSender}
 	case Exim:
-		return []Mode{Closed, OpenMynetworks, OpenRelayToDomains}
+		return []Mode{Closed, OpenMynetworks, OpenRelayToDomains, OpenAfterSTARTTLS}
 	}
 	return nil
 }
@@ -108,6 +113,9 @@ type Config struct {
 	// Hostname is the MTA's own name (greeting, Received). Default
 	// "mx." + Domain.
 	Hostname string
+	// TLS offers STARTTLS (RFC 3207) with a self-signed certificate for
+	// Hostname, generated at start.
+	TLS bool
 	// StartTimeout bounds the wait for the first 220 greeting; default
 	// 30 s.
 	StartTimeout time.Duration
@@ -122,6 +130,7 @@ type Instance struct {
 	Hostname string
 	// Trusted is the network the MTA relays for without further checks.
 	Trusted netip.Prefix
+	TLS     bool   // STARTTLS offered
 	Dir     string // configuration, queue and logs
 
 	cmd       *exec.Cmd
@@ -217,6 +226,9 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "mx." + cfg.Domain
 	}
+	if cfg.Mode == OpenAfterSTARTTLS {
+		cfg.TLS = true
+	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 30 * time.Second
 	}
@@ -235,7 +247,7 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	}
 	inst := &Instance{
 		Kind: cfg.Kind, Mode: cfg.Mode, Addr: addr, Domain: cfg.Domain, Hostname: cfg.Hostname,
-		Trusted: netip.MustParsePrefix(TrustedAddr + "/32"), Dir: dir, exited: make(chan struct{}),
+		Trusted: netip.MustParsePrefix(TrustedAddr + "/32"), TLS: cfg.TLS, Dir: dir, exited: make(chan struct{}),
 	}
 	if cfg.Mode == OpenMynetworks {
 		inst.Trusted = netip.MustParsePrefix("127.0.0.0/8")

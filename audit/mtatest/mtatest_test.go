@@ -42,7 +42,20 @@ var relays = map[mtatest.Kind]map[mtatest.Mode][]string{
 		// relay_from_hosts.
 		mtatest.OpenMynetworks:     {"plain", "null-sender", "local-sender"},
 		mtatest.OpenRelayToDomains: {"plain", "null-sender", "local-sender"},
+		mtatest.OpenAfterSTARTTLS:  nil,
 	},
+}
+
+// relaysTLS is relays after STARTTLS, where it differs.
+var relaysTLS = map[mtatest.Kind]map[mtatest.Mode][]string{
+	mtatest.Exim: {mtatest.OpenAfterSTARTTLS: {"plain", "null-sender", "local-sender"}},
+}
+
+// withTLS says which instances offer STARTTLS in the tests: the closed
+// ones, so that they are shown closed after STARTTLS too, and the mode
+// that needs it.
+func withTLS(mode mtatest.Mode) bool {
+	return mode == mtatest.Closed || mode == mtatest.OpenAfterSTARTTLS
 }
 
 // TestModes checks every configuration with a raw SMTP dialogue: the
@@ -61,19 +74,40 @@ func TestModes(t *testing.T) {
 					t.Fatalf("no expectation for %s %s", kind, mode)
 				}
 				sink := mtatest.StartSink(t)
-				inst := mtatest.StartT(t, mtatest.Config{Kind: kind, Mode: mode, RelayHost: sink.Addr()})
+				inst := mtatest.StartT(t, mtatest.Config{Kind: kind, Mode: mode, RelayHost: sink.Addr(), TLS: withTLS(mode)})
+				if inst.TLS != withTLS(mode) {
+					t.Fatalf("instance TLS = %v", inst.TLS)
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
-				checkInstance(ctx, t, inst, sink, want)
+				delivered := checkInstance(ctx, t, inst, sink, want, false)
+				if inst.TLS {
+					wantTLS, ok := relaysTLS[kind][mode]
+					if !ok {
+						wantTLS = want
+					}
+					delivered += checkInstance(ctx, t, inst, sink, wantTLS, true)
+				}
+				// Nothing else arrived: refused attempts left no trace
+				// downstream.
+				if n := len(sink.Messages()); n != delivered {
+					for _, m := range sink.Messages() {
+						t.Logf("sink: from=<%s> to=%q", m.MailFrom, m.RcptTo)
+					}
+					t.Errorf("sink holds %d messages, want %d", n, delivered)
+				}
 			})
 		}
 	}
 }
 
-func checkInstance(ctx context.Context, t *testing.T, inst *mtatest.Instance, sink *mtatest.Sink, want []string) {
+// checkInstance runs the attempts in plain text or after STARTTLS and
+// returns how many messages it delivered to the sink.
+func checkInstance(ctx context.Context, t *testing.T, inst *mtatest.Instance, sink *mtatest.Sink, want []string, overTLS bool) int {
 	t.Helper()
+	delivered := 0
 	// Local delivery: postmaster of the instance's own domain.
-	d := dial(ctx, t, netip.Addr{}, inst)
+	d := dial(ctx, t, netip.Addr{}, inst, overTLS)
 	mustCode(t, d, 250, "MAIL FROM:<u@probe.test>")
 	mustCode(t, d, 250, "RCPT TO:<postmaster@%s>", inst.Domain)
 	d.Close()
@@ -88,8 +122,8 @@ func checkInstance(ctx context.Context, t *testing.T, inst *mtatest.Instance, si
 		if strings.Contains(to, "%[1]s") {
 			to = fmt.Sprintf(to, inst.Domain)
 		}
-		token := fmt.Sprintf("%s-%s-%s-%d", inst.Kind, inst.Mode, a.name, time.Now().UnixNano())
-		d := dial(ctx, t, netip.Addr{}, inst)
+		token := fmt.Sprintf("%s-%s-%s-tls=%v-%d", inst.Kind, inst.Mode, a.name, overTLS, time.Now().UnixNano())
+		d := dial(ctx, t, netip.Addr{}, inst, overTLS)
 		mustCode(t, d, 250, "MAIL FROM:<%s>", from)
 		r, err := d.Cmd("RCPT TO:<%s>", to)
 		if err != nil {
@@ -120,6 +154,7 @@ func checkInstance(ctx context.Context, t *testing.T, inst *mtatest.Instance, si
 			t.Errorf("%s: accepted but never delivered to the sink: %v", a.name, err)
 			continue
 		}
+		delivered++
 		if len(got.RcptTo) != 1 || got.RcptTo[0] != a.wantTo {
 			t.Errorf("%s: sink got RCPT %q, want [%s]", a.name, got.RcptTo, a.wantTo)
 		}
@@ -130,7 +165,7 @@ func checkInstance(ctx context.Context, t *testing.T, inst *mtatest.Instance, si
 
 	// The trusted network relays, and the message reaches the sink.
 	token := fmt.Sprintf("trusted-%s-%s-%d", inst.Kind, inst.Mode, time.Now().UnixNano())
-	d = dial(ctx, t, netip.MustParseAddr(mtatest.TrustedAddr), inst)
+	d = dial(ctx, t, netip.MustParseAddr(mtatest.TrustedAddr), inst, overTLS)
 	mustCode(t, d, 250, "MAIL FROM:<u@%s>", inst.Domain)
 	mustCode(t, d, 250, "RCPT TO:<friend@elsewhere.test>")
 	if r, err := d.Data("Subject: " + token + "\r\n\r\n" + token + "\r\n"); err != nil || r.Code != 250 {
@@ -139,17 +174,13 @@ func checkInstance(ctx context.Context, t *testing.T, inst *mtatest.Instance, si
 	d.Close()
 	if _, err := sink.Wait(ctx, func(m mtatest.Message) bool { return strings.Contains(string(m.Data), token) }); err != nil {
 		t.Errorf("trusted client's message never reached the sink: %v", err)
+	} else {
+		delivered++
 	}
-	// Nothing else arrived: refused attempts left no trace downstream.
-	if n, w := len(sink.Messages()), len(want)+1; n != w {
-		for _, m := range sink.Messages() {
-			t.Logf("sink: from=<%s> to=%q", m.MailFrom, m.RcptTo)
-		}
-		t.Errorf("sink holds %d messages, want %d", n, w)
-	}
+	return delivered
 }
 
-func dial(ctx context.Context, t *testing.T, from netip.Addr, inst *mtatest.Instance) *mtatest.Dialog {
+func dial(ctx context.Context, t *testing.T, from netip.Addr, inst *mtatest.Instance, overTLS bool) *mtatest.Dialog {
 	t.Helper()
 	d, err := mtatest.DialFrom(ctx, from, inst.Addr)
 	if err != nil {
@@ -158,11 +189,27 @@ func dial(ctx context.Context, t *testing.T, from netip.Addr, inst *mtatest.Inst
 	if !strings.Contains(d.Greeting.Text, inst.Hostname) {
 		t.Errorf("greeting %v does not name %s", d.Greeting, inst.Hostname)
 	}
-	mustCode(t, d, 250, "EHLO probe.test")
+	ehlo := mustCode(t, d, 250, "EHLO probe.test")
+	if offered := strings.Contains(ehlo.Text, "STARTTLS"); offered != inst.TLS {
+		t.Errorf("STARTTLS offered: %v, want %v (EHLO %q)", offered, inst.TLS, ehlo.Text)
+	}
+	if overTLS {
+		st, err := d.StartTLS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.PeerCertificates) == 0 || st.PeerCertificates[0].Subject.CommonName != inst.Hostname {
+			t.Errorf("TLS certificate is not the instance's")
+		}
+		ehlo := mustCode(t, d, 250, "EHLO probe.test")
+		if strings.Contains(ehlo.Text, "STARTTLS") {
+			t.Errorf("STARTTLS still offered after STARTTLS")
+		}
+	}
 	return d
 }
 
-func mustCode(t *testing.T, d *mtatest.Dialog, code int, format string, args ...any) {
+func mustCode(t *testing.T, d *mtatest.Dialog, code int, format string, args ...any) mtatest.Reply {
 	t.Helper()
 	r, err := d.Cmd(format, args...)
 	if err != nil {
@@ -171,6 +218,7 @@ func mustCode(t *testing.T, d *mtatest.Dialog, code int, format string, args ...
 	if r.Code != code {
 		t.Fatalf("%s = %v, want %d", fmt.Sprintf(format, args...), r, code)
 	}
+	return r
 }
 
 func contains(list []string, s string) bool {

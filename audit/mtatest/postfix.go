@@ -120,6 +120,15 @@ func (i *Instance) preparePostfix(cfg Config) error {
 		"minimal_backoff_time = 2s",
 		"maximal_backoff_time = 4s",
 	}
+	if cfg.TLS {
+		// smtpd reads the key as root, before it drops privileges.
+		cert, key, err := writeCert(i.Dir, cfg.Hostname, 0, 0)
+		if err != nil {
+			return err
+		}
+		mainCF = append(mainCF, "smtpd_tls_security_level = may", "smtpd_tls_cert_file = "+cert,
+			"smtpd_tls_key_file = "+key, "smtpd_tls_loglevel = 1")
+	}
 	if r := postfixRelayRestrictions(cfg.Mode, cfg.Domain); r != "" {
 		mainCF = append(mainCF, "smtpd_relay_restrictions = "+r)
 	}
@@ -145,6 +154,7 @@ func (i *Instance) preparePostfix(cfg Config) error {
 		"anvil     unix  - - n -  1 anvil",
 		"scache    unix  - - n -  1 scache",
 		"postlog   unix-dgram n - n - 1 postlogd",
+		"tlsmgr    unix  - - n 1000? 1 tlsmgr",
 	}
 	if err := writeLines(filepath.Join(conf, "main.cf"), mainCF); err != nil {
 		return err
