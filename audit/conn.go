@@ -345,7 +345,12 @@ func (c *client) quit() {
 	}
 	c.conn.SetDeadline(time.Now().Add(min(c.p.opts.CommandTimeout, 5*time.Second)))
 	if err := c.write("QUIT", "QUIT"); err == nil {
-		readReply(c.r, func(l string) { c.log("S", l) })
+		if rep, err := readReply(c.r, func(l string) { c.log("S", l) }); err == nil && rep.Code == 221 {
+			// RFC 5321 §4.1.1.10: the server closes after 221; wait
+			// briefly for it so per-host connection limits hold exactly.
+			c.conn.SetReadDeadline(time.Now().Add(min(c.p.opts.CommandTimeout, 2*time.Second)))
+			io.Copy(io.Discard, io.LimitReader(c.r, 4096))
+		}
 	}
 	c.abort()
 }

@@ -206,6 +206,7 @@ type Server struct {
 	active    int
 	maxActive int
 	closed    bool
+	done      chan struct{}
 	wg        sync.WaitGroup
 }
 
@@ -226,7 +227,7 @@ func NewServer(p Policy) *Server {
 	if p.DenyText == "" {
 		p.DenyText = "Relay access denied"
 	}
-	s := &Server{p: p, conns: map[net.Conn]struct{}{}, grey: map[string]bool{}}
+	s := &Server{p: p, conns: map[net.Conn]struct{}{}, grey: map[string]bool{}, done: make(chan struct{})}
 	if p.StartTLS {
 		s.tls = p.TLSConfig
 		if s.tls == nil {
@@ -319,6 +320,9 @@ func (s *Server) Addr() string {
 // connection goroutines to end.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	var err error
 	if s.l != nil {
@@ -413,6 +417,11 @@ func (s *Server) handle(nc net.Conn, rec *Record) {
 		if err != nil {
 			return
 		}
+		select {
+		case <-s.done:
+			return
+		default:
+		}
 		if !c.command(line) {
 			c.flush()
 			return
@@ -484,16 +493,26 @@ func (c *conn) raw(s string) {
 	c.w.WriteString(s)
 }
 
+// sleep waits d or until the server is closed.
+func (c *conn) sleep(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.s.done:
+	}
+}
+
 // reply writes a (possibly multi-line) reply; text lines are split on "\n".
 func (c *conn) reply(code int, text string) {
 	p := &c.s.p
 	if p.Delay > 0 {
 		c.flush()
-		time.Sleep(p.Delay)
+		c.sleep(p.Delay)
 	}
 	if code >= 500 && p.Tarpit > 0 {
 		c.flush()
-		time.Sleep(p.Tarpit)
+		c.sleep(p.Tarpit)
 	}
 	if code >= 400 {
 		c.errors++

@@ -1,0 +1,379 @@
+package audit
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relaylock/relaylock/audit/smtptest"
+)
+
+// testAudit audits "example.com", whose MX mx.example.com is an smtptest
+// server on 127.0.0.1.
+func testAudit(t *testing.T, p smtptest.Policy, mod func(*Options)) (*Result, *smtptest.Server) {
+	t.Helper()
+	srv := smtptest.Start(t, p)
+	_, port, _ := net.SplitHostPort(srv.Addr())
+	pn, _ := strconv.Atoi(port)
+	opts := Options{
+		Targets: []string{"example.com"},
+		Resolver: &MockResolver{
+			MX:    map[string][]string{"example.com": {"mx.example.com"}},
+			Addrs: map[string][]netip.Addr{"mx.example.com": {netip.MustParseAddr("127.0.0.1")}},
+		},
+		Ports:           []int{pn},
+		HeloName:        "probe.example.net",
+		ConnectTimeout:  2 * time.Second,
+		GreetingTimeout: 3 * time.Second,
+		CommandTimeout:  3 * time.Second,
+		DataTimeout:     3 * time.Second,
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := Run(ctx, opts)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return res, srv
+}
+
+func endpoint(t *testing.T, res *Result, tls string) *EndpointResult {
+	t.Helper()
+	for i := range res.Targets[0].Endpoints {
+		if ep := &res.Targets[0].Endpoints[i]; ep.TLS == tls {
+			return ep
+		}
+	}
+	t.Fatalf("no endpoint with tls=%s in %+v", tls, res.Targets[0])
+	return nil
+}
+
+func test(ep *EndpointResult, id string) *TestResult {
+	for i := range ep.Tests {
+		if ep.Tests[i].ID == id {
+			return &ep.Tests[i]
+		}
+	}
+	return nil
+}
+
+func dump(t *testing.T, ep *EndpointResult) {
+	t.Helper()
+	t.Logf("endpoint %s/%s: %s (%s) %s triggers=%v", ep.Address, ep.TLS, ep.Verdict, ep.Confirmation, ep.Reason, ep.Triggers)
+	for _, ts := range ep.Tests {
+		t.Logf("  %s %s %s %s %s %s", ts.ID, ts.MailFrom, ts.RcptTo, ts.Outcome, ts.Reason, ts.Reply.String())
+	}
+}
+
+func TestRunPolicies(t *testing.T) {
+	type want struct {
+		verdict  Verdict
+		reason   string   // substring of the endpoint reason
+		triggers []string // must be among the triggers
+		not      []string // must not be
+		conf     Confirmation
+	}
+	tests := []struct {
+		name   string
+		policy smtptest.Policy
+		opts   func(*Options)
+		want   want
+	}{
+		{"open", smtptest.Open(), nil, want{verdict: VerdictOpen, conf: ConfirmLikely}},
+		{"closed 554", smtptest.Closed554(), nil, want{verdict: VerdictClosed}},
+		{"closed 454 is closed, not greylisted", smtptest.Closed454(), nil, want{verdict: VerdictClosed}},
+		{"null sender only", smtptest.NullSenderOpen(), func(o *Options) { o.AllTests = true }, want{verdict: VerdictOpen, triggers: []string{"S1"}, not: []string{"S2", "S5"}, conf: ConfirmLikely}},
+		{"spoofed local sender", smtptest.SpoofedLocalSenderOpen(), func(o *Options) { o.AllTests = true },
+			want{verdict: VerdictOpen, triggers: []string{"S5", "S6", "R23b"}, not: []string{"S1", "S2", "S8", "S10", "S11", "R13", "R18"}, conf: ConfirmLikely}},
+		{"percent hack", smtptest.PercentHackOpen(), func(o *Options) { o.AllTests = true },
+			want{verdict: VerdictOpen, triggers: []string{"R13", "R14", "R15", "R13b", "R28"}, not: []string{"S1", "S2", "S5", "R16", "R23"}, conf: ConfirmLikely}},
+		{"accept then discard", smtptest.AcceptThenDiscard(), nil, want{verdict: VerdictOpen, conf: ConfirmLikely}},
+		{"greylist", smtptest.Greylist(), nil, want{verdict: VerdictInconclusive, reason: ReasonGreylisted}},
+		{"greylist retried", smtptest.Greylist(), func(o *Options) { o.GreylistRetry = 10 * time.Millisecond }, want{verdict: VerdictClosed}},
+		{"tarpit", smtptest.Tarpit(30 * time.Millisecond), nil, want{verdict: VerdictClosed}},
+		{"drop after errors", smtptest.DropAfterErrors(3), nil, want{verdict: VerdictClosed}},
+		{"HELO only", smtptest.HeloOnly(), nil, want{verdict: VerdictClosed}},
+		{"refused greeting", smtptest.Policy{GreetingCode: 554}, nil, want{verdict: VerdictInconclusive, reason: ReasonRefused}},
+		{"rcpt depth", smtptest.Open(), func(o *Options) { o.Depth = DepthRcpt }, want{verdict: VerdictOpen, conf: ConfirmPotential}},
+		{"late reject at DATA", smtptest.Policy{AcceptAll: true, DataCode: 554}, nil, want{verdict: VerdictClosed}},
+		{"blocked vantage (C1 refused)", smtptest.Policy{LocalDomains: []string{"other.test"}}, nil, want{verdict: VerdictInconclusive, reason: ReasonBlocked}},
+		{"submission needs auth", smtptest.Policy{RequireAuth: true, Auth: func(u, p string) bool { return false }}, nil, want{verdict: VerdictInconclusive, reason: ReasonBlocked}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			res, _ := testAudit(t, tc.policy, tc.opts)
+			ep := endpoint(t, res, "none")
+			if ep.Verdict != tc.want.verdict || !strings.Contains(ep.Reason, tc.want.reason) || ep.Confirmation != tc.want.conf {
+				dump(t, ep)
+				t.Fatalf("verdict %s (%s) %q; want %s (%s) containing %q", ep.Verdict, ep.Confirmation, ep.Reason, tc.want.verdict, tc.want.conf, tc.want.reason)
+			}
+			has := map[string]bool{}
+			for _, id := range ep.Triggers {
+				has[id] = true
+			}
+			for _, id := range tc.want.triggers {
+				if !has[id] {
+					t.Errorf("trigger %s missing from %v", id, ep.Triggers)
+				}
+			}
+			for _, id := range tc.want.not {
+				if has[id] {
+					t.Errorf("trigger %s must not be in %v", id, ep.Triggers)
+				}
+			}
+			if res.Targets[0].Verdict != tc.want.verdict || res.Verdict != tc.want.verdict {
+				t.Errorf("target verdict %s, run verdict %s; want %s", res.Targets[0].Verdict, res.Verdict, tc.want.verdict)
+			}
+			if ep.Verdict == VerdictClosed && test(ep, "C1").Outcome != OutcomeAccepted {
+				t.Errorf("closed without C1 accepted")
+			}
+		})
+	}
+}
+
+func TestRunAcceptAllFlagged(t *testing.T) {
+	res, _ := testAudit(t, smtptest.AcceptThenDiscard(), nil)
+	ep := endpoint(t, res, "none")
+	if !ep.AcceptAll {
+		dump(t, ep)
+		t.Fatal("AcceptAll not set for a server that accepts every recipient")
+	}
+}
+
+func TestRunTarpitBounded(t *testing.T) {
+	start := time.Now()
+	res, _ := testAudit(t, smtptest.Tarpit(time.Second), func(o *Options) {
+		o.CommandTimeout = 200 * time.Millisecond
+		o.Deadline = 1500 * time.Millisecond
+	})
+	ep := endpoint(t, res, "none")
+	if ep.Verdict == VerdictClosed || ep.Verdict == VerdictOpen {
+		t.Fatalf("a server slower than the command timeout gave %s", ep.Verdict)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("run took %s despite a 5 s deadline", d)
+	}
+}
+
+func TestRunStartTLS(t *testing.T) {
+	res, _ := testAudit(t, smtptest.OpenAfterSTARTTLS(), nil)
+	plain, tls := endpoint(t, res, "none"), endpoint(t, res, "starttls")
+	if plain.Verdict != VerdictClosed {
+		dump(t, plain)
+		t.Errorf("plain endpoint %s, want closed", plain.Verdict)
+	}
+	if tls.Verdict != VerdictOpen {
+		dump(t, tls)
+		t.Fatalf("starttls endpoint %s, want open", tls.Verdict)
+	}
+	if tls.TLSInfo == nil || tls.TLSInfo.Verified || tls.TLSInfo.VerifyError == "" || len(tls.TLSInfo.Certificates) != 1 {
+		t.Errorf("TLSInfo %+v: want an unverified self-signed chain recorded", tls.TLSInfo)
+	}
+	if res.Targets[0].Verdict != VerdictOpen {
+		t.Errorf("target %s, want open (worst endpoint)", res.Targets[0].Verdict)
+	}
+}
+
+func TestRunHeloOnlyUsesHelo(t *testing.T) {
+	res, srv := testAudit(t, smtptest.HeloOnly(), nil)
+	if endpoint(t, res, "none").Verdict != VerdictClosed {
+		t.Fatal("not closed")
+	}
+	for _, s := range srv.Sessions() {
+		if !strings.HasPrefix(s.Helo, "probe.example.net") {
+			t.Errorf("session %d helo %q", s.ID, s.Helo)
+		}
+	}
+}
+
+// With PIPELINING, a batch of tests costs one round trip: greeting, EHLO,
+// the batch and QUIT = 4 server flushes per connection (≤ 6 allowed).
+func TestRunPipeliningRoundTrips(t *testing.T) {
+	res, srv := testAudit(t, smtptest.Closed554(), nil)
+	if endpoint(t, res, "none").Verdict != VerdictClosed {
+		t.Fatal("not closed")
+	}
+	for _, s := range srv.Sessions() {
+		if s.Flushes > 6 {
+			t.Errorf("session %d: %d round trips for %d commands", s.ID, s.Flushes, s.Commands)
+		}
+		if s.Commands < 10 && s.ID != len(srv.Sessions()) {
+			t.Logf("session %d: only %d commands", s.ID, s.Commands)
+		}
+	}
+	noPipe := smtptest.Closed554()
+	noPipe.Pipelining = false
+	res2, srv2 := testAudit(t, noPipe, nil)
+	ep1, ep2 := endpoint(t, res, "none"), endpoint(t, res2, "none")
+	if ep2.Verdict != VerdictClosed || ep2.RoundTrips <= ep1.RoundTrips {
+		t.Errorf("without pipelining: %s with %d round trips; with: %d", ep2.Verdict, ep2.RoundTrips, ep1.RoundTrips)
+	}
+	_ = srv2
+}
+
+func TestRunPerHostLimit(t *testing.T) {
+	p := smtptest.Closed554()
+	p.Delay = 5 * time.Millisecond
+	res, srv := testAudit(t, p, func(o *Options) { o.PerHost = 2 })
+	if endpoint(t, res, "none").Verdict != VerdictClosed {
+		t.Fatal("not closed")
+	}
+	if m := srv.MaxConcurrent(); m > 2 || m < 1 {
+		t.Fatalf("max concurrent connections %d, want 1..2", m)
+	}
+	if n := len(srv.Sessions()); n < 3 {
+		t.Fatalf("%d sessions: the matrix was not spread over connections", n)
+	}
+}
+
+func TestRunUnreachable(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	ctx := context.Background()
+	res, err := Run(ctx, Options{Targets: []string{addr}, ConnectTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := res.Targets[0].Endpoints[0]
+	if ep.Verdict != VerdictInconclusive || !strings.HasPrefix(ep.Reason, ReasonUnreachable) {
+		t.Fatalf("%s %q, want inconclusive unreachable", ep.Verdict, ep.Reason)
+	}
+	if res.Targets[0].Kind != "address" {
+		t.Errorf("kind %q", res.Targets[0].Kind)
+	}
+}
+
+func TestRunNullMX(t *testing.T) {
+	res, err := Run(context.Background(), Options{Targets: []string{"example.org"},
+		Resolver: &MockResolver{MX: map[string][]string{"example.org": {"."}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Targets[0].Verdict != VerdictNoMail || len(res.Targets[0].Endpoints) != 0 {
+		t.Fatalf("%+v", res.Targets[0])
+	}
+}
+
+func TestRunBadTargets(t *testing.T) {
+	for _, s := range []string{"", "user@example.com", "exa mple.com", "[example.com]:25", "example.com:0", "example.com:99999", "::"} {
+		_, err := Run(context.Background(), Options{Targets: []string{s}, Resolver: &MockResolver{}})
+		if err == nil {
+			t.Errorf("%q: no error", s)
+		}
+	}
+}
+
+func TestRunDeliverSubmitted(t *testing.T) {
+	var mu sync.Mutex
+	var got []smtptest.Message
+	p := smtptest.Open()
+	p.Deliver = func(m smtptest.Message) { mu.Lock(); got = append(got, m); mu.Unlock() }
+	res, _ := testAudit(t, p, func(o *Options) {
+		o.Depth = DepthDeliver
+		o.To = "me@mailbox.example.org"
+		o.Contact = "ops@example.org"
+	})
+	ep := endpoint(t, res, "none")
+	if ep.Verdict != VerdictOpen {
+		dump(t, ep)
+		t.Fatal("not open")
+	}
+	var tok string
+	for _, ts := range ep.Tests {
+		if ts.Outcome == OutcomeSubmitted {
+			tok = ts.Token
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tok == "" || len(got) == 0 || !strings.Contains(string(got[0].Data), "X-Relaylock-Token: "+tok) {
+		t.Fatalf("token %q, %d messages", tok, len(got))
+	}
+}
+
+// fakeCatcher "receives" the tokens of messages the smtptest server
+// delivered to the catch domain.
+type fakeCatcher struct {
+	mu  sync.Mutex
+	got map[string]bool
+}
+
+func (f *fakeCatcher) Recipient(tok string) string     { return tok + "@catch.example.org" }
+func (f *fakeCatcher) BounceAddress(tok string) string { return "b-" + tok + "@catch.example.org" }
+func (f *fakeCatcher) Wait(ctx context.Context, tokens []string) map[string]*CatchEvidence {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]*CatchEvidence{}
+	for _, t := range tokens {
+		if f.got[t] {
+			out[t] = &CatchEvidence{Arrived: true}
+		}
+	}
+	return out
+}
+
+func TestRunCatch(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy smtptest.Policy
+		want   Verdict
+		conf   Confirmation
+	}{
+		{"open relay confirmed", smtptest.Open(), VerdictOpen, ConfirmConfirmed},
+		{"accept then discard is not open", smtptest.Policy{AcceptAll: true, Pipelining: true}, VerdictInconclusive, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc := &fakeCatcher{got: map[string]bool{}}
+			p := tc.policy
+			if p.RelayOpen {
+				p.Deliver = func(m smtptest.Message) {
+					fc.mu.Lock()
+					for _, r := range m.RcptTo {
+						if l, d, _ := strings.Cut(r, "@"); d == "catch.example.org" {
+							fc.got[l] = true
+						}
+					}
+					fc.mu.Unlock()
+				}
+			}
+			res, _ := testAudit(t, p, func(o *Options) { o.Catcher = fc; o.CatchWait = time.Second })
+			ep := endpoint(t, res, "none")
+			if ep.Verdict != tc.want || ep.Confirmation != tc.conf {
+				dump(t, ep)
+				t.Fatalf("%s (%s), want %s (%s)", ep.Verdict, ep.Confirmation, tc.want, tc.conf)
+			}
+		})
+	}
+}
+
+func TestRunOnEndpointAndVantage(t *testing.T) {
+	var calls int
+	res, _ := testAudit(t, smtptest.Closed554(), func(o *Options) {
+		o.OnEndpoint = func(i int, ep EndpointResult) {
+			if i != 0 || ep.Verdict != VerdictClosed {
+				t.Errorf("OnEndpoint(%d, %s)", i, ep.Verdict)
+			}
+			calls++
+		}
+	})
+	if calls != 1 {
+		t.Errorf("%d OnEndpoint calls", calls)
+	}
+	if len(res.Vantage.SourceAddrs) != 1 || res.Vantage.SourceAddrs[0] != "127.0.0.1" {
+		t.Errorf("vantage %+v", res.Vantage)
+	}
+	ep := endpoint(t, res, "none")
+	if ep.Connections == 0 || ep.RoundTrips == 0 || ep.Commands == 0 || len(ep.Transcripts) != ep.Connections {
+		t.Errorf("counters: %d conns, %d round trips, %d commands, %d transcripts", ep.Connections, ep.RoundTrips, ep.Commands, len(ep.Transcripts))
+	}
+}
