@@ -10,6 +10,7 @@ package audit_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -81,9 +82,9 @@ func replyString(r *audit.Reply) string {
 	return fmt.Sprintf("%d %s %s", r.Code, r.Enhanced, strings.Join(r.Lines, " / "))
 }
 
-// expectation is what the audit of one configuration must find, with
-// AllTests set so that every test runs.
-type expectation struct {
+// epWant is what the audit of one endpoint (plain or STARTTLS) must
+// find, with AllTests set so that every test runs.
+type epWant struct {
 	open bool
 	// Closed: the reply to S2 (plain relay), code and enhanced code.
 	denyCode     int
@@ -92,44 +93,65 @@ type expectation struct {
 	must, mustNot []string
 }
 
+// expectation is what the audit of one configuration must find. starttls
+// is set for the instances that offer STARTTLS (withTLS): the probe reruns
+// its TLS tests after STARTTLS as a second endpoint.
+type expectation struct {
+	plain    epWant
+	starttls *epWant
+}
+
+// withTLS says which instances offer STARTTLS: the closed ones, so that
+// they are shown closed after STARTTLS too, and the mode that needs it.
+func withTLS(mode mtatest.Mode) bool {
+	return mode == mtatest.Closed || mode == mtatest.OpenAfterSTARTTLS
+}
+
+var (
+	postfixOpenAll = epWant{open: true, must: []string{"S1", "S2", "S5", "R15", "R23", "R27"}}
+	eximOpen       = epWant{open: true,
+		// Exim refuses "%", "!" and "@" in local parts before any
+		// relay rule, so only the sender tests and source routes relay.
+		must: []string{"S1", "S2", "S5", "S6"}, mustNot: []string{"R15", "R15b", "R27b"}}
+)
+
 var expectations = map[mtatest.Kind]map[mtatest.Mode]expectation{
 	mtatest.Postfix: {
 		// defer_unauth_destination: a 4xx that is a refusal, not
 		// greylisting (relay-probes.md §5).
-		mtatest.Closed:       {denyCode: 454, denyEnhanced: "4.7.1"},
-		mtatest.ClosedReject: {denyCode: 554, denyEnhanced: "5.7.1"},
-		mtatest.OpenMynetworks: {open: true,
-			must: []string{"S1", "S2", "S5", "R15", "R23", "R27"}},
-		mtatest.OpenClientAccess: {open: true,
-			must: []string{"S1", "S2", "S5", "R15", "R23", "R27"}},
+		mtatest.Closed: {plain: epWant{denyCode: 454, denyEnhanced: "4.7.1"},
+			starttls: &epWant{denyCode: 454, denyEnhanced: "4.7.1"}},
+		mtatest.ClosedReject:     {plain: epWant{denyCode: 554, denyEnhanced: "5.7.1"}},
+		mtatest.OpenMynetworks:   {plain: postfixOpenAll},
+		mtatest.OpenClientAccess: {plain: postfixOpenAll},
 		// Only the null sender relays.
-		mtatest.OpenNullSender: {open: true,
-			must: []string{"S1"}, mustNot: []string{"S2", "S3", "S5", "S6", "S10", "R15", "R15b"}},
+		mtatest.OpenNullSender: {plain: epWant{open: true,
+			must: []string{"S1"}, mustNot: []string{"S2", "S3", "S5", "S6", "S10", "R15", "R15b"}}},
 		// Senders in (or qualified into) target.test relay: the local
 		// and postmaster senders, the banner host and random
 		// subdomain (parent_domain_matches_subdomains), the
 		// unqualified sender (myorigin), and every recipient form
 		// sent with a local sender.
-		mtatest.OpenLocalSender: {open: true,
+		mtatest.OpenLocalSender: {plain: epWant{open: true,
 			must:    []string{"S3", "S5", "S6", "S10", "S12", "R15b", "R23b"},
-			mustNot: []string{"S2", "S4", "S8", "S9", "R15", "R23"}},
+			mustNot: []string{"S1", "S2", "S4", "S8", "S9", "R15", "R23"}}},
 	},
 	mtatest.Exim: {
-		mtatest.Closed: {denyCode: 550},
-		// Exim refuses "%", "!" and "@" in local parts before any
-		// relay rule, so only the sender tests and source routes relay.
-		mtatest.OpenMynetworks: {open: true,
-			must: []string{"S1", "S2", "S5", "S6"}, mustNot: []string{"R15", "R15b", "R27b"}},
-		mtatest.OpenRelayToDomains: {open: true,
-			must: []string{"S1", "S2", "S5", "S6"}, mustNot: []string{"R15", "R15b", "R27b"}},
+		mtatest.Closed:             {plain: epWant{denyCode: 550}, starttls: &epWant{denyCode: 550}},
+		mtatest.OpenMynetworks:     {plain: eximOpen},
+		mtatest.OpenRelayToDomains: {plain: eximOpen},
+		// Closed in plain text; after STARTTLS the TLS tests relay.
+		mtatest.OpenAfterSTARTTLS: {plain: epWant{denyCode: 550},
+			starttls: &epWant{open: true, must: []string{"S1", "S2", "S5"}, mustNot: []string{"R15", "R27"}}},
 	},
 }
 
 // TestIntegrationVerdicts audits every configuration of every real MTA:
 // closed ones must be closed (postmaster accepted, every relay attempt
-// refused), open ones open with the tests that really relay as triggers,
-// each with the transcript that shows it. At the default depth (data) the
-// probe never sends a message, so nothing may reach the sink.
+// refused with the MTA's own code), open ones open with the tests that
+// really relay as triggers, each with the transcript that shows it, in
+// plain text and after STARTTLS. At the default depth (data) the probe
+// never completes a message, so nothing may reach the sink.
 func TestIntegrationVerdicts(t *testing.T) {
 	for _, kind := range mtatest.Kinds {
 		for _, mode := range mtatest.Modes(kind) {
@@ -140,16 +162,65 @@ func TestIntegrationVerdicts(t *testing.T) {
 					t.Fatalf("no expectation for %s %s", kind, mode)
 				}
 				sink := mtatest.StartSink(t)
-				inst := mtatest.StartT(t, mtatest.Config{Kind: kind, Mode: mode, RelayHost: sink.Addr()})
+				inst := mtatest.StartT(t, mtatest.Config{Kind: kind, Mode: mode, RelayHost: sink.Addr(), TLS: withTLS(mode)})
+				if (want.starttls != nil) != inst.TLS {
+					t.Fatalf("expectation for STARTTLS: %v, instance offers it: %v", want.starttls != nil, inst.TLS)
+				}
 				res := auditInstance(t, inst, func(o *audit.Options) { o.AllTests = true })
 				tg := res.Targets[0]
-				ep := tg.Endpoints[0]
-				if len(tg.Endpoints) != 1 || ep.Address != inst.Addr.Addr().String() || ep.Port != int(inst.Addr.Port()) {
-					t.Fatalf("endpoints = %d, first %s:%d; want only %s", len(tg.Endpoints), ep.Address, ep.Port, inst.Addr)
+
+				wantEPs := []struct {
+					tls  string
+					want epWant
+				}{{"none", want.plain}}
+				if want.starttls != nil {
+					wantEPs = append(wantEPs, struct {
+						tls  string
+						want epWant
+					}{"starttls", *want.starttls})
 				}
-				if !strings.Contains(ep.Banner, inst.Hostname) || ep.BannerHost != inst.Hostname {
-					t.Errorf("banner %q, banner host %q; want %s", ep.Banner, ep.BannerHost, inst.Hostname)
+				if len(tg.Endpoints) != len(wantEPs) {
+					t.Fatalf("%d endpoints, want %d", len(tg.Endpoints), len(wantEPs))
 				}
+				open := false
+				var triggers []string
+				for i, w := range wantEPs {
+					ep := tg.Endpoints[i]
+					if ep.Address != inst.Addr.Addr().String() || ep.Port != int(inst.Addr.Port()) || ep.TLS != w.tls {
+						t.Fatalf("endpoint %d is %s:%d/%s, want %s/%s", i, ep.Address, ep.Port, ep.TLS, inst.Addr, w.tls)
+					}
+					if !strings.Contains(ep.Banner, inst.Hostname) || ep.BannerHost != inst.Hostname {
+						t.Errorf("%s: banner %q, banner host %q; want %s", w.tls, ep.Banner, ep.BannerHost, inst.Hostname)
+					}
+					if w.tls == "starttls" && (ep.TLSInfo == nil || len(ep.TLSInfo.Certificates) == 0 ||
+						!slices.Contains(ep.TLSInfo.Certificates[0].DNSNames, inst.Hostname)) {
+						t.Errorf("starttls: TLS info %+v does not record the instance's certificate", ep.TLSInfo)
+					}
+					c1 := findTest(t, ep, "C1")
+					if c1.Outcome != audit.OutcomeAccepted {
+						t.Errorf("%s: C1 (postmaster@%s) = %s %s, want accepted", w.tls, inst.Domain, c1.Outcome, replyString(c1.Reply))
+					}
+					if w.want.open {
+						checkOpen(t, ep, w.want)
+						open = true
+					} else {
+						checkClosed(t, ep, w.want)
+					}
+					for _, id := range ep.Triggers {
+						triggers = append(triggers, fmt.Sprintf("%s %s/%s %s", ep.MXHost, net.JoinHostPort(ep.Address, fmt.Sprint(ep.Port)), ep.TLS, id))
+					}
+				}
+				wantVerdict := audit.VerdictClosed
+				if open {
+					wantVerdict = audit.VerdictOpen
+				}
+				if tg.Verdict != wantVerdict {
+					t.Errorf("target verdict %s (%s), want %s", tg.Verdict, tg.Reason, wantVerdict)
+				}
+				if !slices.Equal(tg.Triggers, triggers) {
+					t.Errorf("target triggers %q, want %q", tg.Triggers, triggers)
+				}
+
 				// The prober was outside the trusted network, except
 				// where the mistake is a trusted network that is too wide.
 				if len(res.Vantage.SourceAddrs) == 0 {
@@ -163,15 +234,6 @@ func TestIntegrationVerdicts(t *testing.T) {
 						t.Errorf("probe source %s inside the trusted network %s: %v", src, inst.Trusted, inside)
 					}
 				}
-				c1 := findTest(t, ep, "C1")
-				if c1.Outcome != audit.OutcomeAccepted {
-					t.Errorf("C1 (postmaster@%s) = %s %s, want accepted", inst.Domain, c1.Outcome, replyString(c1.Reply))
-				}
-				if want.open {
-					checkOpen(t, tg, ep, want)
-				} else {
-					checkClosed(t, tg, ep, want)
-				}
 				if n := len(sink.Messages()); n != 0 {
 					t.Errorf("the sink received %d messages at depth data; the probe must never complete one", n)
 				}
@@ -180,52 +242,46 @@ func TestIntegrationVerdicts(t *testing.T) {
 	}
 }
 
-func checkClosed(t *testing.T, tg audit.TargetResult, ep audit.EndpointResult, want expectation) {
+func checkClosed(t *testing.T, ep audit.EndpointResult, want epWant) {
 	t.Helper()
-	if tg.Verdict != audit.VerdictClosed || ep.Verdict != audit.VerdictClosed {
-		t.Errorf("verdict target %s, endpoint %s (%s); want closed", tg.Verdict, ep.Verdict, ep.Reason)
-	}
-	if len(tg.Triggers) != 0 || len(ep.Triggers) != 0 {
-		t.Errorf("triggers %v %v on a closed MTA", tg.Triggers, ep.Triggers)
+	if ep.Verdict != audit.VerdictClosed || len(ep.Triggers) != 0 {
+		t.Errorf("%s: verdict %s (%s), triggers %v; want closed", ep.TLS, ep.Verdict, ep.Reason, ep.Triggers)
 	}
 	s2 := findTest(t, ep, "S2")
 	if s2.Outcome != audit.OutcomeDenied || s2.Reply == nil || s2.Reply.Code != want.denyCode ||
 		(want.denyEnhanced != "" && s2.Reply.Enhanced != want.denyEnhanced) {
-		t.Errorf("S2 = %s %s, want denied with %d %s", s2.Outcome, replyString(s2.Reply), want.denyCode, want.denyEnhanced)
+		t.Errorf("%s: S2 = %s %s, want denied with %d %s", ep.TLS, s2.Outcome, replyString(s2.Reply), want.denyCode, want.denyEnhanced)
 	}
 	for _, ts := range ep.Tests {
 		switch ts.Outcome {
 		case audit.OutcomeOpenConfirmed, audit.OutcomeOpenLikely, audit.OutcomeOpenPotential, audit.OutcomeSubmitted:
-			t.Errorf("%s on a closed MTA: %s %s", ts.ID, ts.Outcome, replyString(ts.Reply))
+			t.Errorf("%s: %s on a closed MTA: %s %s", ep.TLS, ts.ID, ts.Outcome, replyString(ts.Reply))
 		}
 	}
 }
 
-func checkOpen(t *testing.T, tg audit.TargetResult, ep audit.EndpointResult, want expectation) {
+func checkOpen(t *testing.T, ep audit.EndpointResult, want epWant) {
 	t.Helper()
-	if tg.Verdict != audit.VerdictOpen || ep.Verdict != audit.VerdictOpen {
-		t.Errorf("verdict target %s, endpoint %s (%s); want open", tg.Verdict, ep.Verdict, ep.Reason)
+	if ep.Verdict != audit.VerdictOpen {
+		t.Errorf("%s: verdict %s (%s); want open", ep.TLS, ep.Verdict, ep.Reason)
 	}
 	if ep.Confirmation != audit.ConfirmLikely {
-		t.Errorf("confirmation %q, want %q (DATA got 354)", ep.Confirmation, audit.ConfirmLikely)
+		t.Errorf("%s: confirmation %q, want %q (DATA got 354)", ep.TLS, ep.Confirmation, audit.ConfirmLikely)
 	}
 	for _, id := range want.must {
 		if !slices.Contains(ep.Triggers, id) {
-			t.Errorf("%s is not among the triggers %v", id, ep.Triggers)
+			t.Errorf("%s: %s is not among the triggers %v", ep.TLS, id, ep.Triggers)
 		}
 	}
 	for _, id := range want.mustNot {
 		if slices.Contains(ep.Triggers, id) {
-			t.Errorf("%s is a trigger, but this MTA refuses it: %v", id, ep.Triggers)
+			t.Errorf("%s: %s is a trigger, but this MTA refuses it: %v", ep.TLS, id, ep.Triggers)
 		}
-	}
-	if len(tg.Triggers) != len(ep.Triggers) {
-		t.Errorf("target lists %d triggers, endpoint %d", len(tg.Triggers), len(ep.Triggers))
 	}
 	for _, id := range ep.Triggers {
 		ts := findTest(t, ep, id)
 		if ts.Outcome != audit.OutcomeOpenLikely {
-			t.Errorf("trigger %s has outcome %s", id, ts.Outcome)
+			t.Errorf("%s: trigger %s has outcome %s", ep.TLS, id, ts.Outcome)
 		}
 		checkTranscript(t, ep, ts)
 	}
@@ -302,4 +358,98 @@ func TestIntegrationDeliver(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startCatcher starts the catch-mode receiver for catch.test on a free
+// loopback port.
+func startCatcher(t *testing.T) (*audit.CatchServer, netip.AddrPort) {
+	t.Helper()
+	c, err := audit.NewCatcher(audit.CatcherConfig{Domain: "catch.test", Listen: "127.0.0.1:0", Hostname: "catcher.catch.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	addr, err := netip.ParseAddrPort(c.Addr())
+	if err != nil {
+		t.Fatalf("catcher address %q: %v", c.Addr(), err)
+	}
+	return c, addr
+}
+
+// TestIntegrationCatch is issue 3 against a real Postfix: an open relay
+// whose outbound mail goes to the catcher's address must come out
+// OPEN-CONFIRMED, with the Received chain that shows Postfix relayed the
+// message; a closed Postfix in catch mode stays closed and the catcher
+// receives nothing.
+func TestIntegrationCatch(t *testing.T) {
+	t.Run("open", func(t *testing.T) {
+		t.Parallel()
+		catcher, addr := startCatcher(t)
+		inst := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Postfix, Mode: mtatest.OpenClientAccess, RelayHost: addr})
+		res := auditInstance(t, inst, func(o *audit.Options) { o.Catcher, o.To = catcher, "" })
+		tg := res.Targets[0]
+		ep := tg.Endpoints[0]
+		if tg.Verdict != audit.VerdictOpen || ep.Confirmation != audit.ConfirmConfirmed {
+			t.Fatalf("verdict %s, confirmation %q; want open, confirmed", tg.Verdict, ep.Confirmation)
+		}
+		if res.Options.Depth != "catch" {
+			t.Errorf("depth recorded as %q, want catch", res.Options.Depth)
+		}
+		confirmed := 0
+		for _, id := range ep.Triggers {
+			ts := findTest(t, ep, id)
+			if ts.Outcome != audit.OutcomeOpenConfirmed {
+				continue
+			}
+			confirmed++
+			ev := ts.Catch
+			if ev == nil || !ev.Arrived {
+				t.Errorf("%s: open-confirmed without catch evidence: %+v", id, ev)
+				continue
+			}
+			// Whatever form the test's RCPT had (percent hack, source
+			// route, bang path...), Postfix delivered to the token's
+			// plain address at the catch domain.
+			want := strings.ToLower(ts.Token) + "@catch.test"
+			if !strings.Contains(strings.ToLower(ts.RcptTo), strings.ToLower(ts.Token)) ||
+				len(ev.RcptTo) != 1 || strings.ToLower(strings.Trim(ev.RcptTo[0], "<>")) != want {
+				t.Errorf("%s: RCPT %s arrived for %q, want [%s]", id, ts.RcptTo, ev.RcptTo, want)
+			}
+			// Postfix's smtp client delivered it: its connection came
+			// from the prober's host, and its Received header is on
+			// top, naming the prober's HELO as where it came from.
+			if len(ev.Received) == 0 {
+				t.Errorf("%s: no Received chain", id)
+				continue
+			}
+			top := ev.Received[0]
+			if confirmed == 1 {
+				t.Logf("%s: catcher saw HELO %q from %s; Received: %q", id, ev.Helo, ev.RemoteAddr, ev.Received)
+			}
+			if !strings.Contains(top, "by "+inst.Hostname) || !strings.Contains(top, "prober.probe.test") {
+				t.Errorf("%s: top Received %q, want one by %s from prober.probe.test", id, top, inst.Hostname)
+			}
+			if !strings.Contains(ev.Helo, inst.Hostname) {
+				t.Errorf("%s: catcher saw HELO %q, want Postfix's %s", id, ev.Helo, inst.Hostname)
+			}
+		}
+		if confirmed == 0 {
+			t.Errorf("no trigger is open-confirmed: %v", ep.Triggers)
+		}
+	})
+	t.Run("closed", func(t *testing.T) {
+		t.Parallel()
+		catcher, addr := startCatcher(t)
+		inst := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Postfix, Mode: mtatest.Closed, RelayHost: addr})
+		res := auditInstance(t, inst, func(o *audit.Options) { o.Catcher, o.To = catcher, "" })
+		if v := res.Targets[0].Verdict; v != audit.VerdictClosed {
+			t.Errorf("verdict %s, want closed", v)
+		}
+		if st := catcher.Stats(); st.Messages != 0 {
+			t.Errorf("the catcher received %d messages from a closed Postfix", st.Messages)
+		}
+	})
 }
