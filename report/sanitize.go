@@ -82,12 +82,14 @@ func isClean(s string) bool {
 }
 
 func isCleanSlow(s string) bool {
-	for _, r := range s {
-		if r == utf8.RuneError || !safeRune(r) {
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if (r == utf8.RuneError && n <= 1) || !safeRune(r) {
 			return false
 		}
+		s = s[n:]
 	}
-	return utf8.ValidString(s)
+	return true
 }
 
 // clean makes one line of untrusted text safe and visible (see above).

@@ -1,0 +1,432 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/report/evidence"
+)
+
+var (
+	update = flag.Bool("update", false, "rewrite testdata/*.golden")
+	pdfOut = flag.String("pdf", "", "also write the fixture report to this file, to look at it")
+)
+
+// needTool skips when a PDF tool is missing, except in CI, where a
+// missing tool fails the test (it must never be skipped silently there).
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not installed (CI must install poppler-utils and qpdf: .ci/setup.d/50-pdf.sh)", name)
+		}
+		t.Skipf("%s not installed; apt-get install poppler-utils qpdf", name)
+	}
+	return p
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func renderFixture(t testing.TB, b *evidence.Bundle, opts Options) ([]byte, []outlineEntry) {
+	t.Helper()
+	var buf bytes.Buffer
+	outline, err := render(&buf, b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), outline
+}
+
+func writeTemp(t *testing.T, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "report.pdf")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDeterministic(t *testing.T) {
+	b := fixtureBundle()
+	one, _ := renderFixture(t, b, Options{})
+	two, _ := renderFixture(t, fixtureBundle(), Options{})
+	if !bytes.Equal(one, two) {
+		t.Fatal("the same evidence rendered two different PDFs")
+	}
+	// Recording the report (an artifact, a log line, a new Updated) and
+	// sealing does not change the rendering, so a report can be
+	// re-rendered from the final evidence and compared byte for byte.
+	b.Artifacts = append(b.Artifacts, evidence.Artifact{Name: "report.pdf", SHA256: strings.Repeat("0", 64), Kind: "report"})
+	b.Log = append(b.Log, evidence.LogEntry{Step: "report", Message: "rendered"})
+	b.Updated = b.Updated.Add(3600e9)
+	if err := evidence.Seal(b); err != nil {
+		t.Fatal(err)
+	}
+	three, _ := renderFixture(t, b, Options{})
+	if !bytes.Equal(one, three) {
+		t.Error("recording the report as an artifact changed the rendering")
+	}
+	// The evidence content does change it.
+	b.Engagement.Operator = "mallory"
+	four, _ := renderFixture(t, b, Options{})
+	if bytes.Equal(one, four) {
+		t.Error("a different operator rendered the same PDF")
+	}
+}
+
+func TestPDFStructure(t *testing.T) {
+	for _, tool := range []string{"qpdf", "pdffonts", "pdftotext", "pdfinfo"} {
+		needTool(t, tool)
+	}
+	b := fixtureBundle()
+	data, outline := renderFixture(t, b, Options{EvidenceSHA256: strings.Repeat("f", 64)})
+	p := writeTemp(t, data)
+	if *pdfOut != "" {
+		os.WriteFile(*pdfOut, data, 0o600)
+	}
+	digest, err := b.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("qpdf check", func(t *testing.T) {
+		run(t, "qpdf", "--check", p)
+	})
+	t.Run("fonts embedded", func(t *testing.T) {
+		out := run(t, "pdffonts", p)
+		lines := strings.Split(strings.TrimSpace(out), "\n")[2:]
+		if len(lines) != 4 {
+			t.Errorf("%d fonts, want 4 (Go regular, bold, italic, mono):\n%s", len(lines), out)
+		}
+		for _, l := range lines {
+			f := strings.Fields(l)
+			// name type... encoding emb sub uni object ID
+			if len(f) < 7 || f[len(f)-5] != "yes" || !strings.Contains(l, "CID TrueType") {
+				t.Errorf("font not embedded as TrueType: %s", l)
+			}
+		}
+	})
+	info := run(t, "pdfinfo", "-isodates", p)
+	m := regexp.MustCompile(`(?m)^Pages:\s+(\d+)`).FindStringSubmatch(info)
+	if m == nil {
+		t.Fatalf("no page count:\n%s", info)
+	}
+	pages, _ := strconv.Atoi(m[1])
+	t.Run("dates from evidence in UTC", func(t *testing.T) {
+		want := contentTime(b).Format("2006-01-02T15:04:05Z")
+		if !regexp.MustCompile(`(?m)^CreationDate:\s+` + want + `$`).MatchString(info) {
+			t.Errorf("creation date not %s:\n%s", want, info)
+		}
+	})
+	text := run(t, "pdftotext", "-layout", p, "-")
+	t.Run("text", func(t *testing.T) {
+		for _, want := range []string{"RLY-001", "RLY-002", "CFG-001", digest, strings.Repeat("f", 64),
+			"2 open relays found · 2 remediated · 0 open on re-test", "V-259687", "CCI-001308",
+			"OPEN", "CLOSED", "INCONCLUSIVE", "NOT RE-TESTED", "[2001:db8::25]:25"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("text lacks %q", want)
+			}
+		}
+		pageTexts := strings.Split(text, "\f")
+		for i := 1; i <= pages; i++ {
+			want := fmt.Sprintf("Page %d of %d", i, pages)
+			if !strings.Contains(pageTexts[i-1], want) {
+				t.Errorf("page %d lacks %q", i, want)
+			}
+		}
+	})
+	t.Run("hostile strings visible", func(t *testing.T) {
+		for _, want := range []string{`<U+1F600>`, `bell\x07`, `nul\x00`, "bad\uFFFD\uFFFD", `rtl<U+202E>evil<U+202C>`, `zwsp<U+200B>`, `<U+05E9>`, `<U+4E2D>`, `tab\tend\r`, "» XXXX"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("text lacks %q", want)
+			}
+		}
+		for _, bad := range []string{"😀", "\u202E", "\x07", "中"} {
+			if strings.Contains(text, bad) {
+				t.Errorf("raw %q reached the PDF", bad)
+			}
+		}
+		// The 10 kB line is wrapped, not cut: every X is there.
+		if n := strings.Count(text, "X"); n < 10240 {
+			t.Errorf("%d X characters in the text, want at least 10240 (the long line was cut)", n)
+		}
+	})
+	t.Run("bookmarks", func(t *testing.T) {
+		checkOutline(t, p, outline, pages)
+	})
+	t.Run("golden text", func(t *testing.T) {
+		golden(t, "testdata/report.golden", normalize(text))
+	})
+}
+
+// checkOutline compares the PDF's outline (qpdf --json) with the
+// bookmarks render made, title and page, in order.
+func checkOutline(t *testing.T, pdf string, want []outlineEntry, pages int) {
+	t.Helper()
+	var doc struct {
+		Outlines []qpdfOutline `json:"outlines"`
+	}
+	if err := json.Unmarshal([]byte(run(t, "qpdf", "--json", "--json-key=outlines", pdf)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var got []outlineEntry
+	var walk func([]qpdfOutline, int)
+	walk = func(os []qpdfOutline, level int) {
+		for _, o := range os {
+			if o.Page == nil {
+				t.Errorf("bookmark %q points to no page", o.Title)
+				continue
+			}
+			got = append(got, outlineEntry{o.Title, level, *o.Page})
+			walk(o.Kids, level+1)
+		}
+	}
+	walk(doc.Outlines, 0)
+	if len(got) != len(want) {
+		t.Fatalf("%d bookmarks, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("bookmark %d: %+v, want %+v", i, got[i], want[i])
+		}
+		if got[i].Page < 1 || got[i].Page > pages {
+			t.Errorf("bookmark %q on page %d of %d", got[i].Title, got[i].Page, pages)
+		}
+	}
+}
+
+type qpdfOutline struct {
+	Title string        `json:"title"`
+	Page  *int          `json:"destpageposfrom1"`
+	Kids  []qpdfOutline `json:"kids"`
+}
+
+var (
+	reHash   = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+	reFooter = regexp.MustCompile(`· [0-9a-f]{16}\b`)
+)
+
+// normalize hides the hashes of the fixture's JSON: they change whenever
+// a field is added to the shared result types, which is not a change of
+// the report.
+func normalize(s string) string {
+	s = reHash.ReplaceAllString(s, "<sha256>")
+	return reFooter.ReplaceAllString(s, "· <digest16>")
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+		for i := 0; i < len(gl) || i < len(wl); i++ {
+			var g, w string
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if g != w {
+				t.Fatalf("%s differs at line %d:\n got: %q\nwant: %q\n(run go test -update if the change is intended)", path, i+1, g, w)
+			}
+		}
+	}
+}
+
+func TestModel(t *testing.T) {
+	m, err := buildModel(fixtureBundle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids, statuses []string
+	for _, f := range m.findings {
+		ids = append(ids, f.ID)
+		statuses = append(statuses, f.StatusKey)
+	}
+	if got := strings.Join(ids, " "); got != "RLY-001 RLY-002 CFG-001" {
+		t.Errorf("findings %s", got)
+	}
+	if got := strings.Join(statuses, " "); got != "remediated remediated open" {
+		t.Errorf("statuses %s", got)
+	}
+	var grid []string
+	for _, r := range m.rows {
+		grid = append(grid, r.Key.String()+"="+r.beforeStatus()+">"+r.afterStatus())
+	}
+	want := []string{
+		"mx1.example.com 192.0.2.10:25=OPEN>CLOSED",
+		"mx2.example.com [2001:db8::25]:25=OPEN>CLOSED",
+		"mx2.example.com [2001:db8::25]:587 STARTTLS=CLOSED>CLOSED",
+		"closed.example.net 198.51.100.7:25=CLOSED>NOT RE-TESTED",
+		"flaky.example.org 203.0.113.5:25=INCONCLUSIVE>NOT RE-TESTED",
+	}
+	if strings.Join(grid, "\n") != strings.Join(want, "\n") {
+		t.Errorf("grid:\n%s\nwant:\n%s", strings.Join(grid, "\n"), strings.Join(want, "\n"))
+	}
+	if f, r, a := m.counts(); f != 2 || r != 2 || a != 0 {
+		t.Errorf("counts %d %d %d", f, r, a)
+	}
+	if c := m.findings[1].Controls; !strings.Contains(c, "V-259687") || !strings.Contains(c, "CCI-001308") {
+		t.Errorf("Exchange 2019 mailbox controls %q", c)
+	}
+	if c := m.findings[0].Controls; strings.Contains(c, "STIG") {
+		t.Errorf("IIS finding mapped to an Exchange STIG: %q", c)
+	}
+}
+
+func TestStatusAfterRollback(t *testing.T) {
+	b := fixtureBundle()
+	// mx1 is rolled back and the rollback re-test finds it open again.
+	b.Changes = append(b.Changes, b.Changes[0])
+	b.Changes[2].ID, b.Changes[2].Kind, b.Changes[2].Result = "RL-CHG-0003", "rollback", "applied"
+	re := *b.Audits[1].Result
+	re.Targets = append([]audit.TargetResult(nil), re.Targets...)
+	re.Targets[0].Endpoints = append(re.Targets[0].Endpoints[:0:0], re.Targets[0].Endpoints...)
+	re.Targets[0].Endpoints[0].Verdict = "open"
+	b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "rollback-retest", Host: "mx1.example.com", Result: &re})
+	m, err := buildModel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.findings[0].StatusKey; got != "open_after" {
+		t.Errorf("status %s, want open_after", got)
+	}
+	if f, r, a := m.counts(); f != 2 || r != 1 || a != 1 {
+		t.Errorf("counts %d %d %d, want 2 1 1", f, r, a)
+	}
+}
+
+func TestTemplateOverride(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, TextsFile), []byte("# German\n[title]\nPrüfbericht offene SMTP-Relays\n\n[footer]\nSeite {page} von {pages}\n"), 0o644)
+	img := image.NewRGBA(image.Rect(0, 0, 40, 20))
+	for x := range 40 {
+		for y := range 20 {
+			img.Set(x, y, color.RGBA{31, 78, 121, 255})
+		}
+	}
+	var logo bytes.Buffer
+	png.Encode(&logo, img)
+	os.WriteFile(filepath.Join(dir, LogoFile), logo.Bytes(), 0o644)
+	data, _ := renderFixture(t, fixtureBundle(), Options{TemplateDir: dir, Client: "Beispiel AG"})
+	plain, _ := renderFixture(t, fixtureBundle(), Options{})
+	if bytes.Equal(data, plain) {
+		t.Fatal("template made no difference")
+	}
+	if !bytes.Contains(data, []byte("/Subtype /Image")) {
+		t.Error("logo not embedded")
+	}
+	if _, err := exec.LookPath("pdftotext"); err != nil && os.Getenv("CI") == "" {
+		return
+	}
+	text := run(t, needTool(t, "pdftotext"), writeTemp(t, data), "-")
+	for _, want := range []string{"Prüfbericht offene SMTP-Relays", "Seite 1 von", "Beispiel AG", "Executive summary"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text lacks %q", want)
+		}
+	}
+
+	t.Run("unknown key", func(t *testing.T) {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, TextsFile), []byte("[titel]\nx\n"), 0o644)
+		_, err := render(&bytes.Buffer{}, fixtureBundle(), Options{TemplateDir: dir})
+		if err == nil || !strings.Contains(err.Error(), "titel") {
+			t.Errorf("err %v", err)
+		}
+	})
+	t.Run("bad logo", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "logo.png")
+		os.WriteFile(p, []byte("GIF89a"), 0o644)
+		if _, err := render(&bytes.Buffer{}, fixtureBundle(), Options{LogoPNG: p}); err == nil {
+			t.Error("a GIF was accepted as the PNG logo")
+		}
+	})
+}
+
+func TestDefaultTexts(t *testing.T) {
+	tx := defaultTexts()
+	// Every key the renderer asks for exists.
+	src, err := os.ReadFile("render.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`t\.(?:get|rows)\("([a-z._]+[a-z])"`).FindAllStringSubmatch(string(src), -1) {
+		if _, ok := tx[m[1]]; !ok {
+			t.Errorf("render.go uses text [%s], not in texts.txt", m[1])
+		}
+	}
+	for _, k := range []string{"open", "open_after", "remediated", "resolved", "remediated_unverified", "inconclusive", "config_remediated"} {
+		if _, ok := tx["status."+k]; !ok {
+			t.Errorf("no [status.%s]", k)
+		}
+	}
+	if got := tx.get("cover.verdict", "found", "3", "remediated", "3", "open_after", "0"); got != "3 open relays found · 3 remediated · 0 open on re-test" {
+		t.Errorf("verdict %q", got)
+	}
+	for _, bad := range []string{"text\n[a]\n", "[a]\nx\n[a]\ny\n", "[]\n"} {
+		if _, err := parseTexts("t", bad); err == nil {
+			t.Errorf("parsed %q", bad)
+		}
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "r.pdf")
+	if err := WriteFile(p, fixtureBundle(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode().Perm())
+	}
+	data, _ := os.ReadFile(p)
+	if !bytes.HasPrefix(data, []byte("%PDF-1.")) || !bytes.HasSuffix(bytes.TrimSpace(data), []byte("%%EOF")) {
+		t.Error("not a complete PDF")
+	}
+	if err := Render(&bytes.Buffer{}, nil, Options{}); !errors.Is(err, ErrRender) {
+		t.Errorf("nil bundle: %v", err)
+	}
+}
+
+func TestEmptyBundle(t *testing.T) {
+	data, _ := renderFixture(t, evidence.New(base), Options{})
+	if len(data) == 0 {
+		t.Fatal("empty output")
+	}
+}
