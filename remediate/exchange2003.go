@@ -65,6 +65,8 @@ func Ex2003MetabaseRelayForAuth(ad bool) int64 {
 const (
 	DefaultDS2MBTimeout = 60 * time.Second
 	DefaultDS2MBPoll    = 2 * time.Second
+	// firstDS2MBPoll is the first pause; pauses double up to PollInterval.
+	firstDS2MBPoll = 250 * time.Millisecond
 )
 
 // ErrSyncTimeout: the metabase did not take the values written to Active
@@ -406,6 +408,7 @@ func (d *Exchange2003Driver) waitSync(ctx context.Context, r Runner, host string
 		poll = DefaultDS2MBPoll
 	}
 	deadline := time.Now().Add(timeout)
+	step := firstDS2MBPoll
 	var last string
 	for {
 		out, err := runScript(ctx, r, host, ScriptIISRead, nil, nil)
@@ -427,7 +430,11 @@ func (d *Exchange2003Driver) waitSync(ctx context.Context, r Runner, host string
 		if !time.Now().Before(deadline) {
 			return fmt.Errorf("%w: %s still has %s after %s, Active Directory has %s / %v (is the System Attendant running?)", ErrSyncTimeout, w.Server, last, timeout, w.RelayIpList, w.RelayForAuth)
 		}
-		t := time.NewTimer(min(poll, time.Until(deadline)+time.Millisecond))
+		// Back off from a short first pause: DS2MB usually runs within
+		// seconds of the AD change notification.
+		wait := min(step, poll, time.Until(deadline)+time.Millisecond)
+		step *= 2
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -460,9 +467,10 @@ func (d *Exchange2003Driver) Apply(ctx context.Context, r Runner, plan *Plan) ([
 
 // Restore implements Driver: it writes the saved AD values (exact bytes,
 // null included) back and waits for DS2MB to copy them into the metabase.
-// The metabase then holds the saved AD values, which differ from the saved
-// metabase values when the two disagreed before: a metabase-only state
-// cannot be restored on Exchange 2003, DS2MB would undo it.
+// When the saved metabase values differed from AD (a metabase-only edit),
+// it then writes those back into the metabase as well, so the host is
+// exactly as before; the next periodic DS2MB run will undo that edit, as
+// it would have without relaylock.
 func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) error {
 	if b == nil || b.Inspection == nil || b.Plan == nil {
 		return errors.New("restore: backup lacks the inspection or the plan")
@@ -494,6 +502,15 @@ func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) e
 		}
 		if err := d.waitSync(ctx, r, b.Host, back); err != nil {
 			errs = append(errs, fmt.Errorf("restore: %w", err))
+			continue
+		}
+		// When the metabase disagreed with AD before the change (a
+		// metabase-only edit), put that exact state back too: it was the
+		// prior state, which the next periodic DS2MB run would undo anyway.
+		if vs, ok := st.Metabase.Server(w.Server); ok && (!vs.RelayIpList.Equal(back.RelayIpList) || vs.RelayForAuth != Ex2003MetabaseRelayForAuth(back.RelayForAuth)) {
+			if err := writeServer(ctx, r, b.Host, IISServerWrite{Name: vs.Name, RelayIpList: vs.RelayIpList, RelayForAuth: vs.RelayForAuth}); err != nil {
+				errs = append(errs, fmt.Errorf("restore the metabase-only values: %w", err))
+			}
 		}
 	}
 	return errors.Join(errs...)

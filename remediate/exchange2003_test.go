@@ -111,6 +111,8 @@ func TestEx2003RemediateRoundTrip(t *testing.T) {
 			r := &lab.DirectRunner{Host: h}
 			d := fastEx2003(5 * time.Second)
 			adBefore := h.ADState()
+			mbBefore := h.MetabaseState()
+			wasOpen := h.RelayAllowed(iisStranger, false, "elsewhere.example")
 
 			insp := inspectEx2003(t, d, h)
 			req := remediate.Request{Allow: []remediate.AddrRange{iisRange(t, "192.0.2.10")}, AllowAuthenticated: true}
@@ -167,12 +169,16 @@ func TestEx2003RemediateRoundTrip(t *testing.T) {
 				t.Fatalf("AD not restored: %s, want %s", got[0].RelayIpList, adBefore[0].RelayIpList)
 			}
 			mb := h.MetabaseState()
-			if !mb.Servers[0].RelayIpList.Equal(adBefore[0].RelayIpList) {
-				t.Fatalf("metabase after restore %s, want the saved AD value %s", mb.Servers[0].RelayIpList, adBefore[0].RelayIpList)
+			if !mb.Servers[0].RelayIpList.Equal(mbBefore.Servers[0].RelayIpList) || mb.Servers[0].RelayForAuth != mbBefore.Servers[0].RelayForAuth {
+				t.Fatalf("metabase after restore %s, want the saved %s", mb.Servers[0].RelayIpList, mbBefore.Servers[0].RelayIpList)
 			}
-			adOpen := sc.s != lab.Ex2003MetabaseOpenADClosed
-			if h.RelayAllowed(iisStranger, false, "elsewhere.example") != adOpen {
-				t.Fatal("relay decision after restore does not follow the restored AD value")
+			if h.RelayAllowed(iisStranger, false, "elsewhere.example") != wasOpen {
+				t.Fatal("relay decision after restore differs from before")
+			}
+			// The next DS2MB run makes the metabase follow AD again.
+			h.SyncNow()
+			if got := h.MetabaseState().Servers[0].RelayIpList; !got.Equal(adBefore[0].RelayIpList) {
+				t.Fatalf("after DS2MB the metabase has %s, AD %s", got, adBefore[0].RelayIpList)
 			}
 		})
 	}
