@@ -1,0 +1,78 @@
+// Package audit finds open SMTP relays. Run resolves each target (every MX,
+// every A and AAAA, RFC 5321 §5.1; null MX, RFC 7505, is "no-mail"),
+// probes every (MX host, address, port) and, when STARTTLS is offered,
+// the same endpoint again after STARTTLS (RFC 3207), and returns a Result
+// with verdicts, the decisive replies and full transcripts.
+//
+// # Test matrix
+//
+// Matrix (cases.go) holds the tests of relay-probes.md §8 as data:
+// controls C1 (postmaster, must be accepted for a "closed" verdict), C2
+// (nonexistent local user) and C3 (.invalid domain), which flag servers
+// that accept everything (EndpointResult.AcceptAll); sender variants
+// S1-S12 (null sender, server names and literals, spoofed local sender,
+// localhost, unqualified, bang path, random subdomain); recipient
+// variants R13-R34 (percent hack, quoted forms, double @, source routes,
+// bang paths, missing brackets, trailing @ or dot), each run with the
+// sender {u}@[ip] and again ("b") with {u}@{target domain}; R35 is
+// informational. The matrix is a strict superset of nmap's
+// smtp-open-relay tests (TestMatrixCoversNmap). Options.HeloVariants adds
+// E39a-d. Crafted addresses respect RFC 5321 §4.5.3.1 limits; a form that
+// cannot fit is skipped with its reason. IPv6 literals carry the "IPv6:"
+// tag (RFC 5321 §4.1.3).
+//
+// # Verdicts
+//
+// Per test (verdict.go): RCPT 250/251 → DATA; 354 → the connection is
+// dropped without "." (open-likely, the default depth "data"); depth
+// "rcpt" stops at RCPT (open-potential); depth "deliver" sends a marked
+// message (BuildTestMessage) and, with a Catcher, waits for it
+// (open-confirmed, bounced or accepted-not-delivered). RCPT 5xx and 4xx
+// with 4.7.1 or "relay" are denied; other 450/451 are greylisting
+// (retried after Options.GreylistRetry, else inconclusive); 421 or a
+// dropped connection is retried once on a new connection. MAIL 530/5.7.0
+// is auth-required; other MAIL 5xx leaves the test untested.
+//
+// Per endpoint: open if any test is open (Triggers list them); closed only
+// if C1 was accepted and every applicable test was refused; otherwise
+// inconclusive with the dominant reason (unreachable, timeout, refused at
+// greeting, tls, helo-refused, greylisted, dropped, blocked, ...). A host
+// that could not be tested is never closed. Per target: the worst
+// endpoint (open > inconclusive > closed).
+//
+// # Speed
+//
+// Tests run in batches of Options.TestsPerConn (8, below Postfix's soft
+// error limit) per connection, with RSET between them; with PIPELINING
+// (RFC 2920) a whole batch of RSET/MAIL/RCPT goes in one write, so a
+// connection costs about four round trips. Batches of one address are
+// spread over Options.PerHost connections; endpoints run concurrently
+// (Options.Concurrency) under a global connection rate (Options.Rate).
+// Once an endpoint is open, remaining batches are skipped unless
+// Options.AllTests.
+//
+// # Notable divergences
+//
+//   - Controls and informational tests stop at RCPT; the DATA step reruns
+//     the whole transaction for each candidate, as the pipelined batch
+//     has moved on.
+//   - An open-likely or open-confirmed test makes the endpoint open even
+//     when C1 was refused: a relayed DATA is evidence on its own. C1
+//     refusal only prevents "closed".
+//   - Bogus AUTH (test 41), the MX-based relay test (36) and SMTPUTF8 IDN
+//     recipients (37) are not implemented.
+//   - TLS certificates are recorded and verified for the report, never
+//     required.
+//
+// # JSON
+//
+// `relaylock audit --format json` writes Result (result.go) as is:
+// verdict, vantage (source addresses), options, and per target its kind,
+// verdict, reason, MX list, DNS queries and endpoints; per endpoint the
+// banner, extensions, TLS info, tests (id, title, kind, MAIL FROM, RCPT
+// TO, outcome, reason, decisive reply with enhanced code, connection
+// index, token, catch evidence), transcripts (C/S/* lines with
+// timestamps, bounded: Truncated counts dropped lines) and counters
+// (connections, round trips, commands). Fields are added, never
+// redefined.
+package audit
