@@ -10,7 +10,9 @@ func rep(code int, text string) *Reply {
 	return r
 }
 
-func itoa(n int) string { return string(rune('0'+n/100)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10)) }
+func itoa(n int) string {
+	return string(rune('0'+n/100)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10))
+}
 
 func TestDecideRcpt(t *testing.T) {
 	tests := []struct {
