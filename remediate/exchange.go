@@ -630,19 +630,54 @@ var exInternalPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("fc00::/7"), netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("::1/128"),
 }
 
-// connectorReachesInternet is true when any RemoteIPRanges entry holds an
-// Internet address (or does not parse: then assume the worst).
-func connectorReachesInternet(c ExchangeConnector) bool {
+// exposure grades who can reach a connector: exposureWide when a
+// RemoteIPRanges entry holding Internet addresses is wider than a /24
+// (IPv4) or /48 (IPv6) or does not parse, exposureHosts when only
+// narrower Internet ranges (named partner hosts) are listed,
+// exposureInternal when every range is private, loopback or link-local.
+type exposure int
+
+const (
+	exposureInternal exposure = iota
+	exposureHosts
+	exposureWide
+)
+
+func connectorExposure(c ExchangeConnector) exposure {
 	rs, bad := c.Ranges()
 	if len(bad) > 0 {
-		return true
+		return exposureWide
 	}
+	e := exposureInternal
 	for _, r := range rs {
-		if exRangeHasPublic(r) {
-			return true
+		if !exRangeHasPublic(r) {
+			continue
 		}
+		limit := 24
+		if r.From.Is6() {
+			limit = 48
+		}
+		if r.PrefixLenEquivalent() < limit {
+			return exposureWide
+		}
+		e = exposureHosts
 	}
-	return false
+	return e
+}
+
+// relaySeverity: high when the prober lands on the connector or the
+// Internet at large can; medium for named Internet hosts; low for
+// internal-only or disabled connectors.
+func relaySeverity(c ExchangeConnector, probers []string) Severity {
+	switch {
+	case !c.Enabled:
+		return SeverityLow
+	case len(probers) > 0 || connectorExposure(c) == exposureWide:
+		return SeverityHigh
+	case connectorExposure(c) == exposureHosts:
+		return SeverityMedium
+	}
+	return SeverityLow
 }
 
 func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
@@ -656,20 +691,13 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 	for _, c := range s.Connectors {
 		o := connectorObject(c.Identity)
 		probers := effective[c.Identity]
-		wide := connectorReachesInternet(c)
+		exp := connectorExposure(c)
 		ranges := exCanonRanges(c.RemoteIPRanges)
 		for _, a := range c.AnyRecipient {
 			if !a.IsAnonymous(s.AnonymousName) {
 				continue
 			}
-			sev := SeverityLow
-			if wide || len(probers) > 0 {
-				sev = SeverityHigh
-			}
-			if !c.Enabled {
-				sev = SeverityLow
-			}
-			f := Finding{ID: FindExchAnonRelay, Severity: sev, Object: o, Setting: SetAnyRecipient, Value: a.String(),
+			f := Finding{ID: FindExchAnonRelay, Severity: relaySeverity(c, probers), Object: o, Setting: SetAnyRecipient, Value: a.String(),
 				Explains: c.Enabled && len(probers) > 0,
 				Title:    "Anonymous senders may relay through receive connector " + c.Name,
 				Detail: fmt.Sprintf("%s (ANONYMOUS LOGON, %s) holds %s on %s, which accepts connections from %s on %s%s. "+
@@ -681,8 +709,8 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 			if len(probers) > 0 {
 				f.Detail += " It is the connector that answers the prober (" + strings.Join(probers, ", ") + ") on port 25."
 			}
-			if !wide && len(probers) == 0 {
-				f.Detail += " Its ranges are internal only: this is Microsoft's anonymous-relay recipe; check that every listed host should relay."
+			if exp != exposureWide && len(probers) == 0 {
+				f.Detail += " Its ranges name specific hosts or internal networks only: this is Microsoft's anonymous-relay recipe; check that every listed host should relay."
 			}
 			if a.Inherited {
 				f.Detail += " The permission is inherited from a parent object (the server or its protocol container): remove it there."
@@ -690,14 +718,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 			fs = append(fs, f)
 		}
 		if c.HasAuth("ExternalAuthoritative") {
-			sev := SeverityMedium
-			if wide || len(probers) > 0 {
-				sev = SeverityHigh
-			}
-			if !c.Enabled {
-				sev = SeverityLow
-			}
-			fs = append(fs, Finding{ID: FindExchExternalAuth, Severity: sev, Object: o, Setting: SetAuthMechanism,
+			fs = append(fs, Finding{ID: FindExchExternalAuth, Severity: relaySeverity(c, probers), Object: o, Setting: SetAuthMechanism,
 				Value: exCanonSet(c.AuthMechanism, "None"), Explains: c.Enabled && len(probers) > 0,
 				Title: "Receive connector " + c.Name + " treats its clients as externally secured Exchange servers",
 				Detail: fmt.Sprintf("AuthMechanism ExternalAuthoritative makes every client matching %s on %s a trusted "+
@@ -717,7 +738,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 				Remediation: "Remove-ADPermission the right from this principal unless it is required.",
 			})
 		}
-		if c.HasGroup("AnonymousUsers") && !wide && !c.HasAnonymousRelay(s.AnonymousName, false) {
+		if c.HasGroup("AnonymousUsers") && exp == exposureInternal && !c.HasAnonymousRelay(s.AnonymousName, false) {
 			fs = append(fs, Finding{ID: FindExchAnonInternal, Severity: SeverityLow, Object: o, Setting: SetPermissionGroups,
 				Value: exCanonSet(c.PermissionGroups, "None"),
 				Title: "Internal receive connector " + c.Name + " accepts anonymous connections",
@@ -1053,6 +1074,10 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 				Change{Object: connectorObject(c.Identity), Setting: SetAuthMechanism, Current: exCanonSet(c.AuthMechanism, "None"),
 					New: exCanonSet(auth, "None"),
 					Why: "ExternalAuthoritative makes every client in " + exCanonRanges(c.RemoteIPRanges) + " a trusted server that may relay; the allowed clients relay through the dedicated connector instead."})
+			if !c.HasGroup("AnonymousUsers") && exContainsInt(c.Ports(), 25) {
+				p.note("%s will no longer treat its clients as Exchange servers, and its PermissionGroups (%s) do not include AnonymousUsers: Internet servers that land on it (%s) can no longer deliver anonymously. Narrow its RemoteIPRanges to the partner servers it is meant for, or disable it if Default Frontend should take that mail.",
+					c.Identity, exCanonSet(c.PermissionGroups, "None"), exCanonRanges(c.RemoteIPRanges))
+			}
 		}
 	}
 
@@ -1160,6 +1185,26 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 	want := ExchangeConnector{Identity: identity, Name: name, Server: s.Server, TransportRole: role, Enabled: true,
 		Bindings: bindings, RemoteIPRanges: ranges, AuthMechanism: []string{"Tls"}, PermissionGroups: []string{"AnonymousUsers"},
 		AnyRecipient: []ExchangeACE{{User: s.AnonymousName, SID: AnonymousLogonSID}}}
+	// Exchange refuses two connectors of a role with the same binding and
+	// the same remote range [S33]: say so before touching the host.
+	for _, c := range s.Connectors {
+		if strings.EqualFold(c.Identity, identity) || !strings.EqualFold(c.TransportRole, role) {
+			continue
+		}
+		theirs, _ := c.Ranges()
+		for _, b := range bindings {
+			if !exContainsFold(c.Bindings, b) {
+				continue
+			}
+			for _, r := range allow {
+				for _, x := range theirs {
+					if x == r {
+						return fmt.Errorf("allow entry %s on %s is already the RemoteIPRanges entry of receive connector %s: Exchange refuses a second connector with the same binding and range; remove the entry from the allow list or from %s", r, b, c.Identity, c.Identity)
+					}
+				}
+			}
+		}
+	}
 	o := connectorObject(identity)
 	why := "Dedicated relay connector for the allowed clients (" + exCanonRanges(ranges) + "): anonymous senders from these addresses may relay, nobody else (Microsoft's anonymous relay recipe)."
 	if cur == nil {

@@ -483,3 +483,136 @@ func TestExchangeDetectMatchesLab(t *testing.T) {
 		})
 	}
 }
+
+func exWrite(t *testing.T, h *lab.ExchangeHost, ops ...remediate.ExchangeOp) {
+	t.Helper()
+	run, err := (&lab.DirectRunner{Host: h}).Run(context.Background(), remediate.ExchangeWriteScript, remediate.EncodeExchangeOps(ops))
+	if err != nil || run.ExitCode != 0 {
+		t.Fatalf("setup write: %v %q", err, run.Errors)
+	}
+}
+
+// An existing connector with the dedicated name is adjusted, not
+// recreated, and restore puts its old values back.
+func TestExchangeExistingDedicatedConnector(t *testing.T) {
+	ctx := context.Background()
+	d := exDriver(t)
+	h := lab.Exchange2016OpenCustomConnector()
+	exWrite(t, h, remediate.ExchangeOp{Kind: remediate.OpNewConnector, Name: remediate.DefaultRelayConnectorName, Server: "EX1",
+		Role: "FrontendTransport", Bindings: []string{"0.0.0.0:25"}, Ranges: []string{"172.16.0.0/12"}, Auth: []string{"Tls"}, Groups: []string{"AnonymousUsers"}})
+	before := h.State()
+	insp := exInspect(t, h)
+	plan, err := d.Plan(insp, exRequest(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Created) != 0 {
+		t.Errorf("Created = %q for an existing connector", plan.Created)
+	}
+	obj := `Receive connector EX1\` + remediate.DefaultRelayConnectorName
+	got := map[string]remediate.Change{}
+	for _, c := range plan.Changes {
+		if c.Object == obj {
+			got[c.Setting] = c
+		}
+	}
+	if c := got[remediate.SetRemoteIPRanges]; c.Current != "172.16.0.0/12" || c.New != "10.1.2.0/24, 192.168.7.10" {
+		t.Errorf("ranges change = %+v", c)
+	}
+	if c := got[remediate.SetBindings]; c.New != "0.0.0.0:25, 192.0.2.25:25" {
+		t.Errorf("bindings change = %+v (the dedicated connector must also listen where App Relay does)", c)
+	}
+	if c, ok := got[remediate.SetAnyRecipient]; !ok || !strings.Contains(c.New, "S-1-5-7") {
+		t.Errorf("ACE change = %+v", c)
+	}
+	if _, err := d.Apply(ctx, &lab.DirectRunner{Host: h}, plan); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := d.Plan(exInspect(t, h), exRequest(false)); err != nil || len(again.Changes) != 0 {
+		t.Errorf("second plan: %v %+v", err, again)
+	}
+	if err := d.Restore(ctx, &lab.DirectRunner{Host: h}, &remediate.Backup{Inspection: insp, Plan: plan}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(h.State(), before) {
+		t.Error("restore did not put the existing connector back as it was")
+	}
+}
+
+func TestExchangePlanRefusesDuplicateRange(t *testing.T) {
+	h := lab.Exchange2019Closed()
+	exWrite(t, h, remediate.ExchangeOp{Kind: remediate.OpNewConnector, Name: "Scanners", Server: "EX1",
+		Role: "FrontendTransport", Bindings: []string{"0.0.0.0:25"}, Ranges: []string{"10.1.2.0/24"}, Auth: []string{"Tls"}, Groups: []string{"AnonymousUsers"}})
+	_, err := exDriver(t).Plan(exInspect(t, h), exRequest(false))
+	if err == nil || !strings.Contains(err.Error(), `EX1\Scanners`) {
+		t.Fatalf("err = %v, want a refusal naming the conflicting connector", err)
+	}
+}
+
+func TestExchangeSeverityByExposure(t *testing.T) {
+	h := lab.Exchange2019Closed()
+	exWrite(t, h,
+		remediate.ExchangeOp{Kind: remediate.OpNewConnector, Name: "Partner host", Server: "EX1", Role: "FrontendTransport",
+			Bindings: []string{"0.0.0.0:25"}, Ranges: []string{"198.51.100.10"}, Auth: []string{"Tls"}, Groups: []string{"AnonymousUsers"}},
+		remediate.ExchangeOp{Kind: remediate.OpAddACE, Identity: `EX1\Partner host`, SID: remediate.AnonymousLogonSID},
+		remediate.ExchangeOp{Kind: remediate.OpNewConnector, Name: "Printers", Server: "EX1", Role: "FrontendTransport",
+			Bindings: []string{"0.0.0.0:25"}, Ranges: []string{"192.168.50.0/24"}, Auth: []string{"Tls"}, Groups: []string{"AnonymousUsers"}},
+		remediate.ExchangeOp{Kind: remediate.OpAddACE, Identity: `EX1\Printers`, SID: remediate.AnonymousLogonSID},
+		remediate.ExchangeOp{Kind: remediate.OpNewConnector, Name: "Internal anon", Server: "EX1", Role: "FrontendTransport",
+			Bindings: []string{"0.0.0.0:25"}, Ranges: []string{"10.20.0.0/16"}, Auth: []string{"Tls"}, Groups: []string{"AnonymousUsers"}},
+	)
+	want := map[string]struct {
+		id  string
+		sev remediate.Severity
+	}{
+		`Receive connector EX1\Partner host`:  {remediate.FindExchAnonRelay, remediate.SeverityMedium},
+		`Receive connector EX1\Printers`:      {remediate.FindExchAnonRelay, remediate.SeverityLow},
+		`Receive connector EX1\Internal anon`: {remediate.FindExchAnonInternal, remediate.SeverityLow},
+	}
+	insp := exInspect(t, h)
+	for obj, w := range want {
+		found := false
+		for _, f := range insp.Findings {
+			if f.Object == obj && f.ID == w.id {
+				found = true
+				if f.Severity != w.sev || f.Explains {
+					t.Errorf("%s: %+v, want severity %s, not explaining", obj, f, w.sev)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no %s finding", obj, w.id)
+		}
+	}
+	// The partner host is outside the allow list: its relay right goes; the
+	// printers' network is inside a wider allow entry: left alone.
+	req := exRequest(false)
+	wide, _ := remediate.ParseAddrRange("192.168.0.0/16")
+	req.Allow = append(req.Allow, wide)
+	plan, err := exDriver(t).Plan(insp, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []string
+	for _, c := range plan.Changes {
+		if !strings.Contains(c.Object, remediate.DefaultRelayConnectorName) {
+			objs = append(objs, c.Object+" "+c.Setting)
+		}
+	}
+	if !reflect.DeepEqual(objs, []string{`Receive connector EX1\Partner host Accept-Any-Recipient`}) {
+		t.Errorf("changes outside the dedicated connector: %q", objs)
+	}
+	if !anyContains(plan.Notes, `EX1\Printers relays for 192.168.50.0/24 only`) {
+		t.Errorf("notes: %q", plan.Notes)
+	}
+}
+
+func TestExchangeExternalAuthoritativeNote(t *testing.T) {
+	plan, err := exDriver(t).Plan(exInspect(t, lab.Exchange2016ExternalAuthoritative()), exRequest(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !anyContains(plan.Notes, `EX1\Partner Relay will no longer treat its clients as Exchange servers`) {
+		t.Errorf("notes: %q", plan.Notes)
+	}
+}
