@@ -560,8 +560,7 @@ func TestHTTPLevelRefusals(t *testing.T) {
 
 func TestFaultInjection(t *testing.T) {
 	t.Run("drop 2nd Command", func(t *testing.T) {
-		ts := startWSMan(t, true, WSManConfig{})
-		ts.cfg.Faults = &Faults{}
+		ts := startWSMan(t, true, WSManConfig{Faults: &Faults{}})
 		ts.cfg.Faults.Add(FaultRule{Kind: FaultDrop, Action: "Command", Nth: 2})
 		c := ts.client(t, clientOpts{ntlm: true})
 		for i, wantErr := range []bool{false, true, false} {
