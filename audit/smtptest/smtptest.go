@@ -282,12 +282,14 @@ func (s *Server) Serve(l net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			s.handle(c, rec)
-			c.Close()
+			// Count the connection as gone before the client can see
+			// the close, so MaxConcurrent is exact.
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.active--
 			rec.End = time.Now()
 			s.mu.Unlock()
+			c.Close()
 		}()
 	}
 }
