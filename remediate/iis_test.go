@@ -342,6 +342,13 @@ func TestIISParamsAreData(t *testing.T) {
 	if got != "SmtpSvc/1/Domain/"+evil {
 		t.Fatalf("domain param = %q", got)
 	}
+	// Allow-list entries cannot carry such text at all: they are parsed
+	// into addresses and travel as the hex of the encoded list.
+	for _, bad := range []string{"192.0.2.1;$(calc)", "192.0.2.1'", "`192.0.2.1`", "192.0.2.1\nexit"} {
+		if _, err := remediate.ParseAddrRange(bad); err == nil {
+			t.Errorf("allow entry %q accepted", bad)
+		}
+	}
 	for _, name := range []string{"iis-read", "iis-write", "iis-write-domain"} {
 		run, err := r.Run(ctx, name, map[string]string{"x": "1"})
 		if err != nil {

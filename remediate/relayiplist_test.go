@@ -333,3 +333,35 @@ func FuzzDecodeRelayIpList(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkRelayIpList(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var l RelayList
+	for range 200 {
+		var ip [4]byte
+		for i := range ip {
+			ip[i] = byte(r.IntN(256))
+		}
+		m, _ := IPMaskFromPrefix(netip.PrefixFrom(netip.AddrFrom4(ip), 32))
+		l.Grant = append(l.Grant, m)
+	}
+	l.Flags = 1
+	blob, err := EncodeRelayIpList(l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode-200", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := EncodeRelayIpList(l); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode-200", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := DecodeRelayIpList(blob); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
