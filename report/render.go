@@ -81,6 +81,9 @@ type renderer struct {
 	client  string // Options.Client or the engagement's
 	header  string
 	inBody  bool
+
+	curColor, curFill, curDraw rgb
+	colorSet, fillSet, drawSet bool
 }
 
 func newRenderer(m *model, t texts, opts Options, logo []byte) *renderer {
@@ -103,9 +106,29 @@ func newRenderer(m *model, t texts, opts Options, logo []byte) *renderer {
 	return r
 }
 
-func (r *renderer) color(c rgb)     { r.d.textColor(c.r, c.g, c.b) }
-func (r *renderer) fill(c rgb)      { r.d.fillColor(c.r, c.g, c.b) }
-func (r *renderer) draw(c rgb)      { r.d.drawColor(c.r, c.g, c.b) }
+// color, fill and draw skip calls that change nothing: gofpdf formats
+// the colour on every call, which dominated the time of large reports.
+// gofpdf keeps colours across pages, so the cache stays true.
+func (r *renderer) color(c rgb) {
+	if !r.colorSet || r.curColor != c {
+		r.d.textColor(c.r, c.g, c.b)
+		r.curColor, r.colorSet = c, true
+	}
+}
+
+func (r *renderer) fill(c rgb) {
+	if !r.fillSet || r.curFill != c {
+		r.d.fillColor(c.r, c.g, c.b)
+		r.curFill, r.fillSet = c, true
+	}
+}
+
+func (r *renderer) draw(c rgb) {
+	if !r.drawSet || r.curDraw != c {
+		r.d.drawColor(c.r, c.g, c.b)
+		r.curDraw, r.drawSet = c, true
+	}
+}
 func (r *renderer) body()           { r.d.font(fontSans, "", bodySize); r.color(colInk) }
 func (r *renderer) bottom() float64 { return pageH - marginB }
 
