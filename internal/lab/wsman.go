@@ -416,13 +416,6 @@ func (w *WSMan) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if !w.authenticate(rw, r, body) {
 		return
 	}
-	if r.TLS == nil && !w.cfg.AllowUnencrypted {
-		// AllowUnencrypted=false: an unsealed request over HTTP is refused
-		// with 401 (winrm.md §3.5, jborean93 in hashicorp/packer#6205).
-		w.record(Call{Status: http.StatusUnauthorized})
-		w.unauthorized(rw, "")
-		return
-	}
 	if len(body) == 0 {
 		// An authenticated empty POST: what pywinrm and masterzen's
 		// NewEncryption send to finish the handshake before sealing.
@@ -431,9 +424,23 @@ func (w *WSMan) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "multipart/encrypted" || mt == "multipart/x-multi-encrypted" {
+		// NTLM message encryption (MS-WSMV 2.2.9.1): Windows would unseal
+		// it; the lab cannot, and says so with 415 (documented limit: use
+		// HTTPS, or plain HTTP with AllowUnencrypted).
+		w.record(Call{Status: http.StatusUnsupportedMediaType, Fault: "message-encryption-unsupported"})
+		rw.WriteHeader(http.StatusUnsupportedMediaType)
+		return
+	}
+	if r.TLS == nil && !w.cfg.AllowUnencrypted {
+		// AllowUnencrypted=false: an unsealed request over HTTP is refused
+		// with 401 (winrm.md §3.5, jborean93 in hashicorp/packer#6205).
+		w.record(Call{Status: http.StatusUnauthorized, Fault: "unencrypted"})
+		w.unauthorized(rw, "")
+		return
+	}
 	if mt != "application/soap+xml" {
-		// Includes multipart/encrypted: the lab cannot unseal NTLM
-		// message encryption (MS-WSMV 2.2.9.1); use HTTPS.
+		// WinRM accepts only SOAP 1.2 over HTTP.
 		w.record(Call{Status: http.StatusUnsupportedMediaType})
 		rw.WriteHeader(http.StatusUnsupportedMediaType)
 		return
