@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -134,7 +135,8 @@ type Instance struct {
 	Dir     string // configuration, queue and logs
 
 	cmd       *exec.Cmd
-	logs      []string // log files, in Log order
+	stop      io.Closer // the guard's stdin: closing it stops the MTA
+	logs      []string  // log files, in Log order
 	exited    chan struct{}
 	waitErr   error
 	closeOnce sync.Once
@@ -274,19 +276,26 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	return inst, nil
 }
 
-// run starts the prepared command in its own process group.
+// run starts the prepared command under guard (proc_linux.go), so that
+// it is stopped even if the test binary dies.
 func (i *Instance) run() error {
 	out, err := os.OpenFile(filepath.Join(i.Dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
-	i.cmd.Stdout, i.cmd.Stderr = out, out
 	i.logs = append(i.logs, out.Name())
-	setProcAttr(i.cmd)
+	i.cmd = guard(i.cmd)
+	i.cmd.Stdout, i.cmd.Stderr = out, out
+	stop, err := i.cmd.StdinPipe()
+	if err != nil {
+		out.Close()
+		return err
+	}
 	if err := i.cmd.Start(); err != nil {
 		out.Close()
 		return fmt.Errorf("run %s: %w", i.cmd.Path, err)
 	}
+	i.stop = stop
 	go func() {
 		i.waitErr = i.cmd.Wait()
 		out.Close()
@@ -338,12 +347,12 @@ func greeting(ctx context.Context, addr netip.AddrPort) (string, error) {
 // directory.
 func (i *Instance) Close() error {
 	i.closeOnce.Do(func() {
-		if i.cmd != nil && i.cmd.Process != nil {
-			signalGroup(i.cmd, false)
+		if i.stop != nil {
+			i.stop.Close()
 			select {
 			case <-i.exited:
-			case <-time.After(5 * time.Second):
-				signalGroup(i.cmd, true)
+			case <-time.After(10 * time.Second):
+				signalGroup(i.cmd)
 				<-i.exited
 			}
 			// Processes that left the group (Exim's delivery
