@@ -230,6 +230,7 @@ const ex2003FixText = "Run relaylock remediate: it writes \"Only the list below\
 const (
 	FindingEx2003Disagree     = "EX2003-AD-METABASE-DISAGREE"
 	FindingEx2003ADUnreadable = "EX2003-AD-UNREADABLE"
+	FindingEx2003ADObjectGone = "EX2003-AD-OBJECT-MISSING"
 )
 
 func ex2003Findings(st Ex2003State, prober []netip.Addr) []Finding {
@@ -242,6 +243,17 @@ func ex2003Findings(st Ex2003State, prober []netip.Addr) []Finding {
 			Remediation: "Run relaylock with Kerberos delegation or CredSSP so the session can reach a domain controller, or check the relay settings in Exchange System Manager.",
 		})
 		return fs
+	}
+	for _, vs := range st.Metabase.Servers {
+		if _, ok := st.adFor(vs.Name); !ok {
+			fs = append(fs, Finding{
+				ID: FindingEx2003ADObjectGone, Title: "No Active Directory object found for virtual server " + vs.Name, Severity: SeverityMedium,
+				Object: vs.Name, Setting: "distinguishedName",
+				Detail: "No protocolCfgSMTPServer object under this server's name (CN=<server>,CN=Servers) matches " + vs.Name + ". relaylock cannot change it: a metabase-only change would be undone by DS2MB. " +
+					"On an Exchange 2003 cluster the object sits under the Exchange Virtual Server's name (UNVERIFIED).",
+				Remediation: "Change the relay restrictions in Exchange System Manager (virtual server properties, Access tab, Relay).",
+			})
+		}
 	}
 	for _, a := range st.AD {
 		vs, ok := st.Metabase.Server(a.MetabaseName())
@@ -278,6 +290,16 @@ func ex2003Findings(st Ex2003State, prober []netip.Addr) []Finding {
 		}
 	}
 	return fs
+}
+
+// adFor returns the AD object of metabase virtual server name.
+func (st Ex2003State) adFor(name string) (Ex2003ADServer, bool) {
+	for _, a := range st.AD {
+		if strings.EqualFold(a.MetabaseName(), name) {
+			return a, true
+		}
+	}
+	return Ex2003ADServer{}, false
 }
 
 // Ex2003Desired is the typed plan of the Exchange 2003 driver: one AD
@@ -358,9 +380,15 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 		}
 	}
 	for _, vs := range st.Metabase.Servers {
-		if !seen[vs.Name] {
-			p.Notes = append(p.Notes, "metabase virtual server "+vs.Name+" has no Active Directory object on this server; not changed (a metabase-only change would be undone by DS2MB)")
+		if seen[vs.Name] {
+			continue
 		}
+		eff, _ := st.Metabase.EffectiveRelayList(vs)
+		if l, err := eff.Decode(); err != nil || !l.Null && (l.GrantByDefault || l.IsOpenToAll()) {
+			return nil, fmt.Errorf("plan: virtual server %s relays (%s) but has no Active Directory object under %s: relaylock cannot change it (a metabase-only change is undone by DS2MB); change it in Exchange System Manager",
+				vs.Name, DescribeBlob(eff), insp.HostInfo.ComputerName)
+		}
+		p.Notes = append(p.Notes, "metabase virtual server "+vs.Name+" has no Active Directory object on this server; not changed (a metabase-only change would be undone by DS2MB)")
 	}
 	for _, dm := range st.Metabase.Domains {
 		if dm.RelayAllowed() {

@@ -229,6 +229,17 @@ func TestEx2003ADUnavailable(t *testing.T) {
 	}
 }
 
+func TestEx2003NoADObject(t *testing.T) {
+	d := fastEx2003(time.Second)
+	insp := inspectEx2003(t, d, newEx2003(lab.Ex2003NoADObject))
+	if _, ok := iisFinding(insp.Findings, "EX2003-AD-OBJECT-MISSING"); !ok {
+		t.Fatalf("findings %v", iisFindingIDs(insp.Findings))
+	}
+	if _, err := d.Plan(insp, remediate.Request{Allow: []remediate.AddrRange{iisRange(t, "192.0.2.10")}}); err == nil || !strings.Contains(err.Error(), "Exchange System Manager") {
+		t.Fatalf("plan must refuse an open virtual server it cannot change: %v", err)
+	}
+}
+
 func TestEx2003WriteIsData(t *testing.T) {
 	ctx := context.Background()
 	h := newEx2003(lab.Ex2003Open)

@@ -272,6 +272,8 @@ func (l RelayList) Describe() string {
 		return "all except the list below (empty list: everyone)"
 	case l.GrantByDefault:
 		return "all except the list below: " + names(l.Deny)
+	case len(l.Grant) == 0:
+		return "only the list below (empty list)"
 	default:
 		s := "only the list below: " + names(l.Grant)
 		if len(l.Deny) > 0 {

@@ -43,6 +43,10 @@ const (
 	// Ex2003ADUnavailable: open, and LDAP fails as it does over a WinRM
 	// session that cannot reach the DC (second hop).
 	Ex2003ADUnavailable
+	// Ex2003NoADObject: open, and the server's virtual server object is
+	// not found under its computer name (as on a cluster, where it sits
+	// under the Exchange Virtual Server's name, UNVERIFIED).
+	Ex2003NoADObject
 )
 
 // DefaultEx2003SyncDelay is how long the simulated DS2MB waits after an AD
@@ -104,7 +108,7 @@ func NewExchange2003(s Ex2003Scenario) *Ex2003Host {
 	unset := remediate.RelayListBlob{Null: true}
 	adOpen, mbOpen := false, false
 	switch s {
-	case Ex2003Open, Ex2003ADUnavailable:
+	case Ex2003Open, Ex2003ADUnavailable, Ex2003NoADObject:
 		adOpen, mbOpen = true, true
 		h.adUnavailable = s == Ex2003ADUnavailable
 	case Ex2003Default:
@@ -129,6 +133,9 @@ func NewExchange2003(s Ex2003Scenario) *Ex2003Host {
 		{DN: Ex2003DN(ex2003Computer, 1), RelayIpList: pick(adOpen), RelayForAuth: "True", AuthFlags: "7"},
 		// Another server of the organisation: never touched.
 		{DN: Ex2003DN("MAIL04", 1), RelayIpList: open, RelayForAuth: "True", AuthFlags: "7"},
+	}
+	if s == Ex2003NoADObject {
+		h.ad[0].DN = Ex2003DN("EVS01", 1)
 	}
 	return h
 }
