@@ -35,7 +35,7 @@ func exDriver(t *testing.T) remediate.Driver {
 
 func exInspect(t *testing.T, h *lab.ExchangeHost) *remediate.Inspection {
 	t.Helper()
-	insp, err := exDriver(t).Inspect(context.Background(), &lab.DirectRunner{Host: h}, "ex1.contoso.example", h.HostInfo(), []netip.Addr{prober})
+	insp, err := exDriver(t).Inspect(context.Background(), &lab.DirectRunner{Host: h}, "ex1.corp.example", h.HostInfo(), []netip.Addr{prober})
 	if err != nil {
 		t.Fatalf("inspect: %v", err)
 	}
@@ -448,7 +448,7 @@ func TestExchangeApplyStopsAtFirstFailure(t *testing.T) {
 
 func TestExchangeLoadFailure(t *testing.T) {
 	h := lab.Exchange2016OpenCustomConnector()
-	msg := "Exchange Management Shell could not be loaded: Connecting to remote server ex1.contoso.example failed: Access is denied. (this looks like the WinRM second-hop problem: ...)"
+	msg := "Exchange Management Shell could not be loaded: Connecting to remote server ex1.corp.example failed: Access is denied. (this looks like the WinRM second-hop problem: ...)"
 	h.SetLoadError(msg)
 	_, err := exDriver(t).Inspect(context.Background(), &lab.DirectRunner{Host: h}, "ex1", h.HostInfo(), nil)
 	if err == nil || !strings.Contains(err.Error(), "second-hop") {

@@ -32,15 +32,19 @@ import (
 // $null SID (the lab models the remote-session case).
 const (
 	labServer           = "EX1"
-	labDC               = "DC1.contoso.example"
+	labDC               = "DC1." + LabExchangeDomain
 	labAnonEnglish      = `NT AUTHORITY\ANONYMOUS LOGON`
 	labAnonGerman       = `NT-AUTORITÄT\ANONYMOUS-ANMELDUNG`
 	labAuthUsersEnglish = `NT AUTHORITY\Authenticated Users`
 	labAuthUsersGerman  = `NT-AUTORITÄT\Authentifizierte Benutzer`
-	labExchangeServers  = `CONTOSO\Exchange Servers`
+	labExchangeServers  = `CORP\Exchange Servers`
 	labExchServersSID   = "S-1-5-21-3623811015-3361044348-30300820-1118" // illustrative domain SID
 	labExtSecured       = `MS Exchange\Externally Secured Servers`
 	labLegacyServers    = `MS Exchange\Legacy Exchange Servers`
+	// LabExchangeDomain is the simulated organisation's AD domain and
+	// its default (authoritative) accepted domain, the same name the IIS
+	// simulation uses.
+	LabExchangeDomain = "corp.example"
 	// LabExchangeServerIP is the simulated server's own address, used in
 	// specific-address bindings ("192.0.2.25:25"; TEST-NET-1, RFC 5737).
 	LabExchangeServerIP = "192.0.2.25"
@@ -97,7 +101,7 @@ func exchangeHostInfo(version, build, osCaption, osVersion, ps string, roles []s
 		}
 		return remediate.ServiceInfo{Name: name, Present: true, State: "Running", StartMode: "Auto"}
 	}
-	return remediate.HostInfo{ComputerName: labServer, Domain: "contoso.example", OSCaption: osCaption, OSVersion: osVersion,
+	return remediate.HostInfo{ComputerName: labServer, Domain: LabExchangeDomain, OSCaption: osCaption, OSVersion: osVersion,
 		PSVersion: ps, Is64BitProcess: true, ExchangeVersion: version, ExchangeBuild: build, ExchangeRoles: roles,
 		Services: []remediate.ServiceInfo{svc("SMTPSVC", false), svc("MSExchangeTransport", true),
 			svc("MSExchangeFrontEndTransport", frontend), svc("MSExchangeSA", false)},
@@ -129,7 +133,7 @@ func newExchange15(version, build, osCaption, osVersion string) *ExchangeHost {
 		{name: "Client Frontend " + labServer, role: "FrontendTransport", enabled: true, bindings: bind(587), ranges: allRanges(),
 			auth: []string{"Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS"}, groups: []string{"ExchangeUsers"}},
 	}
-	h.domains = []remediate.ExchangeAcceptedDomain{{Name: "contoso.example", DomainName: "contoso.example", DomainType: "Authoritative", Default: true}}
+	h.domains = []remediate.ExchangeAcceptedDomain{{Name: LabExchangeDomain, DomainName: LabExchangeDomain, DomainType: "Authoritative", Default: true}}
 	return h
 }
 
@@ -255,7 +259,7 @@ func Exchange2010OpenDefault() *ExchangeHost {
 		{name: "Client " + labServer, enabled: true, bindings: bind(587), ranges: allRanges(),
 			auth: []string{"Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS"}, groups: []string{"ExchangeUsers"}},
 	}
-	h.domains = []remediate.ExchangeAcceptedDomain{{Name: "contoso.example", DomainName: "contoso.example", DomainType: "Authoritative", Default: true}}
+	h.domains = []remediate.ExchangeAcceptedDomain{{Name: LabExchangeDomain, DomainName: LabExchangeDomain, DomainType: "Authoritative", Default: true}}
 	return h
 }
 

@@ -22,7 +22,7 @@ func TestExchangeRegistered(t *testing.T) {
 		if !h.RelayAllowed(netip.MustParseAddr("203.0.113.5"), false, "elsewhere.example") {
 			t.Errorf("%s is not an open relay by default", name)
 		}
-		if got := h.LocalDomains(); !reflect.DeepEqual(got, []string{"contoso.example"}) {
+		if got := h.LocalDomains(); !reflect.DeepEqual(got, []string{LabExchangeDomain}) {
 			t.Errorf("%s: LocalDomains %q", name, got)
 		}
 	}
@@ -78,7 +78,7 @@ func TestExchangeCmdletValidation(t *testing.T) {
 		done int
 	}{
 		{"unknown connector", Exchange2019Closed, []remediate.ExchangeOp{{Kind: remediate.OpSetConnector, Identity: `EX1\Nope`, Set: []string{"enabled"}}},
-			`The operation couldn't be performed because object 'EX1\Nope' couldn't be found on 'DC1.contoso.example'.`, 0},
+			`The operation couldn't be performed because object 'EX1\Nope' couldn't be found on 'DC1.corp.example'.`, 0},
 		{"other server", Exchange2019Closed, []remediate.ExchangeOp{{Kind: remediate.OpRemoveConnector, Identity: `EX2\Default Frontend EX1`}}, "couldn't be found", 0},
 		{"duplicate name", Exchange2019Closed, []remediate.ExchangeOp{good, good}, `A Receive connector with the name "Relay" already exists`, 1},
 		{"duplicate name, other case", Exchange2019Closed, []remediate.ExchangeOp{with(func(o *remediate.ExchangeOp) { o.Name = "default frontend ex1" })}, "already exists", 0},
@@ -92,8 +92,8 @@ func TestExchangeCmdletValidation(t *testing.T) {
 		{"remove missing ACE", Exchange2019Closed, []remediate.ExchangeOp{{Kind: remediate.OpRemoveACE, Identity: `EX1\Default Frontend EX1`, SID: remediate.AnonymousLogonSID}},
 			"the ACE doesn't exist", 0},
 		{"unknown principal", Exchange2019Closed, []remediate.ExchangeOp{{Kind: remediate.OpAddACE, Identity: `EX1\Default Frontend EX1`, User: `CONTOSO\Nobody`}}, "couldn't be found", 0},
-		{"remove default domain", Exchange2019Closed, []remediate.ExchangeOp{{Kind: remediate.OpRemoveDomain, Identity: "contoso.example"}}, "default accepted domain", 0},
-		{"bad domain type", Exchange2019Closed, []remediate.ExchangeOp{{Kind: remediate.OpSetDomain, Identity: "contoso.example", DomainType: "Open"}}, "DomainType", 0},
+		{"remove default domain", Exchange2019Closed, []remediate.ExchangeOp{{Kind: remediate.OpRemoveDomain, Identity: LabExchangeDomain}}, "default accepted domain", 0},
+		{"bad domain type", Exchange2019Closed, []remediate.ExchangeOp{{Kind: remediate.OpSetDomain, Identity: LabExchangeDomain, DomainType: "Open"}}, "DomainType", 0},
 		{"unknown op", Exchange2019Closed, []remediate.ExchangeOp{{Kind: "format-c"}}, "unknown operation kind", 0},
 	}
 	for _, tc := range tests {
