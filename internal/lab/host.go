@@ -7,6 +7,44 @@
 // platform's handler for that script name, with the parameters decoded
 // from the payload (remediate/psframe). That dispatch is the contract
 // between scripts and lab, kept in one place: see Dispatch.
+//
+// # Using the lab
+//
+// Start runs one simulated host with all its faces on loopback:
+//
+//	l, err := lab.Start(ctx, lab.Config{Platform: "exchange2016"})
+//	defer l.Close()
+//	// DNS:   l.DNSAddr   (MX l.Domain → l.MXHost → 127.0.0.1)
+//	// SMTP:  l.SMTPAddr  (relay decisions from l.Host at every RCPT)
+//	// WinRM: l.WinRMHost, l.WinRMPort over HTTPS; trust l.CACertPEM,
+//	//        verify against l.TLSServerName; l.User / l.Password
+//	//        (Basic and NTLM; also SMTP AUTH PLAIN/LOGIN).
+//
+// Platforms register themselves (Register, from init) and are listed by
+// Platforms; tests may pass their own Host in Config.Host.
+//
+// The SMTP face sees the real client address. To test allow lists, probe
+// from another loopback address: on Linux every 127.0.0.0/8 address is
+// local, so a net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+// reaches l.SMTPAddr as client 127.0.0.2 (see lab_test.go).
+//
+// # The WS-Management face
+//
+// WSMan (wsman.go) is a strict WinRS server (MS-WSMV; winrm.md §2): real
+// long-poll Receive ending in the w:TimedOut fault, Windows' faults for an
+// unknown shell or command, cmd.exe's 8191-character limit, MaxShellsPerUser,
+// MaxEnvelopeSizekb (HTTP 413), 415 for a wrong content type, and the
+// 401 Windows sends for bad credentials. Authentication is Basic or NTLMv2
+// (ntlm.go, per connection). NTLM message encryption is not implemented:
+// a sealed request gets 415, so clients use HTTPS (the default) or plain
+// HTTP with AllowUnencrypted (Config.PlainHTTP).
+//
+// For assertions it records every request (WSMan.Calls) and every command
+// run with its decoded script name and parameters (WSMan.Runs);
+// WSMan.Verify fails on an expected script that never ran. Faults
+// (faults.go) injects dropped connections, HTTP 500 faults, access denied,
+// hung requests and delays, by action, by Nth request or by script name,
+// before or after the script ran.
 package lab
 
 import (
