@@ -7,7 +7,9 @@
 #   dn               distinguished name of the protocolCfgSMTPServer object (from ex2003-read-ad)
 #   relayiplistattr  LDAP name of the relay-list attribute (UNVERIFIED name, see remediate.Ex2003RelayIpListAttr)
 #   relayiplist      NULL (clear the attribute), EMPTY (zero-length value, UNVERIFIED in AD) or the IPSECLIST blob in hex
-#   relayforauth     TRUE or FALSE (msExchSmtpRelayForAuth)
+#   relayforauth     TRUE or FALSE (msExchSmtpRelayForAuth, written as a .NET Boolean: attribute syntax UNVERIFIED)
+# The IPSECLIST blob is written as one binary value; whether AD accepts a zero-length value
+# (EMPTY) is UNVERIFIED. An unknown DN prints kind not-found (0x80072030).
 $dn = [string]$P['dn']
 $attr = [string]$P['relayiplistattr']
 $ril = [string]$P['relayiplist']
