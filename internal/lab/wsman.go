@@ -303,14 +303,16 @@ func (w *WSMan) Close() error {
 	return err
 }
 
-// Calls returns every request answered so far, in order.
+// Calls returns the requests answered so far, in order (the most recent
+// 20000).
 func (w *WSMan) Calls() []Call {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]Call(nil), w.calls...)
 }
 
-// Runs returns every command run so far, in order of completion.
+// Runs returns the commands run so far, in order of completion (the most
+// recent 2000).
 func (w *WSMan) Runs() []Run {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -563,11 +565,27 @@ func (w *WSMan) unauthorized(rw http.ResponseWriter, _ string) {
 	rw.WriteHeader(http.StatusUnauthorized)
 }
 
+// Recording limits: a lab left running for days (relaylock lab) keeps
+// the most recent calls and runs only.
+const (
+	maxCalls = 20000
+	maxRuns  = 2000
+)
+
 func (w *WSMan) record(c Call) {
 	c.Time = time.Now()
 	w.mu.Lock()
-	w.calls = append(w.calls, c)
+	w.calls = appendBounded(w.calls, c, maxCalls)
 	w.mu.Unlock()
+}
+
+// appendBounded appends v and drops the oldest tenth when s exceeds max.
+func appendBounded[T any](s []T, v T, max int) []T {
+	s = append(s, v)
+	if len(s) > max {
+		s = append(s[:0:0], s[len(s)-max*9/10:]...)
+	}
+	return s
 }
 
 // ---- SOAP layer -------------------------------------------------------------
@@ -823,7 +841,7 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 		run.Stdout, run.Stderr, run.ExitCode = stdout, stderr, code
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		w.runs = append(w.runs, run)
+		w.runs = appendBounded(w.runs, run, maxRuns)
 		if c.done {
 			return // terminated meanwhile: the output is lost, as on Windows
 		}

@@ -808,3 +808,16 @@ func TestMessageEncryptionRefused(t *testing.T) {
 		t.Fatalf("calls %+v", ts.Calls())
 	}
 }
+
+func TestAppendBounded(t *testing.T) {
+	var s []int
+	for i := 0; i < 25; i++ {
+		s = appendBounded(s, i, 10)
+		if len(s) > 10 || s[len(s)-1] != i {
+			t.Fatalf("after %d: %v", i, s)
+		}
+	}
+	if s[0] != 25-len(s) {
+		t.Fatalf("oldest kept %d of %v", s[0], s)
+	}
+}
