@@ -96,6 +96,10 @@ type TargetResult struct {
 	// Triggers lists, for an open target, "host address:port/tls test-id"
 	// strings of every test that found it open.
 	Triggers []string `json:"triggers,omitempty"`
+	// DNSNotes are the resolver's Resolution.Notes: DNS findings worth
+	// reporting, such as a null MX published with other MX records
+	// (RFC 7505 §3) or a domain that is an alias.
+	DNSNotes []string `json:"dns_notes,omitempty"`
 }
 
 // MXHost is one mail exchanger of a domain, in preference order.
