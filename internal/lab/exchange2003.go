@@ -103,7 +103,7 @@ func NewExchange2003(s Ex2003Scenario) *Ex2003Host {
 		now:       time.Now,
 	}
 	st := iisBaseState(ex2003Computer)
-	st.Domains = nil // Exchange keeps its domains in AD (recipient policies)
+	st.Domains = nil // Exchange keeps its domains in AD (recipient policies, not metabase domains)
 	open := remediate.RelayListBlob{Bytes: []byte{}}
 	unset := remediate.RelayListBlob{Null: true}
 	adOpen, mbOpen := false, false

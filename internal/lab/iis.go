@@ -92,6 +92,11 @@ func iisBaseState(computer string) remediate.IISState {
 			// The default local domain (SMTP_DEFAULT 0x40) [S4].
 			Name: "SmtpSvc/1/Domain/" + strings.ToLower(computer) + "." + labDNSDomain, RouteAction: 0x40,
 			RelayIpList: remediate.RelayListBlob{Null: true},
+		}, {
+			// A local alias domain (SMTP_ALIAS 0x10, as public deploy
+			// scripts create them [S55]): the organisation's mail domain.
+			Name: "SmtpSvc/1/Domain/" + labDNSDomain, RouteAction: 0x10,
+			RelayIpList: remediate.RelayListBlob{Null: true},
 		}},
 	}
 }

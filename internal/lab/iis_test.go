@@ -84,6 +84,12 @@ func TestIISHostAnswersLikeItsScripts(t *testing.T) {
 	if st := h.State(); !st.Servers[0].RelayIpList.Null || st.Servers[0].RelayForAuth != 0 {
 		t.Fatalf("write not applied: %+v", st.Servers[0])
 	}
+	if ds := h.LocalDomains(); len(ds) != 2 || ds[0] != "corp.example" || ds[1] != "smtp01.corp.example" {
+		t.Fatalf("local domains %v", ds)
+	}
+	if ds := NewExchange2003(Ex2003Open).LocalDomains(); len(ds) != 1 || ds[0] != LabExchangeDomain {
+		t.Fatalf("Exchange 2003 local domains %v", ds)
+	}
 	nw := NewIIS(IISNoWebWMI)
 	run, err = (&DirectRunner{Host: nw}).Run(ctx, remediate.ScriptIISRead, nil)
 	if err != nil || run.ExitCode != 3 || len(run.Errors) == 0 {
