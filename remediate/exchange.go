@@ -340,6 +340,20 @@ func decodeExchangeRead(out *psframe.Output) (*ExchangeState, error) {
 		idx[strings.ToLower(c.Identity)] = len(s.Connectors)
 		s.Connectors = append(s.Connectors, c)
 	}
+	// The Exchange server name is what connector identities start with;
+	// it normally equals COMPUTERNAME (exinfo's server), but trust the
+	// connectors when they agree on another one.
+	if len(s.Connectors) > 0 {
+		srv := s.Connectors[0].Server
+		for _, c := range s.Connectors {
+			if !strings.EqualFold(c.Server, srv) {
+				srv = ""
+			}
+		}
+		if srv != "" {
+			s.Server = srv
+		}
+	}
 	for _, r := range out.Of("ace") {
 		i, ok := idx[strings.ToLower(r.Str("id"))]
 		if !ok {

@@ -444,7 +444,7 @@ func (h *ExchangeHost) Handle(script string, params map[string]string) ([]psfram
 	var recs []psframe.Record
 	for i, op := range ops {
 		if err := h.apply(op); err != nil {
-			recs = append(recs, *errRec(err.Error()).Set("op", strconv.Itoa(i+1)))
+			recs = append(recs, *errRec(err.Error()).Set("op", strconv.Itoa(i+1)).Set("kind", op.Kind))
 			return recs, 1, ""
 		}
 		recs = append(recs, *psframe.NewRecord("done").Set("op", strconv.Itoa(i+1)).Set("kind", op.Kind))

@@ -19,7 +19,7 @@
 #                      translated here so that localized names (ANONYMOUS LOGON) always match
 #   op<i>_domain, _type  accepted domain DomainName, DomainType
 # Records: 'done' op=<i> kind=<kind> after each operation that succeeded; on the first failure
-# the trap prints an 'error' record and the script ends with code 1 (later operations not run).
+# an 'error' record (message, op, kind) and exit code 1: later operations are not run.
 # BEGIN exchange-loader (identical in every exchange-*.ps1; checked by remediate/exchange_test.go)
 # Loads the Exchange cmdlets into this WinRS powershell.exe (windows-relay.md 3.4, after
 # microsoft/CSS-Exchange Shared/Confirm-ExchangeShell.ps1): refuse a 32-bit process; 2007: the
@@ -41,33 +41,33 @@ if ($null -ne (Get-Command Get-ReceiveConnector -ErrorAction SilentlyContinue)) 
         if ($rlKey -eq '' -and (Test-Path ($k + '\Setup'))) { $rlKey = $k }
     }
     try {
-        if ($rlKey -eq '') {
-            Add-PSSnapin Microsoft.Exchange.Management.PowerShell.Admin
-            $rlLoader = 'snapin-2007'
-        } else {
-            $rlInstall = $env:ExchangeInstallPath
-            if (-not $rlInstall) { $rlInstall = (Get-ItemProperty ($rlKey + '\Setup')).MsiInstallPath }
-            if (Test-Path ($rlKey + '\EdgeTransportRole')) {
-                [xml]$rlPsc = Get-Content (Join-Path $rlInstall 'Bin\exShell.psc1')
-                foreach ($s in @($rlPsc.PSConsoleFile.PSSnapIns.PSSnapIn)) { Add-PSSnapin $s.Name }
-                . (Join-Path $rlInstall 'bin\Exchange.ps1') | Out-Null
-                $rlLoader = 'edge'
+            if ($rlKey -eq '') {
+                Add-PSSnapin Microsoft.Exchange.Management.PowerShell.Admin
+                $rlLoader = 'snapin-2007'
             } else {
-                try {
-                    . (Join-Path $rlInstall 'bin\RemoteExchange.ps1') | Out-Null
-                    Connect-ExchangeServer -Auto | Out-Null
-                    if ($null -eq (Get-Command Get-ReceiveConnector -ErrorAction SilentlyContinue)) { throw 'Connect-ExchangeServer did not import the Exchange cmdlets' }
-                    $rlLoader = 'remote'
-                } catch {
-                    $rlFirst = $_.Exception.Message
-                    $rlSnap = 'Microsoft.Exchange.Management.PowerShell.SnapIn'
-                    if ($rlKey -like '*v14') { $rlSnap = 'Microsoft.Exchange.Management.PowerShell.E2010' }
-                    Add-PSSnapin $rlSnap
-                    $rlLoader = 'snapin'
-                    RL-Rec 'warning' @('message', ('Connect-ExchangeServer failed (' + $rlFirst + '); loaded the local snap-in ' + $rlSnap + ' instead, which Microsoft does not support beyond reading and receive connector changes'))
+                $rlInstall = $env:ExchangeInstallPath
+                if (-not $rlInstall) { $rlInstall = (Get-ItemProperty ($rlKey + '\Setup')).MsiInstallPath }
+                if (Test-Path ($rlKey + '\EdgeTransportRole')) {
+                    [xml]$rlPsc = Get-Content (Join-Path $rlInstall 'Bin\exShell.psc1')
+                    foreach ($s in @($rlPsc.PSConsoleFile.PSSnapIns.PSSnapIn)) { Add-PSSnapin $s.Name }
+                    . (Join-Path $rlInstall 'bin\Exchange.ps1') | Out-Null
+                    $rlLoader = 'edge'
+                } else {
+                    try {
+                        . (Join-Path $rlInstall 'bin\RemoteExchange.ps1') | Out-Null
+                        Connect-ExchangeServer -Auto | Out-Null
+                        if ($null -eq (Get-Command Get-ReceiveConnector -ErrorAction SilentlyContinue)) { throw 'Connect-ExchangeServer did not import the Exchange cmdlets' }
+                        $rlLoader = 'remote'
+                    } catch {
+                        $rlFirst = $_.Exception.Message
+                        $rlSnap = 'Microsoft.Exchange.Management.PowerShell.SnapIn'
+                        if ($rlKey -like '*v14') { $rlSnap = 'Microsoft.Exchange.Management.PowerShell.E2010' }
+                        Add-PSSnapin $rlSnap
+                        $rlLoader = 'snapin'
+                        RL-Rec 'warning' @('message', ('Connect-ExchangeServer failed (' + $rlFirst + '); loaded the local snap-in ' + $rlSnap + ' instead, which Microsoft does not support beyond reading and receive connector changes'))
+                    }
                 }
             }
-        }
     } catch {
         $rlMsg = 'Exchange Management Shell could not be loaded: ' + $_.Exception.Message
         if ($rlMsg -match 'ANONYMOUS|Kerberos|delegat|Access is denied|Access denied|401') {
@@ -114,52 +114,56 @@ for ($i = 1; $i -le $n; $i++) {
     $pre = 'op' + $i + '_'
     $kind = $P[$pre + 'kind']
     $id = $P[$pre + 'identity']
-    switch ($kind) {
-        'new-connector' {
-            $a = @{
-                Name             = $P[$pre + 'name']
-                Server           = $P[$pre + 'server']
-                Bindings         = (RLX-List ($pre + 'bindings'))
-                RemoteIPRanges   = (RLX-List ($pre + 'ranges'))
-                AuthMechanism    = (RLX-FlagsArg ($pre + 'auth'))
-                PermissionGroups = (RLX-FlagsArg ($pre + 'groups'))
+    try {
+        switch ($kind) {
+            'new-connector' {
+                $a = @{
+                    Name             = $P[$pre + 'name']
+                    Server           = $P[$pre + 'server']
+                    Bindings         = (RLX-List ($pre + 'bindings'))
+                    RemoteIPRanges   = (RLX-List ($pre + 'ranges'))
+                    AuthMechanism    = (RLX-FlagsArg ($pre + 'auth'))
+                    PermissionGroups = (RLX-FlagsArg ($pre + 'groups'))
+                }
+                $role = $P[$pre + 'role']
+                if ($role) { $a['TransportRole'] = $role; $a['Custom'] = $true } else { $a['Usage'] = 'Custom' }
+                New-ReceiveConnector @a | Out-Null
             }
-            $role = $P[$pre + 'role']
-            if ($role) { $a['TransportRole'] = $role; $a['Custom'] = $true } else { $a['Usage'] = 'Custom' }
-            New-ReceiveConnector @a | Out-Null
+            'set-connector' {
+                $a = @{ Identity = $id }
+                $fields = RLX-List ($pre + 'set')
+                if ($fields -contains 'enabled') { $a['Enabled'] = [bool]::Parse($P[$pre + 'enabled']) }
+                if ($fields -contains 'bindings') { $a['Bindings'] = (RLX-List ($pre + 'bindings')) }
+                if ($fields -contains 'ranges') { $a['RemoteIPRanges'] = (RLX-List ($pre + 'ranges')) }
+                if ($fields -contains 'auth') { $a['AuthMechanism'] = (RLX-FlagsArg ($pre + 'auth')) }
+                if ($fields -contains 'groups') { $a['PermissionGroups'] = (RLX-FlagsArg ($pre + 'groups')) }
+                Set-ReceiveConnector @a -Confirm:$false | Out-Null
+            }
+            'remove-connector' {
+                Remove-ReceiveConnector -Identity $id -Confirm:$false | Out-Null
+            }
+            'add-ace' {
+                Add-ADPermission -Identity (RLX-ConnectorDN $id) -User (RLX-Principal $i) -ExtendedRights $right -Confirm:$false | Out-Null
+            }
+            'remove-ace' {
+                Remove-ADPermission -Identity (RLX-ConnectorDN $id) -User (RLX-Principal $i) -ExtendedRights $right -Confirm:$false | Out-Null
+            }
+            'set-domain' {
+                Set-AcceptedDomain -Identity $id -DomainType $P[$pre + 'type'] -Confirm:$false | Out-Null
+            }
+            'new-domain' {
+                New-AcceptedDomain -Name $P[$pre + 'name'] -DomainName $P[$pre + 'domain'] -DomainType $P[$pre + 'type'] | Out-Null
+            }
+            'remove-domain' {
+                Remove-AcceptedDomain -Identity $id -Confirm:$false | Out-Null
+            }
+            default {
+                throw ('unknown operation kind: ' + $kind)
+            }
         }
-        'set-connector' {
-            $a = @{ Identity = $id }
-            $fields = RLX-List ($pre + 'set')
-            if ($fields -contains 'enabled') { $a['Enabled'] = [bool]::Parse($P[$pre + 'enabled']) }
-            if ($fields -contains 'bindings') { $a['Bindings'] = (RLX-List ($pre + 'bindings')) }
-            if ($fields -contains 'ranges') { $a['RemoteIPRanges'] = (RLX-List ($pre + 'ranges')) }
-            if ($fields -contains 'auth') { $a['AuthMechanism'] = (RLX-FlagsArg ($pre + 'auth')) }
-            if ($fields -contains 'groups') { $a['PermissionGroups'] = (RLX-FlagsArg ($pre + 'groups')) }
-            Set-ReceiveConnector @a -Confirm:$false | Out-Null
-        }
-        'remove-connector' {
-            Remove-ReceiveConnector -Identity $id -Confirm:$false | Out-Null
-        }
-        'add-ace' {
-            Add-ADPermission -Identity (RLX-ConnectorDN $id) -User (RLX-Principal $i) -ExtendedRights $right -Confirm:$false | Out-Null
-        }
-        'remove-ace' {
-            Remove-ADPermission -Identity (RLX-ConnectorDN $id) -User (RLX-Principal $i) -ExtendedRights $right -Confirm:$false | Out-Null
-        }
-        'set-domain' {
-            Set-AcceptedDomain -Identity $id -DomainType $P[$pre + 'type'] -Confirm:$false | Out-Null
-        }
-        'new-domain' {
-            New-AcceptedDomain -Name $P[$pre + 'name'] -DomainName $P[$pre + 'domain'] -DomainType $P[$pre + 'type'] | Out-Null
-        }
-        'remove-domain' {
-            Remove-AcceptedDomain -Identity $id -Confirm:$false | Out-Null
-        }
-        default {
-            RL-Rec 'error' @('message', ('unknown operation kind: ' + $kind), 'op', $i)
-            RL-End 2
-        }
+    } catch {
+        RL-Rec 'error' @('message', $_.Exception.Message, 'op', $i, 'kind', $kind)
+        RL-End 1
     }
     RL-Rec 'done' @('op', $i, 'kind', $kind)
 }
