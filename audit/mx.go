@@ -594,6 +594,10 @@ func (r *DNSResolver) exchange(ctx context.Context, server, network, name string
 		Type:      dns.TypeToString[qtype],
 	}
 	m, rtt, err := r.exchangeConn(ctx, server, network, q)
+	if err == nil && (len(m.Question) != 1 || !strings.EqualFold(m.Question[0].Name, name) || m.Question[0].Qtype != qtype) {
+		// RFC 5452 §9.1: an answer must match the question asked.
+		err = errors.New("answer does not match the question")
+	}
 	rec.RTT = Duration(rtt)
 	if m != nil {
 		rec.Rcode = rcodeString(m.Rcode)

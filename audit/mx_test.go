@@ -480,6 +480,19 @@ func TestMailHostsServerFailover(t *testing.T) {
 		}
 		checkEvidence(t, res.Queries, ref, sf)
 	})
+	t.Run("answer to another question is not used", func(t *testing.T) {
+		bad := dnstest.ServeServer(t, dnstest.Zone{Records: zone, Faults: []dnstest.Fault{{Name: "*", Action: dnstest.WrongQuestion}}})
+		good := dnstest.ServeServer(t, dnstest.Zone{Records: zone})
+		r := newTestResolver(t, bad.Addr(), good.Addr())
+		res, err := r.MailHosts(context.Background(), "ex.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(res.Queries[0].Error, "does not match") || res.Queries[1].Server != good.Addr() {
+			t.Errorf("queries = %+v", res.Queries[:2])
+		}
+		checkEvidence(t, res.Queries, bad, good)
+	})
 	t.Run("all servers time out", func(t *testing.T) {
 		dead := dnstest.ServeServer(t, dnstest.Zone{Records: zone, Faults: []dnstest.Fault{{Name: "*", Action: dnstest.Drop}}})
 		r := newTestResolver(t, dead.Addr())

@@ -48,6 +48,7 @@ const (
 	Drop            // send nothing: the client times out
 	FormErr         // answer FORMERR to queries carrying EDNS0 (old servers)
 	Delay           // only wait Fault.Delay, then answer normally
+	WrongQuestion   // answer with another name in the question section (spoofing, broken middleboxes)
 )
 
 func (a Action) String() string {
@@ -66,6 +67,8 @@ func (a Action) String() string {
 		return "formerr"
 	case Delay:
 		return "delay"
+	case WrongQuestion:
+		return "wrong-question"
 	}
 	return fmt.Sprintf("Action(%d)", int(a))
 }
@@ -397,6 +400,9 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 	}
 	s.answer(m, name, q.Qtype)
+	if fault != nil && fault.Action == WrongQuestion {
+		m.Question[0].Name = "wrong." + m.Question[0].Name
+	}
 	if opt != nil {
 		m.SetEdns0(opt.UDPSize(), false)
 	}
