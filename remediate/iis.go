@@ -454,8 +454,13 @@ const (
 	FindingDomainWildcard = "RELAY-DOMAIN-WILDCARD"  // remote domain * (or *.tld) with relay
 	FindingDomainRelay    = "RELAY-DOMAIN"           // remote domain with relay
 	FindingAuthGuest      = "RELAY-AUTH-GUEST"       // RelayForAuth + Basic + Guest enabled
+	FindingBroadRange     = "RELAY-BROAD-RANGE"      // grant entry wider than /16
 	FindingRestricted     = "RELAY-RESTRICTED"       // info: relay restricted
 )
+
+// broadGrantPrefix: grant entries with a shorter prefix (more than 65536
+// addresses, or a non-contiguous mask) are reported as broad.
+const broadGrantPrefix = 16
 
 func anyAllowed(l RelayList, prober []netip.Addr) bool {
 	for _, p := range prober {
@@ -518,7 +523,9 @@ func relayListFindings(prefix, object string, b RelayListBlob, inheritedFrom str
 			Object: object, Setting: SettingRelayIpList, Value: desc, Explains: covered,
 			Detail: d + detailSuffix, Remediation: fix,
 		}}
-	case !l.Null && anyAllowed(l, prober):
+	}
+	var fs []Finding
+	if !l.Null && anyAllowed(l, prober) {
 		var hit []string
 		for _, p := range prober {
 			for _, g := range l.Grant {
@@ -528,12 +535,30 @@ func relayListFindings(prefix, object string, b RelayListBlob, inheritedFrom str
 				}
 			}
 		}
-		return []Finding{{
+		fs = append(fs, Finding{
 			ID: prefix + FindingGrantProber, Title: "Relay grant list covers the probe address", Severity: SeverityHigh,
 			Object: object, Setting: SettingRelayIpList, Value: desc, Explains: true,
 			Detail:      "The relay grant list lets the address the external probe came from relay (" + strings.Join(hit, "; ") + "). If the probe ran from outside the organisation, the list is too wide." + detailSuffix,
 			Remediation: fix,
-		}}
+		})
+	}
+	var broad []string
+	for _, g := range l.Grant {
+		if n := g.PrefixLen(); n < broadGrantPrefix && n != 0 { // /0 is FindingGrantEveryone
+			broad = append(broad, g.String())
+		}
+	}
+	if len(broad) > 0 {
+		fs = append(fs, Finding{
+			ID: prefix + FindingBroadRange, Title: "Relay allowed for a whole network range", Severity: SeverityMedium,
+			Object: object, Setting: SettingRelayIpList, Value: desc,
+			Detail: fmt.Sprintf("The relay grant list holds ranges wider than /%d (%s): every host in them may relay without authenticating, so one compromised machine there can send spam through this server.",
+				broadGrantPrefix, strings.Join(broad, ", ")) + detailSuffix,
+			Remediation: "Narrow the list to the application servers and devices that send mail.",
+		})
+	}
+	if len(fs) > 0 {
+		return fs
 	}
 	return []Finding{{
 		ID: prefix + FindingRestricted, Title: "Relay restricted by address list", Severity: SeverityInfo,

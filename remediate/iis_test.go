@@ -381,3 +381,28 @@ func TestIISWriteRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestIISBroadRange(t *testing.T) {
+	h := lab.NewIIS(lab.IISClosed)
+	st := h.State()
+	m, _ := remediate.IPMaskFromPrefix(netip.MustParsePrefix("10.0.0.0/8"))
+	lo, _ := remediate.IPMaskFromPrefix(netip.MustParsePrefix("127.0.0.1/32"))
+	b, err := remediate.BlobOf(remediate.RelayList{Grant: []remediate.IPMask{lo, m}, Flags: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Servers[0].RelayIpList = b
+	h.SetState(st)
+	insp := inspectIIS(t, h, iisStranger)
+	f, ok := iisFinding(insp.Findings, "IIS-RELAY-BROAD-RANGE")
+	if !ok || f.Severity != remediate.SeverityMedium || f.Explains || !strings.Contains(f.Detail, "10.0.0.0/8") {
+		t.Fatalf("findings %+v", insp.Findings)
+	}
+	if iisHasHigh(insp.Findings) {
+		t.Fatal("a broad range not covering the prober is not high")
+	}
+	insp = inspectIIS(t, h, netip.MustParseAddr("10.9.9.9"))
+	if _, ok := iisFinding(insp.Findings, "IIS-RELAY-GRANT-PROBER"); !ok {
+		t.Fatalf("prober inside the range: %v", iisFindingIDs(insp.Findings))
+	}
+}
