@@ -26,9 +26,14 @@ relaylock_mta_setup() {
   fi
   [ -n "$own_policy" ] && rm -f "$policy"
 
-  # In case an earlier install or a boot started it anyway.
-  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl disable --now postfix.service >/dev/null 2>&1 || true
+  # The package enables its unit; the tests never use the system
+  # instance, so it must not start at boot either. Stop it in case an
+  # earlier install or a boot started it anyway.
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable postfix.service >/dev/null 2>&1 || true
+    if [ -d /run/systemd/system ]; then
+      systemctl stop postfix.service >/dev/null 2>&1 || true
+    fi
   fi
   postfix status >/dev/null 2>&1 && postfix stop || true
 
@@ -44,8 +49,15 @@ relaylock_mta_setup() {
     deps="$(dpkg-deb -f "$tmp"/exim4-daemon-light_*.deb Depends |
       tr ',' '\n' | sed -E 's/\(.*\)//; s/\|.*//; s/^ +//; s/ +$//' |
       grep -E '^lib' || true)"
-    # shellcheck disable=SC2086
-    [ -n "$deps" ] && apt-get install -y --no-install-recommends $deps
+    local dep missing=""
+    for dep in $deps; do
+      dpkg-query -W -f='${Status}' "$dep" 2>/dev/null | grep -q 'ok installed' ||
+        missing="$missing $dep"
+    done
+    if [ -n "$missing" ]; then
+      # shellcheck disable=SC2086
+      apt-get install -y --no-install-recommends $missing
+    fi
     rm -rf "$exim_root"
     mkdir -p "$exim_root"
     local deb
@@ -61,5 +73,13 @@ relaylock_mta_setup() {
       --no-create-home --shell /usr/sbin/nologin Debian-exim
   fi
   export RELAYLOCK_EXIM="$exim_root/usr/sbin/exim4"
+  # Fail here, not in the tests, if a shared library is missing.
+  if ldd "$RELAYLOCK_EXIM" | grep -q 'not found'; then
+    ldd "$RELAYLOCK_EXIM" | grep 'not found' >&2
+    return 1
+  fi
+  # -bV exits 1 here: there is no system configuration, on purpose.
+  { "$RELAYLOCK_EXIM" -bV 2>/dev/null || true; } | head -1
+  postconf -d -h mail_version | sed 's/^/Postfix /'
 }
 relaylock_mta_setup
