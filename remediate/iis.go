@@ -887,13 +887,12 @@ func (IISDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 	for _, vs := range st.Servers {
 		// Plan against the server's own value: the plan writes a value on
 		// the server, which overrides an inherited one.
-		eff, _ := st.EffectiveRelayList(vs)
 		want, wantRFA, ch, notes, err := planRelay(relayTarget{object: vs.Name, cur: vs.RelayIpList, rfa: vs.RelayForAuth}, req, why)
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", vs.Name, err)
 		}
-		if want.Null && !eff.Null {
-			return nil, fmt.Errorf("plan %s: clearing RelayIpList would inherit %s's open value; give at least one --allow address or drop --no-loopback", vs.Name, st.ServiceLevel.Name)
+		if want.Null && st.ServiceLevel != nil && !st.ServiceLevel.RelayIpList.Null {
+			return nil, fmt.Errorf("plan %s: clearing RelayIpList would inherit %s's value (%s); give at least one --allow address or drop --no-loopback", vs.Name, st.ServiceLevel.Name, DescribeBlob(st.ServiceLevel.RelayIpList))
 		}
 		p.Notes = append(p.Notes, notes...)
 		if len(ch) > 0 {

@@ -406,3 +406,32 @@ func TestIISBroadRange(t *testing.T) {
 		t.Fatalf("prober inside the range: %v", iisFindingIDs(insp.Findings))
 	}
 }
+
+// TestIISPlanAuthenticatedOnly: no allowed client and no loopback leaves
+// the unset list (authenticated relay only), written as NULL.
+func TestIISPlanAuthenticatedOnly(t *testing.T) {
+	ctx := context.Background()
+	h := lab.NewIIS(lab.IISAllExceptEmpty)
+	d, _ := remediate.DriverFor(remediate.PlatformIIS)
+	req := remediate.Request{NoLoopback: true, AllowAuthenticated: true}
+	p, err := d.Plan(inspectIIS(t, h, iisStranger), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 2 || p.Changes[1].Setting != "RelayIpList.raw" || p.Changes[1].New != "NULL" {
+		t.Fatalf("changes %+v", p.Changes)
+	}
+	if _, err := d.Apply(ctx, &lab.DirectRunner{Host: h}, p); err != nil {
+		t.Fatal(err)
+	}
+	if h.RelayAllowed(iisLoopback, false, "x.example") || !h.RelayAllowed(iisStranger, true, "x.example") {
+		t.Fatal("want authenticated relay only")
+	}
+	if again, err := d.Plan(inspectIIS(t, h, iisStranger), req); err != nil || len(again.Changes) != 0 {
+		t.Fatalf("second plan %+v %v", again, err)
+	}
+	// With an inherited service-level value, clearing would inherit it.
+	if _, err := d.Plan(inspectIIS(t, lab.NewIIS(lab.IISInheritedOpen), iisStranger), req); err == nil {
+		t.Fatal("plan would let the server inherit the open service-level list")
+	}
+}
