@@ -41,14 +41,14 @@ type Action int
 const (
 	// Truncate answers over UDP with the TC bit set and no records
 	// (RFC 1035 §4.1.1); TCP queries get the normal answer.
-	Truncate Action = iota + 1
-	ServFail        // answer SERVFAIL (rcode 2)
-	Refused         // answer REFUSED (rcode 5)
-	NXDomain        // answer NXDOMAIN (rcode 3) even if the name exists
-	Drop            // send nothing: the client times out
-	FormErr         // answer FORMERR to queries carrying EDNS0 (old servers)
-	Delay           // only wait Fault.Delay, then answer normally
-	WrongQuestion   // answer with another name in the question section (spoofing, broken middleboxes)
+	Truncate      Action = iota + 1
+	ServFail             // answer SERVFAIL (rcode 2)
+	Refused              // answer REFUSED (rcode 5)
+	NXDomain             // answer NXDOMAIN (rcode 3) even if the name exists
+	Drop                 // send nothing: the client times out
+	FormErr              // answer FORMERR to queries carrying EDNS0 (old servers)
+	Delay                // only wait Fault.Delay, then answer normally
+	WrongQuestion        // answer with another name in the question section (spoofing, broken middleboxes)
 )
 
 func (a Action) String() string {
