@@ -41,33 +41,33 @@ if ($null -ne (Get-Command Get-ReceiveConnector -ErrorAction SilentlyContinue)) 
         if ($rlKey -eq '' -and (Test-Path ($k + '\Setup'))) { $rlKey = $k }
     }
     try {
-            if ($rlKey -eq '') {
-                Add-PSSnapin Microsoft.Exchange.Management.PowerShell.Admin
-                $rlLoader = 'snapin-2007'
+        if ($rlKey -eq '') {
+            Add-PSSnapin Microsoft.Exchange.Management.PowerShell.Admin
+            $rlLoader = 'snapin-2007'
+        } else {
+            $rlInstall = $env:ExchangeInstallPath
+            if (-not $rlInstall) { $rlInstall = (Get-ItemProperty ($rlKey + '\Setup')).MsiInstallPath }
+            if (Test-Path ($rlKey + '\EdgeTransportRole')) {
+                [xml]$rlPsc = Get-Content (Join-Path $rlInstall 'Bin\exShell.psc1')
+                foreach ($s in @($rlPsc.PSConsoleFile.PSSnapIns.PSSnapIn)) { Add-PSSnapin $s.Name }
+                . (Join-Path $rlInstall 'bin\Exchange.ps1') | Out-Null
+                $rlLoader = 'edge'
             } else {
-                $rlInstall = $env:ExchangeInstallPath
-                if (-not $rlInstall) { $rlInstall = (Get-ItemProperty ($rlKey + '\Setup')).MsiInstallPath }
-                if (Test-Path ($rlKey + '\EdgeTransportRole')) {
-                    [xml]$rlPsc = Get-Content (Join-Path $rlInstall 'Bin\exShell.psc1')
-                    foreach ($s in @($rlPsc.PSConsoleFile.PSSnapIns.PSSnapIn)) { Add-PSSnapin $s.Name }
-                    . (Join-Path $rlInstall 'bin\Exchange.ps1') | Out-Null
-                    $rlLoader = 'edge'
-                } else {
-                    try {
-                        . (Join-Path $rlInstall 'bin\RemoteExchange.ps1') | Out-Null
-                        Connect-ExchangeServer -Auto | Out-Null
-                        if ($null -eq (Get-Command Get-ReceiveConnector -ErrorAction SilentlyContinue)) { throw 'Connect-ExchangeServer did not import the Exchange cmdlets' }
-                        $rlLoader = 'remote'
-                    } catch {
-                        $rlFirst = $_.Exception.Message
-                        $rlSnap = 'Microsoft.Exchange.Management.PowerShell.SnapIn'
-                        if ($rlKey -like '*v14') { $rlSnap = 'Microsoft.Exchange.Management.PowerShell.E2010' }
-                        Add-PSSnapin $rlSnap
-                        $rlLoader = 'snapin'
-                        RL-Rec 'warning' @('message', ('Connect-ExchangeServer failed (' + $rlFirst + '); loaded the local snap-in ' + $rlSnap + ' instead, which Microsoft does not support beyond reading and receive connector changes'))
-                    }
+                try {
+                    . (Join-Path $rlInstall 'bin\RemoteExchange.ps1') | Out-Null
+                    Connect-ExchangeServer -Auto | Out-Null
+                    if ($null -eq (Get-Command Get-ReceiveConnector -ErrorAction SilentlyContinue)) { throw 'Connect-ExchangeServer did not import the Exchange cmdlets' }
+                    $rlLoader = 'remote'
+                } catch {
+                    $rlFirst = $_.Exception.Message
+                    $rlSnap = 'Microsoft.Exchange.Management.PowerShell.SnapIn'
+                    if ($rlKey -like '*v14') { $rlSnap = 'Microsoft.Exchange.Management.PowerShell.E2010' }
+                    Add-PSSnapin $rlSnap
+                    $rlLoader = 'snapin'
+                    RL-Rec 'warning' @('message', ('Connect-ExchangeServer failed (' + $rlFirst + '); loaded the local snap-in ' + $rlSnap + ' instead, which Microsoft does not support beyond reading and receive connector changes'))
                 }
             }
+        }
     } catch {
         $rlMsg = 'Exchange Management Shell could not be loaded: ' + $_.Exception.Message
         if ($rlMsg -match 'ANONYMOUS|Kerberos|delegat|Access is denied|Access denied|401') {
