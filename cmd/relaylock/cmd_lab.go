@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -135,8 +136,8 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated bool) {
 	}
 	fmt.Fprintf(out, "  relaylock audit %s --dns-server %s --ports %s\n", l.Domain, l.DNSAddr, smtpPort)
 	fmt.Fprintf(out, "  relaylock inspect %s\n", winrm)
-	fmt.Fprintf(out, "  relaylock fix %s --dns-server %s --ports %s --winrm-host %s=%s --winrm-port %d --winrm-user %s",
-		l.Domain, l.DNSAddr, smtpPort, l.MXHost, l.WinRMHost, l.WinRMPort, l.User)
+	fmt.Fprintf(out, "  relaylock fix %s --dns-server %s --ports %s --winrm-host %s=%s --winrm-user %s",
+		l.Domain, l.DNSAddr, smtpPort, l.MXHost, net.JoinHostPort(l.WinRMHost, strconv.Itoa(l.WinRMPort)), l.User)
 	if l.HTTPS {
 		fmt.Fprintf(out, " --winrm-ca %s --winrm-server-name %s", caFile, l.TLSServerName)
 	} else {
