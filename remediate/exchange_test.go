@@ -616,3 +616,43 @@ func TestExchangeExternalAuthoritativeNote(t *testing.T) {
 		t.Errorf("notes: %q", plan.Notes)
 	}
 }
+
+// lostResult runs the script on the host, then reports a dropped
+// connection: the change happened but the caller never saw the result.
+type lostResult struct{ r remediate.Runner }
+
+func (l lostResult) Run(ctx context.Context, script string, params map[string]string) (*remediate.ScriptRun, error) {
+	run, err := l.r.Run(ctx, script, params)
+	if err != nil || script != remediate.ExchangeWriteScript {
+		return run, err
+	}
+	return &remediate.ScriptRun{Script: script}, errors.New("connection reset after the command ran")
+}
+
+// Restore works from the host's real state, so it also repairs a change
+// whose result was lost (Apply reports nothing applied).
+func TestExchangeRestoreAfterLostResult(t *testing.T) {
+	ctx := context.Background()
+	d := exDriver(t)
+	h := lab.Exchange2016WildcardAcceptedDomain()
+	exWrite(t, h, remediate.ExchangeOp{Kind: remediate.OpAddACE, Identity: `EX1\Default Frontend EX1`, SID: remediate.AnonymousLogonSID})
+	before := h.State()
+	insp := exInspect(t, h)
+	plan, err := d.Plan(insp, exRequest(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, err := d.Apply(ctx, lostResult{&lab.DirectRunner{Host: h}}, plan)
+	if err == nil || len(applied) != 0 {
+		t.Fatalf("apply: %v, %d applied; want an error and nothing reported", err, len(applied))
+	}
+	if reflect.DeepEqual(h.State(), before) {
+		t.Fatal("the change did not reach the host")
+	}
+	if err := d.Restore(ctx, &lab.DirectRunner{Host: h}, &remediate.Backup{Inspection: insp, Plan: plan}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(h.State(), before) {
+		t.Error("restore after a lost result did not bring back the old state")
+	}
+}
