@@ -1,17 +1,39 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/relaylock/relaylock/report/evidence"
 )
 
-// TODO(owner): replace with the real command. This placeholder exists only
-// so that the tree builds while the command is written; it must not ship.
 func keygenCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:   "keygen",
-		Usage:  "(being written)",
-		Action: func(*cli.Context) error { return errors.New("keygen: not implemented yet") },
+		Name:      "keygen",
+		Usage:     "make an Ed25519 key pair for signing evidence and reports",
+		UsageText: "relaylock keygen -o KEY",
+		Description: "Writes the private key to KEY (PKCS #8 PEM, mode 0600) and the public key to KEY.pub\n" +
+			"(PKIX PEM), and prints the key's fingerprint (SHA-256 of the raw public key). It never\n" +
+			"overwrites a key. Sign with 'relaylock report --sign-key KEY'; give KEY.pub to whoever\n" +
+			"checks the evidence ('relaylock verify --pubkey KEY.pub FILE').",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the private key to `KEY` and the public key to KEY.pub"},
+		},
+		Action: func(c *cli.Context) error {
+			out := c.String("output")
+			if out == "" || out == "-" {
+				return usagef("keygen: -o KEY is required (the private key is never written to stdout)")
+			}
+			if c.NArg() > 0 {
+				return usagef("keygen: unexpected argument %q", c.Args().First())
+			}
+			pub, err := evidence.GenerateKey(out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "private key: %s (keep it secret)\npublic key:  %s.pub\nfingerprint: %s\n", out, out, evidence.Fingerprint(pub))
+			return nil
+		},
 	}
 }

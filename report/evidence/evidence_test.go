@@ -313,3 +313,26 @@ func TestSignVerify(t *testing.T) {
 		t.Errorf("forged manifest accepted: %q", c.Problems)
 	}
 }
+
+// Invalid UTF-8 in a section (a hostile banner) is written as U+FFFD;
+// the seal must match the file as read back.
+func TestSealInvalidUTF8(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "e.json")
+	b := sample()
+	b.Audits[0].Result.Targets[0].Endpoints[0].Banner = "220 \xff\xfe bad"
+	if err := Save(p, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := Check(got, dir)
+	if len(r.Problems) != 0 {
+		t.Fatalf("problems: %q", r.Problems)
+	}
+	if d, _ := b.Digest(); d != r.Digest {
+		t.Errorf("in-memory digest %s, file digest %s", d, r.Digest)
+	}
+}

@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -101,6 +103,18 @@ func hashJSON(v any) (string, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return "", err
+	}
+	if bytes.Contains(data, []byte(`\ufffd`)) {
+		// encoding/json writes invalid UTF-8 as \ufffd; the file, once
+		// read back, holds a real U+FFFD, which encodes differently. Hash
+		// what a reader of the file will see: decode and encode again.
+		p := reflect.New(reflect.TypeOf(v))
+		if err := json.Unmarshal(data, p.Interface()); err != nil {
+			return "", err
+		}
+		if data, err = json.Marshal(p.Interface()); err != nil {
+			return "", err
+		}
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:]), nil

@@ -258,3 +258,42 @@ func VerifySignature(bundlePath string, trusted ed25519.PublicKey) (*SignatureCh
 	}
 	return c, nil
 }
+
+// RecordArtifact records the file at path (a report) in the evidence file
+// at bundlePath with its SHA-256, size and the evidence digest it was
+// produced from, replacing an earlier record of the same path, and logs
+// it. kind is "report" for a PDF report.
+func RecordArtifact(bundlePath, path, kind string) (*Artifact, error) {
+	sum, err := SHA256File(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("record artifact: %w", err)
+	}
+	var a Artifact
+	err = Update(bundlePath, func(b *Bundle) error {
+		digest, err := b.Digest()
+		if err != nil {
+			return err
+		}
+		a = Artifact{Name: filepath.Base(path), Path: path, SHA256: sum, Size: fi.Size(),
+			Created: now().UTC().Truncate(time.Second), Kind: kind, EvidenceDigest: digest}
+		replaced := false
+		for i := range b.Artifacts {
+			if b.Artifacts[i].Path == path {
+				b.Artifacts[i], replaced = a, true
+			}
+		}
+		if !replaced {
+			b.Artifacts = append(b.Artifacts, a)
+		}
+		b.Log = append(b.Log, LogEntry{Time: a.Created, Step: kind, Message: fmt.Sprintf("wrote %s (sha256 %s) from evidence digest %s", a.Name, sum, digest)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
