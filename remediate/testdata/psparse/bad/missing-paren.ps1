@@ -1,0 +1,3 @@
+# missing closing parenthesis
+$b = @(1, 2
+RL-End 0

@@ -1,0 +1,3 @@
+# a bad string terminator
+$s = "abc
+RL-End 0

@@ -1,0 +1,3 @@
+# unclosed script block
+if ($a -eq 1) {
+    Write-Output "x"
