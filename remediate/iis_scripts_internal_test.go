@@ -28,6 +28,9 @@ func TestIISEx2003ScriptHygiene(t *testing.T) {
 		ScriptEx2003WriteAD:  {"Exchange2003", "write", []string{recADVS, "error"}, []string{"dn", "relayiplistattr", "relayiplist", "relayforauth"}},
 	}
 	forbidden := regexp.MustCompile(`(?i)(Invoke-Expression|\biex\b|ScriptBlock\]::Create|ConvertTo-Json|ConvertFrom-Json|CimInstance|CimSession|\[pscustomobject\]|::new\(|\s-in\s|\s-notin\s|\[ordered\]|Add-Type)`)
+	// PowerShell variable names are case-insensitive: $p is $P, the
+	// parameter table RL-End reads the nonce from.
+	clobberP := regexp.MustCompile(`(?i)(\$p\s*=[^=]|foreach\s*\(\s*\$p\s+in\b|param\s*\([^)]*\$p\b)`)
 	paramRef := regexp.MustCompile(`\$P\['([^']*)'\]`)
 	for name, want := range scripts {
 		t.Run(name, func(t *testing.T) {
@@ -47,6 +50,9 @@ func TestIISEx2003ScriptHygiene(t *testing.T) {
 			}
 			if m := forbidden.FindString(s); m != "" {
 				t.Errorf("forbidden construct %q", m)
+			}
+			if m := clobberP.FindString(s); m != "" {
+				t.Errorf("assigns $P (case-insensitive): %q", m)
 			}
 			if !strings.Contains(s, "RL-End 0") {
 				t.Error("does not end with RL-End 0")

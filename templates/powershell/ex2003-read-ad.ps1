@@ -41,10 +41,10 @@ try {
 }
 
 foreach ($r in $found) {
-    $p = $r.Properties
-    $ril = FirstBytes $p[$attr.ToLower()]
-    RL-Rec 'advs' @('dn', (First $p['distinguishedname']), 'relayiplist', (RL-Hex $ril),
-        'relayforauth', (First $p['msexchsmtprelayforauth']), 'authflags', (First $p['msexchauthenticationflags']),
-        'smarthost', (First $p['msexchsmtpsmarthost']))
+    $props = $r.Properties
+    $ril = FirstBytes $props[$attr.ToLower()]
+    RL-Rec 'advs' @('dn', (First $props['distinguishedname']), 'relayiplist', (RL-Hex $ril),
+        'relayforauth', (First $props['msexchsmtprelayforauth']), 'authflags', (First $props['msexchauthenticationflags']),
+        'smarthost', (First $props['msexchsmtpsmarthost']))
 }
 RL-End 0
