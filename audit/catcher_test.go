@@ -409,7 +409,7 @@ func TestCatcherConnectionLimit(t *testing.T) {
 }
 
 func TestCatcherTimeLimit(t *testing.T) {
-	s := startCatcher(t, CatcherConfig{ConnTimeout: 200 * time.Millisecond})
+	s := startCatcher(t, CatcherConfig{ConnTimeout: time.Second})
 	cl := dialCatcher(t, s)
 	cl.cmd("EHLO slow.example", 250)
 	start := time.Now()

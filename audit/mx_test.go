@@ -18,7 +18,7 @@ import (
 // short timeouts so that fault tests stay fast.
 func newTestResolver(t *testing.T, servers ...string) *DNSResolver {
 	t.Helper()
-	r, err := NewDNSResolver(DNSConfig{Servers: servers, Timeout: 300 * time.Millisecond, Retries: 1})
+	r, err := NewDNSResolver(DNSConfig{Servers: servers, Timeout: time.Second, Retries: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
