@@ -14,7 +14,7 @@ func ask(t *testing.T, network, addr, name string, qtype uint16) (*dns.Msg, erro
 	t.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
-	c := &dns.Client{Net: network, Timeout: 300 * time.Millisecond}
+	c := &dns.Client{Net: network, Timeout: time.Second}
 	r, _, err := c.Exchange(m, addr)
 	return r, err
 }
