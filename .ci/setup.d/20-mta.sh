@@ -5,7 +5,7 @@
 #
 # Debian's postfix, exim4-daemon-* and opensmtpd packages conflict (each
 # provides mail-transport-agent), so Postfix is installed normally and Exim
-# is unpacked with `apt-get download` + `dpkg -x` into $RELAYLOCK_EXIM_ROOT,
+# is unpacked with `apt-get download` + `dpkg -x` into /opt/relaylock-mta/exim4,
 # with the system user its maintainer scripts would create. No system MTA
 # service is left running: the tests start private instances on loopback
 # whose outbound mail all goes to a sink inside the test.

@@ -205,9 +205,6 @@ func StartT(t testing.TB, cfg Config) *Instance {
 // Start configures and starts an MTA and waits for its greeting. The
 // caller must Close it.
 func Start(ctx context.Context, cfg Config) (*Instance, error) {
-	if err := Available(cfg.Kind); err != nil {
-		return nil, err
-	}
 	if cfg.Mode == "" {
 		cfg.Mode = Closed
 	}
@@ -222,6 +219,9 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	if !cfg.RelayHost.IsValid() || !cfg.RelayHost.Addr().IsLoopback() || cfg.RelayHost.Port() == 0 {
 		return nil, fmt.Errorf("mtatest: relay host %q is not a loopback address and port", cfg.RelayHost)
 	}
+	if err := Available(cfg.Kind); err != nil {
+		return nil, err
+	}
 	if cfg.Domain == "" {
 		cfg.Domain = DefaultDomain
 	}
@@ -234,6 +234,25 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 30 * time.Second
 	}
+	// Another process may take the port between freeAddr and the MTA's
+	// bind; then start again on a new address.
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var inst *Instance
+		inst, err = start(ctx, cfg)
+		if err == nil {
+			return inst, nil
+		}
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	return nil, err
+}
+
+var errAddrInUse = errors.New("address in use")
+
+func start(ctx context.Context, cfg Config) (*Instance, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -269,9 +288,12 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 		cancel()
 	}
 	if err != nil {
-		log := tail(inst.Log(), 4<<10)
+		log := inst.Log()
 		inst.Close()
-		return nil, fmt.Errorf("mtatest: start %s %s: %w\n%s", cfg.Kind, cfg.Mode, err, log)
+		if strings.Contains(log, "in use") {
+			err = fmt.Errorf("%w: %w", errAddrInUse, err)
+		}
+		return nil, fmt.Errorf("mtatest: start %s %s on %s: %w\n%s", cfg.Kind, cfg.Mode, addr, err, tail(log, 4<<10))
 	}
 	return inst, nil
 }
@@ -313,10 +335,17 @@ func (i *Instance) waitReady(ctx context.Context) error {
 		default:
 		}
 		if line, err := greeting(ctx, i.Addr); err == nil {
-			if strings.HasPrefix(line, "220") {
+			if !strings.HasPrefix(line, "220") {
+				return fmt.Errorf("greeting %q", line)
+			}
+			// A greeting from another process that holds the port
+			// would come with ours failing to bind and exiting.
+			select {
+			case <-i.exited:
+				return fmt.Errorf("exited after a greeting on %s: %v", i.Addr, i.waitErr)
+			case <-time.After(100 * time.Millisecond):
 				return nil
 			}
-			return fmt.Errorf("greeting %q", line)
 		}
 		select {
 		case <-ctx.Done():
