@@ -497,16 +497,17 @@ func DecodeExchangeOps(p map[string]string) ([]ExchangeOp, error) {
 // Setting names of a receive connector (Object "Receive connector <identity>")
 // and of an accepted domain (Object "Accepted domain <name>").
 const (
-	SetEnabled          = "Enabled"
-	SetTransportRole    = "TransportRole"
-	SetBindings         = "Bindings"
-	SetRemoteIPRanges   = "RemoteIPRanges"
-	SetAuthMechanism    = "AuthMechanism"
-	SetPermissionGroups = "PermissionGroups"
-	SetAnyRecipient     = "Accept-Any-Recipient"
-	SetDomainName       = "DomainName"
-	SetDomainType       = "DomainType"
-	SetDomainDefault    = "Default"
+	SetEnabled               = "Enabled"
+	SetTransportRole         = "TransportRole"
+	SetBindings              = "Bindings"
+	SetRemoteIPRanges        = "RemoteIPRanges"
+	SetAuthMechanism         = "AuthMechanism"
+	SetPermissionGroups      = "PermissionGroups"
+	SetAnyRecipient          = "Accept-Any-Recipient"             // grantees set on the connector
+	SetAnyRecipientInherited = "Accept-Any-Recipient (inherited)" // grantees inherited from a parent
+	SetDomainName            = "DomainName"
+	SetDomainType            = "DomainType"
+	SetDomainDefault         = "Default"
 )
 
 func connectorObject(identity string) string { return "Receive connector " + identity }
@@ -561,10 +562,20 @@ func exCanonSet(in []string, empty string) string {
 	return exJoinOr(out, ", ", empty)
 }
 
-func exCanonACEs(aces []ExchangeACE) string {
+// exCanonACEs writes the grantees of ACEs set on the object itself
+// (explicit ones and those Exchange derives from PermissionGroups);
+// exCanonInherited those inherited from a parent. Plans change only the
+// former, so ACEs inherited from above cannot make a read-back differ.
+func exCanonACEs(aces []ExchangeACE) string { return exCanonACEsOf(aces, false) }
+
+func exCanonInherited(aces []ExchangeACE) string { return exCanonACEsOf(aces, true) }
+
+func exCanonACEsOf(aces []ExchangeACE, inherited bool) string {
 	out := make([]string, 0, len(aces))
 	for _, a := range aces {
-		out = append(out, a.String())
+		if a.Inherited == inherited {
+			out = append(out, a.String())
+		}
 	}
 	sort.Strings(out)
 	return exJoinOr(out, "; ", "(none)")
@@ -592,6 +603,7 @@ func connectorRows(roleAware bool, c ExchangeConnector) []Setting {
 		Setting{o, SetAuthMechanism, exCanonSet(c.AuthMechanism, "None")},
 		Setting{o, SetPermissionGroups, exCanonSet(c.PermissionGroups, "None")},
 		Setting{o, SetAnyRecipient, exCanonACEs(c.AnyRecipient)},
+		Setting{o, SetAnyRecipientInherited, exCanonInherited(c.AnyRecipient)},
 	)
 }
 
@@ -1222,15 +1234,24 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 	o := connectorObject(identity)
 	why := "Dedicated relay connector for the allowed clients (" + exCanonRanges(ranges) + "): anonymous senders from these addresses may relay, nobody else (Microsoft's anonymous relay recipe)."
 	if cur == nil {
+		// New-ReceiveConnector sets everything but the ACE; add-ace makes
+		// the Accept-Any-Recipient row. What the new connector inherits
+		// from its parent is not planned (not relaylock's to predict).
 		var chs []Change
+		var ace Change
 		for _, row := range connectorRows(s.RoleAware, want) {
-			chs = append(chs, Change{Object: o, Setting: row.Name, Current: ValueAbsent, New: row.Value, Why: why})
+			c := Change{Object: o, Setting: row.Name, Current: ValueAbsent, New: row.Value, Why: why}
+			switch row.Name {
+			case SetAnyRecipientInherited:
+			case SetAnyRecipient:
+				ace = c
+			default:
+				chs = append(chs, c)
+			}
 		}
-		// New-ReceiveConnector sets everything but the ACE; add-ace makes the Accept-Any-Recipient row.
-		last := len(chs) - 1
 		p.add(ExchangeOp{Kind: OpNewConnector, Name: name, Server: s.Server, Role: want.TransportRole,
-			Bindings: want.Bindings, Ranges: want.RemoteIPRanges, Auth: want.AuthMechanism, Groups: want.PermissionGroups}, chs[:last]...)
-		p.add(ExchangeOp{Kind: OpAddACE, Identity: identity, User: s.AnonymousName, SID: AnonymousLogonSID}, chs[last])
+			Bindings: want.Bindings, Ranges: want.RemoteIPRanges, Auth: want.AuthMechanism, Groups: want.PermissionGroups}, chs...)
+		p.add(ExchangeOp{Kind: OpAddACE, Identity: identity, User: s.AnonymousName, SID: AnonymousLogonSID}, ace)
 		p.plan.Created = append(p.plan.Created, o)
 		return nil
 	}
@@ -1242,7 +1263,7 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 	op := ExchangeOp{Kind: OpSetConnector, Identity: identity}
 	var chs []Change
 	for i, row := range wantRows {
-		if row.Name == SetAnyRecipient || row.Name == SetTransportRole || row.Value == curRows[i].Value {
+		if row.Name == SetAnyRecipient || row.Name == SetAnyRecipientInherited || row.Name == SetTransportRole || row.Value == curRows[i].Value {
 			continue
 		}
 		chs = append(chs, Change{Object: o, Setting: row.Name, Current: curRows[i].Value, New: row.Value, Why: why})

@@ -129,6 +129,7 @@ func TestExchangeRemediateCycle(t *testing.T) {
 		connector  string // ConnectorName
 	}{
 		{"2016 open custom connector", lab.Exchange2016OpenCustomConnector, false, ""},
+		{"2016 inherited server ACEs", lab.Exchange2016InheritedServerACEs, false, ""},
 		{"2016 ExternalAuthoritative", lab.Exchange2016ExternalAuthoritative, false, ""},
 		{"2016 wildcard domain with fix-domains", lab.Exchange2016WildcardAcceptedDomain, true, ""},
 		{"2016 German", lab.Exchange2016German, false, "Relais"},

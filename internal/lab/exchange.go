@@ -73,8 +73,11 @@ type ExchangeHost struct {
 	authName   string
 	connectors []*exConnector
 	domains    []remediate.ExchangeAcceptedDomain
-	loadError  string
-	writes     []map[string]string
+	// inherited are ACEs every connector inherits from the server's
+	// Protocols container (new connectors too).
+	inherited []remediate.ExchangeACE
+	loadError string
+	writes    []map[string]string
 }
 
 var _ Host = (*ExchangeHost)(nil)
@@ -207,6 +210,16 @@ func Exchange2016InheritedAnonymous() *ExchangeHost {
 	return h
 }
 
+// Exchange2016InheritedServerACEs is Exchange2016OpenCustomConnector where
+// every connector, new ones included, inherits Accept-Any-Recipient for
+// MS Exchange\Hub Transport Servers from a parent object: plans must not
+// depend on what a new connector inherits.
+func Exchange2016InheritedServerACEs() *ExchangeHost {
+	h := Exchange2016OpenCustomConnector()
+	h.inherited = []remediate.ExchangeACE{{User: `MS Exchange\Hub Transport Servers`, Inherited: true}}
+	return h
+}
+
 // Exchange2016German is Exchange2016OpenCustomConnector on a German
 // Windows: ANONYMOUS LOGON is NT-AUTORITÄT\ANONYMOUS-ANMELDUNG [S39].
 func Exchange2016German() *ExchangeHost {
@@ -302,7 +315,7 @@ func (h *ExchangeHost) stateLocked() *remediate.ExchangeState {
 		if h.roleAware {
 			ec.TransportRole = c.role
 		}
-		ec.AnyRecipient = append(h.groupACEs(c), c.explicit...)
+		ec.AnyRecipient = append(append(h.groupACEs(c), c.explicit...), h.inherited...)
 		s.Connectors = append(s.Connectors, ec)
 	}
 	s.Domains = append(s.Domains, h.domains...)
