@@ -234,6 +234,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Depth: opts.Depth, Ports: opts.Ports, DNSServers: opts.DNSServers, AllTests: opts.AllTests}
 	if opts.Catcher != nil {
 		res.Options.Depth = "catch"
+		if d, ok := opts.Catcher.(interface{ Domain() string }); ok {
+			res.Options.CatchDomain = d.Domain()
+		}
 		res.Options.To = ""
 	}
 
@@ -363,6 +366,7 @@ func (p *prober) resolve(ctx context.Context, idx int, t target, tr *TargetResul
 		tr.DNS = r.Queries
 		tr.MX = r.MX
 		tr.NullMX = r.NullMX
+		tr.DNSNotes = r.Notes
 	}
 	tr.Kind = "domain"
 	if r != nil && !r.NullMX && len(r.MX) > 0 && r.MX[0].Implicit {
