@@ -14,19 +14,30 @@ import (
 	"github.com/relaylock/relaylock/internal/lab"
 )
 
-// labPlatforms are the platforms `relaylock lab` offers (issue #4 item 7),
-// in this order in the help; each must be registered by internal/lab.
+// labPlatforms are the platforms issue #4 item 7 names, listed first in
+// the help; any other registered platform (exchange2010, ...) works too.
 var labPlatforms = []string{"iis", "exchange2003", "exchange2016", "exchange2019"}
+
+// labPlatformNames lists the registered platforms, the issue's first.
+func labPlatformNames() []string {
+	names := available(labPlatforms, lab.Platforms())
+	for _, p := range lab.Platforms() {
+		if !slices.Contains(names, p) {
+			names = append(names, p)
+		}
+	}
+	return names
+}
 
 func labCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "lab",
 		Usage: "run a simulated Windows mail host (an open relay) on loopback: DNS, SMTP and WinRM, for practice, training and scripting",
-		UsageText: "relaylock lab [--platform iis|exchange2003|exchange2016|exchange2019] [--listen ADDR] [--smtp-port N] [--winrm-port N] [--dns-port N] [--domain D]\n\n" +
+		UsageText: "relaylock lab [--platform iis|exchange2003|exchange2016|exchange2019|...] [--listen ADDR] [--smtp-port N] [--winrm-port N] [--dns-port N] [--domain D] [--http]\n\n" +
 			"Runs until interrupted (Ctrl-C). The lab listens on loopback only. The WinRM password is RELAYLOCK_WINRM_PASSWORD\n" +
 			"when set, otherwise a generated one that is printed (it is a lab password).",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "platform", Value: "iis", Usage: "simulated host: " + strings.Join(labPlatforms, ", ")},
+			&cli.StringFlag{Name: "platform", Value: "iis", Usage: "simulated host: " + strings.Join(labPlatformNames(), ", ")},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1", Usage: "loopback `ADDR` to listen on (127.0.0.0/8 or ::1)"},
 			&cli.IntFlag{Name: "smtp-port", Usage: "SMTP `PORT` (0: any free port)"},
 			&cli.IntFlag{Name: "winrm-port", Usage: "WinRM `PORT` (0: any free port)"},
@@ -39,8 +50,8 @@ func labCommand(e *env) *cli.Command {
 				return usagef("lab takes no arguments")
 			}
 			platform := strings.ToLower(c.String("platform"))
-			if !slices.Contains(labPlatforms, platform) || !slices.Contains(lab.Platforms(), platform) {
-				return usagef("--platform must be one of %s", strings.Join(available(labPlatforms, lab.Platforms()), ", "))
+			if !slices.Contains(lab.Platforms(), platform) {
+				return usagef("--platform must be one of %s", strings.Join(labPlatformNames(), ", "))
 			}
 			listen := c.String("listen")
 			ip, err := netip.ParseAddr(strings.Trim(listen, "[]"))
@@ -155,9 +166,6 @@ func available(want, registered []string) []string {
 		if slices.Contains(registered, p) {
 			out = append(out, p)
 		}
-	}
-	if len(out) == 0 {
-		return want
 	}
 	return out
 }
