@@ -348,6 +348,11 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 			continue
 		}
 		seen[vs.Name] = true
+		if v, ok := st.Metabase.adsiFor(vs.Name); ok && !req.Force {
+			if mm := adsiMismatch(v, vs.RelayIpList); mm != "" {
+				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes without --force", vs.Name, ErrRelayList, mm)
+			}
+		}
 		rfa := Ex2003MetabaseRelayForAuth(a.RelayForAuthOn())
 		want, wantRFA, adCh, notes, err := planRelay(relayTarget{object: a.DN, cur: a.RelayIpList, rfa: rfa}, req, why+" (Active Directory, copied to the metabase by DS2MB)")
 		if err != nil {

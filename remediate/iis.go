@@ -58,6 +58,7 @@ const (
 	iisRecSvc     = "svc"
 	iisRecVS      = "vs"
 	iisRecDomain  = "domain"
+	iisRecADSI    = "adsi"
 )
 
 // ErrorKindFeatureMissing is the "kind" of an error record that says a
@@ -79,6 +80,120 @@ type IISState struct {
 	ServiceLevel *IISRelaySettings  `json:"service_level,omitempty"`
 	Servers      []IISVirtualServer `json:"servers"`
 	Domains      []IISDomain        `json:"domains,omitempty"`
+	// ADSI is IIS's own reading of each virtual server's RelayIpList
+	// (IIS://localhost/SmtpSvc/n, the IIsIPSecurity object [S11]): a
+	// cross-check of relaylock's decoder on the real host.
+	ADSI []IISADSIView `json:"adsi,omitempty"`
+}
+
+// IISADSIView is the ADSI (IIsIPSecurity) view of one RelayIpList.
+type IISADSIView struct {
+	Name string `json:"name"`
+	// Error is set when ADSI could not be used (IIS 6 Metabase
+	// Compatibility, Web-Metabase, missing: UNVERIFIED mapping).
+	Error string `json:"error,omitempty"`
+	// Present is false when ADSI returned no value (property unset).
+	Present        bool     `json:"present"`
+	GrantByDefault bool     `json:"grant_by_default"`
+	IPGrant        []string `json:"ip_grant,omitempty"` // "IP, MASK"
+	IPDeny         []string `json:"ip_deny,omitempty"`
+}
+
+// ADSIViewOf is what ADSI shows for a RelayIpList value, derived from
+// relaylock's decoder (the lab uses it; on a real host ADSI is read).
+func ADSIViewOf(name string, b RelayListBlob) IISADSIView {
+	v := IISADSIView{Name: name}
+	l, err := b.Decode()
+	if err != nil {
+		v.Error = "Unspecified error"
+		return v
+	}
+	if l.Null {
+		return v
+	}
+	v.Present, v.GrantByDefault = true, l.GrantByDefault
+	for _, m := range l.Grant {
+		v.IPGrant = append(v.IPGrant, adsiEntry(m))
+	}
+	for _, m := range l.Deny {
+		v.IPDeny = append(v.IPDeny, adsiEntry(m))
+	}
+	return v
+}
+
+func adsiEntry(m IPMask) string {
+	return netip.AddrFrom4(m.IP).String() + ", " + netip.AddrFrom4(m.Mask).String()
+}
+
+func parseADSIEntries(es []string) ([]IPMask, error) {
+	var ms []IPMask
+	for _, e := range es {
+		ip, mask, ok := strings.Cut(e, ",")
+		a, err1 := netip.ParseAddr(strings.TrimSpace(ip))
+		k, err2 := netip.ParseAddr(strings.TrimSpace(mask))
+		if !ok || err1 != nil || err2 != nil || !a.Is4() || !k.Is4() {
+			return nil, fmt.Errorf("ADSI entry %q is not \"IP, MASK\"", truncateText(e, 60))
+		}
+		ms = append(ms, IPMask{IP: a.As4(), Mask: k.As4()})
+	}
+	return ms, nil
+}
+
+// Describe is the canonical text of the view.
+func (v IISADSIView) Describe() string {
+	switch {
+	case v.Error != "":
+		return "unavailable: " + v.Error
+	case !v.Present:
+		return "no value"
+	}
+	return fmt.Sprintf("GrantByDefault=%v; IPGrant=[%s]; IPDeny=[%s]", v.GrantByDefault, strings.Join(v.IPGrant, "; "), strings.Join(v.IPDeny, "; "))
+}
+
+// adsiMismatch compares the ADSI view with relaylock's decoding of the
+// same value; "" when they agree or cannot be compared.
+func adsiMismatch(v IISADSIView, b RelayListBlob) string {
+	if v.Error != "" {
+		return ""
+	}
+	l, err := b.Decode()
+	if err != nil {
+		return ""
+	}
+	if !v.Present {
+		if l.Null {
+			return ""
+		}
+		return "ADSI reports no value, relaylock decodes " + l.Describe()
+	}
+	grant, err1 := parseADSIEntries(v.IPGrant)
+	deny, err2 := parseADSIEntries(v.IPDeny)
+	if err := errors.Join(err1, err2); err != nil {
+		return err.Error()
+	}
+	if l.Null {
+		if v.GrantByDefault || len(grant)+len(deny) > 0 {
+			return "ADSI reports " + v.Describe() + ", relaylock decodes an unset list"
+		}
+		return ""
+	}
+	a := RelayList{GrantByDefault: v.GrantByDefault, Grant: grant, Deny: deny}.Normalize()
+	d := RelayList{GrantByDefault: l.GrantByDefault, Grant: l.Grant, Deny: l.Deny}.Normalize()
+	a.Flags, d.Flags = 0, 0
+	if !a.Equal(d) {
+		return "ADSI reports " + v.Describe() + ", relaylock decodes " + l.Describe()
+	}
+	return ""
+}
+
+// adsiFor returns the ADSI view of a virtual server.
+func (st IISState) adsiFor(name string) (IISADSIView, bool) {
+	for _, v := range st.ADSI {
+		if strings.EqualFold(v.Name, name) {
+			return v, true
+		}
+	}
+	return IISADSIView{}, false
 }
 
 // GuestAccount is the local Guest account.
@@ -261,7 +376,46 @@ func EncodeIISState(st IISState) []psframe.Record {
 	for _, d := range st.Domains {
 		recs = append(recs, IISDomainRecord(d))
 	}
+	for _, v := range st.ADSI {
+		recs = append(recs, IISADSIRecord(v))
+	}
 	return recs
+}
+
+// IISADSIRecord is the "adsi" record iis-read prints for one virtual
+// server: name and error on failure, else present, grantbydefault and the
+// IPGrant / IPDeny strings joined by newlines.
+func IISADSIRecord(v IISADSIView) psframe.Record {
+	r := psframe.NewRecord(iisRecADSI).Set("name", v.Name)
+	if v.Error != "" {
+		r.Set("error", v.Error)
+		return *r
+	}
+	r.Set("present", boolText(v.Present))
+	if v.Present {
+		r.Set("grantbydefault", boolText(v.GrantByDefault)).SetList("ipgrant", v.IPGrant).SetList("ipdeny", v.IPDeny)
+	}
+	return *r
+}
+
+func decodeADSI(r psframe.Record) (IISADSIView, error) {
+	v := IISADSIView{Name: r.Str("name")}
+	if r.Has("error") {
+		v.Error = r.Str("error")
+		if v.Error == "" {
+			v.Error = "unknown ADSI error"
+		}
+		return v, nil
+	}
+	var err error
+	if v.Present, err = r.Bool("present"); err != nil || !v.Present {
+		return v, err
+	}
+	if v.GrantByDefault, err = r.Bool("grantbydefault"); err != nil {
+		return v, err
+	}
+	v.IPGrant, v.IPDeny = r.List("ipgrant"), r.List("ipdeny")
+	return v, nil
 }
 
 func decodeServer(r psframe.Record) (IISVirtualServer, error) {
@@ -371,6 +525,12 @@ func DecodeIISState(out *psframe.Output) (IISState, error) {
 				return st, err
 			}
 			st.Domains = append(st.Domains, d)
+		case iisRecADSI:
+			v, err := decodeADSI(r)
+			if err != nil {
+				return st, err
+			}
+			st.ADSI = append(st.ADSI, v)
 		}
 	}
 	sort.Slice(st.Servers, func(i, j int) bool { return st.Servers[i].Name < st.Servers[j].Name })
@@ -428,6 +588,9 @@ func IISSettings(st IISState) []Setting {
 			Setting{vs.Name, "SmartHost", vs.SmartHost},
 			Setting{vs.Name, "SmartHostType", strconv.FormatInt(vs.SmartHostType, 10)},
 		)
+		if v, ok := st.adsiFor(vs.Name); ok {
+			rows = append(rows, Setting{vs.Name, "RelayIpList.adsi", v.Describe()})
+		}
 		if eff, inherited := st.EffectiveRelayList(vs); inherited {
 			rows = append(rows, Setting{vs.Name, "RelayIpList.effective", DescribeBlob(eff) + " (inherited from " + st.ServiceLevel.Name + ")"})
 		}
@@ -446,16 +609,17 @@ func IISSettings(st IISState) []Setting {
 // Finding IDs of the IIS driver. The Exchange 2003 driver reports the same
 // causes with the prefix "EX2003-" instead of "IIS-".
 const (
-	FindingAllExceptEmpty = "RELAY-ALL-EXCEPT-EMPTY" // zero-length RelayIpList: everyone relays
-	FindingGrantEveryone  = "RELAY-GRANT-EVERYONE"   // grant entry with mask 0.0.0.0
-	FindingGrantProber    = "RELAY-GRANT-PROBER"     // grant list covers the prober
-	FindingDenyList       = "RELAY-DENY-LIST"        // all except a deny list
-	FindingUndecodable    = "RELAY-LIST-UNDECODABLE" // RelayIpList not understood
-	FindingDomainWildcard = "RELAY-DOMAIN-WILDCARD"  // remote domain * (or *.tld) with relay
-	FindingDomainRelay    = "RELAY-DOMAIN"           // remote domain with relay
-	FindingAuthGuest      = "RELAY-AUTH-GUEST"       // RelayForAuth + Basic + Guest enabled
-	FindingBroadRange     = "RELAY-BROAD-RANGE"      // grant entry wider than /16
-	FindingRestricted     = "RELAY-RESTRICTED"       // info: relay restricted
+	FindingAllExceptEmpty = "RELAY-ALL-EXCEPT-EMPTY"     // zero-length RelayIpList: everyone relays
+	FindingGrantEveryone  = "RELAY-GRANT-EVERYONE"       // grant entry with mask 0.0.0.0
+	FindingGrantProber    = "RELAY-GRANT-PROBER"         // grant list covers the prober
+	FindingDenyList       = "RELAY-DENY-LIST"            // all except a deny list
+	FindingUndecodable    = "RELAY-LIST-UNDECODABLE"     // RelayIpList not understood
+	FindingDomainWildcard = "RELAY-DOMAIN-WILDCARD"      // remote domain * (or *.tld) with relay
+	FindingDomainRelay    = "RELAY-DOMAIN"               // remote domain with relay
+	FindingAuthGuest      = "RELAY-AUTH-GUEST"           // RelayForAuth + Basic + Guest enabled
+	FindingBroadRange     = "RELAY-BROAD-RANGE"          // grant entry wider than /16
+	FindingRestricted     = "RELAY-RESTRICTED"           // info: relay restricted
+	FindingDecodeMismatch = "RELAY-LIST-DECODE-MISMATCH" // ADSI reads the list differently
 )
 
 // broadGrantPrefix: grant entries with a shorter prefix (more than 65536
@@ -618,6 +782,16 @@ func iisFindings(prefix string, st IISState, prober []netip.Addr, fix string) []
 			from = st.ServiceLevel.Name
 		}
 		fs = append(fs, relayListFindings(prefix, vs.Name, eff, from, prober, fix)...)
+		if v, ok := st.adsiFor(vs.Name); ok {
+			if mm := adsiMismatch(v, vs.RelayIpList); mm != "" {
+				fs = append(fs, Finding{
+					ID: prefix + FindingDecodeMismatch, Title: "IIS reads the relay list differently from relaylock", Severity: SeverityMedium,
+					Object: vs.Name, Setting: SettingRelayIpList, Value: vs.RelayIpList.String(),
+					Detail:      "IIS's own reading of RelayIpList (ADSI IIsIPSecurity) differs from relaylock's decoding of the stored bytes: " + mm + ". Parts of the IPSECLIST layout are inferred from public samples; trust the ADSI view and the external probe. relaylock will not write hand-built bytes to this server without --force.",
+					Remediation: "Check the Relay dialog of the virtual server, and report the RelayIpList value to the relaylock maintainers.",
+				})
+			}
+		}
 		fs = append(fs, authGuestFinding(prefix, st, vs)...)
 	}
 	fs = append(fs, domainFindings(prefix, st.Domains, "Clear \"Allow incoming mail to be relayed to this domain\" on the remote domain unless it is a domain this server is a backup MX for (relaylock remediate --fix-domains).")...)
@@ -887,6 +1061,11 @@ func (IISDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 	for _, vs := range st.Servers {
 		// Plan against the server's own value: the plan writes a value on
 		// the server, which overrides an inherited one.
+		if v, ok := st.adsiFor(vs.Name); ok && !req.Force {
+			if mm := adsiMismatch(v, vs.RelayIpList); mm != "" {
+				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes without --force", vs.Name, ErrRelayList, mm)
+			}
+		}
 		want, wantRFA, ch, notes, err := planRelay(relayTarget{object: vs.Name, cur: vs.RelayIpList, rfa: vs.RelayForAuth}, req, why)
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", vs.Name, err)

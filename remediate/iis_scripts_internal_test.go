@@ -21,7 +21,7 @@ func TestIISEx2003ScriptHygiene(t *testing.T) {
 		records       []string
 		params        []string
 	}{
-		ScriptIISRead:        {"IIS-SMTP", "read", []string{iisRecService, iisRecGuest, iisRecSvc, iisRecVS, iisRecDomain, "error"}, nil},
+		ScriptIISRead:        {"IIS-SMTP", "read", []string{iisRecService, iisRecGuest, iisRecSvc, iisRecVS, iisRecDomain, iisRecADSI, "error"}, nil},
 		ScriptIISWrite:       {"IIS-SMTP", "write", []string{iisRecVS, "error"}, []string{"server", "relayiplist", "relayforauth"}},
 		ScriptIISWriteDomain: {"IIS-SMTP", "write", []string{iisRecDomain, "error"}, []string{"domain", "routeaction"}},
 		ScriptEx2003ReadAD:   {"Exchange2003", "read", []string{recADVS, "error"}, []string{"relayiplistattr"}},
@@ -91,6 +91,11 @@ func TestIISStateRecordsRoundTrip(t *testing.T) {
 			{Name: "SmtpSvc/2", RelayIpList: RelayListBlob{Bytes: []byte{0x18, 0, 0, 0x80}}},
 		},
 		Domains: []IISDomain{{Name: "SmtpSvc/1/Domain/*", RouteAction: 0x1002, RelayIpList: RelayListBlob{Null: true}}},
+		ADSI: []IISADSIView{
+			{Name: "SmtpSvc/1", Present: true, IPGrant: []string{"127.0.0.1, 255.255.255.255", "10.0.0.0, 255.0.0.0"}},
+			{Name: "SmtpSvc/2", Error: "Unknown error (0x80005000)"},
+			{Name: "SmtpSvc/3"},
+		},
 	}
 	// Through the real framing, so $null and "" survive as they would.
 	out, err := psframe.DecodeOutput("n", psframe.EncodeOutput("n", EncodeIISState(st), 0))

@@ -435,3 +435,41 @@ func TestIISPlanAuthenticatedOnly(t *testing.T) {
 		t.Fatal("plan would let the server inherit the open service-level list")
 	}
 }
+
+// TestIISADSICrossCheck: iis-read also reports IIS's own (ADSI) reading of
+// each relay list; a disagreement with relaylock's decoder is reported and
+// blocks writing hand-built bytes unless forced.
+func TestIISADSICrossCheck(t *testing.T) {
+	d, _ := remediate.DriverFor(remediate.PlatformIIS)
+	req := remediate.Request{Allow: []remediate.AddrRange{iisRange(t, "192.0.2.10")}}
+
+	insp := inspectIIS(t, lab.NewIIS(lab.IISClosed), iisStranger)
+	if v, _ := iisSetting(insp.Settings, "SmtpSvc/1", "RelayIpList.adsi"); v != "GrantByDefault=false; IPGrant=[127.0.0.1, 255.255.255.255]; IPDeny=[]" {
+		t.Fatalf("adsi row %q", v)
+	}
+	if _, ok := iisFinding(insp.Findings, "IIS-RELAY-LIST-DECODE-MISMATCH"); ok {
+		t.Fatal("mismatch reported for agreeing views")
+	}
+
+	h := lab.NewIIS(lab.IISAllExceptEmpty)
+	h.SetADSIView("SmtpSvc/1", &remediate.IISADSIView{Present: true, IPGrant: []string{"127.0.0.1, 255.255.255.255"}})
+	insp = inspectIIS(t, h, iisStranger)
+	if _, ok := iisFinding(insp.Findings, "IIS-RELAY-LIST-DECODE-MISMATCH"); !ok {
+		t.Fatalf("no mismatch finding: %v", iisFindingIDs(insp.Findings))
+	}
+	if _, err := d.Plan(insp, req); !errors.Is(err, remediate.ErrRelayList) {
+		t.Fatalf("plan err = %v, want ErrRelayList", err)
+	}
+	req.Force = true
+	if p, err := d.Plan(insp, req); err != nil || len(p.Changes) == 0 {
+		t.Fatalf("forced plan: %v", err)
+	}
+
+	insp = inspectIIS(t, lab.NewIIS(lab.IISNoMetabaseCompat), iisStranger)
+	if v, _ := iisSetting(insp.Settings, "SmtpSvc/1", "RelayIpList.adsi"); !strings.HasPrefix(v, "unavailable: ") {
+		t.Fatalf("adsi row %q", v)
+	}
+	if _, err := d.Plan(insp, remediate.Request{Allow: req.Allow}); err != nil {
+		t.Fatalf("ADSI unavailable must not block: %v", err)
+	}
+}

@@ -52,6 +52,9 @@ const (
 	// IISInheritedOpen: the virtual server has no RelayIpList of its own
 	// and inherits a zero-length one from the service level.
 	IISInheritedOpen
+	// IISNoMetabaseCompat: open like IISAllExceptEmpty; ADSI (IIS://)
+	// fails as without IIS 6 Metabase Compatibility, WMI works.
+	IISNoMetabaseCompat
 )
 
 // ScriptCall is one script run the lab received, with its parameters
@@ -66,6 +69,31 @@ type ScriptCall struct {
 type iisMetabase struct {
 	st     remediate.IISState
 	webWMI bool
+	// adsiError, when set, is the error ADSI (IIS://) fails with (IIS 6
+	// Metabase Compatibility missing); adsiOverride replaces the ADSI
+	// view of a virtual server (a host whose IIS reads a list differently
+	// from relaylock's decoder).
+	adsiError    string
+	adsiOverride map[string]remediate.IISADSIView
+}
+
+// readState is what iis-read reports: the metabase plus the ADSI view of
+// every virtual server's RelayIpList.
+func (m *iisMetabase) readState() remediate.IISState {
+	st := cloneIIS(m.st)
+	st.ADSI = nil
+	for _, vs := range st.Servers {
+		v := remediate.ADSIViewOf(vs.Name, vs.RelayIpList)
+		if o, ok := m.adsiOverride[strings.ToLower(vs.Name)]; ok {
+			v = o
+			v.Name = vs.Name
+		}
+		if m.adsiError != "" {
+			v = remediate.IISADSIView{Name: vs.Name, Error: m.adsiError}
+		}
+		st.ADSI = append(st.ADSI, v)
+	}
+	return st
 }
 
 // IISHost is a simulated IIS 6 SMTP server.
@@ -161,6 +189,10 @@ func NewIIS(s IISScenario) *IISHost {
 		st.Guest.Enabled = true
 	case IISInheritedOpen:
 		st.ServiceLevel.RelayIpList = remediate.RelayListBlob{Bytes: []byte{}}
+	case IISNoMetabaseCompat:
+		vs.RelayIpList = remediate.RelayListBlob{Bytes: []byte{}}
+		// ADSI's "Unknown error (0x80005000)" for a missing IIS provider.
+		h.mb.adsiError = "Unknown error (0x80005000)"
 	default:
 		panic(fmt.Sprintf("lab: unknown IIS scenario %d", s))
 	}
@@ -212,6 +244,22 @@ func (h *IISHost) SetState(st remediate.IISState) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.mb.st = cloneIIS(st)
+}
+
+// SetADSIView makes ADSI report v for virtual server name instead of the
+// view derived from the metabase bytes (nil removes the override): a host
+// whose IIS reads the relay list differently from relaylock's decoder.
+func (h *IISHost) SetADSIView(name string, v *remediate.IISADSIView) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mb.adsiOverride == nil {
+		h.mb.adsiOverride = map[string]remediate.IISADSIView{}
+	}
+	if v == nil {
+		delete(h.mb.adsiOverride, strings.ToLower(name))
+		return
+	}
+	h.mb.adsiOverride[strings.ToLower(name)] = *v
 }
 
 // Calls returns the script runs received so far.
@@ -365,7 +413,7 @@ func (m *iisMetabase) handle(script string, params map[string]string) (recs []ps
 		if !m.webWMI {
 			return missingNamespace(), 3, true
 		}
-		return remediate.EncodeIISState(m.st), 0, true
+		return remediate.EncodeIISState(m.readState()), 0, true
 	case remediate.ScriptIISWrite:
 		if err := checkParams(params, "server", "relayiplist", "relayforauth"); err != nil {
 			return errorRecord(err.Error(), "bad-parameter"), 1, true

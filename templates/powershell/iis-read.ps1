@@ -4,7 +4,8 @@
 # Parameters: none.
 # Records (decoded by remediate/iis.go DecodeIISState):
 #   service (SMTPSVC), guest (local RID-501 account), svc (IIsSmtpServiceSetting),
-#   vs (IIsSmtpServerSetting), domain (IIsSmtpDomainSetting), error.
+#   vs (IIsSmtpServerSetting), domain (IIsSmtpDomainSetting), adsi (ADSI view of
+#   each RelayIpList), error.
 # Objects are fetched whole (never Get-WmiObject -Property), see windows-relay.md 1.4.
 $ns = 'root\MicrosoftIISv2'
 
@@ -46,6 +47,29 @@ foreach ($s in $servers) {
 
 foreach ($d in @(Get-WmiObject -Namespace $ns -Class IIsSmtpDomainSetting)) {
     RL-Rec 'domain' @('name', $d.Name, 'routeaction', $d.RouteAction, 'relayforauth', $d.RelayForAuth, 'relayiplist', (RL-Hex $d.RelayIpList))
+}
+
+# IIS's own reading of each RelayIpList through ADSI (IIsIPSecurity object,
+# windows-relay.md 1.4b): relaylock compares it with its decoding of the bytes.
+# Needs IIS 6 Metabase Compatibility; failures are reported, not fatal.
+$get = [Reflection.BindingFlags]'Public,Instance,GetProperty'
+foreach ($s in $servers) {
+    try {
+        $de = New-Object DirectoryServices.DirectoryEntry(('IIS://localhost/' + [string]$s.Name))
+        $ip = $de.Properties['RelayIpList'].Value
+        if ($null -eq $ip) {
+            RL-Rec 'adsi' @('name', $s.Name, 'present', 'False')
+        } else {
+            $t = $ip.GetType()
+            $gbd = [bool]$t.InvokeMember('GrantByDefault', $get, $null, $ip, $null)
+            $grant = @($t.InvokeMember('IPGrant', $get, $null, $ip, $null))
+            $deny = @($t.InvokeMember('IPDeny', $get, $null, $ip, $null))
+            RL-Rec 'adsi' @('name', $s.Name, 'present', 'True', 'grantbydefault', [string]$gbd,
+                'ipgrant', ($grant -join "`n"), 'ipdeny', ($deny -join "`n"))
+        }
+    } catch {
+        RL-Rec 'adsi' @('name', $s.Name, 'error', [string]$_.Exception.Message)
+    }
 }
 
 RL-End 0
