@@ -124,3 +124,26 @@ func TestLabCommandUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestLabCommandHTTP(t *testing.T) {
+	e, out, errb := labEnv("Chosen-Lab-Pw1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	codec := make(chan int, 1)
+	go func() { codec <- run(ctx, []string{"relaylock", "lab", "--http", "--listen", "127.0.0.1"}, e) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "Press Ctrl-C") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner: %q %q", out.String(), errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	text := out.String()
+	if !strings.Contains(text, "  WinRM  http://127.0.0.1:") || strings.Contains(text, "  CA ") || !strings.Contains(text, "--winrm-allow-unencrypted") {
+		t.Fatalf("plain HTTP lab output:\n%s", text)
+	}
+	cancel()
+	if code := <-codec; code != exitOK && code != exitCancelled {
+		t.Fatalf("exit %d", code)
+	}
+}
