@@ -1,6 +1,7 @@
 package remediate
 
 import (
+	"encoding/json"
 	"net/netip"
 	"reflect"
 	"regexp"
@@ -260,5 +261,35 @@ func FuzzExchangeOps(f *testing.F) {
 		if !reflect.DeepEqual(got[0].Ranges, want) {
 			t.Errorf("ranges %q, want %q", got[0].Ranges, want)
 		}
+	})
+}
+
+// FuzzDecodeExchangeRead: host output is untrusted; whatever records a
+// host prints, decoding, settings, findings and planning never panic, and
+// a decoded state is deterministic.
+func FuzzDecodeExchangeRead(f *testing.F) {
+	f.Add("EX1\\App Relay", "0.0.0.0-255.255.255.255\n10.0.0.0/8", "Tls\nExternalAuthoritative", "AnonymousUsers", "S-1-5-7", "True", "*")
+	f.Add("", "", "", "", "", "maybe", "")
+	f.Add("X", "::-ffff::\n1.2.3.4-1.2.3.3", "None", "None", "", "False", "*.com")
+	f.Fuzz(func(t *testing.T, id, ranges, auth, groups, sid, enabled, domain string) {
+		recs := []psframe.Record{
+			*psframe.NewRecord("exinfo").Set("server", "EX1").Set("anon_name", "NT AUTHORITY\\ANONYMOUS LOGON"),
+			*psframe.NewRecord("connector").Set("id", id).Set("role", "FrontendTransport").Set("enabled", enabled).
+				Set("bindings", "0.0.0.0:25\n"+id).Set("ranges", ranges).Set("auth", auth).Set("groups", groups),
+			*psframe.NewRecord("ace").Set("id", id).Set("user", id).Set("sid", sid).Set("inherited", enabled),
+			*psframe.NewRecord("domain").Set("name", domain).Set("domain", domain).Set("type", "InternalRelay").Set("default", "False"),
+		}
+		s, err := decodeExchangeRead(&psframe.Output{Records: recs})
+		if err != nil {
+			return
+		}
+		rows := ExchangeSettings(s)
+		if !reflect.DeepEqual(rows, ExchangeSettings(s)) {
+			t.Fatal("settings not deterministic")
+		}
+		_ = exchangeFindings(s, []netip.Addr{netip.MustParseAddr("203.0.113.9")})
+		allow, _ := ParseAddrRange("10.1.2.0/24")
+		st, _ := json.Marshal(s)
+		_, _ = exchangeDriver{}.Plan(&Inspection{State: st}, Request{Allow: []AddrRange{allow}, FixDomains: true})
 	})
 }
