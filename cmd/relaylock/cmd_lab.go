@@ -42,7 +42,7 @@ func labCommand(e *env) *cli.Command {
 			&cli.IntFlag{Name: "smtp-port", Usage: "SMTP `PORT` (0: any free port)"},
 			&cli.IntFlag{Name: "winrm-port", Usage: "WinRM `PORT` (0: any free port)"},
 			&cli.IntFlag{Name: "dns-port", Usage: "DNS `PORT`, UDP and TCP (0: any free port)"},
-			&cli.StringFlag{Name: "domain", Value: "lab.relaylock.test", Usage: "mail `DOMAIN` of the simulated host"},
+			&cli.StringFlag{Name: "domain", Usage: "mail `DOMAIN` whose MX the simulated host is (default: the host's own domain, corp.example for the built-in platforms)"},
 			&cli.BoolFlag{Name: "http", Usage: "serve WinRM over plain HTTP (as a host with AllowUnencrypted=true) instead of HTTPS"},
 		},
 		Action: func(c *cli.Context) error {

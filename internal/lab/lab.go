@@ -30,10 +30,13 @@ type Config struct {
 	Listen string
 	// SMTPPort, WinRMPort and DNSPort: 0 picks a free port.
 	SMTPPort, WinRMPort, DNSPort int
-	// Domain is the mail domain the host accepts mail for in DNS (default
+	// Domain is the mail domain whose MX the host is (default: the host's
+	// own domain, HostInfo().Domain, else its first local domain, else
 	// "lab.relaylock.test"); MXHost its MX (default "mail.<Domain>").
 	// The lab DNS answers MX Domain → MXHost, A MXHost → Listen and
-	// A Hostname → Listen.
+	// A Hostname → Listen. The SMTP face always accepts mail for Domain,
+	// whatever the host's accepted domains say: the lab's DNS makes the
+	// host its MX.
 	Domain string
 	MXHost string
 	// Hostname is the WinRM host name in the TLS certificate (default
@@ -128,7 +131,13 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		l.Platform = ""
 	}
 	info := l.Host.HostInfo()
-	l.Domain = strings.ToLower(strings.TrimSuffix(firstNonEmpty(cfg.Domain, "lab.relaylock.test"), "."))
+	def := info.Domain
+	if def == "" {
+		if ds := l.Host.LocalDomains(); len(ds) > 0 {
+			def = ds[0]
+		}
+	}
+	l.Domain = strings.ToLower(strings.TrimSuffix(firstNonEmpty(cfg.Domain, firstNonEmpty(def, "lab.relaylock.test")), "."))
 	l.MXHost = strings.ToLower(strings.TrimSuffix(firstNonEmpty(cfg.MXHost, "mail."+l.Domain), "."))
 	l.Hostname = strings.ToLower(firstNonEmpty(cfg.Hostname, firstNonEmpty(info.ComputerName, "lab-host")+"."+l.Domain))
 	l.User = firstNonEmpty(cfg.User, "Administrator")
@@ -253,7 +262,7 @@ func (l *Lab) smtpPolicy(listen netip.Addr) smtptest.Policy {
 					return 250, "2.1.5 " + rcpt // our own address literal: local (RFC 5321 §4.1.3)
 				}
 			}
-			for _, d := range h.LocalDomains() {
+			for _, d := range append(h.LocalDomains(), l.Domain) {
 				if strings.EqualFold(strings.TrimSuffix(d, "."), domain) {
 					return 250, "2.1.5 " + rcpt
 				}

@@ -277,3 +277,20 @@ func TestEveryPlatformAnswersDetect(t *testing.T) {
 		})
 	}
 }
+
+// TestLabDomain: the lab's domain defaults to the host's own, and the
+// SMTP face always accepts mail for the domain the lab's DNS points at it.
+func TestLabDomain(t *testing.T) {
+	h := &relayHost{}
+	l := startLab(t, Config{Host: h})
+	if l.Domain != testInfo.Domain || l.MXHost != "mail."+testInfo.Domain || l.Hostname != "ex1."+testInfo.Domain {
+		t.Fatalf("domain %q mx %q hostname %q", l.Domain, l.MXHost, l.Hostname)
+	}
+	l2 := startLab(t, Config{Host: h, Domain: "contoso.test"})
+	if code, msg := rcpt(t, l2, "", nil, "postmaster@contoso.test"); code != 250 {
+		t.Fatalf("lab domain refused: %d %s", code, msg)
+	}
+	if code, _ := rcpt(t, l2, "", nil, "postmaster@fabrikam.test"); code != 550 {
+		t.Fatalf("foreign domain relayed by a closed host: %d", code)
+	}
+}
