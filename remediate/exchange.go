@@ -149,7 +149,7 @@ func (c ExchangeConnector) Ports() []int {
 // separately (they are treated as "anything" by callers that must be safe).
 func (c ExchangeConnector) Ranges() (ok []AddrRange, bad []string) {
 	for _, s := range c.RemoteIPRanges {
-		r, err := ParseAddrRange(s)
+		r, err := ParseExchangeIPRange(s)
 		if err != nil {
 			bad = append(bad, s)
 			continue
@@ -157,6 +157,33 @@ func (c ExchangeConnector) Ranges() (ok []AddrRange, bad []string) {
 		ok = append(ok, r)
 	}
 	return ok, bad
+}
+
+// ParseExchangeIPRange parses a RemoteIPRanges entry in the forms
+// Set-ReceiveConnector accepts [S32]: an address, FIRST-LAST, a CIDR
+// prefix, and the older address(mask) form, e.g.
+// "192.168.1.0(255.255.255.0)" (contiguous IPv4 masks only).
+func ParseExchangeIPRange(s string) (AddrRange, error) {
+	t := strings.TrimSpace(s)
+	if ip, mask, ok := strings.Cut(t, "("); ok && strings.HasSuffix(mask, ")") {
+		a, err1 := netip.ParseAddr(strings.TrimSpace(ip))
+		m, err2 := netip.ParseAddr(strings.TrimSpace(strings.TrimSuffix(mask, ")")))
+		if err1 != nil || err2 != nil || !a.Is4() || !m.Is4() {
+			return AddrRange{}, fmt.Errorf("%q: %w", s, ErrAllowSyntax)
+		}
+		mb := m.As4()
+		bits := 0
+		v := uint32(mb[0])<<24 | uint32(mb[1])<<16 | uint32(mb[2])<<8 | uint32(mb[3])
+		for v&0x80000000 != 0 {
+			bits++
+			v <<= 1
+		}
+		if v != 0 {
+			return AddrRange{}, fmt.Errorf("%q: mask is not contiguous: %w", s, ErrAllowSyntax)
+		}
+		return ParseAddrRange(netip.PrefixFrom(a, bits).Masked().String())
+	}
+	return ParseAddrRange(t)
 }
 
 // MatchSize returns the size of the smallest RemoteIPRanges entry holding
@@ -520,7 +547,7 @@ func exCanonRanges(in []string) string {
 	var rs []AddrRange
 	var bad []string
 	for _, s := range in {
-		if r, err := ParseAddrRange(s); err == nil {
+		if r, err := ParseExchangeIPRange(s); err == nil {
 			rs = append(rs, r)
 		} else {
 			bad = append(bad, strings.TrimSpace(s))

@@ -2,6 +2,7 @@ package remediate
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"reflect"
 	"regexp"
@@ -195,6 +196,21 @@ func TestCoveredBy(t *testing.T) {
 	for _, tc := range tests {
 		if got := exCoveredBy(p(tc.r), allow); got != tc.want {
 			t.Errorf("exCoveredBy(%s) = %v, want %v", tc.r, got, tc.want)
+		}
+	}
+}
+
+func TestParseExchangeIPRange(t *testing.T) {
+	for in, want := range map[string]string{"10.0.0.1": "10.0.0.1", "192.168.1.0(255.255.255.0)": "192.168.1.0/24",
+		"192.168.1.77( 255.255.0.0 )": "192.168.0.0/16", "10.0.0.0-10.0.0.9": "10.0.0.0-10.0.0.9", "2001:db8::/32": "2001:db8::/32"} {
+		r, err := ParseExchangeIPRange(in)
+		if err != nil || r.String() != want {
+			t.Errorf("ParseExchangeIPRange(%q) = %v, %v; want %s", in, r, err, want)
+		}
+	}
+	for _, in := range []string{"10.0.0.0(255.0.255.0)", "10.0.0.0(255.255.255.0", "2001:db8::(ffff::)", "x(255.0.0.0)", "10.0.0.1; x"} {
+		if _, err := ParseExchangeIPRange(in); !errors.Is(err, ErrAllowSyntax) {
+			t.Errorf("ParseExchangeIPRange(%q): err = %v, want ErrAllowSyntax", in, err)
 		}
 	}
 }

@@ -648,7 +648,7 @@ func (h *ExchangeHost) validate(c, self *exConnector) error {
 		return fmt.Errorf("The RemoteIPRanges parameter can't be empty.")
 	}
 	for _, r := range c.ranges {
-		if _, err := remediate.ParseAddrRange(r); err != nil || strings.ContainsAny(r, " \t") {
+		if _, err := remediate.ParseExchangeIPRange(r); err != nil || strings.ContainsAny(r, " \t") {
 			return fmt.Errorf("Cannot bind parameter 'RemoteIPRanges'. Cannot convert value \"%s\" to type \"Microsoft.Exchange.Data.IPRange\". Error: \"'%s' isn't a valid IP range.\"", r, r)
 		}
 	}
@@ -672,8 +672,8 @@ func (h *ExchangeHost) validate(c, self *exConnector) error {
 			}
 			for _, r := range c.ranges {
 				for _, or := range o.ranges {
-					x, _ := remediate.ParseAddrRange(r)
-					y, err := remediate.ParseAddrRange(or)
+					x, _ := remediate.ParseExchangeIPRange(r)
+					y, err := remediate.ParseExchangeIPRange(or)
 					if err == nil && x == y {
 						return fmt.Errorf("The values that you specified for the Bindings and RemoteIPRanges parameters conflict with the settings on Receive connector \"%s\\%s\". A Receive connector must have a unique combination of a local IP address & port bindings and remote IP address ranges.", labServer, o.name)
 					}
