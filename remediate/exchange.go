@@ -1104,17 +1104,18 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 				keep = append(keep, a)
 			}
 		}
-		for _, a := range removed {
+		if len(removed) > 0 {
+			// One Remove-ADPermission -User removes the right for the
+			// principal, however many ACEs carry it.
+			a := removed[0]
 			why := "ANONYMOUS LOGON may relay through this connector, which accepts " + exCanonRanges(c.RemoteIPRanges) + ", beyond the allowed clients."
 			if isDefaultFrontend(c) {
 				why += " This connector receives the Internet's mail: its RemoteIPRanges stay as they are, only the relay right goes."
 			}
-			after := c
-			after.AnyRecipient = keep
 			p.add(ExchangeOp{Kind: OpRemoveACE, Identity: c.Identity, User: a.User, SID: a.SID},
 				Change{Object: connectorObject(c.Identity), Setting: SetAnyRecipient, Current: exCanonACEs(c.AnyRecipient),
-					New: exCanonACEs(after.AnyRecipient), Why: why})
-			c.AnyRecipient = after.AnyRecipient
+					New: exCanonACEs(keep), Why: why})
+			c.AnyRecipient = keep
 		}
 		if c.HasAuth("ExternalAuthoritative") {
 			var auth []string

@@ -556,7 +556,15 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		if idx < 0 {
 			return fmt.Errorf("Can't remove the access control entry on the object \"%s\" for account \"%s\" because the ACE doesn't exist on the object.", op.Identity, ace.User)
 		}
-		c.explicit = append(c.explicit[:idx], c.explicit[idx+1:]...)
+		// The right goes for the principal, from every explicit ACE
+		// carrying it (how Exchange treats duplicates is UNVERIFIED).
+		var keep []remediate.ExchangeACE
+		for _, a := range c.explicit {
+			if a.Inherited || !strings.EqualFold(a.User, ace.User) {
+				keep = append(keep, a)
+			}
+		}
+		c.explicit = keep
 		return nil
 	case remediate.OpSetDomain:
 		d := h.domain(op.Identity)
