@@ -288,6 +288,13 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 			r.Header.Set("Authorization", "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual")
 		}
 	case cfg.Auth == AuthNTLM: // plain HTTP with NTLM message encryption
+		// masterzen's Encryption (v0.0.0-20240702205601-3fad6e106085) does
+		// a fresh NTLM handshake per message (an empty priming POST), uses
+		// a bare http.Client (no dial or header timeout: libTransport
+		// bounds it with ctx) and, if the priming POST fails, silently
+		// posts the message with unencrypted NTLM instead. A host with the
+		// default AllowUnencrypted=false rejects that, but the message has
+		// crossed the network in clear text: HTTPS stays the default.
 		c.lib = func() (winrm.Transporter, error) {
 			e, err := winrm.NewEncryption("ntlm")
 			if err != nil {
@@ -698,6 +705,14 @@ func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, erro
 			t.rec.note(f)
 		}
 		return "", pollTimeout(f)
+	}
+	// masterzen's Encryption returns whatever body came back, whatever the
+	// HTTP status (ParseEncryptedResponse checks neither), so a host that
+	// refused the sealed message looks like an empty answer.
+	if t.c.cfg.ntlmSealing() && !strings.Contains(r.s, "Envelope") {
+		err := kindErr(ErrWinRM, nil, "%s did not answer the NTLM-encrypted request with a WS-Management message (does it support message encryption?); use HTTPS", t.c.cfg.hostPort())
+		t.rec.note(err)
+		return "", err
 	}
 	if err := checkAnswer(action, r.s); err != nil {
 		t.rec.note(err)
