@@ -135,6 +135,7 @@ func TestExchangeRemediateCycle(t *testing.T) {
 		{"2016 German", lab.Exchange2016German, false, "Relais"},
 		{"2019 Default Frontend", lab.Exchange2019AnonDefaultFrontend, false, ""},
 		{"2010 Default", lab.Exchange2010OpenDefault, false, ""},
+		{"2007 Default", lab.Exchange2007OpenDefault, false, ""},
 	}
 	ctx := context.Background()
 	d := exDriver(t)
@@ -462,6 +463,7 @@ func TestExchangeDetectMatchesLab(t *testing.T) {
 		host    func() *lab.ExchangeHost
 		version string
 	}{
+		{lab.Exchange2007OpenDefault, "2007"},
 		{lab.Exchange2010OpenDefault, "2010"},
 		{lab.Exchange2016OpenCustomConnector, "2016"},
 		{lab.Exchange2019Closed, "2019"},

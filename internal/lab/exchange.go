@@ -77,6 +77,7 @@ type ExchangeHost struct {
 	// Protocols container (new connectors too).
 	inherited []remediate.ExchangeACE
 	loadError string
+	loader    string // exinfo's loader: "remote" unless set
 	writes    []map[string]string
 }
 
@@ -86,6 +87,7 @@ func init() {
 	Register("exchange2016", func() Host { return Exchange2016OpenCustomConnector() })
 	Register("exchange2019", func() Host { return Exchange2019AnonDefaultFrontend() })
 	Register("exchange2010", func() Host { return Exchange2010OpenDefault() })
+	Register("exchange2007", func() Host { return Exchange2007OpenDefault() })
 }
 
 func allRanges() []string {
@@ -261,9 +263,21 @@ func ExchangeSEClosed() *ExchangeHost {
 // EX1" connector accept anonymous mail and granted ANONYMOUS LOGON the
 // relay right on it. Registered as "exchange2010".
 func Exchange2010OpenDefault() *ExchangeHost {
-	h := &ExchangeHost{info: exchangeHostInfo("2010", "14.3.123.4", "Microsoft Windows Server 2008 R2 Standard", "6.1.7601", "2.0",
-		[]string{"AdminTools", "ClientAccess", "HubTransport", "Mailbox"}, false),
-		anonName: labAnonEnglish, authName: labAuthUsersEnglish}
+	return newHubOnly(exchangeHostInfo("2010", "14.3.123.4", "Microsoft Windows Server 2008 R2 Standard", "6.1.7601", "2.0",
+		[]string{"AdminTools", "ClientAccess", "HubTransport", "Mailbox"}, false), "remote")
+}
+
+// Exchange2007OpenDefault is Exchange2010OpenDefault on Exchange 2007
+// SP3 (Windows Server 2008 SP2, PowerShell 2.0 from WMF 2.0, which WinRM
+// needs; the cmdlets come from the Admin snap-in). Registered as
+// "exchange2007".
+func Exchange2007OpenDefault() *ExchangeHost {
+	return newHubOnly(exchangeHostInfo("2007", "8.3.83.6", "Microsoft Windows Server 2008 Standard", "6.0.6002", "2.0",
+		[]string{"AdminTools", "ClientAccess", "HubTransport", "Mailbox"}, false), "snapin-2007")
+}
+
+func newHubOnly(info remediate.HostInfo, loader string) *ExchangeHost {
+	h := &ExchangeHost{info: info, loader: loader, anonName: labAnonEnglish, authName: labAuthUsersEnglish}
 	h.connectors = []*exConnector{
 		{name: "Default " + labServer, enabled: true, bindings: bind(25), ranges: allRanges(),
 			auth:     []string{"Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer"},
@@ -306,7 +320,11 @@ func (h *ExchangeHost) State() *remediate.ExchangeState {
 }
 
 func (h *ExchangeHost) stateLocked() *remediate.ExchangeState {
-	s := &remediate.ExchangeState{Server: labServer, Loader: "remote", AnonymousSID: remediate.AnonymousLogonSID,
+	loader := h.loader
+	if loader == "" {
+		loader = "remote"
+	}
+	s := &remediate.ExchangeState{Server: labServer, Loader: loader, AnonymousSID: remediate.AnonymousLogonSID,
 		AnonymousName: h.anonName, RoleAware: h.roleAware}
 	for _, c := range h.connectors {
 		ec := remediate.ExchangeConnector{Identity: labServer + `\` + c.name, Name: c.name, Server: labServer,

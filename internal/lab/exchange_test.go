@@ -11,7 +11,7 @@ import (
 )
 
 func TestExchangeRegistered(t *testing.T) {
-	for name, version := range map[string]string{"exchange2016": "2016", "exchange2019": "2019", "exchange2010": "2010"} {
+	for name, version := range map[string]string{"exchange2016": "2016", "exchange2019": "2019", "exchange2010": "2010", "exchange2007": "2007"} {
 		h, err := NewHost(name)
 		if err != nil {
 			t.Fatal(err)
