@@ -710,7 +710,8 @@ func (r *renderer) scope() {
 	rows = nil
 	for _, t := range res.Targets {
 		for _, q := range t.DNS {
-			ans := strings.Join(q.Answers, "\n")
+			// Tabs separate the fields of an RR in presentation format.
+			ans := strings.ReplaceAll(strings.Join(q.Answers, "\n"), "\t", " ")
 			if q.Error != "" {
 				ans += reason("error: " + q.Error)
 			}
@@ -721,7 +722,7 @@ func (r *renderer) scope() {
 		r.para(clean("No DNS queries were recorded (address targets)."))
 		return
 	}
-	r.table([]float64{28, 28, 34, 16, contentW - 106}, []string{"Time (UTC)", "Resolver", "Question", "Rcode", "Answers"}, rows)
+	r.table([]float64{26, 30, 34, 20, contentW - 110}, []string{"Time (UTC)", "Resolver", "Question", "Rcode", "Answers"}, rows)
 }
 
 func reason(s string) string {
