@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -257,6 +258,12 @@ var sampleHost = HostInfo{
 // serve starts f (TLS when tlsOn) and returns a config for it.
 func serve(t *testing.T, f *fakeWSMan, tlsOn bool) WinRMConfig {
 	t.Helper()
+	return serveWith(t, f, tlsOn, nil)
+}
+
+// serveWith is serve with the server's TLS configuration (nil: httptest's).
+func serveWith(t *testing.T, f *fakeWSMan, tlsOn bool, tlsConf *tls.Config) WinRMConfig {
+	t.Helper()
 	if f.script == nil {
 		f.script = func(name string, _ map[string]string) ([]psframe.Record, int, string) {
 			if name == DetectScript {
@@ -267,6 +274,7 @@ func serve(t *testing.T, f *fakeWSMan, tlsOn bool) WinRMConfig {
 	}
 	srv := httptest.NewUnstartedServer(f)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshake failures are expected in some tests
+	srv.TLS = tlsConf
 	if tlsOn {
 		srv.StartTLS()
 	} else {
@@ -563,4 +571,24 @@ func TestNTLMRefusesBasicFallback(t *testing.T) {
 func sha256hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+func TestRunnerLegacyTLS(t *testing.T) {
+	// A Windows Server 2008-era listener: TLS 1.0 with RSA key exchange only.
+	old := &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10,
+		CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}}
+	f := newFake()
+	cfg := serveWith(t, f, true, old)
+	r, _ := newRunner(t, cfg)
+	if _, err := r.Run(context.Background(), DetectScript, nil); !errors.Is(err, ErrTLS) {
+		t.Fatalf("TLS 1.0 accepted by default: %v", err)
+	}
+	cfg.LegacyTLS = true
+	r, warns := newRunner(t, cfg)
+	if len(warns) != 1 || !strings.Contains(warns[0], "legacy TLS") {
+		t.Errorf("warnings = %q", warns)
+	}
+	if _, _, err := Detect(context.Background(), r); err != nil {
+		t.Fatalf("Detect with LegacyTLS: %v", err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,10 @@ type WinRMConfig struct {
 	// AllowUnencrypted permits plain HTTP without message encryption (the
 	// host must have AllowUnencrypted=true too; not recommended).
 	AllowUnencrypted bool
+	// LegacyTLS accepts TLS 1.0/1.1 and the RSA key exchange and 3DES
+	// cipher suites that Windows Server 2003/2008 (and 2008 R2 with its
+	// defaults) offer; Go refuses them by default. A warning is returned.
+	LegacyTLS bool
 	// OperationTimeout is the WS-Man OperationTimeout of each request
 	// (the Receive long-poll); ConnectTimeout bounds TCP connect and TLS
 	// handshake. Defaults 30 s and 15 s.
@@ -150,9 +155,12 @@ func (c WinRMConfig) Validate() (warnings []string, err error) {
 		if c.AllowUnencrypted {
 			warnings = append(warnings, "--winrm-allow-unencrypted has no effect over HTTPS")
 		}
+		if c.LegacyTLS {
+			warnings = append(warnings, fmt.Sprintf("legacy TLS for %s (--winrm-legacy-tls): TLS 1.0/1.1, RSA key exchange and 3DES are accepted", c.hostPort()))
+		}
 	} else {
-		if c.Insecure || c.CACertFile != "" || c.TLSServerName != "" {
-			return bad("certificate options (--winrm-insecure, --winrm-ca, --winrm-server-name) need HTTPS, but plain HTTP was chosen")
+		if c.Insecure || c.CACertFile != "" || c.TLSServerName != "" || c.LegacyTLS {
+			return bad("TLS options (--winrm-insecure, --winrm-ca, --winrm-server-name, --winrm-legacy-tls) need HTTPS, but plain HTTP was chosen")
 		}
 		switch c.Auth {
 		case AuthCertificate:
@@ -224,6 +232,10 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 		return nil, nil, err
 	}
 	tlsConf := &tls.Config{ServerName: cfg.TLSServerName, MinVersion: tls.VersionTLS12}
+	if cfg.LegacyTLS {
+		tlsConf.MinVersion = tls.VersionTLS10
+		tlsConf.CipherSuites = legacyCipherSuites()
+	}
 	if cfg.Insecure {
 		tlsConf.InsecureSkipVerify = true //nolint:gosec // operator asked for it, warned above
 	}
@@ -328,6 +340,26 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 			TLSServerName: cfg.TLSServerName, CACert: caPEM, Timeout: cfg.OperationTimeout + 30*time.Second}
 	}
 	return c, warnings, nil
+}
+
+// legacyCipherSuites is Go's default list plus what old Windows servers
+// offer: Schannel on Windows Server 2008/2008 R2 negotiates
+// TLS_RSA_WITH_AES_*_CBC_SHA (RSA key exchange, off by default since Go
+// 1.22), Windows Server 2003 only TLS_RSA_WITH_3DES_EDE_CBC_SHA and RC4
+// (3DES off by default since Go 1.23; RC4 is not offered at all).
+func legacyCipherSuites() []uint16 {
+	var ids []uint16
+	for _, cs := range tls.CipherSuites() {
+		ids = append(ids, cs.ID)
+	}
+	for _, id := range []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA} {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func bracketHost(h string) string {

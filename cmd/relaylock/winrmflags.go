@@ -56,6 +56,7 @@ func winrmFlags() []cli.Flag {
 		&cli.StringFlag{Category: cat, Name: "winrm-ca", Usage: "PEM `FILE` of CA certificates to trust for the WinRM listener (for a self-signed one)"},
 		&cli.BoolFlag{Category: cat, Name: "winrm-insecure", Usage: "do not verify the WinRM certificate (NOT recommended: anyone on the path can read the session)"},
 		&cli.StringFlag{Category: cat, Name: "winrm-server-name", Usage: "`NAME` to verify the certificate against, when --winrm-host is an address"},
+		&cli.BoolFlag{Category: cat, Name: "winrm-legacy-tls", Usage: "accept TLS 1.0/1.1 and the old cipher suites of Windows Server 2003/2008 listeners"},
 		&cli.BoolFlag{Category: cat, Name: "winrm-allow-unencrypted", Usage: "allow plain HTTP without message encryption (credentials or commands in clear text)"},
 		&cli.StringFlag{Category: cat, Name: "winrm-password-file", Usage: "read the WinRM password from the first line of `FILE` (mode 0600); else $" + envWinRMPassword + ", else a prompt"},
 		&cli.StringFlag{Category: cat, Name: "krb5-conf", Usage: "krb5.conf `FILE` for --winrm-auth kerberos (default $KRB5_CONFIG or /etc/krb5.conf)"},
@@ -102,6 +103,7 @@ func winrmConfigFrom(c *cli.Context, e *env, host string) (remediate.WinRMConfig
 		KrbConfig: c.String("krb5-conf"), KrbRealm: c.String("krb5-realm"), KrbCCache: c.String("krb5-ccache"), SPN: c.String("winrm-spn"),
 		ClientCertFile: c.String("winrm-cert"), ClientKeyFile: c.String("winrm-key"),
 		AllowUnencrypted: c.Bool("winrm-allow-unencrypted"),
+		LegacyTLS:        c.Bool("winrm-legacy-tls"),
 		OperationTimeout: c.Duration("winrm-timeout"),
 	}
 	if cfg.OperationTimeout < time.Second || cfg.OperationTimeout > time.Hour {

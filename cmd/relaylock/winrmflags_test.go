@@ -99,6 +99,9 @@ func TestWinRMCredentialRules(t *testing.T) {
 		{"kerberos ccache needs no password", nil, func(*testing.T) []string {
 			return []string{"--winrm-host", "mail", "--winrm-auth", "kerberos", "--krb5-ccache", "/tmp/cc"}
 		}, "", "", "", ""},
+		{"legacy tls needs https", pwEnv, func(*testing.T) []string {
+			return []string{"--winrm-host", "mail", "--winrm-http", "--winrm-legacy-tls"}
+		}, "", "", "need HTTPS", ""},
 		{"timeout bounds", pwEnv, func(*testing.T) []string { return []string{"--winrm-host", "mail", "--winrm-timeout", "10ms"} }, "", "", "--winrm-timeout", ""},
 	}
 	if runtime.GOOS != "windows" {
