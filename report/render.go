@@ -595,7 +595,7 @@ func (r *renderer) control() {
 		{"Evidence digest", m.digest},
 	}
 	if r.opts.EvidenceSHA256 != "" {
-		pairs = append(pairs, [2]string{"Evidence file SHA-256", r.opts.EvidenceSHA256})
+		pairs = append(pairs, [2]string{"Evidence file SHA-256 when rendered", r.opts.EvidenceSHA256})
 	}
 	pairs = append(pairs,
 		[2]string{"Classification", r.t.get("control.classification")},

@@ -25,17 +25,18 @@ func verifyCommand(e *env) *cli.Command {
 			"1 with each mismatch listed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pubkey", Usage: "require a signature by the public key in `KEY.pub`"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list every section and file that matched, with its hash"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("verify: want one evidence FILE")
 			}
-			return runVerify(e, c.Args().First(), c.String("pubkey"))
+			return runVerify(e, c.Args().First(), c.String("pubkey"), c.Bool("verbose"))
 		},
 	}
 }
 
-func runVerify(e *env, path, pubkey string) error {
+func runVerify(e *env, path, pubkey string, verbose bool) error {
 	var trusted ed25519.PublicKey
 	if pubkey != "" {
 		k, err := evidence.LoadPublicKey(pubkey)
@@ -54,8 +55,12 @@ func runVerify(e *env, path, pubkey string) error {
 	}
 	w := e.Stdout
 	fmt.Fprintf(w, "evidence: %s\nreport id: %s\ndigest:   %s\n", path, b.ID, r.Digest)
-	for _, l := range r.OK {
-		fmt.Fprintf(w, "ok        %s\n", l)
+	if verbose {
+		for _, l := range r.OK {
+			fmt.Fprintf(w, "ok        %s\n", l)
+		}
+	} else {
+		fmt.Fprintf(w, "ok        %d hashes match (-v lists them)\n", len(r.OK))
 	}
 	problems := r.Problems
 	notes := r.Notes
