@@ -3,8 +3,13 @@ package remediate
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -48,6 +54,7 @@ type fakeWSMan struct {
 	commandFault string // fault subcode on Command
 	stall        bool   // never finish commands
 	rawStdout    []byte // if set, replaces the framed stdout
+	certAuth     bool   // require a TLS client certificate + the mutual-auth header instead of Basic
 	next         int
 }
 
@@ -110,8 +117,13 @@ func (f *fakeWSMan) fault(w http.ResponseWriter, relates, subcode, code, text st
 }
 
 func (f *fakeWSMan) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u, p, ok := r.BasicAuth()
-	if !ok || u != f.user || p != f.pass {
+	if f.certAuth {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 ||
+			r.Header.Get("Authorization") != "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+	} else if u, p, ok := r.BasicAuth(); !ok || u != f.user || p != f.pass {
 		w.Header().Set("WWW-Authenticate", `Basic realm="WSMAN"`)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -590,5 +602,37 @@ func TestRunnerLegacyTLS(t *testing.T) {
 	}
 	if _, _, err := Detect(context.Background(), r); err != nil {
 		t.Fatalf("Detect with LegacyTLS: %v", err)
+	}
+}
+
+func TestRunnerCertificateAuth(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relaylock"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+
+	f := newFake()
+	f.certAuth = true
+	cfg := serveWith(t, f, true, &tls.Config{ClientAuth: tls.RequireAnyClientCert})
+	cfg.Auth, cfg.User, cfg.Password = AuthCertificate, "", ""
+	cfg.ClientCertFile, cfg.ClientKeyFile = certFile, keyFile
+	r, _ := newRunner(t, cfg)
+	if _, _, err := Detect(context.Background(), r); err != nil {
+		t.Fatalf("Detect with a client certificate: %v", err)
+	}
+	cfg.ClientKeyFile = certFile // not a key
+	if _, _, err := NewWinRMRunner(cfg); !errors.Is(err, ErrConfig) {
+		t.Errorf("bad key file: %v", err)
 	}
 }
