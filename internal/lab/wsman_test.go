@@ -258,6 +258,11 @@ func TestScriptParams(t *testing.T) {
 	if sends < 3 {
 		t.Fatalf("expected the payload in several Sends, saw %d", sends)
 	}
+	// The ~430 KB of output does not fit one response under the client's
+	// MaxEnvelopeSize (153600): it comes in several Receives.
+	if n := ts.CountCalls("Receive"); n < 4 {
+		t.Fatalf("output in %d Receives: not chunked to the envelope size", n)
+	}
 }
 
 // TestLongPoll: a Receive is held until the OperationTimeout, answered
