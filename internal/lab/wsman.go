@@ -869,7 +869,9 @@ func (w *WSMan) send(rw http.ResponseWriter, r *http.Request, env *reqEnvelope, 
 	for _, st := range env.Body.Send.Streams {
 		c := s.commands[strings.ToUpper(st.CommandID)]
 		call.CommandID = st.CommandID
-		if c == nil || c.terminated {
+		// A terminated command, or one interrupted (ctrl_c) before its
+		// stdin was complete, has no process left to take input.
+		if c == nil || c.terminated || (c.done && !c.started) {
 			w.mu.Unlock()
 			w.fault(rw, call, env.Header.MessageID, faultInvalidParameter)
 			return
@@ -915,7 +917,7 @@ func (w *WSMan) send(rw http.ResponseWriter, r *http.Request, env *reqEnvelope, 
 	}
 	if completed != nil {
 		w.mu.Lock()
-		if !completed.started && !completed.terminated {
+		if !completed.started && !completed.done {
 			w.startLocked(s, completed)
 		}
 		w.mu.Unlock()

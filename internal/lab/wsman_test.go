@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -824,5 +825,30 @@ func TestAppendBounded(t *testing.T) {
 	}
 	if s[0] != 25-len(s) {
 		t.Fatalf("oldest kept %d of %v", s[0], s)
+	}
+}
+
+// TestCtrlCBeforeStdin: a command interrupted while waiting for its stdin
+// never runs, even if the rest of its stdin arrives afterwards.
+func TestCtrlCBeforeStdin(t *testing.T) {
+	ts := startWSMan(t, false, WSManConfig{AllowUnencrypted: true})
+	shell := ts.createRaw(t)
+	resp := ts.post(t, soapRequest(actionCommand, shell, "PT5S", `<rsp:CommandLine><rsp:Command>`+psframe.CommandLine()+`</rsp:Command></rsp:CommandLine>`))
+	cid := between(resp.body, "<rsp:CommandId>", "</rsp:CommandId>")
+	if resp = ts.post(t, soapRequest(actionSignal, shell, "PT5S", `<rsp:Signal CommandId="`+cid+`"><rsp:Code>`+signalCtrlC+`</rsp:Code></rsp:Signal>`)); resp.status != 200 {
+		t.Fatalf("ctrl_c: %d %s", resp.status, resp.body)
+	}
+	in, _ := payload(t, "exchange-write", nil)
+	resp = ts.post(t, soapRequest(actionSend, shell, "PT5S", `<rsp:Send><rsp:Stream Name="stdin" CommandId="`+cid+`" End="true">`+base64.StdEncoding.EncodeToString(in)+`</rsp:Stream></rsp:Send>`))
+	if resp.status != 500 || !strings.Contains(resp.body, "w:InvalidParameter") {
+		t.Fatalf("stdin after ctrl_c: %d %s", resp.status, resp.body)
+	}
+	resp = ts.post(t, soapRequest(actionReceive, shell, "PT5S", `<rsp:Receive><rsp:DesiredStream CommandId="`+cid+`">stdout stderr</rsp:DesiredStream></rsp:Receive>`))
+	if resp.status != 200 || !strings.Contains(resp.body, stateDone) || !strings.Contains(resp.body, "<rsp:ExitCode>-1073741510</rsp:ExitCode>") {
+		t.Fatalf("receive after ctrl_c: %d %s", resp.status, resp.body)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if len(ts.Runs()) != 0 {
+		t.Fatalf("the interrupted command ran: %+v", ts.Runs())
 	}
 }
