@@ -38,6 +38,12 @@ type Case struct {
 	// Info marks informational tests, which never set the verdict
 	// (controls C2/C3, test 35, relay-probes.md §8).
 	Info bool
+	// LocalForm marks recipient forms whose destination, read the plain
+	// RFC 5321 way, is the server itself: a percent hack, double @ or bang
+	// path at its own name, literal or domain, or an unqualified address
+	// the server qualifies with its own domain. On a server that accepts
+	// any local recipient (C2 accepted) their acceptance is ambiguous.
+	LocalForm bool
 	// TLS marks the tests rerun after STARTTLS (session variant 38).
 	TLS bool
 	// Nmap lists the nmap smtp-open-relay.nse test numbers this case
@@ -81,27 +87,27 @@ func buildMatrix() []Case {
 		{ID: "S12", Title: "sender at a nonexistent subdomain of the target", Kind: "sender", From: "<{u}@{R}.{T}>", To: victim},
 	}
 	rcpt := []Case{
-		{ID: "R13", Title: "percent hack via address literal", To: "<{L}%{V}@[{I}]>", TLS: true, Nmap: []int{5}},
-		{ID: "R14", Title: "percent hack via banner host", To: "<{L}%{V}@{B}>", Nmap: []int{6}},
-		{ID: "R15", Title: "percent hack via target domain", To: "<{L}%{V}@{T}>"},
-		{ID: "R16", Title: "quoted whole address", To: `<"{L}@{V}">`, TLS: true, Nmap: []int{7}},
-		{ID: "R17", Title: "quoted percent, no domain", To: `<"{L}%{V}">`, Nmap: []int{8}},
-		{ID: "R18", Title: "double @ at address literal", To: "<{L}@{V}@[{I}]>", Nmap: []int{9}},
-		{ID: "R19", Title: "quoted local part at address literal", To: `<"{L}@{V}"@[{I}]>`, Nmap: []int{10}},
-		{ID: "R20", Title: "double @ at banner host", To: "<{L}@{V}@{B}>", Nmap: []int{11}},
-		{ID: "R21", Title: "double @ at target domain", To: "<{L}@{V}@{T}>"},
-		{ID: "R22", Title: "quoted local part at target domain", To: `<"{L}@{V}"@{T}>`},
+		{ID: "R13", Title: "percent hack via address literal", To: "<{L}%{V}@[{I}]>", TLS: true, Nmap: []int{5}, LocalForm: true},
+		{ID: "R14", Title: "percent hack via banner host", To: "<{L}%{V}@{B}>", Nmap: []int{6}, LocalForm: true},
+		{ID: "R15", Title: "percent hack via target domain", To: "<{L}%{V}@{T}>", LocalForm: true},
+		{ID: "R16", Title: "quoted whole address", To: `<"{L}@{V}">`, TLS: true, Nmap: []int{7}, LocalForm: true},
+		{ID: "R17", Title: "quoted percent, no domain", To: `<"{L}%{V}">`, Nmap: []int{8}, LocalForm: true},
+		{ID: "R18", Title: "double @ at address literal", To: "<{L}@{V}@[{I}]>", Nmap: []int{9}, LocalForm: true},
+		{ID: "R19", Title: "quoted local part at address literal", To: `<"{L}@{V}"@[{I}]>`, Nmap: []int{10}, LocalForm: true},
+		{ID: "R20", Title: "double @ at banner host", To: "<{L}@{V}@{B}>", Nmap: []int{11}, LocalForm: true},
+		{ID: "R21", Title: "double @ at target domain", To: "<{L}@{V}@{T}>", LocalForm: true},
+		{ID: "R22", Title: "quoted local part at target domain", To: `<"{L}@{V}"@{T}>`, LocalForm: true},
 		{ID: "R23", Title: "source route via address literal", To: "<@[{I}]:{L}@{V}>", TLS: true, Nmap: []int{12}},
 		{ID: "R24", Title: "source route via banner host", To: "<@{B}:{L}@{V}>", Nmap: []int{13}},
 		{ID: "R25", Title: "source route via target domain", To: "<@{T}:{L}@{V}>"},
 		{ID: "R26", Title: "multi-hop source route", To: "<@{B},@{T}:{L}@{V}>"},
-		{ID: "R27", Title: "bang path", To: "<{V}!{L}>", TLS: true, Nmap: []int{14}},
-		{ID: "R28", Title: "bang path at address literal", To: "<{V}!{L}@[{I}]>", Nmap: []int{15}},
-		{ID: "R29", Title: "bang path at banner host", To: "<{V}!{L}@{B}>", Nmap: []int{16}},
-		{ID: "R30", Title: "bang path at target domain", To: "<{V}!{L}@{T}>"},
+		{ID: "R27", Title: "bang path", To: "<{V}!{L}>", TLS: true, Nmap: []int{14}, LocalForm: true},
+		{ID: "R28", Title: "bang path at address literal", To: "<{V}!{L}@[{I}]>", Nmap: []int{15}, LocalForm: true},
+		{ID: "R29", Title: "bang path at banner host", To: "<{V}!{L}@{B}>", Nmap: []int{16}, LocalForm: true},
+		{ID: "R30", Title: "bang path at target domain", To: "<{V}!{L}@{T}>", LocalForm: true},
 		{ID: "R31", Title: "recipient without angle brackets", To: "{L}@{V}"},
 		{ID: "R32", Title: "trailing @", To: "<{L}@{V}@>"},
-		{ID: "R33", Title: "unqualified percent local part", To: "<{L}%{V}>"},
+		{ID: "R33", Title: "unqualified percent local part", To: "<{L}%{V}>", LocalForm: true},
 		{ID: "R34", Title: "trailing dot on the recipient domain", To: "<{L}@{V}.>"},
 	}
 	for _, r := range rcpt {
@@ -124,6 +130,18 @@ func buildMatrix() []Case {
 		From: "<{u}@[{I}]>", To: "<{L}@[{I}]>", Info: true})
 	return m
 }
+
+// caseByID finds a case of the matrix (or the EHLO variants) by its ID.
+var caseByID = func() map[string]Case {
+	m := map[string]Case{}
+	for _, c := range Matrix {
+		m[c.ID] = c
+	}
+	for _, c := range HeloVariants {
+		m[c.ID] = c
+	}
+	return m
+}()
 
 // caseParams are the values of the placeholders for one test.
 type caseParams struct {

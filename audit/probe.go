@@ -67,6 +67,10 @@ type epRun struct {
 	mu          sync.Mutex
 	transcripts []*Transcript
 	settled     bool
+	// c2 is the outcome of control C2 once known: whether the server
+	// accepts any local recipient decides what a LocalForm test proves.
+	c2          Outcome
+	pendingOpen bool // a LocalForm test was accepted before C2 was known
 	heloOnly    bool
 	rt, cmds    int
 	bannerSet   bool
@@ -154,7 +158,9 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 		go func(c *client) {
 			defer wg.Done()
 			for b := range queue {
-				if er.isSettled() {
+				// The controls always run: they decide what every other
+				// result means (§8), also once the endpoint is open.
+				if er.isSettled() && !hasControl(b) {
 					skip(b)
 					if c != nil {
 						c.quit()
@@ -491,11 +497,38 @@ func (er *epRun) setOutcome(t *testRun, d decision, rep *Reply, conn int) {
 	if conn >= 0 {
 		t.res.Conn = conn
 	}
-	if _, open := isOpen(d.Outcome); open && t.res.Kind != "control" && t.res.Kind != "info" {
-		er.mu.Lock()
-		er.settled = true
-		er.mu.Unlock()
+	er.mu.Lock()
+	defer er.mu.Unlock()
+	if t.res.ID == "C2" {
+		er.c2 = d.Outcome
+		if d.Outcome != OutcomeAccepted && er.pendingOpen {
+			er.settled = true
+		}
 	}
+	if _, open := isOpen(d.Outcome); open && t.res.Kind != "control" && t.res.Kind != "info" {
+		// A form that ends at the server itself settles the endpoint only
+		// when the server validates local recipients: otherwise its
+		// acceptance may be local delivery (aggregateEndpoint).
+		if caseByID[t.res.ID].LocalForm && d.Outcome != OutcomeOpenConfirmed {
+			if er.c2 == "" {
+				er.pendingOpen = true
+				return
+			}
+			if er.c2 == OutcomeAccepted {
+				return
+			}
+		}
+		er.settled = true
+	}
+}
+
+func hasControl(b []*testRun) bool {
+	for _, t := range b {
+		if t.res.Kind == "control" {
+			return true
+		}
+	}
+	return false
 }
 
 // runBatch runs tests on c (or new connections), reconnecting when the

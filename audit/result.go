@@ -40,12 +40,18 @@ const (
 	OutcomeDenied        Outcome = "denied"         // RCPT refused: this form is closed
 	OutcomeDeniedLate    Outcome = "denied-late"    // RCPT accepted, DATA or "." refused
 	OutcomeNotDelivered  Outcome = "accepted-not-delivered"
-	OutcomeBounced       Outcome = "bounced"        // accepted, then a bounce came back
-	OutcomeSenderRefused Outcome = "sender-refused" // MAIL refused: untested, not passed
-	OutcomeAuthRequired  Outcome = "auth-required"  // 530 / 5.7.0 at MAIL or RCPT
-	OutcomeAccepted      Outcome = "accepted"       // controls and informational tests
-	OutcomeInconclusive  Outcome = "inconclusive"
-	OutcomeSkipped       Outcome = "skipped" // verdict already settled; --all-tests runs it
+	// OutcomeAcceptedAsLocal: a form that the server's own domain ends
+	// (percent hack, double @ or bang path at its own name or literal,
+	// or an unqualified address) was accepted by a server that accepts
+	// any local recipient (control C2). That is what local delivery looks
+	// like too, so it is not evidence of relaying; catch mode tells.
+	OutcomeAcceptedAsLocal Outcome = "accepted-as-local"
+	OutcomeBounced         Outcome = "bounced"        // accepted, then a bounce came back
+	OutcomeSenderRefused   Outcome = "sender-refused" // MAIL refused: untested, not passed
+	OutcomeAuthRequired    Outcome = "auth-required"  // 530 / 5.7.0 at MAIL or RCPT
+	OutcomeAccepted        Outcome = "accepted"       // controls and informational tests
+	OutcomeInconclusive    Outcome = "inconclusive"
+	OutcomeSkipped         Outcome = "skipped" // verdict already settled; --all-tests runs it
 )
 
 // Result is one run of `relaylock audit`.

@@ -183,7 +183,8 @@ func aggregateEndpoint(ep *EndpointResult) {
 	ep.AcceptAll = false
 	var c1 *TestResult
 	counts := map[string]int{}
-	applicable, refused, senderRefused, discarded := 0, 0, 0, 0
+	applicable, refused, senderRefused, discarded, asLocal := 0, 0, 0, 0, 0
+	acceptsAnyLocal := false
 	for i := range ep.Tests {
 		t := &ep.Tests[i]
 		switch t.ID {
@@ -192,9 +193,25 @@ func aggregateEndpoint(ep *EndpointResult) {
 		case "C2", "C3":
 			if t.Outcome == OutcomeAccepted {
 				ep.AcceptAll = true
+				if t.ID == "C2" {
+					acceptsAnyLocal = true
+				}
 			}
 		}
+	}
+	for i := range ep.Tests {
+		t := &ep.Tests[i]
 		if t.Kind == "control" || t.Kind == "info" {
+			continue
+		}
+		// A form that ends at the server itself, accepted by a server
+		// that takes any local recipient, looks exactly like local
+		// delivery: without a delivery check it proves nothing.
+		if acceptsAnyLocal && caseByID[t.ID].LocalForm &&
+			(t.Outcome == OutcomeOpenLikely || t.Outcome == OutcomeOpenPotential || t.Outcome == OutcomeAcceptedAsLocal) {
+			t.Outcome = OutcomeAcceptedAsLocal
+			t.Reason = "accepted as a local recipient by a server that accepts any local recipient (C2); only a delivery check (--catch-domain) can tell relay from local delivery"
+			asLocal++
 			continue
 		}
 		if conf, ok := isOpen(t.Outcome); ok {
@@ -257,6 +274,9 @@ func aggregateEndpoint(ep *EndpointResult) {
 		ep.Reason = fmt.Sprintf("all %d applicable tests refused", refused)
 		if senderRefused > 0 {
 			ep.Reason += fmt.Sprintf(" (%d untested: sender refused)", senderRefused)
+		}
+		if asLocal > 0 {
+			ep.Reason += fmt.Sprintf("; %d own-domain form(s) accepted as local recipients (the server accepts any local recipient): confirm with --catch-domain", asLocal)
 		}
 		return
 	}

@@ -134,3 +134,49 @@ func TestAggregateTarget(t *testing.T) {
 		t.Fatal("a target without endpoints must never be closed")
 	}
 }
+
+// A server that accepts any local recipient (IIS drops them into its Drop
+// folder) accepts "user%victim@[its own address]" as a local mailbox: that
+// must not make it an open relay, while a plain third-party form still does.
+func TestAcceptAnyLocalRecipient(t *testing.T) {
+	ok := rep(250, "2.1.5 ok")
+	base := func(extra ...TestResult) EndpointResult {
+		ts := []TestResult{
+			{ID: "C1", Kind: "control", Outcome: OutcomeAccepted, Reply: ok},
+			{ID: "C2", Kind: "control", Outcome: OutcomeAccepted, Reply: ok},
+			{ID: "C3", Kind: "control", Outcome: OutcomeDenied, Reply: rep(550, "5.7.1 Unable to relay")},
+			{ID: "S2", Kind: "sender", Outcome: OutcomeDenied, Reply: rep(550, "5.7.1 Unable to relay")},
+		}
+		return EndpointResult{Tests: append(ts, extra...)}
+	}
+	tests := []struct {
+		name    string
+		ep      EndpointResult
+		verdict Verdict
+		outcome Outcome // of the last test
+	}{
+		{"percent hack at own literal is local", base(TestResult{ID: "R13", Kind: "recipient", Outcome: OutcomeOpenLikely}), VerdictClosed, OutcomeAcceptedAsLocal},
+		{"bang path at own domain is local", base(TestResult{ID: "R30b", Kind: "recipient", Outcome: OutcomeOpenLikely}), VerdictClosed, OutcomeAcceptedAsLocal},
+		{"source route still relays", base(TestResult{ID: "R23", Kind: "recipient", Outcome: OutcomeOpenLikely}), VerdictOpen, OutcomeOpenLikely},
+		{"confirmed delivery still counts", base(TestResult{ID: "R13", Kind: "recipient", Outcome: OutcomeOpenConfirmed}), VerdictOpen, OutcomeOpenConfirmed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ep := tc.ep
+			aggregateEndpoint(&ep)
+			if ep.Verdict != tc.verdict {
+				t.Errorf("verdict %s (%s), want %s", ep.Verdict, ep.Reason, tc.verdict)
+			}
+			if got := ep.Tests[len(ep.Tests)-1].Outcome; got != tc.outcome {
+				t.Errorf("outcome %s, want %s", got, tc.outcome)
+			}
+		})
+	}
+	// Without C2 accepted, the same acceptance is evidence of relaying.
+	ep := base(TestResult{ID: "R13", Kind: "recipient", Outcome: OutcomeOpenLikely})
+	ep.Tests[1].Outcome = OutcomeDenied
+	aggregateEndpoint(&ep)
+	if ep.Verdict != VerdictOpen {
+		t.Errorf("with recipient validation, R13 accepted gave %s, want open", ep.Verdict)
+	}
+}
