@@ -131,9 +131,15 @@ func newApp(e *env) *cli.App {
 	return app
 }
 
+// runApp runs the CLI on args without mapping errors to exit codes.
+func runApp(ctx context.Context, e *env, args []string) error {
+	app := newApp(e)
+	return app.RunContext(ctx, interspersed(app, args))
+}
+
 // run runs the CLI and maps the outcome to an exit code.
 func run(ctx context.Context, args []string, e *env) int {
-	err := newApp(e).RunContext(ctx, args)
+	err := runApp(ctx, e, args)
 	return exitCode(ctx, e.Stderr, err)
 }
 

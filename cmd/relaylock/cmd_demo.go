@@ -1,17 +1,116 @@
 package main
 
 import (
-	"errors"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/relaylock/relaylock/internal/lab"
 )
 
-// TODO(owner): replace with the real command. This placeholder exists only
-// so that the tree builds while the command is written; it must not ship.
+// demoPlatforms are the lab hosts the demo can run against.
+var demoPlatforms = []string{"iis", "exchange2003", "exchange2016"}
+
 func demoCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:   "demo",
-		Usage:  "(being written)",
-		Action: func(*cli.Context) error { return errors.New("demo: not implemented yet") },
+		Name:  "demo",
+		Usage: "run the whole job against a built-in lab on loopback: audit, inspect, remediate, re-test, evidence and PDF report",
+		UsageText: "relaylock demo [--platform iis|exchange2003|exchange2016] [--out DIR]\n\n" +
+			"Needs no Windows host, no network beyond loopback and no root; leaves no process behind.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "platform", Value: "iis", Usage: "simulated host: " + strings.Join(demoPlatforms, ", ")},
+			&cli.StringFlag{Name: "out", Value: "relaylock-demo", Usage: "`DIR` for demo-evidence.json, demo-report.pdf and the backup"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("demo takes no arguments")
+			}
+			platform := c.String("platform")
+			if !contains(demoPlatforms, platform) {
+				return usagef("--platform must be one of %s", strings.Join(demoPlatforms, ", "))
+			}
+			out := c.String("out")
+			if err := os.MkdirAll(out, 0o700); err != nil {
+				return fmt.Errorf("create %s: %w", out, err)
+			}
+			evPath := filepath.Join(out, "demo-evidence.json")
+			pdfPath := filepath.Join(out, "demo-report.pdf")
+			// A fresh evidence file for each run, so the report shows this run.
+			for _, p := range []string{evPath, pdfPath, evPath + ".lock"} {
+				if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+					return err
+				}
+			}
+			password := demoPassword()
+			l, err := lab.Start(c.Context, lab.Config{Platform: platform, Password: password})
+			if err != nil {
+				return fmt.Errorf("start the lab: %w", err)
+			}
+			defer l.Close()
+			caFile := filepath.Join(out, "lab-ca.pem")
+			if err := os.WriteFile(caFile, l.CACertPEM, 0o600); err != nil {
+				return err
+			}
+			defer os.Remove(caFile)
+
+			_, smtpPort, _ := net.SplitHostPort(l.SMTPAddr)
+			fmt.Fprintf(e.Stderr, "relaylock: demo: lab %s on loopback: DNS %s, SMTP %s, WinRM %s (user %s)\n",
+				platform, l.DNSAddr, l.SMTPAddr, l.WinRMURL, l.User)
+			fmt.Fprintf(e.Stderr, "relaylock: demo: running: relaylock fix %s --allow 192.0.2.10 --allow 192.0.2.11 --no-loopback --yes ...\n", l.Domain)
+
+			args := []string{"relaylock", "fix", l.Domain,
+				"--dns-server", l.DNSAddr,
+				"--ports", smtpPort,
+				"--winrm-host", l.MXHost + "=" + net.JoinHostPort(l.WinRMHost, fmt.Sprint(l.WinRMPort)),
+				"--winrm-user", l.User,
+				"--winrm-ca", caFile,
+				"--winrm-server-name", l.TLSServerName,
+				"--allow", "192.0.2.10", "--allow", "192.0.2.11",
+				"--no-loopback",
+				"--yes",
+				"--restart", "always",
+				"--client", "Example Client Ltd (demo)",
+				"--authorization", "DEMO-AUTH-0001 (lab only)",
+				"--ticket", "DEMO-CHG-0001",
+				"--evidence", evPath,
+				"--backup", filepath.Join(out, "demo-backup.json"),
+				"-o", pdfPath,
+			}
+			child := *e
+			child.StdinIsTerminal = false
+			child.Getenv = func(k string) string {
+				if k == "RELAYLOCK_WINRM_PASSWORD" {
+					return password
+				}
+				return e.Getenv(k)
+			}
+			start := time.Now()
+			err = runApp(c.Context, &child, args)
+			code := exitCode(c.Context, e.Stderr, err)
+			fmt.Fprintf(e.Stdout, "\nDemo finished in %s against a simulated %s host.\n", time.Since(start).Round(time.Millisecond), platform)
+			fmt.Fprintf(e.Stdout, "  evidence: %s (check it with: relaylock verify %s)\n", evPath, evPath)
+			fmt.Fprintf(e.Stdout, "  report:   %s\n", pdfPath)
+			fmt.Fprintf(e.Stdout, "Try it yourself against the same lab: relaylock lab --platform %s\n", platform)
+			if code != exitOK {
+				fmt.Fprintf(e.Stderr, "relaylock: demo: fix exited with code %d\n", code)
+				return withCode(code, nil)
+			}
+			return nil
+		},
 	}
+}
+
+func demoPassword() string {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "Lab-" + hex.EncodeToString(b)
 }

@@ -1,17 +1,406 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/remediate"
+	"github.com/relaylock/relaylock/report/evidence"
 )
 
-// TODO(owner): replace with the real command. This placeholder exists only
-// so that the tree builds while the command is written; it must not ship.
-func remediateCommand(e *env) *cli.Command {
-	return &cli.Command{
-		Name:   "remediate",
-		Usage:  "(being written)",
-		Action: func(*cli.Context) error { return errors.New("remediate: not implemented yet") },
+func remediateFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "allow", Usage: "client allowed to relay: `IP, CIDR or FIRST-LAST` range (repeatable or comma-separated)"},
+		&cli.BoolFlag{Name: "allow-authenticated", Value: true, Usage: "let clients that authenticate relay (set =false to turn it off)"},
+		&cli.BoolFlag{Name: "no-loopback", Usage: "do not add 127.0.0.1 to the IIS allow list"},
+		&cli.BoolFlag{Name: "fix-domains", Usage: "also change remote domains (IIS) or accepted domains (Exchange) that allow relay; default: report them only"},
+		&cli.StringFlag{Name: "connector-name", Value: "relaylock Relay", Usage: "`NAME` of the dedicated Exchange relay connector for the allowed clients"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "show the plan and stop"},
+		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "apply without asking (required when stdin is not a terminal)"},
+		&cli.StringFlag{Name: "backup", Usage: "backup `FILE` (default: beside the evidence file, or in the current directory)"},
+		&cli.BoolFlag{Name: "no-auto-rollback", Usage: "on a failure part-way, do not roll back automatically (print the rollback command instead)"},
+		&cli.StringFlag{Name: "restart", Value: "ask", Usage: "restart the mail service if the re-test still shows a relay: ask, never or always"},
+		&cli.BoolFlag{Name: "force", Usage: "accept an allow list that covers everything or is wider than --max-prefix"},
+		&cli.IntFlag{Name: "max-prefix", Value: 8, Usage: "widest IPv4 allow entry accepted without --force, as a prefix length"},
+		&cli.IntFlag{Name: "max-prefix6", Value: 32, Usage: "widest IPv6 allow entry accepted without --force, as a prefix length"},
+		&cli.StringSliceFlag{Name: "smtp-target", Usage: "`HOST[:PORT]` to probe before and after (default: the WinRM host)"},
+		&cli.BoolFlag{Name: "no-retest", Usage: "do not probe before and after (not recommended: nothing proves the fix)"},
 	}
 }
+
+func remediateCommand(e *env) *cli.Command {
+	flags := append(winrmFlags(), remediateFlags()...)
+	flags = append(flags, evidenceFlags()...)
+	flags = append(flags, retestFlags()...)
+	return &cli.Command{
+		Name:  "remediate",
+		Usage: "restrict relaying to listed and authenticated clients, with a plan, a backup, a read-back, a rollback and a re-test",
+		UsageText: "relaylock remediate --winrm-host HOST --allow 192.0.2.10 --allow 198.51.100.0/24 [--dry-run] [--yes] [--evidence FILE]\n\n" +
+			"Exit codes: 0 remediated and the re-test is closed, 4 applied but the re-test still shows a relay, 1 error, 2 usage.",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("remediate takes no arguments; name the host with --winrm-host")
+			}
+			host := c.String("winrm-host")
+			if host == "" {
+				return usagef("remediate: --winrm-host is required")
+			}
+			req, err := requestFrom(c)
+			if err != nil {
+				return err
+			}
+			fx, err := newFixer(c, e)
+			if err != nil {
+				return err
+			}
+			targets := c.StringSlice("smtp-target")
+			if len(targets) == 0 {
+				targets = []string{host}
+			}
+			res, err := fx.fixHost(c.Context, host, targets, req, nil)
+			if err != nil {
+				return err
+			}
+			return res.exitErr()
+		},
+	}
+}
+
+func requestFrom(c *cli.Context) (remediate.Request, error) {
+	var allow []remediate.AddrRange
+	for _, s := range c.StringSlice("allow") {
+		for _, f := range strings.Split(s, ",") {
+			if strings.TrimSpace(f) == "" {
+				continue
+			}
+			r, err := remediate.ParseAddrRange(f)
+			if err != nil {
+				return remediate.Request{}, usagef("--allow: %v", err)
+			}
+			allow = append(allow, r)
+		}
+	}
+	if len(allow) == 0 {
+		return remediate.Request{}, usagef("name the clients allowed to relay with --allow (an IP, CIDR or range; repeatable)")
+	}
+	switch c.String("restart") {
+	case "ask", "never", "always":
+	default:
+		return remediate.Request{}, usagef("--restart must be ask, never or always")
+	}
+	return remediate.Request{
+		Allow:              allow,
+		AllowAuthenticated: c.Bool("allow-authenticated"),
+		NoLoopback:         c.Bool("no-loopback"),
+		FixDomains:         c.Bool("fix-domains"),
+		ConnectorName:      c.String("connector-name"),
+		Force:              c.Bool("force"),
+	}, nil
+}
+
+// fixer carries what remediate and fix share for one run.
+type fixer struct {
+	c   *cli.Context
+	e   *env
+	rec *recorder
+	// interactive is true when the operator can be asked.
+	interactive bool
+	in          *bufio.Reader
+	backupDir   string
+	// newRunner opens a WinRM runner for a host (a seam for tests).
+	newRunner func(host string) (remediate.Runner, string, error)
+}
+
+func newFixer(c *cli.Context, e *env) (*fixer, error) {
+	ev := c.String("evidence")
+	dir := "."
+	if ev != "" {
+		dir = filepath.Dir(ev)
+	}
+	f := &fixer{c: c, e: e, rec: newRecorder(c, nil), interactive: e.StdinIsTerminal, in: bufio.NewReader(e.Stdin), backupDir: dir}
+	f.newRunner = func(host string) (remediate.Runner, string, error) { return openRunner(c, e, host) }
+	return f, nil
+}
+
+// hostResult is the outcome for one remediated host.
+type hostResult struct {
+	host      string
+	before    *audit.Result
+	after     *audit.Result
+	out       *remediate.Outcome
+	applied   bool
+	stillOpen bool
+}
+
+func (h *hostResult) exitErr() error {
+	if h.stillOpen {
+		return withCode(exitStillOpen, fmt.Errorf("%s still relays on re-test", h.host))
+	}
+	return nil
+}
+
+func (f *fixer) progress(format string, a ...any) {
+	fmt.Fprintf(f.e.Stderr, "relaylock: "+format+"\n", a...)
+}
+
+func (f *fixer) confirm(p *remediate.Plan) (bool, error) {
+	fmt.Fprintf(f.e.Stderr, "Apply these %d change(s) to %s? A backup is written first. [y/N] ", len(p.Changes), p.Host)
+	line, err := f.in.ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	ans := strings.ToLower(strings.TrimSpace(line))
+	return ans == "y" || ans == "yes", nil
+}
+
+// fixHost runs the whole remediation of one host. before, when given, is
+// the audit that found it open; otherwise a baseline probe is run.
+func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req remediate.Request, before *audit.Result) (*hostResult, error) {
+	c := f.c
+	res := &hostResult{host: host, before: before}
+	retest := !c.Bool("no-retest")
+	if retest && before == nil {
+		f.progress("probing %s from outside before the change", strings.Join(targets, ", "))
+		r, err := f.probe(ctx, targets, "audit", host)
+		if err != nil {
+			return res, fmt.Errorf("probe before the change: %w", err)
+		}
+		res.before = r
+	}
+	prober := proberAddrs(res.before)
+	for _, a := range prober {
+		for _, r := range req.Allow {
+			if r.Contains(a) {
+				fmt.Fprintf(f.e.Stderr, "relaylock: warning: this machine's address %s is inside the allowed list (%s): the re-test then shows the inside view, not what a stranger sees; re-test from another vantage point\n", a, r)
+			}
+		}
+	}
+	runner, user, err := f.newRunner(host)
+	if err != nil {
+		return res, err
+	}
+	backup := c.String("backup")
+	if backup == "" {
+		backup = filepath.Join(f.backupDir, fmt.Sprintf("relaylock-backup-%s-%s.json", safeName(host), time.Now().UTC().Format("20060102T150405Z")))
+	}
+	opts := remediate.Options{
+		Host: host, Runner: runner, Request: req, Prober: prober,
+		MaxPrefixV4: c.Int("max-prefix"), MaxPrefixV6: c.Int("max-prefix6"),
+		DryRun: c.Bool("dry-run"), Yes: c.Bool("yes"),
+		BackupPath: backup, NoAutoRollback: c.Bool("no-auto-rollback"),
+		OSUser: osUser(), WinRMUser: user, Ticket: c.String("ticket"),
+	}
+	if f.interactive {
+		opts.Confirm = func(p *remediate.Plan) (bool, error) { return f.confirm(p) }
+	}
+	opts.Step = func(step string, o *remediate.Outcome) error { return f.onStep(step, host, o) }
+	f.progress("reading %s over WinRM", host)
+	out, err := remediate.Remediate(ctx, opts)
+	res.out = out
+	if out != nil && out.Change != nil && len(out.Change.Applied) > 0 {
+		res.applied = true
+	}
+	if err != nil {
+		if errors.Is(err, remediate.ErrNotConfirmed) {
+			return res, withCode(exitError, err)
+		}
+		return res, err
+	}
+	if opts.DryRun {
+		f.progress("dry run: nothing was changed")
+		return res, nil
+	}
+	if out.NoChange {
+		f.progress("%s: no change needed; relaying is already restricted as requested", host)
+	} else {
+		f.progress("%s: %d change(s) applied and read back; backup %s", host, len(out.Change.Applied), out.BackupFile)
+		fmt.Fprintf(f.e.Stdout, "rollback command: relaylock rollback --winrm-host %s --backup %s\n", host, out.BackupFile)
+	}
+	if !retest {
+		return res, nil
+	}
+	f.progress("re-testing %s from outside", strings.Join(targets, ", "))
+	after, err := f.probe(ctx, targets, "retest", host)
+	if err != nil {
+		return res, fmt.Errorf("re-test: %w", err)
+	}
+	res.after = after
+	if after.Verdict == audit.VerdictOpen && !out.NoChange {
+		if f.restart(ctx, runner, host, out) {
+			f.progress("re-testing %s after the restart", strings.Join(targets, ", "))
+			if again, err := f.probe(ctx, targets, "retest", host); err == nil {
+				res.after = again
+			} else {
+				return res, fmt.Errorf("re-test after restart: %w", err)
+			}
+		}
+	}
+	writeBeforeAfter(f.e.Stdout, res.before, res.after)
+	res.stillOpen = res.after.Verdict == audit.VerdictOpen
+	return res, nil
+}
+
+// restart restarts the mail service when the policy allows, and reports
+// whether it did.
+func (f *fixer) restart(ctx context.Context, r remediate.Runner, host string, out *remediate.Outcome) bool {
+	policy := f.c.String("restart")
+	svc := remediate.MailService(out.Before.HostInfo)
+	if policy == "never" || svc == "" {
+		f.progress("%s still relays on re-test; not restarting %s (--restart=%s)", host, svc, policy)
+		return false
+	}
+	if policy == "ask" {
+		if !f.interactive {
+			f.progress("%s still relays on re-test; restart %s with --restart=always, or by hand", host, svc)
+			return false
+		}
+		fmt.Fprintf(f.e.Stderr, "%s still relays. Restart %s on %s now? [y/N] ", host, svc, host)
+		line, _ := f.in.ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+			return false
+		}
+	}
+	f.progress("restarting %s on %s", svc, host)
+	run, err := r.Run(ctx, "service-restart", map[string]string{"service": svc})
+	_ = f.rec.update(func(b *evidence.Bundle) {
+		msg := "restarted " + svc
+		if err != nil {
+			msg = "restart of " + svc + " failed: " + err.Error()
+		}
+		if run != nil {
+			msg += " (script sha256 " + run.SHA256 + ")"
+		}
+		f.rec.log(b, "restart", host, msg)
+	})
+	if err != nil {
+		fmt.Fprintf(f.e.Stderr, "relaylock: warning: restart %s: %v\n", svc, err)
+		return false
+	}
+	return true
+}
+
+// onStep saves each step into the evidence as it happens, so that the
+// backup is recorded before the first change.
+func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
+	switch step {
+	case "plan":
+		fmt.Fprint(f.e.Stdout, remediate.FormatPlan(o.Plan))
+	}
+	return f.rec.update(func(b *evidence.Bundle) {
+		switch step {
+		case "plan":
+			if o.Before != nil {
+				b.Inspections = append(b.Inspections, *o.Before)
+			}
+			b.Plans = append(b.Plans, *o.Plan)
+			f.rec.log(b, "plan", host, fmt.Sprintf("%d change(s) planned", len(o.Plan.Changes)))
+		case "backup":
+			b.Backups = append(b.Backups, evidence.BackupRef{File: o.BackupFile, SHA256: o.BackupSHA256, Backup: o.Backup})
+			f.rec.log(b, "backup", host, "backup written and synced: "+o.BackupFile+" (sha256 "+o.BackupSHA256+")")
+		default: // apply, readback, rollback, failed
+			if o.Change != nil {
+				upsertChange(b, *o.Change)
+			}
+			if step == "readback" && o.After != nil {
+				b.Inspections = append(b.Inspections, *o.After)
+			}
+			f.rec.log(b, step, host, stepMessage(step, o))
+		}
+	})
+}
+
+func stepMessage(step string, o *remediate.Outcome) string {
+	switch step {
+	case "apply":
+		return fmt.Sprintf("%d change(s) applied", len(o.Change.Applied))
+	case "readback":
+		return "settings read back and match the plan"
+	case "rollback":
+		return "change failed and was rolled back: " + o.Change.Error
+	case "failed":
+		return "change failed: " + o.Change.Error
+	}
+	return step
+}
+
+func upsertChange(b *evidence.Bundle, c remediate.ChangeRecord) {
+	for i := range b.Changes {
+		if b.Changes[i].ID == c.ID {
+			b.Changes[i] = c
+			return
+		}
+	}
+	b.Changes = append(b.Changes, c)
+}
+
+// probe runs an audit of targets and records it in the evidence.
+func (f *fixer) probe(ctx context.Context, targets []string, purpose, host string) (*audit.Result, error) {
+	opts, err := retestOptions(f.c, f.e, targets)
+	if err != nil {
+		return nil, err
+	}
+	r, err := audit.Run(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.rec.update(func(b *evidence.Bundle) {
+		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: purpose, Host: host, Result: r})
+		f.rec.log(b, purpose, host, fmt.Sprintf("probed %s: %s", strings.Join(targets, ", "), r.Verdict))
+	}); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func writeBeforeAfter(w io.Writer, before, after *audit.Result) {
+	if after == nil {
+		return
+	}
+	fmt.Fprintln(w, "\nRe-test from outside, before and after:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ENDPOINT\tTEST\tBEFORE\tAFTER")
+	for _, d := range audit.Compare(before, after) {
+		if !d.Before.IsOpen() && !d.After.IsOpen() && d.ID[0] != 'C' {
+			continue // keep the table to what changed or matters
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.Endpoint, d.ID, orDash(string(d.Before)), orDash(string(d.After)))
+	}
+	tw.Flush()
+	bv := "not probed"
+	if before != nil {
+		bv = string(before.Verdict)
+	}
+	fmt.Fprintf(w, "Verdict: before %s, after %s\n", bv, after.Verdict)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func safeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteRune('_')
+		}
+	}
+	return b.String()
+}
+
