@@ -1,0 +1,465 @@
+package remediate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/relaylock/relaylock/internal/atomicfile"
+)
+
+// InspectHost detects the platform of the host behind r and reads its
+// relay settings with that platform's driver. prober are the addresses the
+// external probe came from (they decide Finding.Explains).
+func InspectHost(ctx context.Context, r Runner, host string, prober []netip.Addr) (*Inspection, error) {
+	info, run, err := Detect(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("detect platform of %s: %w", host, err)
+	}
+	d, err := DriverFor(info.Platform)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", host, err)
+	}
+	insp, err := d.Inspect(ctx, r, host, info, prober)
+	if err != nil {
+		return insp, fmt.Errorf("inspect %s (%s): %w", host, info.Platform, err)
+	}
+	if run != nil {
+		insp.Runs = append([]ScriptRun{*run}, insp.Runs...)
+	}
+	for _, p := range prober {
+		insp.Prober = append(insp.Prober, p.String())
+	}
+	return insp, nil
+}
+
+// Errors of a remediation run, for callers that map them to exit codes.
+var (
+	// ErrNotConfirmed: the operator declined, or no terminal to ask and
+	// no --yes.
+	ErrNotConfirmed = errors.New("change not confirmed")
+	// ErrReadBack: the settings read back after the change differ from
+	// the plan.
+	ErrReadBack = errors.New("read-back does not match the plan")
+	// ErrRolledBack marks a failed change that was rolled back.
+	ErrRolledBack = errors.New("change rolled back")
+	// ErrRollbackFailed marks a failed change whose rollback failed too:
+	// the host may be in a mixed state; the error says what to run.
+	ErrRollbackFailed = errors.New("rollback failed")
+)
+
+// Options configure Remediate.
+type Options struct {
+	Host    string
+	Runner  Runner
+	Request Request
+	// Prober are this machine's addresses as the probe saw them.
+	Prober []netip.Addr
+	// MaxPrefixV4 and MaxPrefixV6 are the widest allow entries accepted
+	// without Request.Force (defaults /8 and /32).
+	MaxPrefixV4, MaxPrefixV6 int
+	DryRun                   bool
+	// Yes applies without asking. Without it Confirm is called; a nil
+	// Confirm (no terminal) refuses to apply.
+	Yes     bool
+	Confirm func(p *Plan) (bool, error)
+	// BackupPath is where the backup is written (0600, synced) before the
+	// first change. Required unless DryRun.
+	BackupPath     string
+	NoAutoRollback bool
+	// OSUser, WinRMUser and Ticket go into the change record.
+	OSUser, WinRMUser, Ticket string
+	// Step is called after each step with a short message; an error from
+	// it stops the run before the next change (it is how the caller saves
+	// evidence, e.g. the backup before anything is applied).
+	Step func(step string, o *Outcome) error
+	Now  func() time.Time
+}
+
+// Outcome is everything a remediation run did, for evidence and output.
+type Outcome struct {
+	Before       *Inspection   `json:"before"`
+	Plan         *Plan         `json:"plan"`
+	Backup       *Backup       `json:"backup,omitempty"`
+	BackupFile   string        `json:"backup_file,omitempty"`
+	BackupSHA256 string        `json:"backup_sha256,omitempty"`
+	After        *Inspection   `json:"after,omitempty"`
+	Change       *ChangeRecord `json:"change,omitempty"`
+	// NoChange is set when the host already matched the request.
+	NoChange bool `json:"no_change,omitempty"`
+}
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (o Options) step(name string, out *Outcome) error {
+	if o.Step == nil {
+		return nil
+	}
+	if err := o.Step(name, out); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// Remediate restricts relaying on one host: fresh read, plan, confirm,
+// backup (synced before any change), apply, read back and compare, and
+// roll back what was applied when anything fails. It does not re-test:
+// the caller probes from outside afterwards.
+func Remediate(ctx context.Context, o Options) (*Outcome, error) {
+	maxV4, maxV6 := o.MaxPrefixV4, o.MaxPrefixV6
+	if maxV4 == 0 {
+		maxV4 = 8
+	}
+	if maxV6 == 0 {
+		maxV6 = 32
+	}
+	if err := CheckAllowList(o.Request.Allow, maxV4, maxV6, o.Request.Force); err != nil {
+		return nil, err
+	}
+	if !o.DryRun && o.BackupPath == "" {
+		return nil, errors.New("no backup path: refusing to change a host without a backup")
+	}
+	out := &Outcome{}
+	before, err := InspectHost(ctx, o.Runner, o.Host, o.Prober)
+	if err != nil {
+		return nil, err
+	}
+	out.Before = before
+	d, err := DriverFor(before.Platform)
+	if err != nil {
+		return out, err
+	}
+	plan, err := d.Plan(before, o.Request)
+	if err != nil {
+		return out, fmt.Errorf("plan for %s: %w", o.Host, err)
+	}
+	plan.Host, plan.Platform = o.Host, before.Platform
+	out.Plan = plan
+	if len(plan.Changes) == 0 {
+		out.NoChange = true
+		return out, o.step("plan", out)
+	}
+	if err := o.step("plan", out); err != nil {
+		return out, err
+	}
+	if o.DryRun {
+		return out, nil
+	}
+	if !o.Yes {
+		if o.Confirm == nil {
+			return out, fmt.Errorf("%w: stdin is not a terminal; pass --yes to apply without asking", ErrNotConfirmed)
+		}
+		ok, err := o.Confirm(plan)
+		if err != nil {
+			return out, fmt.Errorf("confirm: %w", err)
+		}
+		if !ok {
+			return out, fmt.Errorf("%w: nothing was changed", ErrNotConfirmed)
+		}
+	}
+
+	// Backup first, synced to disk, and recorded by the caller, before
+	// the first change.
+	b := &Backup{Schema: BackupSchema, Tool: "relaylock", Host: o.Host, Platform: before.Platform,
+		Taken: o.now(), Inspection: before, Plan: plan}
+	sum, err := WriteBackup(o.BackupPath, b)
+	if err != nil {
+		return out, err
+	}
+	out.Backup, out.BackupFile, out.BackupSHA256 = b, o.BackupPath, sum
+	if err := o.step("backup", out); err != nil {
+		return out, err
+	}
+
+	rec := &ChangeRecord{
+		ID: changeID(o.Host, o.now()), Kind: "remediate", Host: o.Host, Platform: before.Platform,
+		OSUser: o.OSUser, WinRMUser: o.WinRMUser, Ticket: o.Ticket, Start: o.now(),
+		Before: touched(before.Settings, plan.Changes), Planned: plan.Changes,
+		BackupFile: o.BackupPath, BackupSHA256: sum,
+	}
+	out.Change = rec
+	applied, aerr := d.Apply(ctx, o.Runner, plan)
+	rec.Applied = applied
+	if aerr != nil {
+		rec.Error = aerr.Error()
+		return out, o.fail(ctx, d, b, rec, out, fmt.Errorf("apply on %s: %w", o.Host, aerr))
+	}
+	if err := o.step("apply", out); err != nil {
+		return out, err
+	}
+
+	after, err := InspectHost(ctx, o.Runner, o.Host, o.Prober)
+	if err != nil {
+		rec.Error = err.Error()
+		return out, o.fail(ctx, d, b, rec, out, fmt.Errorf("read back %s: %w", o.Host, err))
+	}
+	out.After = after
+	rec.After = touched(after.Settings, plan.Changes)
+	if mm := Compare(plan.Changes, after.Settings); len(mm) > 0 {
+		rec.Mismatches = mm
+		rec.Error = "read-back mismatch"
+		return out, o.fail(ctx, d, b, rec, out, fmt.Errorf("%w on %s: %s", ErrReadBack, o.Host, strings.Join(mm, "; ")))
+	}
+	rec.Result = "applied"
+	rec.End = o.now()
+	return out, o.step("readback", out)
+}
+
+// fail rolls back after a failed apply or read-back (unless disabled) and
+// returns an error that says exactly what state the host may be in.
+func (o Options) fail(ctx context.Context, d Driver, b *Backup, rec *ChangeRecord, out *Outcome, cause error) error {
+	defer func() { rec.End = o.now() }()
+	rollbackCmd := fmt.Sprintf("relaylock rollback --winrm-host %s --backup %s", o.Host, o.BackupPath)
+	if o.NoAutoRollback {
+		rec.Result = "failed"
+		_ = o.step("failed", out)
+		return fmt.Errorf("%w\nthe host may be partly changed (%s); automatic rollback is off; to restore the saved state run:\n  %s",
+			cause, describeApplied(rec), rollbackCmd)
+	}
+	// Roll back even if ctx was cancelled: leaving a half change is
+	// worse than a few more seconds.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancel()
+	if err := d.Restore(rctx, o.Runner, b); err != nil {
+		rec.Result = "partial"
+		rec.Error += "; rollback: " + err.Error()
+		_ = o.step("failed", out)
+		return fmt.Errorf("%w; %w: %v\nthe host may be partly changed (%s); when it is reachable again run:\n  %s",
+			cause, ErrRollbackFailed, err, describeApplied(rec), rollbackCmd)
+	}
+	rec.Result = "rolled-back"
+	_ = o.step("rollback", out)
+	return fmt.Errorf("%w; %w: the host is back in its prior state (backup %s)", cause, ErrRolledBack, o.BackupPath)
+}
+
+func describeApplied(rec *ChangeRecord) string {
+	if len(rec.Applied) == 0 {
+		return "no change is known to have been applied, but the connection failed during the change"
+	}
+	var s []string
+	for _, c := range rec.Applied {
+		s = append(s, c.Object+" "+c.Setting)
+	}
+	return "applied: " + strings.Join(s, ", ")
+}
+
+// Compare checks settings read back against planned changes and returns
+// one message per mismatch.
+func Compare(changes []Change, got []Setting) []string {
+	idx := map[[2]string]string{}
+	for _, s := range got {
+		idx[[2]string{s.Object, s.Name}] = s.Value
+	}
+	var mm []string
+	for _, c := range changes {
+		v, ok := idx[[2]string{c.Object, c.Setting}]
+		if !ok {
+			v = ValueAbsent
+		}
+		if v != c.New {
+			mm = append(mm, fmt.Sprintf("%s %s is %q, planned %q", c.Object, c.Setting, v, c.New))
+		}
+	}
+	return mm
+}
+
+// touched returns the rows of settings that the changes touch, with
+// ValueAbsent rows for objects that do not exist.
+func touched(settings []Setting, changes []Change) []Setting {
+	idx := map[[2]string]string{}
+	for _, s := range settings {
+		idx[[2]string{s.Object, s.Name}] = s.Value
+	}
+	var out []Setting
+	for _, c := range changes {
+		v, ok := idx[[2]string{c.Object, c.Setting}]
+		if !ok {
+			v = ValueAbsent
+		}
+		out = append(out, Setting{Object: c.Object, Name: c.Setting, Value: v})
+	}
+	return out
+}
+
+func changeID(host string, t time.Time) string {
+	h := sha256.Sum256([]byte(host + t.Format(time.RFC3339Nano)))
+	return "CHG-" + t.Format("20060102T150405Z") + "-" + hex.EncodeToString(h[:3])
+}
+
+// WriteBackup writes b atomically with mode 0600 and returns its SHA-256.
+// The file is synced before WriteBackup returns.
+func WriteBackup(path string, b *Backup) (string, error) {
+	data, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode backup: %w", err)
+	}
+	data = append(data, '\n')
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+		return "", fmt.Errorf("write backup: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// LoadBackup reads a backup file and checks its schema.
+func LoadBackup(path string) (*Backup, string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("read backup: %w", err)
+	}
+	var b Backup
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, "", fmt.Errorf("backup %s is not valid JSON: %w", path, err)
+	}
+	if b.Schema != BackupSchema {
+		return nil, "", fmt.Errorf("backup %s has schema %q, want %q", path, b.Schema, BackupSchema)
+	}
+	if b.Inspection == nil || b.Plan == nil {
+		return nil, "", fmt.Errorf("backup %s is incomplete: no prior state or plan", path)
+	}
+	sum := sha256.Sum256(data)
+	return &b, hex.EncodeToString(sum[:]), nil
+}
+
+// RollbackOptions configure Rollback.
+type RollbackOptions struct {
+	Host                      string
+	Runner                    Runner
+	Backup                    *Backup
+	BackupFile, BackupSHA256  string
+	Prober                    []netip.Addr
+	OSUser, WinRMUser, Ticket string
+	Now                       func() time.Time
+}
+
+// Rollback restores exactly the state saved in a backup, reads it back and
+// compares every setting the plan had touched with its saved value.
+func Rollback(ctx context.Context, o RollbackOptions) (*ChangeRecord, *Inspection, error) {
+	now := func() time.Time {
+		if o.Now != nil {
+			return o.Now().UTC()
+		}
+		return time.Now().UTC()
+	}
+	b := o.Backup
+	d, err := DriverFor(b.Platform)
+	if err != nil {
+		return nil, nil, err
+	}
+	cur, err := InspectHost(ctx, o.Runner, o.Host, o.Prober)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cur.Platform != b.Platform {
+		return nil, cur, fmt.Errorf("backup is for a %s host, but %s is %s: refusing to restore", b.Platform, o.Host, cur.Platform)
+	}
+	if b.Inspection.HostInfo.ComputerName != "" && !strings.EqualFold(cur.HostInfo.ComputerName, b.Inspection.HostInfo.ComputerName) {
+		return nil, cur, fmt.Errorf("backup was taken on %s, but %s is %s: refusing to restore", b.Inspection.HostInfo.ComputerName, o.Host, cur.HostInfo.ComputerName)
+	}
+	// The "changes" of a rollback are the plan's changes reversed.
+	var want []Change
+	prior := map[[2]string]string{}
+	for _, s := range b.Inspection.Settings {
+		prior[[2]string{s.Object, s.Name}] = s.Value
+	}
+	for _, c := range b.Plan.Changes {
+		v, ok := prior[[2]string{c.Object, c.Setting}]
+		if !ok {
+			v = ValueAbsent
+		}
+		want = append(want, Change{Object: c.Object, Setting: c.Setting, Current: c.New, New: v, Why: "restore the state saved in the backup"})
+	}
+	rec := &ChangeRecord{ID: changeID(o.Host, now()), Kind: "rollback", Host: o.Host, Platform: b.Platform,
+		OSUser: o.OSUser, WinRMUser: o.WinRMUser, Ticket: o.Ticket, Start: now(),
+		Before: touched(cur.Settings, want), Planned: want, BackupFile: o.BackupFile, BackupSHA256: o.BackupSHA256}
+	if err := d.Restore(ctx, o.Runner, b); err != nil {
+		rec.Result, rec.Error, rec.End = "failed", err.Error(), now()
+		return rec, cur, fmt.Errorf("restore %s: %w", o.Host, err)
+	}
+	after, err := InspectHost(ctx, o.Runner, o.Host, o.Prober)
+	if err != nil {
+		rec.Result, rec.Error, rec.End = "failed", err.Error(), now()
+		return rec, nil, fmt.Errorf("read back %s after restore: %w", o.Host, err)
+	}
+	rec.After = touched(after.Settings, want)
+	rec.Applied = want
+	rec.End = now()
+	if mm := Compare(want, after.Settings); len(mm) > 0 {
+		rec.Result, rec.Mismatches = "failed", mm
+		return rec, after, fmt.Errorf("%w after restore on %s: %s", ErrReadBack, o.Host, strings.Join(mm, "; "))
+	}
+	rec.Result = "restored"
+	return rec, after, nil
+}
+
+// FormatPlan renders a plan as a readable diff.
+func FormatPlan(p *Plan) string {
+	var b strings.Builder
+	if len(p.Changes) == 0 {
+		fmt.Fprintf(&b, "%s (%s): no change needed; relaying is already restricted as requested\n", p.Host, p.Platform)
+	} else {
+		fmt.Fprintf(&b, "Plan for %s (%s): %d change(s)\n", p.Host, p.Platform, len(p.Changes))
+		for i, c := range p.Changes {
+			fmt.Fprintf(&b, "\n%2d. %s\n    %s\n    - %s\n    + %s\n    why: %s\n", i+1, c.Object, c.Setting,
+				oneLine(c.Current), oneLine(c.New), c.Why)
+		}
+	}
+	if len(p.Created) > 0 {
+		fmt.Fprintf(&b, "\ncreates: %s (rollback deletes it)\n", strings.Join(p.Created, ", "))
+	}
+	if len(p.Notes) > 0 {
+		b.WriteString("\nnot changed (reported only):\n")
+		notes := append([]string(nil), p.Notes...)
+		sort.Strings(notes)
+		for _, n := range notes {
+			fmt.Fprintf(&b, "  * %s\n", n)
+		}
+	}
+	return b.String()
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", ", ")
+	s = strings.ReplaceAll(s, "\n", ", ")
+	if s == "" {
+		return "(empty)"
+	}
+	return s
+}
+
+// MailService names the service that applies relay settings on a host:
+// SMTPSVC for IIS SMTP and Exchange 2000/2003, the Front End Transport
+// service where it exists (2013+), else the Transport service.
+func MailService(h HostInfo) string {
+	has := func(name string) bool {
+		for _, s := range h.Services {
+			if s.Name == name && s.Present {
+				return true
+			}
+		}
+		return false
+	}
+	switch h.Platform {
+	case PlatformIIS, PlatformExchange2003:
+		return "SMTPSVC"
+	case PlatformExchange:
+		if has("MSExchangeFrontEndTransport") {
+			return "MSExchangeFrontEndTransport"
+		}
+		return "MSExchangeTransport"
+	}
+	return ""
+}
