@@ -489,7 +489,7 @@ func (t *ctxTransport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error
 	t.c.auth(req)
 	resp, err := t.c.rt.RoundTrip(req)
 	if err != nil {
-		err = classifyTransport(ctx, t.c.cfg, err)
+		err = lostDuring(t.c.cfg, action, classifyTransport(ctx, t.c.cfg, err))
 		t.noteUnlessTimeout(err)
 		return "", err
 	}
@@ -503,6 +503,22 @@ func (t *ctxTransport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error
 		return "", pollTimeout(err)
 	}
 	return out, nil
+}
+
+// lostDuring rewords an ErrUnreachable that happens once a command may
+// have started (Send, Receive): the host was reached, and what the script
+// did there is unknown.
+func lostDuring(cfg WinRMConfig, action string, err error) error {
+	var he *hostError
+	if !errors.As(err, &he) || he.kind != ErrUnreachable {
+		return err
+	}
+	op := action[strings.LastIndex(action, "/")+1:]
+	switch op {
+	case "Send", "Receive":
+		return kindErr(ErrUnreachable, he.cause, "lost the connection to %s during %s: the script's outcome on the host is unknown", cfg.hostPort(), op)
+	}
+	return err
 }
 
 // errPollTimeout is what an idle Receive long-poll ends with. masterzen
@@ -724,7 +740,7 @@ func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, erro
 		r = result{"", ctx.Err()}
 	}
 	if r.err != nil {
-		err := t.classifyLib(ctx, r.err)
+		err := lostDuring(t.c.cfg, action, t.classifyLib(ctx, r.err))
 		var fe *FaultError
 		if !(errors.As(err, &fe) && fe.timedOut()) {
 			t.rec.note(err)

@@ -188,8 +188,8 @@ func TestLabErrors(t *testing.T) {
 		{"untrusted certificate", func(c *remediate.WinRMConfig) { c.CACertFile = "" }, nil, remediate.ErrTLS, "unknown authority"},
 		{"access denied", nil, &lab.FaultRule{Kind: lab.FaultAccessDenied, Action: "Create", Times: 1}, remediate.ErrAccessDenied, "not allowed"},
 		{"internal error on command", nil, &lab.FaultRule{Kind: lab.FaultInternalError, Action: "Command", Times: 1}, remediate.ErrWinRM, "ws-management fault"},
-		{"connection dropped on receive", nil, &lab.FaultRule{Kind: lab.FaultDrop, Action: "Receive", Times: 1}, remediate.ErrUnreachable, "connection closed"},
-		{"result lost after the run", nil, &lab.FaultRule{Kind: lab.FaultDrop, Script: remediate.DetectScript, AfterRun: true, Times: 1}, remediate.ErrUnreachable, "connection closed"},
+		{"connection dropped on receive", nil, &lab.FaultRule{Kind: lab.FaultDrop, Action: "Receive", Times: 1}, remediate.ErrUnreachable, "lost the connection to 127.0.0.1:"},
+		{"result lost after the run", nil, &lab.FaultRule{Kind: lab.FaultDrop, Script: remediate.DetectScript, AfterRun: true, Times: 1}, remediate.ErrUnreachable, "outcome on the host is unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
