@@ -93,7 +93,11 @@ func Load(path string) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read evidence: %w", err)
 	}
-	return Parse(data)
+	b, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
 }
 
 // Parse decodes an evidence document (see Load).
@@ -213,7 +217,7 @@ func Update(path string, fn func(*Bundle) error) error {
 		return fmt.Errorf("read evidence: %w", err)
 	default:
 		if b, err = Parse(data); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", path, err)
 		}
 		if err := checkKnownFields(data); err != nil {
 			return err
