@@ -33,6 +33,13 @@
 // dropped connection is retried once on a new connection. MAIL 530/5.7.0
 // is auth-required; other MAIL 5xx leaves the test untested.
 //
+// A recipient form that ends at the server itself (percent hack, double @
+// or bang path at its own name, literal or domain; an unqualified
+// address) proves nothing on a server that accepts any local recipient
+// (C2 accepted, as IIS SMTP does with its Drop folder): it is recorded as
+// accepted-as-local, does not make the endpoint open, and the closed
+// verdict says so. Catch mode delivers it and tells.
+//
 // Per endpoint: open if any test is open (Triggers list them); closed only
 // if C1 was accepted and every applicable test was refused; otherwise
 // inconclusive with the dominant reason (unreachable, timeout, refused at
