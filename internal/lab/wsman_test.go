@@ -74,7 +74,7 @@ type testServer struct {
 	port  int
 }
 
-func startWSMan(t *testing.T, https bool, cfg WSManConfig) *testServer {
+func startWSMan(t testing.TB, https bool, cfg WSManConfig) *testServer {
 	t.Helper()
 	if cfg.User == "" {
 		cfg.User, cfg.Password = testUser, testPass
@@ -111,7 +111,7 @@ type clientOpts struct {
 	header   time.Duration // Endpoint.Timeout, default 30 s
 }
 
-func (ts *testServer) client(t *testing.T, o clientOpts) *winrm.Client {
+func (ts *testServer) client(t testing.TB, o clientOpts) *winrm.Client {
 	t.Helper()
 	if o.user == "" {
 		o.user, o.password = testUser, testPass
@@ -136,7 +136,7 @@ func (ts *testServer) client(t *testing.T, o clientOpts) *winrm.Client {
 }
 
 // payload builds the stdin of a relaylock script run and its nonce.
-func payload(t *testing.T, script string, params map[string]string) ([]byte, string) {
+func payload(t testing.TB, script string, params map[string]string) ([]byte, string) {
 	t.Helper()
 	full, err := templates.FullScript(script)
 	if err != nil {
