@@ -561,6 +561,9 @@ func (r *renderer) cover() {
 		{"Operator", orDash(b.Engagement.Operator)},
 		{"Tool", toolLine(b.Tool.Name, b.Tool.Version, b.Tool.Commit)},
 	}
+	if r.opts.SigningKey != "" {
+		pairs = append(pairs, [2]string{"Signing key", r.opts.SigningKey})
+	}
 	r.kv(pairs...)
 	d.ln(2)
 	d.font(fontSans, "B", bodySize)

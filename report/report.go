@@ -30,6 +30,10 @@ type Options struct {
 	// prints the bundle's content digest (evidence.Bundle.Digest), which
 	// `relaylock verify` prints too.
 	EvidenceSHA256 string
+	// SigningKey is the fingerprint of the key the evidence and report
+	// will be signed with (evidence.Fingerprint), printed on the cover so
+	// that a reader knows which key to expect in FILE.sig.json.
+	SigningKey string
 }
 
 // ErrRender wraps a failure inside the PDF library (including a recovered

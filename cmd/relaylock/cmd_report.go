@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"path/filepath"
 
@@ -78,6 +79,15 @@ func runReport(e *env, o reportOptions) error {
 	b, err := evidence.Load(o.Evidence)
 	if err != nil {
 		return err
+	}
+	if o.SignKey != "" {
+		// Read the key first: a bad key fails before anything is written,
+		// and the cover names the key that will sign.
+		k, err := evidence.LoadPrivateKey(o.SignKey)
+		if err != nil {
+			return err
+		}
+		o.Render.SigningKey = evidence.Fingerprint(k.Public().(ed25519.PublicKey))
 	}
 	if err := report.WriteFile(o.Output, b, o.Render); err != nil {
 		return err

@@ -72,7 +72,7 @@ func TestKeygenReportVerify(t *testing.T) {
 	// The recorded report can be re-rendered from the final evidence,
 	// byte for byte.
 	var again bytes.Buffer
-	if err := report.Render(&again, b, report.Options{Client: "Example Industries GmbH"}); err != nil {
+	if err := report.Render(&again, b, report.Options{Client: "Example Industries GmbH", SigningKey: fp}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(pdf); !bytes.Equal(got, again.Bytes()) {
