@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -199,5 +200,29 @@ func TestWinRMPasswordNeverPrinted(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "cannot reach 127.0.0.1:"+strconv.Itoa(port)) {
 		t.Errorf("stderr = %q, want the unreachable error", errb.String())
+	}
+}
+
+func TestWinRMHint(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("x: %w", remediate.ErrAuth), "LocalAccountTokenFilterPolicy"},
+		{fmt.Errorf("x509: certificate signed by unknown authority: %w", remediate.ErrTLS), "--winrm-ca"},
+		{fmt.Errorf("x509: certificate is valid for a, not b: %w", remediate.ErrTLS), "--winrm-server-name"},
+		{fmt.Errorf("tls: protocol version not supported: %w", remediate.ErrTLS), "--winrm-legacy-tls"},
+		{fmt.Errorf("cannot reach h:5986: %w", remediate.ErrUnreachable), "winrm enumerate"},
+		{fmt.Errorf("lost the connection: the script's outcome on the host is unknown: %w", remediate.ErrUnreachable), "relaylock inspect"},
+		{fmt.Errorf("Web-WMI (IIS 6 WMI Compatibility) is not installed: %w", remediate.ErrFeatureMissing), "Install-WindowsFeature Web-WMI"},
+		{fmt.Errorf("x: %w", remediate.ErrAccessDenied), "local administrator"},
+		{fmt.Errorf("x: %w", remediate.ErrNoSMTPService), "not supported"},
+		{errors.New("other"), ""},
+	}
+	for _, tt := range tests {
+		got := winrmHint(tt.err)
+		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("winrmHint(%v) = %q, want %q", tt.err, got, tt.want)
+		}
 	}
 }
