@@ -726,6 +726,13 @@ func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, erro
 	go func() {
 		t.c.mu.Lock()
 		defer t.c.mu.Unlock()
+		// Encryption's decryptResponse/decryptNtlmMessage index the body
+		// without bounds checks: a malformed answer must not crash relaylock.
+		defer func() {
+			if p := recover(); p != nil {
+				ch <- result{"", kindErr(ErrWinRM, nil, "malformed answer from %s (winrm library panic: %v)", t.c.cfg.hostPort(), p)}
+			}
+		}()
 		if ctx.Err() != nil {
 			ch <- result{"", ctx.Err()}
 			return
