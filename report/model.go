@@ -360,18 +360,17 @@ func (m *model) controlsFor(in *remediate.Inspection) string {
 		for _, r := range in.HostInfo.ExchangeRoles {
 			edge = edge || strings.Contains(strings.ToLower(r), "edge")
 		}
+		// reporting.md §2.1: the CCI of V-259622 is not verified, so it is
+		// not printed with it.
 		switch v := in.HostInfo.ExchangeVersion; {
 		case v == "2016" && edge:
-			ids = append(ids, "STIG V-221245")
+			ids = append(ids, "STIG V-221245", "CCI-001308")
 		case v == "2016":
-			ids = append(ids, "STIG V-228391")
+			ids = append(ids, "STIG V-228391", "CCI-001308")
 		case (v == "2019" || v == "SE") && edge:
 			ids = append(ids, "STIG V-259622")
 		case v == "2019" || v == "SE":
-			ids = append(ids, "STIG V-259687")
-		}
-		if len(ids) > 0 {
-			ids = append(ids, "CCI-001308")
+			ids = append(ids, "STIG V-259687", "CCI-001308")
 		}
 	}
 	ids = append(ids, "PCI DSS 2.2.6, 11.3.1, 11.3.2", "ISO 27001 A.8.8, A.8.9")

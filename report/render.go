@@ -611,7 +611,8 @@ func (r *renderer) control() {
 func (r *renderer) summary() {
 	m := r.m
 	r.section("summary")
-	r.para(r.t.get("summary.intro"))
+	// The summary opens with the picture: every endpoint before and
+	// after, in colour and in words.
 	r.heading(r.t.get("summary.grid.title"))
 	r.legend()
 	rows := make([][]cellSpec, 0, len(m.rows))
@@ -623,6 +624,7 @@ func (r *renderer) summary() {
 	} else {
 		r.table([]float64{contentW - 60, 30, 30}, []string{"Endpoint", "Before", "After"}, rows)
 	}
+	r.para(r.t.get("summary.intro"))
 
 	r.heading(r.t.get("summary.counts.title"))
 	if len(m.findings) == 0 {
