@@ -948,7 +948,8 @@ func (w *WSMan) receive(rw http.ResponseWriter, r *http.Request, env *reqEnvelop
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	for waited := false; ; waited = true {
+	var c *wsCommand
+	for {
 		w.mu.Lock()
 		s, f := w.lookupShell(env)
 		if f != nil {
@@ -956,13 +957,15 @@ func (w *WSMan) receive(rw http.ResponseWriter, r *http.Request, env *reqEnvelop
 			w.fault(rw, call, env.Header.MessageID, *f)
 			return
 		}
-		c := s.commands[cid]
 		// A terminated command no longer exists, but a Receive that was
-		// already waiting when the signal came gets its final state.
-		if c == nil || (c.terminated && !waited) {
-			w.mu.Unlock()
-			w.fault(rw, call, env.Header.MessageID, faultInvalidParameter)
-			return
+		// already waiting when the signal came keeps its command and gets
+		// its final state.
+		if c == nil {
+			if c = s.commands[cid]; c == nil {
+				w.mu.Unlock()
+				w.fault(rw, call, env.Header.MessageID, faultInvalidParameter)
+				return
+			}
 		}
 		call.Script = c.script
 		if c.done && c.dropNext != nil {
@@ -1054,6 +1057,7 @@ func (w *WSMan) signal(rw http.ResponseWriter, env *reqEnvelope, call Call) {
 			c.exitCode, c.done = exitCtrlC, true
 		}
 		c.terminated = true
+		delete(s.commands, c.id)
 		c.notify()
 	case signalCtrlC, signalCtrlBrk:
 		if !c.done {
