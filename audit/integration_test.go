@@ -103,8 +103,9 @@ type expectation struct {
 
 // withTLS says which instances offer STARTTLS: the closed ones, so that
 // they are shown closed after STARTTLS too, and the mode that needs it.
-func withTLS(mode mtatest.Mode) bool {
-	return mode == mtatest.Closed || mode == mtatest.OpenAfterSTARTTLS
+// OpenSMTPD cannot do TLS here (mtatest.Config.TLS).
+func withTLS(kind mtatest.Kind, mode mtatest.Mode) bool {
+	return kind != mtatest.OpenSMTPD && (mode == mtatest.Closed || mode == mtatest.OpenAfterSTARTTLS)
 }
 
 var (
@@ -114,6 +115,10 @@ var (
 		// relay rule, so only the sender tests and source routes relay.
 		must: []string{"S1", "S2", "S5", "S6"}, mustNot: []string{"R15", "R15b", "R27b"}}
 )
+
+// smtpdOpen: OpenSMTPD refuses a "%" local part at its own domain as an
+// unknown local user.
+var smtpdOpen = epWant{open: true, must: []string{"S1", "S2", "S5", "S6"}, mustNot: []string{"R15", "R15b"}}
 
 var expectations = map[mtatest.Kind]map[mtatest.Mode]expectation{
 	mtatest.Postfix: {
@@ -144,6 +149,11 @@ var expectations = map[mtatest.Kind]map[mtatest.Mode]expectation{
 		mtatest.OpenAfterSTARTTLS: {plain: epWant{denyCode: 550},
 			starttls: &epWant{open: true, must: []string{"S1", "S2", "S5"}, mustNot: []string{"R15", "R27"}}},
 	},
+	mtatest.OpenSMTPD: {
+		mtatest.Closed:         {plain: epWant{denyCode: 550}},
+		mtatest.OpenMynetworks: {plain: smtpdOpen},
+		mtatest.OpenFromAny:    {plain: smtpdOpen},
+	},
 }
 
 // TestIntegrationVerdicts audits every configuration of every real MTA:
@@ -162,7 +172,7 @@ func TestIntegrationVerdicts(t *testing.T) {
 					t.Fatalf("no expectation for %s %s", kind, mode)
 				}
 				sink := mtatest.StartSink(t)
-				inst := mtatest.StartT(t, mtatest.Config{Kind: kind, Mode: mode, RelayHost: sink.Addr(), TLS: withTLS(mode)})
+				inst := mtatest.StartT(t, mtatest.Config{Kind: kind, Mode: mode, RelayHost: sink.Addr(), TLS: withTLS(kind, mode)})
 				if (want.starttls != nil) != inst.TLS {
 					t.Fatalf("expectation for STARTTLS: %v, instance offers it: %v", want.starttls != nil, inst.TLS)
 				}
@@ -326,7 +336,7 @@ func TestIntegrationDeliver(t *testing.T) {
 	for _, c := range []struct {
 		kind mtatest.Kind
 		mode mtatest.Mode
-	}{{mtatest.Postfix, mtatest.OpenClientAccess}, {mtatest.Exim, mtatest.OpenRelayToDomains}} {
+	}{{mtatest.Postfix, mtatest.OpenClientAccess}, {mtatest.Exim, mtatest.OpenRelayToDomains}, {mtatest.OpenSMTPD, mtatest.OpenFromAny}} {
 		t.Run(fmt.Sprintf("%s/%s", c.kind, c.mode), func(t *testing.T) {
 			t.Parallel()
 			sink := mtatest.StartSink(t)

@@ -14,9 +14,9 @@ import (
 	"time"
 )
 
-// writeCert makes a throw-away self-signed ECDSA certificate for host,
-// valid for a day, and writes cert.pem and key.pem (0600, owned by uid
-// and gid, the user that reads it) into dir.
+// writeCert makes a throw-away self-signed ECDSA P-256 certificate for
+// host, valid for a day, and writes cert.pem and key.pem (0600, owned by
+// uid and gid, the user that reads it) into dir.
 func writeCert(dir, host string, uid, gid int) (certFile, keyFile string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -35,7 +35,7 @@ func writeCert(dir, host string, uid, gid int) (certFile, keyFile string, err er
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return "", "", fmt.Errorf("create certificate: %w", err)
 	}

@@ -23,12 +23,13 @@ import (
 type Kind string
 
 const (
-	Postfix Kind = "postfix"
-	Exim    Kind = "exim"
+	Postfix   Kind = "postfix"
+	Exim      Kind = "exim"
+	OpenSMTPD Kind = "opensmtpd"
 )
 
 // Kinds lists every kind the package can start.
-var Kinds = []Kind{Postfix, Exim}
+var Kinds = []Kind{Postfix, Exim, OpenSMTPD}
 
 // Mode is one relay configuration. Closed modes refuse to relay for
 // clients outside the trusted network; each open mode is one real-world
@@ -72,6 +73,9 @@ const (
 	// text, open after STARTTLS (relay-probes.md §8 test 38). It implies
 	// Config.TLS.
 	OpenAfterSTARTTLS Mode = "open-after-starttls"
+	// OpenFromAny is OpenSMTPD with "match from any for any action
+	// relay": "from any" read as "for any client of mine".
+	OpenFromAny Mode = "open-from-any"
 )
 
 // Open reports whether the mode relays for the prober.
@@ -84,6 +88,8 @@ func Modes(k Kind) []Mode {
 		return []Mode{Closed, ClosedReject, OpenMynetworks, OpenClientAccess, OpenNullSender, OpenLocalSender}
 	case Exim:
 		return []Mode{Closed, OpenMynetworks, OpenRelayToDomains, OpenAfterSTARTTLS}
+	case OpenSMTPD:
+		return []Mode{Closed, OpenMynetworks, OpenFromAny}
 	}
 	return nil
 }
@@ -115,7 +121,8 @@ type Config struct {
 	// "mx." + Domain.
 	Hostname string
 	// TLS offers STARTTLS (RFC 3207) with a self-signed certificate for
-	// Hostname, generated at start.
+	// Hostname, generated at start. Not for OpenSMTPD (see
+	// prepareOpenSMTPD).
 	TLS bool
 	// StartTimeout bounds the wait for the first 220 greeting; default
 	// 30 s.
@@ -159,6 +166,10 @@ func Available(kind Kind) error {
 		}
 	case Exim:
 		if _, err := eximBinary(); err != nil {
+			return err
+		}
+	case OpenSMTPD:
+		if _, err := smtpdBinary(); err != nil {
 			return err
 		}
 	default:
@@ -214,6 +225,9 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	}
 	if !supported {
 		return nil, fmt.Errorf("mtatest: %s has no mode %q", cfg.Kind, cfg.Mode)
+	}
+	if cfg.TLS && cfg.Kind == OpenSMTPD {
+		return nil, fmt.Errorf("mtatest: opensmtpd: no TLS: Debian 12's OpenSMTPD 6.8 fails TLS handshakes with OpenSSL 3")
 	}
 	// Network safety: outbound mail never leaves the machine.
 	if !cfg.RelayHost.IsValid() || !cfg.RelayHost.Addr().IsLoopback() || cfg.RelayHost.Port() == 0 {
@@ -278,6 +292,8 @@ func start(ctx context.Context, cfg Config) (*Instance, error) {
 		err = inst.preparePostfix(cfg)
 	case Exim:
 		err = inst.prepareExim(cfg)
+	case OpenSMTPD:
+		err = inst.prepareOpenSMTPD(cfg)
 	}
 	if err == nil {
 		err = inst.run()

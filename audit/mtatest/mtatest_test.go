@@ -44,6 +44,13 @@ var relays = map[mtatest.Kind]map[mtatest.Mode][]string{
 		mtatest.OpenRelayToDomains: {"plain", "null-sender", "local-sender"},
 		mtatest.OpenAfterSTARTTLS:  nil,
 	},
+	mtatest.OpenSMTPD: {
+		mtatest.Closed: nil,
+		// "user%victim@target" is a local recipient that does not
+		// exist: refused.
+		mtatest.OpenMynetworks: {"plain", "null-sender", "local-sender"},
+		mtatest.OpenFromAny:    {"plain", "null-sender", "local-sender"},
+	},
 }
 
 // relaysTLS is relays after STARTTLS, where it differs.
@@ -53,9 +60,9 @@ var relaysTLS = map[mtatest.Kind]map[mtatest.Mode][]string{
 
 // withTLS says which instances offer STARTTLS in the tests: the closed
 // ones, so that they are shown closed after STARTTLS too, and the mode
-// that needs it.
-func withTLS(mode mtatest.Mode) bool {
-	return mode == mtatest.Closed || mode == mtatest.OpenAfterSTARTTLS
+// that needs it. OpenSMTPD cannot do TLS here (mtatest.Config.TLS).
+func withTLS(kind mtatest.Kind, mode mtatest.Mode) bool {
+	return kind != mtatest.OpenSMTPD && (mode == mtatest.Closed || mode == mtatest.OpenAfterSTARTTLS)
 }
 
 // TestModes checks every configuration with a raw SMTP dialogue: the
@@ -74,8 +81,8 @@ func TestModes(t *testing.T) {
 					t.Fatalf("no expectation for %s %s", kind, mode)
 				}
 				sink := mtatest.StartSink(t)
-				inst := mtatest.StartT(t, mtatest.Config{Kind: kind, Mode: mode, RelayHost: sink.Addr(), TLS: withTLS(mode)})
-				if inst.TLS != withTLS(mode) {
+				inst := mtatest.StartT(t, mtatest.Config{Kind: kind, Mode: mode, RelayHost: sink.Addr(), TLS: withTLS(kind, mode)})
+				if inst.TLS != withTLS(kind, mode) {
 					t.Fatalf("instance TLS = %v", inst.TLS)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -130,8 +137,11 @@ func checkInstance(ctx context.Context, t *testing.T, inst *mtatest.Instance, si
 			t.Fatal(err)
 		}
 		if !relayed {
-			// Relay denied: Postfix 454 4.7.1 / 554 5.7.1, Exim 550.
-			if r.Code/100 == 2 || !(strings.Contains(strings.ToLower(r.Text), "relay") || strings.Contains(r.Text, "restricted characters")) {
+			// Relay denied: Postfix 454 4.7.1 / 554 5.7.1 "Relay access
+			// denied", Exim 550 "relay not permitted" or "restricted
+			// characters", OpenSMTPD 550 "Invalid recipient".
+			if r.Code/100 != 5 && r.Code != 454 || !(strings.Contains(strings.ToLower(r.Text), "relay") ||
+				strings.Contains(r.Text, "restricted characters") || strings.Contains(r.Text, "Invalid recipient")) {
 				t.Errorf("%s: RCPT TO:<%s> from <%s> = %v, want a relay denial", a.name, to, from, r)
 			}
 			d.Close()
