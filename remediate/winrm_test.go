@@ -1,11 +1,15 @@
 package remediate
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/masterzen/winrm"
+	"github.com/masterzen/winrm/soap"
 )
 
 func TestWinRMConfigDefaults(t *testing.T) {
@@ -144,5 +148,43 @@ func TestCheckAnswer(t *testing.T) {
 	}
 	if err := checkAnswer("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command", `<e/>`); err == nil {
 		t.Error("missing CommandId accepted")
+	}
+}
+
+// libStub is a masterzen Transporter for libTransport tests.
+type libStub struct {
+	post func() (string, error)
+}
+
+func (l libStub) Transport(*winrm.Endpoint) error { return nil }
+func (l libStub) Post(*winrm.Client, *soap.SoapMessage) (string, error) {
+	return l.post()
+}
+
+func TestLibTransportGuards(t *testing.T) {
+	cfg := WinRMConfig{Host: "h", Port: 5985, Auth: AuthNTLM, User: "u"}
+	msg := winrm.NewOpenShellRequest("http://h:5985/wsman", winrm.DefaultParameters)
+	defer msg.Free()
+	post := func(ctx context.Context, f func() (string, error)) error {
+		lt := &libTransport{c: &winrmTransport{cfg: cfg}, ctx: ctx, inner: libStub{f}, rec: &postRecorder{}}
+		_, err := lt.Post(nil, msg)
+		return err
+	}
+	if err := post(context.Background(), func() (string, error) { panic("index out of range") }); !errors.Is(err, ErrWinRM) || !strings.Contains(err.Error(), "panic") {
+		t.Errorf("panic: %v", err)
+	}
+	fault := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><s:Fault><s:Code><s:Value>s:Receiver</s:Value><s:Subcode><s:Value>w:InternalError</s:Value></s:Subcode></s:Code><s:Reason><s:Text>boom</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>`
+	if err := post(context.Background(), func() (string, error) { return fault, nil }); !errors.Is(err, ErrWinRM) || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("fault returned as success: %v", err)
+	}
+	if err := post(context.Background(), func() (string, error) { return "", errors.New("http response error: 401 - invalid content type") }); !errors.Is(err, ErrAuth) {
+		t.Errorf("401: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	block := make(chan struct{})
+	defer close(block)
+	if err := post(ctx, func() (string, error) { <-block; return "", nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("hung transport: %v", err)
 	}
 }
