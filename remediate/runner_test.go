@@ -636,3 +636,26 @@ func TestRunnerCertificateAuth(t *testing.T) {
 		t.Errorf("bad key file: %v", err)
 	}
 }
+
+func TestRunnerLargePayloadIsChunked(t *testing.T) {
+	f := newFake()
+	var got string
+	f.script = func(name string, p map[string]string) ([]psframe.Record, int, string) {
+		got = p["Blob"]
+		return EncodeHostInfo(sampleHost), 0, ""
+	}
+	cfg := serve(t, f, true)
+	r, _ := newRunner(t, cfg)
+	blob := strings.Repeat("0123456789abcdef", 300<<10/16) // 300 KiB, base64 in the payload: 400 KiB
+	if _, err := r.Run(context.Background(), DetectScript, map[string]string{"Blob": blob}); err != nil {
+		t.Fatal(err)
+	}
+	if got != blob {
+		t.Errorf("the host got %d bytes, want %d", len(got), len(blob))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := strings.Count(strings.Join(f.actions, ","), "Send"); n < 5 {
+		t.Errorf("%d Sends, want the payload split into chunks under the envelope size", n)
+	}
+}

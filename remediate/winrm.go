@@ -389,7 +389,11 @@ var errNTLMNotOffered = errors.New("the host offered neither Negotiate nor NTLM 
 func (c *winrmTransport) winrmClient(ctx context.Context, rec *postRecorder) (*winrm.Client, error) {
 	params := *winrm.DefaultParameters // copy: DefaultParameters is a shared pointer (winrm.md §1.2)
 	params.Timeout = isoDuration(c.cfg.OperationTimeout)
-	params.EnvelopeSize = 153600
+	// MaxEnvelopeSize, and the stdin chunk (EnvelopeSize-1000 raw bytes
+	// per Send, base64 on the wire: x4/3). 100 KiB keeps a full Send
+	// (~135 KB) under the 150 KB MaxEnvelopeSizekb of Windows Server
+	// 2008 R2-era hosts (winrm.md §1.4).
+	params.EnvelopeSize = 100 << 10
 	var t winrm.Transporter
 	if c.lib != nil {
 		inner, err := c.lib()
