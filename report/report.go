@@ -64,15 +64,22 @@ func WriteFile(path string, b *evidence.Bundle, opts Options) error {
 	return nil
 }
 
-// outlineEntry is a bookmark and the page it points to (for tests).
+// outlineEntry is a bookmark or contents entry and the page it points to
+// (for tests).
 type outlineEntry struct {
 	Title string
 	Level int
 	Page  int
 }
 
+// layout is where render put things, for tests to check the PDF against.
+type layout struct {
+	Outline []outlineEntry // bookmarks, in order
+	TOC     []outlineEntry // contents entries, in order
+}
+
 // render does the work and returns the bookmarks it made.
-func render(w io.Writer, b *evidence.Bundle, opts Options) (outline []outlineEntry, err error) {
+func render(w io.Writer, b *evidence.Bundle, opts Options) (lay *layout, err error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: no evidence", ErrRender)
 	}
@@ -92,7 +99,7 @@ func render(w io.Writer, b *evidence.Bundle, opts Options) (outline []outlineEnt
 		// gofpdf panics on some inputs (reporting.md §4.3 #3); clean()
 		// prevents the known ones, this catches the rest.
 		if p := recover(); p != nil {
-			outline, err = nil, fmt.Errorf("%w: %v", ErrRender, p)
+			lay, err = nil, fmt.Errorf("%w: %v", ErrRender, p)
 		}
 	}()
 	r := newRenderer(m, t, opts, logo)
@@ -100,7 +107,11 @@ func render(w io.Writer, b *evidence.Bundle, opts Options) (outline []outlineEnt
 	if err := r.d.output(w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRender, err)
 	}
-	return r.outline, nil
+	lay = &layout{Outline: r.outline}
+	for _, e := range r.toc {
+		lay.TOC = append(lay.TOC, outlineEntry{Title: e.title, Level: e.level, Page: e.page})
+	}
+	return lay, nil
 }
 
 func readLogo(opts Options) ([]byte, error) {

@@ -50,14 +50,14 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-func renderFixture(t testing.TB, b *evidence.Bundle, opts Options) ([]byte, []outlineEntry) {
+func renderFixture(t testing.TB, b *evidence.Bundle, opts Options) ([]byte, *layout) {
 	t.Helper()
 	var buf bytes.Buffer
-	outline, err := render(&buf, b, opts)
+	lay, err := render(&buf, b, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes(), outline
+	return buf.Bytes(), lay
 }
 
 func writeTemp(t *testing.T, data []byte) string {
@@ -102,7 +102,7 @@ func TestPDFStructure(t *testing.T) {
 		needTool(t, tool)
 	}
 	b := fixtureBundle()
-	data, outline := renderFixture(t, b, Options{EvidenceSHA256: strings.Repeat("f", 64)})
+	data, lay := renderFixture(t, b, Options{EvidenceSHA256: strings.Repeat("f", 64)})
 	p := writeTemp(t, data)
 	if *pdfOut != "" {
 		os.WriteFile(*pdfOut, data, 0o600)
@@ -175,7 +175,10 @@ func TestPDFStructure(t *testing.T) {
 		}
 	})
 	t.Run("bookmarks", func(t *testing.T) {
-		checkOutline(t, p, outline, pages)
+		checkOutline(t, p, lay.Outline, pages)
+	})
+	t.Run("contents links", func(t *testing.T) {
+		checkLinks(t, p, lay.TOC)
 	})
 	t.Run("golden text", func(t *testing.T) {
 		golden(t, "testdata/report.golden", normalize(text))
@@ -214,6 +217,50 @@ func checkOutline(t *testing.T, pdf string, want []outlineEntry, pages int) {
 		}
 		if got[i].Page < 1 || got[i].Page > pages {
 			t.Errorf("bookmark %q on page %d of %d", got[i].Title, got[i].Page, pages)
+		}
+	}
+}
+
+// checkLinks reads the link annotations of the contents pages (qpdf) and
+// checks that, in order, they point to the pages of the contents entries
+// (each entry links its title and its page number).
+func checkLinks(t *testing.T, pdf string, toc []outlineEntry) {
+	t.Helper()
+	var doc struct {
+		Pages []struct {
+			Object string `json:"object"`
+			Pos    int    `json:"pageposfrom1"`
+		} `json:"pages"`
+	}
+	if err := json.Unmarshal([]byte(run(t, "qpdf", "--json", "--json-key=pages", pdf)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	posOf := map[string]int{}
+	for _, p := range doc.Pages {
+		posOf[strings.TrimSuffix(p.Object, " 0 R")] = p.Pos
+	}
+	reDest := regexp.MustCompile(`/Dest \[ (\d+) 0 R`)
+	var got []int
+	for _, p := range doc.Pages[1:] { // the cover has no links
+		obj := strings.TrimSuffix(p.Object, " 0 R")
+		dests := reDest.FindAllStringSubmatch(run(t, "qpdf", "--show-object="+obj, pdf), -1)
+		if len(dests) == 0 {
+			break // past the contents
+		}
+		for _, d := range dests {
+			pos, ok := posOf[d[1]]
+			if !ok {
+				t.Fatalf("link on page %d points to object %s, not a page", p.Pos, d[1])
+			}
+			got = append(got, pos)
+		}
+	}
+	if len(got) != 2*len(toc) {
+		t.Fatalf("%d links on the contents pages, want %d", len(got), 2*len(toc))
+	}
+	for i, e := range toc {
+		if got[2*i] != e.Page || got[2*i+1] != e.Page {
+			t.Errorf("contents entry %q links to pages %d and %d, want %d", e.Title, got[2*i], got[2*i+1], e.Page)
 		}
 	}
 }
