@@ -659,3 +659,35 @@ func TestRunnerLargePayloadIsChunked(t *testing.T) {
 		t.Errorf("%d Sends, want the payload split into chunks under the envelope size", n)
 	}
 }
+
+// BenchmarkRunnerDetect measures one script run (Create, Command, Send,
+// Receive, Signal, Delete) over HTTPS with Basic auth on loopback, with
+// the connection pool reused across runs.
+func BenchmarkRunnerDetect(b *testing.B) {
+	f := newFake()
+	f.script = func(string, map[string]string) ([]psframe.Record, int, string) {
+		return EncodeHostInfo(sampleHost), 0, ""
+	}
+	srv := httptest.NewUnstartedServer(f)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	r, _, err := NewWinRMRunner(WinRMConfig{Host: host, Port: p, HTTPS: true, Insecure: true, Auth: AuthBasic, User: f.user, Password: f.pass})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := r.Run(context.Background(), DetectScript, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCLIXMLMessages(b *testing.B) {
+	for b.Loop() {
+		CLIXMLMessages(clixmlSample)
+	}
+}
