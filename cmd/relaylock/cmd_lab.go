@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -35,7 +36,8 @@ func labCommand(e *env) *cli.Command {
 		Usage: "run a simulated Windows mail host (an open relay) on loopback: DNS, SMTP and WinRM, for practice, training and scripting",
 		UsageText: "relaylock lab [--platform iis|exchange2003|exchange2016|exchange2019|...] [--listen ADDR] [--smtp-port N] [--winrm-port N] [--dns-port N] [--domain D] [--http]\n\n" +
 			"Runs until interrupted (Ctrl-C). The lab listens on loopback only. The WinRM password is RELAYLOCK_WINRM_PASSWORD\n" +
-			"when set, otherwise a generated one that is printed (it is a lab password).",
+			"when set, otherwise a generated one that is printed (it is a lab password). Services and example commands go to\n" +
+			"stdout; every WinRM command run and every SMTP recipient decision is logged to stderr.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "platform", Value: "iis", Usage: "simulated host: " + strings.Join(labPlatformNames(), ", ")},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1", Usage: "loopback `ADDR` to listen on (127.0.0.0/8 or ::1)"},
@@ -63,6 +65,7 @@ func labCommand(e *env) *cli.Command {
 					return usagef("--%s %d: not a port", f, p)
 				}
 			}
+			var logMu sync.Mutex
 			password := e.Getenv("RELAYLOCK_WINRM_PASSWORD")
 			generated := password == ""
 			if generated {
@@ -77,6 +80,11 @@ func labCommand(e *env) *cli.Command {
 				Domain:    c.String("domain"),
 				Password:  password,
 				PlainHTTP: c.Bool("http"),
+				Logf: func(format string, args ...any) {
+					logMu.Lock()
+					defer logMu.Unlock()
+					fmt.Fprintf(e.Stderr, "relaylock: lab: "+format+"\n", args...)
+				},
 			})
 			if err != nil {
 				return fmt.Errorf("start the lab: %w", err)

@@ -56,6 +56,10 @@ type Config struct {
 	// DisableNTLM, MaxShellsPerUser, ...). User, Password, Faults and
 	// AllowUnencrypted are set by Start.
 	WinRM WSManConfig
+	// Logf, when set, receives one line per WinRM command run and per
+	// SMTP recipient decided (for `relaylock lab`, practice and training).
+	// Passwords are never logged.
+	Logf func(format string, args ...any)
 }
 
 // Lab is a running lab.
@@ -176,6 +180,16 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	wcfg := cfg.WinRM
 	wcfg.User, wcfg.Password, wcfg.Faults = l.User, l.Password, l.Faults
 	wcfg.AllowUnencrypted = !l.HTTPS
+	if cfg.Logf != nil && wcfg.OnRun == nil {
+		logf := cfg.Logf
+		wcfg.OnRun = func(r Run) {
+			what := r.Script
+			if what == "" {
+				what = fmt.Sprintf("%.60q", r.CommandLine)
+			}
+			logf("winrm: ran %s: exit code %d, %d bytes of output", what, r.ExitCode, len(r.Stdout)+len(r.Stderr))
+		}
+	}
 	if wcfg.DNSDomain == "" {
 		wcfg.DNSDomain = l.Domain
 	}
@@ -204,7 +218,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab smtp: %w", err)
 	}
-	l.SMTP = smtptest.NewServer(l.smtpPolicy(ip))
+	l.SMTP = smtptest.NewServer(l.smtpPolicy(ip, cfg.Logf))
 	l.SMTPAddr = ln.Addr().String()
 	l.smtpDone = make(chan struct{})
 	go func() {
@@ -220,8 +234,11 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 // smtpPolicy makes the SMTP face follow the host's state: every RCPT is
 // decided from Host.LocalDomains and Host.RelayAllowed at that moment, so
 // a change made over WinRM shows at the next probe.
-func (l *Lab) smtpPolicy(listen netip.Addr) smtptest.Policy {
+func (l *Lab) smtpPolicy(listen netip.Addr, logf func(string, ...any)) smtptest.Policy {
 	h := l.Host
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
 	exchange := strings.HasPrefix(l.Platform, "exchange") && l.Platform != "exchange2003"
 	banner := l.MXHost + " Microsoft ESMTP MAIL Service, Version: 6.0.3790.4675 ready at  " + time.Now().UTC().Format("Mon, 2 Jan 2006 15:04:05 -0700")
 	if exchange {
@@ -240,6 +257,7 @@ func (l *Lab) smtpPolicy(listen netip.Addr) smtptest.Policy {
 		}
 		return "5.7.1 Unable to relay for " + rcpt // IIS SMTP and Exchange 2003
 	}
+	decide := l.decideFunc(listen, deny)
 	return smtptest.Policy{
 		Hostname:     l.MXHost,
 		Banner:       banner,
@@ -251,27 +269,43 @@ func (l *Lab) smtpPolicy(listen netip.Addr) smtptest.Policy {
 			return l.WinRM.userMatches(user, "") && pass == l.Password
 		},
 		Decide: func(s *smtptest.Session, rcpt string) (int, string) {
-			at := strings.LastIndex(rcpt, "@")
-			if at < 0 {
-				return 0, "" // postmaster or a syntax error: the default rules
-			}
-			domain := strings.ToLower(strings.TrimSuffix(rcpt[at+1:], "."))
-			if lit, isLit := strings.CutPrefix(domain, "["); isLit {
-				lit = strings.TrimPrefix(strings.TrimSuffix(lit, "]"), "ipv6:")
-				if a, err := netip.ParseAddr(lit); err == nil && a.Unmap() == listen.Unmap() {
-					return 250, "2.1.5 " + rcpt // our own address literal: local (RFC 5321 §4.1.3)
+			code, text := decide(s, rcpt)
+			if code != 0 {
+				auth := ""
+				if s.Authenticated {
+					auth = " (authenticated)"
 				}
+				logf("smtp: %s%s MAIL FROM:<%s> RCPT TO:<%s>: %d %s", s.RemoteAddr, auth, s.MailFrom, rcpt, code, text)
 			}
-			for _, d := range append(h.LocalDomains(), l.Domain) {
-				if strings.EqualFold(strings.TrimSuffix(d, "."), domain) {
-					return 250, "2.1.5 " + rcpt
-				}
+			return code, text
+		},
+	}
+}
+
+// decideFunc is the SMTP face's RCPT decision.
+func (l *Lab) decideFunc(listen netip.Addr, deny func(string) string) func(*smtptest.Session, string) (int, string) {
+	h := l.Host
+	return func(s *smtptest.Session, rcpt string) (int, string) {
+		at := strings.LastIndex(rcpt, "@")
+		if at < 0 {
+			return 0, "" // postmaster or a syntax error: the default rules
+		}
+		domain := strings.ToLower(strings.TrimSuffix(rcpt[at+1:], "."))
+		if lit, isLit := strings.CutPrefix(domain, "["); isLit {
+			lit = strings.TrimPrefix(strings.TrimSuffix(lit, "]"), "ipv6:")
+			if a, err := netip.ParseAddr(lit); err == nil && a.Unmap() == listen.Unmap() {
+				return 250, "2.1.5 " + rcpt // our own address literal: local (RFC 5321 §4.1.3)
 			}
-			if h.RelayAllowed(s.RemoteAddr.Unmap(), s.Authenticated, domain) {
+		}
+		for _, d := range append(h.LocalDomains(), l.Domain) {
+			if strings.EqualFold(strings.TrimSuffix(d, "."), domain) {
 				return 250, "2.1.5 " + rcpt
 			}
-			return 550, deny(rcpt)
-		},
+		}
+		if h.RelayAllowed(s.RemoteAddr.Unmap(), s.Authenticated, domain) {
+			return 250, "2.1.5 " + rcpt
+		}
+		return 550, deny(rcpt)
 	}
 }
 

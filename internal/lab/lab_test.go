@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"net/smtp"
@@ -292,5 +293,31 @@ func TestLabDomain(t *testing.T) {
 	}
 	if code, _ := rcpt(t, l2, "", nil, "postmaster@fabrikam.test"); code != 550 {
 		t.Fatalf("foreign domain relayed by a closed host: %d", code)
+	}
+}
+
+func TestLabLog(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	l := startLab(t, Config{Host: &relayHost{}, Password: "Log-Pw-123", Logf: func(f string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, fmt.Sprintf(f, a...))
+	}})
+	rcpt(t, l, "", nil, "x@elsewhere.test")
+	p := *winrm.DefaultParameters
+	c, err := winrm.NewClientWithParameters(&winrm.Endpoint{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, CACert: l.CACertPEM, Timeout: 30 * time.Second}, l.User, l.Password, &p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := c.RunCmdWithContext(context.Background(), "hostname"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	all := strings.Join(lines, "\n")
+	if !strings.Contains(all, "smtp: 127.0.0.1 MAIL FROM:<probe@prober.test> RCPT TO:<x@elsewhere.test>: 550 5.7.1 Unable to relay") ||
+		!strings.Contains(all, `winrm: ran "hostname": exit code 0`) || strings.Contains(all, "Log-Pw-123") {
+		t.Fatalf("log:\n%s", all)
 	}
 }

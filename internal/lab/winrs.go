@@ -196,6 +196,9 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 		stdout, stderr, code := Dispatch(w.host, line, stdin)
 		run.End = time.Now()
 		run.Stdout, run.Stderr, run.ExitCode = stdout, stderr, code
+		if w.cfg.OnRun != nil {
+			w.cfg.OnRun(run)
+		}
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.runs = appendBounded(w.runs, run, maxRuns)

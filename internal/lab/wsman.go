@@ -119,6 +119,9 @@ type WSManConfig struct {
 	DNSDomain     string
 	// Faults, when set, injects failures (faults.go).
 	Faults *Faults
+	// OnRun, when set, is called after each command has run (before the
+	// client sees its output), e.g. to log it. It must not block.
+	OnRun func(Run)
 }
 
 // Call is one request the WS-Man face answered, for assertions.
