@@ -194,12 +194,8 @@ func (c WinRMConfig) Validate() (warnings []string, err error) {
 			if c.User == "" || c.Password == "" {
 				return bad("kerberos needs a user and password, or a credential cache (--krb5-ccache)")
 			}
-			if c.KrbRealm == "" {
-				if _, realm, ok := strings.Cut(c.User, "@"); ok {
-					_ = realm
-				} else {
-					return bad("kerberos needs a realm: give the user as user@REALM")
-				}
+			if _, realm, ok := strings.Cut(c.User, "@"); c.KrbRealm == "" && (!ok || realm == "") {
+				return bad("kerberos needs a realm: give the user as user@REALM or --krb5-realm")
 			}
 		}
 	case AuthCertificate:
@@ -210,8 +206,8 @@ func (c WinRMConfig) Validate() (warnings []string, err error) {
 	return warnings, nil
 }
 
-// winrmTransport is a configured WinRM client: a shared HTTP transport (so TCP and
-// TLS connections, and NTLM-authenticated connections, are reused across
+// winrmTransport is a configured WinRM client: a shared HTTP transport (so
+// TCP and TLS connections, and NTLM-authenticated connections, are reused across
 // runs) and the library transporter for mechanisms this package does not
 // drive itself.
 type winrmTransport struct {
