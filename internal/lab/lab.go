@@ -99,6 +99,7 @@ type Lab struct {
 	closeOnce sync.Once
 	closeErr  error
 	smtpDone  chan struct{}
+	stopMu    sync.Mutex
 	stop      func() bool
 }
 
@@ -226,7 +227,9 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		_ = l.SMTP.Serve(ln)
 	}()
 
+	l.stopMu.Lock()
 	l.stop = context.AfterFunc(ctx, func() { _ = l.Close() })
+	l.stopMu.Unlock()
 	ok = true
 	return l, nil
 }
@@ -312,8 +315,11 @@ func (l *Lab) decideFunc(listen netip.Addr, deny func(string) string) func(*smtp
 // Close stops every service and waits for their goroutines.
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
-		if l.stop != nil {
-			l.stop()
+		l.stopMu.Lock()
+		stop := l.stop
+		l.stopMu.Unlock()
+		if stop != nil {
+			stop()
 		}
 		var errs []error
 		if l.SMTP != nil {

@@ -321,3 +321,15 @@ func TestLabLog(t *testing.T) {
 		t.Fatalf("log:\n%s", all)
 	}
 }
+
+func TestLabStartWithDoneContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l, err := Start(ctx, Config{Host: &relayHost{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
