@@ -31,6 +31,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/masterzen/winrm"
+
 	"github.com/relaylock/relaylock/remediate/psframe"
 	"github.com/relaylock/relaylock/templates"
 )
@@ -690,4 +692,42 @@ func BenchmarkCLIXMLMessages(b *testing.B) {
 	for b.Loop() {
 		CLIXMLMessages(clixmlSample)
 	}
+}
+
+// TestMasterzenBugsStillPresent documents, against the fake server, the
+// library behaviours the runner's own transport works around
+// (winrm.md §0) in the pinned version. It fails when a library upgrade
+// changes them, so that the workaround is reconsidered with it.
+func TestMasterzenBugsStillPresent(t *testing.T) {
+	newLib := func(t *testing.T, f *fakeWSMan, ntlm bool) *winrm.Client {
+		t.Helper()
+		cfg := serve(t, f, true)
+		params := *winrm.DefaultParameters
+		if ntlm {
+			params.TransportDecorator = func() winrm.Transporter { return &winrm.ClientNTLM{} }
+		}
+		c, err := winrm.NewClientWithParameters(winrm.NewEndpoint(cfg.Host, cfg.Port, true, true, nil, nil, nil, 0), f.user, f.pass, &params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	t.Run("fault on Create is success with an empty ShellId", func(t *testing.T) {
+		f := newFake()
+		f.createFault = true
+		if _, err := newLib(t, f, false).CreateShell(); err != nil {
+			t.Fatalf("fixed in this masterzen/winrm version (reconsider checkAnswer/readResponse): %v", err)
+		}
+	})
+	t.Run("ClientNTLM falls back to Basic", func(t *testing.T) {
+		f := newFake() // offers Basic only
+		if _, err := newLib(t, f, true).CreateShell(); err != nil {
+			t.Fatalf("go-ntlmssp no longer falls back to Basic (reconsider noBasic): %v", err)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.actions) == 0 {
+			t.Error("expected the Basic fallback to reach the server")
+		}
+	})
 }
