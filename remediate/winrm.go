@@ -211,11 +211,15 @@ func (c WinRMConfig) Validate() (warnings []string, err error) {
 // runs) and the library transporter for mechanisms this package does not
 // drive itself.
 type winrmTransport struct {
-	cfg  WinRMConfig
-	rt   http.RoundTripper // nil when lib is used
-	lib  func() (winrm.Transporter, error)
-	mu   sync.Mutex // serializes lib transporters that keep per-message state
-	auth func(*http.Request)
+	cfg WinRMConfig
+	rt  http.RoundTripper // nil when lib is used
+	lib func() (winrm.Transporter, error)
+	// sem (capacity 1) serializes library transporters that keep
+	// per-message state in shared fields (Encryption); libTimeout bounds
+	// one library request.
+	sem        chan struct{}
+	libTimeout time.Duration
+	auth       func(*http.Request)
 	// libEndpoint configures the library transporters.
 	libEndpoint *winrm.Endpoint
 }
@@ -303,6 +307,7 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 		// posts the message with unencrypted NTLM instead. A host with the
 		// default AllowUnencrypted=false rejects that, but the message has
 		// crossed the network in clear text: HTTPS stays the default.
+		c.sem = make(chan struct{}, 1)
 		c.lib = func() (winrm.Transporter, error) {
 			e, err := winrm.NewEncryption("ntlm")
 			if err != nil {
@@ -332,6 +337,7 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 		}
 	}
 	if c.lib != nil {
+		c.libTimeout = cfg.OperationTimeout + 30*time.Second
 		c.libEndpoint = &winrm.Endpoint{Host: bracketHost(cfg.Host), Port: cfg.Port, HTTPS: cfg.HTTPS, Insecure: cfg.Insecure,
 			TLSServerName: cfg.TLSServerName, CACert: caPEM, Timeout: cfg.OperationTimeout + 30*time.Second}
 	}
@@ -385,6 +391,11 @@ var errNTLMNotOffered = errors.New("the host offered neither Negotiate nor NTLM 
 func (c *winrmTransport) winrmClient(ctx context.Context, rec *postRecorder) (*winrm.Client, error) {
 	params := *winrm.DefaultParameters // copy: DefaultParameters is a shared pointer (winrm.md §1.2)
 	params.Timeout = isoDuration(c.cfg.OperationTimeout)
+	if c.sem != nil && c.cfg.OperationTimeout > sealedPoll {
+		// Requests are serialized: a Receive long-poll would hold the
+		// turn and delay the stdin Send by a whole OperationTimeout.
+		params.Timeout = isoDuration(sealedPoll)
+	}
 	// MaxEnvelopeSize, and the stdin chunk (EnvelopeSize-1000 raw bytes
 	// per Send, base64 on the wire: x4/3). 100 KiB keeps a full Send
 	// (~135 KB) under the 150 KB MaxEnvelopeSizekb of Windows Server
@@ -411,6 +422,9 @@ func (c *winrmTransport) winrmClient(ctx context.Context, rec *postRecorder) (*w
 	}
 	return wc, nil
 }
+
+// sealedPoll is the Receive long-poll when requests are serialized.
+const sealedPoll = 3 * time.Second
 
 func isoDuration(d time.Duration) string {
 	s := int(d / time.Second)
@@ -722,10 +736,20 @@ func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, erro
 		s   string
 		err error
 	}
+	// Serialize when the transporter keeps per-message state in shared
+	// fields (Encryption), waiting for the turn no longer than ctx allows.
+	if t.c.sem != nil {
+		select {
+		case t.c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return "", fmt.Errorf("winrm %s: %w", t.c.cfg.hostPort(), ctx.Err())
+		}
+	}
 	ch := make(chan result, 1)
 	go func() {
-		t.c.mu.Lock()
-		defer t.c.mu.Unlock()
+		if t.c.sem != nil {
+			defer func() { <-t.c.sem }()
+		}
 		// Encryption's decryptResponse/decryptNtlmMessage index the body
 		// without bounds checks: a malformed answer must not crash relaylock.
 		defer func() {
@@ -733,18 +757,20 @@ func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, erro
 				ch <- result{"", kindErr(ErrWinRM, nil, "malformed answer from %s (winrm library panic: %v)", t.c.cfg.hostPort(), p)}
 			}
 		}()
-		if ctx.Err() != nil {
-			ch <- result{"", ctx.Err()}
-			return
-		}
 		s, err := t.inner.Post(wc, m)
 		ch <- result{s, err}
 	}()
+	// The library's Encryption posts through a bare http.Client (no
+	// response timeout): bound every request as the own transport does.
+	timer := time.NewTimer(t.c.libTimeout)
+	defer timer.Stop()
 	var r result
 	select {
 	case r = <-ch:
 	case <-ctx.Done():
 		r = result{"", ctx.Err()}
+	case <-timer.C:
+		r = result{"", kindErr(ErrUnreachable, nil, "cannot reach %s (no answer in %v)", t.c.cfg.hostPort(), t.c.libTimeout)}
 	}
 	if r.err != nil {
 		err := lostDuring(t.c.cfg, action, t.classifyLib(ctx, r.err))
