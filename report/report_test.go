@@ -484,13 +484,9 @@ func TestFixtureEvidence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b, err := evidence.Load(p)
+	_, r, err := evidence.CheckFile(p)
 	if err != nil {
 		t.Fatalf("%v (run go test -update)", err)
-	}
-	r, err := evidence.Check(b, "testdata")
-	if err != nil {
-		t.Fatal(err)
 	}
 	if len(r.Problems) > 0 {
 		t.Errorf("fixture evidence does not verify: %q (run go test -update)", r.Problems)

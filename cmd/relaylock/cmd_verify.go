@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -45,11 +44,7 @@ func runVerify(e *env, path, pubkey string, verbose bool) error {
 		}
 		trusted = k
 	}
-	b, err := evidence.Load(path)
-	if err != nil {
-		return err
-	}
-	r, err := evidence.Check(b, filepath.Dir(path))
+	b, r, err := evidence.CheckFile(path)
 	if err != nil {
 		return err
 	}

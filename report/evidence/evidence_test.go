@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -124,7 +125,14 @@ func TestCheckNamesTamperedSection(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(r.Problems) != 1 || !strings.HasPrefix(r.Problems[0], tc.wantIn) {
-				t.Errorf("problems %q, want one naming %s", r.Problems, tc.wantIn)
+				t.Errorf("Check: problems %q, want one naming %s", r.Problems, tc.wantIn)
+			}
+			_, r, err = CheckFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Problems) != 1 || !strings.HasPrefix(r.Problems[0], tc.wantIn) {
+				t.Errorf("CheckFile: problems %q, want one naming %s", r.Problems, tc.wantIn)
 			}
 		})
 	}
@@ -334,5 +342,67 @@ func TestSealInvalidUTF8(t *testing.T) {
 	}
 	if d, _ := b.Digest(); d != r.Digest {
 		t.Errorf("in-memory digest %s, file digest %s", d, r.Digest)
+	}
+}
+
+// A file written by a later relaylock, with fields this build does not
+// know, verifies from its bytes; a field added with its zero value does
+// not change any hash.
+func TestCheckFileForwardCompatible(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "e.json")
+	if err := Save(p, sample()); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	sealed, _ := Parse(data)
+
+	zero := bytes.Replace(data, []byte(`"purpose": "audit",`), []byte(`"purpose": "audit", "new_list": [], "new_flag": false, "new_text": "",`), 1)
+	os.WriteFile(p, zero, 0o600)
+	if _, r, err := CheckFile(p); err != nil || len(r.Problems) != 0 {
+		t.Fatalf("zero-valued new fields: %v %q", err, r.Problems)
+	}
+
+	// A newer build wrote a real value in a new field and sealed it.
+	newer := bytes.Replace(data, []byte(`"purpose": "audit",`), []byte(`"purpose": "audit", "new_field": "x",`), 1)
+	in, err := rawCompute(newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Digest == sealed.Integrity.Digest {
+		t.Fatal("a new non-empty field did not change the digest")
+	}
+	var top map[string]any
+	json.Unmarshal(newer, &top)
+	top["integrity"] = in
+	newer, _ = json.Marshal(top)
+	os.WriteFile(p, newer, 0o600)
+	if _, r, err := CheckFile(p); err != nil || len(r.Problems) != 0 {
+		t.Fatalf("file from a newer build: %v %q", err, r.Problems)
+	}
+	// Check on the parsed bundle cannot see the new field, and says so.
+	b, _ := Load(p)
+	if r, _ := Check(b, dir); len(r.Problems) == 0 {
+		t.Error("Check of a bundle that lost a field found nothing")
+	}
+}
+
+func TestCanonicalHash(t *testing.T) {
+	tests := []struct{ a, b string }{
+		{`{"a":1,"b":""}`, `{"b":"","a":1,"c":null,"d":[],"e":{},"f":false,"g":0}`},
+		{`{"s":"\ufffd"}`, "{\"s\":\"\xef\xbf\xbd\"}"},
+		{`[1,{},2]`, `[1,null,2]`},
+	}
+	for _, tc := range tests {
+		ha, err1 := canonicalHash([]byte(tc.a))
+		hb, err2 := canonicalHash([]byte(tc.b))
+		if err1 != nil || err2 != nil || ha != hb {
+			t.Errorf("%s and %s hash differently (%v %v)", tc.a, tc.b, err1, err2)
+		}
+	}
+	ha, _ := canonicalHash([]byte(`{"a":1}`))
+	hb, _ := canonicalHash([]byte(`{"a":2}`))
+	if ha == hb {
+		t.Error("different values hash the same")
 	}
 }

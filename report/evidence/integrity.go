@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"time"
 )
@@ -104,20 +103,68 @@ func hashJSON(v any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if bytes.Contains(data, []byte(`\ufffd`)) {
-		// encoding/json writes invalid UTF-8 as \ufffd; the file, once
-		// read back, holds a real U+FFFD, which encodes differently. Hash
-		// what a reader of the file will see: decode and encode again.
-		p := reflect.New(reflect.TypeOf(v))
-		if err := json.Unmarshal(data, p.Interface()); err != nil {
-			return "", err
+	return canonicalHash(data)
+}
+
+// canonicalHash is the SHA-256 of the canonical form of a JSON value:
+// decoded, with every empty member dropped from objects (null, false, 0,
+// "", [], {}), object keys sorted, re-encoded compactly. So a section
+// hashes the same whether a field a later relaylock added is absent or
+// present with its zero value, and whether it is hashed from the Go value
+// or from the file; and invalid UTF-8 (written by encoding/json as
+// U+FFFD) hashes as the file holds it.
+func canonicalHash(data []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return "", err
+	}
+	out, err := json.Marshal(prune(v))
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(out)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// prune returns v without empty object members, or nil if v is empty.
+func prune(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if p := prune(e); p == nil {
+				delete(x, k)
+			} else {
+				x[k] = p
+			}
 		}
-		if data, err = json.Marshal(p.Interface()); err != nil {
-			return "", err
+		if len(x) == 0 {
+			return nil
+		}
+		return x
+	case []any:
+		if len(x) == 0 {
+			return nil
+		}
+		for i, e := range x {
+			x[i] = prune(e) // positions matter: keep empty elements as null
+		}
+		return x
+	case string:
+		if x == "" {
+			return nil
+		}
+	case bool:
+		if !x {
+			return nil
+		}
+	case json.Number:
+		if f, err := x.Float64(); err == nil && f == 0 {
+			return nil
 		}
 	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]), nil
+	return v
 }
 
 // compute returns the section hashes and the Digest and Manifest over them.
@@ -205,29 +252,115 @@ func Check(b *Bundle, dir string) (*CheckResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	return check(b, in, ss, dir), nil
+}
+
+// CheckFile is Check on the bytes of an evidence file: the section hashes
+// are computed from the JSON in the file, not from this build's Go types,
+// so a file written by a newer relaylock (with fields this one does not
+// know) verifies too. It returns the parsed bundle as well.
+func CheckFile(path string) (*Bundle, *CheckResult, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read evidence: %w", err)
+	}
+	b, err := Parse(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	in, err := rawCompute(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w: %v", path, ErrMalformed, err)
+	}
+	return b, check(b, in, b.sections(), filepath.Dir(path)), nil
+}
+
+// rawCompute hashes the sections of an evidence file as they are in it.
+func rawCompute(data []byte) (*Integrity, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, err
+	}
+	pick := func(keys ...string) ([]byte, error) {
+		m := map[string]json.RawMessage{}
+		for _, k := range keys {
+			if v, ok := top[k]; ok {
+				m[k] = v
+			}
+		}
+		return json.Marshal(m)
+	}
+	in := &Integrity{Algorithm: "sha256"}
+	var content []bool
+	add := func(name string, raw []byte, isContent bool) error {
+		h, err := canonicalHash(raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		in.Sections = append(in.Sections, SectionHash{Name: name, SHA256: h})
+		content = append(content, isContent)
+		return nil
+	}
+	h, err := pick("schema", "id", "created", "engagement", "tool")
+	if err != nil {
+		return nil, err
+	}
+	if err := add("header", h, true); err != nil {
+		return nil, err
+	}
+	for _, key := range []string{"audits", "inspections", "plans", "backups", "changes", "artifacts"} {
+		var elems []json.RawMessage
+		if raw, ok := top[key]; ok {
+			if err := json.Unmarshal(raw, &elems); err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+		}
+		for i, e := range elems {
+			if err := add(fmt.Sprintf("%s[%d]", key, i), e, key != "artifacts"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	l, err := pick("updated", "log")
+	if err != nil {
+		return nil, err
+	}
+	if err := add("log", l, false); err != nil {
+		return nil, err
+	}
+	in.Digest, in.Manifest = listHashes(in.Sections, content)
+	return in, nil
+}
+
+// check compares computed hashes with b's seal and checks the files.
+func check(b *Bundle, in *Integrity, ss []section, dir string) *CheckResult {
+	label := map[string]string{}
+	for _, s := range ss {
+		label[s.name] = s.label
+	}
 	r := &CheckResult{Digest: in.Digest}
 	rec := b.Integrity
 	if rec == nil {
 		r.Problems = append(r.Problems, "integrity: no seal in the file (not written by relaylock Save)")
-		return r, nil
+		return r
 	}
 	if rec.Algorithm != "sha256" {
 		r.Problems = append(r.Problems, fmt.Sprintf("integrity: unknown algorithm %q", rec.Algorithm))
-		return r, nil
+		return r
 	}
 	recorded := make(map[string]string, len(rec.Sections))
 	for _, s := range rec.Sections {
 		recorded[s.Name] = s.SHA256
 	}
-	for i, s := range in.Sections {
+	for _, s := range in.Sections {
 		want, ok := recorded[s.Name]
 		switch {
 		case !ok:
-			r.Problems = append(r.Problems, fmt.Sprintf("%s (%s): not in the seal (section added after sealing)", s.Name, ss[i].label))
+			r.Problems = append(r.Problems, fmt.Sprintf("%s (%s): not in the seal (section added after sealing)", s.Name, label[s.Name]))
 		case want != s.SHA256:
-			r.Problems = append(r.Problems, fmt.Sprintf("%s (%s): content changed: sha256 %s, sealed %s", s.Name, ss[i].label, s.SHA256, want))
+			r.Problems = append(r.Problems, fmt.Sprintf("%s (%s): content changed: sha256 %s, sealed %s", s.Name, label[s.Name], s.SHA256, want))
 		default:
-			r.OK = append(r.OK, fmt.Sprintf("%s (%s): sha256 %s", s.Name, ss[i].label, s.SHA256))
+			r.OK = append(r.OK, fmt.Sprintf("%s (%s): sha256 %s", s.Name, label[s.Name], s.SHA256))
 		}
 		delete(recorded, s.Name)
 	}
@@ -281,7 +414,7 @@ func Check(b *Bundle, dir string) (*CheckResult, error) {
 			r.Notes = append(r.Notes, fmt.Sprintf("artifact %s was produced from digest %s; the evidence has changed since (digest %s): render the report again", a.Name, a.EvidenceDigest, in.Digest))
 		}
 	}
-	return r, nil
+	return r
 }
 
 // findFile locates a recorded file: as written, relative to dir, or by
