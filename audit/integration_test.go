@@ -463,3 +463,60 @@ func TestIntegrationCatch(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegrationIPv6Only is the relay that is open only over IPv6
+// (relay-probes.md §6: docker-mailserver#1405, mailcow#5242): one MX name
+// whose A record is a closed Postfix and whose AAAA record (::1, same
+// port) is an open one. The audit must probe both addresses, report the
+// IPv4 endpoint closed and the IPv6 one open, and call the domain open;
+// the sender literal test must use the RFC 5321 §4.1.3 IPv6 form, which
+// the real Postfix parses.
+func TestIntegrationIPv6Only(t *testing.T) {
+	t.Parallel()
+	v4, v6, err := mtatest.DualStack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := mtatest.StartSink(t)
+	closed := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Postfix, Mode: mtatest.Closed, RelayHost: sink.Addr(), Listen: v4})
+	open := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Postfix, Mode: mtatest.OpenClientAccess, RelayHost: sink.Addr(), Listen: v6})
+	res := auditInstance(t, closed, func(o *audit.Options) {
+		o.AllTests = true
+		o.Resolver = &audit.MockResolver{
+			MX:    map[string][]string{closed.Domain: {"mx." + closed.Domain}},
+			Addrs: map[string][]netip.Addr{"mx." + closed.Domain: {v4.Addr(), v6.Addr()}},
+		}
+	})
+	tg := res.Targets[0]
+	if tg.Verdict != audit.VerdictOpen {
+		t.Errorf("domain verdict %s (%s), want open", tg.Verdict, tg.Reason)
+	}
+	byAddr := map[string]audit.EndpointResult{}
+	for _, ep := range tg.Endpoints {
+		byAddr[ep.Address] = ep
+	}
+	if len(tg.Endpoints) != 2 {
+		t.Fatalf("%d endpoints, want 2 (A and AAAA)", len(tg.Endpoints))
+	}
+	ep4, ok4 := byAddr[v4.Addr().String()]
+	ep6, ok6 := byAddr[v6.Addr().String()]
+	if !ok4 || !ok6 {
+		t.Fatalf("endpoints %s and %s, want %s and %s", tg.Endpoints[0].Address, tg.Endpoints[1].Address, v4.Addr(), v6.Addr())
+	}
+	if ep4.Verdict != audit.VerdictClosed || len(ep4.Triggers) != 0 {
+		t.Errorf("IPv4 endpoint %s (%s) triggers %v, want closed", ep4.Verdict, ep4.Reason, ep4.Triggers)
+	}
+	checkOpen(t, ep6, epWant{open: true, must: []string{"S1", "S2", "S4", "R13", "R23"}})
+	for _, id := range ep6.Triggers {
+		want := fmt.Sprintf("%s %s/%s %s", ep6.MXHost, net.JoinHostPort(ep6.Address, fmt.Sprint(ep6.Port)), ep6.TLS, id)
+		if !slices.Contains(tg.Triggers, want) {
+			t.Errorf("domain triggers %q lack %q", tg.Triggers, want)
+		}
+	}
+	if s4 := findTest(t, ep6, "S4"); !strings.Contains(s4.MailFrom, "@[IPv6:::1]>") {
+		t.Errorf("S4 sender %s, want an [IPv6:::1] literal", s4.MailFrom)
+	}
+	if open.Addr != v6 {
+		t.Errorf("open instance on %s, want %s", open.Addr, v6)
+	}
+}

@@ -120,6 +120,11 @@ type Config struct {
 	// Hostname is the MTA's own name (greeting, Received). Default
 	// "mx." + Domain.
 	Hostname string
+	// Listen, when set, is the address and port to listen on: a
+	// 127.0.0.x address (x ≥ 10, not TrustedAddr) or, for Postfix, ::1.
+	// Default: a free port on a 127.0.0.x of its own. DualStack finds a
+	// pair for one MX name served on both families.
+	Listen netip.AddrPort
 	// TLS offers STARTTLS (RFC 3207) with a self-signed certificate for
 	// Hostname, generated at start. Not for OpenSMTPD (see
 	// prepareOpenSMTPD).
@@ -248,6 +253,16 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 30 * time.Second
 	}
+	if a := cfg.Listen.Addr(); cfg.Listen.IsValid() {
+		ok := a.Is4() && a.As4()[0] == 127 && a.As4()[3] >= 10 && a.String() != TrustedAddr && a.As4()[1] == 0 && a.As4()[2] == 0
+		if a == netip.IPv6Loopback() {
+			ok = cfg.Kind == Postfix
+		}
+		if !ok || cfg.Listen.Port() == 0 {
+			return nil, fmt.Errorf("mtatest: %s cannot listen on %s (127.0.0.x with x ≥ 10, or ::1 for Postfix, and a port)", cfg.Kind, cfg.Listen)
+		}
+		return start(ctx, cfg)
+	}
 	// Another process may take the port between freeAddr and the MTA's
 	// bind; then start again on a new address.
 	var err error
@@ -267,9 +282,11 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 var errAddrInUse = errors.New("address in use")
 
 func start(ctx context.Context, cfg Config) (*Instance, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
+	addr, err := cfg.Listen, error(nil)
+	if !addr.IsValid() {
+		if addr, err = freeAddr(); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := os.MkdirTemp("", "relaylock-"+string(cfg.Kind)+"-")
 	if err != nil {
@@ -430,6 +447,26 @@ func tail(s string, n int) string {
 }
 
 var addrSeq atomic.Uint32
+
+// DualStack returns a 127.0.0.x address and ::1 with one port that is
+// free on both, for Config.Listen of two instances that serve one MX
+// name's A and AAAA records (the "open only over IPv6" case,
+// relay-probes.md §6).
+func DualStack() (v4, v6 netip.AddrPort, err error) {
+	for try := 0; try < 20; try++ {
+		a, err := freeAddr()
+		if err != nil {
+			return v4, v6, err
+		}
+		ln, err := net.Listen("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), a.Port()).String())
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return a, netip.AddrPortFrom(netip.IPv6Loopback(), a.Port()), nil
+	}
+	return v4, v6, fmt.Errorf("mtatest: no port free on both 127.0.0.x and ::1")
+}
 
 // freeAddr picks a loopback address 127.0.0.x (10 ≤ x < 250, never the
 // prober's 127.0.0.1 nor TrustedAddr) and a port free on it. Linux routes

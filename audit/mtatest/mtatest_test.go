@@ -173,7 +173,11 @@ func checkInstance(ctx context.Context, t *testing.T, inst *mtatest.Instance, si
 		}
 	}
 
-	// The trusted network relays, and the message reaches the sink.
+	// The trusted network relays, and the message reaches the sink (not
+	// testable over IPv6: TrustedAddr cannot reach ::1).
+	if inst.Addr.Addr().Is6() {
+		return delivered
+	}
 	token := fmt.Sprintf("trusted-%s-%s-%d", inst.Kind, inst.Mode, time.Now().UnixNano())
 	d = dial(ctx, t, netip.MustParseAddr(mtatest.TrustedAddr), inst, overTLS)
 	mustCode(t, d, 250, "MAIL FROM:<u@%s>", inst.Domain)
@@ -238,4 +242,63 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestIPv6 runs Postfix on ::1: the prober's ::1 is outside its trusted
+// network too, so the closed instance refuses to relay and the open one
+// delivers to the sink. Both share a port with a 127.0.0.x address, as
+// an MX name with an A and an AAAA record would.
+func TestIPv6(t *testing.T) {
+	v4, v6, err := mtatest.DualStack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v4.Port() != v6.Port() || !v4.Addr().Is4() || v6.Addr() != netip.IPv6Loopback() {
+		t.Fatalf("DualStack = %s, %s", v4, v6)
+	}
+	for _, c := range []struct {
+		mode   mtatest.Mode
+		listen netip.AddrPort
+		want   []string
+	}{
+		{mtatest.Closed, v4, nil},
+		{mtatest.OpenClientAccess, v6, []string{"plain", "null-sender", "local-sender", "percent-hack"}},
+	} {
+		t.Run(fmt.Sprintf("%s/%s", c.mode, c.listen.Addr()), func(t *testing.T) {
+			t.Parallel()
+			sink := mtatest.StartSink(t)
+			inst := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Postfix, Mode: c.mode, RelayHost: sink.Addr(), Listen: c.listen})
+			if inst.Addr != c.listen {
+				t.Fatalf("listening on %s, want %s", inst.Addr, c.listen)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			n := checkInstance(ctx, t, inst, sink, c.want, false)
+			want := len(c.want)
+			if c.listen.Addr().Is4() {
+				want++ // the trusted client's
+			}
+			if n != want || len(sink.Messages()) != want {
+				t.Errorf("%d messages delivered, sink holds %d, want %d", n, len(sink.Messages()), want)
+			}
+		})
+	}
+	// Closed on ::1 as well: the prober's ::1 is not trusted.
+	t.Run("closed/::1", func(t *testing.T) {
+		t.Parallel()
+		_, v6, err := mtatest.DualStack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := mtatest.StartSink(t)
+		inst := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Postfix, RelayHost: sink.Addr(), Listen: v6})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		d := dial(ctx, t, netip.Addr{}, inst, false)
+		defer d.Close()
+		mustCode(t, d, 250, "MAIL FROM:<u@probe.test>")
+		if r := mustCode(t, d, 454, "RCPT TO:<victim@victim.test>"); !strings.Contains(r.Text, "Relay access denied") {
+			t.Errorf("RCPT over IPv6 = %v", r)
+		}
+	})
 }

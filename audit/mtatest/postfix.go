@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -129,13 +130,19 @@ func (i *Instance) preparePostfix(cfg Config) error {
 		mainCF = append(mainCF, "smtpd_tls_security_level = may", "smtpd_tls_cert_file = "+cert,
 			"smtpd_tls_key_file = "+key, "smtpd_tls_loglevel = 1")
 	}
+	if i.Addr.Addr().Is6() {
+		// ::1 is an interface address; the client side stays IPv4.
+		mainCF[slices.Index(mainCF, "inet_interfaces = 127.0.0.1")] = "inet_interfaces = 127.0.0.1, [::1]"
+		mainCF[slices.Index(mainCF, "proxy_interfaces = ::1")] = "proxy_interfaces ="
+		mainCF[slices.Index(mainCF, "inet_protocols = ipv4")] = "inet_protocols = all"
+	}
 	if r := postfixRelayRestrictions(cfg.Mode, cfg.Domain); r != "" {
 		mainCF = append(mainCF, "smtpd_relay_restrictions = "+r)
 	}
 	// master(5): no chroot, so the daemons need nothing copied into the
 	// queue directory.
 	masterCF := []string{
-		i.Addr.String() + " inet n - n - - smtpd",
+		i.Addr.String() + " inet n - n - - smtpd", // [::1]:port for IPv6
 		"pickup    unix  n - n 60 1 pickup",
 		"cleanup   unix  n - n -  0 cleanup",
 		"qmgr      unix  n - n 300 1 qmgr",
