@@ -35,8 +35,8 @@ type SectionHash struct {
 	// Name is "header", "audits[0]", "inspections[2]", "plans[0]",
 	// "backups[0]", "changes[1]", "artifacts[0]" or "log".
 	Name string `json:"name"`
-	// SHA256 is the hex SHA-256 of the section's compact JSON encoding
-	// (encoding/json: struct field order, sorted map keys).
+	// SHA256 is the hex SHA-256 of the section's canonical JSON form
+	// (canonicalHash: empty members dropped, keys sorted, compact).
 	SHA256 string `json:"sha256"`
 }
 
