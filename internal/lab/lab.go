@@ -181,6 +181,9 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	wcfg := cfg.WinRM
 	wcfg.User, wcfg.Password, wcfg.Faults = l.User, l.Password, l.Faults
 	wcfg.AllowUnencrypted = !l.HTTPS
+	if wcfg.Logf == nil {
+		wcfg.Logf = cfg.Logf
+	}
 	if cfg.Logf != nil && wcfg.OnRun == nil {
 		logf := cfg.Logf
 		wcfg.OnRun = func(r Run) {

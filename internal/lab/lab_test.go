@@ -313,9 +313,24 @@ func TestLabLog(t *testing.T) {
 	if _, _, _, err := c.RunCmdWithContext(context.Background(), "hostname"); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	all := strings.Join(lines, "\n")
+	// A client that does not trust the lab CA aborts the TLS handshake: logged.
+	c, _ = winrm.NewClientWithParameters(&winrm.Endpoint{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, Timeout: 30 * time.Second}, l.User, l.Password, &p)
+	if _, _, _, err := c.RunCmdWithContext(context.Background(), "hostname"); err == nil {
+		t.Fatal("untrusted certificate accepted")
+	}
+	logged := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(lines, "\n")
+	}
+	// The server logs the aborted handshake asynchronously.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logged(), "winrm: http: TLS handshake error") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	all := logged()
+	if !strings.Contains(all, "winrm: http: TLS handshake error") {
+		t.Errorf("no TLS handshake error logged:\n%s", all)
+	}
 	if !strings.Contains(all, "smtp: 127.0.0.1 MAIL FROM:<probe@prober.test> RCPT TO:<x@elsewhere.test>: 550 5.7.1 Unable to relay") ||
 		!strings.Contains(all, `winrm: ran "hostname": exit code 0`) || strings.Contains(all, "Log-Pw-123") {
 		t.Fatalf("log:\n%s", all)

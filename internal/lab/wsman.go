@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"mime"
 	"net"
 	"net/http"
@@ -122,6 +123,10 @@ type WSManConfig struct {
 	// OnRun, when set, is called after each command has run (before the
 	// client sees its output), e.g. to log it. It must not block.
 	OnRun func(Run)
+	// Logf, when set, receives the HTTP server's errors (TLS handshakes
+	// a client aborted, e.g. for an untrusted certificate); they are
+	// discarded otherwise.
+	Logf func(format string, args ...any)
 }
 
 // Call is one request the WS-Man face answered, for assertions.
@@ -259,7 +264,7 @@ func (w *WSMan) Listen(addr string, cert *tls.Certificate) error {
 		// HTTP/1.1 only, as HTTP.sys serves WinRM; hijacking (FaultDrop)
 		// needs it too.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ErrorLog:     nil,
+		ErrorLog:     log.New(logWriter(w.cfg.Logf), "", 0),
 	}
 	w.served = make(chan struct{})
 	go func() {
@@ -584,4 +589,14 @@ func appendBounded[T any](s []T, v T, max int) []T {
 		s = append(s[:0:0], s[len(s)-max*9/10:]...)
 	}
 	return s
+}
+
+// logWriter turns a Logf into the io.Writer log.Logger needs.
+type logWriter func(format string, args ...any)
+
+func (f logWriter) Write(p []byte) (int, error) {
+	if f != nil {
+		f("winrm: %s", strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
 }
