@@ -348,3 +348,20 @@ func TestLabStartWithDoneContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLabOtherLoopback: the lab can listen on another 127/8 address, and
+// its certificate covers that address.
+func TestLabOtherLoopback(t *testing.T) {
+	l := startLab(t, Config{Host: &relayHost{}, Listen: "127.0.0.2"})
+	if !strings.HasPrefix(l.SMTPAddr, "127.0.0.2:") || !strings.HasPrefix(l.DNSAddr, "127.0.0.2:") || l.WinRMHost != "127.0.0.2" {
+		t.Fatalf("%s %s %s", l.SMTPAddr, l.DNSAddr, l.WinRMHost)
+	}
+	p := *winrm.DefaultParameters
+	c, err := winrm.NewClientWithParameters(&winrm.Endpoint{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, CACert: l.CACertPEM, Timeout: 30 * time.Second}, l.User, l.Password, &p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code, err := c.RunCmdWithContext(context.Background(), "echo ok"); err != nil || code != 0 || out != "ok\r\n" {
+		t.Fatalf("%q %d %v", out, code, err)
+	}
+}
