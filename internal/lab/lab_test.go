@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/smtp"
 	"net/textproto"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -118,6 +119,7 @@ func TestLabSMTPFollowsHostState(t *testing.T) {
 		t.Fatalf("local recipient refused: %d", code)
 	}
 	// Allow list: only 127.0.0.2 may relay.
+	requireLoopback127(t)
 	h.set(func(h *relayHost) { h.allow = []netip.Addr{netip.MustParseAddr("127.0.0.2")} })
 	if code, _ := rcpt(t, l, "127.0.0.2", nil, "x@elsewhere.test"); code != 250 {
 		t.Fatalf("allowed source refused: %d", code)
@@ -352,6 +354,7 @@ func TestLabStartWithDoneContext(t *testing.T) {
 // TestLabOtherLoopback: the lab can listen on another 127/8 address, and
 // its certificate covers that address.
 func TestLabOtherLoopback(t *testing.T) {
+	requireLoopback127(t)
 	l := startLab(t, Config{Host: &relayHost{}, Listen: "127.0.0.2"})
 	if !strings.HasPrefix(l.SMTPAddr, "127.0.0.2:") || !strings.HasPrefix(l.DNSAddr, "127.0.0.2:") || l.WinRMHost != "127.0.0.2" {
 		t.Fatalf("%s %s %s", l.SMTPAddr, l.DNSAddr, l.WinRMHost)
@@ -363,5 +366,14 @@ func TestLabOtherLoopback(t *testing.T) {
 	}
 	if out, _, code, err := c.RunCmdWithContext(context.Background(), "echo ok"); err != nil || code != 0 || out != "ok\r\n" {
 		t.Fatalf("%q %d %v", out, code, err)
+	}
+}
+
+// requireLoopback127 skips where only 127.0.0.1 is configured (macOS's lo0);
+// Linux routes all of 127.0.0.0/8 to loopback.
+func requireLoopback127(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("needs 127.0.0.2 and 127.0.0.3 on loopback (Linux)")
 	}
 }
