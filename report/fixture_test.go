@@ -195,8 +195,9 @@ func fixtureBundle() *evidence.Bundle {
 			Planned: []remediate.Change{exChange}, Applied: []remediate.Change{exChange}, Result: "applied", BackupFile: "backup-mx2.json", BackupSHA256: strings.Repeat("22", 32)},
 	}
 	re1 := &audit.Result{Start: at(400), End: at(410), Vantage: vantage(at(400)), Options: options(), Verdict: audit.VerdictClosed,
-		Targets: []audit.TargetResult{{Target: "mx1.example.com", Kind: "host", Verdict: audit.VerdictClosed,
-			Endpoints: []audit.EndpointResult{endpoint("mx1.example.com", 0, "192.0.2.10", 25, "none", audit.VerdictClosed, "220 mx1.example.com Microsoft ESMTP MAIL Service, Version: 6.0.3790.4675 ready", at(401))}}}}
+		// Re-tested by address, as remediate does: the MX host is the address.
+		Targets: []audit.TargetResult{{Target: "192.0.2.10:25", Kind: "address", Verdict: audit.VerdictClosed,
+			Endpoints: []audit.EndpointResult{endpoint("192.0.2.10", 0, "192.0.2.10", 25, "none", audit.VerdictClosed, "220 mx1.example.com Microsoft ESMTP MAIL Service, Version: 6.0.3790.4675 ready", at(401))}}}}
 	re2 := &audit.Result{Start: at(500), End: at(510), Vantage: vantage(at(500)), Options: options(), Verdict: audit.VerdictClosed,
 		Targets: []audit.TargetResult{{Target: "mx2.example.com", Kind: "host", Verdict: audit.VerdictClosed,
 			Endpoints: []audit.EndpointResult{

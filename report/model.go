@@ -124,6 +124,15 @@ type model struct {
 	first    int  // index of the first audit run, -1 if none
 }
 
+// canonAddr writes an IP address in its canonical form ("2001:db8::25"),
+// anything else lower case.
+func canonAddr(s string) string {
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return a.Unmap().String()
+	}
+	return norm(s)
+}
+
 func norm(s string) string { return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), ".")) }
 
 func isRetest(purpose string) bool { return strings.Contains(purpose, "retest") }
@@ -149,12 +158,17 @@ func buildModel(b *evidence.Bundle) (*model, error) {
 			}
 		}
 	}
+	// An endpoint is its address, port and TLS state: a re-test of one
+	// host is usually run against the address (its MX host name is then
+	// the address), and must still meet the first audit's row. The row
+	// keeps the host name it was first seen under.
 	index := map[epKey]*row{}
 	add := func(k epKey) *row {
-		r := index[k]
+		id := epKey{Addr: canonAddr(k.Addr), Port: k.Port, TLS: k.TLS}
+		r := index[id]
 		if r == nil {
 			r = &row{Key: k}
-			index[k] = r
+			index[id] = r
 			m.rows = append(m.rows, r)
 		}
 		return r
