@@ -531,9 +531,9 @@ func (r *renderer) cover() {
 	case found == 0:
 		verdict = r.t.get("cover.verdict.none", "endpoints", fmt.Sprint(len(m.rows)))
 	case !m.retested:
-		verdict = r.t.get("cover.verdict.no_retest", "found", fmt.Sprint(found), "remediated", fmt.Sprint(fixed))
+		verdict = r.t.get("cover.verdict.no_retest", "found", r.foundText(found), "remediated", fmt.Sprint(fixed))
 	default:
-		verdict = r.t.get("cover.verdict", "found", fmt.Sprint(found), "remediated", fmt.Sprint(fixed), "open_after", fmt.Sprint(after))
+		verdict = r.t.get("cover.verdict", "found", r.foundText(found), "remediated", fmt.Sprint(fixed), "open_after", fmt.Sprint(after))
 	}
 	c := colClosed
 	if after > 0 || (found > 0 && (!m.retested || fixed < found)) {
@@ -572,6 +572,14 @@ func (r *renderer) cover() {
 	d.cell(contentW, 5, m.digest, "", 1, "L", false, 0)
 	d.ln(4)
 	r.muted(r.t.get("cover.note"))
+}
+
+// foundText is "1 open relay found" or "3 open relays found".
+func (r *renderer) foundText(n int) string {
+	if n == 1 {
+		return r.t.get("cover.found.one", "n", "1")
+	}
+	return r.t.get("cover.found.many", "n", fmt.Sprint(n))
 }
 
 func toolLine(name, version, commit string) string {

@@ -438,12 +438,16 @@ func TestDefaultTexts(t *testing.T) {
 			t.Errorf("render.go uses text [%s], not in texts.txt", m[1])
 		}
 	}
+	r := &renderer{t: tx}
+	if got := r.foundText(1); got != "1 open relay found" {
+		t.Errorf("singular %q", got)
+	}
 	for _, k := range []string{"open", "open_after", "remediated", "resolved", "remediated_unverified", "inconclusive", "config_remediated"} {
 		if _, ok := tx["status."+k]; !ok {
 			t.Errorf("no [status.%s]", k)
 		}
 	}
-	if got := tx.get("cover.verdict", "found", "3", "remediated", "3", "open_after", "0"); got != "3 open relays found · 3 remediated · 0 open on re-test" {
+	if got := tx.get("cover.verdict", "found", r.foundText(3), "remediated", "3", "open_after", "0"); got != "3 open relays found · 3 remediated · 0 open on re-test" {
 		t.Errorf("verdict %q", got)
 	}
 	for _, bad := range []string{"text\n[a]\n", "[a]\nx\n[a]\ny\n", "[]\n"} {
