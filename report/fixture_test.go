@@ -58,9 +58,9 @@ func tests(open bool) []audit.TestResult {
 		reply = &audit.Reply{Code: 250, Enhanced: "2.1.5", Lines: []string{"Recipient OK"}}
 	}
 	return []audit.TestResult{
-		{ID: "C1", Title: "local recipient (control)", Kind: "control", MailFrom: "probe@relaylock.test", RcptTo: "postmaster@example.com", Outcome: audit.OutcomeAccepted, Reply: &audit.Reply{Code: 250, Enhanced: "2.1.5", Lines: []string{"Recipient OK"}}},
-		{ID: "R1", Title: "outside sender to outside recipient", Kind: "recipient", MailFrom: "probe@relaylock.test", RcptTo: "sink@outside.example", Outcome: out, Reply: reply},
-		{ID: "R7", Title: "percent hack", Kind: "recipient", MailFrom: "probe@relaylock.test", RcptTo: "sink%outside.example@example.com", Outcome: audit.OutcomeDenied, Reply: &audit.Reply{Code: 550, Lines: []string{"5.7.1 Unable to relay"}}},
+		{ID: "C1", Title: "local recipient (control)", Kind: "control", MailFrom: "<probe@relaylock.test>", RcptTo: "<postmaster@example.com>", Outcome: audit.OutcomeAccepted, Reply: &audit.Reply{Code: 250, Enhanced: "2.1.5", Lines: []string{"Recipient OK"}}},
+		{ID: "R1", Title: "outside sender to outside recipient", Kind: "recipient", MailFrom: "<probe@relaylock.test>", RcptTo: "<sink@outside.example>", Outcome: out, Reply: reply},
+		{ID: "R7", Title: "percent hack", Kind: "recipient", MailFrom: "<probe@relaylock.test>", RcptTo: "<sink%outside.example@example.com>", Outcome: audit.OutcomeDenied, Reply: &audit.Reply{Code: 550, Lines: []string{"5.7.1 Unable to relay"}}},
 	}
 }
 

@@ -981,7 +981,8 @@ func (r *renderer) findingBlock(f *finding) {
 			if !contains(ref.EP.Triggers, tr.ID) {
 				continue
 			}
-			s := fmt.Sprintf("%s %s: MAIL FROM:<%s> RCPT TO:<%s> → %s", tr.ID, tr.Title, tr.MailFrom, tr.RcptTo, tr.Outcome)
+			// The forms are recorded as sent, brackets and all.
+			s := fmt.Sprintf("%s %s: MAIL FROM:%s RCPT TO:%s → %s", tr.ID, tr.Title, tr.MailFrom, tr.RcptTo, tr.Outcome)
 			if tr.Reply != nil {
 				s += fmt.Sprintf(" (%d %s %s)", tr.Reply.Code, tr.Reply.Enhanced, strings.Join(tr.Reply.Lines, " / "))
 			}
