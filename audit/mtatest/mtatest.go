@@ -417,11 +417,17 @@ func (i *Instance) Close() error {
 				signalGroup(i.cmd)
 				<-i.exited
 			}
+			waitGroupGone(i.cmd)
 			// Processes that left the group (Exim's delivery
 			// processes call setsid) still name the directory.
 			killNaming(i.Dir)
 		}
-		i.closeErr = os.RemoveAll(i.Dir)
+		for try := 0; try < 5; try++ {
+			if i.closeErr = os.RemoveAll(i.Dir); i.closeErr == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 	return i.closeErr
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // guardScript runs the MTA ("$@") under a shell that holds the read end
@@ -59,4 +60,46 @@ func killNaming(dir string) {
 		}
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// waitGroupGone waits until no live process is left in the guard's
+// process group (killed processes die asynchronously; zombies waiting for
+// init to reap them do not count), killing stragglers again after a
+// second; it gives up after 10 s.
+func waitGroupGone(cmd *exec.Cmd) {
+	pgid := cmd.Process.Pid
+	deadline := time.Now().Add(10 * time.Second)
+	kick := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && groupAlive(pgid) {
+		if time.Now().After(kick) {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			kick = deadline
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// groupAlive reports whether a process that is not a zombie is in
+// process group pgid (proc(5): /proc/PID/stat fields 3 state, 5 pgrp).
+func groupAlive(pgid int) bool {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// The command name is in parentheses and may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(b[i+1:])
+		if len(f) < 3 || string(f[0]) == "Z" || string(f[0]) == "X" {
+			continue
+		}
+		if g, err := strconv.Atoi(string(f[2])); err == nil && g == pgid {
+			return true
+		}
+	}
+	return false
 }

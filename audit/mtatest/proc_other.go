@@ -12,3 +12,5 @@ func guard(cmd *exec.Cmd) *exec.Cmd { return cmd }
 func signalGroup(cmd *exec.Cmd) { cmd.Process.Kill() }
 
 func killNaming(dir string) {}
+
+func waitGroupGone(cmd *exec.Cmd) {}
