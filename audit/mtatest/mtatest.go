@@ -41,13 +41,16 @@ const (
 	// smtpd_relay_restrictions (permit_mynetworks,
 	// permit_sasl_authenticated, defer_unauth_destination), which answers
 	// 454 4.7.1 "Relay access denied". Exim: the Debian-style RCPT ACL,
-	// which answers 550 "relay not permitted".
+	// which answers 550 "relay not permitted". OpenSMTPD: relaying only
+	// "from src <trusted>", 550 "Invalid recipient" otherwise.
 	Closed Mode = "closed"
 	// ClosedReject is Postfix with reject_unauth_destination: 554 5.7.1.
 	ClosedReject Mode = "closed-reject"
 	// OpenMynetworks trusts all of 127.0.0.0/8, the prober's network
-	// included (Postfix mynetworks, Exim relay_from_hosts): the "tested
-	// from inside the trusted network" or NAT mistake.
+	// included (Postfix mynetworks, Exim relay_from_hosts, OpenSMTPD's
+	// trusted table): the trusted network that is too wide, as when a
+	// proxy or NAT makes outside clients look internal (relay-probes.md
+	// §6).
 	OpenMynetworks Mode = "open-mynetworks"
 	// OpenClientAccess is Postfix relaying for every client:
 	// check_client_access static:OK before reject_unauth_destination.
@@ -136,9 +139,10 @@ type Config struct {
 
 // Instance is a running MTA.
 type Instance struct {
-	Kind     Kind
-	Mode     Mode
-	Addr     netip.AddrPort // where it listens (127.0.0.x:port)
+	Kind Kind
+	Mode Mode
+	Addr netip.AddrPort // where it listens: 127.0.0.x:port, or [::1]:port
+
 	Domain   string
 	Hostname string
 	// Trusted is the network the MTA relays for without further checks.
@@ -246,6 +250,12 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = "mx." + cfg.Domain
+	}
+	// Both go into configuration files verbatim.
+	for _, name := range []string{cfg.Domain, cfg.Hostname} {
+		if strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789.-") != "" || !strings.Contains(name, ".") {
+			return nil, fmt.Errorf("mtatest: %q is not a lower-case domain name", name)
+		}
 	}
 	if cfg.Mode == OpenAfterSTARTTLS {
 		cfg.TLS = true
