@@ -82,6 +82,8 @@ type renderer struct {
 	header  string
 	inBody  bool
 
+	labels map[string]string // English label → translation ([labels.rows])
+
 	curColor, curFill, curDraw rgb
 	colorSet, fillSet, drawSet bool
 }
@@ -103,7 +105,27 @@ func newRenderer(m *model, t texts, opts Options, logo []byte) *renderer {
 	})
 	r := &renderer{d: d, t: t, m: m, opts: opts, logo: logo, tocByID: map[string]*tocEntry{}, title: title, client: client}
 	r.header = t.get("header", "title", title, "report_id", b.ID)
+	r.labels = t.labels()
 	return r
+}
+
+// l translates a label (a table heading, a field name, a short phrase)
+// through the [labels.rows] text; a label without a translation stays as
+// it is. Labels may be fmt formats: translations keep their verbs.
+func (r *renderer) l(s string) string {
+	if v, ok := r.labels[s]; ok && v != "" {
+		return v
+	}
+	return s
+}
+
+// ls translates a list of labels.
+func (r *renderer) ls(s ...string) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = r.l(x)
+	}
+	return out
 }
 
 // color, fill and draw skip calls that change nothing: gofpdf formats
@@ -555,14 +577,14 @@ func (r *renderer) cover() {
 
 	r.body()
 	pairs := [][2]string{
-		{"Report ID", b.ID},
-		{"Generated (UTC)", r.withOffset(m.time)},
-		{"Authorization", orDash(b.Engagement.Authorization)},
-		{"Operator", orDash(b.Engagement.Operator)},
-		{"Tool", toolLine(b.Tool.Name, b.Tool.Version, b.Tool.Commit)},
+		{r.l("Report ID"), b.ID},
+		{r.l("Generated (UTC)"), r.withOffset(m.time)},
+		{r.l("Authorization"), orDash(b.Engagement.Authorization)},
+		{r.l("Operator"), orDash(b.Engagement.Operator)},
+		{r.l("Tool"), toolLine(b.Tool.Name, b.Tool.Version, b.Tool.Commit)},
 	}
 	if r.opts.SigningKey != "" {
-		pairs = append(pairs, [2]string{"Signing key", r.opts.SigningKey})
+		pairs = append(pairs, [2]string{r.l("Signing key"), r.opts.SigningKey})
 	}
 	r.kv(pairs...)
 	d.ln(2)
@@ -594,23 +616,23 @@ func (r *renderer) control() {
 	r.section("control")
 	r.para(r.t.get("section.control.intro"))
 	pairs := [][2]string{
-		{"Report ID", b.ID},
-		{"Client", orDash(r.client)},
-		{"Authorization", orDash(b.Engagement.Authorization)},
-		{"Change ticket", orDash(b.Engagement.Ticket)},
-		{"Prepared by", orDash(b.Engagement.Operator)},
-		{"Evidence started", utc(b.Created)},
-		{"Report date", r.withOffset(m.time)},
-		{"Tool", toolLine(b.Tool.Name, b.Tool.Version, b.Tool.Commit)},
-		{"Tool build", fmt.Sprintf("%s %s/%s", orDash(b.Tool.GoVersion), orDash(b.Tool.OS), orDash(b.Tool.Arch))},
-		{"Evidence digest", m.digest},
+		{r.l("Report ID"), b.ID},
+		{r.l("Client"), orDash(r.client)},
+		{r.l("Authorization"), orDash(b.Engagement.Authorization)},
+		{r.l("Change ticket"), orDash(b.Engagement.Ticket)},
+		{r.l("Prepared by"), orDash(b.Engagement.Operator)},
+		{r.l("Evidence started"), utc(b.Created)},
+		{r.l("Report date"), r.withOffset(m.time)},
+		{r.l("Tool"), toolLine(b.Tool.Name, b.Tool.Version, b.Tool.Commit)},
+		{r.l("Tool build"), fmt.Sprintf("%s %s/%s", orDash(b.Tool.GoVersion), orDash(b.Tool.OS), orDash(b.Tool.Arch))},
+		{r.l("Evidence digest"), m.digest},
 	}
 	if r.opts.EvidenceSHA256 != "" {
-		pairs = append(pairs, [2]string{"Evidence file SHA-256 when rendered", r.opts.EvidenceSHA256})
+		pairs = append(pairs, [2]string{r.l("Evidence file SHA-256 when rendered"), r.opts.EvidenceSHA256})
 	}
 	pairs = append(pairs,
-		[2]string{"Classification", r.t.get("control.classification")},
-		[2]string{"Distribution", r.t.get("control.distribution")})
+		[2]string{r.l("Classification"), r.t.get("control.classification")},
+		[2]string{r.l("Distribution"), r.t.get("control.distribution")})
 	r.kv(pairs...)
 }
 
@@ -630,7 +652,7 @@ func (r *renderer) summary() {
 	if len(rows) == 0 {
 		r.para(r.t.get("summary.none"))
 	} else {
-		r.table([]float64{contentW - 60, 30, 30}, []string{"Endpoint", "Before", "After"}, rows)
+		r.table([]float64{contentW - 60, 30, 30}, r.ls("Endpoint", "Before", "After"), rows)
 	}
 	r.para(r.t.get("summary.intro"))
 
@@ -658,7 +680,7 @@ func (r *renderer) summary() {
 		}
 		trows = append(trows, row)
 	}
-	r.table([]float64{30, 28, 28, 30, 30, 28}, []string{"Severity", "Found", "Open", "Fixed, verified", "Fixed, not verified", "Inconclusive"}, trows)
+	r.table([]float64{30, 28, 28, 30, 30, 28}, r.ls("Severity", "Found", "Open", "Fixed, verified", "Fixed, not verified", "Inconclusive"), trows)
 }
 
 // legend draws the colour key with the words it stands for.
@@ -688,17 +710,17 @@ func (r *renderer) scope() {
 	r.section("scope")
 	r.para(r.t.get("scope.intro"))
 	r.kv(
-		[2]string{"Client", orDash(r.client)},
-		[2]string{"Authorization", orDash(b.Engagement.Authorization)},
-		[2]string{"Operator", orDash(b.Engagement.Operator)},
-		[2]string{"Change ticket", orDash(b.Engagement.Ticket)},
-		[2]string{"Targets in scope", orDash(strings.Join(b.Engagement.Scope, ", "))},
+		[2]string{r.l("Client"), orDash(r.client)},
+		[2]string{r.l("Authorization"), orDash(b.Engagement.Authorization)},
+		[2]string{r.l("Operator"), orDash(b.Engagement.Operator)},
+		[2]string{r.l("Change ticket"), orDash(b.Engagement.Ticket)},
+		[2]string{r.l("Targets in scope"), orDash(strings.Join(b.Engagement.Scope, ", "))},
 	)
 	if m.first < 0 {
 		return
 	}
 	res := b.Audits[m.first].Result
-	r.heading("Targets and mail exchangers")
+	r.heading(r.l("Targets and mail exchangers"))
 	var rows [][]cellSpec
 	for _, t := range res.Targets {
 		var mx []string
@@ -717,9 +739,9 @@ func (r *renderer) scope() {
 		}
 		rows = append(rows, []cellSpec{txt(t.Target), txt(t.Kind), stat(verdictWord(t.Verdict)), txt(strings.Join(mx, "\n") + reason(t.Reason))})
 	}
-	r.table([]float64{36, 16, 26, contentW - 78}, []string{"Target", "Kind", "Verdict", "Mail exchangers and addresses"}, rows)
+	r.table([]float64{36, 16, 26, contentW - 78}, r.ls("Target", "Kind", "Verdict", "Mail exchangers and addresses"), rows)
 
-	r.heading("DNS answers")
+	r.heading(r.l("DNS answers"))
 	rows = nil
 	for _, t := range res.Targets {
 		for _, q := range t.DNS {
@@ -732,10 +754,10 @@ func (r *renderer) scope() {
 		}
 	}
 	if len(rows) == 0 {
-		r.para(clean("No DNS queries were recorded (address targets)."))
+		r.para(clean(r.l("No DNS queries were recorded (address targets).")))
 		return
 	}
-	r.table([]float64{26, 30, 34, 20, contentW - 110}, []string{"Time (UTC)", "Resolver", "Question", "Rcode", "Answers"}, rows)
+	r.table([]float64{26, 30, 34, 20, contentW - 110}, r.ls("Time (UTC)", "Resolver", "Question", "Rcode", "Answers"), rows)
 }
 
 func reason(s string) string {
@@ -769,9 +791,9 @@ func (r *renderer) method() {
 		}
 	}
 	if len(rows) == 0 {
-		r.para(clean("No test was run."))
+		r.para(clean(r.l("No test was run.")))
 	} else {
-		r.table([]float64{12, 18, 54, 45, 45}, []string{"Test", "Kind", "Title", "MAIL FROM", "RCPT TO"}, rows)
+		r.table([]float64{12, 18, 54, 45, 45}, r.ls("Test", "Kind", "Title", "MAIL FROM", "RCPT TO"), rows)
 	}
 	r.heading(r.t.get("method.vantage.title"))
 	rows = nil
@@ -790,7 +812,7 @@ func (r *renderer) method() {
 		}
 		rows = append(rows, []cellSpec{txt(fmt.Sprintf("%d %s", i+1, a.Purpose)), txt(utc(a.Result.Start) + "\n" + utc(a.Result.End)), txt(orDash(v.LocalOffset)), txt(orDash(src)), txt(opts)})
 	}
-	r.table([]float64{22, 34, 16, 46, contentW - 118}, []string{"Run", "Start / end (UTC)", "Local offset", "Vantage: host and source addresses", "Settings"}, rows)
+	r.table([]float64{22, 34, 16, 46, contentW - 118}, r.ls("Run", "Start / end (UTC)", "Local offset", "Vantage: host and source addresses", "Settings"), rows)
 }
 
 func ints(xs []int) string {
@@ -805,7 +827,7 @@ func (r *renderer) inventory() {
 	b, m := r.m.b, r.m
 	r.section("inventory")
 	r.para(r.t.get("inventory.intro"))
-	r.heading("Mail endpoints")
+	r.heading(r.l("Mail endpoints"))
 	var rows [][]cellSpec
 	for _, rw := range m.rows {
 		ep := rw.Before
@@ -821,11 +843,11 @@ func (r *renderer) inventory() {
 		}
 		rows = append(rows, []cellSpec{txt(rw.Key.String()), mono(orDash(ep.EP.Banner)), txt(tls), txt(orDash(strings.Join(ep.EP.Extensions, " ")))})
 	}
-	r.table([]float64{44, 60, 34, contentW - 138}, []string{"Endpoint", "Banner", "TLS", "EHLO extensions"}, rows)
+	r.table([]float64{44, 60, 34, contentW - 138}, r.ls("Endpoint", "Banner", "TLS", "EHLO extensions"), rows)
 	if len(b.Inspections) == 0 {
 		return
 	}
-	r.heading("Inspected Windows hosts")
+	r.heading(r.l("Inspected Windows hosts"))
 	rows = nil
 	seen := map[string]bool{}
 	for _, in := range b.Inspections {
@@ -846,7 +868,7 @@ func (r *renderer) inventory() {
 		}
 		rows = append(rows, []cellSpec{txt(in.Host + reason(hi.ComputerName)), txt(string(in.Platform)), txt(hi.OSCaption + " " + hi.OSVersion + "\nPowerShell " + hi.PSVersion), txt(ex), txt(orDash(strings.Join(svc, "\n")))})
 	}
-	r.table([]float64{36, 20, 44, 34, contentW - 134}, []string{"Host", "Platform", "Operating system", "Exchange", "Services"}, rows)
+	r.table([]float64{36, 20, 44, 34, contentW - 134}, r.ls("Host", "Platform", "Operating system", "Exchange", "Services"), rows)
 }
 
 // ---- Findings ----
@@ -887,7 +909,7 @@ func (r *renderer) findingsSummary() {
 		}
 		rows = append(rows, []cellSpec{{text: f.ID, bold: true}, txt(r.findingAsset(f)), txt(r.findingTitle(f)), txt(f.Severity), stat(initial), txt(r.status(f.StatusKey)), txt(f.Controls)})
 	}
-	r.table([]float64{15, 36, 37, 14, 17, 27, 28}, []string{"ID", "Asset", "Title", "Severity", "Initial", "Final status", "Controls"}, rows)
+	r.table([]float64{15, 36, 37, 14, 17, 27, 28}, r.ls("ID", "Asset", "Title", "Severity", "Initial", "Final status", "Controls"), rows)
 }
 
 // sectionHash returns the sealed hash of a named section, if sealed.
@@ -945,12 +967,12 @@ func (r *renderer) details() {
 func (r *renderer) findingBlock(f *finding) {
 	b := r.m.b
 	pairs := [][2]string{
-		{"Status", r.status(f.StatusKey)},
+		{r.l("Status"), r.status(f.StatusKey)},
 	}
 	if f.Kind == "relay" {
-		pairs = append(pairs, [2]string{"Severity", r.t.get("finding.relay.severity")})
+		pairs = append(pairs, [2]string{r.l("Severity"), r.t.get("finding.relay.severity")})
 	} else {
-		pairs = append(pairs, [2]string{"Severity", f.Severity})
+		pairs = append(pairs, [2]string{r.l("Severity"), f.Severity})
 	}
 	// Asset.
 	asset := r.findingAsset(f)
@@ -965,17 +987,17 @@ func (r *renderer) findingBlock(f *finding) {
 			asset += ", Exchange " + hi.ExchangeVersion + " " + strings.Join(hi.ExchangeRoles, "/")
 		}
 	}
-	pairs = append(pairs, [2]string{"Asset", asset})
+	pairs = append(pairs, [2]string{r.l("Asset"), asset})
 
 	var hashes []string
 	if f.Kind == "relay" && f.Row.Before != nil {
 		ref := f.Row.Before
 		run := b.Audits[ref.Run]
 		var det []string
-		det = append(det, fmt.Sprintf("External SMTP probe, run %d (%s), %s to %s", ref.Run+1, run.Purpose, utc(ref.EP.Start), utc(ref.EP.End)))
-		det = append(det, "Vantage: "+orDash(strings.Join(run.Result.Vantage.SourceAddrs, ", ")))
+		det = append(det, fmt.Sprintf(r.l("External SMTP probe, run %d (%s), %s to %s"), ref.Run+1, run.Purpose, utc(ref.EP.Start), utc(ref.EP.End)))
+		det = append(det, fmt.Sprintf(r.l("Vantage: %s"), orDash(strings.Join(run.Result.Vantage.SourceAddrs, ", "))))
 		if ref.EP.Confirmation != "" {
-			det = append(det, "Confirmation: "+string(ref.EP.Confirmation))
+			det = append(det, fmt.Sprintf(r.l("Confirmation: %s"), ref.EP.Confirmation))
 		}
 		for _, tr := range ref.EP.Tests {
 			if !contains(ref.EP.Triggers, tr.ID) {
@@ -988,13 +1010,13 @@ func (r *renderer) findingBlock(f *finding) {
 			}
 			det = append(det, s)
 		}
-		det = append(det, fmt.Sprintf("Transcript: Appendix A, run %d, %s", ref.Run+1, f.Row.Key.String()))
-		pairs = append(pairs, [2]string{"Detection", strings.Join(det, "\n")})
-		pairs = append(pairs, [2]string{"Description", r.t.get("finding.relay.description")})
-		pairs = append(pairs, [2]string{"Impact", r.t.get("finding.relay.impact")})
+		det = append(det, fmt.Sprintf(r.l("Transcript: Appendix A, run %d, %s"), ref.Run+1, f.Row.Key.String()))
+		pairs = append(pairs, [2]string{r.l("Detection"), strings.Join(det, "\n")})
+		pairs = append(pairs, [2]string{r.l("Description"), r.t.get("finding.relay.description")})
+		pairs = append(pairs, [2]string{r.l("Impact"), r.t.get("finding.relay.impact")})
 		hashes = append(hashes, fmt.Sprintf("audits[%d] %s", ref.Run, r.sectionHash(fmt.Sprintf("audits[%d]", ref.Run))))
 	} else if f.Config != nil {
-		pairs = append(pairs, [2]string{"Description", r.t.get("finding.config.description")})
+		pairs = append(pairs, [2]string{r.l("Description"), r.t.get("finding.config.description")})
 	}
 	// Root cause from the inspection.
 	if len(f.Causes) > 0 {
@@ -1006,18 +1028,18 @@ func (r *renderer) findingBlock(f *finding) {
 			}
 			rc = append(rc, s)
 		}
-		pairs = append(pairs, [2]string{"Root cause", strings.Join(rc, "\n\n")})
+		pairs = append(pairs, [2]string{r.l("Root cause"), strings.Join(rc, "\n\n")})
 	} else if f.Kind == "relay" {
-		pairs = append(pairs, [2]string{"Root cause", "Not determined: the host was not inspected over WinRM."})
+		pairs = append(pairs, [2]string{r.l("Root cause"), r.l("Not determined: the host was not inspected over WinRM.")})
 	}
 	if f.Insp != nil {
 		var ce []string
-		ce = append(ce, "Read "+utc(f.Insp.Time)+" over WinRM from "+f.Insp.Host)
+		ce = append(ce, fmt.Sprintf(r.l("Read %s over WinRM from %s"), utc(f.Insp.Time), f.Insp.Host))
 		for _, run := range f.Insp.Runs {
 			ce = append(ce, fmt.Sprintf("%s sha256 %s exit %d", run.Script, run.SHA256, run.ExitCode))
 		}
-		ce = append(ce, "Settings and raw output: Appendix B")
-		pairs = append(pairs, [2]string{"Configuration evidence", strings.Join(ce, "\n")})
+		ce = append(ce, r.l("Settings and raw output: Appendix B"))
+		pairs = append(pairs, [2]string{r.l("Configuration evidence"), strings.Join(ce, "\n")})
 		if i := r.inspIndex(f.Insp); i >= 0 {
 			hashes = append(hashes, fmt.Sprintf("inspections[%d] %s", i, r.sectionHash(fmt.Sprintf("inspections[%d]", i))))
 		}
@@ -1032,12 +1054,12 @@ func (r *renderer) findingBlock(f *finding) {
 			rem += reason(c.ID + ": " + c.Remediation)
 		}
 	}
-	pairs = append(pairs, [2]string{"Remediation", strings.TrimSpace(rem)})
+	pairs = append(pairs, [2]string{r.l("Remediation"), strings.TrimSpace(rem)})
 	// Change.
 	if len(f.Changes) > 0 {
 		var ch []string
 		for _, c := range f.Changes {
-			s := fmt.Sprintf("%s (%s) %s: %s to %s by %s as %s", c.ID, c.Kind, c.Result, utc(c.Start), utc(c.End), orDash(c.OSUser), orDash(c.WinRMUser))
+			s := fmt.Sprintf(r.l("%s (%s) %s: %s to %s by %s as %s"), c.ID, c.Kind, c.Result, utc(c.Start), utc(c.End), orDash(c.OSUser), orDash(c.WinRMUser))
 			if c.Ticket != "" {
 				s += ", ticket " + c.Ticket
 			}
@@ -1055,27 +1077,27 @@ func (r *renderer) findingBlock(f *finding) {
 				hashes = append(hashes, fmt.Sprintf("changes[%d] %s", i, r.sectionHash(fmt.Sprintf("changes[%d]", i))))
 			}
 		}
-		pairs = append(pairs, [2]string{"Change", strings.Join(ch, "\n\n")})
+		pairs = append(pairs, [2]string{r.l("Change"), strings.Join(ch, "\n\n")})
 	} else {
-		pairs = append(pairs, [2]string{"Change", "None recorded."})
+		pairs = append(pairs, [2]string{r.l("Change"), r.l("None recorded.")})
 	}
 	// Verification.
 	if f.Row != nil {
 		if a := f.Row.After; a != nil {
 			run := b.Audits[a.Run]
-			s := fmt.Sprintf("Run %d (%s) %s from %s: %s", a.Run+1, run.Purpose, utc(a.EP.Start), orDash(strings.Join(run.Result.Vantage.SourceAddrs, ", ")), f.Row.afterStatus())
+			s := fmt.Sprintf(r.l("Run %d (%s) %s from %s: %s"), a.Run+1, run.Purpose, utc(a.EP.Start), orDash(strings.Join(run.Result.Vantage.SourceAddrs, ", ")), f.Row.afterStatus())
 			if a.EP.Reason != "" {
 				s += " (" + a.EP.Reason + ")"
 			}
-			s += fmt.Sprintf("\nTranscript: Appendix A, run %d, %s", a.Run+1, f.Row.Key.String())
-			pairs = append(pairs, [2]string{"Verification", s})
+			s += "\n" + fmt.Sprintf(r.l("Transcript: Appendix A, run %d, %s"), a.Run+1, f.Row.Key.String())
+			pairs = append(pairs, [2]string{r.l("Verification"), s})
 			hashes = append(hashes, fmt.Sprintf("audits[%d] %s", a.Run, r.sectionHash(fmt.Sprintf("audits[%d]", a.Run))))
 		} else {
-			pairs = append(pairs, [2]string{"Verification", "Not re-tested."})
+			pairs = append(pairs, [2]string{r.l("Verification"), r.l("Not re-tested.")})
 		}
 	}
-	pairs = append(pairs, [2]string{"Compliance", f.Controls})
-	pairs = append(pairs, [2]string{"Evidence hashes", strings.Join(hashes, "\n")})
+	pairs = append(pairs, [2]string{r.l("Compliance"), f.Controls})
+	pairs = append(pairs, [2]string{r.l("Evidence hashes"), strings.Join(hashes, "\n")})
 	r.kv(pairs...)
 }
 
@@ -1108,31 +1130,31 @@ func (r *renderer) changeLog() {
 	for i, c := range b.Changes {
 		r.heading(fmt.Sprintf("%s  %s on %s: %s", c.ID, c.Kind, c.Host, c.Result))
 		pairs := [][2]string{
-			{"Time (UTC)", utc(c.Start) + " to " + utc(c.End)},
-			{"Executed by", orDash(c.OSUser) + " (WinRM user " + orDash(c.WinRMUser) + ")"},
-			{"Ticket", orDash(c.Ticket)},
-			{"Platform", string(c.Platform)},
-			{"Backup", orDash(c.BackupFile) + reason(orDashIf(c.BackupFile != "", "sha256 "+c.BackupSHA256))},
-			{"Scripts (SHA-256)", orDash(strings.Join(c.Scripts, "\n"))},
+			{r.l("Time (UTC)"), fmt.Sprintf(r.l("%s to %s"), utc(c.Start), utc(c.End))},
+			{r.l("Executed by"), fmt.Sprintf(r.l("%s (WinRM user %s)"), orDash(c.OSUser), orDash(c.WinRMUser))},
+			{r.l("Ticket"), orDash(c.Ticket)},
+			{r.l("Platform"), string(c.Platform)},
+			{r.l("Backup"), orDash(c.BackupFile) + reason(orDashIf(c.BackupFile != "", "sha256 "+c.BackupSHA256))},
+			{r.l("Scripts (SHA-256)"), orDash(strings.Join(c.Scripts, "\n"))},
 		}
 		if c.Error != "" {
-			pairs = append(pairs, [2]string{"Error", c.Error})
+			pairs = append(pairs, [2]string{r.l("Error"), c.Error})
 		}
 		if len(c.Mismatches) > 0 {
-			pairs = append(pairs, [2]string{"Read-back mismatches", strings.Join(c.Mismatches, "\n")})
+			pairs = append(pairs, [2]string{r.l("Read-back mismatches"), strings.Join(c.Mismatches, "\n")})
 		}
-		pairs = append(pairs, [2]string{"Section hash", fmt.Sprintf("changes[%d] %s", i, r.sectionHash(fmt.Sprintf("changes[%d]", i)))})
+		pairs = append(pairs, [2]string{r.l("Section hash"), fmt.Sprintf("changes[%d] %s", i, r.sectionHash(fmt.Sprintf("changes[%d]", i)))})
 		r.kv(pairs...)
 		var rows [][]cellSpec
 		for _, a := range c.Applied {
 			rows = append(rows, []cellSpec{txt(a.Object), txt(a.Setting), mono(a.Current), mono(a.New), txt(a.Why)})
 		}
 		if len(rows) > 0 {
-			r.subheading("Applied changes")
-			r.table([]float64{34, 28, 34, 34, contentW - 130}, []string{"Object", "Setting", "Before", "After", "Why"}, rows)
+			r.subheading(r.l("Applied changes"))
+			r.table([]float64{34, 28, 34, 34, contentW - 130}, r.ls("Object", "Setting", "Before", "After", "Why"), rows)
 		}
 		if len(c.Planned) != len(c.Applied) {
-			r.muted(clean(fmt.Sprintf("%d changes were planned, %d applied.", len(c.Planned), len(c.Applied))))
+			r.muted(clean(fmt.Sprintf(r.l("%d changes were planned, %d applied."), len(c.Planned), len(c.Applied))))
 		}
 	}
 }
@@ -1169,7 +1191,7 @@ func (r *renderer) verification() {
 		r.para(r.t.get("summary.none"))
 		return
 	}
-	r.table([]float64{contentW - 128, 26, 30, 26, 30, 16}, []string{"Endpoint", "Before", "Tested (UTC)", "After", "Re-tested (UTC)", "Finding"}, rows)
+	r.table([]float64{contentW - 128, 26, 30, 26, 30, 16}, r.ls("Endpoint", "Before", "Tested (UTC)", "After", "Re-tested (UTC)", "Finding"), rows)
 }
 
 func (r *renderer) compliance() {
@@ -1183,11 +1205,11 @@ func (r *renderer) compliance() {
 		}
 		rows = append(rows, []cellSpec{txt(c[0]), {text: c[1], bold: true}, txt(c[2])})
 	}
-	r.table([]float64{34, 50, contentW - 84}, []string{"Framework", "Control", "Title"}, rows)
+	r.table([]float64{34, 50, contentW - 84}, r.ls("Framework", "Control", "Title"), rows)
 	if len(m.findings) == 0 {
 		return
 	}
-	r.heading("Findings and controls")
+	r.heading(r.l("Findings and controls"))
 	rows = nil
 	for _, f := range m.findings {
 		ctl := f.Controls
@@ -1196,8 +1218,8 @@ func (r *renderer) compliance() {
 		}
 		rows = append(rows, []cellSpec{{text: f.ID, bold: true}, txt(r.findingTitle(f)), txt(ctl)})
 	}
-	r.table([]float64{18, 70, contentW - 88}, []string{"Finding", "Title", "Controls"}, rows)
-	r.muted(clean("Every engagement: ISO/IEC 27001:2022 A.8.34 (authorization " + orDash(m.b.Engagement.Authorization) + ")."))
+	r.table([]float64{18, 70, contentW - 88}, r.ls("Finding", "Title", "Controls"), rows)
+	r.muted(clean(fmt.Sprintf(r.l("Every engagement: ISO/IEC 27001:2022 A.8.34 (authorization %s)."), orDash(m.b.Engagement.Authorization))))
 }
 
 // ---- Appendices ----
@@ -1216,15 +1238,15 @@ func (r *renderer) transcripts() {
 				k := epKey{ep.MXHost, ep.Address, ep.Port, ep.TLS}
 				r.need(24)
 				r.d.ln(2)
-				title := fmt.Sprintf("Run %d (%s): %s", i+1, a.Purpose, k.String())
+				title := fmt.Sprintf(r.l("Run %d (%s): %s"), i+1, a.Purpose, k.String())
 				r.bookmark(title, 1)
 				r.heading(title)
-				r.muted(clean(fmt.Sprintf("Verdict %s%s. %d connections, %d commands, %s to %s.", verdictWord(ep.Verdict), reason(ep.Reason), ep.Connections, ep.Commands, utc(ep.Start), utc(ep.End))))
+				r.muted(clean(fmt.Sprintf(r.l("Verdict %s%s. %d connections, %d commands, %s to %s."), verdictWord(ep.Verdict), reason(ep.Reason), ep.Connections, ep.Commands, utc(ep.Start), utc(ep.End))))
 				for _, tr := range ep.Transcripts {
 					r.transcript(tr)
 				}
 				if len(ep.Transcripts) == 0 {
-					r.muted(clean("No transcript recorded."))
+					r.muted(clean(r.l("No transcript recorded.")))
 				}
 			}
 		}
@@ -1233,7 +1255,7 @@ func (r *renderer) transcripts() {
 
 func (r *renderer) transcript(tr audit.Transcript) {
 	d := r.d
-	r.subheading(fmt.Sprintf("Connection %d: %s → %s, %s", tr.Conn, orDash(tr.Local), tr.Remote, utc(tr.Start)))
+	r.subheading(fmt.Sprintf(r.l("Connection %d: %s → %s, %s"), tr.Conn, orDash(tr.Local), tr.Remote, utc(tr.Start)))
 	d.font(fontMono, "", monoSize)
 	r.color(colInk)
 	cw := d.width("0")
@@ -1307,21 +1329,21 @@ func (r *renderer) configs() {
 	r.para(r.t.get("config.intro"))
 	for i := range b.Inspections {
 		in := &b.Inspections[i]
-		title := fmt.Sprintf("Inspection of %s, %s", in.Host, utc(in.Time))
+		title := fmt.Sprintf(r.l("Inspection of %s, %s"), in.Host, utc(in.Time))
 		r.need(24)
 		r.bookmark(title, 1)
 		r.heading(title)
-		r.muted(clean(fmt.Sprintf("Platform %s; prober addresses %s; section inspections[%d] sha256 %s", in.Platform, orDash(strings.Join(in.Prober, ", ")), i, r.sectionHash(fmt.Sprintf("inspections[%d]", i)))))
+		r.muted(clean(fmt.Sprintf(r.l("Platform %s; prober addresses %s; section inspections[%d] sha256 %s"), in.Platform, orDash(strings.Join(in.Prober, ", ")), i, r.sectionHash(fmt.Sprintf("inspections[%d]", i)))))
 		var rows [][]cellSpec
 		for _, s := range in.Settings {
 			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(s.Value)})
 		}
 		if len(rows) > 0 {
-			r.subheading("Settings")
-			r.table([]float64{50, 40, contentW - 90}, []string{"Object", "Setting", "Value"}, rows)
+			r.subheading(r.l("Settings"))
+			r.table([]float64{50, 40, contentW - 90}, r.ls("Object", "Setting", "Value"), rows)
 		}
 		for _, run := range in.Runs {
-			r.subheading(fmt.Sprintf("Script %s, exit code %d, %s to %s", run.Script, run.ExitCode, utc(run.Start), utc(run.End)))
+			r.subheading(fmt.Sprintf(r.l("Script %s, exit code %d, %s to %s"), run.Script, run.ExitCode, utc(run.Start), utc(run.End)))
 			meta := "sha256 " + run.SHA256
 			if len(run.Params) > 0 {
 				keys := make([]string, 0, len(run.Params))
@@ -1339,13 +1361,13 @@ func (r *renderer) configs() {
 			r.muted(cleanText(meta))
 			r.rawBlock(run.Stdout)
 			if run.Stderr != "" {
-				r.muted(clean("stderr:"))
+				r.muted(clean(r.l("stderr:")))
 				r.rawBlock(run.Stderr)
 			}
 		}
 	}
 	for _, c := range b.Changes {
-		title := fmt.Sprintf("Change %s on %s: before and after", c.ID, c.Host)
+		title := fmt.Sprintf(r.l("Change %s on %s: before and after"), c.ID, c.Host)
 		r.need(24)
 		r.bookmark(title, 1)
 		r.heading(title)
@@ -1378,10 +1400,10 @@ func (r *renderer) configs() {
 			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(v.before), mono(v.after), {text: mark, bold: true}})
 		}
 		if len(rows) == 0 {
-			r.muted(clean("No settings were read back."))
+			r.muted(clean(r.l("No settings were read back.")))
 			continue
 		}
-		r.table([]float64{38, 30, 44, 44, contentW - 156}, []string{"Object", "Setting", "Before", "After", ""}, rows)
+		r.table([]float64{38, 30, 44, 44, contentW - 156}, r.ls("Object", "Setting", "Before", "After", ""), rows)
 	}
 }
 
@@ -1389,7 +1411,7 @@ func (r *renderer) manifest() {
 	b, m := r.m.b, r.m
 	r.section("manifest")
 	r.para(r.t.get("manifest.intro"))
-	r.kv([2]string{"Digest", m.digest}, [2]string{"Report ID", b.ID})
+	r.kv([2]string{r.l("Digest"), m.digest}, [2]string{r.l("Report ID"), b.ID})
 	var rows [][]cellSpec
 	for _, s := range m.hashes.Sections {
 		if s.Name == "log" || strings.HasPrefix(s.Name, "artifacts[") {
@@ -1397,5 +1419,5 @@ func (r *renderer) manifest() {
 		}
 		rows = append(rows, []cellSpec{txt(s.Name), mono(s.SHA256)})
 	}
-	r.table([]float64{40, contentW - 40}, []string{"Section", "SHA-256"}, rows)
+	r.table([]float64{40, contentW - 40}, r.ls("Section", "SHA-256"), rows)
 }

@@ -381,7 +381,7 @@ func TestStatusAfterRollback(t *testing.T) {
 
 func TestTemplateOverride(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, TextsFile), []byte("# German\n[title]\nPrüfbericht offene SMTP-Relays\n\n[footer]\nSeite {page} von {pages}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, TextsFile), []byte("# German\n[title]\nPrüfbericht offene SMTP-Relays\n\n[footer]\nSeite {page} von {pages}\n\n[labels.rows]\nEndpoint | Endpunkt\nVantage: %s | Standort: %s\n"), 0o644)
 	img := image.NewRGBA(image.Rect(0, 0, 40, 20))
 	for x := range 40 {
 		for y := range 20 {
@@ -403,7 +403,7 @@ func TestTemplateOverride(t *testing.T) {
 		return
 	}
 	text := run(t, needTool(t, "pdftotext"), writeTemp(t, data), "-")
-	for _, want := range []string{"Prüfbericht offene SMTP-Relays", "Seite 1 von", "Beispiel AG", "Executive summary"} {
+	for _, want := range []string{"Prüfbericht offene SMTP-Relays", "Seite 1 von", "Beispiel AG", "Executive summary", "Endpunkt", "Standort: 198.51.100.200"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q", want)
 		}
@@ -436,6 +436,15 @@ func TestDefaultTexts(t *testing.T) {
 	for _, m := range regexp.MustCompile(`t\.(?:get|rows)\("([a-z._]+[a-z])"`).FindAllStringSubmatch(string(src), -1) {
 		if _, ok := tx[m[1]]; !ok {
 			t.Errorf("render.go uses text [%s], not in texts.txt", m[1])
+		}
+	}
+	// Every label the renderer translates is listed for translators.
+	labels := tx.labels()
+	for _, m := range regexp.MustCompile(`r\.ls?\(((?:"[^"]*"(?:, )?)+)\)`).FindAllStringSubmatch(string(src), -1) {
+		for _, l := range regexp.MustCompile(`"([^"]+)"`).FindAllStringSubmatch(m[1], -1) {
+			if _, ok := labels[l[1]]; !ok {
+				t.Errorf("render.go label %q is not in [labels.rows]", l[1])
+			}
 		}
 	}
 	r := &renderer{t: tx}

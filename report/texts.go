@@ -150,6 +150,17 @@ func (t texts) rows(key string) [][]string {
 	return out
 }
 
+// labels returns the [labels.rows] table as English → translation.
+func (t texts) labels() map[string]string {
+	m := map[string]string{}
+	for _, row := range t.rows("labels.rows") {
+		if len(row) >= 2 {
+			m[row[0]] = row[1]
+		}
+	}
+	return m
+}
+
 // fill replaces {name} with values, cleaning the result.
 func fill(s string, kv ...string) string {
 	if len(kv) > 0 {
