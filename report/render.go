@@ -443,7 +443,7 @@ func (r *renderer) table(widths []float64, head []string, rows [][]cellSpec) {
 					r.color(ink)
 					d.font(fontSans, "B", smallSize)
 					if li == 0 {
-						d.cell(widths[i], lh, s, "", 0, "C", true, 0)
+						d.cell(widths[i], lh, r.l(s), "", 0, "C", true, 0)
 					} else {
 						d.cell(widths[i], lh, "", "", 0, "C", true, 0)
 					}
@@ -694,8 +694,8 @@ func (r *renderer) legend() {
 		r.color(ink)
 		d.font(fontSans, "B", smallSize)
 		d.setXY(x, y)
-		w := d.width(s) + 6
-		d.cell(w, 5, s, "", 0, "C", true, 0)
+		w := d.width(r.l(s)) + 6
+		d.cell(w, 5, r.l(s), "", 0, "C", true, 0)
 		x += w + 3
 	}
 	d.setXY(marginL, y+7)

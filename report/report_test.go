@@ -451,6 +451,11 @@ func TestDefaultTexts(t *testing.T) {
 	if got := r.foundText(1); got != "1 open relay found" {
 		t.Errorf("singular %q", got)
 	}
+	for _, w := range []string{stOpen, stClosed, stInconclusive, stNotRetested, stNotTested} {
+		if _, ok := labels[w]; !ok {
+			t.Errorf("status word %q is not in [labels.rows]", w)
+		}
+	}
 	for _, k := range []string{"open", "open_after", "remediated", "resolved", "remediated_unverified", "inconclusive", "config_remediated"} {
 		if _, ok := tx["status."+k]; !ok {
 			t.Errorf("no [status.%s]", k)
