@@ -306,6 +306,19 @@ func (st Ex2003State) adFor(name string) (Ex2003ADServer, bool) {
 // write per virtual server, each followed by a wait for DS2MB.
 type Ex2003Desired struct {
 	Writes []Ex2003ADWrite `json:"writes,omitempty"`
+	// SyncTimeout is Request.SyncTimeout: how long to wait for DS2MB
+	// (zero: the driver's default).
+	SyncTimeout time.Duration `json:"sync_timeout,omitempty"`
+}
+
+// withTimeout returns the driver with the plan's DS2MB timeout, if any.
+func (d *Exchange2003Driver) withTimeout(des Ex2003Desired) *Exchange2003Driver {
+	if des.SyncTimeout <= 0 {
+		return d
+	}
+	d2 := *d
+	d2.SyncTimeout = des.SyncTimeout
+	return &d2
 }
 
 // Ex2003ADWrite is one ex2003-write-ad run and the metabase values to wait
@@ -338,7 +351,7 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 		return nil, fmt.Errorf("plan: %w: the settings must be written to Active Directory (DS2MB undoes metabase-only changes): %s", ErrADUnavailable, st.ADError)
 	}
 	p := &Plan{Host: insp.Host, Platform: PlatformExchange2003, Changes: []Change{}}
-	var des Ex2003Desired
+	des := Ex2003Desired{SyncTimeout: req.SyncTimeout}
 	why := allowWhy(req)
 	seen := map[string]bool{}
 	for _, a := range st.AD {
@@ -484,6 +497,7 @@ func (d *Exchange2003Driver) Apply(ctx context.Context, r Runner, plan *Plan) ([
 	if err := json.Unmarshal(plan.Desired, &des); err != nil {
 		return nil, fmt.Errorf("apply: plan: %w", err)
 	}
+	d = d.withTimeout(des)
 	var applied []Change
 	for _, w := range des.Writes {
 		if err := d.writeAD(ctx, r, plan.Host, w); err != nil {
@@ -516,6 +530,7 @@ func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) e
 	if err := json.Unmarshal(b.Plan.Desired, &des); err != nil {
 		return fmt.Errorf("restore: plan: %w", err)
 	}
+	d = d.withTimeout(des)
 	var errs []error
 	for _, w := range des.Writes {
 		var saved *Ex2003ADServer

@@ -143,6 +143,9 @@ type Request struct {
 	FixDomains         bool        `json:"fix_domains,omitempty"`    // IIS remote domains, Exchange relay/* accepted domains
 	ConnectorName      string      `json:"connector_name,omitempty"` // Exchange dedicated relay connector
 	Force              bool        `json:"force,omitempty"`
+	// SyncTimeout bounds the wait for Exchange 2000/2003's DS2MB to copy
+	// Active Directory into the metabase (zero: the driver's default).
+	SyncTimeout time.Duration `json:"sync_timeout,omitempty"`
 }
 
 // Change is one setting the plan changes.

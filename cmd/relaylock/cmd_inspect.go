@@ -183,4 +183,3 @@ func oneLineValue(v string) string {
 	}
 	return v
 }
-

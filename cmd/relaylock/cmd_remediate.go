@@ -33,6 +33,7 @@ func remediateFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "force", Usage: "accept an allow list that covers everything or is wider than --max-prefix"},
 		&cli.IntFlag{Name: "max-prefix", Value: 8, Usage: "widest IPv4 allow entry accepted without --force, as a prefix length"},
 		&cli.IntFlag{Name: "max-prefix6", Value: 32, Usage: "widest IPv6 allow entry accepted without --force, as a prefix length"},
+		&cli.DurationFlag{Name: "ds2mb-timeout", Value: 5 * time.Minute, Usage: "Exchange 2000/2003: how long to wait for DS2MB to copy Active Directory into the metabase (it is notified within 15 s, and runs every 15 min)"},
 		&cli.StringSliceFlag{Name: "smtp-target", Usage: "`HOST[:PORT]` to probe before and after (default: the WinRM host)"},
 		&cli.BoolFlag{Name: "no-retest", Usage: "do not probe before and after (not recommended: nothing proves the fix)"},
 	}
@@ -106,6 +107,7 @@ func requestFrom(c *cli.Context) (remediate.Request, error) {
 		FixDomains:         c.Bool("fix-domains"),
 		ConnectorName:      c.String("connector-name"),
 		Force:              c.Bool("force"),
+		SyncTimeout:        c.Duration("ds2mb-timeout"),
 	}, nil
 }
 
@@ -403,4 +405,3 @@ func safeName(s string) string {
 	}
 	return b.String()
 }
-
