@@ -48,8 +48,8 @@ type Signature struct {
 
 // SignedFile names a file by base name and SHA-256.
 type SignedFile struct {
-	Name   string `json:"name"`
-	SHA256 string `json:"sha256"`
+	Name   string `json:"name"`   // base name, looked up next to the evidence file
+	SHA256 string `json:"sha256"` // hex SHA-256 of the file's bytes when signed
 }
 
 // SignaturePath is where Sign writes the manifest of an evidence file.
@@ -197,10 +197,10 @@ func Sign(bundlePath, reportPath, keyPath string) (*Signature, error) {
 
 // SignatureCheck is the outcome of VerifySignature.
 type SignatureCheck struct {
-	Signature *Signature
-	OK        []string
-	Problems  []string
-	Notes     []string
+	Signature *Signature // the manifest as read
+	OK        []string   // what verified, one line each
+	Problems  []string   // every failure, one line each; empty means verified
+	Notes     []string   // facts that are not failures (report not present)
 }
 
 // VerifySignature reads SignaturePath(bundlePath), checks the Ed25519
