@@ -165,6 +165,9 @@ var expectations = map[mtatest.Kind]map[mtatest.Mode]expectation{
 func TestIntegrationVerdicts(t *testing.T) {
 	for _, kind := range mtatest.Kinds {
 		for _, mode := range mtatest.Modes(kind) {
+			if mode == mtatest.BounceAfterAccept {
+				continue // TestIntegrationCatch/bounce
+			}
 			t.Run(fmt.Sprintf("%s/%s", kind, mode), func(t *testing.T) {
 				t.Parallel()
 				want, ok := expectations[kind][mode]
@@ -448,6 +451,46 @@ func TestIntegrationCatch(t *testing.T) {
 		}
 		if confirmed == 0 {
 			t.Errorf("no trigger is open-confirmed: %v", ep.Triggers)
+		}
+	})
+	// Accept-then-bounce: at depth data it looks exactly like an open
+	// relay (354 for everything), the false positive that catch mode
+	// exists for. With the catcher, the bounces Postfix sends come back
+	// and the tests whose bounce address is the catcher's are "bounced",
+	// and nothing is open.
+	t.Run("bounce", func(t *testing.T) {
+		t.Parallel()
+		catcher, addr := startCatcher(t)
+		inst := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Postfix, Mode: mtatest.BounceAfterAccept, RelayHost: addr})
+		data := auditInstance(t, inst, nil)
+		if ep := data.Targets[0].Endpoints[0]; ep.Verdict != audit.VerdictOpen || ep.Confirmation != audit.ConfirmLikely {
+			t.Errorf("depth data: %s %s, want open likely (354 is all it can see)", ep.Verdict, ep.Confirmation)
+		}
+		res := auditInstance(t, inst, func(o *audit.Options) { o.Catcher, o.To, o.CatchWait = catcher, "", 10*time.Second })
+		tg := res.Targets[0]
+		ep := tg.Endpoints[0]
+		if tg.Verdict == audit.VerdictOpen || ep.Verdict == audit.VerdictOpen || len(ep.Triggers) != 0 {
+			t.Errorf("catch: verdict %s (%s), triggers %v; an accept-then-bounce server is not open", ep.Verdict, ep.Reason, ep.Triggers)
+		}
+		bounced := 0
+		for _, ts := range ep.Tests {
+			if ts.Token == "" || !strings.Contains(strings.ToLower(ts.MailFrom), "bounce-"+strings.ToLower(ts.Token)+"@catch.test") {
+				continue
+			}
+			// Every test whose bounce address is the catcher's must
+			// see its bounce.
+			if ts.Outcome != audit.OutcomeBounced || ts.Catch == nil || !ts.Catch.Bounce || ts.Catch.Arrived {
+				t.Errorf("%s: outcome %s, catch %+v; want bounced", ts.ID, ts.Outcome, ts.Catch)
+				continue
+			}
+			bounced++
+		}
+		if bounced == 0 {
+			t.Error("no test used the catcher's bounce address")
+		}
+		t.Logf("catch mode: %s (%s); %d tests bounced", ep.Verdict, ep.Reason, bounced)
+		if st := catcher.Stats(); st.Bounces < bounced {
+			t.Errorf("catcher counted %d bounces, tests %d", st.Bounces, bounced)
 		}
 	})
 	t.Run("closed", func(t *testing.T) {

@@ -76,6 +76,16 @@ const (
 	// text, open after STARTTLS (relay-probes.md §8 test 38). It implies
 	// Config.TLS.
 	OpenAfterSTARTTLS Mode = "open-after-starttls"
+	// BounceAfterAccept is Postfix accepting every recipient
+	// (check_client_access static:OK, no recipient validation) and
+	// relaying nothing: mail for other domains goes to the error
+	// transport, which bounces it to the sender, and null-sender mail,
+	// which cannot bounce, is discarded. Only Postfix's own bounces
+	// leave, to the relay host. Not open: an accept-then-bounce server, a
+	// backscatter source (relay-probes.md §8 "A bounce ... →
+	// CLOSED(accept-then-bounce)"), which only a delivery check tells
+	// from an open relay.
+	BounceAfterAccept Mode = "bounce-after-accept"
 	// OpenFromAny is OpenSMTPD with "match from any for any action
 	// relay": "from any" read as "for any client of mine".
 	OpenFromAny Mode = "open-from-any"
@@ -84,11 +94,15 @@ const (
 // Open reports whether the mode relays for the prober.
 func (m Mode) Open() bool { return strings.HasPrefix(string(m), "open-") }
 
+// Closed reports whether the mode refuses the prober's relay attempts in
+// the SMTP dialogue (BounceAfterAccept is neither open nor closed).
+func (m Mode) Closed() bool { return strings.HasPrefix(string(m), "closed") }
+
 // Modes returns the modes a kind supports, closed modes first.
 func Modes(k Kind) []Mode {
 	switch k {
 	case Postfix:
-		return []Mode{Closed, ClosedReject, OpenMynetworks, OpenClientAccess, OpenNullSender, OpenLocalSender}
+		return []Mode{Closed, ClosedReject, OpenMynetworks, OpenClientAccess, OpenNullSender, OpenLocalSender, BounceAfterAccept}
 	case Exim:
 		return []Mode{Closed, OpenMynetworks, OpenRelayToDomains, OpenAfterSTARTTLS}
 	case OpenSMTPD:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,9 @@ func withTLS(kind mtatest.Kind, mode mtatest.Mode) bool {
 func TestModes(t *testing.T) {
 	for _, kind := range mtatest.Kinds {
 		for _, mode := range mtatest.Modes(kind) {
+			if mode == mtatest.BounceAfterAccept {
+				continue // TestBounceAfterAccept
+			}
 			t.Run(fmt.Sprintf("%s/%s", kind, mode), func(t *testing.T) {
 				t.Parallel()
 				want, ok := relays[kind][mode]
@@ -301,4 +305,44 @@ func TestIPv6(t *testing.T) {
 			t.Errorf("RCPT over IPv6 = %v", r)
 		}
 	})
+}
+
+// TestBounceAfterAccept checks the accept-then-bounce Postfix: it takes
+// every relay attempt (RCPT and DATA 250), delivers none of them, and
+// sends a bounce (null sender, with the original headers) to the sender;
+// a null-sender message is dropped without a bounce.
+func TestBounceAfterAccept(t *testing.T) {
+	sink := mtatest.StartSink(t)
+	inst := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Postfix, Mode: mtatest.BounceAfterAccept, RelayHost: sink.Addr()})
+	if inst.Mode.Open() || inst.Mode.Closed() {
+		t.Errorf("mode %s is open or closed", inst.Mode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tokens := map[string]string{}
+	for _, from := range []string{"u@probe.test", ""} {
+		token := fmt.Sprintf("bounce-test-%q-%d", from, time.Now().UnixNano())
+		tokens[from] = token
+		d := dial(ctx, t, netip.Addr{}, inst, false)
+		mustCode(t, d, 250, "MAIL FROM:<%s>", from)
+		mustCode(t, d, 250, "RCPT TO:<victim@victim.test>")
+		if r, err := d.Data("Subject: " + token + "\r\n\r\n" + token + "\r\n"); err != nil || r.Code != 250 {
+			t.Fatalf("DATA = %v, %v", r, err)
+		}
+		d.Close()
+	}
+	m, err := sink.Wait(ctx, func(m mtatest.Message) bool { return strings.Contains(string(m.Data), tokens["u@probe.test"]) })
+	if err != nil {
+		t.Fatalf("no bounce: %v", err)
+	}
+	if m.MailFrom != "" || !slices.Equal(m.RcptTo, []string{"u@probe.test"}) || !strings.Contains(string(m.Data), "multipart/report") {
+		t.Errorf("bounce from <%s> to %q; want a DSN from <> to the sender:\n%s", m.MailFrom, m.RcptTo, m.Data)
+	}
+	// Give a wrong delivery or a bounce for <> time to show up.
+	time.Sleep(time.Second)
+	for _, m := range sink.Messages() {
+		if m.MailFrom != "" || slices.Contains(m.RcptTo, "victim@victim.test") || strings.Contains(string(m.Data), tokens[""]) {
+			t.Errorf("unexpected message from <%s> to %q", m.MailFrom, m.RcptTo)
+		}
+	}
 }

@@ -38,6 +38,12 @@ func postfixRelayRestrictions(m Mode, domain string) string {
 	switch m {
 	case ClosedReject:
 		return "permit_mynetworks, reject_unauth_destination"
+	case BounceAfterAccept:
+		// Mail from the null sender cannot bounce: such a server drops
+		// it (Postfix would send a double bounce to postmaster). DISCARD
+		// drops it at the door, so that the "<>" transport below only
+		// ever carries Postfix's own bounces.
+		return "permit_mynetworks, check_sender_access inline:{ <>=DISCARD }, check_client_access static:OK, reject_unauth_destination"
 	case OpenClientAccess:
 		return "permit_mynetworks, check_client_access static:OK, reject_unauth_destination"
 	case OpenNullSender:
@@ -135,6 +141,15 @@ func (i *Instance) preparePostfix(cfg Config) error {
 		mainCF[slices.Index(mainCF, "inet_interfaces = 127.0.0.1")] = "inet_interfaces = 127.0.0.1, [::1]"
 		mainCF[slices.Index(mainCF, "proxy_interfaces = ::1")] = "proxy_interfaces ="
 		mainCF[slices.Index(mainCF, "inet_protocols = ipv4")] = "inet_protocols = all"
+	}
+	if cfg.Mode == BounceAfterAccept {
+		// Bounces are from the null sender, looked up as "<>"
+		// (empty_address_default_transport_maps_lookup_key).
+		// smtpd would refuse recipients that resolve to the error
+		// transport at RCPT time; this server validates nothing.
+		mainCF = append(mainCF, "relayhost =", "smtpd_reject_unlisted_recipient = no",
+			"default_transport = error:5.7.1 relaying is not allowed here",
+			fmt.Sprintf("sender_dependent_default_transport_maps = inline:{ <>=smtp:[%s]:%d }", cfg.RelayHost.Addr(), cfg.RelayHost.Port()))
 	}
 	if r := postfixRelayRestrictions(cfg.Mode, cfg.Domain); r != "" {
 		mainCF = append(mainCF, "smtpd_relay_restrictions = "+r)
