@@ -79,19 +79,18 @@ type CatchServer struct {
 	cfg    CatcherConfig
 	domain string // A-label, lower case
 
-	mu       sync.Mutex
-	issued   map[string]bool           // lower-case tokens handed out
-	got      map[string]*CatchEvidence // by lower-case token
-	unknown  int                       // stored tokens that were not issued
-	stats    CatchStats
-	changed  chan struct{} // closed and replaced on each arrival
-	ln       net.Listener
-	conns    map[net.Conn]struct{}
-	closed   bool
-	done     chan struct{}
-	stopCtx  func() bool
-	wg       sync.WaitGroup
-	startErr error
+	mu      sync.Mutex
+	issued  map[string]bool           // lower-case tokens handed out
+	got     map[string]*CatchEvidence // by lower-case token
+	unknown int                       // stored tokens that were not issued
+	stats   CatchStats
+	changed chan struct{} // closed and replaced on each arrival
+	ln      net.Listener
+	conns   map[net.Conn]struct{}
+	closed  bool
+	done    chan struct{}
+	stopCtx func() bool
+	wg      sync.WaitGroup
 }
 
 var _ Catcher = (*CatchServer)(nil)

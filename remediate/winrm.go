@@ -629,6 +629,9 @@ func soapAction(body string) string {
 // answer must name a shell (MS-WSMV 3.1.4.5: ShellId selector) and a
 // Command answer a command.
 func checkAnswer(action, body string) error {
+	if err := wellFormed(action, body); err != nil {
+		return err
+	}
 	switch {
 	case strings.HasSuffix(action, "/transfer/Create"):
 		if selectorValue(body, "ShellId") == "" {

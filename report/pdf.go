@@ -75,14 +75,10 @@ func (d *doc) setHeader(fn func())                   { d.f.SetHeaderFuncMode(fn,
 func (d *doc) setFooter(fn func())                   { d.f.SetFooterFunc(fn) }
 func (d *doc) addPage()                              { d.f.AddPage() }
 func (d *doc) pageNo() int                           { return d.f.PageNo() }
-func (d *doc) pageCount() int                        { return d.f.PageCount() }
 func (d *doc) setPage(n int)                         { d.f.SetPage(n) }
-func (d *doc) pageSize() (w, h float64)              { w, h, _ = d.f.PageSize(0); return }
-func (d *doc) x() float64                            { return d.f.GetX() }
 func (d *doc) y() float64                            { return d.f.GetY() }
 func (d *doc) setXY(x, y float64)                    { d.f.SetXY(x, y) }
 func (d *doc) setX(x float64)                        { d.f.SetX(x) }
-func (d *doc) setY(y float64)                        { d.f.SetY(y) }
 func (d *doc) ln(h float64)                          { d.f.Ln(h) }
 func (d *doc) textColor(r, g, b int)                 { d.f.SetTextColor(r, g, b) }
 func (d *doc) fillColor(r, g, b int)                 { d.f.SetFillColor(r, g, b) }
@@ -92,7 +88,6 @@ func (d *doc) rect(x, y, w, h float64, style string) { d.f.Rect(x, y, w, h, styl
 func (d *doc) line(x1, y1, x2, y2 float64)           { d.f.Line(x1, y1, x2, y2) }
 func (d *doc) addLink() int                          { return d.f.AddLink() }
 func (d *doc) setLink(link int, y float64, page int) { d.f.SetLink(link, y, page) }
-func (d *doc) err() error                            { return d.f.Error() }
 
 // font selects a family ("go" or "gomono"), a style ("", "B", "I") and a
 // size in points.

@@ -51,8 +51,7 @@ func interspersed(app *cli.App, args []string) []string {
 			continue
 		}
 		name := strings.TrimLeft(a, "-")
-		if eq := strings.IndexByte(name, '='); eq >= 0 {
-			name = name[:eq]
+		if strings.Contains(name, "=") {
 			flags = append(flags, a)
 			continue
 		}

@@ -28,7 +28,6 @@ type relayHost struct {
 	open      bool
 	allowAuth bool
 	allow     []netip.Addr
-	deny      string
 }
 
 func (h *relayHost) RelayAllowed(client netip.Addr, authenticated bool, _ string) bool {

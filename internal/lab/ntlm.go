@@ -12,7 +12,8 @@ import (
 	"strings"
 	"unicode/utf16"
 
-	"golang.org/x/crypto/md4" //nolint:staticcheck // NTOWF is MD4 by definition (MS-NLMP 3.3.2)
+	//lint:ignore SA1019 NTOWF is MD4 by definition (MS-NLMP 3.3.2); NTLM cannot work without it
+	"golang.org/x/crypto/md4"
 )
 
 // This file is a server-side NTLMv2 acceptor, enough for HTTP

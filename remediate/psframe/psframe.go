@@ -141,8 +141,12 @@ func DecodePayload(p []byte) (script string, params map[string]string, err error
 				v = string(b)
 			}
 			params[f[1]] = v
-		case f[0] == "S" && len(f) == 2:
-			src.WriteString(f[1])
+		case f[0] == "S" && len(f) <= 2:
+			// "S " (an empty chunk, trimmed to "S") is what EncodePayload
+			// writes for an empty script.
+			if len(f) == 2 {
+				src.WriteString(f[1])
+			}
 		default:
 			return "", nil, fmt.Errorf("%w: line %q", ErrPayload, truncate(line, 40))
 		}
