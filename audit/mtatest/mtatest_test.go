@@ -253,6 +253,7 @@ func contains(list []string, s string) bool {
 // delivers to the sink. Both share a port with a 127.0.0.x address, as
 // an MX name with an A and an AAAA record would.
 func TestIPv6(t *testing.T) {
+	t.Parallel()
 	v4, v6, err := mtatest.DualStack()
 	if err != nil {
 		t.Fatal(err)
@@ -312,6 +313,7 @@ func TestIPv6(t *testing.T) {
 // sends a bounce (null sender, with the original headers) to the sender;
 // a null-sender message is dropped without a bounce.
 func TestBounceAfterAccept(t *testing.T) {
+	t.Parallel()
 	sink := mtatest.StartSink(t)
 	inst := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Postfix, Mode: mtatest.BounceAfterAccept, RelayHost: sink.Addr()})
 	if inst.Mode.Open() || inst.Mode.Closed() {
