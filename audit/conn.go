@@ -157,6 +157,14 @@ func (c *client) write(cmd string, lines ...string) error {
 	if c.closed {
 		return &ProbeError{Host: c.host, Addr: c.addr, Command: cmd, Err: ErrDropped}
 	}
+	if n := c.r.Buffered(); n > 0 {
+		// RFC 5321 §4.3.1 / RFC 2920 §3.1: every reply answers one command,
+		// in order. Bytes already waiting before a command is sent answer
+		// no command; reading on would pair every later reply with the
+		// wrong command (and could turn a refusal into an acceptance).
+		early, _ := c.r.Peek(min(n, 64))
+		return c.fail(cmd, fmt.Errorf("%w: the server sent %q before the command (a reply to no command)", ErrProtocol, early))
+	}
 	var b strings.Builder
 	for _, l := range lines {
 		c.log("C", l)
@@ -267,6 +275,12 @@ func (c *client) startTLS(name string) error {
 		c.abort()
 		return &ProbeError{Host: c.host, Addr: c.addr, Command: "STARTTLS", Code: rep.Code,
 			Enhanced: rep.Enhanced, Line: rep.String(), Err: ErrTLS}
+	}
+	if n := c.r.Buffered(); n > 0 {
+		// Plaintext sent after the 220 would be read as if it came over
+		// TLS (STARTTLS response injection, cf. CVE-2011-0411).
+		early, _ := c.r.Peek(min(n, 64))
+		return c.fail("STARTTLS", fmt.Errorf("%w: the server sent %q after its 220, before the TLS handshake", ErrTLS, early))
 	}
 	if err := c.handshake(); err != nil {
 		return err
