@@ -82,8 +82,12 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 	run := &ScriptRun{Script: script, SHA256: hex.EncodeToString(sum[:]), Params: runParams(params), Start: time.Now().UTC()}
 	payload := psframe.EncodePayload(full, p)
 
-	rec := &postRecorder{}
-	wc, err := r.c.winrmClient(ctx, rec)
+	// The run has its own context so that a transport failure the
+	// library would swallow (a failed stdin Send) ends it at once.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	rec := &postRecorder{abort: cancelRun}
+	wc, err := r.c.winrmClient(runCtx, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +100,7 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 	// (RunWithString deadlocks with stdin-reading scripts in the 2021
 	// version: winrm.md §0.2; this version routes it through the same
 	// function, but say what we mean).
-	code, runErr := wc.RunWithContextWithInput(ctx, psframe.CommandLine(), stdout, stderr, bytes.NewReader(payload))
+	code, runErr := wc.RunWithContextWithInput(runCtx, psframe.CommandLine(), stdout, stderr, bytes.NewReader(payload))
 	run.End = time.Now().UTC()
 	run.Stdout, run.Stderr, run.ExitCode = stdout.String(), stderr.String(), code
 	run.Errors = CLIXMLMessages(run.Stderr)

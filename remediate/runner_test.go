@@ -57,6 +57,7 @@ type fakeWSMan struct {
 	stall        bool   // never finish commands
 	rawStdout    []byte // if set, replaces the framed stdout
 	certAuth     bool   // require a TLS client certificate + the mutual-auth header instead of Basic
+	sendFault    bool   // answer every Send with a fault
 	next         int
 }
 
@@ -164,6 +165,10 @@ func (f *fakeWSMan) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		f.reply(w, 200, shellNS+"/CommandResponse", id, `<rsp:CommandResponse><rsp:CommandId>`+cid+`</rsp:CommandId></rsp:CommandResponse>`)
 	case strings.HasSuffix(action, "/shell/Send"):
+		if f.sendFault {
+			f.fault(w, id, "w:InternalError", "1460", "This operation returned because the timeout period expired.")
+			return
+		}
 		for _, s := range env.Body.Send {
 			f.mu.Lock()
 			c := f.cmds[s.CommandID]
@@ -298,7 +303,7 @@ func serveWith(t *testing.T, f *fakeWSMan, tlsOn bool, tlsConf *tls.Config) WinR
 	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	p, _ := strconv.Atoi(port)
 	cfg := WinRMConfig{Host: host, Port: p, HTTPS: tlsOn, Auth: AuthBasic, User: f.user, Password: f.pass,
-		OperationTimeout: time.Second, ConnectTimeout: 2 * time.Second}
+		OperationTimeout: time.Second, ConnectTimeout: 10 * time.Second}
 	if tlsOn {
 		ca := filepath.Join(t.TempDir(), "ca.pem")
 		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
@@ -730,4 +735,24 @@ func TestMasterzenBugsStillPresent(t *testing.T) {
 			t.Error("expected the Basic fallback to reach the server")
 		}
 	})
+}
+
+// masterzen ignores a failed stdin Send; the host then waits for input
+// forever. The runner must end the run with the Send's error at once.
+func TestRunnerFailedSendEndsRun(t *testing.T) {
+	f := newFake()
+	f.sendFault = true
+	f.poll = 5 * time.Second
+	cfg := serve(t, f, true)
+	cfg.OperationTimeout = 5 * time.Second
+	r, _ := newRunner(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := r.Run(ctx, DetectScript, nil)
+	if !errors.Is(err, ErrWinRM) || !strings.Contains(err.Error(), "timeout period expired") {
+		t.Fatalf("err = %v, want the Send fault", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the run waited for the caller's deadline")
+	}
 }

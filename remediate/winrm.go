@@ -214,10 +214,11 @@ type winrmTransport struct {
 	cfg WinRMConfig
 	rt  http.RoundTripper // nil when lib is used
 	lib func() (winrm.Transporter, error)
-	// sem (capacity 1) serializes library transporters that keep
-	// per-message state in shared fields (Encryption); libTimeout bounds
-	// one library request.
-	sem        chan struct{}
+	// seal is the pool of NTLM-sealed sessions (plain HTTP + NTLM).
+	seal *sealPool
+	// ntlm is the pool of single-connection transports for NTLM (rt nil).
+	ntlm *rtPool
+	// libTimeout bounds one request of a library transporter.
 	libTimeout time.Duration
 	auth       func(*http.Request)
 	// libEndpoint configures the library transporters.
@@ -291,7 +292,19 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 		// go-ntlmssp's Negotiator falls back to sending the Basic header
 		// (the password in clear text) when the 401 offers neither
 		// Negotiate nor NTLM: noBasic refuses that.
-		c.rt = ntlmssp.Negotiator{RoundTripper: noBasic{base}}
+		//
+		// NTLM authenticates a TCP connection with three requests that
+		// must travel on that one connection. With a shared pool, the
+		// library's concurrent Receive and Send interleave their legs
+		// over two connections and the host rejects the mix (seen as a
+		// sporadic 401). So each request checks out a connection of its
+		// own: a transport limited to one connection, kept authenticated.
+		c.ntlm = &rtPool{idle: make(chan *http.Transport, 4), newRT: func() *http.Transport {
+			tr := base.Clone()
+			tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost = 1, 1
+			return tr
+		}}
+		c.rt = nil
 		c.auth = func(r *http.Request) { r.SetBasicAuth(user, pw) }
 	case cfg.Auth == AuthCertificate:
 		c.rt = base
@@ -299,22 +312,8 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 		c.auth = func(r *http.Request) {
 			r.Header.Set("Authorization", "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual")
 		}
-	case cfg.Auth == AuthNTLM: // plain HTTP with NTLM message encryption
-		// masterzen's Encryption (v0.0.0-20240702205601-3fad6e106085) does
-		// a fresh NTLM handshake per message (an empty priming POST), uses
-		// a bare http.Client (no dial or header timeout: libTransport
-		// bounds it with ctx) and, if the priming POST fails, silently
-		// posts the message with unencrypted NTLM instead. A host with the
-		// default AllowUnencrypted=false rejects that, but the message has
-		// crossed the network in clear text: HTTPS stays the default.
-		c.sem = make(chan struct{}, 1)
-		c.lib = func() (winrm.Transporter, error) {
-			e, err := winrm.NewEncryption("ntlm")
-			if err != nil {
-				return nil, err
-			}
-			return e, nil
-		}
+	case cfg.Auth == AuthNTLM: // plain HTTP with NTLM message encryption (ntlmseal.go)
+		c.seal = newSealPool(cfg, dialer)
 	case cfg.Auth == AuthKerberos:
 		realm := cfg.KrbRealm
 		kuser := cfg.User
@@ -371,6 +370,62 @@ func bracketHost(h string) string {
 	return h
 }
 
+// rtPool hands out single-connection transports, one request at a time.
+type rtPool struct {
+	idle  chan *http.Transport
+	newRT func() *http.Transport
+}
+
+func (p *rtPool) get() *http.Transport {
+	select {
+	case tr := <-p.idle:
+		return tr
+	default:
+		return p.newRT()
+	}
+}
+
+func (p *rtPool) put(tr *http.Transport, ok bool) {
+	if ok {
+		select {
+		case p.idle <- tr:
+			return
+		default:
+		}
+	}
+	tr.CloseIdleConnections()
+}
+
+// roundTrip sends one request: through a checked-out NTLM connection, or
+// the shared transport.
+func (c *winrmTransport) roundTrip(req *http.Request) (*http.Response, error) {
+	if c.ntlm == nil {
+		return c.rt.RoundTrip(req)
+	}
+	tr := c.ntlm.get()
+	resp, err := ntlmssp.Negotiator{RoundTripper: noBasic{tr}}.RoundTrip(req)
+	if err != nil {
+		c.ntlm.put(tr, false)
+		return nil, err
+	}
+	// The connection is busy until the body is read: give it back then.
+	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { c.ntlm.put(tr, true) }}
+	return resp, nil
+}
+
+// releaseBody calls release once, when the body is closed.
+type releaseBody struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
+}
+
 // noBasic refuses to send a Basic Authorization header (see newWinRMTransport).
 type noBasic struct{ rt http.RoundTripper }
 
@@ -391,18 +446,16 @@ var errNTLMNotOffered = errors.New("the host offered neither Negotiate nor NTLM 
 func (c *winrmTransport) winrmClient(ctx context.Context, rec *postRecorder) (*winrm.Client, error) {
 	params := *winrm.DefaultParameters // copy: DefaultParameters is a shared pointer (winrm.md §1.2)
 	params.Timeout = isoDuration(c.cfg.OperationTimeout)
-	if c.sem != nil && c.cfg.OperationTimeout > sealedPoll {
-		// Requests are serialized: a Receive long-poll would hold the
-		// turn and delay the stdin Send by a whole OperationTimeout.
-		params.Timeout = isoDuration(sealedPoll)
-	}
 	// MaxEnvelopeSize, and the stdin chunk (EnvelopeSize-1000 raw bytes
 	// per Send, base64 on the wire: x4/3). 100 KiB keeps a full Send
 	// (~135 KB) under the 150 KB MaxEnvelopeSizekb of Windows Server
 	// 2008 R2-era hosts (winrm.md §1.4).
 	params.EnvelopeSize = 100 << 10
 	var t winrm.Transporter
-	if c.lib != nil {
+	switch {
+	case c.seal != nil:
+		t = &sealTransport{c: c, ctx: ctx, rec: rec}
+	case c.lib != nil:
 		inner, err := c.lib()
 		if err != nil {
 			return nil, kindErr(ErrConfig, err, "winrm transport")
@@ -411,7 +464,7 @@ func (c *winrmTransport) winrmClient(ctx context.Context, rec *postRecorder) (*w
 			return nil, kindErr(ErrConfig, err, "winrm transport")
 		}
 		t = &libTransport{c: c, ctx: ctx, inner: inner, rec: rec}
-	} else {
+	default:
 		t = &ctxTransport{c: c, ctx: ctx, rec: rec}
 	}
 	params.TransportDecorator = func() winrm.Transporter { return t }
@@ -422,9 +475,6 @@ func (c *winrmTransport) winrmClient(ctx context.Context, rec *postRecorder) (*w
 	}
 	return wc, nil
 }
-
-// sealedPoll is the Receive long-poll when requests are serialized.
-const sealedPoll = 3 * time.Second
 
 func isoDuration(d time.Duration) string {
 	s := int(d / time.Second)
@@ -442,13 +492,21 @@ type postRecorder struct {
 	mu       sync.Mutex
 	first    error
 	cleanCtx context.Context
+	// abort ends the run: masterzen ignores a failed stdin Send, and the
+	// host would then wait for input that never comes while the client
+	// re-polls Receive until the caller's deadline.
+	abort context.CancelFunc
 }
 
 func (p *postRecorder) note(err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.first == nil {
 		p.first = err
+	}
+	abort := p.abort
+	p.mu.Unlock()
+	if abort != nil {
+		abort()
 	}
 }
 
@@ -494,14 +552,28 @@ func (t *ctxTransport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error
 	body := m.String()
 	action := soapAction(body)
 	ctx := t.rec.requestCtx(t.ctx, action)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.c.cfg.url(), strings.NewReader(body))
-	if err != nil {
-		return "", err
+	var resp *http.Response
+	var err error
+	for attempt := 0; ; attempt++ {
+		var req *http.Request
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, t.c.cfg.url(), strings.NewReader(body))
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+		req.Header.Set("User-Agent", "relaylock")
+		t.c.auth(req)
+		resp, err = t.c.roundTrip(req)
+		// Nothing reached the host when the connection could not be set
+		// up: try once more (a busy host, a lost SYN).
+		if err == nil || attempt > 0 || !connectFailed(err) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
-	req.Header.Set("User-Agent", "relaylock")
-	t.c.auth(req)
-	resp, err := t.c.rt.RoundTrip(req)
 	if err != nil {
 		err = lostDuring(t.c.cfg, action, classifyTransport(ctx, t.c.cfg, err))
 		t.noteUnlessTimeout(err)
@@ -533,6 +605,16 @@ func lostDuring(cfg WinRMConfig, action string, err error) error {
 		return kindErr(ErrUnreachable, he.cause, "lost the connection to %s during %s: the script's outcome on the host is unknown", cfg.hostPort(), op)
 	}
 	return err
+}
+
+// connectFailed reports an error from setting up the connection (dial,
+// TLS handshake), before any request byte was sent.
+func connectFailed(err error) bool {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return true
+	}
+	return strings.Contains(err.Error(), "TLS handshake timeout")
 }
 
 // errPollTimeout is what an idle Receive long-poll ends with. masterzen
@@ -739,22 +821,10 @@ func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, erro
 		s   string
 		err error
 	}
-	// Serialize when the transporter keeps per-message state in shared
-	// fields (Encryption), waiting for the turn no longer than ctx allows.
-	if t.c.sem != nil {
-		select {
-		case t.c.sem <- struct{}{}:
-		case <-ctx.Done():
-			return "", fmt.Errorf("winrm %s: %w", t.c.cfg.hostPort(), ctx.Err())
-		}
-	}
 	ch := make(chan result, 1)
 	go func() {
-		if t.c.sem != nil {
-			defer func() { <-t.c.sem }()
-		}
-		// Encryption's decryptResponse/decryptNtlmMessage index the body
-		// without bounds checks: a malformed answer must not crash relaylock.
+		// A library transporter must not crash relaylock on a malformed
+		// answer (masterzen's Encryption indexes bodies unchecked).
 		defer func() {
 			if p := recover(); p != nil {
 				ch <- result{"", kindErr(ErrWinRM, nil, "malformed answer from %s (winrm library panic: %v)", t.c.cfg.hostPort(), p)}
@@ -763,8 +833,8 @@ func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, erro
 		s, err := t.inner.Post(wc, m)
 		ch <- result{s, err}
 	}()
-	// The library's Encryption posts through a bare http.Client (no
-	// response timeout): bound every request as the own transport does.
+	// Bound every request as the own transport does (ClientKerberos has
+	// no ctx).
 	timer := time.NewTimer(t.c.libTimeout)
 	defer timer.Stop()
 	var r result
@@ -789,14 +859,6 @@ func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, erro
 			t.rec.note(f)
 		}
 		return "", pollTimeout(f)
-	}
-	// masterzen's Encryption returns whatever body came back, whatever the
-	// HTTP status (ParseEncryptedResponse checks neither), so a host that
-	// refused the sealed message looks like an empty answer.
-	if t.c.cfg.ntlmSealing() && !strings.Contains(r.s, "Envelope") {
-		err := kindErr(ErrWinRM, nil, "%s did not answer the NTLM-encrypted request with a WS-Management message (does it support message encryption?); use HTTPS", t.c.cfg.hostPort())
-		t.rec.note(err)
-		return "", err
 	}
 	if err := checkAnswer(action, r.s); err != nil {
 		t.rec.note(err)

@@ -42,7 +42,7 @@ func startLab(t *testing.T, cfg lab.Config) *lab.Lab {
 func labConfig(t *testing.T, l *lab.Lab) remediate.WinRMConfig {
 	t.Helper()
 	cfg := remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: l.HTTPS, Auth: remediate.AuthNTLM,
-		User: l.User, Password: l.Password, OperationTimeout: 2 * time.Second, ConnectTimeout: 2 * time.Second}
+		User: l.User, Password: l.Password, OperationTimeout: 2 * time.Second}
 	if l.HTTPS {
 		ca := filepath.Join(t.TempDir(), "lab-ca.pem")
 		if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
@@ -126,10 +126,12 @@ func TestLabInspectReadOnly(t *testing.T) {
 	}
 }
 
-// The lab cannot seal NTLM messages. Over plain HTTP the runner uses NTLM
-// message encryption; it must fail cleanly rather than fall back to
-// sending the commands in clear text, even though this lab (like a host
-// with AllowUnencrypted=true) would accept them.
+// The lab cannot seal NTLM messages (its CHALLENGE offers no sealing).
+// Over plain HTTP the runner uses NTLM message encryption; it must fail
+// cleanly rather than fall back to sending the commands in clear text,
+// even though this lab (like a host with AllowUnencrypted=true) would
+// accept them. (ntlmseal_test.go tests the sealed path against a peer that
+// seals.)
 func TestLabNTLMEncryptionNeverDowngrades(t *testing.T) {
 	l := startLab(t, lab.Config{Platform: "iis", PlainHTTP: true})
 	cfg := labConfig(t, l)
@@ -146,7 +148,7 @@ func TestLabNTLMEncryptionNeverDowngrades(t *testing.T) {
 			t.Errorf("the lab accepted an unencrypted Create: the client fell back to clear text (%+v)", c)
 		}
 	}
-	if !errors.Is(err, remediate.ErrWinRM) || !strings.Contains(err.Error(), "NTLM-encrypted") {
+	if !errors.Is(err, remediate.ErrWinRM) || !strings.Contains(err.Error(), "message encryption") {
 		t.Errorf("err = %v, want a clear ErrWinRM about message encryption", err)
 	}
 }
