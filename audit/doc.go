@@ -49,14 +49,24 @@
 //
 // # Speed
 //
-// Tests run in batches of Options.TestsPerConn (8, below Postfix's soft
-// error limit) per connection, with RSET between them; with PIPELINING
-// (RFC 2920) a whole batch of RSET/MAIL/RCPT goes in one write, so a
-// connection costs about four round trips. Batches of one address are
-// spread over Options.PerHost connections; endpoints run concurrently
-// (Options.Concurrency) under a global connection rate (Options.Rate).
-// Once an endpoint is open, remaining batches are skipped unless
-// Options.AllTests.
+// Tests run in batches of at most Options.TestsPerConn (8, below
+// Postfix's soft error limit) per connection, with RSET between them;
+// with PIPELINING (RFC 2920) a whole batch of RSET/MAIL/RCPT goes in one
+// write, so a connection costs four round trips (greeting, EHLO, the
+// batch, QUIT; EndpointResult.RoundTrips counts each wait for the
+// server, the greeting included). The tests of an endpoint are spread
+// evenly over Options.PerHost connections, so a server that delays every
+// reply, or tarpits every refusal, settles sooner over more, shorter
+// connections. PerHost bounds the connections to one address across the
+// whole run, also when several targets share a mail host; endpoints run
+// concurrently (Options.Concurrency) under a global connection rate
+// (Options.Rate). Once an endpoint is open, batches not yet started are
+// skipped unless Options.AllTests.
+//
+// Options.OnTarget streams each target as it finishes, and
+// Options.SummaryOnly then drops its tests and transcripts from the
+// returned Result, so memory grows with Concurrency, not with the number
+// of targets (`relaylock audit --targets` journals each target to disk).
 //
 // # Notable divergences
 //

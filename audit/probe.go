@@ -21,6 +21,32 @@ type prober struct {
 
 	mu      sync.Mutex
 	sources map[string]bool
+	// hosts holds a semaphore of Options.PerHost slots per address, so
+	// the limit holds across targets that share a mail host.
+	hosts map[netip.Addr]chan struct{}
+}
+
+// hostSlot takes one of the address's Options.PerHost connection slots
+// (one per worker: a worker holds at most one connection at a time) and
+// returns its release, or an error if ctx ends first.
+func (p *prober) hostSlot(ctx context.Context, a netip.Addr) (func(), error) {
+	p.mu.Lock()
+	if p.hosts == nil {
+		p.hosts = map[netip.Addr]chan struct{}{}
+	}
+	sem := p.hosts[a]
+	if sem == nil {
+		sem = make(chan struct{}, p.opts.PerHost)
+		p.hosts[a] = sem
+	}
+	p.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-sem }) }, nil
+	case <-ctx.Done():
+		return func() {}, ctx.Err()
+	}
 }
 
 func (p *prober) noteSource(a net.Addr) {
@@ -106,8 +132,14 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 		er.finish()
 		aggregateEndpoint(&res)
 	}()
+	release, err := p.hostSlot(ctx, spec.addr)
+	if err != nil {
+		res.Reason = reasonFor(err)
+		return res, false
+	}
 	c, err := er.connect(ctx, p.opts.HeloName)
 	if err != nil {
+		release()
 		res.Reason = reasonFor(err)
 		return res, false
 	}
@@ -134,7 +166,11 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 			plain = append(plain, t)
 		}
 	}
-	per := p.opts.TestsPerConn
+	// Spread the tests evenly over the PerHost connections, at most
+	// TestsPerConn on one: the replies on one connection come one after
+	// the other, so a server that delays each reply (or tarpits every
+	// refusal) settles sooner over more, shorter connections.
+	per := min(p.opts.TestsPerConn, max(1, (len(plain)+p.opts.PerHost-1)/p.opts.PerHost))
 	var batches [][]*testRun
 	for i := 0; i < len(plain); i += per {
 		batches = append(batches, plain[i:min(i+per, len(plain))])
@@ -151,12 +187,22 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		var first *client
+		rel := release
 		if w == 0 {
 			first = c
 		}
 		wg.Add(1)
 		go func(c *client) {
 			defer wg.Done()
+			if c == nil {
+				// Every worker but the first (which has the greeting
+				// connection and its slot) takes its own slot.
+				var err error
+				if rel, err = p.hostSlot(ctx, spec.addr); err != nil {
+					return // batches left in the queue are settled below
+				}
+			}
+			defer rel()
 			for b := range queue {
 				// The controls always run: they decide what every other
 				// result means (§8), also once the endpoint is open.
@@ -188,6 +234,10 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 		}(first)
 	}
 	wg.Wait()
+	for b := range queue {
+		// Workers that never got a slot (cancelled) leave batches behind.
+		er.runBatch(ctx, nil, b, p.opts.HeloName)
+	}
 	// Greylisting (§8): retry once after Options.GreylistRetry.
 	if p.opts.GreylistRetry > 0 && ctx.Err() == nil {
 		var grey []*testRun
@@ -207,13 +257,15 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 			case <-t.C:
 			}
 			t.Stop()
-			for i := 0; i < len(grey); i += per {
+			rel, err := p.hostSlot(ctx, spec.addr)
+			for i := 0; err == nil && i < len(grey); i += per {
 				b := grey[i:min(i+per, len(grey))]
 				if ctx.Err() != nil {
 					break
 				}
 				er.runBatch(ctx, nil, b, p.opts.HeloName)
 			}
+			rel()
 			for _, t := range grey {
 				if !t.done {
 					er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: ReasonGreylisted}, nil, -1)
@@ -284,6 +336,10 @@ func (er *epRun) connect(ctx context.Context, helo string) (*client, error) {
 		er.count(c)
 		return nil, err
 	}
+	// Waiting for the greeting is a round trip too (the server's first
+	// flush), so RoundTrips per connection is greeting + EHLO + one per
+	// pipelined batch + QUIT: 4 with PIPELINING (RFC 2920).
+	c.roundTrips++
 	if c.banner.Code != 220 {
 		// RFC 5321 §3.1: 554 = no service here; 4xx/421 = try later.
 		c.quit()

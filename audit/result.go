@@ -106,6 +106,10 @@ type TargetResult struct {
 	// reporting, such as a null MX published with other MX records
 	// (RFC 7505 §3) or a domain that is an alias.
 	DNSNotes []string `json:"dns_notes,omitempty"`
+	// Client and WinRMHost come from a --targets CSV file: the client the
+	// domain belongs to and the Windows host to remediate it on.
+	Client    string `json:"client,omitempty"`
+	WinRMHost string `json:"winrm_host,omitempty"`
 }
 
 // MXHost is one mail exchanger of a domain, in preference order.

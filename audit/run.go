@@ -97,6 +97,18 @@ type Options struct {
 	// index into Result.Targets), from one goroutine at a time. In catch
 	// mode it is called after the catch wait, with final outcomes.
 	OnEndpoint func(target int, ep EndpointResult)
+	// OnTarget is called once per target as soon as all its endpoints
+	// have finished (aggregated, with full detail), from one goroutine at
+	// a time; targets with no endpoint to probe (DNS failure, null MX)
+	// are reported after resolution. A target cut short by cancellation
+	// or Deadline is not reported, so a resumed run probes it again. In
+	// catch mode it is called after the catch wait.
+	OnTarget func(target int, tr TargetResult)
+	// SummaryOnly drops each finished target's tests and transcripts
+	// from the returned Result after OnTarget has had them, so memory
+	// grows with Concurrency, not with the number of targets. Ignored in
+	// catch mode, which needs every test until the catch wait ends.
+	SummaryOnly bool
 	// DNSServers is recorded in the result (the resolver uses its own).
 	DNSServers []string
 }
@@ -230,15 +242,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		p.limiter = &limiter{interval: time.Duration(float64(time.Second) / opts.Rate)}
 	}
 	res := &Result{Start: opts.Now(), Targets: make([]TargetResult, len(targets))}
-	res.Options = OptionsSummary{From: opts.From, To: opts.To, ProbeDomain: opts.ProbeDomain, HeloName: opts.HeloName,
-		Depth: opts.Depth, Ports: opts.Ports, DNSServers: opts.DNSServers, AllTests: opts.AllTests}
-	if opts.Catcher != nil {
-		res.Options.Depth = "catch"
-		if d, ok := opts.Catcher.(interface{ Domain() string }); ok {
-			res.Options.CatchDomain = d.Domain()
-		}
-		res.Options.To = ""
-	}
+	res.Options = opts.summary()
 
 	// Resolve every target (concurrently), then probe every endpoint.
 	specs := make([][]endpointSpec, len(targets))
@@ -255,17 +259,60 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
+	// Probe every endpoint; a target is finished (OnTarget) when its
+	// last endpoint is.
 	type slot struct {
 		spec endpointSpec
 		out  []EndpointResult
 	}
+	type pending struct {
+		slots []*slot
+		left  int
+	}
+	per := make([]pending, len(targets))
 	var slots []*slot
 	for i := range specs {
 		for _, s := range specs[i] {
-			slots = append(slots, &slot{spec: s})
+			sl := &slot{spec: s}
+			slots = append(slots, sl)
+			per[i].slots = append(per[i].slots, sl)
 		}
+		per[i].left = len(per[i].slots)
 	}
 	var cbMu sync.Mutex
+	stream := opts.Catcher == nil
+	// finishTarget aggregates target i, reports it and, in SummaryOnly
+	// mode, keeps only its summary. Called with cbMu held.
+	finishTarget := func(i int) {
+		t := &res.Targets[i]
+		for _, s := range per[i].slots {
+			t.Endpoints = append(t.Endpoints, s.out...)
+			s.out = nil
+		}
+		per[i].slots = nil
+		if t.Endpoints == nil {
+			t.Endpoints = []EndpointResult{}
+		}
+		aggregateTarget(t)
+		if ctx.Err() != nil {
+			return // cut short: not finished, a resumed run probes it again
+		}
+		if opts.OnTarget != nil {
+			opts.OnTarget(i, *t)
+		}
+		if opts.SummaryOnly {
+			summarize(t)
+		}
+	}
+	if stream {
+		cbMu.Lock()
+		for i := range per {
+			if per[i].left == 0 {
+				finishTarget(i)
+			}
+		}
+		cbMu.Unlock()
+	}
 	sem := make(chan struct{}, opts.Concurrency)
 	for _, s := range slots {
 		wg.Add(1)
@@ -286,36 +333,43 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 					fmt.Fprintf(opts.Progress, "relaylock: %s %s/%s: %s %s\n", ep.MXHost, hostPort(ep.Address, ep.Port), ep.TLS, ep.Verdict, ep.Reason)
 				}
 			}
-			if opts.OnEndpoint != nil && opts.Catcher == nil {
-				cbMu.Lock()
+			if !stream {
+				return
+			}
+			cbMu.Lock()
+			defer cbMu.Unlock()
+			if opts.OnEndpoint != nil {
 				for _, ep := range s.out {
 					opts.OnEndpoint(s.spec.target, ep)
 				}
-				cbMu.Unlock()
+			}
+			if per[s.spec.target].left--; per[s.spec.target].left == 0 {
+				finishTarget(s.spec.target)
 			}
 		}(s)
 	}
 	wg.Wait()
-	for _, s := range slots {
-		t := &res.Targets[s.spec.target]
-		t.Endpoints = append(t.Endpoints, s.out...)
-	}
 
-	if opts.Catcher != nil {
+	if !stream {
+		for _, s := range slots {
+			t := &res.Targets[s.spec.target]
+			t.Endpoints = append(t.Endpoints, s.out...)
+		}
 		p.catch(ctx, res)
-		if opts.OnEndpoint != nil {
-			for i := range res.Targets {
+		for i := range res.Targets {
+			if opts.OnEndpoint != nil {
 				for _, ep := range res.Targets[i].Endpoints {
 					opts.OnEndpoint(i, ep)
 				}
 			}
+			if res.Targets[i].Endpoints == nil {
+				res.Targets[i].Endpoints = []EndpointResult{}
+			}
+			aggregateTarget(&res.Targets[i])
+			if opts.OnTarget != nil && ctx.Err() == nil {
+				opts.OnTarget(i, res.Targets[i])
+			}
 		}
-	}
-	for i := range res.Targets {
-		if res.Targets[i].Endpoints == nil {
-			res.Targets[i].Endpoints = []EndpointResult{}
-		}
-		aggregateTarget(&res.Targets[i])
 	}
 	res.Verdict = overallVerdict(res.Targets)
 	res.End = opts.Now()
@@ -324,6 +378,24 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// summarize drops a finished target's tests and transcripts, keeping its
+// verdicts, reasons, triggers and counters (Options.SummaryOnly).
+// It copies what it changes: OnTarget may keep the full TargetResult.
+func summarize(t *TargetResult) {
+	eps := make([]EndpointResult, len(t.Endpoints))
+	for j, ep := range t.Endpoints {
+		ep.Tests, ep.Transcripts = []TestResult{}, []Transcript{}
+		if ep.TLSInfo != nil {
+			info := *ep.TLSInfo
+			info.Certificates = nil
+			ep.TLSInfo = &info
+		}
+		eps[j] = ep
+	}
+	t.Endpoints = eps
+	t.DNS = nil
 }
 
 func notTested(p *prober, s endpointSpec) EndpointResult {
@@ -459,4 +531,42 @@ func (p *prober) vantage(start time.Time) Vantage {
 	p.mu.Unlock()
 	sort.Strings(v.SourceAddrs)
 	return v
+}
+
+// CheckTarget reports whether s is a valid TARGET (see Options.Targets)
+// without touching the network; errors wrap ErrBadTarget.
+func CheckTarget(s string) error {
+	_, err := parseTarget(s)
+	return err
+}
+
+// Aggregate sets r.Verdict from its targets (the worst one), for a Result
+// assembled from parts, such as a resumed run's journal.
+func (r *Result) Aggregate() {
+	r.Verdict = overallVerdict(r.Targets)
+}
+
+// Summary returns the OptionsSummary a Run with these options records
+// (defaults applied), or the options' error.
+func (o Options) Summary() (OptionsSummary, error) {
+	if len(o.Targets) == 0 {
+		o.Targets = []string{"summary.invalid"}
+	}
+	if err := o.defaults(); err != nil {
+		return OptionsSummary{}, err
+	}
+	return o.summary(), nil
+}
+
+func (o *Options) summary() OptionsSummary {
+	s := OptionsSummary{From: o.From, To: o.To, ProbeDomain: o.ProbeDomain, HeloName: o.HeloName,
+		Depth: o.Depth, Ports: o.Ports, DNSServers: o.DNSServers, AllTests: o.AllTests}
+	if o.Catcher != nil {
+		s.Depth = "catch"
+		if d, ok := o.Catcher.(interface{ Domain() string }); ok {
+			s.CatchDomain = d.Domain()
+		}
+		s.To = ""
+	}
+	return s
 }

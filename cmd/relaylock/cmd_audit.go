@@ -48,6 +48,8 @@ func auditFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "all-tests", Usage: "run every test even after an endpoint is found open"},
 		&cli.BoolFlag{Name: "helo-variants", Usage: "also try EHLO as the target's own names (tests E39a-d)"},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
+		&cli.StringFlag{Name: "targets", Usage: "read targets from `FILE`: one TARGET per line, or CSV client,domain[,winrm-host] (# comments); with --evidence, each finished target is journaled to EVIDENCE.journal"},
+		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted --targets run from EVIDENCE.journal, without probing finished targets again"},
 	}
 	flags = append(flags, evidenceFlags()...)
 	return append(flags, auditExtraFlags...)
@@ -58,10 +60,27 @@ func auditCommand(e *env) *cli.Command {
 		Name:      "audit",
 		Usage:     "test mail servers for open relay (every MX, every address, every port, before and after STARTTLS)",
 		ArgsUsage: "TARGET...",
-		UsageText: "relaylock audit [flags] TARGET...\n\nTARGET is a mail domain (its MX hosts are tested), a host name, or an address, with an optional :port.\nOnly the targets you name are probed. Exit code 0: no open relay; 3: open relay found; 1: error; 2: usage.",
+		UsageText: "relaylock audit [flags] TARGET...\n   relaylock audit --targets FILE --evidence EVIDENCE [--resume] [flags]\n\nTARGET is a mail domain (its MX hosts are tested), a host name, or an address, with an optional :port.\nOnly the targets you name are probed. Exit code 0: no open relay; 3: open relay found; 1: error; 2: usage; 130: interrupted.",
 		Flags:     auditFlags(),
 		Action: func(c *cli.Context) error {
-			opts, err := auditOptions(c, e, c.Args().Slice())
+			args := c.Args().Slice()
+			var entries []targetEntry
+			if f := c.String("targets"); f != "" {
+				if len(args) > 0 {
+					return usagef("give targets either with --targets or as arguments, not both")
+				}
+				var err error
+				if entries, err = readTargetsFile(f); err != nil {
+					return err
+				}
+				for _, en := range entries {
+					args = append(args, en.Target)
+				}
+			}
+			if c.Bool("resume") && (entries == nil || c.String("evidence") == "") {
+				return usagef("--resume needs --targets FILE and --evidence FILE")
+			}
+			opts, err := auditOptions(c, e, args)
 			if err != nil {
 				return err
 			}
@@ -81,19 +100,30 @@ func auditCommand(e *env) *cli.Command {
 			if c.String("probe-domain") == "" && opts.Catcher == nil {
 				fmt.Fprintln(e.Stderr, "relaylock: using probe domain example.net (RFC 2606)\nhint: pass --probe-domain with a domain you own so bounces reach you")
 			}
-			res, err := audit.Run(c.Context, opts)
-			if err != nil && res == nil {
-				if errors.Is(err, audit.ErrBadTarget) {
-					return usagef("%v", err)
+			var res *audit.Result
+			if entries != nil && c.String("evidence") != "" {
+				res, err = auditJournaled(c, e, opts, entries)
+				if res == nil {
+					return err
 				}
-				return err
-			}
-			rec := newRecorder(c, opts.Targets)
-			if werr := rec.update(func(b *evidence.Bundle) {
-				b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "audit", Result: res})
-				rec.log(b, "audit", "", fmt.Sprintf("probed %s: %s", strings.Join(opts.Targets, ", "), res.Verdict))
-			}); werr != nil {
-				return werr
+			} else {
+				res, err = audit.Run(c.Context, opts)
+				if err != nil && res == nil {
+					if errors.Is(err, audit.ErrBadTarget) {
+						return usagef("%v", err)
+					}
+					return err
+				}
+				for i := range entries {
+					res.Targets[i].Client, res.Targets[i].WinRMHost = entries[i].Client, entries[i].WinRMHost
+				}
+				rec := newRecorder(c, opts.Targets)
+				if werr := rec.update(func(b *evidence.Bundle) {
+					b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "audit", Result: res})
+					rec.log(b, "audit", "", fmt.Sprintf("probed %s: %s", scopeText(opts.Targets), res.Verdict))
+				}); werr != nil {
+					return werr
+				}
 			}
 			if format == "json" {
 				enc := json.NewEncoder(e.Stdout)

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/report/evidence"
+)
+
+// readTargetsFile parses a --targets file; a malformed file is a usage
+// error naming the line.
+func readTargetsFile(path string) ([]targetEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usagef("--targets: %v", err)
+	}
+	defer f.Close()
+	entries, err := parseTargets(f)
+	if err != nil {
+		return nil, usagef("--targets %s: %v", path, err)
+	}
+	return entries, nil
+}
+
+// scopeText names the targets in a log line, shortened for long lists.
+func scopeText(ts []string) string {
+	if len(ts) <= 5 {
+		return strings.Join(ts, ", ")
+	}
+	return fmt.Sprintf("%s and %d more targets", strings.Join(ts[:3], ", "), len(ts)-3)
+}
+
+// auditJournaled runs a --targets audit that streams every finished
+// target to the journal beside the evidence file (journal.go), keeps only
+// summaries in memory, and, once every target is done, merges the journal
+// into the evidence as one audit run and removes it. With --resume it
+// first reads the journal and probes only the targets it lacks. On
+// cancellation the journal stays for --resume and the error is returned
+// with a nil result.
+func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []targetEntry) (*audit.Result, error) {
+	evPath := c.String("evidence")
+	jp := journalPath(evPath)
+	sum, err := opts.Summary()
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	exists, err := journalExists(jp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errJournal, err)
+	}
+	done := map[int]bool{}
+	var w *journalWriter
+	if c.Bool("resume") {
+		if !exists {
+			return nil, usagef("--resume: no journal %s: the run finished (its results are in %s) or never started", jp, evPath)
+		}
+		st, err := scanJournal(jp, nil)
+		if err != nil {
+			return nil, err
+		}
+		if st.Header.TargetsSHA256 != targetsDigest(entries) || st.Header.Targets != len(entries) {
+			return nil, usagef("--resume: %s was written for another target list; resume with the same --targets file", jp)
+		}
+		if err := sameRunOptions(st.Header.Options, sum); err != nil {
+			return nil, usagef("--resume: %v", err)
+		}
+		done = st.Done
+		if w, err = openJournal(jp, nil, st.Valid); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(e.Stderr, "relaylock: resuming: %d of %d targets already done (%s)\n", len(done), len(entries), jp)
+	} else {
+		if exists {
+			return nil, usagef("%s exists: an earlier run was interrupted; continue it with --resume, or remove the file to start over", jp)
+		}
+		h := &journalHeader{Journal: journalSchema, Started: time.Now().UTC(), TargetsSHA256: targetsDigest(entries),
+			Targets: len(entries), Options: sum}
+		if w, err = openJournal(jp, h, 0); err != nil {
+			return nil, err
+		}
+	}
+	var idx []int
+	var rest []string
+	for i, en := range entries {
+		if !done[i] {
+			idx = append(idx, i)
+			rest = append(rest, en.Target)
+		}
+	}
+	var res *audit.Result
+	var runErr error
+	if len(rest) > 0 {
+		opts.Targets = rest
+		opts.SummaryOnly = true
+		opts.OnTarget = func(j int, tr audit.TargetResult) {
+			i := idx[j]
+			tr.Client, tr.WinRMHost = entries[i].Client, entries[i].WinRMHost
+			w.add(i, tr)
+		}
+		res, runErr = audit.Run(c.Context, opts)
+	}
+	if cerr := w.close(); cerr != nil {
+		return nil, cerr
+	}
+	if runErr != nil {
+		if res == nil && errors.Is(runErr, audit.ErrBadTarget) {
+			return nil, usagef("%v", runErr)
+		}
+		if errors.Is(runErr, context.Canceled) {
+			st, _ := scanJournal(jp, nil)
+			n := 0
+			if st != nil {
+				n = len(st.Done)
+			}
+			fmt.Fprintf(e.Stderr, "relaylock: interrupted: %d of %d targets are done and kept in %s\nhint: run the same command with --resume to continue\n", n, len(entries), jp)
+		}
+		return nil, runErr
+	}
+	merged, err := mergeJournal(jp, entries, res, idx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range entries {
+		merged.Targets[i].Client, merged.Targets[i].WinRMHost = entries[i].Client, entries[i].WinRMHost
+	}
+	all := make([]string, len(entries))
+	for i, en := range entries {
+		all[i] = en.Target
+	}
+	rec := newRecorder(c, all)
+	if err := rec.update(func(b *evidence.Bundle) {
+		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "audit", Result: merged})
+		msg := fmt.Sprintf("probed %s: %s", scopeText(all), merged.Verdict)
+		if len(done) > 0 {
+			msg += fmt.Sprintf(" (resumed: %d targets from the journal)", len(done))
+		}
+		rec.log(b, "audit", "", msg)
+	}); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(jp); err != nil {
+		return nil, fmt.Errorf("%w: merged into %s, but: %w", errJournal, evPath, err)
+	}
+	return merged, nil
+}
