@@ -23,6 +23,7 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/bodgit/ntlmssp"
 	"golang.org/x/crypto/md4" //nolint:staticcheck // NTLM is defined on MD4 (MS-NLMP 3.3.1)
 
 	"github.com/relaylock/relaylock/remediate/psframe"
@@ -367,4 +368,77 @@ func TestRunnerNTLMMessageEncryptionWrongPassword(t *testing.T) {
 		t.Fatalf("err = %v, want ErrAuth", err)
 	}
 	_ = s
+}
+
+// sealPair runs an NTLM handshake between bodgit's client and the test
+// peer in memory and returns both ends of the security context.
+func sealPair(t testing.TB) (*sealConn, *ntlmssp.SecuritySession) {
+	t.Helper()
+	nc, err := ntlmssp.NewClient(ntlmssp.SetUserInfo("admin", "pw"), ntlmssp.SetDomain("CORP"), ntlmssp.SetVersion(ntlmssp.DefaultVersion()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Authenticate(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	sc := &sealConn{}
+	am, err := nc.Authenticate(sc.challengeMessage(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.authenticate(am, `CORP\admin`, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	return sc, nc.SecuritySession()
+}
+
+func TestSealRoundTrip(t *testing.T) {
+	sc, sec := sealPair(t)
+	for i, msg := range []string{"<s:Envelope>one</s:Envelope>", "", strings.Repeat("x", 70000)} {
+		// client → server
+		wire, err := sealMessage(sec, []byte(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := bytes.Split(wire, []byte(sealBoundary+"\r\n"))
+		payload := bytes.TrimSuffix(bytes.TrimPrefix(parts[2], []byte("\tContent-Type: application/octet-stream\r\n")), []byte(sealBoundary+"--\r\n"))
+		got, err := sc.unseal(payload[4:20], payload[20:])
+		if err != nil || string(got) != msg {
+			t.Fatalf("message %d: peer unsealed %q, %v", i, got, err)
+		}
+		// server → client
+		sig, sealed := sc.seal([]byte(msg))
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "%s\r\n\tContent-Type: %s\r\n\tOriginalContent: type=%s;Length=%d\r\n%s\r\n\tContent-Type: application/octet-stream\r\n", sealBoundary, sealProtocol, soapCT, len(msg), sealBoundary)
+		binary.Write(&b, binary.LittleEndian, uint32(len(sig)))
+		b.Write(sig)
+		b.Write(sealed)
+		b.WriteString(sealBoundary + "--\r\n")
+		back, err := unsealMessage(sec, b.Bytes())
+		if err != nil || string(back) != msg {
+			t.Fatalf("message %d: client unsealed %q, %v", i, back, err)
+		}
+	}
+	// A replayed or tampered answer fails the signature check.
+	sig, sealed := sc.seal([]byte("hello"))
+	sealed[0] ^= 1
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s\r\n\tContent-Type: %s\r\n\tOriginalContent: type=%s;Length=5\r\n%s\r\n\tContent-Type: application/octet-stream\r\n", sealBoundary, sealProtocol, soapCT, sealBoundary)
+	binary.Write(&b, binary.LittleEndian, uint32(len(sig)))
+	b.Write(sig)
+	b.Write(sealed)
+	b.WriteString(sealBoundary + "--\r\n")
+	if _, err := unsealMessage(sec, b.Bytes()); !errors.Is(err, errSealFormat) {
+		t.Errorf("tampered answer: %v", err)
+	}
+}
+
+func FuzzUnsealMessage(f *testing.F) {
+	f.Add([]byte(sealBoundary + "\r\n\tContent-Type: x\r\n\tOriginalContent: type=a;Length=3\r\n" + sealBoundary + "\r\n\tContent-Type: application/octet-stream\r\n\x10\x00\x00\x00" + strings.Repeat("A", 19) + sealBoundary + "--\r\n"))
+	f.Add([]byte(sealBoundary + "\r\n" + sealBoundary + "\r\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, sec := sealPair(t)
+		unsealMessage(sec, b) // must not panic
+	})
 }
