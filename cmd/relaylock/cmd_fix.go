@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/report"
-	"github.com/relaylock/relaylock/report/evidence"
 )
 
 func fixCommand(e *env) *cli.Command {
@@ -251,52 +249,13 @@ func parseWinRMMap(ss []string) (map[string]string, error) {
 	return m, nil
 }
 
-// writeReport renders the PDF from the evidence, records it as an artifact
-// and signs both when a key is given.
+// writeReport renders the PDF from the evidence through the report
+// command's path: recorded as an artifact, signed when a key is given.
 func writeReport(c *cli.Context, fx *fixer, evPath, pdfPath string) error {
-	b, err := evidence.Load(evPath)
-	if err != nil {
+	o := reportOptions{Evidence: evPath, Output: pdfPath, SignKey: c.String("sign-key"),
+		Render: report.Options{Client: c.String("client")}}
+	if err := o.validate(); err != nil {
 		return err
 	}
-	sum, err := evidence.SHA256File(evPath)
-	if err != nil {
-		return err
-	}
-	if err := report.WriteFile(pdfPath, b, report.Options{Client: c.String("client"), EvidenceSHA256: sum}); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	if err := addReportArtifact(evPath, pdfPath); err != nil {
-		return err
-	}
-	if key := c.String("sign-key"); key != "" {
-		if _, err := evidence.Sign(evPath, pdfPath, key); err != nil {
-			return fmt.Errorf("sign: %w", err)
-		}
-	}
-	_ = os.Chmod(pdfPath, 0o600)
-	return nil
-}
-
-// addReportArtifact records the PDF in the evidence with its SHA-256, so
-// that verify can check it.
-func addReportArtifact(evPath, pdfPath string) error {
-	sum, err := evidence.SHA256File(pdfPath)
-	if err != nil {
-		return err
-	}
-	st, err := os.Stat(pdfPath)
-	if err != nil {
-		return err
-	}
-	return evidence.Update(evPath, func(b *evidence.Bundle) error {
-		a := evidence.Artifact{Name: filepath.Base(pdfPath), Path: pdfPath, SHA256: sum, Size: st.Size(), Created: time.Now().UTC()}
-		for i := range b.Artifacts {
-			if b.Artifacts[i].Path == pdfPath {
-				b.Artifacts[i] = a
-				return nil
-			}
-		}
-		b.Artifacts = append(b.Artifacts, a)
-		return nil
-	})
+	return runReport(fx.e, o)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -181,13 +182,6 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 		res.before = r
 	}
 	prober := proberAddrs(res.before)
-	for _, a := range prober {
-		for _, r := range req.Allow {
-			if r.Contains(a) {
-				fmt.Fprintf(f.e.Stderr, "relaylock: warning: this machine's address %s is inside the allowed list (%s): the re-test then shows the inside view, not what a stranger sees; re-test from another vantage point\n", a, r)
-			}
-		}
-	}
 	runner, user, err := f.newRunner(host)
 	if err != nil {
 		return res, err
@@ -206,7 +200,12 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	if f.interactive {
 		opts.Confirm = func(p *remediate.Plan) (bool, error) { return f.confirm(p) }
 	}
-	opts.Step = func(step string, o *remediate.Outcome) error { return f.onStep(step, host, o) }
+	opts.Step = func(step string, o *remediate.Outcome) error {
+		if step == "plan" {
+			warnInsideView(f.e.Stderr, prober, req, o.Plan.Platform)
+		}
+		return f.onStep(step, host, o)
+	}
 	f.progress("reading %s over WinRM", host)
 	out, err := remediate.Remediate(ctx, opts)
 	res.out = out
@@ -404,4 +403,24 @@ func safeName(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// warnInsideView warns when this machine's address will be allowed to
+// relay after the change: the re-test then shows the inside view, not
+// what a stranger sees. IIS and Exchange 2000/2003 plans add 127.0.0.1
+// unless --no-loopback.
+func warnInsideView(w io.Writer, prober []netip.Addr, req remediate.Request, p remediate.Platform) {
+	allow := append([]remediate.AddrRange(nil), req.Allow...)
+	if !req.NoLoopback && (p == remediate.PlatformIIS || p == remediate.PlatformExchange2003) {
+		lo := netip.MustParseAddr("127.0.0.1")
+		allow = append(allow, remediate.AddrRange{From: lo, To: lo})
+	}
+	for _, a := range prober {
+		for _, r := range allow {
+			if r.Contains(a) {
+				fmt.Fprintf(w, "relaylock: warning: this machine's address %s is inside the allowed list (%s): the re-test will show the inside view, not what a stranger sees; re-test from another vantage point\n", a, r)
+				break
+			}
+		}
+	}
 }
