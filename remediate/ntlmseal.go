@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -61,11 +60,13 @@ func newSealPool(cfg WinRMConfig, dialer *net.Dialer) *sealPool {
 }
 
 type sealSession struct {
-	url  string
-	tr   *http.Transport
-	hc   *http.Client
-	sec  *ntlmssp.SecuritySession
-	used bool // has carried a sealed message (a 401 then means a lost connection)
+	url string
+	// bodyLimit bounds reading one answer's body (readBody).
+	bodyLimit time.Duration
+	tr        *http.Transport
+	hc        *http.Client
+	sec       *ntlmssp.SecuritySession
+	used      bool // has carried a sealed message (a 401 then means a lost connection)
 }
 
 func (s *sealSession) close() { s.tr.CloseIdleConnections() }
@@ -101,10 +102,10 @@ func ntlmUser(u string) (user, domain string) {
 func (p *sealPool) open(ctx context.Context) (*sealSession, error) {
 	tr := &http.Transport{
 		DialContext: p.dialer.DialContext, MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1,
-		ResponseHeaderTimeout: p.cfg.OperationTimeout + 30*time.Second, IdleConnTimeout: 60 * time.Second,
+		ResponseHeaderTimeout: p.cfg.OperationTimeout + answerSlack, IdleConnTimeout: 60 * time.Second,
 		DisableCompression: true,
 	}
-	s := &sealSession{url: p.cfg.url(), tr: tr, hc: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	s := &sealSession{url: p.cfg.url(), bodyLimit: p.cfg.OperationTimeout + answerSlack, tr: tr, hc: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	user, domain := ntlmUser(p.cfg.User)
 	nc, err := ntlmssp.NewClient(ntlmssp.SetUserInfo(user, p.cfg.Password), ntlmssp.SetDomain(domain), ntlmssp.SetVersion(ntlmssp.DefaultVersion()))
 	if err != nil {
@@ -181,7 +182,7 @@ func (s *sealSession) do(req *http.Request, auth, ct string) (*bodyResp, error) 
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	b, err := readBody(resp.Body, s.bodyLimit, req.URL.Host)
 	if err != nil {
 		return nil, err
 	}

@@ -95,7 +95,9 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 	if max <= 0 {
 		max = DefaultMaxOutput
 	}
-	stdout, stderr := &capBuffer{max: max}, &capBuffer{max: max}
+	// Output beyond max ends the run: a host streaming output without end
+	// would otherwise keep it going forever.
+	stdout, stderr := &capBuffer{max: max, onCut: cancelRun}, &capBuffer{max: max, onCut: cancelRun}
 	// RunWithContextWithInput sends stdin, then EOF, while Receive runs
 	// (RunWithString deadlocks with stdin-reading scripts in the 2021
 	// version: winrm.md §0.2; this version routes it through the same
@@ -107,6 +109,9 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 	host := r.c.cfg.Host
 	if ctx.Err() != nil {
 		return run, fmt.Errorf("run %s on %s: %w", script, host, ctx.Err())
+	}
+	if stdout.isCut() || stderr.isCut() {
+		return run, frameErr(host, run, fmt.Errorf("%w: output cut at %d bytes (the host sent more); run abandoned", psframe.ErrFrame, max))
 	}
 	if runErr != nil {
 		return run, fmt.Errorf("run %s on %s: %w", script, host, r.transportErr(ctx, rec, runErr))
@@ -182,12 +187,26 @@ type capBuffer struct {
 	buf bytes.Buffer
 	max int
 	cut bool
+	// onCut, if set, is called once when output is first cut.
+	onCut func()
+}
+
+func (c *capBuffer) isCut() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cut
 }
 
 func (c *capBuffer) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	room := c.max - c.buf.Len()
+	wasCut := c.cut
+	defer func() {
+		if c.cut && !wasCut && c.onCut != nil {
+			c.onCut()
+		}
+	}()
 	switch {
 	case room <= 0:
 		c.cut = c.cut || len(p) > 0

@@ -277,7 +277,7 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   cfg.ConnectTimeout,
-		ResponseHeaderTimeout: cfg.OperationTimeout + 30*time.Second,
+		ResponseHeaderTimeout: cfg.OperationTimeout + answerSlack,
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     false,
@@ -646,7 +646,7 @@ const maxResponse = 8 << 20
 
 // readResponse turns an HTTP answer into a SOAP body or a typed error.
 func readResponse(cfg WinRMConfig, resp *http.Response) (string, error) {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	b, err := readBody(resp.Body, cfg.OperationTimeout+answerSlack, cfg.hostPort())
 	if err != nil {
 		return "", classifyTransport(context.Background(), cfg, err)
 	}
