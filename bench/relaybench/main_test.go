@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// A small run of the bench (N=20, relaylock only): the built binary finds
+// every open host and no closed one, with at most 6 round trips on a
+// connection to a server that offers PIPELINING.
+func TestBenchSmoke(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the bench listens on 127.1.x.y, which is loopback only on Linux")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "relaylock")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/relaylock/relaylock/cmd/relaylock")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build relaylock: %v\n%s", err, out)
+	}
+	var out bytes.Buffer
+	rep, err := bench(config{N: 20, Delay: time.Millisecond, OpenEvery: 4, Relaylock: bin, Nmap: "none",
+		Concurrency: 8, PerHost: 4, Work: dir, Out: &out, Port0: true})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+	rl := rep.Tools[0]
+	if fp, miss := score(rl.Found, hostsOf(rep)); fp != 0 || miss != 0 || len(rl.Found) != rep.Open || rep.Open != 5 {
+		t.Fatalf("found %v of %d open: %d false positives, %d missed", rl.Found, rep.Open, fp, miss)
+	}
+	if len(rl.Missed) != 0 {
+		t.Fatalf("undecided hosts: %v", rl.Missed)
+	}
+	if rl.MaxConnRT > 6 || rl.MaxConnRT < 4 {
+		t.Errorf("%d round trips on one connection; want 4..6 with PIPELINING", rl.MaxConnRT)
+	}
+	if rl.TestsPer < 40 {
+		t.Errorf("%.1f tests per host; want at least 2.5 times nmap's 16", rl.TestsPer)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "evidence.json.journal")); !os.IsNotExist(err) {
+		t.Errorf("journal left behind: %v", err)
+	}
+}
+
+// hostsOf rebuilds the truth of a report: every OpenEvery'th host (4 in
+// TestBenchSmoke) is open.
+func hostsOf(rep *report) []*host {
+	hs := make([]*host, rep.Hosts)
+	for i := range hs {
+		hs[i] = &host{Open: i%4 == 0}
+	}
+	return hs
+}
