@@ -288,16 +288,32 @@ func TestRunDeliverSubmitted(t *testing.T) {
 		dump(t, ep)
 		t.Fatal("not open")
 	}
-	var tok string
-	for _, ts := range ep.Tests {
-		if ts.Outcome == OutcomeSubmitted {
-			tok = ts.Token
-		}
-	}
+	// Every submitted test's token is in a delivered message, and every
+	// delivered message is one of ours. Tests run on parallel
+	// connections, so the order of arrival is not the order of tests.
 	mu.Lock()
 	defer mu.Unlock()
-	if tok == "" || len(got) == 0 || !strings.Contains(string(got[0].Data), "X-Relaylock-Token: "+tok) {
-		t.Fatalf("token %q, %d messages", tok, len(got))
+	delivered := map[string]bool{}
+	for _, m := range got {
+		d := string(m.Data)
+		i := strings.Index(d, "X-Relaylock-Token: ")
+		if i < 0 {
+			t.Fatalf("delivered message without a token:\n%s", d)
+		}
+		tok, _, _ := strings.Cut(d[i+len("X-Relaylock-Token: "):], "\r\n")
+		delivered[tok] = true
+	}
+	n := 0
+	for _, ts := range ep.Tests {
+		if ts.Outcome == OutcomeSubmitted {
+			n++
+			if ts.Token == "" || !delivered[ts.Token] {
+				t.Errorf("test %s: token %q not among the %d delivered messages", ts.ID, ts.Token, len(got))
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no test was submitted")
 	}
 }
 
