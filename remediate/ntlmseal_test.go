@@ -349,6 +349,11 @@ func TestRunnerNTLMMessageEncryption(t *testing.T) {
 	if info.ComputerName != sampleHost.ComputerName {
 		t.Errorf("info = %+v", info)
 	}
+	// Idle sessions dropped: the next run authenticates new connections.
+	r.Close()
+	if _, _, err := Detect(ctx, r); err != nil {
+		t.Fatalf("Detect after Close: %v", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sealed < 5 || s.plain != 0 {

@@ -41,6 +41,13 @@ func NewWinRMRunner(cfg WinRMConfig) (*WinRMRunner, []string, error) {
 	return &WinRMRunner{c: c}, warnings, nil
 }
 
+// Close drops the runner's idle connections (authenticated NTLM
+// connections included). The runner stays usable; it reconnects.
+func (r *WinRMRunner) Close() error {
+	r.c.close()
+	return nil
+}
+
 // Host is the host this runner talks to.
 func (r *WinRMRunner) Host() string { return r.c.cfg.Host }
 

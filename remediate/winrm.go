@@ -218,6 +218,8 @@ type winrmTransport struct {
 	seal *sealPool
 	// ntlm is the pool of single-connection transports for NTLM (rt nil).
 	ntlm *rtPool
+	// base is the shared HTTP transport (closed by close).
+	base *http.Transport
 	// libTimeout bounds one request of a library transporter.
 	libTimeout time.Duration
 	auth       func(*http.Request)
@@ -282,7 +284,7 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     false,
 	}
-	c := &winrmTransport{cfg: cfg}
+	c := &winrmTransport{cfg: cfg, base: base}
 	user, pw := cfg.User, cfg.Password
 	switch {
 	case cfg.Auth == AuthBasic:
@@ -368,6 +370,33 @@ func bracketHost(h string) string {
 		return "[" + h + "]"
 	}
 	return h
+}
+
+// close drops every idle connection.
+func (c *winrmTransport) close() {
+	c.base.CloseIdleConnections()
+	if c.ntlm != nil {
+		for {
+			select {
+			case tr := <-c.ntlm.idle:
+				tr.CloseIdleConnections()
+				continue
+			default:
+			}
+			break
+		}
+	}
+	if c.seal != nil {
+		for {
+			select {
+			case s := <-c.seal.idle:
+				s.close()
+				continue
+			default:
+			}
+			break
+		}
+	}
 }
 
 // rtPool hands out single-connection transports, one request at a time.
