@@ -45,6 +45,7 @@ func scopeText(ts []string) string {
 // cancellation the journal stays for --resume and the error is returned
 // with a nil result.
 func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []targetEntry) (*audit.Result, error) {
+	started := time.Now()
 	evPath := c.String("evidence")
 	jp := journalPath(evPath)
 	sum, err := opts.Summary()
@@ -123,6 +124,8 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 		}
 		return nil, runErr
 	}
+	fmt.Fprintf(e.Stderr, "relaylock: all %d targets done (%s); merging %s into %s\n", len(entries),
+		time.Since(started).Round(time.Millisecond), jp, evPath)
 	merged, err := mergeJournal(jp, entries, res, idx)
 	if err != nil {
 		return nil, err
@@ -148,5 +151,6 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 	if err := os.Remove(jp); err != nil {
 		return nil, fmt.Errorf("%w: merged into %s, but: %w", errJournal, evPath, err)
 	}
+	fmt.Fprintf(e.Stderr, "relaylock: evidence written (%s in all)\n", time.Since(started).Round(time.Millisecond))
 	return merged, nil
 }

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -186,9 +187,11 @@ type journalState struct {
 }
 
 // scanJournal reads the journal at path, calling fn (if set) for every
-// record in file order. A last line without its newline, or one that does
-// not parse, is a torn write and is ignored; a bad line before the last
-// is an error.
+// record, from one goroutine at a time but not in file order: records are
+// decoded on every CPU, since a merge of 1000 targets decodes about 100 MB.
+// Without fn only the target indices are decoded. A last line without its
+// newline, or one that does not parse, is a torn write and is ignored; a
+// bad line before the last is an error.
 func scanJournal(path string, fn func(journalRecord) error) (*journalState, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -197,49 +200,144 @@ func scanJournal(path string, fn func(journalRecord) error) (*journalState, erro
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
 	st := &journalState{Done: map[int]bool{}}
-	var pos int64
-	for n := 1; ; n++ {
-		line, err := r.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			return finishScan(st, n)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w %s: %w", errJournal, path, err)
-		}
-		if n == 1 {
-			if err := json.Unmarshal(line, &st.Header); err != nil || st.Header.Journal != journalSchema {
-				return nil, fmt.Errorf("%w %s: line 1 is not a %s header", errJournal, path, journalSchema)
+	type line struct {
+		n    int
+		data []byte
+		last bool
+	}
+	type decoded struct {
+		n   int
+		rec journalRecord
+		err error
+	}
+	lines := make(chan line, 64)
+	out := make(chan decoded, 64)
+	var wg sync.WaitGroup
+	for w := 0; w < max(1, runtime.GOMAXPROCS(0)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range lines {
+				var d decoded
+				d.n = l.n
+				if fn != nil {
+					d.err = json.Unmarshal(l.data, &d.rec)
+				} else {
+					var idx struct {
+						I *int `json:"i"`
+					}
+					if d.err = json.Unmarshal(l.data, &idx); d.err == nil && idx.I == nil {
+						d.err = errors.New("no target index")
+					} else if d.err == nil {
+						d.rec.I = *idx.I
+					}
+				}
+				if d.err != nil && l.last {
+					d.err = errTorn
+				}
+				out <- d
 			}
-			pos += int64(len(line))
-			st.Valid = pos
-			continue
-		}
-		var rec journalRecord
-		if err := json.Unmarshal(line, &rec); err != nil {
-			if _, perr := r.Peek(1); errors.Is(perr, io.EOF) {
-				return finishScan(st, n) // torn last line
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(lines)
+		for n := 1; ; n++ {
+			data, err := r.ReadBytes('\n')
+			if errors.Is(err, io.EOF) {
+				if len(data) > 0 && n == 1 {
+					readErr <- fmt.Errorf("%w %s: line 1 is not a %s header", errJournal, path, journalSchema)
+				}
+				readErr <- nil
+				return
 			}
-			return nil, fmt.Errorf("%w %s: line %d: %w", errJournal, path, n, err)
+			if err != nil {
+				readErr <- fmt.Errorf("%w %s: %w", errJournal, path, err)
+				return
+			}
+			if n == 1 {
+				if err := json.Unmarshal(data, &st.Header); err != nil || st.Header.Journal != journalSchema {
+					readErr <- fmt.Errorf("%w %s: line 1 is not a %s header", errJournal, path, journalSchema)
+					return
+				}
+				continue
+			}
+			_, perr := r.Peek(1)
+			lines <- line{n: n, data: data, last: errors.Is(perr, io.EOF)}
 		}
-		if rec.I < 0 || rec.I >= st.Header.Targets {
-			return nil, fmt.Errorf("%w %s: line %d: target index %d out of range", errJournal, path, n, rec.I)
-		}
-		pos += int64(len(line))
-		st.Valid = pos
-		st.Done[rec.I] = true
-		if fn != nil {
-			if err := fn(rec); err != nil {
-				return nil, err
+	}()
+	// Valid is the end of the last good line: the header plus every
+	// record but a torn last one.
+	var firstErr error
+	var firstErrLine int
+	torn := 0
+	for d := range out {
+		switch {
+		case errors.Is(d.err, errTorn):
+			torn = d.n
+		case d.err != nil:
+			if firstErr == nil || d.n < firstErrLine {
+				firstErr, firstErrLine = fmt.Errorf("%w %s: line %d: %w", errJournal, path, d.n, d.err), d.n
+			}
+		case d.rec.I < 0 || d.rec.I >= st.Header.Targets:
+			if firstErr == nil || d.n < firstErrLine {
+				firstErr, firstErrLine = fmt.Errorf("%w %s: line %d: target index %d out of range", errJournal, path, d.n, d.rec.I), d.n
+			}
+		default:
+			st.Done[d.rec.I] = true
+			if fn != nil && firstErr == nil {
+				if err := fn(d.rec); err != nil {
+					firstErr, firstErrLine = err, 0
+				}
 			}
 		}
 	}
-}
-
-func finishScan(st *journalState, n int) (*journalState, error) {
-	if n == 1 {
-		return nil, fmt.Errorf("%w: empty journal", errJournal)
+	if err := <-readErr; err != nil {
+		return nil, err
+	}
+	if st.Header.Journal != journalSchema {
+		return nil, fmt.Errorf("%w %s: empty journal", errJournal, path)
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", errJournal, path, err)
+	}
+	switch st.Valid = fi.Size(); {
+	case torn > 0: // a complete last line that does not parse: cut it
+		st.Valid = lastNewline(f, fi.Size()-1)
+	case !endsWithNewline(f, fi.Size()): // a last line cut short
+		st.Valid = lastNewline(f, fi.Size())
 	}
 	return st, nil
+}
+
+var errTorn = errors.New("torn last line")
+
+func endsWithNewline(f *os.File, size int64) bool {
+	b := make([]byte, 1)
+	_, err := f.ReadAt(b, size-1)
+	return err == nil && b[0] == '\n'
+}
+
+// lastNewline is the offset just after the last newline before size.
+func lastNewline(f *os.File, size int64) int64 {
+	const chunk = 64 << 10
+	for end := size; end > 0; {
+		start := max(0, end-chunk)
+		b := make([]byte, end-start)
+		if _, err := f.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
+			return 0
+		}
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			return start + int64(i) + 1
+		}
+		end = start
+	}
+	return 0
 }
 
 // mergeJournal assembles the whole run: every journaled target in the
