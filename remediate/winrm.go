@@ -903,6 +903,8 @@ func (t *libTransport) classifyLib(ctx context.Context, err error) error {
 		return kindErr(ErrAuth, err, "authentication failed for %s at %s", t.c.cfg.User, t.c.cfg.hostPort())
 	case strings.Contains(s, "KDC_ERR_PREAUTH_FAILED"), strings.Contains(s, "KDC_ERR_C_PRINCIPAL_UNKNOWN"):
 		return kindErr(ErrAuth, err, "kerberos authentication failed for %s at %s", t.c.cfg.User, t.c.cfg.hostPort())
+	case strings.Contains(s, "Networking_Error") || strings.Contains(s, "error sending to a KDC"):
+		return kindErr(ErrUnreachable, err, "cannot reach a Kerberos KDC for %s (check --krb5-conf %s)", t.c.cfg.User, t.c.cfg.KrbConfig)
 	}
 	if i := strings.Index(s, "<"); i >= 0 {
 		if f := parseFault([]byte(s[i:])); f != nil {

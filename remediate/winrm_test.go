@@ -3,7 +3,11 @@ package remediate
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +197,28 @@ func TestLibTransportGuards(t *testing.T) {
 	lt := &libTransport{c: wt2, ctx: context.Background(), inner: libStub{func() (string, error) { <-block; return "", nil }}, rec: &postRecorder{}}
 	if _, err := lt.Post(nil, msg); !errors.Is(err, ErrUnreachable) {
 		t.Errorf("request timeout: %v", err)
+	}
+}
+
+// Kerberos cannot be tested end to end (no KDC here); this checks that a
+// KDC that cannot be reached fails the run promptly with a clear error.
+func TestKerberosUnreachableKDC(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdcPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	conf := filepath.Join(t.TempDir(), "krb5.conf")
+	os.WriteFile(conf, []byte("[libdefaults]\n default_realm = CORP.EXAMPLE\n dns_lookup_kdc = false\n udp_preference_limit = 1\n[realms]\n CORP.EXAMPLE = {\n  kdc = 127.0.0.1:"+strconv.Itoa(kdcPort)+"\n }\n"), 0o600)
+	f := newFake()
+	cfg := serve(t, f, true)
+	cfg.Auth, cfg.User, cfg.Password, cfg.KrbConfig = AuthKerberos, "admin@CORP.EXAMPLE", "pw", conf
+	r, _ := newRunner(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = r.Run(ctx, DetectScript, nil)
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "cannot reach a Kerberos KDC") || ctx.Err() != nil {
+		t.Fatalf("err = %v (ctx %v), want a prompt ErrUnreachable naming the KDC", err, ctx.Err())
 	}
 }
