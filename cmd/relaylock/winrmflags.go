@@ -222,6 +222,9 @@ func winrmHint(err error) string {
 		}
 		return "check the WinRM listener's certificate (winrm enumerate winrm/config/listener on the host)"
 	case errors.Is(err, remediate.ErrUnreachable):
+		if strings.Contains(s, "Kerberos KDC") {
+			return "check the realm's kdc in --krb5-conf (the KDC must be reachable on port 88), or use NTLM (--winrm-auth ntlm)"
+		}
 		if strings.Contains(s, "outcome on the host is unknown") {
 			return "run 'relaylock inspect' to see the host's current settings before trying again"
 		}

@@ -216,6 +216,7 @@ func TestWinRMHint(t *testing.T) {
 		{fmt.Errorf("lost the connection: the script's outcome on the host is unknown: %w", remediate.ErrUnreachable), "relaylock inspect"},
 		{fmt.Errorf("Web-WMI (IIS 6 WMI Compatibility) is not installed: %w", remediate.ErrFeatureMissing), "Install-WindowsFeature Web-WMI"},
 		{fmt.Errorf("x: %w", remediate.ErrAccessDenied), "local administrator"},
+		{fmt.Errorf("cannot reach a Kerberos KDC for a@B: %w", remediate.ErrUnreachable), "--krb5-conf"},
 		{fmt.Errorf("x: %w", remediate.ErrNoSMTPService), "not supported"},
 		{errors.New("other"), ""},
 	}
