@@ -332,8 +332,10 @@ func (w *WSMan) receive(rw http.ResponseWriter, r *http.Request, env *reqEnvelop
 			rule := c.dropNext
 			c.dropNext = nil
 			w.mu.Unlock()
-			w.inject(rw, r, call, env.Header.MessageID, rule)
-			return
+			if !w.inject(rw, r, call, env.Header.MessageID, rule) {
+				return
+			}
+			continue // FaultDelay: then answer normally
 		}
 		if len(c.stdout) > 0 || len(c.stderr) > 0 || c.done {
 			body := w.receiveBodyLocked(c, budget)
