@@ -285,8 +285,8 @@ func TestRemediateAndRollbackAgainstLab(t *testing.T) {
 
 			// A second run changes nothing and says so.
 			code, out, errOut = lr.run(labTestPassword, append(remediate[:len(remediate):len(remediate)], "--backup", bk+".2")...)
-			if code != exitOK || !strings.Contains(errOut, "no change needed") {
-				t.Errorf("second remediate: exit %d, stderr:\n%s", code, errOut)
+			if code != exitOK || !strings.Contains(errOut, "no change needed") || strings.Contains(out, "rollback command") {
+				t.Errorf("second remediate: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 			}
 			if stateOf(t, host) != fixed {
 				t.Error("the second run changed the host")
