@@ -244,3 +244,23 @@ func TestLabHungHostHonoursContext(t *testing.T) {
 		t.Errorf("Run returned after %v", d)
 	}
 }
+
+// Concurrent runs on one runner over NTLM: each handshake must stay on its
+// own connection (a shared pool interleaved the legs and drew 401s).
+func TestLabNTLMConcurrentRuns(t *testing.T) {
+	l := startLab(t, lab.Config{Platform: "iis"})
+	r, _ := runner(t, labConfig(t, l))
+	ctx := ctxT(t, 60*time.Second)
+	errs := make(chan error, 6)
+	for range 6 {
+		go func() {
+			_, _, err := remediate.Detect(ctx, r)
+			errs <- err
+		}()
+	}
+	for range 6 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
