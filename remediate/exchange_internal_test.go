@@ -35,8 +35,9 @@ func exchangeScripts(t *testing.T) map[string]string {
 	return out
 }
 
-// The loader block is copied into every exchange script (a script cannot
-// include another); this keeps the copies identical.
+// Every exchange script loads the shell with the one shared loader
+// (templates/powershell/lib/exchange-loader.ps1, expanded once per script)
+// and the loader does what windows-relay.md 3.4 asks.
 func TestExchangeLoaderIdentical(t *testing.T) {
 	re := regexp.MustCompile(`(?s)# BEGIN exchange-loader.*# END exchange-loader`)
 	var first, firstName string
