@@ -257,7 +257,7 @@ func lock(path string) (func(), error) {
 	for {
 		f, err := os.OpenFile(lp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err == nil {
-			fmt.Fprintf(f, "pid %d since %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+			fmt.Fprint(f, lockContent())
 			f.Close()
 			return func() { os.Remove(lp) }, nil
 		}
@@ -265,8 +265,16 @@ func lock(path string) (func(), error) {
 			return nil, fmt.Errorf("lock evidence: %w", err)
 		}
 		if fi, serr := os.Stat(lp); serr == nil && time.Since(fi.ModTime()) > StaleLock {
-			os.Remove(lp) // left by a crashed process
-			continue
+			if os.Remove(lp) == nil { // left by a crashed process
+				continue
+			}
+		}
+		if holder, rerr := os.ReadFile(lp); rerr == nil && lockOwnerGone(holder) {
+			// Left by a process of this host that no longer runs (killed
+			// while saving). Remove it only if it still is that lock.
+			if again, _ := os.ReadFile(lp); bytes.Equal(again, holder) && os.Remove(lp) == nil {
+				continue
+			}
 		}
 		if time.Now().After(deadline) {
 			holder, _ := os.ReadFile(lp)

@@ -1,0 +1,40 @@
+package evidence
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// lockContent is what a lock file says about its holder: the process id
+// and the host name, so that a lock left by a process that was killed
+// (SIGKILL, a crash, a power cut during the save) can be recognised at
+// once instead of blocking every later run until StaleLock.
+func lockContent() string {
+	host, _ := os.Hostname()
+	if host == "" || strings.ContainsAny(host, " \t\r\n") {
+		host = "?"
+	}
+	return fmt.Sprintf("pid %d host %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
+}
+
+// lockOwnerGone reports whether a lock file's content names a process on
+// this host that no longer runs. It answers false whenever it cannot be
+// sure: an older lock format without the host, another host (a shared
+// file system), a process that exists (even if the id was reused).
+func lockOwnerGone(content []byte) bool {
+	f := strings.Fields(string(content))
+	if len(f) < 4 || f[0] != "pid" || f[2] != "host" {
+		return false
+	}
+	pid, err := strconv.Atoi(f[1])
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	if host, err := os.Hostname(); err != nil || host != f[3] {
+		return false
+	}
+	return !processAlive(pid)
+}
