@@ -24,7 +24,8 @@ import (
 	"unicode/utf16"
 
 	"github.com/bodgit/ntlmssp"
-	"golang.org/x/crypto/md4" //nolint:staticcheck // NTLM is defined on MD4 (MS-NLMP 3.3.1)
+	//lint:ignore SA1019 NTLM is defined on MD4 (MS-NLMP 3.3.1)
+	"golang.org/x/crypto/md4"
 
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
