@@ -253,8 +253,14 @@ func TestHostileServersInOneRun(t *testing.T) {
 
 	// The well-behaved closed server that must still be judged closed.
 	closed := smtptest.Serve(t, smtptest.Closed554())
+	// Lines over RFC 5321's 512 octets (§4.5.3.1.5) but within
+	// MaxReplyLine are real-world and tolerated: still judged closed.
+	long := smtptest.Closed554()
+	long.Banner = "mx.example.com ESMTP " + strings.Repeat("x", 600)
+	long.DenyText = "5.7.1 Relay access denied " + strings.Repeat("y", 1500)
+	longLines := smtptest.Serve(t, long)
 
-	targets := []string{closed, tlsFailAddr, injectAddr, yes}
+	targets := []string{closed, longLines, tlsFailAddr, injectAddr, yes}
 	for _, s := range servers {
 		targets = append(targets, s.addr)
 	}
@@ -318,11 +324,13 @@ func TestHostileServersInOneRun(t *testing.T) {
 	}
 
 	// The normal closed server is still judged correctly.
-	if tr := byAddr[closed]; tr.Verdict != VerdictClosed {
-		for i := range tr.Endpoints {
-			dump(t, &tr.Endpoints[i])
+	for name, addr := range map[string]string{"normal closed server": closed, "closed server with 600- and 1500-byte lines": longLines} {
+		if tr := byAddr[addr]; tr.Verdict != VerdictClosed {
+			for i := range tr.Endpoints {
+				dump(t, &tr.Endpoints[i])
+			}
+			t.Errorf("%s: verdict %s (%s), want closed", name, tr.Verdict, tr.Reason)
 		}
-		t.Errorf("normal closed server: verdict %s (%s), want closed", tr.Verdict, tr.Reason)
 	}
 
 	for _, s := range servers {
