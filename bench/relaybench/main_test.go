@@ -19,7 +19,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "relaylock")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/relaylock/relaylock/cmd/relaylock")
+	build := exec.Command("go", "build", "-o", bin, "github.com/relaylock/relaylock/cmd/relaylock")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build relaylock: %v\n%s", err, out)
 	}
