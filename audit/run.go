@@ -244,23 +244,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{Start: opts.Now(), Targets: make([]TargetResult, len(targets))}
 	res.Options = opts.summary()
 
-	// Resolve every target (concurrently), then probe every endpoint.
-	specs := make([][]endpointSpec, len(targets))
-	var wg sync.WaitGroup
-	for i := range targets {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			specs[i] = p.resolve(ctx, i, targets[i], &res.Targets[i])
-		}(i)
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return nil, err
-	}
-
-	// Probe every endpoint; a target is finished (OnTarget) when its
-	// last endpoint is.
+	// Resolve every target concurrently, and probe each one's endpoints as
+	// soon as its DNS answers are in; a target is finished (OnTarget) when
+	// its last endpoint is.
 	type slot struct {
 		spec endpointSpec
 		out  []EndpointResult
@@ -270,15 +256,6 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		left  int
 	}
 	per := make([]pending, len(targets))
-	var slots []*slot
-	for i := range specs {
-		for _, s := range specs[i] {
-			sl := &slot{spec: s}
-			slots = append(slots, sl)
-			per[i].slots = append(per[i].slots, sl)
-		}
-		per[i].left = len(per[i].slots)
-	}
 	var cbMu sync.Mutex
 	stream := opts.Catcher == nil
 	// finishTarget aggregates target i, reports it and, in SummaryOnly
@@ -304,56 +281,67 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			summarize(t)
 		}
 	}
-	if stream {
-		cbMu.Lock()
-		for i := range per {
-			if per[i].left == 0 {
-				finishTarget(i)
+	sem := make(chan struct{}, opts.Concurrency)
+	var wg sync.WaitGroup
+	probe := func(s *slot) {
+		defer wg.Done()
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			s.out = []EndpointResult{notTested(p, s.spec)}
+		} else {
+			s.out = p.probeEndpoint(ctx, s.spec)
+			<-sem
+		}
+		if opts.Progress != nil {
+			for _, ep := range s.out {
+				fmt.Fprintf(opts.Progress, "relaylock: %s %s/%s: %s %s\n", ep.MXHost, hostPort(ep.Address, ep.Port), ep.TLS, ep.Verdict, ep.Reason)
 			}
 		}
-		cbMu.Unlock()
+		if !stream {
+			return
+		}
+		cbMu.Lock()
+		defer cbMu.Unlock()
+		if opts.OnEndpoint != nil {
+			for _, ep := range s.out {
+				opts.OnEndpoint(s.spec.target, ep)
+			}
+		}
+		if per[s.spec.target].left--; per[s.spec.target].left == 0 {
+			finishTarget(s.spec.target)
+		}
 	}
-	sem := make(chan struct{}, opts.Concurrency)
-	for _, s := range slots {
+	for i := range targets {
 		wg.Add(1)
-		go func(s *slot) {
+		go func(i int) {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-			}
-			if ctx.Err() != nil {
-				s.out = []EndpointResult{notTested(p, s.spec)}
-			} else {
-				s.out = p.probeEndpoint(ctx, s.spec)
-				<-sem
-			}
-			if opts.Progress != nil {
-				for _, ep := range s.out {
-					fmt.Fprintf(opts.Progress, "relaylock: %s %s/%s: %s %s\n", ep.MXHost, hostPort(ep.Address, ep.Port), ep.TLS, ep.Verdict, ep.Reason)
-				}
-			}
-			if !stream {
-				return
+			specs := p.resolve(ctx, i, targets[i], &res.Targets[i])
+			mine := make([]*slot, len(specs))
+			for j, sp := range specs {
+				mine[j] = &slot{spec: sp}
 			}
 			cbMu.Lock()
-			defer cbMu.Unlock()
-			if opts.OnEndpoint != nil {
-				for _, ep := range s.out {
-					opts.OnEndpoint(s.spec.target, ep)
-				}
+			per[i].slots, per[i].left = mine, len(mine)
+			if stream && len(mine) == 0 {
+				finishTarget(i)
 			}
-			if per[s.spec.target].left--; per[s.spec.target].left == 0 {
-				finishTarget(s.spec.target)
+			cbMu.Unlock()
+			for _, sl := range mine {
+				wg.Add(1) // while this goroutine's own count keeps wg above 0
+				go probe(sl)
 			}
-		}(s)
+		}(i)
 	}
 	wg.Wait()
 
 	if !stream {
-		for _, s := range slots {
-			t := &res.Targets[s.spec.target]
-			t.Endpoints = append(t.Endpoints, s.out...)
+		for i := range per {
+			for _, s := range per[i].slots {
+				res.Targets[i].Endpoints = append(res.Targets[i].Endpoints, s.out...)
+			}
 		}
 		p.catch(ctx, res)
 		for i := range res.Targets {
