@@ -186,3 +186,22 @@ func BenchmarkAuditN(b *testing.B) {
 		})
 	}
 }
+
+// RoundTrips counts every wait for the server: with PIPELINING a
+// connection to a closed server costs exactly the greeting, EHLO, one
+// batch and QUIT.
+func TestRunRoundTripsPerConnection(t *testing.T) {
+	res, srv := testAudit(t, smtptest.Closed554(), func(o *Options) { o.PerHost = 8 })
+	ep := endpoint(t, res, "none")
+	if ep.Verdict != VerdictClosed || ep.Connections != len(srv.Sessions()) {
+		t.Fatalf("%s with %d connections, server saw %d", ep.Verdict, ep.Connections, len(srv.Sessions()))
+	}
+	if ep.RoundTrips != 4*ep.Connections {
+		t.Fatalf("%d round trips on %d connections; want 4 each", ep.RoundTrips, ep.Connections)
+	}
+	// The matrix is spread over the connections, at most TestsPerConn
+	// (8: 24 commands) in a batch, plus EHLO and QUIT on each.
+	if ep.Connections < 2 || ep.Commands > ep.Connections*26 {
+		t.Fatalf("%d connections, %d commands", ep.Connections, ep.Commands)
+	}
+}
