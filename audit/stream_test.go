@@ -205,3 +205,21 @@ func TestRunRoundTripsPerConnection(t *testing.T) {
 		t.Fatalf("%d connections, %d commands", ep.Connections, ep.Commands)
 	}
 }
+
+// Rate spaces new connections over the whole run, across targets.
+func TestRunRateAcrossTargets(t *testing.T) {
+	a, b := smtptest.Start(t, smtptest.Closed554()), smtptest.Start(t, smtptest.Closed554())
+	start := time.Now()
+	res, err := Run(context.Background(), Options{Targets: []string{a.Addr(), b.Addr()}, MailDomain: "example.com",
+		HeloName: "probe.example.net", Rate: 100, PerHost: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(a.Sessions()) + len(b.Sessions())
+	if d, min := time.Since(start), time.Duration(n-1)*10*time.Millisecond; d < min {
+		t.Fatalf("%d connections in %s at --rate 100; want at least %s", n, d, min)
+	}
+	if res.Verdict != VerdictClosed || n < 4 {
+		t.Fatalf("%s with %d connections", res.Verdict, n)
+	}
+}
