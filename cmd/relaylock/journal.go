@@ -28,9 +28,12 @@ import (
 //
 // Why a journal and not evidence.Update per batch: the bundle is one JSON
 // document that Update re-reads, re-parses, re-seals and rewrites whole,
-// so streaming 1000 targets (about 50 KB of tests and transcripts each)
-// through it costs O(N²): measured here, a rewrite of a 500-target bundle
-// takes longer than probing the next batch. An append costs O(record).
+// so streaming N targets through it costs O(N²). Measured on the bench
+// (bench/relaybench, 1000 targets, about 140 KB of evidence each): one
+// Update of the finished 140 MB bundle takes 6 s (load 2.4 s, seal and
+// encode 3.6 s) and 900 MB, so rewriting every 50 targets would cost 20
+// rewrites of 3 s on average, a minute, against 5 s of probing. An append
+// costs O(record); the merge at the end is a single Update.
 //
 // Durability: each record is one write(2) to a file opened O_APPEND, so a
 // crash of relaylock (or Ctrl-C) loses no finished target; the file is
