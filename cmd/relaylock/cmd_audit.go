@@ -107,7 +107,7 @@ func auditCommand(e *env) *cli.Command {
 					return err
 				}
 			} else {
-				res, err = audit.Run(c.Context, opts)
+				res, err = runProbe(c.Context, e, opts)
 				if err != nil && res == nil {
 					if errors.Is(err, audit.ErrBadTarget) {
 						return usagef("%v", err)

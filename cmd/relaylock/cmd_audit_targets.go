@@ -105,7 +105,7 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 			tr.Client, tr.WinRMHost = entries[i].Client, entries[i].WinRMHost
 			w.add(i, tr)
 		}
-		res, runErr = audit.Run(c.Context, opts)
+		res, runErr = runProbe(c.Context, e, opts)
 	}
 	if cerr := w.close(); cerr != nil {
 		return nil, cerr

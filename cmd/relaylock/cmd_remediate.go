@@ -351,7 +351,7 @@ func (f *fixer) probe(ctx context.Context, targets []string, purpose, host strin
 	if err != nil {
 		return nil, err
 	}
-	r, err := audit.Run(ctx, opts)
+	r, err := runProbe(ctx, f.e, opts)
 	if err != nil {
 		return nil, err
 	}
