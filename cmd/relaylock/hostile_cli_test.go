@@ -6,7 +6,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -18,9 +17,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 	"unicode/utf16"
 
 	//lint:ignore SA1019 the NT hash (MS-NLMP 3.3.1) is MD4: a leaked hash is as good as the password
@@ -29,64 +26,6 @@ import (
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
-
-// h9Lab is a lab with every log line it writes kept, and a CLI runner.
-type h9Lab struct {
-	t    *testing.T
-	lab  *lab.Lab
-	dir  string
-	ca   string
-	mu   sync.Mutex
-	logs bytes.Buffer
-}
-
-func h9StartLab(t *testing.T, host lab.Host, password string) *h9Lab {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	h := &h9Lab{t: t, dir: t.TempDir()}
-	l, err := lab.Start(ctx, lab.Config{Host: host, Password: password, Logf: func(format string, a ...any) {
-		h.mu.Lock()
-		fmt.Fprintf(&h.logs, format+"\n", a...)
-		h.mu.Unlock()
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	h.lab = l
-	h.ca = filepath.Join(h.dir, "ca.pem")
-	if err := os.WriteFile(h.ca, l.CACertPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
-func (h *h9Lab) winrm() []string {
-	return []string{"--winrm-host", h.lab.WinRMHost, "--winrm-port", fmt.Sprint(h.lab.WinRMPort),
-		"--winrm-user", h.lab.User, "--winrm-ca", h.ca, "--winrm-server-name", h.lab.TLSServerName}
-}
-
-func (h *h9Lab) probe() []string {
-	return []string{"--smtp-target", h.lab.SMTPAddr, "--mail-domain", h.lab.Domain, "--timeout", "10s"}
-}
-
-// h9Run runs relaylock in-process; password is what the environment holds.
-func h9Run(t *testing.T, password string, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	e := &env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
-		Getenv: func(k string) string {
-			if k == "RELAYLOCK_WINRM_PASSWORD" {
-				return password
-			}
-			return ""
-		}}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	code = run(ctx, append([]string{"relaylock"}, args...), e)
-	return code, out.String(), errb.String()
-}
 
 // secretForms returns what a leak of secret could look like: the text,
 // its UTF-16LE form (what NTLM and PowerShell -EncodedCommand use), base64
@@ -185,7 +124,7 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 	const password = "Leak-Canary-Pw-7c2e91d4"
 	forms := secretForms(password)
 	host := lab.Exchange2016OpenCustomConnector()
-	h := h9StartLab(t, host, password)
+	h := startLabWith(t, host, password)
 	work := filepath.Join(h.dir, "work")
 	if err := os.Mkdir(work, 0o700); err != nil {
 		t.Fatal(err)
@@ -197,7 +136,7 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, smtpPort, _ := net.SplitHostPort(h.lab.SMTPAddr)
-	winrm := h.winrm()
+	winrm := h.winrmArgs()
 	fixWinRM := []string{"--winrm-host", h.lab.MXHost + "=" + net.JoinHostPort(h.lab.WinRMHost, fmt.Sprint(h.lab.WinRMPort)),
 		"--winrm-user", h.lab.User, "--winrm-ca", h.ca, "--winrm-server-name", h.lab.TLSServerName}
 	cat := func(parts ...[]string) []string {
@@ -216,8 +155,8 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 		{"audit", password, []string{"audit", h.lab.SMTPAddr, "--mail-domain", h.lab.Domain, "--timeout", "10s", "--evidence", ev}, exitOpen},
 		{"inspect", password, cat([]string{"inspect", "--evidence", ev}, winrm), exitOpen},
 		{"remediate", password, cat([]string{"remediate", "--allow", "192.0.2.25", "--yes", "--restart", "never",
-			"--ticket", "CHG-1", "--evidence", ev, "--backup", bk}, winrm, h.probe()), exitOK},
-		{"rollback", password, cat([]string{"rollback", "--backup", bk, "--evidence", ev}, winrm, h.probe()), exitOpen},
+			"--ticket", "CHG-1", "--evidence", ev, "--backup", bk}, winrm, h.probeArgs()), exitOK},
+		{"rollback", password, cat([]string{"rollback", "--backup", bk, "--evidence", ev}, winrm, h.probeArgs()), exitOpen},
 		{"report", "", []string{"report", "--evidence", ev, "-o", pdf}, exitOK},
 		{"verify", "", []string{"verify", ev}, exitOK},
 		// fix, with the password from a file this time.
@@ -231,7 +170,7 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 		if st.name == "inspect against a failing host" {
 			h.lab.Faults.Add(lab.FaultRule{Kind: lab.FaultInternalError, Action: "Command"})
 		}
-		code, out, errOut := h9Run(t, st.envPass, st.args...)
+		code, out, errOut := runCLI(t, st.envPass, st.args...)
 		if code != st.wantCode {
 			t.Errorf("%s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", st.name, code, st.wantCode, out, errOut)
 		}
@@ -239,9 +178,7 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 		h9AssertNoSecret(t, st.name+" stderr", []byte(errOut), forms)
 	}
 	h.lab.Faults.Reset()
-	h.mu.Lock()
-	logs := h.logs.String()
-	h.mu.Unlock()
+	logs := h.logText()
 	if !strings.Contains(logs, "detect") {
 		t.Errorf("the lab logged no command run; the log check proves nothing:\n%s", logs)
 	}
@@ -280,7 +217,7 @@ func TestDemoLeaksNoSecret(t *testing.T) {
 	}
 	needTool(t, "pdftotext")
 	out := t.TempDir()
-	code, stdout, stderr := h9Run(t, "", "demo", "--platform", "exchange2016", "--out", out)
+	code, stdout, stderr := runCLI(t, "", "demo", "--platform", "exchange2016", "--out", out)
 	if code != exitOK {
 		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -313,7 +250,7 @@ func TestOperatorInputReachesPowerShellOnlyAsData(t *testing.T) {
 		"`$(whoami)` and `n backtick",
 		"a; b & c | d",
 	}
-	checkRuns := func(t *testing.T, h *h9Lab) []lab.Run {
+	checkRuns := func(t *testing.T, h *labRun) []lab.Run {
 		t.Helper()
 		runs := h.lab.WinRM.Runs()
 		for _, r := range runs {
@@ -328,11 +265,11 @@ func TestOperatorInputReachesPowerShellOnlyAsData(t *testing.T) {
 	}
 
 	t.Run("allow list", func(t *testing.T) {
-		h := h9StartLab(t, lab.NewIIS(lab.IISAllExceptEmpty), pw)
+		h := startLabWith(t, lab.NewIIS(lab.IISAllExceptEmpty), pw)
 		before := stateOfHost(t, h.lab.Host)
 		for _, s := range append(hostile, "192.0.2.1\nGet-Process", "192.0.2.1;whoami", "192.0.2.1/24'") {
-			code, _, errOut := h9Run(t, pw, append(append([]string{"remediate", "--allow", s, "--yes", "--restart", "never",
-				"--evidence", filepath.Join(h.dir, "ev.json")}, h.winrm()...), h.probe()...)...)
+			code, _, errOut := runCLI(t, pw, append(append([]string{"remediate", "--allow", s, "--yes", "--restart", "never",
+				"--evidence", filepath.Join(h.dir, "ev.json")}, h.winrmArgs()...), h.probeArgs()...)...)
 			if code != exitUsage || !strings.Contains(errOut, "--allow") {
 				t.Errorf("--allow %q: exit %d, want %d naming --allow; stderr:\n%s", s, code, exitUsage, errOut)
 			}
@@ -349,11 +286,11 @@ func TestOperatorInputReachesPowerShellOnlyAsData(t *testing.T) {
 		for i, s := range hostile {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
 				host := lab.Exchange2016OpenCustomConnector()
-				h := h9StartLab(t, host, pw)
+				h := startLabWith(t, host, pw)
 				ev := filepath.Join(h.dir, "ev.json")
-				code, out, errOut := h9Run(t, pw, append(append([]string{"remediate", "--allow", "192.0.2.25", "--yes", "--restart", "never",
+				code, out, errOut := runCLI(t, pw, append(append([]string{"remediate", "--allow", "192.0.2.25", "--yes", "--restart", "never",
 					"--connector-name", s, "--ticket", s, "--client", s, "--evidence", ev,
-					"--backup", filepath.Join(h.dir, "bk.json")}, h.winrm()...), h.probe()...)...)
+					"--backup", filepath.Join(h.dir, "bk.json")}, h.winrmArgs()...), h.probeArgs()...)...)
 				if code != exitOK {
 					t.Fatalf("remediate: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 				}
@@ -383,10 +320,10 @@ func TestOperatorInputReachesPowerShellOnlyAsData(t *testing.T) {
 	t.Run("connector names Exchange cannot store are refused before any change", func(t *testing.T) {
 		for _, s := range []string{"Relay\r\nRemove-Item x", "Relay\nGet-Process", `x'; Remove-Item C:\ -Recurse; '`, "Relay\x00"} {
 			host := lab.Exchange2016OpenCustomConnector()
-			h := h9StartLab(t, host, pw)
+			h := startLabWith(t, host, pw)
 			before := stateOfHost(t, host)
-			code, _, errOut := h9Run(t, pw, append(append([]string{"remediate", "--allow", "192.0.2.25", "--yes", "--restart", "never",
-				"--connector-name", s, "--evidence", filepath.Join(h.dir, "ev.json")}, h.winrm()...), h.probe()...)...)
+			code, _, errOut := runCLI(t, pw, append(append([]string{"remediate", "--allow", "192.0.2.25", "--yes", "--restart", "never",
+				"--connector-name", s, "--evidence", filepath.Join(h.dir, "ev.json")}, h.winrmArgs()...), h.probeArgs()...)...)
 			if code == exitOK || !strings.Contains(errOut, "connector name") {
 				t.Errorf("--connector-name %q: exit %d; stderr:\n%s", s, code, errOut)
 			}

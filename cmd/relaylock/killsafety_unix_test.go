@@ -53,12 +53,12 @@ func TestRemediateSurvivesSIGKILL(t *testing.T) {
 	for _, p := range points {
 		t.Run(p.name, func(t *testing.T) {
 			host := lab.Exchange2016OpenCustomConnector()
-			h := h9StartLab(t, host, pw)
+			h := startLabWith(t, host, pw)
 			original := stateOfHost(t, host)
 			ev, bk := filepath.Join(h.dir, "evidence.json"), filepath.Join(h.dir, "backup.json")
 
 			// An existing evidence file: the audit that found the relay.
-			if code, out, errOut := h9Run(t, pw, "audit", h.lab.SMTPAddr, "--mail-domain", h.lab.Domain, "--timeout", "10s", "--evidence", ev); code != exitOpen {
+			if code, out, errOut := runCLI(t, pw, "audit", h.lab.SMTPAddr, "--mail-domain", h.lab.Domain, "--timeout", "10s", "--evidence", ev); code != exitOpen {
 				t.Fatalf("audit: exit %d\n%s\n%s", code, out, errOut)
 			}
 			old, err := os.ReadFile(ev)
@@ -70,7 +70,7 @@ func TestRemediateSurvivesSIGKILL(t *testing.T) {
 				h.lab.Faults.Add(*p.rule)
 			}
 			args := append(append([]string{"remediate", "--allow", "192.0.2.25", "--yes", "--restart", "never",
-				"--evidence", ev, "--backup", bk}, h.winrm()...), h.probe()...)
+				"--evidence", ev, "--backup", bk}, h.winrmArgs()...), h.probeArgs()...)
 			cmd := exec.Command(bin, args...)
 			cmd.Env = append(os.Environ(), "RELAYLOCK_WINRM_PASSWORD="+pw)
 			var stderr bytes.Buffer
@@ -134,7 +134,7 @@ func TestRemediateSurvivesSIGKILL(t *testing.T) {
 			// The next run can add to the evidence at once (a lock left by
 			// the killed process does not hold it up).
 			start := time.Now()
-			if code, out, errOut := h9Run(t, pw, append([]string{"inspect", "--evidence", ev}, h.winrm()...)...); code == exitError || code == exitUsage {
+			if code, out, errOut := runCLI(t, pw, append([]string{"inspect", "--evidence", ev}, h.winrmArgs()...)...); code == exitError || code == exitUsage {
 				t.Fatalf("inspect after the kill: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 			}
 			if d := time.Since(start); d > 10*time.Second {
@@ -152,7 +152,7 @@ func TestRemediateSurvivesSIGKILL(t *testing.T) {
 				t.Fatalf("backup does not load: %v", err)
 			}
 			// The backup restores the original state.
-			code, out, errOut := h9Run(t, pw, append(append([]string{"rollback", "--backup", bk, "--evidence", ev}, h.winrm()...), h.probe()...)...)
+			code, out, errOut := runCLI(t, pw, append(append([]string{"rollback", "--backup", bk, "--evidence", ev}, h.winrmArgs()...), h.probeArgs()...)...)
 			if code != exitOpen {
 				t.Errorf("rollback: exit %d, want %d (open again)\nstdout:\n%s\nstderr:\n%s", code, exitOpen, out, errOut)
 			}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,29 +26,49 @@ import (
 
 const labTestPassword = "Lab-Test-Secret-7f3a9c"
 
-// labRun is a lab plus an in-process CLI wired to it.
+// labRun is a lab plus an in-process CLI wired to it; every log line the
+// lab writes is kept (the secrets test searches them).
 type labRun struct {
-	t   *testing.T
-	lab *lab.Lab
-	ca  string
-	dir string
+	t    *testing.T
+	lab  *lab.Lab
+	ca   string
+	dir  string
+	mu   sync.Mutex
+	logs bytes.Buffer
 }
 
 func startLab(t *testing.T, host lab.Host) *labRun {
 	t.Helper()
+	return startLabWith(t, host, labTestPassword)
+}
+
+func startLabWith(t *testing.T, host lab.Host, password string) *labRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	l, err := lab.Start(ctx, lab.Config{Host: host, Password: labTestPassword})
+	lr := &labRun{t: t, dir: t.TempDir()}
+	l, err := lab.Start(ctx, lab.Config{Host: host, Password: password, Logf: func(format string, a ...any) {
+		lr.mu.Lock()
+		fmt.Fprintf(&lr.logs, format+"\n", a...)
+		lr.mu.Unlock()
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
+	lr.lab = l
+	lr.ca = filepath.Join(lr.dir, "ca.pem")
+	if err := os.WriteFile(lr.ca, l.CACertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &labRun{t: t, lab: l, ca: ca, dir: dir}
+	return lr
+}
+
+// logText is everything the lab logged so far.
+func (lr *labRun) logText() string {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return lr.logs.String()
 }
 
 // winrmArgs are the flags that reach the lab's WinRM face.
@@ -56,12 +77,23 @@ func (lr *labRun) winrmArgs() []string {
 		"--winrm-user", lr.lab.User, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName}
 }
 
+// probeArgs point remediate's and rollback's probes at the lab's SMTP face.
+func (lr *labRun) probeArgs() []string {
+	return []string{"--smtp-target", lr.lab.SMTPAddr, "--mail-domain", lr.lab.Domain, "--timeout", "10s"}
+}
+
 // smtpTarget is the lab's SMTP face as an audit target.
 func (lr *labRun) smtpTarget() string { return lr.lab.SMTPAddr }
 
-// run runs relaylock in-process with the lab password in the environment.
+// run runs relaylock in-process with password in the environment.
 func (lr *labRun) run(password string, args ...string) (code int, stdout, stderr string) {
 	lr.t.Helper()
+	return runCLI(lr.t, password, args...)
+}
+
+// runCLI runs relaylock in-process; password is what the environment holds.
+func runCLI(t *testing.T, password string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	e := &env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 		Getenv: func(k string) string {
@@ -70,7 +102,7 @@ func (lr *labRun) run(password string, args ...string) (code int, stdout, stderr
 			}
 			return ""
 		}}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	code = run(ctx, append([]string{"relaylock"}, args...), e)
 	return code, out.String(), errb.String()
@@ -253,7 +285,7 @@ func TestRemediateAndRollbackAgainstLab(t *testing.T) {
 			lr := startLab(t, host)
 			original := stateOf(t, host)
 			ev, bk := filepath.Join(lr.dir, "ev.json"), filepath.Join(lr.dir, "backup.json")
-			probe := []string{"--smtp-target", lr.smtpTarget(), "--mail-domain", lr.lab.Domain, "--timeout", "10s"}
+			probe := lr.probeArgs()
 			remediate := append(append([]string{"remediate", "--allow", "127.0.0.2", "--no-loopback", "--yes", "--restart", "never",
 				"--ds2mb-timeout", "10s", "--evidence", ev, "--backup", bk}, lr.winrmArgs()...), probe...)
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,15 +10,6 @@ import (
 	"github.com/relaylock/relaylock/report"
 	"github.com/relaylock/relaylock/report/evidence"
 )
-
-// runCLI runs relaylock in-process and returns exit code, stdout, stderr.
-func runCLI(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	e := &env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
-	code := run(context.Background(), append([]string{"relaylock"}, args...), e)
-	return code, out.String(), errb.String()
-}
 
 // copyFixture copies the report package's fixture evidence (an IIS and an
 // Exchange host remediated and re-tested) into dir.
@@ -42,11 +32,11 @@ func TestKeygenReportVerify(t *testing.T) {
 	key := filepath.Join(dir, "signing.key")
 	pdf := filepath.Join(dir, "report.pdf")
 
-	code, out, stderr := runCLI(t, "keygen", "-o", key)
+	code, out, stderr := runCLI(t, "", "keygen", "-o", key)
 	if code != 0 || !strings.Contains(out, "fingerprint: SHA256:") {
 		t.Fatalf("keygen: %d %q %q", code, out, stderr)
 	}
-	if code, _, _ := runCLI(t, "keygen", "-o", key); code != exitError {
+	if code, _, _ := runCLI(t, "", "keygen", "-o", key); code != exitError {
 		t.Errorf("keygen over an existing key: exit %d", code)
 	}
 	pub, err := evidence.LoadPublicKey(key + ".pub")
@@ -55,7 +45,7 @@ func TestKeygenReportVerify(t *testing.T) {
 	}
 	fp := evidence.Fingerprint(pub)
 
-	code, out, stderr = runCLI(t, "report", "--evidence", ev, "-o", pdf, "--sign-key", key, "--client", "Example Industries GmbH")
+	code, out, stderr = runCLI(t, "", "report", "--evidence", ev, "-o", pdf, "--sign-key", key, "--client", "Example Industries GmbH")
 	if code != 0 {
 		t.Fatalf("report: %d %q %q", code, out, stderr)
 	}
@@ -79,7 +69,7 @@ func TestKeygenReportVerify(t *testing.T) {
 		t.Error("re-rendering the final evidence gave different bytes")
 	}
 
-	code, out, stderr = runCLI(t, "verify", "--pubkey", key+".pub", ev)
+	code, out, stderr = runCLI(t, "", "verify", "--pubkey", key+".pub", ev)
 	if code != 0 || !strings.Contains(out, "verified") || !strings.Contains(out, "key:      "+fp) {
 		t.Fatalf("verify: %d\n%s%s", code, out, stderr)
 	}
@@ -87,7 +77,7 @@ func TestKeygenReportVerify(t *testing.T) {
 	// Tamper with one field: verify names the section and the signature.
 	data, _ := os.ReadFile(ev)
 	os.WriteFile(ev, bytes.Replace(data, []byte(`"operator": "alice"`), []byte(`"operator": "mallory"`), 1), 0o600)
-	code, out, _ = runCLI(t, "verify", ev)
+	code, out, _ = runCLI(t, "", "verify", ev)
 	if code != exitError {
 		t.Errorf("verify of a tampered file: exit %d", code)
 	}
@@ -99,7 +89,7 @@ func TestKeygenReportVerify(t *testing.T) {
 	// A changed report is named too.
 	os.WriteFile(ev, data, 0o600)
 	os.WriteFile(pdf, append(again.Bytes(), '\n'), 0o600)
-	code, out, _ = runCLI(t, "verify", ev)
+	code, out, _ = runCLI(t, "", "verify", ev)
 	if code != exitError || !strings.Contains(out, "MISMATCH  artifact") {
 		t.Errorf("changed report: exit %d\n%s", code, out)
 	}
@@ -125,7 +115,7 @@ func TestReportUsage(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "bad.json"), []byte("{"), 0o600)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, out, stderr := runCLI(t, tc.args...)
+			code, out, stderr := runCLI(t, "", tc.args...)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\n%s%s", code, tc.code, out, stderr)
 			}
