@@ -1,7 +1,6 @@
 package evidence
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -98,14 +97,6 @@ func (b *Bundle) sections() []section {
 	return ss
 }
 
-func hashJSON(v any) (string, error) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return "", err
-	}
-	return canonicalHash(data)
-}
-
 // canonicalHash is the SHA-256 of the canonical form of a JSON value:
 // decoded, with every empty member dropped from objects (null, false, 0,
 // "", [], {}), object keys sorted, re-encoded compactly. So a section
@@ -114,57 +105,11 @@ func hashJSON(v any) (string, error) {
 // or from the file; and invalid UTF-8 (written by encoding/json as
 // U+FFFD) hashes as the file holds it.
 func canonicalHash(data []byte) (string, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	h := sha256.New()
+	if err := writeCanonical(h, data); err != nil {
 		return "", err
 	}
-	out, err := json.Marshal(prune(v))
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(out)
-	return hex.EncodeToString(sum[:]), nil
-}
-
-// prune returns v without empty object members, or nil if v is empty.
-func prune(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if p := prune(e); p == nil {
-				delete(x, k)
-			} else {
-				x[k] = p
-			}
-		}
-		if len(x) == 0 {
-			return nil
-		}
-		return x
-	case []any:
-		if len(x) == 0 {
-			return nil
-		}
-		for i, e := range x {
-			x[i] = prune(e) // positions matter: keep empty elements as null
-		}
-		return x
-	case string:
-		if x == "" {
-			return nil
-		}
-	case bool:
-		if !x {
-			return nil
-		}
-	case json.Number:
-		if f, err := x.Float64(); err == nil && f == 0 {
-			return nil
-		}
-	}
-	return v
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // compute returns the section hashes and the Digest and Manifest over them.
@@ -173,7 +118,7 @@ func (b *Bundle) compute() (*Integrity, []section, error) {
 	in := &Integrity{Algorithm: "sha256"}
 	content := make([]bool, len(ss))
 	for i, s := range ss {
-		h, err := hashJSON(s.value)
+		h, err := hashSection(s.value, nil)
 		if err != nil {
 			return nil, nil, fmt.Errorf("hash %s: %w", s.name, err)
 		}
@@ -293,10 +238,13 @@ func rawCompute(data []byte) (*Integrity, error) {
 	in := &Integrity{Algorithm: "sha256"}
 	var content []bool
 	add := func(name string, raw []byte, isContent bool) error {
-		h, err := canonicalHash(raw)
-		if err != nil {
+		// raw was checked by json.Unmarshal, which validates its whole
+		// input: no need to validate it again.
+		sum := sha256.New()
+		if err := writeCanonicalValid(sum, raw); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		h := hex.EncodeToString(sum.Sum(nil))
 		in.Sections = append(in.Sections, SectionHash{Name: name, SHA256: h})
 		content = append(content, isContent)
 		return nil

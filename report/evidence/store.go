@@ -161,14 +161,9 @@ func describeJSONError(data []byte, err error) string {
 // Marshal seals b and returns its deterministic JSON encoding: struct field
 // order, sorted map keys, two-space indent, final newline.
 func Marshal(b *Bundle) ([]byte, error) {
-	if err := Seal(b); err != nil {
-		return nil, err
-	}
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(b); err != nil {
-		return nil, fmt.Errorf("encode evidence: %w", err)
+	if err := encodeBundle(&buf, b); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }
@@ -176,12 +171,13 @@ func Marshal(b *Bundle) ([]byte, error) {
 // Save seals b and writes it atomically to path with mode 0600 (temporary
 // file in the same directory, fsync, rename, directory fsync). It does not
 // take the lock; use Update to add to a file other processes may write.
+// The file is written as it is encoded, section by section (encodeBundle),
+// so a large bundle is never held in memory a second time as JSON.
 func Save(path string, b *Bundle) error {
-	data, err := Marshal(b)
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		return encodeBundle(w, b)
+	})
 	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("save evidence: %w", err)
 	}
 	return nil
@@ -216,18 +212,46 @@ func Update(path string, fn func(*Bundle) error) error {
 	case err != nil:
 		return fmt.Errorf("read evidence: %w", err)
 	default:
-		if b, err = Parse(data); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+		if b, err = parseKnown(data); err != nil {
+			if b, err = Parse(data); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if err := checkKnownFields(data); err != nil {
+				return err
+			}
 		}
-		if err := checkKnownFields(data); err != nil {
-			return err
-		}
+		data = nil // the bundle is decoded; let a large file's bytes go
 	}
 	if err := fn(b); err != nil {
 		return err
 	}
 	b.Updated = now().UTC()
 	return Save(path, b)
+}
+
+// parseKnown is Parse and checkKnownFields in one strict decode, for the
+// common case of a file this build wrote. On any error, Update runs the
+// two for their exact errors.
+func parseKnown(data []byte) (*Bundle, error) {
+	var head struct {
+		Schema *string `json:"schema"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil || head.Schema == nil {
+		return nil, ErrMalformed
+	}
+	if major, ok := parseSchema(*head.Schema); !ok || major > schemaMajor {
+		return nil, ErrWrongSchema
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var b Bundle
+	if err := dec.Decode(&b); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF { // as Unmarshal, refuse trailing data
+		return nil, ErrMalformed
+	}
+	return &b, nil
 }
 
 // checkKnownFields decodes strictly to find fields a newer build added.

@@ -1,0 +1,487 @@
+package evidence
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// This file computes the canonical form of a JSON value (see
+// canonicalHash) in one streaming pass over its bytes, writing it straight
+// into the hash. The definition is that of decoding the value with
+// encoding/json (UseNumber) into generic maps and slices, dropping empty
+// object members recursively, and re-encoding with json.Marshal; the
+// differential tests in canonical_test.go hold the two to byte equality.
+// The generic tree of a 1000-host audit takes several times the file's
+// size; this pass keeps only the member list of the objects being walked.
+//
+// Emptiness is only known once a value has been read (an object whose
+// members are all empty is itself empty), so the bytes that lead to a
+// value (an object's "{", a member's `,"key":`) are held back in pending
+// and written only when the first non-empty scalar below them is.
+
+// errNotJSON is returned for input that is not exactly one JSON value.
+var errNotJSON = errors.New("invalid JSON")
+
+// canonWriter streams the canonical form of data into w.
+type canonWriter struct {
+	data    []byte
+	w       io.Writer
+	out     []byte     // written, not yet handed to w
+	pending []byte     // held back until a non-empty value follows
+	members [][]member // one reusable member list per object depth
+
+	// splice, if set, supplies the elements of the array that replaces
+	// the value at spliceAt (see hashAudit).
+	splice   func(yield func(elem []byte)) error
+	spliceAt int
+	spliced  bool
+	err      error
+	scratch  []byte // a decoded string
+}
+
+// member is an object member: its decoded key and where its value starts.
+type member struct {
+	key []byte
+	val int
+}
+
+const canonFlush = 64 << 10
+
+// writeCanonical writes the canonical form of the JSON value in data to w.
+// data must be exactly one valid JSON value (with optional white space).
+func writeCanonical(w io.Writer, data []byte) error {
+	if !json.Valid(data) {
+		// The same error the reference decoder gives.
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			return err
+		}
+		return errNotJSON
+	}
+	return writeCanonicalValid(w, data)
+}
+
+// writeCanonicalValid is writeCanonical for data known to be valid JSON
+// (json.Marshal output, or json.RawMessage from a successful decode).
+func writeCanonicalValid(w io.Writer, data []byte) error {
+	c := canonWriter{data: data, w: w, out: make([]byte, 0, canonFlush+1024)}
+	_, wrote := c.value(c.ws(0), 0)
+	if !wrote {
+		c.emit("null")
+	}
+	w.Write(c.out)
+	return nil
+}
+
+func (c *canonWriter) ws(i int) int {
+	for i < len(c.data) {
+		switch c.data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// commit writes what was held back: the value about to be written is not
+// empty.
+func (c *canonWriter) commit() {
+	if len(c.pending) > 0 {
+		c.out = append(c.out, c.pending...)
+		c.pending = c.pending[:0]
+	}
+	if len(c.out) >= canonFlush {
+		c.w.Write(c.out)
+		c.out = c.out[:0]
+	}
+}
+
+func (c *canonWriter) emit(s string) {
+	c.commit()
+	c.out = append(c.out, s...)
+}
+
+// value writes the canonical form of the value at i (no leading white
+// space) and returns the index after it and whether it wrote anything
+// (false: the value is empty and is dropped).
+func (c *canonWriter) value(i, depth int) (int, bool) {
+	d := c.data
+	if c.splice != nil && i == c.spliceAt && !c.spliced {
+		return i + len("null"), c.spliceArray(depth)
+	}
+	switch d[i] {
+	case '{':
+		return c.object(i, depth)
+	case '[':
+		j := c.ws(i + 1)
+		if d[j] == ']' {
+			return j + 1, false
+		}
+		c.emit("[")
+		for {
+			var wrote bool
+			j, wrote = c.value(j, depth+1)
+			if !wrote {
+				c.out = append(c.out, "null"...) // positions matter
+			}
+			j = c.ws(j)
+			if d[j] == ']' {
+				c.out = append(c.out, ']')
+				return j + 1, true
+			}
+			c.out = append(c.out, ',')
+			j = c.ws(j + 1)
+		}
+	case '"':
+		end := c.skipString(i)
+		if end == i+2 {
+			return end, false
+		}
+		c.commit()
+		c.out = c.appendString(c.out, i, end)
+		return end, true
+	case 't':
+		c.emit("true")
+		return i + 4, true
+	case 'f':
+		return i + 5, false
+	case 'n':
+		return i + 4, false
+	default:
+		end := c.skipNumber(i)
+		if isZero(d[i:end]) {
+			return end, false
+		}
+		c.commit()
+		c.out = append(c.out, d[i:end]...)
+		return end, true
+	}
+}
+
+// spliceArray writes the array c.splice supplies, one element at a time.
+func (c *canonWriter) spliceArray(depth int) bool {
+	c.spliced = true
+	saved, n := c.data, 0
+	c.err = c.splice(func(elem []byte) {
+		if n == 0 {
+			c.emit("[")
+		} else {
+			c.out = append(c.out, ',')
+		}
+		n++
+		c.data = elem
+		if _, wrote := c.value(c.ws(0), depth+1); !wrote {
+			c.out = append(c.out, "null"...)
+		}
+		c.data = saved
+	})
+	if n == 0 {
+		return false
+	}
+	c.out = append(c.out, ']')
+	return true
+}
+
+// object writes an object's non-empty members in key order; a repeated key
+// keeps its last value, as decoding into a map does.
+func (c *canonWriter) object(i, depth int) (int, bool) {
+	d := c.data
+	for len(c.members) <= depth {
+		c.members = append(c.members, nil)
+	}
+	ms := c.members[depth][:0]
+	j := c.ws(i + 1)
+	if d[j] == '}' {
+		return j + 1, false
+	}
+	for {
+		kend := c.skipString(j)
+		key := c.decodeKey(j, kend)
+		j = c.ws(kend)
+		j = c.ws(j + 1) // ':'
+		ms = append(ms, member{key, j})
+		j = c.ws(c.skip(j))
+		if d[j] == '}' {
+			j++
+			break
+		}
+		j = c.ws(j + 1) // ','
+	}
+	c.members[depth] = ms
+	slices.SortStableFunc(ms, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+	mark := len(c.pending)
+	wroteAny := false
+	for k := range ms {
+		if k+1 < len(ms) && bytes.Equal(ms[k].key, ms[k+1].key) {
+			continue // a later member has the same key
+		}
+		m := len(c.pending)
+		if wroteAny {
+			c.pending = append(c.pending, ',')
+		} else {
+			c.pending = append(c.pending, '{')
+		}
+		c.pending = appendString(c.pending, ms[k].key)
+		c.pending = append(c.pending, ':')
+		if _, wrote := c.value(ms[k].val, depth+1); wrote {
+			wroteAny = true
+		} else {
+			c.pending = c.pending[:m]
+		}
+	}
+	if !wroteAny {
+		c.pending = c.pending[:mark]
+		return j, false
+	}
+	c.out = append(c.out, '}')
+	return j, true
+}
+
+// skip returns the index after the value at i.
+func (c *canonWriter) skip(i int) int {
+	d := c.data
+	switch d[i] {
+	case '"':
+		return c.skipString(i)
+	case '{', '[':
+		level := 0
+		for j := i; j < len(d); j++ {
+			switch d[j] {
+			case '"':
+				j = c.skipString(j) - 1
+			case '{', '[':
+				level++
+			case '}', ']':
+				level--
+				if level == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(d)
+	case 't', 'n':
+		return i + 4
+	case 'f':
+		return i + 5
+	default:
+		return c.skipNumber(i)
+	}
+}
+
+// skipString returns the index after the string starting at i (a '"').
+func (c *canonWriter) skipString(i int) int {
+	d := c.data
+	j := i + 1
+	for {
+		k := bytes.IndexByte(d[j:], '"')
+		if k < 0 {
+			return len(d)
+		}
+		j += k
+		// An odd run of backslashes before the quote escapes it.
+		n := 0
+		for p := j - 1; p > i && d[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return j + 1
+		}
+		j++
+	}
+}
+
+func (c *canonWriter) skipNumber(i int) int {
+	d := c.data
+	j := i
+	for j < len(d) {
+		switch b := d[j]; {
+		case b >= '0' && b <= '9', b == '-', b == '+', b == '.', b == 'e', b == 'E':
+			j++
+		default:
+			return j
+		}
+	}
+	return j
+}
+
+// isZero says whether a JSON number is 0 as json.Number.Float64 reads it
+// (so "-0", "0.0e5" and an underflowing "1e-400" are zero).
+func isZero(num []byte) bool {
+	zeroMantissa, integer := true, true
+	for _, b := range num {
+		if b == 'e' || b == 'E' {
+			integer = false
+			break
+		}
+		if b == '.' {
+			integer = false
+		} else if b >= '1' && b <= '9' {
+			zeroMantissa = false
+		}
+	}
+	switch {
+	case zeroMantissa:
+		return true
+	case integer:
+		return false // a non-zero integer (or one out of range, which is kept)
+	}
+	f, err := strconv.ParseFloat(string(num), 64)
+	return err == nil && f == 0
+}
+
+// plain says whether the string's bytes between the quotes are its
+// decoded value: no escapes, only ASCII.
+func plain(s []byte) bool {
+	for _, b := range s {
+		if b == '\\' || b >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeKey returns the decoded value of the string d[i:end].
+func (c *canonWriter) decodeKey(i, end int) []byte {
+	if raw := c.data[i+1 : end-1]; plain(raw) {
+		return raw
+	}
+	return c.unquote(nil, i, end)
+}
+
+// unquote appends the decoded value of the string d[i:end] to dst, the
+// way encoding/json decodes it (invalid UTF-8 and lone surrogates become
+// U+FFFD).
+func (c *canonWriter) unquote(dst []byte, i, end int) []byte {
+	if out, ok := unquoteSimple(dst, c.data[i+1:end-1]); ok {
+		return out
+	}
+	var s string
+	if err := json.Unmarshal(c.data[i:end], &s); err != nil {
+		panic("evidence: canonical form of invalid JSON string: " + err.Error()) // input was validated
+	}
+	return append(dst, s...)
+}
+
+// unquoteSimple decodes the escapes of a valid JSON string body, unless it
+// holds a surrogate escape or invalid UTF-8, which it leaves to
+// encoding/json (ok false).
+func unquoteSimple(dst, s []byte) ([]byte, bool) {
+	for i := 0; i < len(s); {
+		b := s[i]
+		switch {
+		case b == '\\':
+			e := s[i+1]
+			switch e {
+			case '"', '\\', '/':
+				dst = append(dst, e)
+			case 'b':
+				dst = append(dst, '\b')
+			case 'f':
+				dst = append(dst, '\f')
+			case 'n':
+				dst = append(dst, '\n')
+			case 'r':
+				dst = append(dst, '\r')
+			case 't':
+				dst = append(dst, '\t')
+			case 'u':
+				r, err := strconv.ParseUint(string(s[i+2:i+6]), 16, 32)
+				if err != nil || utf16.IsSurrogate(rune(r)) {
+					return dst, false
+				}
+				dst = utf8.AppendRune(dst, rune(r))
+				i += 6
+				continue
+			default:
+				return dst, false
+			}
+			i += 2
+		case b < utf8.RuneSelf:
+			dst = append(dst, b)
+			i++
+		default:
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				return dst, false
+			}
+			dst = append(dst, s[i:i+size]...)
+			i += size
+		}
+	}
+	return dst, true
+}
+
+// appendString appends the string d[i:end] as json.Marshal encodes its
+// decoded value.
+func (c *canonWriter) appendString(dst []byte, i, end int) []byte {
+	raw := c.data[i+1 : end-1]
+	if plain(raw) {
+		return appendString(dst, raw)
+	}
+	c.scratch = c.unquote(c.scratch[:0], i, end)
+	return appendString(dst, c.scratch)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString is encoding/json's string encoding with HTML escaping
+// (encode.go appendString) for a valid UTF-8 string.
+func appendString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
