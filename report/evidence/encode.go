@@ -122,10 +122,17 @@ func (ind *indenter) flush() error {
 func hashSection(v any, file *indenter) (string, error) {
 	h := sha256.New()
 	if a, ok := v.(*AuditRun); ok && a.Result != nil && a.Result.Targets != nil {
-		if err := hashAudit(h, a, file); err != nil {
+		skel, err := auditSkeleton(a)
+		if err != nil {
 			return "", err
 		}
-		return hex.EncodeToString(h.Sum(nil)), nil
+		if bytes.HasSuffix(skel, targetsTail) {
+			if err := hashAudit(h, a, skel, file); err != nil {
+				return "", err
+			}
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
+		// A later field follows the targets: marshal the run whole.
 	}
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -147,18 +154,7 @@ var targetsTail = []byte(`"targets":null}}`)
 // hashAudit is hashSection of an audit run, one target at a time: the run
 // is marshalled without its targets, and the canonicaliser splices the
 // targets in where the skeleton holds `"targets":null`.
-func hashAudit(h io.Writer, a *AuditRun, file *indenter) error {
-	res := *a.Result
-	res.Targets = nil
-	skel := *a
-	skel.Result = &res
-	data, err := json.Marshal(&skel)
-	if err != nil {
-		return err
-	}
-	if !bytes.HasSuffix(data, targetsTail) {
-		return fmt.Errorf("audit run JSON does not end with its targets")
-	}
+func hashAudit(h io.Writer, a *AuditRun, data []byte, file *indenter) error {
 	at := len(data) - len("null}}")
 	if file != nil {
 		file.Write(data[:at])
@@ -201,6 +197,15 @@ func hashAudit(h io.Writer, a *AuditRun, file *indenter) error {
 		file.Write(data[at+len("null"):])
 	}
 	return nil
+}
+
+// auditSkeleton is the JSON of a without its targets.
+func auditSkeleton(a *AuditRun) ([]byte, error) {
+	res := *a.Result
+	res.Targets = nil
+	skel := *a
+	skel.Result = &res
+	return json.Marshal(&skel)
 }
 
 // encodeBundle seals b (sets b.Integrity) and writes its file form to w.

@@ -304,3 +304,111 @@ func TestUpdateRefusesWhatParseRefuses(t *testing.T) {
 		t.Fatalf("updated file: %v %q", err, r.Problems)
 	}
 }
+
+// TestEncodeAuditFallback: should a later relaylock put a field after an
+// audit's targets, the run is encoded whole, with the same result.
+func TestEncodeAuditFallback(t *testing.T) {
+	saved := targetsTail
+	targetsTail = []byte("no such tail")
+	defer func() { targetsTail = saved }()
+	b := bigBundle(3)
+	want := oldMarshal(t, b)
+	got, err := Marshal(b)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("fallback encoding differs (%v)", err)
+	}
+}
+
+// oldRawCompute is rawCompute as it was before it scanned the file in
+// place: the reference.
+func oldRawCompute(data []byte) (*Integrity, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, err
+	}
+	pick := func(keys ...string) ([]byte, error) {
+		m := map[string]json.RawMessage{}
+		for _, k := range keys {
+			if v, ok := top[k]; ok {
+				m[k] = v
+			}
+		}
+		return json.Marshal(m)
+	}
+	in := &Integrity{Algorithm: "sha256"}
+	var content []bool
+	add := func(name string, raw []byte, isContent bool) error {
+		// raw was checked by json.Unmarshal, which validates its whole
+		// input: no need to validate it again.
+		sum := sha256.New()
+		if err := writeCanonicalValid(sum, raw); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		h := hex.EncodeToString(sum.Sum(nil))
+		in.Sections = append(in.Sections, SectionHash{Name: name, SHA256: h})
+		content = append(content, isContent)
+		return nil
+	}
+	h, err := pick("schema", "id", "created", "engagement", "tool")
+	if err != nil {
+		return nil, err
+	}
+	if err := add("header", h, true); err != nil {
+		return nil, err
+	}
+	for _, key := range []string{"audits", "inspections", "plans", "backups", "changes", "artifacts"} {
+		var elems []json.RawMessage
+		if raw, ok := top[key]; ok {
+			if err := json.Unmarshal(raw, &elems); err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+		}
+		for i, e := range elems {
+			if err := add(fmt.Sprintf("%s[%d]", key, i), e, key != "artifacts"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	l, err := pick("updated", "log")
+	if err != nil {
+		return nil, err
+	}
+	if err := add("log", l, false); err != nil {
+		return nil, err
+	}
+	in.Digest, in.Manifest = listHashes(in.Sections, content)
+	return in, nil
+}
+
+// TestRawComputeMatchesReference: verify's hashes from the file's bytes
+// are those of the reference, also for files with repeated or escaped
+// keys, unknown members and other white space.
+func TestRawComputeMatchesReference(t *testing.T) {
+	var files [][]byte
+	for _, b := range encodeCases() {
+		data, err := Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var compact bytes.Buffer
+		json.Compact(&compact, data)
+		files = append(files, data, compact.Bytes(),
+			bytes.Replace(data, []byte(`"schema"`), []byte(`"audits": null, "new": {"x": [1]}, "\u0073chema"`), 1),
+			bytes.Replace(data, []byte(`"log"`), []byte(`"log": [], "log"`), 1),
+			bytes.Replace(data, []byte(`"id"`), []byte(`"id": "first", "id"`), 1),
+		)
+	}
+	for i, data := range files {
+		if !json.Valid(data) {
+			t.Fatalf("case %d: invalid JSON", i)
+		}
+		want, werr := oldRawCompute(data)
+		got, err := rawCompute(data)
+		if werr != nil || err != nil {
+			t.Fatalf("case %d: %v / reference %v", i, err, werr)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("case %d: rawCompute\n%+v\nreference\n%+v", i, got, want)
+		}
+	}
+}

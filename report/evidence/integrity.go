@@ -3,7 +3,6 @@ package evidence
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -221,47 +220,46 @@ func CheckFile(path string) (*Bundle, *CheckResult, error) {
 }
 
 // rawCompute hashes the sections of an evidence file as they are in it.
+// data must be valid JSON (CheckFile has parsed it): the sections are
+// found by scanning it in place, without copying them.
 func rawCompute(data []byte) (*Integrity, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
+	top, err := rawMembers(data)
+	if err != nil {
 		return nil, err
 	}
-	pick := func(keys ...string) ([]byte, error) {
-		m := map[string]json.RawMessage{}
+	// pick is the object of the given members, as a section.
+	pick := func(keys ...string) []byte {
+		buf := []byte{'{'}
 		for _, k := range keys {
 			if v, ok := top[k]; ok {
-				m[k] = v
+				if len(buf) > 1 {
+					buf = append(buf, ',')
+				}
+				buf = appendString(buf, []byte(k))
+				buf = append(buf, ':')
+				buf = append(buf, v...)
 			}
 		}
-		return json.Marshal(m)
+		return append(buf, '}')
 	}
 	in := &Integrity{Algorithm: "sha256"}
 	var content []bool
 	add := func(name string, raw []byte, isContent bool) error {
-		// raw was checked by json.Unmarshal, which validates its whole
-		// input: no need to validate it again.
 		sum := sha256.New()
 		if err := writeCanonicalValid(sum, raw); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		h := hex.EncodeToString(sum.Sum(nil))
-		in.Sections = append(in.Sections, SectionHash{Name: name, SHA256: h})
+		in.Sections = append(in.Sections, SectionHash{Name: name, SHA256: hex.EncodeToString(sum.Sum(nil))})
 		content = append(content, isContent)
 		return nil
 	}
-	h, err := pick("schema", "id", "created", "engagement", "tool")
-	if err != nil {
-		return nil, err
-	}
-	if err := add("header", h, true); err != nil {
+	if err := add("header", pick("schema", "id", "created", "engagement", "tool"), true); err != nil {
 		return nil, err
 	}
 	for _, key := range []string{"audits", "inspections", "plans", "backups", "changes", "artifacts"} {
-		var elems []json.RawMessage
-		if raw, ok := top[key]; ok {
-			if err := json.Unmarshal(raw, &elems); err != nil {
-				return nil, fmt.Errorf("%s: %w", key, err)
-			}
+		elems, err := rawElements(top[key])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
 		}
 		for i, e := range elems {
 			if err := add(fmt.Sprintf("%s[%d]", key, i), e, key != "artifacts"); err != nil {
@@ -269,15 +267,64 @@ func rawCompute(data []byte) (*Integrity, error) {
 			}
 		}
 	}
-	l, err := pick("updated", "log")
-	if err != nil {
-		return nil, err
-	}
-	if err := add("log", l, false); err != nil {
+	if err := add("log", pick("updated", "log"), false); err != nil {
 		return nil, err
 	}
 	in.Digest, in.Manifest = listHashes(in.Sections, content)
 	return in, nil
+}
+
+// rawMembers returns the members of the valid JSON object in data by
+// decoded key, the last of a repeated key winning as in a decode.
+func rawMembers(data []byte) (map[string][]byte, error) {
+	c := canonWriter{data: data}
+	i := c.ws(0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, fmt.Errorf("%w: not an object", errNotJSON)
+	}
+	top := map[string][]byte{}
+	j := c.ws(i + 1)
+	if data[j] == '}' {
+		return top, nil
+	}
+	for {
+		kend := c.skipString(j)
+		key := string(c.decodeKey(j, kend))
+		j = c.ws(c.ws(kend) + 1) // ':'
+		end := c.skip(j)
+		top[key] = data[j:end]
+		j = c.ws(end)
+		if data[j] == '}' {
+			return top, nil
+		}
+		j = c.ws(j + 1) // ','
+	}
+}
+
+// rawElements returns the elements of a valid JSON array (none for an
+// absent member or null).
+func rawElements(raw []byte) ([][]byte, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if raw[0] != '[' {
+		return nil, fmt.Errorf("%w: not an array", errNotJSON)
+	}
+	c := canonWriter{data: raw}
+	var elems [][]byte
+	j := c.ws(1)
+	if raw[j] == ']' {
+		return nil, nil
+	}
+	for {
+		end := c.skip(j)
+		elems = append(elems, raw[j:end])
+		j = c.ws(end)
+		if raw[j] == ']' {
+			return elems, nil
+		}
+		j = c.ws(j + 1)
+	}
 }
 
 // check compares computed hashes with b's seal and checks the files.
