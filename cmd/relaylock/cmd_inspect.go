@@ -49,6 +49,7 @@ func inspectCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			defer closeRunner(runner)
 			rec := newRecorder(c, []string{host})
 			insp, ierr := remediate.InspectHost(c.Context, runner, host, prober)
 			if insp != nil {
@@ -111,6 +112,13 @@ func openRunner(c *cli.Context, e *env, host string) (remediate.Runner, string, 
 		return nil, "", err
 	}
 	return r, cfg.User, nil
+}
+
+// closeRunner drops the runner's idle, authenticated connections.
+func closeRunner(r remediate.Runner) {
+	if c, ok := r.(interface{ Close() error }); ok {
+		c.Close()
+	}
 }
 
 // openFinding reports whether a finding makes the host relay for strangers.

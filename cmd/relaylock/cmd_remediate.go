@@ -186,6 +186,7 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	if err != nil {
 		return res, err
 	}
+	defer closeRunner(runner)
 	backup := c.String("backup")
 	if backup == "" {
 		backup = filepath.Join(f.backupDir, fmt.Sprintf("relaylock-backup-%s-%s.json", safeName(host), time.Now().UTC().Format("20060102T150405Z")))

@@ -46,6 +46,7 @@ func rollbackCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			defer closeRunner(runner)
 			fx.progress("restoring %s from %s", host, c.String("backup"))
 			rec, after, rerr := remediate.Rollback(c.Context, remediate.RollbackOptions{
 				Host: host, Runner: runner, Backup: b, BackupFile: c.String("backup"), BackupSHA256: sum,
