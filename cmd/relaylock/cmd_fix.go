@@ -87,6 +87,9 @@ func fixCommand(e *env) *cli.Command {
 			}
 			var results []*hostResult
 			var firstErr error
+			// A mapping's :PORT applies to its host only; the others use
+			// --winrm-port (or its default).
+			defaultPort := strconv.Itoa(c.Int("winrm-port"))
 			for i, h := range hosts {
 				target := h.mx
 				if m, ok := mapping[strings.ToLower(strings.TrimSuffix(h.mx, "."))]; ok {
@@ -98,10 +101,12 @@ func fixCommand(e *env) *cli.Command {
 					port, _ = strconv.Atoi(pp)
 				}
 				fx.progress("step 2/5: host %d of %d: %s is open (%s); inspecting %s over WinRM", i+1, len(hosts), h.mx, strings.Join(h.triggers, ", "), target)
+				p := defaultPort
 				if port != 0 {
-					if err := c.Set("winrm-port", strconv.Itoa(port)); err != nil {
-						return err
-					}
+					p = strconv.Itoa(port)
+				}
+				if err := c.Set("winrm-port", p); err != nil {
+					return err
 				}
 				res, err := fx.fixHost(c.Context, winrmHost, h.targets, req, before)
 				results = append(results, res)
