@@ -146,6 +146,20 @@ func (w *WSMan) lookupShell(env *reqEnvelope) (*wsShell, *wsFault) {
 	return s, nil
 }
 
+// lockShell takes w.mu and finds the request's shell. When there is none
+// it answers the fault, releases the lock and returns false; otherwise the
+// caller holds w.mu.
+func (w *WSMan) lockShell(rw http.ResponseWriter, env *reqEnvelope, call Call) (*wsShell, bool) {
+	w.mu.Lock()
+	s, f := w.lookupShell(env)
+	if f != nil {
+		w.mu.Unlock()
+		w.fault(rw, call, env.Header.MessageID, *f)
+		return nil, false
+	}
+	return s, true
+}
+
 func (w *WSMan) command(rw http.ResponseWriter, env *reqEnvelope, call Call) {
 	cl := env.Body.CommandLine
 	if cl == nil {
@@ -158,11 +172,8 @@ func (w *WSMan) command(rw http.ResponseWriter, env *reqEnvelope, call Call) {
 	for _, a := range cl.Arguments {
 		line += " " + a
 	}
-	w.mu.Lock()
-	s, f := w.lookupShell(env)
-	if f != nil {
-		w.mu.Unlock()
-		w.fault(rw, call, env.Header.MessageID, *f)
+	s, ok := w.lockShell(rw, env, call)
+	if !ok {
 		return
 	}
 	c := &wsCommand{id: newGUID(), line: line, needsStdin: readsStdin(line), changed: make(chan struct{})}
@@ -215,11 +226,8 @@ func (w *WSMan) send(rw http.ResponseWriter, r *http.Request, env *reqEnvelope, 
 		w.fault(rw, call, env.Header.MessageID, faultSchema)
 		return
 	}
-	w.mu.Lock()
-	s, f := w.lookupShell(env)
-	if f != nil {
-		w.mu.Unlock()
-		w.fault(rw, call, env.Header.MessageID, *f)
+	s, ok := w.lockShell(rw, env, call)
+	if !ok {
 		return
 	}
 	var (
@@ -310,11 +318,8 @@ func (w *WSMan) receive(rw http.ResponseWriter, r *http.Request, env *reqEnvelop
 	defer timer.Stop()
 	var c *wsCommand
 	for {
-		w.mu.Lock()
-		s, f := w.lookupShell(env)
-		if f != nil {
-			w.mu.Unlock()
-			w.fault(rw, call, env.Header.MessageID, *f)
+		s, ok := w.lockShell(rw, env, call)
+		if !ok {
 			return
 		}
 		// A terminated command no longer exists, but a Receive that was
@@ -397,11 +402,8 @@ func (w *WSMan) signal(rw http.ResponseWriter, env *reqEnvelope, call Call) {
 		return
 	}
 	call.CommandID = sig.CommandID
-	w.mu.Lock()
-	s, f := w.lookupShell(env)
-	if f != nil {
-		w.mu.Unlock()
-		w.fault(rw, call, env.Header.MessageID, *f)
+	s, ok := w.lockShell(rw, env, call)
+	if !ok {
 		return
 	}
 	c := s.commands[strings.ToUpper(sig.CommandID)]
@@ -436,11 +438,8 @@ func (w *WSMan) signal(rw http.ResponseWriter, env *reqEnvelope, call Call) {
 }
 
 func (w *WSMan) delete(rw http.ResponseWriter, env *reqEnvelope, call Call) {
-	w.mu.Lock()
-	s, f := w.lookupShell(env)
-	if f != nil {
-		w.mu.Unlock()
-		w.fault(rw, call, env.Header.MessageID, *f)
+	s, ok := w.lockShell(rw, env, call)
+	if !ok {
 		return
 	}
 	delete(w.shells, s.id)
