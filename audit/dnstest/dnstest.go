@@ -51,6 +51,15 @@ const (
 	WrongQuestion        // answer with another name in the question section (spoofing, broken middleboxes)
 )
 
+// faultRcode is the answer code of each fault that answers with an empty
+// reply.
+var faultRcode = map[Action]int{
+	ServFail: dns.RcodeServerFailure,
+	Refused:  dns.RcodeRefused,
+	NXDomain: dns.RcodeNameError,
+	FormErr:  dns.RcodeFormatError,
+}
+
 func (a Action) String() string {
 	switch a {
 	case Truncate:
@@ -381,20 +390,9 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 			m.Truncated = true
 			w.WriteMsg(m)
 			return
-		case ServFail:
-			m.Rcode = dns.RcodeServerFailure
-			w.WriteMsg(m)
-			return
-		case Refused:
-			m.Rcode = dns.RcodeRefused
-			w.WriteMsg(m)
-			return
-		case NXDomain:
-			m.Rcode = dns.RcodeNameError
-			w.WriteMsg(m)
-			return
-		case FormErr:
-			m.Rcode = dns.RcodeFormatError
+		}
+		if rc, ok := faultRcode[fault.Action]; ok {
+			m.Rcode = rc
 			w.WriteMsg(m)
 			return
 		}
