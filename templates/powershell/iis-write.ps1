@@ -8,7 +8,6 @@
 #   relayforauth  integer written to RelayForAuth (0 off; -1 on, see remediate RelayForAuthEnabled)
 # Restoring NULL assigns $null and calls Put(): UNVERIFIED on real IIS. The untested
 # alternative is ADSI: ([ADSI]'IIS://localhost/SmtpSvc/1').PutEx(1, 'RelayIpList', $null); SetInfo().
-$ns = 'root\MicrosoftIISv2'
 $name = [string]$P['server']
 $ril = [string]$P['relayiplist']
 $rfa = [string]$P['relayforauth']
@@ -22,27 +21,8 @@ if ($rfa -notmatch '^-?[0-9]{1,10}$') {
     RL-End 2
 }
 
-function Find-Server {
-    foreach ($x in @(Get-WmiObject -Namespace $ns -Class IIsSmtpServerSetting)) {
-        if ([string]$x.Name -eq $name) { return $x }
-    }
-    return $null
-}
-
-try {
-    $s = Find-Server
-} catch {
-    $m = [string]$_.Exception.Message
-    if ($m -match 'Invalid namespace') {
-        RL-Rec 'error' @('message', ('Invalid namespace "' + $ns + '" (' + $m.Trim() + ')'), 'type', $_.Exception.GetType().FullName, 'kind', 'feature-missing', 'feature', 'Web-WMI')
-        RL-End 3
-    }
-    throw
-}
-if ($null -eq $s) {
-    RL-Rec 'error' @('message', ('no SMTP virtual server named ' + $name), 'kind', 'not-found')
-    RL-End 4
-}
+# relaylock:include iis-wmi
+$s = RL-IISFind 'IIsSmtpServerSetting' $name 'SMTP virtual server'
 
 if ($ril -eq 'NULL') {
     $s.RelayIpList = $null
@@ -54,7 +34,7 @@ if ($ril -eq 'NULL') {
 $s.RelayForAuth = [int]$rfa
 [void]$s.Put()
 
-$s = Find-Server
+$s = RL-IISFind 'IIsSmtpServerSetting' $name 'SMTP virtual server'
 RL-Rec 'vs' @('name', $s.Name, 'comment', $s.ServerComment, 'relayiplist', (RL-Hex $s.RelayIpList),
     'relayforauth', $s.RelayForAuth, 'authflags', $s.AuthFlags, 'authanonymous', $s.AuthAnonymous,
     'authbasic', $s.AuthBasic, 'authntlm', $s.AuthNTLM, 'smarthost', $s.SmartHost, 'smarthosttype', $s.SmartHostType)

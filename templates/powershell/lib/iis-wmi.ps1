@@ -1,0 +1,26 @@
+# BEGIN iis-wmi (templates/powershell/lib/iis-wmi.ps1, included by the iis-write scripts)
+# RL-IISFind returns the IIS 6 metabase object of WMI class $Class whose Name
+# is $Name. Objects are fetched whole (a -Property query breaks Put(),
+# windows-relay.md 1.4) and the name is compared as data, never put into a
+# WQL filter. A missing root\MicrosoftIISv2 namespace (no Web-WMI) ends the
+# script with the feature-missing error (exit 3); no such object with
+# not-found (exit 4), naming it as $What.
+function RL-IISFind([string]$Class, [string]$Name, [string]$What) {
+    $rlNs = 'root\MicrosoftIISv2'
+    try {
+        $rlAll = @(Get-WmiObject -Namespace $rlNs -Class $Class)
+    } catch {
+        $m = [string]$_.Exception.Message
+        if ($m -match 'Invalid namespace') {
+            RL-Rec 'error' @('message', ('Invalid namespace "' + $rlNs + '" (' + $m.Trim() + ')'), 'type', $_.Exception.GetType().FullName, 'kind', 'feature-missing', 'feature', 'Web-WMI')
+            RL-End 3
+        }
+        throw
+    }
+    foreach ($x in $rlAll) {
+        if ([string]$x.Name -eq $Name) { return $x }
+    }
+    RL-Rec 'error' @('message', ('no ' + $What + ' named ' + $Name), 'kind', 'not-found')
+    RL-End 4
+}
+# END iis-wmi
