@@ -13,17 +13,7 @@ if ($attr -notmatch '^[A-Za-z][A-Za-z0-9-]{0,63}$') {
     RL-End 2
 }
 
-function First($c) {
-    if ($null -eq $c -or $c.Count -eq 0) { return $null }
-    return $c[0]
-}
-
-# FirstBytes keeps a byte[] whole (a plain return would unroll it, and a
-# zero-length value would turn into $null).
-function FirstBytes($c) {
-    if ($null -eq $c -or $c.Count -eq 0) { return $null }
-    return ,([byte[]]$c[0])
-}
+# relaylock:include ldap-values
 
 try {
     $rootDse = New-Object DirectoryServices.DirectoryEntry('LDAP://RootDSE')

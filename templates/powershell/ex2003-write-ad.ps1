@@ -32,17 +32,7 @@ if ($dn -notmatch '^CN=' -or $dn.Contains('/')) {
     RL-End 2
 }
 
-function First($c) {
-    if ($null -eq $c -or $c.Count -eq 0) { return $null }
-    return $c[0]
-}
-
-# FirstBytes keeps a byte[] whole (a plain return would unroll it, and a
-# zero-length value would turn into $null).
-function FirstBytes($c) {
-    if ($null -eq $c -or $c.Count -eq 0) { return $null }
-    return ,([byte[]]$c[0])
-}
+# relaylock:include ldap-values
 
 try {
     $o = New-Object DirectoryServices.DirectoryEntry(('LDAP://' + $dn))
