@@ -221,8 +221,12 @@ func TestLabStopsWithContext(t *testing.T) {
 	t.Fatal("lab still listening after its context ended")
 }
 
+var registerTestEcho sync.Once
+
 func TestRegistry(t *testing.T) {
-	Register("test-echo", func() Host { return &echoHost{} })
+	// The registry is global: register once per test binary, so that
+	// -count=N runs the test again instead of failing on a duplicate.
+	registerTestEcho.Do(func() { Register("test-echo", func() Host { return &echoHost{} }) })
 	if !slices.Contains(Platforms(), "test-echo") {
 		t.Fatalf("Platforms() = %v", Platforms())
 	}
