@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net"
@@ -266,7 +265,7 @@ func TestOperatorInputReachesPowerShellOnlyAsData(t *testing.T) {
 
 	t.Run("allow list", func(t *testing.T) {
 		h := startLabWith(t, lab.NewIIS(lab.IISAllExceptEmpty), pw)
-		before := stateOfHost(t, h.lab.Host)
+		before := stateOf(t, h.lab.Host)
 		for _, s := range append(hostile, "192.0.2.1\nGet-Process", "192.0.2.1;whoami", "192.0.2.1/24'") {
 			code, _, errOut := runCLI(t, pw, append(append([]string{"remediate", "--allow", s, "--yes", "--restart", "never",
 				"--evidence", filepath.Join(h.dir, "ev.json")}, h.winrmArgs()...), h.probeArgs()...)...)
@@ -277,7 +276,7 @@ func TestOperatorInputReachesPowerShellOnlyAsData(t *testing.T) {
 		if runs := checkRuns(t, h); len(runs) != 0 {
 			t.Errorf("%d commands ran although every allow list was refused", len(runs))
 		}
-		if stateOfHost(t, h.lab.Host) != before {
+		if stateOf(t, h.lab.Host) != before {
 			t.Error("the host changed")
 		}
 	})
@@ -321,7 +320,7 @@ func TestOperatorInputReachesPowerShellOnlyAsData(t *testing.T) {
 		for _, s := range []string{"Relay\r\nRemove-Item x", "Relay\nGet-Process", `x'; Remove-Item C:\ -Recurse; '`, "Relay\x00"} {
 			host := lab.Exchange2016OpenCustomConnector()
 			h := startLabWith(t, host, pw)
-			before := stateOfHost(t, host)
+			before := stateOf(t, host)
 			code, _, errOut := runCLI(t, pw, append(append([]string{"remediate", "--allow", "192.0.2.25", "--yes", "--restart", "never",
 				"--connector-name", s, "--evidence", filepath.Join(h.dir, "ev.json")}, h.winrmArgs()...), h.probeArgs()...)...)
 			if code == exitOK || !strings.Contains(errOut, "connector name") {
@@ -334,28 +333,9 @@ func TestOperatorInputReachesPowerShellOnlyAsData(t *testing.T) {
 					}
 				}
 			}
-			if stateOfHost(t, host) != before {
+			if stateOf(t, host) != before {
 				t.Errorf("--connector-name %q: the host changed", s)
 			}
 		}
 	})
-}
-
-// stateOfHost is the simulated host's configuration as JSON, to compare.
-func stateOfHost(t *testing.T, h lab.Host) string {
-	t.Helper()
-	var v any
-	switch h := h.(type) {
-	case *lab.IISHost:
-		v = h.State()
-	case *lab.ExchangeHost:
-		v = h.State()
-	default:
-		t.Fatalf("no state accessor for %T", h)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

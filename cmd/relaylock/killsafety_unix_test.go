@@ -54,7 +54,7 @@ func TestRemediateSurvivesSIGKILL(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			host := lab.Exchange2016OpenCustomConnector()
 			h := startLabWith(t, host, pw)
-			original := stateOfHost(t, host)
+			original := stateOf(t, host)
 			ev, bk := filepath.Join(h.dir, "evidence.json"), filepath.Join(h.dir, "backup.json")
 
 			// An existing evidence file: the audit that found the relay.
@@ -143,7 +143,7 @@ func TestRemediateSurvivesSIGKILL(t *testing.T) {
 
 			// No change without a backup on disk first.
 			if _, err := os.Stat(bk); err != nil {
-				if got := stateOfHost(t, host); got != original {
+				if got := stateOf(t, host); got != original {
 					t.Fatalf("the host changed but no backup exists:\n got %s\nwant %s", got, original)
 				}
 				return
@@ -156,7 +156,7 @@ func TestRemediateSurvivesSIGKILL(t *testing.T) {
 			if code != exitOpen {
 				t.Errorf("rollback: exit %d, want %d (open again)\nstdout:\n%s\nstderr:\n%s", code, exitOpen, out, errOut)
 			}
-			if got := stateOfHost(t, host); got != original {
+			if got := stateOf(t, host); got != original {
 				t.Errorf("after rollback the host differs from the original:\n got %s\nwant %s", got, original)
 			}
 			if _, res, err := evidence.CheckFile(ev); err != nil || len(res.Problems) > 0 {
