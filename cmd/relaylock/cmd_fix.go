@@ -162,7 +162,7 @@ func anyOpen(rs []*hostResult) bool {
 func (h *hostResult) summary() string {
 	before := "not probed"
 	if h.before != nil {
-		before = "open"
+		before = string(h.before.Verdict)
 	}
 	after := "not re-tested"
 	if h.after != nil {
