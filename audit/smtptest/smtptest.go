@@ -98,9 +98,16 @@ type Policy struct {
 	// Greylist answers the first attempt of each (client IP, MAIL FROM,
 	// RCPT) triplet with 450 4.2.0; later attempts go through the rules.
 	Greylist bool
-	// Delay is added before every reply; Tarpit before every 5xx reply.
+	// Delay is server time spent before every reply, one reply after the
+	// other (a slow server); Tarpit is added before every 5xx reply.
 	Delay  time.Duration
 	Tarpit time.Duration
+	// Latency delays every write of the server by this much, as a slow
+	// link would: each reply arrives Latency after the server sent it, a
+	// pipelined group's replies (flushed together) together, so a client
+	// that waits for every reply pays Latency per reply and a pipelining
+	// one per group.
+	Latency time.Duration
 	// DropAfterErrors answers the command after the Nth error reply of a
 	// session with "421 4.7.0 too many errors" and closes (0: never).
 	DropAfterErrors int
@@ -392,6 +399,11 @@ type conn struct {
 }
 
 func (s *Server) handle(nc net.Conn, rec *Record) {
+	if s.p.Latency > 0 {
+		lc := newLatencyConn(nc, s.p.Latency)
+		defer lc.Close()
+		nc = lc
+	}
 	c := &conn{s: s, c: nc, rec: rec}
 	c.r = bufio.NewReaderSize(nc, MaxLine)
 	c.w = bufio.NewWriter(nc)

@@ -95,3 +95,65 @@ func TestExtensionsAndHooks(t *testing.T) {
 		t.Errorf("close: %v", err)
 	}
 }
+
+// TestLatency: Latency is a slow link, not a slow server. A client that
+// waits for each reply pays it per reply; a pipelined group answered in
+// one flush pays it once; the last reply before the close still arrives.
+func TestLatency(t *testing.T) {
+	const lat = 100 * time.Millisecond
+	p := Closed554()
+	p.Latency = lat
+	addr := Serve(t, p)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	tp := textproto.NewConn(c)
+	start := time.Now()
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		t.Fatalf("greeting: %v", err)
+	}
+	if d := time.Since(start); d < lat {
+		t.Errorf("greeting after %s, want at least %s", d, lat)
+	}
+	tp.PrintfLine("EHLO relaylock.test")
+	if _, _, err := tp.ReadResponse(250); err != nil {
+		t.Fatal(err)
+	}
+	// One at a time: 5 round trips of at least lat each.
+	start = time.Now()
+	for i := 0; i < 5; i++ {
+		tp.PrintfLine("NOOP")
+		if _, _, err := tp.ReadResponse(250); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 5*lat {
+		t.Errorf("5 lock-step commands took %s, want at least %s", d, 5*lat)
+	}
+	// Pipelined: 30 commands in one write, answered in one flush.
+	var b strings.Builder
+	for i := 0; i < 10; i++ {
+		b.WriteString("MAIL FROM:<a@probe.test>\r\nRCPT TO:<victim@example.org>\r\nRSET\r\n")
+	}
+	start = time.Now()
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		for _, want := range []int{250, 554, 250} {
+			if _, _, err := tp.ReadResponse(want); err != nil {
+				t.Fatalf("pipelined reply %d: %v", i, err)
+			}
+		}
+	}
+	if d := time.Since(start); d < lat || d > 15*lat {
+		t.Errorf("30 pipelined replies took %s, want about one latency (%s), far below 30", d, lat)
+	}
+	tp.PrintfLine("QUIT")
+	if _, _, err := tp.ReadResponse(221); err != nil {
+		t.Errorf("221 lost at the close: %v", err)
+	}
+}
