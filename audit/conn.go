@@ -44,7 +44,18 @@ type client struct {
 	used       bool
 	roundTrips int
 	commands   int
+	// rtt is how long the EHLO (or HELO) reply took: the link's round
+	// trip plus the server's time for a cheap command.
+	rtt time.Duration
+	// cutAt, when set, is when pipeline gives up on a slow batch
+	// (errSlow): the prober then spreads the unanswered tests over more
+	// connections.
+	cutAt time.Time
 }
+
+// errSlow: a pipelined batch was not answered by client.cutAt. The
+// connection is closed; the unanswered tests are run elsewhere.
+var errSlow = errors.New("replies slower than the batch allows")
 
 // log appends a transcript line, bounded.
 func (c *client) log(dir, text string) {
@@ -139,9 +150,18 @@ func (c *client) read(cmd string, timeout time.Duration) (*Reply, error) {
 	if c.closed {
 		return nil, &ProbeError{Host: c.host, Addr: c.addr, Command: cmd, Err: ErrDropped}
 	}
-	c.conn.SetReadDeadline(time.Now().Add(timeout))
+	deadline := time.Now().Add(timeout)
+	cut := !c.cutAt.IsZero() && c.cutAt.Before(deadline)
+	if cut {
+		deadline = c.cutAt
+	}
+	c.conn.SetReadDeadline(deadline)
 	rep, err := readReply(c.r, func(l string) { c.log("S", l) })
 	if err != nil {
+		if cut && isTimeout(err) && c.ctx.Err() == nil {
+			c.abort()
+			return nil, &ProbeError{Host: c.host, Addr: c.addr, Command: cmd, Err: errSlow}
+		}
 		return nil, c.fail(cmd, err)
 	}
 	if rep.Code == 421 {
@@ -154,8 +174,21 @@ func (c *client) read(cmd string, timeout time.Duration) (*Reply, error) {
 
 // write sends lines in one write (one round trip when pipelined).
 func (c *client) write(cmd string, lines ...string) error {
+	b, err := c.prepare(cmd, lines)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(c.conn, b); err != nil {
+		return c.fail(cmd, err)
+	}
+	return nil
+}
+
+// prepare checks that no reply is waiting, logs and counts lines, sets the
+// write deadline and returns the bytes to send.
+func (c *client) prepare(cmd string, lines []string) (string, error) {
 	if c.closed {
-		return &ProbeError{Host: c.host, Addr: c.addr, Command: cmd, Err: ErrDropped}
+		return "", &ProbeError{Host: c.host, Addr: c.addr, Command: cmd, Err: ErrDropped}
 	}
 	if n := c.r.Buffered(); n > 0 {
 		// RFC 5321 §4.3.1 / RFC 2920 §3.1: every reply answers one command,
@@ -163,7 +196,7 @@ func (c *client) write(cmd string, lines ...string) error {
 		// no command; reading on would pair every later reply with the
 		// wrong command (and could turn a refusal into an acceptance).
 		early, _ := c.r.Peek(min(n, 64))
-		return c.fail(cmd, fmt.Errorf("%w: the server sent %q before the command (a reply to no command)", ErrProtocol, early))
+		return "", c.fail(cmd, fmt.Errorf("%w: the server sent %q before the command (a reply to no command)", ErrProtocol, early))
 	}
 	var b strings.Builder
 	for _, l := range lines {
@@ -172,33 +205,58 @@ func (c *client) write(cmd string, lines ...string) error {
 		b.WriteString("\r\n")
 	}
 	c.conn.SetWriteDeadline(time.Now().Add(c.p.opts.CommandTimeout))
-	if _, err := io.WriteString(c.conn, b.String()); err != nil {
-		return c.fail(cmd, err)
-	}
 	c.commands += len(lines)
 	c.roundTrips++
-	return nil
+	return b.String(), nil
 }
 
-// pipeline writes lines in one go and reads one reply per line (RFC 2920
-// §3.1). It returns the replies read before an error.
+// pipeline sends lines as one group and reads one reply per line (RFC 2920
+// §3.1). It returns the replies read before an error. A group of more than
+// one line is written while its replies are read, so a large batch cannot
+// deadlock with a server whose replies fill the socket buffers before it
+// has read every command (RFC 2920 §3.1's window caution). With cutAt set
+// it gives up at that time with errSlow and closes the connection.
 func (c *client) pipeline(lines []string) ([]*Reply, error) {
-	if err := c.write(verbOf(lines[0]), lines...); err != nil {
-		return nil, err
+	cmd := verbOf(lines[0])
+	var werr chan error
+	if len(lines) == 1 {
+		if err := c.write(cmd, lines...); err != nil {
+			return nil, err
+		}
+	} else {
+		b, err := c.prepare(cmd, lines)
+		if err != nil {
+			return nil, err
+		}
+		werr = make(chan error, 1)
+		go func(conn net.Conn) {
+			_, err := io.WriteString(conn, b)
+			werr <- err
+		}(c.conn)
 	}
 	reps := make([]*Reply, 0, len(lines))
+	var err error
 	for _, l := range lines {
-		rep, err := c.read(verbOf(l), c.p.opts.CommandTimeout)
-		if err != nil {
-			return reps, err
+		var rep *Reply
+		if rep, err = c.read(verbOf(l), c.p.opts.CommandTimeout); err != nil {
+			break
 		}
 		reps = append(reps, rep)
 		if rep.Code == 421 {
-			return reps, &ProbeError{Host: c.host, Addr: c.addr, Command: verbOf(l), Code: 421,
+			err = &ProbeError{Host: c.host, Addr: c.addr, Command: verbOf(l), Code: 421,
 				Enhanced: rep.Enhanced, Line: rep.String(), Err: ErrDropped}
+			break
 		}
 	}
-	return reps, nil
+	if werr != nil {
+		if err != nil {
+			c.abort() // unblocks the writer
+		}
+		if we := <-werr; we != nil && err == nil {
+			err = c.fail(cmd, we)
+		}
+	}
+	return reps, err
 }
 
 // cmd sends one command and reads its reply.
@@ -221,10 +279,12 @@ func verbOf(line string) string {
 // hello sends EHLO and falls back to HELO (RFC 5321 §3.2, §4.1.4) when
 // EHLO gets 500, 501, 502 or 550. It returns the refusing reply, if any.
 func (c *client) hello(name string) (*Reply, error) {
+	start := time.Now()
 	rep, err := c.cmd("EHLO " + name)
 	if err != nil {
 		return nil, err
 	}
+	c.rtt = time.Since(start)
 	if rep.Code/100 == 2 {
 		c.helo = "EHLO"
 		c.ext = parseExtensions(rep)

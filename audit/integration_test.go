@@ -563,3 +563,44 @@ func TestIntegrationIPv6Only(t *testing.T) {
 		t.Errorf("open instance on %s, want %s", open.Addr, v6)
 	}
 }
+
+// A stock Postfix sleeps a second before every reply after 10 refusals
+// and hangs up after 20. One batch of the whole matrix runs into that;
+// relaylock cuts the batch when the replies slow down and spreads the
+// rest over connections of at most TestsPerConn tests, so every test is
+// decided and the server is still found closed.
+func TestIntegrationPostfixStockErrorLimits(t *testing.T) {
+	for _, mode := range []mtatest.Mode{mtatest.Closed, mtatest.OpenClientAccess} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			sink := mtatest.StartSink(t)
+			inst := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Postfix, Mode: mode, RelayHost: sink.Addr(), StockErrorLimits: true})
+			start := time.Now()
+			res := auditInstance(t, inst, func(o *audit.Options) { o.AllTests = true })
+			ep := res.Targets[0].Endpoints[0]
+			t.Logf("%s: %s in %s over %d connections, %d round trips", mode, ep.Verdict, time.Since(start).Round(time.Millisecond), ep.Connections, ep.RoundTrips)
+			want := audit.VerdictClosed
+			if mode != mtatest.Closed {
+				want = audit.VerdictOpen
+			}
+			if ep.Verdict != want {
+				t.Fatalf("verdict %s, want %s", ep.Verdict, want)
+			}
+			for _, tr := range ep.Tests {
+				if tr.Outcome == audit.OutcomeInconclusive {
+					t.Errorf("%s inconclusive: %s", tr.ID, tr.Reason)
+				}
+			}
+			if mode != mtatest.Closed {
+				return
+			}
+			cut := false
+			for _, l := range ep.Transcripts[0].Lines {
+				cut = cut || strings.Contains(l.Text, "the unanswered tests go to other connections")
+			}
+			if !cut || ep.Connections < 3 || ep.RoundTrips > 4*ep.Connections {
+				t.Errorf("cut %v, %d connections, %d round trips: want the slowed batch cut and spread at 4 round trips each", cut, ep.Connections, ep.RoundTrips)
+			}
+		})
+	}
+}

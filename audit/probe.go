@@ -166,24 +166,38 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 			plain = append(plain, t)
 		}
 	}
-	// Spread the tests evenly over the PerHost connections, at most
-	// TestsPerConn on one: the replies on one connection come one after
-	// the other, so a server that delays each reply (or tarpits every
-	// refusal) settles sooner over more, shorter connections.
-	per := min(p.opts.TestsPerConn, max(1, (len(plain)+p.opts.PerHost-1)/p.opts.PerHost))
+	// First every plain test goes to the greeting connection as one
+	// pipelined batch: greeting, EHLO, batch, QUIT are 4 round trips. If
+	// its replies come too slowly (a server that delays every reply or
+	// tarpits every refusal) or the server hangs up, the tests not yet
+	// answered are spread over up to PerHost connections, at most
+	// TestsPerConn on one (below Postfix's smtpd_soft_error_limit).
+	var rest []*testRun
+	if len(plain) > 0 {
+		rest, c = er.first(ctx, c, plain)
+	}
+	per := min(p.opts.TestsPerConn, max(1, (len(rest)+p.opts.PerHost-1)/p.opts.PerHost))
 	var batches [][]*testRun
-	for i := 0; i < len(plain); i += per {
-		batches = append(batches, plain[i:min(i+per, len(plain))])
+	for i := 0; i < len(rest); i += per {
+		batches = append(batches, rest[i:min(i+per, len(rest))])
 	}
 	for _, t := range own {
 		batches = append(batches, []*testRun{t})
+	}
+	if len(batches) == 0 && c != nil {
+		c.quit()
+		er.count(c)
+		c = nil
 	}
 	queue := make(chan []*testRun, len(batches))
 	for _, b := range batches {
 		queue <- b
 	}
 	close(queue)
-	workers := min(p.opts.PerHost, max(1, len(batches)))
+	workers := min(p.opts.PerHost, len(batches))
+	if workers == 0 {
+		release()
+	}
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		var first *client
@@ -192,9 +206,9 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 			first = c
 		}
 		wg.Add(1)
-		go func(c *client) {
+		go func(c *client, w int) {
 			defer wg.Done()
-			if c == nil {
+			if w > 0 {
 				// Every worker but the first (which has the greeting
 				// connection and its slot) takes its own slot.
 				var err error
@@ -231,7 +245,7 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 				c.quit()
 				er.count(c)
 			}
-		}(first)
+		}(first, w)
 	}
 	wg.Wait()
 	for b := range queue {
@@ -587,6 +601,48 @@ func hasControl(b []*testRun) bool {
 	return false
 }
 
+// first runs tests on c as one batch (one pipelined group with
+// PIPELINING, else one test after another) and returns the tests left
+// undecided with the connection, or nil if it ended. The batch is cut
+// when it runs past slowAfter and more connections may be used: the
+// caller spreads what is left over them.
+func (er *epRun) first(ctx context.Context, c *client, tests []*testRun) ([]*testRun, *client) {
+	if d := er.slowAfter(c); d > 0 {
+		c.cutAt = time.Now().Add(d)
+	}
+	cut := er.rcptGroup(c, tests)
+	c.cutAt = time.Time{}
+	if !cut {
+		er.dataSteps(ctx, c, tests)
+	}
+	var rest []*testRun
+	for _, t := range tests {
+		if !t.done {
+			rest = append(rest, t)
+		}
+	}
+	if c.closed {
+		er.count(c)
+		c = nil
+	}
+	return rest, c
+}
+
+// slowAfter is how long the first batch may take before it is cut: the
+// longer of Options.SlowAfter and SlowRTTs round trips (as the EHLO reply
+// measured it). 0 (never cut) when there is no other connection to use.
+func (er *epRun) slowAfter(c *client) time.Duration {
+	o := &er.p.opts
+	if o.PerHost < 2 || o.SlowAfter < 0 {
+		return 0
+	}
+	return max(o.SlowAfter, SlowRTTs*c.rtt)
+}
+
+// SlowRTTs: a first batch is cut only after this many EHLO round trips,
+// so a distant but quick server keeps its one connection.
+const SlowRTTs = 4
+
 // runBatch runs tests on c (or new connections), reconnecting when the
 // server drops, until every test is decided. It closes the connection.
 func (er *epRun) runBatch(ctx context.Context, c *client, tests []*testRun, helo string) {
@@ -642,6 +698,20 @@ func (er *epRun) runOn(ctx context.Context, c *client, tests []*testRun) []*test
 	if len(check) > 0 {
 		er.rcptGroup(c, check)
 	}
+	er.dataSteps(ctx, c, tests)
+	var rest []*testRun
+	for _, t := range tests {
+		if !t.done {
+			rest = append(rest, t)
+		}
+	}
+	return rest
+}
+
+// dataSteps runs the DATA step on c for the tests whose RCPT was
+// accepted, skipping them once the endpoint is settled (unless a catcher
+// waits for their messages).
+func (er *epRun) dataSteps(ctx context.Context, c *client, tests []*testRun) {
 	for _, t := range tests {
 		if t.done || t.phase != 1 || c.closed {
 			continue
@@ -652,13 +722,6 @@ func (er *epRun) runOn(ctx context.Context, c *client, tests []*testRun) []*test
 		}
 		er.dataStep(ctx, c, t)
 	}
-	var rest []*testRun
-	for _, t := range tests {
-		if !t.done {
-			rest = append(rest, t)
-		}
-	}
-	return rest
 }
 
 func (er *epRun) txnLines(c *client, t *testRun, withData bool) ([]string, bool) {
@@ -699,7 +762,10 @@ func (er *epRun) send(c *client, lines []string) ([]*Reply, error) {
 
 // rcptGroup sends [RSET] MAIL RCPT for every test. With PIPELINING the
 // whole batch is one write and one round trip.
-func (er *epRun) rcptGroup(c *client, tests []*testRun) {
+//
+// It reports whether the batch was cut (client.cutAt): the tests not yet
+// answered are left undecided, without counting as a drop.
+func (er *epRun) rcptGroup(c *client, tests []*testRun) (cut bool) {
 	idx := c.tr.Conn
 	if c.has("PIPELINING") {
 		var lines []string
@@ -711,10 +777,21 @@ func (er *epRun) rcptGroup(c *client, tests []*testRun) {
 			counts = append(counts, len(l))
 			rsets = append(rsets, rs)
 		}
-		reps, _ := c.pipeline(lines)
+		sent := time.Now()
+		reps, err := c.pipeline(lines)
+		cut = errors.Is(err, errSlow)
+		if cut {
+			c.log("*", fmt.Sprintf("relaylock closed this connection: %d of %d replies in %s, slower than the batch allows; the unanswered tests go to other connections",
+				len(reps), len(lines), time.Since(sent).Round(time.Millisecond)))
+		}
 		pos := 0
 		for i, t := range tests {
 			n := counts[i]
+			if pos+n > len(reps) && cut {
+				// Not answered in time: run again elsewhere, not a drop.
+				t.res.Reply = nil
+				return true
+			}
 			if pos+n > len(reps) {
 				// The connection ended while this test was answered; the
 				// tests after it were never answered and stay pending.
@@ -730,16 +807,27 @@ func (er *epRun) rcptGroup(c *client, tests []*testRun) {
 		return
 	}
 	for _, t := range tests {
+		if !c.cutAt.IsZero() && time.Now().After(c.cutAt) {
+			// One command at a time and past the batch's time: the rest go
+			// to other connections; this one stays usable.
+			c.log("*", "replies slower than the batch allows; the remaining tests go to other connections")
+			return true
+		}
 		lines, rs := er.txnLines(c, t, false)
 		reps, err := er.send(c, lines)
+		if errors.Is(err, errSlow) {
+			c.log("*", "relaylock closed this connection: a reply slower than the batch allows; the unanswered tests go to other connections")
+			return true
+		}
 		er.decideTxn(t, reps, rs, idx)
 		if !t.done && t.phase == 0 {
 			er.dropped(t, idx)
 		}
 		if err != nil || c.closed {
-			return
+			return false
 		}
 	}
+	return false
 }
 
 // dropped: the connection ended before t was answered. The test is tried

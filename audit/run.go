@@ -58,13 +58,19 @@ type Options struct {
 	CatchWait time.Duration
 	// Contact is named in the test message body (deliver mode).
 	Contact string
-	// Concurrency bounds endpoints probed at once (default 32); PerHost
-	// the parallel connections to one address (default 3); TestsPerConn
-	// the tests on one connection (default 8: below Postfix's
-	// smtpd_soft_error_limit of 10).
+	// Concurrency bounds endpoints probed at once (default 32). An
+	// endpoint's tests go first to one connection as one pipelined batch;
+	// if the batch is not answered within SlowAfter (default 500 ms; at
+	// least SlowRTTs EHLO round trips; negative: never cut), or the server
+	// hangs up, the rest are spread over up to PerHost parallel
+	// connections to the address (default 16, over all targets: below
+	// Exchange's MaxInboundConnectionPerSource of 20 and Postfix's
+	// smtpd_client_connection_count_limit of 50), at most TestsPerConn on
+	// one (default 8: below Postfix's smtpd_soft_error_limit of 10).
 	Concurrency  int
 	PerHost      int
 	TestsPerConn int
+	SlowAfter    time.Duration
 	// Rate limits new connections per second over the whole run (0:
 	// unlimited).
 	Rate float64
@@ -181,7 +187,10 @@ func (o *Options) defaults() error {
 		o.Concurrency = 32
 	}
 	if o.PerHost <= 0 {
-		o.PerHost = 3
+		o.PerHost = 16
+	}
+	if o.SlowAfter == 0 {
+		o.SlowAfter = 500 * time.Millisecond
 	}
 	if o.TestsPerConn <= 0 {
 		o.TestsPerConn = 8

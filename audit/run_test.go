@@ -220,10 +220,14 @@ func TestRunPipeliningRoundTrips(t *testing.T) {
 	_ = srv2
 }
 
+// A server that hangs up after a few errors makes relaylock spread the
+// matrix over new connections, never more than PerHost at once (the
+// server counts its side, and closes first, so the count is exact).
 func TestRunPerHostLimit(t *testing.T) {
-	p := smtptest.Closed554()
-	p.Delay = 5 * time.Millisecond
-	res, srv := testAudit(t, p, func(o *Options) { o.PerHost = 2 })
+	p := smtptest.DropAfterErrors(6)
+	p.Pipelining = true
+	p.Delay = 2 * time.Millisecond
+	res, srv := testAudit(t, p, func(o *Options) { o.PerHost = 2; o.TestsPerConn = 4 })
 	if endpoint(t, res, "none").Verdict != VerdictClosed {
 		t.Fatal("not closed")
 	}
@@ -232,6 +236,66 @@ func TestRunPerHostLimit(t *testing.T) {
 	}
 	if n := len(srv.Sessions()); n < 3 {
 		t.Fatalf("%d sessions: the matrix was not spread over connections", n)
+	}
+}
+
+// The endpoint's tests go to one connection as one batch; the batch is
+// cut and the rest spread over more connections only when the replies
+// are slow: a slow link keeps one connection, a slow server or a tarpit
+// gets more, and each connection still costs at most 4 round trips.
+func TestRunFirstBatchThenSpread(t *testing.T) {
+	latency := smtptest.Closed554()
+	latency.Latency = 30 * time.Millisecond
+	slow := smtptest.Closed554()
+	slow.Delay = 10 * time.Millisecond // 170 replies: 1.7 s on one connection
+	noPipe := smtptest.Closed554()
+	noPipe.Pipelining = false
+	noPipe.Delay = 10 * time.Millisecond
+	tests := []struct {
+		name      string
+		p         smtptest.Policy
+		slowAfter time.Duration
+		oneConn   bool
+	}{
+		{"slow link: one connection", latency, 0, true},
+		{"slow server: spread", slow, 0, false},
+		{"slow server, never cut: one connection", slow, -1, true},
+		{"tarpit: spread", smtptest.Tarpit(300 * time.Millisecond), 0, false},
+		{"no pipelining, slow: spread", noPipe, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, srv := testAudit(t, tc.p, func(o *Options) { o.SlowAfter = tc.slowAfter; o.PerHost = 16 })
+			ep := endpoint(t, res, "none")
+			if ep.Verdict != VerdictClosed {
+				t.Fatalf("verdict %s", ep.Verdict)
+			}
+			for _, tr := range ep.Tests {
+				if tr.Outcome == OutcomeInconclusive {
+					t.Errorf("%s inconclusive: %s", tr.ID, tr.Reason)
+				}
+			}
+			sessions := srv.Sessions()
+			if tc.oneConn && (ep.Connections != 1 || len(sessions) != 1 || ep.RoundTrips != 4) {
+				t.Fatalf("%d connections (server saw %d), %d round trips; want 1 and 4", ep.Connections, len(sessions), ep.RoundTrips)
+			}
+			if !tc.oneConn && ep.Connections < 3 {
+				t.Fatalf("%d connections: a slow batch was not spread", ep.Connections)
+			}
+			if tc.p.Pipelining && ep.RoundTrips > 4*ep.Connections {
+				t.Errorf("%d round trips on %d connections", ep.RoundTrips, ep.Connections)
+			}
+			if !tc.oneConn {
+				cut := false
+				for _, line := range ep.Transcripts[0].Lines {
+					cut = cut || strings.Contains(line.Text, "the unanswered tests go to other connections") ||
+						strings.Contains(line.Text, "the remaining tests go to other connections")
+				}
+				if !cut {
+					t.Errorf("the first transcript does not say why the batch was cut")
+				}
+			}
+		})
 	}
 }
 

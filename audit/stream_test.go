@@ -45,7 +45,7 @@ func TestRunPerHostAcrossTargets(t *testing.T) {
 	if m := srv.MaxConcurrent(); m > 2 {
 		t.Fatalf("%d connections at once to one address; --per-host 2", m)
 	}
-	if n := len(srv.Sessions()); n < 6 {
+	if n := len(srv.Sessions()); n < 3 {
 		t.Fatalf("%d sessions for 3 targets", n)
 	}
 }
@@ -187,22 +187,27 @@ func BenchmarkAuditN(b *testing.B) {
 	}
 }
 
-// RoundTrips counts every wait for the server: with PIPELINING a
-// connection to a closed server costs exactly the greeting, EHLO, one
-// batch and QUIT.
+// RoundTrips counts every wait for the server: with PIPELINING a closed
+// server costs exactly the greeting, EHLO, one batch and QUIT, on one
+// connection, with every command counted.
 func TestRunRoundTripsPerConnection(t *testing.T) {
 	res, srv := testAudit(t, smtptest.Closed554(), func(o *Options) { o.PerHost = 8 })
 	ep := endpoint(t, res, "none")
-	if ep.Verdict != VerdictClosed || ep.Connections != len(srv.Sessions()) {
+	if ep.Verdict != VerdictClosed || ep.Connections != 1 || len(srv.Sessions()) != 1 {
 		t.Fatalf("%s with %d connections, server saw %d", ep.Verdict, ep.Connections, len(srv.Sessions()))
 	}
-	if ep.RoundTrips != 4*ep.Connections {
-		t.Fatalf("%d round trips on %d connections; want 4 each", ep.RoundTrips, ep.Connections)
+	if ep.RoundTrips != 4 {
+		t.Fatalf("%d round trips; want 4", ep.RoundTrips)
 	}
-	// The matrix is spread over the connections, at most TestsPerConn
-	// (8: 24 commands) in a batch, plus EHLO and QUIT on each.
-	if ep.Connections < 2 || ep.Commands > ep.Connections*26 {
-		t.Fatalf("%d connections, %d commands", ep.Connections, ep.Commands)
+	ran := 0
+	for _, tr := range ep.Tests {
+		if tr.Outcome != OutcomeSkipped {
+			ran++
+		}
+	}
+	// EHLO, MAIL+RCPT per test with RSET between, QUIT.
+	if want := 1 + 3*ran - 1 + 1; ep.Commands != want || srv.Sessions()[0].Commands != want {
+		t.Fatalf("%d commands counted, server read %d; want %d for %d tests", ep.Commands, srv.Sessions()[0].Commands, want, ran)
 	}
 }
 
@@ -211,15 +216,15 @@ func TestRunRateAcrossTargets(t *testing.T) {
 	a, b := smtptest.Start(t, smtptest.Closed554()), smtptest.Start(t, smtptest.Closed554())
 	start := time.Now()
 	res, err := Run(context.Background(), Options{Targets: []string{a.Addr(), b.Addr()}, MailDomain: "example.com",
-		HeloName: "probe.example.net", Rate: 100, PerHost: 8})
+		HeloName: "probe.example.net", Rate: 20, PerHost: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := len(a.Sessions()) + len(b.Sessions())
-	if d, min := time.Since(start), time.Duration(n-1)*10*time.Millisecond; d < min {
-		t.Fatalf("%d connections in %s at --rate 100; want at least %s", n, d, min)
+	if d, min := time.Since(start), time.Duration(n-1)*50*time.Millisecond; d < min {
+		t.Fatalf("%d connections in %s at --rate 20; want at least %s", n, d, min)
 	}
-	if res.Verdict != VerdictClosed || n < 4 {
+	if res.Verdict != VerdictClosed || n < 2 {
 		t.Fatalf("%s with %d connections", res.Verdict, n)
 	}
 }

@@ -3,7 +3,8 @@
 # relaylock against nmap's smtp-open-relay (when nmap is installed; this
 # script installs nothing). Extra arguments go to relaybench, e.g.
 #   bench/run.sh -n 1000 -delay 50ms
-#   bench/run.sh -n 50 -tarpit 5s -per-host 16
+#   bench/run.sh -n 50 -tarpit 5s
+#   bench/run.sh -n 1000 -delay 0 -server-delay 50ms   # a slow server, not a slow link
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="$(mktemp -d)"

@@ -149,6 +149,12 @@ type Config struct {
 	// StartTimeout bounds the wait for the first 220 greeting; default
 	// 30 s.
 	StartTimeout time.Duration
+	// StockErrorLimits (Postfix only) keeps smtpd_error_sleep_time,
+	// smtpd_soft_error_limit and smtpd_hard_error_limit at Postfix's
+	// defaults (1 s, 10, 20): after 10 refusals every reply is a second
+	// late, after 20 the server hangs up. Default: no sleep, limits 100
+	// and 200, so most tests see relay decisions only.
+	StockErrorLimits bool
 }
 
 // Instance is a running MTA.

@@ -118,15 +118,15 @@ func (i *Instance) preparePostfix(cfg Config) error {
 		"biff = no",
 		"maillog_file = " + maillog,
 		"maillog_file_prefixes = " + i.Dir,
-		// Tests make many refused attempts in a row: do not sleep a
-		// second before each reject (smtpd_error_sleep_time, default
-		// 1s). The relay decisions are unchanged.
-		"smtpd_error_sleep_time = 0s",
-		"smtpd_soft_error_limit = 100",
-		"smtpd_hard_error_limit = 200",
 		"queue_run_delay = 2s",
 		"minimal_backoff_time = 2s",
 		"maximal_backoff_time = 4s",
+	}
+	if !cfg.StockErrorLimits {
+		// Tests make many refused attempts in a row: do not sleep a
+		// second before each reject (smtpd_error_sleep_time, default
+		// 1s). The relay decisions are unchanged.
+		mainCF = append(mainCF, "smtpd_error_sleep_time = 0s", "smtpd_soft_error_limit = 100", "smtpd_hard_error_limit = 200")
 	}
 	if cfg.TLS {
 		// smtpd reads the key as root, before it drops privileges.

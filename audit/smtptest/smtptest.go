@@ -289,13 +289,7 @@ func (s *Server) Serve(l net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			s.handle(c, rec)
-			// Count the connection as gone before the client can see
-			// the close, so MaxConcurrent is exact.
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.active--
-			rec.End = time.Now()
-			s.mu.Unlock()
+			s.gone(c, rec)
 			c.Close()
 		}()
 	}
@@ -396,9 +390,28 @@ type conn struct {
 	sess   Session
 	errors int
 	inTxn  bool
+	// dead: a write failed (the client is gone); the session ends
+	// instead of answering what it had buffered, as a real server would.
+	dead bool
+}
+
+// gone counts a connection as ended (once). The server calls it before
+// the last reply of a session it ends (221, 421) is sent, and before the
+// close, so a client reacting to either cannot see the old session still
+// counted: MaxConcurrent is exact.
+func (s *Server) gone(nc net.Conn, rec *Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[nc]; !ok {
+		return
+	}
+	delete(s.conns, nc)
+	s.active--
+	rec.End = time.Now()
 }
 
 func (s *Server) handle(nc net.Conn, rec *Record) {
+	orig := nc
 	if s.p.Latency > 0 {
 		lc := newLatencyConn(nc, s.p.Latency)
 		defer lc.Close()
@@ -436,7 +449,8 @@ func (s *Server) handle(nc net.Conn, rec *Record) {
 			return
 		default:
 		}
-		if !c.command(line) {
+		if !c.command(line) || c.dead {
+			s.gone(orig, rec)
 			c.flush()
 			return
 		}
@@ -492,7 +506,11 @@ func (c *conn) flush() error {
 	c.rec.Flushes++
 	c.s.mu.Unlock()
 	c.c.SetWriteDeadline(time.Now().Add(IdleTimeout))
-	return c.w.Flush()
+	err := c.w.Flush()
+	if err != nil {
+		c.dead = true
+	}
+	return err
 }
 
 func (c *conn) override(line string) (string, bool) {

@@ -49,7 +49,8 @@ import (
 
 type config struct {
 	N           int
-	Delay       time.Duration
+	Delay       time.Duration // link latency: every reply arrives this late
+	ServerDelay time.Duration // server time before every reply, one after another
 	Tarpit      time.Duration
 	OpenEvery   int
 	Relaylock   string
@@ -65,13 +66,14 @@ type config struct {
 func main() {
 	var c config
 	flag.IntVar(&c.N, "n", 1000, "number of hosts (and domains)")
-	flag.DurationVar(&c.Delay, "delay", 50*time.Millisecond, "delay before every SMTP reply")
+	flag.DurationVar(&c.Delay, "delay", 50*time.Millisecond, "link latency: every SMTP reply arrives this long after its command (replies flushed together arrive together)")
+	flag.DurationVar(&c.ServerDelay, "server-delay", 0, "server time before every SMTP reply, one reply after the other (a slow server, not a slow link)")
 	flag.DurationVar(&c.Tarpit, "tarpit", 0, "extra delay before every 5xx reply of the closed hosts")
 	flag.IntVar(&c.OpenEvery, "open-every", 10, "every Nth host is an open relay (the rest are closed)")
 	flag.StringVar(&c.Relaylock, "relaylock", "relaylock", "the relaylock binary")
 	flag.StringVar(&c.Nmap, "nmap", "", `the nmap binary ("" looks in PATH, "none" skips nmap)`)
 	flag.IntVar(&c.Concurrency, "concurrency", 400, "relaylock --concurrency")
-	flag.IntVar(&c.PerHost, "per-host", 8, "relaylock --per-host")
+	flag.IntVar(&c.PerHost, "per-host", 0, "relaylock --per-host (0: relaylock's default)")
 	flag.Float64Var(&c.Rate, "rate", 0, "relaylock --rate (0: unlimited)")
 	flag.StringVar(&c.Work, "dir", "", "work directory (default: a new temporary one, removed afterwards)")
 	flag.Parse()
@@ -164,7 +166,10 @@ func bench(c config) (*report, error) {
 			rep.Open++
 		}
 	}
-	fmt.Fprintf(c.Out, "relaybench: %d hosts on 127.1.0.0/16 port %d (%d open), %s per reply", len(hosts), port, rep.Open, c.Delay)
+	fmt.Fprintf(c.Out, "relaybench: %d hosts on 127.1.0.0/16 port %d (%d open), every reply %s late (link latency)", len(hosts), port, rep.Open, c.Delay)
+	if c.ServerDelay > 0 {
+		fmt.Fprintf(c.Out, ", %s of server time before every reply", c.ServerDelay)
+	}
 	if c.Tarpit > 0 {
 		fmt.Fprintf(c.Out, ", %s tarpit on every 5xx of the closed hosts", c.Tarpit)
 	}
@@ -233,7 +238,7 @@ func startHosts(c config) ([]*host, int, error) {
 			} else {
 				p.Tarpit = c.Tarpit
 			}
-			p.Delay = c.Delay
+			p.Latency, p.Delay = c.Delay, c.ServerDelay
 			p.Hostname = fmt.Sprintf("mx%d.bench.test", i)
 			p.LocalDomains = []string{h.Domain}
 			h.srv = smtptest.NewServer(p)
@@ -293,8 +298,10 @@ func runRelaylock(c config, hosts []*host, port int, dnsAddr string) (*toolResul
 	os.Remove(ev)
 	args := []string{"audit", "--targets", tf, "--evidence", ev, "--dns-server", dnsAddr, "--ports", strconv.Itoa(port),
 		"--helo", "probe.bench.test", "--probe-domain", "example.net", "--concurrency", strconv.Itoa(c.Concurrency),
-		"--per-host", strconv.Itoa(c.PerHost), "--rate", strconv.FormatFloat(c.Rate, 'f', -1, 64),
-		"--timeout", "30s", "--connect-timeout", "10s"}
+		"--rate", strconv.FormatFloat(c.Rate, 'f', -1, 64), "--timeout", "30s", "--connect-timeout", "10s"}
+	if c.PerHost > 0 {
+		args = append(args, "--per-host", strconv.Itoa(c.PerHost))
+	}
 	out, err := os.Create(filepath.Join(c.Work, "relaylock.out"))
 	if err != nil {
 		return nil, err

@@ -39,7 +39,7 @@ func auditFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "deliver", Usage: "send a marked test message to --to (your own mailbox) and report the token to look for"},
 		&cli.StringFlag{Name: "contact", Usage: "`TEXT` naming whom to contact, put in delivered test messages"},
 		&cli.IntFlag{Name: "concurrency", Value: 32, Usage: "endpoints probed at once"},
-		&cli.IntFlag{Name: "per-host", Value: 3, Usage: "parallel connections to one address, over all targets (the tests of an endpoint are spread over them)"},
+		&cli.IntFlag{Name: "per-host", Value: 16, Usage: "most parallel connections to one address, over all targets (an endpoint uses one, and spreads its tests over more only when the replies are slow or the server hangs up)"},
 		&cli.Float64Flag{Name: "rate", Usage: "new connections per second over the whole run (0: unlimited)"},
 		&cli.DurationFlag{Name: "timeout", Usage: "greeting and per-command timeout (default 60s)"},
 		&cli.DurationFlag{Name: "connect-timeout", Usage: "TCP connect timeout (default 15s)"},
