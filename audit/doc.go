@@ -49,19 +49,23 @@
 //
 // # Speed
 //
-// Tests run in batches of at most Options.TestsPerConn (8, below
-// Postfix's soft error limit) per connection, with RSET between them;
-// with PIPELINING (RFC 2920) a whole batch of RSET/MAIL/RCPT goes in one
-// write, so a connection costs four round trips (greeting, EHLO, the
-// batch, QUIT; EndpointResult.RoundTrips counts each wait for the
-// server, the greeting included). The tests of an endpoint are spread
-// evenly over Options.PerHost connections, so a server that delays every
-// reply, or tarpits every refusal, settles sooner over more, shorter
-// connections. PerHost bounds the connections to one address across the
-// whole run, also when several targets share a mail host; endpoints run
+// An endpoint's tests go to its first connection as one batch, with RSET
+// between them; with PIPELINING (RFC 2920) the whole batch of
+// RSET/MAIL/RCPT goes in one write (written while the replies are read,
+// so no batch size can deadlock), so an endpoint costs four round trips:
+// greeting, EHLO, the batch, QUIT (EndpointResult.RoundTrips counts each
+// wait for the server, the greeting included). If the batch is not
+// answered within max(Options.SlowAfter, SlowRTTs EHLO round trips) - a
+// server that delays every reply, tarpits every refusal, or sleeps after
+// a few errors as Postfix does - relaylock closes that connection (the
+// transcript says so) and spreads the unanswered tests over up to
+// Options.PerHost connections, at most Options.TestsPerConn (8, below
+// Postfix's soft error limit) on one; a server that hangs up gets the
+// same. PerHost bounds the connections to one address across the whole
+// run, also when several targets share a mail host; endpoints run
 // concurrently (Options.Concurrency) under a global connection rate
-// (Options.Rate). Once an endpoint is open, batches not yet started are
-// skipped unless Options.AllTests.
+// (Options.Rate). Once an endpoint is open, DATA steps and batches not
+// yet started are skipped unless Options.AllTests.
 //
 // Options.OnTarget streams each target as it finishes, and
 // Options.SummaryOnly then drops its tests and transcripts from the

@@ -49,6 +49,10 @@ func TestBenchSmoke(t *testing.T) {
 	if rl.MaxConnRT > 6 || rl.MaxConnRT < 4 {
 		t.Errorf("%d round trips on one connection; want 4..6 with PIPELINING", rl.MaxConnRT)
 	}
+	// Over a 1 ms link every host fits one connection and one batch.
+	if rl.RTPer > 6 || rl.ConnsPer != 1 {
+		t.Errorf("%.1f round trips over %.1f connections per host; want at most 6 over one", rl.RTPer, rl.ConnsPer)
+	}
 	if rl.TestsPer < 40 {
 		t.Errorf("%.1f tests per host; want at least 2.5 times nmap's 16", rl.TestsPer)
 	}
