@@ -166,17 +166,62 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 			plain = append(plain, t)
 		}
 	}
-	// First every plain test goes to the greeting connection as one
-	// pipelined batch: greeting, EHLO, batch, QUIT are 4 round trips. If
-	// its replies come too slowly (a server that delays every reply or
-	// tarpits every refusal) or the server hangs up, the tests not yet
-	// answered are spread over up to PerHost connections, at most
-	// TestsPerConn on one (below Postfix's smtpd_soft_error_limit).
+	er.run(ctx, c, release, plain, own)
+	// Greylisting (§8): retry once after Options.GreylistRetry.
+	if p.opts.GreylistRetry > 0 && ctx.Err() == nil {
+		var grey, greyPlain, greyOwn []*testRun
+		for _, t := range tests {
+			if t.res.Reason == ReasonGreylisted && !t.retried {
+				t.retried, t.done, t.phase, t.attempts = true, false, 0, 0
+				grey = append(grey, t)
+				if t.helo != "" {
+					greyOwn = append(greyOwn, t)
+				} else {
+					greyPlain = append(greyPlain, t)
+				}
+			}
+		}
+		if len(grey) > 0 {
+			if p.opts.Progress != nil {
+				fmt.Fprintf(p.opts.Progress, "relaylock: %s: %d tests greylisted, retrying in %s\n", er.addr(), len(grey), p.opts.GreylistRetry)
+			}
+			t := time.NewTimer(p.opts.GreylistRetry)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			if rel, err := p.hostSlot(ctx, spec.addr); err == nil {
+				if c, err := er.connect(ctx, p.opts.HeloName); err != nil {
+					rel()
+				} else {
+					er.run(ctx, c, rel, greyPlain, greyOwn)
+				}
+			}
+			for _, t := range grey {
+				if !t.done {
+					er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: ReasonGreylisted}, nil, -1)
+				}
+			}
+		}
+	}
+	return res, starttls
+}
+
+// run runs tests on the endpoint. The plain ones go first to c (the
+// greeting connection, holding the address slot that release frees) as
+// one pipelined batch: greeting, EHLO, batch, QUIT are 4 round trips. If
+// its replies come too slowly (a server that delays every reply or
+// tarpits every refusal) or the server hangs up, the tests not yet
+// answered are spread over up to PerHost connections, at most
+// TestsPerConn on one (below Postfix's smtpd_soft_error_limit), with the
+// tests that need their own HELO (own) one per connection.
+func (er *epRun) run(ctx context.Context, c *client, release func(), plain, own []*testRun) {
 	var rest []*testRun
 	if len(plain) > 0 {
 		rest, c = er.first(ctx, c, plain)
 	}
-	per := min(p.opts.TestsPerConn, max(1, (len(rest)+p.opts.PerHost-1)/p.opts.PerHost))
+	per := min(er.p.opts.TestsPerConn, max(1, (len(rest)+er.p.opts.PerHost-1)/er.p.opts.PerHost))
 	var batches [][]*testRun
 	for i := 0; i < len(rest); i += per {
 		batches = append(batches, rest[i:min(i+per, len(rest))])
@@ -194,7 +239,7 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 		queue <- b
 	}
 	close(queue)
-	workers := min(p.opts.PerHost, len(batches))
+	workers := min(er.p.opts.PerHost, len(batches))
 	if workers == 0 {
 		release()
 	}
@@ -212,7 +257,7 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 				// Every worker but the first (which has the greeting
 				// connection and its slot) takes its own slot.
 				var err error
-				if rel, err = p.hostSlot(ctx, spec.addr); err != nil {
+				if rel, err = er.p.hostSlot(ctx, er.spec.addr); err != nil {
 					return // batches left in the queue are settled below
 				}
 			}
@@ -229,7 +274,7 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 					}
 					continue
 				}
-				helo := p.opts.HeloName
+				helo := er.p.opts.HeloName
 				if b[0].helo != "" {
 					helo = b[0].helo
 					if c != nil {
@@ -250,44 +295,8 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 	wg.Wait()
 	for b := range queue {
 		// Workers that never got a slot (cancelled) leave batches behind.
-		er.runBatch(ctx, nil, b, p.opts.HeloName)
+		er.runBatch(ctx, nil, b, er.p.opts.HeloName)
 	}
-	// Greylisting (§8): retry once after Options.GreylistRetry.
-	if p.opts.GreylistRetry > 0 && ctx.Err() == nil {
-		var grey []*testRun
-		for _, t := range tests {
-			if t.res.Reason == ReasonGreylisted && !t.retried {
-				t.retried, t.done, t.phase, t.attempts = true, false, 0, 0
-				grey = append(grey, t)
-			}
-		}
-		if len(grey) > 0 {
-			if p.opts.Progress != nil {
-				fmt.Fprintf(p.opts.Progress, "relaylock: %s: %d tests greylisted, retrying in %s\n", er.addr(), len(grey), p.opts.GreylistRetry)
-			}
-			t := time.NewTimer(p.opts.GreylistRetry)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-			rel, err := p.hostSlot(ctx, spec.addr)
-			for i := 0; err == nil && i < len(grey); i += per {
-				b := grey[i:min(i+per, len(grey))]
-				if ctx.Err() != nil {
-					break
-				}
-				er.runBatch(ctx, nil, b, p.opts.HeloName)
-			}
-			rel()
-			for _, t := range grey {
-				if !t.done {
-					er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: ReasonGreylisted}, nil, -1)
-				}
-			}
-		}
-	}
-	return res, starttls
 }
 
 func skip(b []*testRun) {

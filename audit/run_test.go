@@ -457,3 +457,16 @@ func TestRunOnEndpointAndVantage(t *testing.T) {
 		t.Errorf("counters: %d conns, %d round trips, %d commands, %d transcripts", ep.Connections, ep.RoundTrips, ep.Commands, len(ep.Transcripts))
 	}
 }
+
+// The greylisting retry is one more batch on one more connection, not a
+// connection per test.
+func TestRunGreylistRetryBatch(t *testing.T) {
+	res, srv := testAudit(t, smtptest.Greylist(), func(o *Options) { o.GreylistRetry = 10 * time.Millisecond })
+	ep := endpoint(t, res, "none")
+	if ep.Verdict != VerdictClosed {
+		t.Fatalf("verdict %s", ep.Verdict)
+	}
+	if n := len(srv.Sessions()); n != 2 || ep.Connections != 2 || ep.RoundTrips != 8 {
+		t.Fatalf("server saw %d sessions; %d connections, %d round trips: want 2 and 8", n, ep.Connections, ep.RoundTrips)
+	}
+}
