@@ -35,9 +35,11 @@
 // unknown shell or command, cmd.exe's 8191-character limit, MaxShellsPerUser,
 // MaxEnvelopeSizekb (HTTP 413), 415 for a wrong content type, and the
 // 401 Windows sends for bad credentials. Authentication is Basic or NTLMv2
-// (ntlm.go, per connection). NTLM message encryption is not implemented:
-// a sealed request gets 415, so clients use HTTPS (the default) or plain
-// HTTP with AllowUnencrypted (Config.PlainHTTP).
+// (ntlm.go, per connection). Over plain HTTP it speaks NTLM message
+// encryption (ntlmseal.go, MS-WSMV 2.2.9.1) and, like a default Windows
+// listener, refuses unsealed messages unless AllowUnencrypted is set
+// (Config.SealedHTTP is that default; Config.PlainHTTP is a clear-text
+// host that cannot seal; HTTPS is the lab's default).
 //
 // For assertions it records every request (WSMan.Calls) and every command
 // run with its decoded script name and parameters (WSMan.Runs);

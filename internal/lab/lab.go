@@ -48,13 +48,21 @@ type Config struct {
 	// a random one (Lab.Password).
 	User     string
 	Password string
-	// PlainHTTP serves WinRM over HTTP instead of HTTPS (the default). The
-	// lab cannot seal messages, so a plain-HTTP lab behaves like a host
-	// with AllowUnencrypted=true.
+	// PlainHTTP serves WinRM over HTTP instead of HTTPS (the default), as
+	// a host with AllowUnencrypted=true whose NTLM does not offer message
+	// encryption (WSManConfig.DisableSealing): every message travels in
+	// clear text. Tests and demos use it to watch the traffic, and to
+	// check that a client never falls back to clear text.
 	PlainHTTP bool
+	// SealedHTTP serves WinRM as a default Windows listener does: plain
+	// HTTP (the 5985 listener) with AllowUnencrypted=false, so only SOAP
+	// messages sealed with the connection's NTLM session are accepted
+	// (NTLM message encryption, MS-WSMV 2.2.9.1) and any other request,
+	// Basic included, gets 401. It excludes PlainHTTP.
+	SealedHTTP bool
 	// WinRM holds further WS-Man options (MaxOperationTimeout, DisableBasic,
 	// DisableNTLM, MaxShellsPerUser, ...). User, Password, Faults and
-	// AllowUnencrypted are set by Start.
+	// AllowUnencrypted and DisableSealing are set by Start.
 	WinRM WSManConfig
 	// Logf, when set, receives one line per WinRM command run and per
 	// SMTP recipient decided (for `relaylock lab`, practice and training).
@@ -150,7 +158,10 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if l.Password == "" {
 		l.Password = RandomPassword()
 	}
-	l.HTTPS = !cfg.PlainHTTP
+	if cfg.PlainHTTP && cfg.SealedHTTP {
+		return nil, errors.New("lab: PlainHTTP and SealedHTTP exclude each other")
+	}
+	l.HTTPS = !cfg.PlainHTTP && !cfg.SealedHTTP
 	l.Faults = cfg.WinRM.Faults
 	if l.Faults == nil {
 		l.Faults = &Faults{}
@@ -180,7 +191,8 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	// WinRM.
 	wcfg := cfg.WinRM
 	wcfg.User, wcfg.Password, wcfg.Faults = l.User, l.Password, l.Faults
-	wcfg.AllowUnencrypted = !l.HTTPS
+	wcfg.AllowUnencrypted = cfg.PlainHTTP
+	wcfg.DisableSealing = cfg.PlainHTTP
 	if wcfg.Logf == nil {
 		wcfg.Logf = cfg.Logf
 	}

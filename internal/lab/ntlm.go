@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/md5"
 	"crypto/rand"
+	"crypto/rc4"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -19,11 +20,12 @@ import (
 // This file is a server-side NTLMv2 acceptor, enough for HTTP
 // "Negotiate"/"NTLM" authentication as WinRM does it (MS-NLMP; winrm.md
 // §3.2). It speaks raw NTLMSSP tokens, which is what go-ntlmssp (the
-// masterzen/winrm ClientNTLM transport) and requests-ntlm (pywinrm) send;
-// SPNEGO-wrapped tokens (Windows clients, Kerberos fallback) are refused.
-// It authenticates only: there is no session key, signing or sealing, so
-// NTLM message encryption (MS-WSMV 2.2.9.1) is not available (see
-// WSManConfig.AllowUnencrypted).
+// masterzen/winrm ClientNTLM transport), bodgit/ntlmssp (relaylock's
+// sealing transport) and requests-ntlm (pywinrm) send; SPNEGO-wrapped
+// tokens (Windows clients, Kerberos fallback) are refused. Besides
+// verifying the NTLMv2 response it derives the session key (MS-NLMP
+// 3.3.2, 3.2.5.1.2), from which ntlmseal.go derives the signing and
+// sealing keys of NTLM message encryption (MS-WSMV 2.2.9.1).
 
 var ntlmSignature = []byte("NTLMSSP\x00")
 
@@ -31,6 +33,9 @@ var ntlmSignature = []byte("NTLMSSP\x00")
 const (
 	ntlmNegotiateUnicode        = 0x00000001
 	ntlmRequestTarget           = 0x00000004
+	ntlmNegotiateSign           = 0x00000010
+	ntlmNegotiateSeal           = 0x00000020
+	ntlmNegotiateLMKey          = 0x00000080
 	ntlmNegotiateNTLM           = 0x00000200
 	ntlmNegotiateAlwaysSign     = 0x00008000
 	ntlmTargetTypeDomain        = 0x00010000
@@ -38,15 +43,53 @@ const (
 	ntlmNegotiateTargetInfo     = 0x00800000
 	ntlmNegotiateVersion        = 0x02000000
 	ntlmNegotiate128            = 0x20000000
+	ntlmNegotiateKeyExch        = 0x40000000
 	ntlmNegotiate56             = 0x80000000
 )
 
-// challengeFlags are the flags of our CHALLENGE. NEGOTIATE_LM_KEY (0x80)
-// and NEGOTIATE_KEY_EXCH (0x40000000) are deliberately absent: go-ntlmssp
-// refuses a challenge that carries either (winrm.md §3.2).
-const challengeFlags = ntlmNegotiateUnicode | ntlmRequestTarget | ntlmNegotiateNTLM |
-	ntlmNegotiateAlwaysSign | ntlmTargetTypeDomain | ntlmNegotiateExtendedSecure |
-	ntlmNegotiateTargetInfo | ntlmNegotiateVersion | ntlmNegotiate128 | ntlmNegotiate56
+// challengeBaseFlags are in every CHALLENGE we send, whatever the client
+// asked for: Unicode strings, the target name and type, the target info
+// (NTLMv2 needs it), NTLM and our version.
+const challengeBaseFlags = ntlmNegotiateUnicode | ntlmRequestTarget | ntlmNegotiateNTLM |
+	ntlmTargetTypeDomain | ntlmNegotiateTargetInfo | ntlmNegotiateVersion
+
+// challengeEchoFlags are the options the lab supports and echoes only
+// when the client's NEGOTIATE asks for them, as Windows does (MS-NLMP
+// 3.2.5.1.1: the server's flags are the client's requests it supports).
+// So a client that does not ask for NEGOTIATE_KEY_EXCH never sees it:
+// go-ntlmssp (masterzen's ClientNTLM) refuses a challenge carrying
+// KEY_EXCH or LM_KEY (winrm.md §3.2), and asks for neither. LM_KEY (the
+// NTLMv1 session key) is never echoed. SIGN, SEAL and KEY_EXCH are
+// echoed only when sealing is offered at all (challengeFlags).
+const challengeEchoFlags = ntlmNegotiateAlwaysSign | ntlmNegotiateExtendedSecure |
+	ntlmNegotiate128 | ntlmNegotiate56 | ntlmNegotiateSign | ntlmNegotiateSeal | ntlmNegotiateKeyExch
+
+// challengeFlags returns the flags of the CHALLENGE answering a NEGOTIATE
+// that asked for negotiate. With sealing false (a host that cannot seal,
+// WSManConfig.DisableSealing) SIGN, SEAL and KEY_EXCH are never echoed.
+// Signing and sealing are offered only with extended session security
+// (the NTLMv2 form, MS-NLMP 3.4.4.2): every client relaylock meets asks
+// for it, and the lab does not implement the NTLMv1 (CRC32) signature.
+func challengeFlags(negotiate uint32, sealing bool) uint32 {
+	echo := uint32(challengeEchoFlags)
+	if !sealing || negotiate&ntlmNegotiateExtendedSecure == 0 {
+		echo &^= ntlmNegotiateSign | ntlmNegotiateSeal | ntlmNegotiateKeyExch
+	}
+	return challengeBaseFlags | negotiate&echo
+}
+
+// ntlmNegotiateFlags returns the NegotiateFlags of a NEGOTIATE message
+// (MS-NLMP 2.2.1.1).
+func ntlmNegotiateFlags(msg []byte) (uint32, error) {
+	t, err := ntlmMessageType(msg)
+	if err != nil {
+		return 0, err
+	}
+	if t != 1 || len(msg) < 16 {
+		return 0, fmt.Errorf("%w: not a NEGOTIATE message", errNTLM)
+	}
+	return binary.LittleEndian.Uint32(msg[12:]), nil
+}
 
 // AV pair ids (MS-NLMP 2.2.2.1).
 const (
@@ -67,10 +110,10 @@ func ntlmMessageType(tok []byte) (uint32, error) {
 	return binary.LittleEndian.Uint32(tok[8:12]), nil
 }
 
-// ntlmChallenge builds a CHALLENGE message (MS-NLMP 2.2.1.2) for the
-// given NetBIOS domain and computer names and returns it with the random
-// server challenge it carries.
-func ntlmChallenge(domain, computer, dnsDomain string) (msg []byte, serverChallenge [8]byte, err error) {
+// ntlmChallenge builds a CHALLENGE message (MS-NLMP 2.2.1.2) with flags
+// for the given NetBIOS domain and computer names and returns it with the
+// random server challenge it carries.
+func ntlmChallenge(domain, computer, dnsDomain string, flags uint32) (msg []byte, serverChallenge [8]byte, err error) {
 	if _, err := rand.Read(serverChallenge[:]); err != nil {
 		return nil, serverChallenge, err
 	}
@@ -92,7 +135,7 @@ func ntlmChallenge(domain, computer, dnsDomain string) (msg []byte, serverChalle
 	copy(b, ntlmSignature)
 	binary.LittleEndian.PutUint32(b[8:], 2)
 	putField(b[12:], len(target), headerLen)
-	binary.LittleEndian.PutUint32(b[20:], challengeFlags)
+	binary.LittleEndian.PutUint32(b[20:], flags)
 	copy(b[24:32], serverChallenge[:])
 	putField(b[40:], info.Len(), headerLen+len(target))
 	// Version (MS-NLMP 2.2.2.10): 10.0 build 17763 (Server 2019), NTLMSSP revision 15.
@@ -127,6 +170,10 @@ func field(msg []byte, at int) ([]byte, error) {
 type ntlmAuthenticate struct {
 	Domain, User string
 	NTResponse   []byte
+	// Flags are the NegotiateFlags the client settled on.
+	Flags uint32
+	// EncryptedRandomSessionKey is set with NEGOTIATE_KEY_EXCH.
+	EncryptedRandomSessionKey []byte
 }
 
 func parseNTLMAuthenticate(msg []byte) (*ntlmAuthenticate, error) {
@@ -150,7 +197,11 @@ func parseNTLMAuthenticate(msg []byte) (*ntlmAuthenticate, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &ntlmAuthenticate{NTResponse: nt}
+	key, err := field(msg, 52)
+	if err != nil {
+		return nil, err
+	}
+	a := &ntlmAuthenticate{NTResponse: nt, Flags: flags, EncryptedRandomSessionKey: key}
 	if flags&ntlmNegotiateUnicode != 0 {
 		a.Domain, a.User = fromUTF16le(dom), fromUTF16le(usr)
 	} else {
@@ -169,8 +220,20 @@ func parseNTLMAuthenticate(msg []byte) (*ntlmAuthenticate, error) {
 // NTLMv1 (24-byte responses) is refused, as Windows does with the default
 // LmCompatibilityLevel of Server 2008 and later.
 func verifyNTLMv2(a *ntlmAuthenticate, password string, serverChallenge [8]byte) bool {
+	_, ok := acceptNTLMv2(a, password, serverChallenge)
+	return ok
+}
+
+// acceptNTLMv2 verifies the NTLMv2 response like verifyNTLMv2 and, when
+// it is right, returns the SessionBaseKey (MS-NLMP 3.3.2):
+//
+//	SessionBaseKey = HMAC_MD5(ResponseKeyNT, NTProofStr)
+//
+// with ResponseKeyNT = NTOWFv2. For NTLMv2 the KeyExchangeKey is the
+// SessionBaseKey (MS-NLMP 3.4.5.1).
+func acceptNTLMv2(a *ntlmAuthenticate, password string, serverChallenge [8]byte) (sessionBaseKey []byte, ok bool) {
 	if len(a.NTResponse) <= 24 {
-		return false
+		return nil, false
 	}
 	h := md4.New()
 	h.Write(utf16le(password))
@@ -180,7 +243,36 @@ func verifyNTLMv2(a *ntlmAuthenticate, password string, serverChallenge [8]byte)
 	mac = hmac.New(md5.New, ntowf)
 	mac.Write(serverChallenge[:])
 	mac.Write(a.NTResponse[16:])
-	return subtle.ConstantTimeCompare(mac.Sum(nil), a.NTResponse[:16]) == 1
+	proof := mac.Sum(nil)
+	if subtle.ConstantTimeCompare(proof, a.NTResponse[:16]) != 1 {
+		return nil, false
+	}
+	mac = hmac.New(md5.New, ntowf)
+	mac.Write(proof)
+	return mac.Sum(nil), true
+}
+
+// exportedSessionKey is the key signing and sealing derive from (MS-NLMP
+// 3.2.5.1.2): with NEGOTIATE_KEY_EXCH the client chose it at random and
+// sent it RC4-encrypted with the KeyExchangeKey,
+//
+//	ExportedSessionKey = RC4K(KeyExchangeKey, EncryptedRandomSessionKey)
+//
+// otherwise it is the KeyExchangeKey itself.
+func exportedSessionKey(flags uint32, keyExchangeKey, encryptedRandomSessionKey []byte) ([]byte, error) {
+	if flags&ntlmNegotiateKeyExch == 0 {
+		return keyExchangeKey, nil
+	}
+	if len(encryptedRandomSessionKey) != 16 {
+		return nil, fmt.Errorf("%w: KEY_EXCH with a %d-byte EncryptedRandomSessionKey", errNTLM, len(encryptedRandomSessionKey))
+	}
+	c, err := rc4.NewCipher(keyExchangeKey)
+	if err != nil {
+		return nil, err
+	}
+	k := make([]byte, 16)
+	c.XORKeyStream(k, encryptedRandomSessionKey)
+	return k, nil
 }
 
 func utf16le(s string) []byte {

@@ -47,7 +47,11 @@ func requirePywinrm(t *testing.T) {
 // client: pywinrm 0.3.0 runs commands over HTTPS+NTLM (verifying the lab
 // CA), HTTP+Basic and HTTP+NTLM, sees a long-poll end in the
 // OperationTimeout fault, the shell-not-found fault after Delete, and
-// InvalidCredentialsError for a wrong password.
+// InvalidCredentialsError for a wrong password. http-ntlm-sealed does all
+// of that with NTLM message encryption (message_encryption='always',
+// requests-ntlm and ntlm-auth sealing) against a listener that requires
+// it (AllowUnencrypted=false, the Windows default): every SOAP message,
+// faults included, must travel sealed both ways.
 func TestPywinrm(t *testing.T) {
 	requirePywinrm(t)
 	dir := t.TempDir()
@@ -59,14 +63,21 @@ func TestPywinrm(t *testing.T) {
 		name      string
 		https     bool
 		transport string
+		sealed    bool
 	}{
-		{"https-ntlm", true, "ntlm"},
-		{"http-basic", false, "basic"},
-		{"http-ntlm", false, "ntlm"},
+		{"https-ntlm", true, "ntlm", false},
+		{"http-basic", false, "basic", false},
+		{"http-ntlm", false, "ntlm", false},
+		{"http-ntlm-sealed", false, "ntlm", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ts := startWSMan(t, tc.https, WSManConfig{AllowUnencrypted: !tc.https, MaxOperationTimeout: 5 * time.Second})
+			allowUnencrypted := !tc.https && !tc.sealed
+			ts := startWSMan(t, tc.https, WSManConfig{AllowUnencrypted: allowUnencrypted, MaxOperationTimeout: 5 * time.Second})
+			encryption := "never"
+			if tc.sealed {
+				encryption = "always"
+			}
 			ca := ""
 			scheme := "http"
 			if tc.https {
@@ -77,7 +88,7 @@ func TestPywinrm(t *testing.T) {
 				}
 			}
 			url := scheme + "://" + ts.Addr().String() + "/wsman"
-			cmd := exec.Command(debianPython, filepath.Join("testdata", "pywinrm_check.py"), url, tc.transport, testUser, ca, psframe.CommandLine())
+			cmd := exec.Command(debianPython, filepath.Join("testdata", "pywinrm_check.py"), url, tc.transport, testUser, ca, psframe.CommandLine(), encryption)
 			cmd.Env = []string{
 				"PATH=/usr/bin:/bin",
 				"HOME=" + dir,
@@ -135,6 +146,26 @@ func TestPywinrm(t *testing.T) {
 			}
 			if got := ntlmHandshakes(ts.WSMan); (got > 0) != (tc.transport == "ntlm") {
 				t.Errorf("%d NTLM handshakes with transport %s", got, tc.transport)
+			}
+			// Every SOAP call was sealed exactly when it should be, and
+			// over sealing some connection carried several messages (its
+			// sequence numbers advanced).
+			soap, sealed, maxSeq := 0, 0, uint32(0)
+			for _, c := range ts.Calls() {
+				if c.Action == "" {
+					continue
+				}
+				soap++
+				if c.Sealed {
+					sealed++
+					maxSeq = max(maxSeq, c.SeqNum)
+				}
+			}
+			if tc.sealed && (soap == 0 || sealed != soap || maxSeq < 3) {
+				t.Errorf("%d of %d SOAP calls sealed, highest sequence number %d", sealed, soap, maxSeq)
+			}
+			if !tc.sealed && sealed != 0 {
+				t.Errorf("%d sealed calls without message encryption", sealed)
 			}
 		})
 	}

@@ -19,10 +19,10 @@ func (w *WSMan) handleSOAP(rw http.ResponseWriter, r *http.Request, env *reqEnve
 	action := strings.TrimSpace(env.Header.Action)
 	name, known := shortAction[action]
 	if !known {
-		w.fault(rw, Call{Action: action}, env.Header.MessageID, faultActionNotSupported)
+		w.fault(rw, sealedCall(r, Call{Action: action}), env.Header.MessageID, faultActionNotSupported)
 		return
 	}
-	call := Call{Action: name}
+	call := sealedCall(r, Call{Action: name})
 	call.ShellID, _ = env.selector("ShellId")
 	if rule := w.cfg.Faults.match(name, "", false); rule != nil {
 		if !w.inject(rw, r, call, env.Header.MessageID, rule) {

@@ -98,12 +98,21 @@ type WSManConfig struct {
 	// winrm set winrm/config/service/auth @{Basic="true"}).
 	DisableBasic bool
 	DisableNTLM  bool
-	// AllowUnencrypted is WinRM's service setting of that name. The lab
-	// cannot seal messages (NTLM message encryption is not implemented),
-	// so on a plain-HTTP listener every request is refused with 401 unless
-	// this is set, which is what a default Windows host does to a client
-	// that does not encrypt. It has no effect over HTTPS.
+	// AllowUnencrypted is WinRM's service setting of that name. Unset (the
+	// Windows default), a plain-HTTP listener accepts only messages sealed
+	// with the connection's NTLM session (NTLM message encryption, MS-WSMV
+	// 2.2.9.1; ntlmseal.go) and refuses every other request with 401,
+	// which is what a default Windows host does to a client that does not
+	// encrypt. Set, it accepts unsealed messages too. It has no effect
+	// over HTTPS.
 	AllowUnencrypted bool
+	// DisableSealing makes the host's NTLM unable to sign and seal: its
+	// CHALLENGE never echoes NEGOTIATE_SIGN, _SEAL or _KEY_EXCH, and a
+	// sealed request gets 415. No Windows host behaves so; it models a
+	// server without message encryption, so a test can check that a
+	// client never falls back to clear text (with AllowUnencrypted unset
+	// such a host over HTTP refuses everything).
+	DisableSealing bool
 	// MaxShellsPerUser (default 30) and MaxEnvelopeSize in bytes (default
 	// 500 KiB; larger requests get HTTP 413) are WinRM quotas.
 	MaxShellsPerUser int
@@ -139,6 +148,11 @@ type Call struct {
 	Fault     string // the WS-Man fault subcode answered, or "injected:<kind>"
 	Script    string // relaylock script name of the command, once known
 	End       bool   // Send with End="true"
+	// Sealed is set for a request that came with NTLM message encryption
+	// (and was answered sealed); SeqNum is the NTLM sequence number the
+	// client signed it with (0, 1, 2, ... on one connection).
+	Sealed bool
+	SeqNum uint32
 }
 
 // Run is one command the WS-Man face ran.
@@ -374,8 +388,17 @@ type connKey struct{}
 type connState struct {
 	mu            sync.Mutex
 	challenge     [8]byte
+	chalFlags     uint32 // the flags of the CHALLENGE sent
 	pending       bool
 	authenticated bool
+	// sealing is the NTLM session's signing and sealing state once the
+	// connection has authenticated with NTLM and negotiated sealing.
+	sealing *ntlmSealing
+}
+
+// reset ends the connection's authentication (and NTLM session).
+func (cs *connState) reset() {
+	cs.pending, cs.authenticated, cs.sealing = false, false, nil
 }
 
 // ConnContext attaches per-connection authentication state; set it as
@@ -414,7 +437,9 @@ func (w *WSMan) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		rw.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(w.cfg.MaxEnvelopeSize)+1))
+	// A sealed message is a little larger than the SOAP it carries: allow
+	// for the framing, and apply MaxEnvelopeSize to the SOAP.
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(w.cfg.MaxEnvelopeSize)+sealOverhead+1))
 	if err != nil {
 		return
 	}
@@ -422,22 +447,35 @@ func (w *WSMan) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) == 0 {
-		// An authenticated empty POST: what pywinrm and masterzen's
-		// NewEncryption send to finish the handshake before sealing.
+		// An authenticated empty POST: what pywinrm, relaylock and
+		// masterzen's NewEncryption send to finish the handshake before
+		// sealing.
 		w.record(Call{Status: http.StatusOK})
 		rw.WriteHeader(http.StatusOK)
 		return
 	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "multipart/encrypted" || mt == "multipart/x-multi-encrypted" {
-		// NTLM message encryption (MS-WSMV 2.2.9.1): Windows would unseal
-		// it; the lab cannot, and says so with 415 (documented limit: use
-		// HTTPS, or plain HTTP with AllowUnencrypted).
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	sealed := mt == "multipart/encrypted" || mt == "multipart/x-multi-encrypted"
+	if sealed && w.cfg.DisableSealing {
+		// A host that cannot seal (DisableSealing) says so with 415.
 		w.record(Call{Status: http.StatusUnsupportedMediaType, Fault: "message-encryption-unsupported"})
 		rw.WriteHeader(http.StatusUnsupportedMediaType)
 		return
 	}
-	if r.TLS == nil && !w.cfg.AllowUnencrypted {
+	if sealed {
+		// NTLM message encryption (MS-WSMV 2.2.9.1): unseal the SOAP
+		// message, handle it, and seal the answer (ntlmseal.go).
+		cs, _ := r.Context().Value(connKey{}).(*connState)
+		plain, seq, ok := w.unsealRequest(rw, cs, mt, params, body)
+		if !ok {
+			return
+		}
+		sw := &sealWriter{rw: rw, cs: cs}
+		defer sw.finish()
+		rw, body = sw, plain
+		r = r.WithContext(context.WithValue(r.Context(), sealedKey{}, seq))
+		mt = "application/soap+xml"
+	} else if r.TLS == nil && !w.cfg.AllowUnencrypted {
 		// AllowUnencrypted=false: an unsealed request over HTTP is refused
 		// with 401 (winrm.md §3.5, jborean93 in hashicorp/packer#6205).
 		w.record(Call{Status: http.StatusUnauthorized, Fault: "unencrypted"})
@@ -459,7 +497,7 @@ func (w *WSMan) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	var env reqEnvelope
 	if err := xml.Unmarshal(body, &env); err != nil {
-		w.fault(rw, Call{}, "", faultSchema)
+		w.fault(rw, sealedCall(r, Call{}), "", faultSchema)
 		return
 	}
 	w.handleSOAP(rw, r, &env)
@@ -499,11 +537,17 @@ func (w *WSMan) authenticate(rw http.ResponseWriter, r *http.Request, body []byt
 		defer cs.mu.Unlock()
 		switch typ {
 		case 1:
-			msg, chal, err := ntlmChallenge(w.cfg.NetBIOSDomain, strings.ToUpper(w.cfg.Machine), w.cfg.DNSDomain)
+			neg, err := ntlmNegotiateFlags(raw)
 			if err != nil {
 				break
 			}
-			cs.challenge, cs.pending, cs.authenticated = chal, true, false
+			flags := challengeFlags(neg, !w.cfg.DisableSealing)
+			msg, chal, err := ntlmChallenge(w.cfg.NetBIOSDomain, strings.ToUpper(w.cfg.Machine), w.cfg.DNSDomain, flags)
+			if err != nil {
+				break
+			}
+			cs.reset()
+			cs.challenge, cs.chalFlags, cs.pending = chal, flags, true
 			w.record(Call{Status: http.StatusUnauthorized, Fault: "ntlm-challenge"})
 			rw.Header().Set("WWW-Authenticate", scheme+" "+base64.StdEncoding.EncodeToString(msg))
 			rw.Header().Set("Content-Length", "0")
@@ -515,7 +559,21 @@ func (w *WSMan) authenticate(rw http.ResponseWriter, r *http.Request, body []byt
 			}
 			cs.pending = false
 			a, err := parseNTLMAuthenticate(raw)
-			if err != nil || !w.userMatches(a.User, a.Domain) || !verifyNTLMv2(a, w.cfg.Password, cs.challenge) {
+			if err != nil || !w.userMatches(a.User, a.Domain) {
+				break
+			}
+			baseKey, ok := acceptNTLMv2(a, w.cfg.Password, cs.challenge)
+			if !ok {
+				break
+			}
+			// The session uses what both sides agreed on: the client's
+			// final flags, within what the CHALLENGE offered.
+			flags := a.Flags & cs.chalFlags
+			exported, err := exportedSessionKey(flags, baseKey, a.EncryptedRandomSessionKey)
+			if err != nil {
+				break
+			}
+			if cs.sealing, err = newServerSealing(flags, exported); err != nil {
 				break
 			}
 			cs.authenticated = true

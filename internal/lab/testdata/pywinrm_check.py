@@ -2,12 +2,14 @@
 
 Run by pywinrm_test.go with /usr/bin/python3:
 
-    pywinrm_check.py URL TRANSPORT USER CA_FILE WAITING_COMMAND
+    pywinrm_check.py URL TRANSPORT USER CA_FILE WAITING_COMMAND ENCRYPTION
 
 The password comes from RELAYLOCK_LAB_PASSWORD (never argv). CA_FILE is
 "" for plain HTTP. WAITING_COMMAND is a command line the lab runs only
 once its stdin is complete (pywinrm 0.3.0 cannot send stdin), used to see
-a Receive long-poll end in the OperationTimeout fault. Prints one JSON
+a Receive long-poll end in the OperationTimeout fault. ENCRYPTION is
+pywinrm's message_encryption: "never", or "always" for NTLM message
+encryption (MS-WSMV 2.2.9.1) over plain HTTP. Prints one JSON
 object with what happened; the Go test asserts on it.
 """
 import json
@@ -19,9 +21,9 @@ import winrm
 from winrm.exceptions import (InvalidCredentialsError, WinRMError,
                               WinRMOperationTimeoutError)
 
-url, transport, user, ca, waiting = sys.argv[1:6]
+url, transport, user, ca, waiting, encryption = sys.argv[1:7]
 password = os.environ["RELAYLOCK_LAB_PASSWORD"]
-opts = dict(transport=transport, message_encryption="never",
+opts = dict(transport=transport, message_encryption=encryption,
             read_timeout_sec=30, operation_timeout_sec=20)
 if url.startswith("https"):
     opts.update(server_cert_validation="validate", ca_trust_path=ca)
