@@ -35,6 +35,10 @@ type Case struct {
 	// Helo, if set, is the EHLO argument template (session variant 39);
 	// such a test runs on its own connection.
 	Helo string
+	// Auth, if set, is a bogus AUTH exchange (AuthNTLMNull, AuthLogin,
+	// AuthPlain, AuthCRAMGarbage) run before MAIL on the test's own
+	// connection (session variant 41).
+	Auth string
 	// Info marks informational tests, which never set the verdict
 	// (controls C2/C3, test 35, relay-probes.md §8).
 	Info bool
@@ -65,6 +69,28 @@ var HeloVariants = []Case{
 	{ID: "E39b", Title: "EHLO with the MX host name", Kind: "session", Helo: "{MH}", From: "<{from}>", To: victim},
 	{ID: "E39c", Title: "EHLO localhost", Kind: "session", Helo: "localhost", From: "<{from}>", To: victim},
 	{ID: "E39d", Title: "EHLO with the server's address literal", Kind: "session", Helo: "[{I}]", From: "<{from}>", To: victim},
+}
+
+// Bogus AUTH exchanges of the AuthVariants (§8 test 41).
+const (
+	AuthNTLMNull    = "ntlm-null-session" // NTLM with no user and no password (MS02-011, CVE-2002-0054)
+	AuthLogin       = "login-made-up"     // AUTH LOGIN, an account that does not exist
+	AuthPlain       = "plain-made-up"     // AUTH PLAIN, an account that does not exist
+	AuthCRAMGarbage = "cram-md5-garbage"  // AUTH CRAM-MD5 answered with garbage (Nessus 10262)
+)
+
+// AuthVariants are the opt-in bogus-AUTH tests (§8 test 41,
+// Options.AuthTests): MAIL and RCPT after an AUTH that must fail. A
+// server that relays then treats a failed login as a login: an enabled
+// Guest account on Exchange 5.5-2003 and IIS SMTP with relaying for
+// authenticated clients, or the Windows 2000 SMTP null-session bug
+// (windows-relay.md §1.3). Each runs on its own connection, and is
+// skipped when the server does not offer its mechanism.
+var AuthVariants = []Case{
+	{ID: "A41a", Title: "relay after AUTH NTLM as a null session (no user, no password)", Kind: "session", Auth: AuthNTLMNull, From: "<{from}>", To: victim, TLS: true},
+	{ID: "A41b", Title: "relay after AUTH LOGIN with a made-up account", Kind: "session", Auth: AuthLogin, From: "<{from}>", To: victim, TLS: true},
+	{ID: "A41c", Title: "relay after AUTH PLAIN with a made-up account", Kind: "session", Auth: AuthPlain, From: "<{from}>", To: victim, TLS: true},
+	{ID: "A41d", Title: "relay after AUTH CRAM-MD5 answered with garbage", Kind: "session", Auth: AuthCRAMGarbage, From: "<{from}>", To: victim, TLS: true},
 }
 
 func buildMatrix() []Case {
@@ -131,14 +157,14 @@ func buildMatrix() []Case {
 	return m
 }
 
-// caseByID finds a case of the matrix (or the EHLO variants) by its ID.
+// caseByID finds a case of the matrix (or the EHLO or AUTH variants) by
+// its ID.
 var caseByID = func() map[string]Case {
 	m := map[string]Case{}
-	for _, c := range Matrix {
-		m[c.ID] = c
-	}
-	for _, c := range HeloVariants {
-		m[c.ID] = c
+	for _, list := range [][]Case{Matrix, HeloVariants, AuthVariants} {
+		for _, c := range list {
+			m[c.ID] = c
+		}
 	}
 	return m
 }()

@@ -604,3 +604,34 @@ func TestIntegrationPostfixStockErrorLimits(t *testing.T) {
 		})
 	}
 }
+
+// Test 41 against a real Exim that offers AUTH PLAIN and LOGIN: the made-up
+// accounts get a real 535 through the whole exchange (LOGIN's prompts
+// included), relaying after them is refused, the mechanisms Exim does not
+// offer are skipped, and the server is closed.
+func TestIntegrationAuthTestsExim(t *testing.T) {
+	sink := mtatest.StartSink(t)
+	inst := mtatest.StartT(t, mtatest.Config{Kind: mtatest.Exim, Mode: mtatest.Closed, RelayHost: sink.Addr(), Auth: true})
+	res := auditInstance(t, inst, func(o *audit.Options) { o.AuthTests = true })
+	ep := res.Targets[0].Endpoints[0]
+	if ep.Verdict != audit.VerdictClosed {
+		t.Fatalf("verdict %s, triggers %v", ep.Verdict, ep.Triggers)
+	}
+	got := map[string]string{}
+	for _, tr := range ep.Tests {
+		if !strings.HasPrefix(tr.ID, "A41") {
+			continue
+		}
+		code := 0
+		if tr.AuthReply != nil {
+			code = tr.AuthReply.Code
+		}
+		got[tr.ID] = fmt.Sprintf("%s/%d", tr.Outcome, code)
+	}
+	want := map[string]string{
+		"A41a": "skipped/0", "A41b": "denied/535", "A41c": "denied/535", "A41d": "skipped/0",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("A41 outcomes %v, want %v", got, want)
+	}
+}

@@ -77,7 +77,8 @@ func hostPort(addr string, port int) string {
 type testRun struct {
 	res      *TestResult
 	helo     string
-	phase    int // 0: MAIL/RCPT check; 1: full transaction with DATA
+	auth     string // Case.Auth: a bogus AUTH exchange before MAIL
+	phase    int    // 0: MAIL/RCPT check; 1: full transaction with DATA
 	done     bool
 	attempts int
 	retried  bool // greylist retry done
@@ -152,15 +153,27 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 				cases = append(cases, cs)
 			}
 		}
-	} else if p.opts.HeloVariants {
-		cases = append(append([]Case(nil), Matrix...), HeloVariants...)
+	} else {
+		if p.opts.HeloVariants {
+			cases = append(append([]Case(nil), cases...), HeloVariants...)
+		}
+		if p.opts.AuthTests {
+			cases = append(append([]Case(nil), cases...), AuthVariants...)
+		}
+	}
+	if mode == "starttls" && p.opts.AuthTests {
+		for _, cs := range AuthVariants {
+			if cs.TLS {
+				cases = append(cases, cs)
+			}
+		}
 	}
 	tests := er.expand(cases)
 	var plain, own []*testRun
 	for _, t := range tests {
 		switch {
 		case t.done:
-		case t.helo != "":
+		case t.helo != "", t.auth != "":
 			own = append(own, t)
 		default:
 			plain = append(plain, t)
@@ -275,8 +288,10 @@ func (er *epRun) run(ctx context.Context, c *client, release func(), plain, own 
 					continue
 				}
 				helo := er.p.opts.HeloName
-				if b[0].helo != "" {
-					helo = b[0].helo
+				if b[0].helo != "" || b[0].auth != "" {
+					if b[0].helo != "" {
+						helo = b[0].helo
+					}
 					if c != nil {
 						c.quit()
 						er.count(c)
@@ -548,6 +563,7 @@ func (er *epRun) expand(cases []Case) []*testRun {
 		to, err2 := expand(cs.To, cp)
 		helo, err3 := expand(cs.Helo, cp)
 		tr.MailFrom, tr.RcptTo, tr.Helo, t.helo = from, to, helo, helo
+		tr.Auth, t.auth = cs.Auth, cs.Auth
 		for _, err := range []error{err1, err2, err3} {
 			if err != nil {
 				t.done, tr.Outcome, tr.Reason = true, OutcomeSkipped, err.Error()
@@ -675,13 +691,18 @@ func (er *epRun) runBatch(ctx context.Context, c *client, tests []*testRun, helo
 			}
 			var err error
 			c, err = er.connect(ctx, helo)
+			if err == nil && len(tests) == 1 && tests[0].auth != "" {
+				if er.authStep(c, tests[0]); tests[0].done {
+					c.quit()
+					er.count(c)
+					return
+				}
+			}
 			if err != nil {
 				r := reasonWord(reasonFor(err))
 				for _, t := range pending {
 					if !t.done {
 						er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: r}, nil, -1)
-						t.res.Reason = reasonFor(err)
-						t.res.Reason = r
 					}
 				}
 				return

@@ -172,14 +172,18 @@ type EndpointResult struct {
 
 // TestResult is the outcome of one test of the matrix on one endpoint.
 type TestResult struct {
-	ID       string  `json:"id"` // "C1", "S2", "R13", ...
-	Title    string  `json:"title"`
-	Kind     string  `json:"kind"` // "control", "sender", "recipient", "session", "info"
-	Helo     string  `json:"helo,omitempty"`
-	MailFrom string  `json:"mail_from"`
-	RcptTo   string  `json:"rcpt_to"`
-	Outcome  Outcome `json:"outcome"`
-	Reason   string  `json:"reason,omitempty"`
+	ID    string `json:"id"` // "C1", "S2", "R13", ...
+	Title string `json:"title"`
+	Kind  string `json:"kind"` // "control", "sender", "recipient", "session", "info"
+	Helo  string `json:"helo,omitempty"`
+	// Auth is the bogus AUTH exchange of an A41 test and AuthReply the
+	// server's last answer to it (235 means it took the failed login).
+	Auth      string  `json:"auth,omitempty"`
+	AuthReply *Reply  `json:"auth_reply,omitempty"`
+	MailFrom  string  `json:"mail_from"`
+	RcptTo    string  `json:"rcpt_to"`
+	Outcome   Outcome `json:"outcome"`
+	Reason    string  `json:"reason,omitempty"`
 	// Reply is the reply that decided the outcome.
 	Reply *Reply `json:"reply,omitempty"`
 	// Conn is the index into EndpointResult.Transcripts of the connection

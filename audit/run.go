@@ -86,6 +86,9 @@ type Options struct {
 	AllTests bool
 	// HeloVariants adds the EHLO-trust tests E39a-d (§8 test 39).
 	HeloVariants bool
+	// AuthTests adds the bogus-AUTH tests A41a-d (§8 test 41): failed
+	// logins, which the server may log; opt-in.
+	AuthTests bool
 	// GreylistRetry is how long to wait before retrying tests that got a
 	// greylisting 4xx; 0 reports them inconclusive(greylisted) at once.
 	GreylistRetry time.Duration

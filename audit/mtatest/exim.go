@@ -85,6 +85,27 @@ func (i *Instance) prepareExim(cfg Config) error {
 	if cfg.Mode == OpenAfterSTARTTLS {
 		encrypted = "  accept  encrypted     = *\n\n"
 	}
+	authACL, authenticators := "", ""
+	if cfg.Auth {
+		authACL = "  accept  authenticated = *\n          control       = submission/sender_retain\n\n"
+		authenticators = fmt.Sprintf(`begin authenticators
+
+plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = ${if and {{eq{$auth2}{%[1]s}}{eq{$auth3}{%[2]s}}}}
+  server_set_id = $auth2
+
+login:
+  driver = plaintext
+  public_name = LOGIN
+  server_prompts = Username:: : Password::
+  server_condition = ${if and {{eq{$auth1}{%[1]s}}{eq{$auth2}{%[2]s}}}}
+  server_set_id = $auth1
+
+`, AuthUser, AuthPassword)
+	}
 	localPartsRule := `  deny    domains       = +local_domains
           local_parts   = ^[.] : ^.*[@%!/|]
           message       = restricted characters in address
@@ -126,7 +147,7 @@ acl_check_rcpt:
   accept  local_parts   = postmaster
           domains       = +local_domains
 
-%[16]s  accept  hosts         = +relay_from_hosts
+%[16]s%[17]s  accept  hosts         = +relay_from_hosts
           control       = submission/sender_retain
 
   require message       = relay not permitted
@@ -136,7 +157,7 @@ acl_check_rcpt:
 
   accept
 
-begin routers
+%[18]sbegin routers
 
 # Everything not for a local domain goes to the test's sink.
 sink:
@@ -166,7 +187,7 @@ begin retry
 
 begin rewrite
 `, cfg.Hostname, cfg.Domain, i.Addr.Addr(), relayFrom, i.Addr.Port(), spool, logdir, i.Dir, eximUser,
-		relayTo, localPartsRule, cfg.RelayHost.Addr(), cfg.RelayHost.Port(), bin, tlsConf, encrypted)
+		relayTo, localPartsRule, cfg.RelayHost.Addr(), cfg.RelayHost.Port(), bin, tlsConf, encrypted, authACL, authenticators)
 	path := filepath.Join(i.Dir, "exim.conf")
 	// Exim refuses a configuration that others can write (Configure
 	// owner 0:0).

@@ -155,7 +155,17 @@ type Config struct {
 	// late, after 20 the server hangs up. Default: no sleep, limits 100
 	// and 200, so most tests see relay decisions only.
 	StockErrorLimits bool
+	// Auth (Exim only) offers AUTH PLAIN and LOGIN for the one account
+	// AuthUser/AuthPassword, and lets authenticated clients relay, as a
+	// submission-capable MX does.
+	Auth bool
 }
+
+// The account of an MTA started with Config.Auth.
+const (
+	AuthUser     = "relaylock"
+	AuthPassword = "mtatest-account-password"
+)
 
 // Instance is a running MTA.
 type Instance struct {

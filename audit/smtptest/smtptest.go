@@ -20,11 +20,14 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -77,6 +80,19 @@ type Policy struct {
 	// Auth checks AUTH PLAIN/LOGIN credentials; nil disables AUTH.
 	// An authenticated session may relay under the default rules.
 	Auth func(user, pass string) bool
+	// NTLM offers AUTH NTLM; NullSession accepts an anonymous NTLM
+	// login (no user, no password) as a login, the Windows 2000 SMTP bug
+	// MS02-011 (CVE-2002-0054). Other NTLM logins fail (the server has no
+	// account database). CRAMMD5 offers AUTH CRAM-MD5, which always fails
+	// for the same reason.
+	NTLM        bool
+	NullSession bool
+	CRAMMD5     bool
+	// GuestAuth turns every failed login into a login as Guest, as an
+	// enabled Guest account does on Exchange 5.5-2003 and IIS SMTP
+	// (windows-relay.md §1.3): the session is authenticated and, with the
+	// default rules, may relay.
+	GuestAuth bool
 	// Deliver is called for each message accepted after ".".
 	Deliver func(Message)
 	// Discard drops the connection after "." instead of answering 250
@@ -593,8 +609,8 @@ func (c *conn) command(line string) bool {
 		if c.s.tls != nil && !c.sess.TLS {
 			ext = append(ext, "STARTTLS")
 		}
-		if p.Auth != nil {
-			ext = append(ext, "AUTH PLAIN LOGIN")
+		if mechs := c.mechanisms(); len(mechs) > 0 {
+			ext = append(ext, "AUTH "+strings.Join(mechs, " "))
 		}
 		ext = append(ext, "ENHANCEDSTATUSCODES")
 		c.reply(250, strings.Join(ext, "\n"))
@@ -873,18 +889,40 @@ func (c *conn) readDataLine() (string, error) {
 	}
 }
 
-// auth implements AUTH PLAIN (RFC 4616) and AUTH LOGIN.
+// mechanisms are the SASL mechanisms offered after EHLO.
+func (c *conn) mechanisms() []string {
+	p := &c.s.p
+	var m []string
+	if p.Auth != nil {
+		m = append(m, "PLAIN", "LOGIN")
+	}
+	if p.CRAMMD5 {
+		m = append(m, "CRAM-MD5")
+	}
+	if p.NTLM {
+		m = append(m, "NTLM")
+	}
+	return m
+}
+
+// auth implements AUTH PLAIN (RFC 4616), AUTH LOGIN, and the failing side
+// of AUTH CRAM-MD5 and AUTH NTLM (see Policy.NTLM).
 func (c *conn) auth(arg string) {
 	p := &c.s.p
-	if p.Auth == nil {
+	mech, initial, _ := strings.Cut(arg, " ")
+	mech = strings.ToUpper(mech)
+	if len(c.mechanisms()) == 0 {
 		c.reply(502, "5.5.1 AUTH not supported")
+		return
+	}
+	if !slices.Contains(c.mechanisms(), mech) {
+		c.reply(504, "5.5.4 unrecognized authentication type")
 		return
 	}
 	if c.sess.Authenticated {
 		c.reply(503, "5.5.1 Already authenticated")
 		return
 	}
-	mech, initial, _ := strings.Cut(arg, " ")
 	read := func(prompt string) (string, bool) {
 		c.reply(334, prompt)
 		if c.flush() != nil {
@@ -900,35 +938,38 @@ func (c *conn) auth(arg string) {
 		b, err := base64.StdEncoding.DecodeString(s)
 		return string(b), err == nil
 	}
+	cancelled := func() { c.reply(501, "5.7.0 authentication cancelled") }
 	var user, pass string
-	switch strings.ToUpper(mech) {
+	ok := false // the credentials are good
+	switch mech {
 	case "PLAIN":
 		if initial == "" {
-			var ok bool
-			if initial, ok = read(""); !ok {
-				c.reply(501, "5.7.0 authentication cancelled")
+			var got bool
+			if initial, got = read(""); !got {
+				cancelled()
 				return
 			}
 		}
-		s, ok := dec(initial)
+		s, good := dec(initial)
 		parts := strings.Split(s, "\x00")
-		if !ok || len(parts) != 3 {
+		if !good || len(parts) != 3 {
 			c.reply(501, "5.5.2 malformed PLAIN response")
 			return
 		}
 		user, pass = parts[1], parts[2]
+		ok = p.Auth(user, pass)
 	case "LOGIN":
 		u64 := initial
-		var ok bool
+		var got bool
 		if u64 == "" {
-			if u64, ok = read("VXNlcm5hbWU6"); !ok {
-				c.reply(501, "5.7.0 authentication cancelled")
+			if u64, got = read("VXNlcm5hbWU6"); !got {
+				cancelled()
 				return
 			}
 		}
-		p64, ok := read("UGFzc3dvcmQ6")
-		if !ok {
-			c.reply(501, "5.7.0 authentication cancelled")
+		p64, got := read("UGFzc3dvcmQ6")
+		if !got {
+			cancelled()
 			return
 		}
 		var ok1, ok2 bool
@@ -938,16 +979,78 @@ func (c *conn) auth(arg string) {
 			c.reply(501, "5.5.2 malformed LOGIN response")
 			return
 		}
-	default:
-		c.reply(504, "5.5.4 unrecognized authentication type")
-		return
+		ok = p.Auth(user, pass)
+	case "CRAM-MD5":
+		resp, got := read(base64.StdEncoding.EncodeToString([]byte("<" + strconv.Itoa(c.sess.ID) + ".relaylock@" + p.Hostname + ">")))
+		if !got {
+			cancelled()
+			return
+		}
+		s, good := dec(resp)
+		if !good {
+			c.reply(501, "5.5.2 malformed CRAM-MD5 response")
+			return
+		}
+		user, _, _ = strings.Cut(s, " ")
+	case "NTLM":
+		null, good := c.ntlm(initial, read)
+		if !good {
+			return // answered
+		}
+		ok = null && p.NullSession
+		if null {
+			user = "ANONYMOUS LOGON"
+		}
 	}
-	if !p.Auth(user, pass) {
+	switch {
+	case ok:
+	case p.GuestAuth:
+		user = "Guest"
+	default:
 		c.reply(535, "5.7.8 Authentication credentials invalid")
 		return
 	}
 	c.sess.Authenticated, c.sess.AuthUser = true, user
 	c.reply(235, "2.7.0 Authentication successful")
+}
+
+// ntlm runs the NEGOTIATE/CHALLENGE/AUTHENTICATE exchange (MS-NLMP 2.2.1)
+// far enough to see whether the AUTHENTICATE is a null session (no user,
+// no NT response). It answers malformed exchanges itself (good false).
+func (c *conn) ntlm(initial string, read func(string) (string, bool)) (null, good bool) {
+	if initial == "" {
+		var got bool
+		if initial, got = read(""); !got {
+			c.reply(501, "5.7.0 authentication cancelled")
+			return false, false
+		}
+	}
+	neg, err := base64.StdEncoding.DecodeString(initial)
+	if err != nil || len(neg) < 16 || string(neg[:8]) != "NTLMSSP\x00" || binary.LittleEndian.Uint32(neg[8:]) != 1 {
+		c.reply(501, "5.5.2 malformed NTLM NEGOTIATE")
+		return false, false
+	}
+	// A minimal CHALLENGE_MESSAGE: no target name, no target info.
+	ch := make([]byte, 48)
+	copy(ch, "NTLMSSP\x00")
+	binary.LittleEndian.PutUint32(ch[8:], 2)
+	binary.LittleEndian.PutUint32(ch[16:], 48)                    // TargetName offset (empty)
+	binary.LittleEndian.PutUint32(ch[20:], 0x00008201)            // UNICODE | NTLM | ALWAYS_SIGN
+	copy(ch[24:32], []byte{1, 2, 3, 4, 5, 6, 7, byte(c.sess.ID)}) // ServerChallenge
+	binary.LittleEndian.PutUint32(ch[44:], 48)                    // TargetInfo offset (empty)
+	resp, got := read(base64.StdEncoding.EncodeToString(ch))
+	if !got {
+		c.reply(501, "5.7.0 authentication cancelled")
+		return false, false
+	}
+	auth, err := base64.StdEncoding.DecodeString(resp)
+	if err != nil || len(auth) < 52 || string(auth[:8]) != "NTLMSSP\x00" || binary.LittleEndian.Uint32(auth[8:]) != 3 {
+		c.reply(501, "5.5.2 malformed NTLM AUTHENTICATE")
+		return false, false
+	}
+	ntLen := binary.LittleEndian.Uint16(auth[20:])
+	userLen := binary.LittleEndian.Uint16(auth[36:])
+	return ntLen == 0 && userLen == 0, true
 }
 
 var _ io.Closer = (*Server)(nil)

@@ -47,6 +47,7 @@ func auditFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "greylist-retry", Usage: "wait this long and retry greylisted tests once (0: report them inconclusive)"},
 		&cli.BoolFlag{Name: "all-tests", Usage: "run every test even after an endpoint is found open"},
 		&cli.BoolFlag{Name: "helo-variants", Usage: "also try EHLO as the target's own names (tests E39a-d)"},
+		&cli.BoolFlag{Name: "auth-tests", Usage: "also try to relay after AUTH that must fail: an NTLM null session, a made-up account over LOGIN and PLAIN, a garbage CRAM-MD5 answer (tests A41a-d; the server may log failed logins)"},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
 		&cli.StringFlag{Name: "targets", Usage: "read targets from `FILE`: one TARGET per line, or CSV client,domain[,winrm-host] (# comments); with --evidence, each finished target is journaled to EVIDENCE.journal"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted --targets run from EVIDENCE.journal, without probing finished targets again"},
@@ -198,6 +199,7 @@ func auditOptions(c *cli.Context, e *env, targets []string) (audit.Options, erro
 		GreylistRetry:  c.Duration("greylist-retry"),
 		AllTests:       c.Bool("all-tests"),
 		HeloVariants:   c.Bool("helo-variants"),
+		AuthTests:      c.Bool("auth-tests"),
 		DNSServers:     c.StringSlice("dns-server"),
 	}
 	if d := c.Duration("timeout"); d > 0 {
