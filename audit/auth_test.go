@@ -18,7 +18,7 @@ func TestRunAuthTests(t *testing.T) {
 	strict := smtptest.Closed554()
 	strict.Auth, strict.NTLM, strict.CRAMMD5 = checks, true, true
 	guest := strict
-	guest.GuestAuth = true
+	guest.GuestAuth = func() bool { return true }
 	null := strict
 	null.NullSession = true
 	plainOnly := smtptest.Closed554()
@@ -98,7 +98,7 @@ func TestRunAuthTests(t *testing.T) {
 // Without Options.AuthTests no AUTH is ever sent.
 func TestRunAuthTestsOptIn(t *testing.T) {
 	p := smtptest.Closed554()
-	p.Auth, p.NTLM, p.GuestAuth = func(string, string) bool { return false }, true, true
+	p.Auth, p.NTLM, p.GuestAuth = func(string, string) bool { return false }, true, func() bool { return true }
 	res, srv := testAudit(t, p, nil)
 	if v := endpoint(t, res, "none").Verdict; v != VerdictClosed {
 		t.Fatalf("verdict %s", v)

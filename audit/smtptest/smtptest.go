@@ -88,11 +88,11 @@ type Policy struct {
 	NTLM        bool
 	NullSession bool
 	CRAMMD5     bool
-	// GuestAuth turns every failed login into a login as Guest, as an
-	// enabled Guest account does on Exchange 5.5-2003 and IIS SMTP
-	// (windows-relay.md §1.3): the session is authenticated and, with the
-	// default rules, may relay.
-	GuestAuth bool
+	// GuestAuth, when set and true at the time of a failed login, turns
+	// it into a login as Guest, as an enabled Guest account does on
+	// Exchange 5.5-2003 and IIS SMTP (windows-relay.md §1.3): the session
+	// is authenticated and, with the default rules, may relay.
+	GuestAuth func() bool
 	// Deliver is called for each message accepted after ".".
 	Deliver func(Message)
 	// Discard drops the connection after "." instead of answering 250
@@ -1004,7 +1004,7 @@ func (c *conn) auth(arg string) {
 	}
 	switch {
 	case ok:
-	case p.GuestAuth:
+	case p.GuestAuth != nil && p.GuestAuth():
 		user = "Guest"
 	default:
 		c.reply(535, "5.7.8 Authentication credentials invalid")
