@@ -34,7 +34,7 @@ func labCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "lab",
 		Usage: "run a simulated Windows mail host (an open relay) on loopback: DNS, SMTP and WinRM, for practice, training and scripting",
-		UsageText: "relaylock lab [--platform iis|exchange2003|exchange2016|exchange2019|...] [--listen ADDR] [--smtp-port N] [--winrm-port N] [--dns-port N] [--domain D] [--http]\n\n" +
+		UsageText: "relaylock lab [--platform iis|exchange2003|exchange2016|exchange2019|...] [--listen ADDR] [--smtp-port N] [--winrm-port N] [--dns-port N] [--domain D] [--http | --sealed-http]\n\n" +
 			"Runs until interrupted (Ctrl-C). The lab listens on loopback only. The WinRM password is RELAYLOCK_WINRM_PASSWORD\n" +
 			"when set, otherwise a generated one that is printed (it is a lab password). Services and example commands go to\n" +
 			"stdout; every WinRM command run and every SMTP recipient decision is logged to stderr.",
@@ -46,6 +46,7 @@ func labCommand(e *env) *cli.Command {
 			&cli.IntFlag{Name: "dns-port", Usage: "DNS `PORT`, UDP and TCP (0: any free port)"},
 			&cli.StringFlag{Name: "domain", Usage: "mail `DOMAIN` whose MX the simulated host is (default: the host's own domain, corp.example for the built-in platforms)"},
 			&cli.BoolFlag{Name: "http", Usage: "serve WinRM over plain HTTP (as a host with AllowUnencrypted=true) instead of HTTPS"},
+			&cli.BoolFlag{Name: "sealed-http", Usage: "serve WinRM as a default Windows listener does: plain HTTP that requires NTLM message encryption (AllowUnencrypted=false)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -60,6 +61,9 @@ func labCommand(e *env) *cli.Command {
 			if err != nil || !ip.IsLoopback() {
 				return usagef("--listen %q: the lab is an open relay by design and listens on loopback only (127.0.0.0/8 or ::1)", listen)
 			}
+			if c.Bool("http") && c.Bool("sealed-http") {
+				return usagef("--http and --sealed-http exclude each other")
+			}
 			for _, f := range []string{"smtp-port", "winrm-port", "dns-port"} {
 				if p := c.Int(f); p < 0 || p > 65535 {
 					return usagef("--%s %d: not a port", f, p)
@@ -72,14 +76,15 @@ func labCommand(e *env) *cli.Command {
 				password = lab.RandomPassword()
 			}
 			l, err := lab.Start(c.Context, lab.Config{
-				Platform:  platform,
-				Listen:    ip.String(),
-				SMTPPort:  c.Int("smtp-port"),
-				WinRMPort: c.Int("winrm-port"),
-				DNSPort:   c.Int("dns-port"),
-				Domain:    c.String("domain"),
-				Password:  password,
-				PlainHTTP: c.Bool("http"),
+				Platform:   platform,
+				Listen:     ip.String(),
+				SMTPPort:   c.Int("smtp-port"),
+				WinRMPort:  c.Int("winrm-port"),
+				DNSPort:    c.Int("dns-port"),
+				Domain:     c.String("domain"),
+				Password:   password,
+				PlainHTTP:  c.Bool("http"),
+				SealedHTTP: c.Bool("sealed-http"),
 				Logf: func(format string, args ...any) {
 					logMu.Lock()
 					defer logMu.Unlock()
@@ -97,7 +102,7 @@ func labCommand(e *env) *cli.Command {
 				}
 				defer os.Remove(caFile)
 			}
-			printLab(e, l, platform, caFile, generated)
+			printLab(e, l, platform, caFile, generated, c.Bool("sealed-http"))
 			<-c.Context.Done()
 			fmt.Fprintln(e.Stderr, "relaylock: lab: stopping")
 			return l.Close()
@@ -123,7 +128,7 @@ func writeLabCA(pem []byte) (string, error) {
 	return f.Name(), nil
 }
 
-func printLab(e *env, l *lab.Lab, platform, caFile string, generated bool) {
+func printLab(e *env, l *lab.Lab, platform, caFile string, generated, sealed bool) {
 	info := l.Host.HostInfo()
 	_, smtpPort, _ := net.SplitHostPort(l.SMTPAddr)
 	_, dnsPort, _ := net.SplitHostPort(l.DNSAddr)
@@ -134,6 +139,8 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated bool) {
 	if l.HTTPS {
 		fmt.Fprintf(out, "  WinRM  %s  (certificate for %s and %s)\n", l.WinRMURL, l.TLSServerName, l.WinRMHost)
 		fmt.Fprintf(out, "  CA     %s  (the lab CA; deleted when the lab stops)\n", caFile)
+	} else if sealed {
+		fmt.Fprintf(out, "  WinRM  %s  (plain HTTP, AllowUnencrypted=false: NTLM message encryption required, as on a default Windows listener)\n", l.WinRMURL)
 	} else {
 		fmt.Fprintf(out, "  WinRM  %s  (plain HTTP, AllowUnencrypted=true)\n", l.WinRMURL)
 	}
@@ -143,12 +150,16 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated bool) {
 	} else {
 		fmt.Fprintln(out, "  password from RELAYLOCK_WINRM_PASSWORD")
 	}
-	winrm := fmt.Sprintf("--winrm-host %s --winrm-port %d --winrm-user %s", l.WinRMHost, l.WinRMPort, l.User)
-	if l.HTTPS {
-		winrm += fmt.Sprintf(" --winrm-ca %s --winrm-server-name %s", caFile, l.TLSServerName)
-	} else {
-		winrm += " --winrm-allow-unencrypted"
+	// The transport flags of the commands below.
+	transport := fmt.Sprintf(" --winrm-ca %s --winrm-server-name %s", caFile, l.TLSServerName)
+	switch {
+	case l.HTTPS:
+	case sealed:
+		transport = " --winrm-http" // NTLM, sealed: relaylock's default over HTTP
+	default:
+		transport = " --winrm-http --winrm-allow-unencrypted"
 	}
+	winrm := fmt.Sprintf("--winrm-host %s --winrm-port %d --winrm-user %s", l.WinRMHost, l.WinRMPort, l.User) + transport
 	fmt.Fprintln(out, "\nTry, in another terminal:")
 	if generated {
 		fmt.Fprintf(out, "  export RELAYLOCK_WINRM_PASSWORD='%s'\n", l.Password)
@@ -157,12 +168,7 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated bool) {
 	fmt.Fprintf(out, "  relaylock inspect %s\n", winrm)
 	fmt.Fprintf(out, "  relaylock fix %s --dns-server %s --ports %s --winrm-host %s=%s --winrm-user %s",
 		l.Domain, l.DNSAddr, smtpPort, l.MXHost, net.JoinHostPort(l.WinRMHost, strconv.Itoa(l.WinRMPort)), l.User)
-	if l.HTTPS {
-		fmt.Fprintf(out, " --winrm-ca %s --winrm-server-name %s", caFile, l.TLSServerName)
-	} else {
-		fmt.Fprint(out, " --winrm-allow-unencrypted")
-	}
-	fmt.Fprint(out, " --allow 192.0.2.0/24 --no-loopback\n")
+	fmt.Fprint(out, transport+" --allow 192.0.2.0/24 --no-loopback\n")
 	fmt.Fprintf(out, "  dig @%s -p %s MX %s\n", l.WinRMHost, dnsPort, l.Domain)
 	fmt.Fprintln(out, "\nPress Ctrl-C to stop.")
 }

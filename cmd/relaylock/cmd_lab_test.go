@@ -125,25 +125,60 @@ func TestLabCommandUsage(t *testing.T) {
 	}
 }
 
-func TestLabCommandHTTP(t *testing.T) {
-	e, out, errb := labEnv("Chosen-Lab-Pw1")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	codec := make(chan int, 1)
-	go func() { codec <- run(ctx, []string{"relaylock", "lab", "--http", "--listen", "127.0.0.1"}, e) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "Press Ctrl-C") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no banner: %q %q", out.String(), errb.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+// Each WinRM transport of `relaylock lab` (HTTPS, plain HTTP with
+// AllowUnencrypted=true, the Windows default of HTTP with NTLM message
+// encryption required) prints an inspect command, and that command, run
+// as printed, reads the host.
+func TestLabCommandTransports(t *testing.T) {
+	for _, tc := range []struct {
+		name, flag, winrm string
+	}{
+		{"https", "", "  WinRM  https://127.0.0.1:"},
+		{"http", "--http", "  WinRM  http://127.0.0.1:"},
+		{"sealed-http", "--sealed-http", "(plain HTTP, AllowUnencrypted=false: NTLM message encryption required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const pw = "Chosen-Lab-Pw1"
+			e, out, errb := labEnv(pw)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			codec := make(chan int, 1)
+			args := []string{"relaylock", "lab", "--listen", "127.0.0.1"}
+			if tc.flag != "" {
+				args = append(args, tc.flag)
+			}
+			go func() { codec <- run(ctx, args, e) }()
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(out.String(), "Press Ctrl-C") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no banner: %q %q", out.String(), errb.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			text := out.String()
+			if !strings.Contains(text, tc.winrm) || strings.Contains(text, "  CA ") != (tc.flag == "") {
+				t.Fatalf("lab output:\n%s", text)
+			}
+			m := regexp.MustCompile(`(?m)^  relaylock inspect (.*)$`).FindStringSubmatch(text)
+			if m == nil {
+				t.Fatalf("no inspect command printed:\n%s", text)
+			}
+			// The lab is an open relay: inspect names the cause and exits 3.
+			code, stdout, stderr := runCLI(t, pw, append([]string{"inspect"}, strings.Fields(m[1])...)...)
+			if code != exitOpen || !strings.Contains(stdout, "IIS") {
+				t.Fatalf("the printed command %q: exit %d\n%s\n%s", m[1], code, stdout, stderr)
+			}
+			cancel()
+			if code := <-codec; code != exitOK && code != exitCancelled {
+				t.Fatalf("exit %d", code)
+			}
+		})
 	}
-	text := out.String()
-	if !strings.Contains(text, "  WinRM  http://127.0.0.1:") || strings.Contains(text, "  CA ") || !strings.Contains(text, "--winrm-allow-unencrypted") {
-		t.Fatalf("plain HTTP lab output:\n%s", text)
-	}
-	cancel()
-	if code := <-codec; code != exitOK && code != exitCancelled {
-		t.Fatalf("exit %d", code)
+}
+
+func TestLabCommandHTTPConflict(t *testing.T) {
+	e, _, errb := labEnv("")
+	if code := run(context.Background(), []string{"relaylock", "lab", "--http", "--sealed-http"}, e); code != exitUsage {
+		t.Fatalf("exit %d, want %d (%s)", code, exitUsage, errb.String())
 	}
 }
