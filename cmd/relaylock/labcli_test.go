@@ -35,6 +35,9 @@ type labRun struct {
 	dir  string
 	mu   sync.Mutex
 	logs bytes.Buffer
+	// sealed: WinRM is plain HTTP with NTLM message encryption required
+	// (lab.Config.SealedHTTP), the default Windows listener.
+	sealed bool
 }
 
 func startLab(t *testing.T, host lab.Host) *labRun {
@@ -44,14 +47,21 @@ func startLab(t *testing.T, host lab.Host) *labRun {
 
 func startLabWith(t *testing.T, host lab.Host, password string) *labRun {
 	t.Helper()
+	return startLabConfig(t, lab.Config{Host: host, Password: password})
+}
+
+// startLabConfig starts a lab from cfg, logging into the labRun.
+func startLabConfig(t *testing.T, cfg lab.Config) *labRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	lr := &labRun{t: t, dir: t.TempDir()}
-	l, err := lab.Start(ctx, lab.Config{Host: host, Password: password, Logf: func(format string, a ...any) {
+	lr := &labRun{t: t, dir: t.TempDir(), sealed: cfg.SealedHTTP}
+	cfg.Logf = func(format string, a ...any) {
 		lr.mu.Lock()
 		fmt.Fprintf(&lr.logs, format+"\n", a...)
 		lr.mu.Unlock()
-	}})
+	}
+	l, err := lab.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +83,11 @@ func (lr *labRun) logText() string {
 
 // winrmArgs are the flags that reach the lab's WinRM face.
 func (lr *labRun) winrmArgs() []string {
-	return []string{"--winrm-host", lr.lab.WinRMHost, "--winrm-port", fmt.Sprint(lr.lab.WinRMPort),
-		"--winrm-user", lr.lab.User, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName}
+	args := []string{"--winrm-host", lr.lab.WinRMHost, "--winrm-port", fmt.Sprint(lr.lab.WinRMPort), "--winrm-user", lr.lab.User}
+	if lr.sealed {
+		return append(args, "--winrm-http")
+	}
+	return append(args, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName)
 }
 
 // probeArgs point remediate's and rollback's probes at the lab's SMTP face.
@@ -279,10 +292,37 @@ func TestRemediateAndRollbackAgainstLab(t *testing.T) {
 		}},
 		{"exchange2016", func() lab.Host { return lab.Exchange2016OpenCustomConnector() }},
 	}
+	// Each over HTTPS and over the Windows default listener: plain HTTP
+	// with NTLM message encryption required.
+	type variant struct {
+		name   string
+		host   func() lab.Host
+		sealed bool
+	}
+	var runs []variant
 	for _, tc := range tests {
+		runs = append(runs, variant{tc.name, tc.host, false}, variant{tc.name + "/sealed-http", tc.host, true})
+	}
+	for _, tc := range runs {
 		t.Run(tc.name, func(t *testing.T) {
 			host := tc.host()
-			lr := startLab(t, host)
+			lr := startLabConfig(t, lab.Config{Host: host, Password: labTestPassword, SealedHTTP: tc.sealed})
+			if tc.sealed {
+				t.Cleanup(func() {
+					n := 0
+					for _, c := range lr.lab.WinRM.Calls() {
+						if c.Action != "" {
+							n++
+							if !c.Sealed {
+								t.Errorf("an unsealed %s reached the SealedHTTP lab: %+v", c.Action, c)
+							}
+						}
+					}
+					if n == 0 {
+						t.Error("no WS-Man call reached the lab")
+					}
+				})
+			}
 			original := stateOf(t, host)
 			ev, bk := filepath.Join(lr.dir, "ev.json"), filepath.Join(lr.dir, "backup.json")
 			probe := lr.probeArgs()
