@@ -765,7 +765,7 @@ func authGuestFinding(prefix string, st IISState, vs IISVirtualServer) []Finding
 	return []Finding{{
 		ID: prefix + FindingAuthGuest, Title: "Authenticated relay with Basic authentication while the Guest account is enabled", Severity: SeverityMedium,
 		Object: vs.Name, Setting: SettingRelayForAuth, Value: strconv.FormatInt(vs.RelayForAuth, 10),
-		Detail:      "\"Allow all computers which successfully authenticate to relay\" is on, Basic authentication is offered and the local Guest account (" + st.Guest.Name + ") is enabled. Spammers brute-force SMTP AUTH, and an enabled Guest account can let a failed login still relay.",
+		Detail:      "\"Allow all computers which successfully authenticate to relay\" is on, Basic authentication is offered and the local Guest account (" + st.Guest.Name + ") is enabled. Spammers brute-force SMTP AUTH, and an enabled Guest account can let a failed login still relay: relaylock audit --auth-tests shows whether it does (tests A41b, A41c).",
 		Remediation: "Disable the Guest account; turn off authenticated relay (RelayForAuth) unless clients need it; offer Basic authentication only over TLS.",
 	}}
 }

@@ -240,6 +240,13 @@ func (h *Ex2003Host) RelayAllowed(client netip.Addr, authenticated bool, rcptDom
 	return iisRelayAllowed(h.mb.st, "SmtpSvc/1", client, authenticated, rcptDomain)
 }
 
+// GuestLogon implements GuestLogoner (Exchange 2003 runs on IIS SMTP).
+func (h *Ex2003Host) GuestLogon() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return iisGuestLogon(h.mb.st, "SmtpSvc/1")
+}
+
 // adUnavailable is what the AD scripts print when LDAP fails.
 func adUnavailableRecord() []psframe.Record {
 	return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).

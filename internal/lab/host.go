@@ -82,6 +82,15 @@ type Host interface {
 	LocalDomains() []string
 }
 
+// GuestLogoner is a Host on which a failed SMTP AUTH can still log on:
+// with Basic authentication and the local Guest account enabled, IIS
+// SMTP and Exchange 5.5-2003 log a failed login on as Guest, which then
+// counts as authenticated for RelayForAuth (windows-relay.md §1.3
+// [S53]). The SMTP face asks at every failed login.
+type GuestLogoner interface {
+	GuestLogon() bool
+}
+
 var (
 	scriptOnce   sync.Once
 	scriptByHash map[string]string

@@ -333,6 +333,20 @@ func (h *IISHost) RelayAllowed(client netip.Addr, authenticated bool, rcptDomain
 	return iisRelayAllowed(h.mb.st, "SmtpSvc/1", client, authenticated, rcptDomain)
 }
 
+// GuestLogon implements GuestLogoner.
+func (h *IISHost) GuestLogon() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return iisGuestLogon(h.mb.st, "SmtpSvc/1")
+}
+
+// iisGuestLogon: the virtual server takes Basic logins and the local
+// Guest account is enabled, so a failed login logs on as Guest.
+func iisGuestLogon(st remediate.IISState, server string) bool {
+	vs, ok := st.Server(server)
+	return ok && vs.AuthBasic && st.Guest != nil && st.Guest.Enabled
+}
+
 // iisRelayAllowed decides relaying from the metabase exactly as the
 // driver reads it: a remote domain with the relay flag that matches the
 // recipient domain (wildcards included) overrides the Access tab [S14b];

@@ -286,6 +286,10 @@ func (l *Lab) smtpPolicy(listen netip.Addr, logf func(string, ...any)) smtptest.
 		Auth: func(user, pass string) bool {
 			return l.WinRM.userMatches(user, "") && pass == l.Password
 		},
+		GuestAuth: func() bool {
+			g, ok := h.(GuestLogoner)
+			return ok && g.GuestLogon()
+		},
 		Decide: func(s *smtptest.Session, rcpt string) (int, string) {
 			code, text := decide(s, rcpt)
 			if code != 0 {
