@@ -150,17 +150,7 @@ func TestPywinrm(t *testing.T) {
 			// Every SOAP call was sealed exactly when it should be, and
 			// over sealing some connection carried several messages (its
 			// sequence numbers advanced).
-			soap, sealed, maxSeq := 0, 0, uint32(0)
-			for _, c := range ts.Calls() {
-				if c.Action == "" {
-					continue
-				}
-				soap++
-				if c.Sealed {
-					sealed++
-					maxSeq = max(maxSeq, c.SeqNum)
-				}
-			}
+			soap, sealed, maxSeq := SealStats(ts.Calls())
 			if tc.sealed && (soap == 0 || sealed != soap || maxSeq < 3) {
 				t.Errorf("%d of %d SOAP calls sealed, highest sequence number %d", sealed, soap, maxSeq)
 			}

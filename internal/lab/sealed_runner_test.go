@@ -59,17 +59,7 @@ func TestRemediateRunnerSealedHTTP(t *testing.T) {
 			if err := l.WinRM.Verify(remediate.DetectScript); err != nil {
 				t.Fatal(err)
 			}
-			soap, sealed, maxSeq := 0, 0, uint32(0)
-			for _, c := range l.WinRM.Calls() {
-				if c.Action == "" {
-					continue
-				}
-				soap++
-				if c.Sealed {
-					sealed++
-					maxSeq = max(maxSeq, c.SeqNum)
-				}
-			}
+			soap, sealed, maxSeq := SealStats(l.WinRM.Calls())
 			if soap == 0 || sealed != soap || maxSeq < 3 {
 				t.Fatalf("%d of %d SOAP calls sealed, highest sequence number %d", sealed, soap, maxSeq)
 			}

@@ -328,6 +328,23 @@ func (w *WSMan) Calls() []Call {
 	return append([]Call(nil), w.calls...)
 }
 
+// SealStats counts, over calls, the SOAP calls (those with an Action),
+// how many of them came sealed, and the highest NTLM sequence number
+// seen: what a test of NTLM message encryption checks.
+func SealStats(calls []Call) (soap, sealed int, maxSeq uint32) {
+	for _, c := range calls {
+		if c.Action == "" {
+			continue
+		}
+		soap++
+		if c.Sealed {
+			sealed++
+			maxSeq = max(maxSeq, c.SeqNum)
+		}
+	}
+	return soap, sealed, maxSeq
+}
+
 // Runs returns the commands run so far, in order of completion (the most
 // recent 2000).
 func (w *WSMan) Runs() []Run {
