@@ -1014,6 +1014,16 @@ func (c *conn) auth(arg string) {
 	c.reply(235, "2.7.0 Authentication successful")
 }
 
+// ntlmMessage decodes a base64 NTLM message of type typ, at least min
+// bytes long.
+func ntlmMessage(b64 string, typ uint32, min int) ([]byte, bool) {
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(b) < min || string(b[:8]) != "NTLMSSP\x00" || binary.LittleEndian.Uint32(b[8:]) != typ {
+		return nil, false
+	}
+	return b, true
+}
+
 // ntlm runs the NEGOTIATE/CHALLENGE/AUTHENTICATE exchange (MS-NLMP 2.2.1)
 // far enough to see whether the AUTHENTICATE is a null session (no user,
 // no NT response). It answers malformed exchanges itself (good false).
@@ -1025,8 +1035,7 @@ func (c *conn) ntlm(initial string, read func(string) (string, bool)) (null, goo
 			return false, false
 		}
 	}
-	neg, err := base64.StdEncoding.DecodeString(initial)
-	if err != nil || len(neg) < 16 || string(neg[:8]) != "NTLMSSP\x00" || binary.LittleEndian.Uint32(neg[8:]) != 1 {
+	if _, ok := ntlmMessage(initial, 1, 16); !ok {
 		c.reply(501, "5.5.2 malformed NTLM NEGOTIATE")
 		return false, false
 	}
@@ -1043,8 +1052,8 @@ func (c *conn) ntlm(initial string, read func(string) (string, bool)) (null, goo
 		c.reply(501, "5.7.0 authentication cancelled")
 		return false, false
 	}
-	auth, err := base64.StdEncoding.DecodeString(resp)
-	if err != nil || len(auth) < 52 || string(auth[:8]) != "NTLMSSP\x00" || binary.LittleEndian.Uint32(auth[8:]) != 3 {
+	auth, ok := ntlmMessage(resp, 3, 52)
+	if !ok {
 		c.reply(501, "5.5.2 malformed NTLM AUTHENTICATE")
 		return false, false
 	}
