@@ -39,8 +39,20 @@ type decision struct {
 	Retry   bool // greylisting-like 4xx: retry once after Options.GreylistRetry
 }
 
+// isRelayText reports whether a reply's own words speak of relaying. The
+// addresses it echoes do not count: servers quote the recipient
+// ("450 4.2.0 <relaytest@example.net>: Recipient address rejected:
+// Greylisted"), and the default recipient's local part is "relaytest",
+// which would turn greylisting into a relay refusal (and an undecided
+// server into a closed one).
 func isRelayText(r *Reply) bool {
-	return strings.Contains(strings.ToLower(r.Text()), "relay")
+	var words []string
+	for _, w := range strings.Fields(strings.ToLower(r.Text())) {
+		if !strings.Contains(w, "@") {
+			words = append(words, w)
+		}
+	}
+	return strings.Contains(strings.Join(words, " "), "relay")
 }
 
 // decideMail: MAIL 250 → go on; 530 or 5.7.0 → auth-required (closed for

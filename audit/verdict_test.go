@@ -33,6 +33,10 @@ func TestDecideRcpt(t *testing.T) {
 		{"530 auth", rep(530, "5.7.0 Authentication required"), OutcomeAuthRequired, ReasonAuthRequired, false, false},
 		{"454 4.7.1 relay is denied", rep(454, "4.7.1 <x>: Relay access denied"), OutcomeDenied, "temporary-policy refusal", false, false},
 		{"451 relay text is denied", rep(451, "relaying temporarily not allowed"), OutcomeDenied, "temporary-policy refusal", false, false},
+		// "relay" in the echoed recipient is not the server speaking of relaying.
+		{"450 greylist echoing relaytest@", rep(450, "4.2.0 <relaytest@example.net>: Recipient address rejected: Greylisted, try again later"), OutcomeInconclusive, ReasonGreylisted, false, true},
+		{"451 echoing a bare relay@ address", rep(451, "relay@example.net temporarily unavailable"), OutcomeInconclusive, ReasonGreylisted, false, true},
+		{"454 relay text after an echoed address", rep(454, "4.7.1 <relaytest@example.net>: Relay access denied"), OutcomeDenied, "temporary-policy refusal", false, false},
 		{"450 4.7.1 denied", rep(450, "4.7.1 Client host rejected"), OutcomeDenied, "temporary-policy refusal", false, false},
 		{"450 greylist", rep(450, "4.2.0 Greylisted"), OutcomeInconclusive, ReasonGreylisted, false, true},
 		{"451 greylist", rep(451, "4.7.0 try later"), OutcomeInconclusive, ReasonGreylisted, false, true},
