@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relaylock/relaylock/audit/smtptest"
 )
@@ -135,5 +136,23 @@ func TestNTLMNullSessionMessages(t *testing.T) {
 	}
 	if flags := uint32(auth[60]) | uint32(auth[61])<<8; flags&ntlmAnonymous == 0 {
 		t.Errorf("NTLMSSP_ANONYMOUS not set: %#x", flags)
+	}
+}
+
+// A greylisted A41 test is retried on a connection of its own, with its
+// AUTH again: without it the retry would test plain relaying instead.
+func TestRunAuthTestsGreylistRetry(t *testing.T) {
+	p := smtptest.Greylist()
+	p.Auth, p.GuestAuth = func(string, string) bool { return false }, func() bool { return true }
+	res, _ := testAudit(t, p, func(o *Options) {
+		o.AuthTests, o.AllTests, o.Depth, o.GreylistRetry = true, true, DepthRcpt, 10*time.Millisecond
+	})
+	ep := endpoint(t, res, "none")
+	for _, tr := range ep.Tests {
+		if tr.ID == "A41b" || tr.ID == "A41c" {
+			if tr.Outcome != OutcomeOpenPotential || tr.AuthReply == nil || tr.AuthReply.Code != 235 {
+				t.Errorf("%s after the greylisting retry: %s (AUTH %+v), want open through the Guest logon", tr.ID, tr.Outcome, tr.AuthReply)
+			}
+		}
 	}
 }

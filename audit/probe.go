@@ -84,6 +84,10 @@ type testRun struct {
 	retried  bool // greylist retry done
 }
 
+// ownConn: the test needs a connection of its own (its own EHLO name, or
+// an AUTH exchange before its MAIL).
+func (t *testRun) ownConn() bool { return t.helo != "" || t.auth != "" }
+
 // epRun is one endpoint (one TLS state) being probed.
 type epRun struct {
 	p    *prober
@@ -173,7 +177,7 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 	for _, t := range tests {
 		switch {
 		case t.done:
-		case t.helo != "", t.auth != "":
+		case t.ownConn():
 			own = append(own, t)
 		default:
 			plain = append(plain, t)
@@ -187,7 +191,7 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 			if t.res.Reason == ReasonGreylisted && !t.retried {
 				t.retried, t.done, t.phase, t.attempts = true, false, 0, 0
 				grey = append(grey, t)
-				if t.helo != "" {
+				if t.ownConn() {
 					greyOwn = append(greyOwn, t)
 				} else {
 					greyPlain = append(greyPlain, t)
@@ -288,7 +292,7 @@ func (er *epRun) run(ctx context.Context, c *client, release func(), plain, own 
 					continue
 				}
 				helo := er.p.opts.HeloName
-				if b[0].helo != "" || b[0].auth != "" {
+				if b[0].ownConn() {
 					if b[0].helo != "" {
 						helo = b[0].helo
 					}

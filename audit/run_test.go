@@ -257,7 +257,9 @@ func TestRunFirstBatchThenSpread(t *testing.T) {
 		slowAfter time.Duration
 		oneConn   bool
 	}{
-		{"slow link: one connection", latency, 0, true},
+		// A generous SlowAfter: the point is that a slow link is never cut,
+		// whatever the load on the machine running the test.
+		{"slow link: one connection", latency, 3 * time.Second, true},
 		{"slow server: spread", slow, 0, false},
 		{"slow server, never cut: one connection", slow, -1, true},
 		{"tarpit: spread", smtptest.Tarpit(300 * time.Millisecond), 0, false},
@@ -461,7 +463,7 @@ func TestRunOnEndpointAndVantage(t *testing.T) {
 // The greylisting retry is one more batch on one more connection, not a
 // connection per test.
 func TestRunGreylistRetryBatch(t *testing.T) {
-	res, srv := testAudit(t, smtptest.Greylist(), func(o *Options) { o.GreylistRetry = 10 * time.Millisecond })
+	res, srv := testAudit(t, smtptest.Greylist(), func(o *Options) { o.GreylistRetry, o.SlowAfter = 10*time.Millisecond, 5*time.Second })
 	ep := endpoint(t, res, "none")
 	if ep.Verdict != VerdictClosed {
 		t.Fatalf("verdict %s", ep.Verdict)
