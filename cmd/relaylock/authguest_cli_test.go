@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -68,5 +69,37 @@ func TestAuthTestsFindGuestRelay(t *testing.T) {
 	code, out, errOut = lr.run(labTestPassword, append([]string{"inspect"}, lr.winrmArgs()...)...)
 	if code != exitOK || !strings.Contains(out, "Guest account") || !strings.Contains(out, "--auth-tests") {
 		t.Fatalf("inspect: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// remediate on that host: keeping authenticated relay leaves it open to
+// anyone through the Guest logon, and the re-test (which adds the A41
+// tests by itself, having seen the Guest finding) says so with exit 4;
+// turning authenticated relay off closes it.
+func TestRemediateRetestsGuestRelay(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		authFlag string
+		want     int
+	}{
+		{"authenticated relay kept: still open", "--allow-authenticated=true", exitStillOpen},
+		{"authenticated relay off: closed", "--allow-authenticated=false", exitOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := lab.NewIIS(lab.IISAuthGuest)
+			lr := startLab(t, h)
+			args := append(append([]string{"remediate", "--allow", "127.0.0.2", "--no-loopback", "--yes", "--restart", "never",
+				tc.authFlag, "--backup", lr.dir + "/backup.json"}, lr.winrmArgs()...), lr.probeArgs()...)
+			code, out, errOut := lr.run(labTestPassword, args...)
+			if code != tc.want {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.want, out, errOut)
+			}
+			if tc.want == exitStillOpen {
+				if !strings.Contains(errOut, "adds the bogus-AUTH tests (A41)") || !strings.Contains(out, "  A41") ||
+					!regexp.MustCompile(`still relays on re-test \(A41[bc](, A41[bc])?\)`).MatchString(errOut) {
+					t.Errorf("the re-test did not add or show the A41 tests:\nstdout:\n%s\nstderr:\n%s", out, errOut)
+				}
+			}
+		})
 	}
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -123,6 +125,9 @@ type fixer struct {
 	backupDir   string
 	// newRunner opens a WinRM runner for a host (a seam for tests).
 	newRunner func(host string) (remediate.Runner, string, error)
+	// authRetest holds the hosts whose re-test adds the bogus-AUTH tests
+	// (guestRelay).
+	authRetest map[string]bool
 }
 
 func newFixer(c *cli.Context, e *env) (*fixer, error) {
@@ -148,7 +153,7 @@ type hostResult struct {
 
 func (h *hostResult) exitErr() error {
 	if h.stillOpen {
-		return withCode(exitStillOpen, fmt.Errorf("%s still relays on re-test", h.host))
+		return withCode(exitStillOpen, fmt.Errorf("%s still relays on re-test%s", h.host, triggerList(h.after)))
 	}
 	return nil
 }
@@ -232,6 +237,13 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	if !retest {
 		return res, nil
 	}
+	if insp := cmp.Or(out.After, out.Before); !c.Bool("auth-tests") && guestRelay(insp) {
+		f.progress("%s: authenticated clients may relay and the Guest account is enabled, so a failed login may log on as Guest: the re-test adds the bogus-AUTH tests (A41)", host)
+		if f.authRetest == nil {
+			f.authRetest = map[string]bool{}
+		}
+		f.authRetest[host] = true
+	}
 	f.progress("re-testing %s from outside", strings.Join(targets, ", "))
 	after, err := f.probe(ctx, targets, "retest", host)
 	if err != nil {
@@ -251,6 +263,43 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	writeBeforeAfter(f.e.Stdout, res.before, res.after)
 	res.stillOpen = res.after.Verdict == audit.VerdictOpen
 	return res, nil
+}
+
+// triggerList names the tests that found r open, as " (S1, A41c)", or "".
+func triggerList(r *audit.Result) string {
+	if r == nil {
+		return ""
+	}
+	var ids []string
+	for _, tg := range r.Targets {
+		for _, ep := range tg.Endpoints {
+			for _, id := range ep.Triggers {
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(ids, ", ") + ")"
+}
+
+// guestRelay: the host, as inspected, relays for authenticated clients
+// while Basic logins and the Guest account are on (remediate's
+// RELAY-AUTH-GUEST finding): whether a failed login relays can only be
+// seen from outside, with the A41 tests.
+func guestRelay(insp *remediate.Inspection) bool {
+	if insp == nil {
+		return false
+	}
+	for _, f := range insp.Findings {
+		if strings.HasSuffix(f.ID, remediate.FindingAuthGuest) {
+			return true
+		}
+	}
+	return false
 }
 
 // restart restarts the mail service when the policy allows, and reports
@@ -351,6 +400,9 @@ func (f *fixer) probe(ctx context.Context, targets []string, purpose, host strin
 	opts, err := retestOptions(f.c, f.e, targets)
 	if err != nil {
 		return nil, err
+	}
+	if purpose == "retest" && f.authRetest[host] {
+		opts.AuthTests = true
 	}
 	r, err := runProbe(ctx, f.e, opts)
 	if err != nil {
