@@ -57,10 +57,19 @@ func tests(open bool) []audit.TestResult {
 		out = audit.OutcomeOpenPotential
 		reply = &audit.Reply{Code: 250, Enhanced: "2.1.5", Lines: []string{"Recipient OK"}}
 	}
+	a41 := audit.TestResult{ID: "A41b", Title: "relay after AUTH LOGIN with a made-up account", Kind: "session", Auth: "login-made-up",
+		AuthReply: &audit.Reply{Code: 535, Enhanced: "5.7.8", Lines: []string{"5.7.8 Authentication credentials invalid"}},
+		MailFrom:  "<probe@relaylock.test>", RcptTo: "<sink@outside.example>", Outcome: audit.OutcomeDenied, Reply: reply}
+	if open {
+		// A Guest logon: the login that must fail is taken, and relays.
+		a41.AuthReply = &audit.Reply{Code: 235, Enhanced: "2.7.0", Lines: []string{"2.7.0 Authentication successful"}}
+		a41.Outcome = audit.OutcomeOpenPotential
+	}
 	return []audit.TestResult{
 		{ID: "C1", Title: "local recipient (control)", Kind: "control", MailFrom: "<probe@relaylock.test>", RcptTo: "<postmaster@example.com>", Outcome: audit.OutcomeAccepted, Reply: &audit.Reply{Code: 250, Enhanced: "2.1.5", Lines: []string{"Recipient OK"}}},
 		{ID: "R1", Title: "outside sender to outside recipient", Kind: "recipient", MailFrom: "<probe@relaylock.test>", RcptTo: "<sink@outside.example>", Outcome: out, Reply: reply},
 		{ID: "R7", Title: "percent hack", Kind: "recipient", MailFrom: "<probe@relaylock.test>", RcptTo: "<sink%outside.example@example.com>", Outcome: audit.OutcomeDenied, Reply: &audit.Reply{Code: 550, Lines: []string{"5.7.1 Unable to relay"}}},
+		a41,
 	}
 }
 
@@ -86,7 +95,7 @@ func endpoint(host string, pref int, addr string, port int, tls string, v audit.
 	}
 	if open {
 		ep.Confirmation = audit.ConfirmPotential
-		ep.Triggers = []string{"R1"}
+		ep.Triggers = []string{"R1", "A41b"}
 	}
 	if v == audit.VerdictInconclusive {
 		ep.Reason = "RCPT answered 451 (greylisting?)"

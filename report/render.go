@@ -1004,9 +1004,15 @@ func (r *renderer) findingBlock(f *finding) {
 				continue
 			}
 			// The forms are recorded as sent, brackets and all.
-			s := fmt.Sprintf("%s %s: MAIL FROM:%s RCPT TO:%s → %s", tr.ID, tr.Title, tr.MailFrom, tr.RcptTo, tr.Outcome)
+			s := fmt.Sprintf("%s %s: ", tr.ID, tr.Title)
+			if a := tr.AuthReply; a != nil {
+				// The bogus login's answer is the heart of an A41 finding
+				// (235: the server took a login that must fail).
+				s += fmt.Sprintf("AUTH (%s) → %s; ", tr.Auth, replyLine(a))
+			}
+			s += fmt.Sprintf("MAIL FROM:%s RCPT TO:%s → %s", tr.MailFrom, tr.RcptTo, tr.Outcome)
 			if tr.Reply != nil {
-				s += fmt.Sprintf(" (%d %s %s)", tr.Reply.Code, tr.Reply.Enhanced, strings.Join(tr.Reply.Lines, " / "))
+				s += " (" + replyLine(tr.Reply) + ")"
 			}
 			det = append(det, s)
 		}
@@ -1420,4 +1426,15 @@ func (r *renderer) manifest() {
 		rows = append(rows, []cellSpec{txt(s.Name), mono(s.SHA256)})
 	}
 	r.table([]float64{40, contentW - 40}, r.ls("Section", "SHA-256"), rows)
+}
+
+// replyLine is a reply as sent: its code, its enhanced code unless the
+// text already starts with it (as a parsed reply's does), its lines.
+func replyLine(rep *audit.Reply) string {
+	text := strings.Join(rep.Lines, " / ")
+	s := fmt.Sprint(rep.Code)
+	if rep.Enhanced != "" && !strings.HasPrefix(text, rep.Enhanced) {
+		s += " " + rep.Enhanced
+	}
+	return strings.TrimSpace(s + " " + text)
 }
