@@ -156,3 +156,29 @@ func TestRunAuthTestsGreylistRetry(t *testing.T) {
 		}
 	}
 }
+
+// The A41 tests run again after STARTTLS, where servers often offer AUTH
+// only.
+func TestRunAuthTestsAfterSTARTTLS(t *testing.T) {
+	p := smtptest.Closed554()
+	p.StartTLS, p.Auth = true, func(string, string) bool { return false }
+	res, _ := testAudit(t, p, func(o *Options) { o.AuthTests = true })
+	for _, mode := range []string{"none", "starttls"} {
+		ep := endpoint(t, res, mode)
+		if ep.Verdict != VerdictClosed {
+			t.Fatalf("%s: verdict %s", mode, ep.Verdict)
+		}
+		n := 0
+		for _, tr := range ep.Tests {
+			if tr.ID == "A41b" || tr.ID == "A41c" {
+				n++
+				if tr.AuthReply == nil || tr.AuthReply.Code != 535 || tr.Outcome != OutcomeDenied {
+					t.Errorf("%s %s: AUTH %+v, %s", mode, tr.ID, tr.AuthReply, tr.Outcome)
+				}
+			}
+		}
+		if n != 2 {
+			t.Errorf("%s: %d of A41b/c ran", mode, n)
+		}
+	}
+}
