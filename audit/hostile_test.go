@@ -12,7 +12,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/relaylock/relaylock/audit/smtptest"
+	"github.com/relaylock/relaylock/internal/heapwatch"
 )
 
 // rawServer serves handle on 127.0.0.1:0, one goroutine per connection
@@ -271,27 +271,7 @@ func TestHostileServersInOneRun(t *testing.T) {
 		targets = append(targets, s.addr)
 	}
 
-	var before runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	var peak atomic.Uint64
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		var m runtime.MemStats
-		for {
-			runtime.ReadMemStats(&m)
-			if m.HeapAlloc > peak.Load() {
-				peak.Store(m.HeapAlloc)
-			}
-			select {
-			case <-stopSampling:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
+	heap := heapwatch.Start(20 * time.Millisecond)
 
 	const deadline = 40 * time.Second
 	opts := Options{
@@ -307,20 +287,19 @@ func TestHostileServersInOneRun(t *testing.T) {
 	start := time.Now()
 	res, err := Run(context.Background(), opts)
 	elapsed := time.Since(start)
-	close(stopSampling)
-	<-sampled
+	before, grow := heap.Stop()
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	t.Logf("one run, %d servers: %s, peak heap %d KiB over %d KiB before", len(targets), elapsed.Round(time.Millisecond),
-		(peak.Load()-min(peak.Load(), before.HeapAlloc))>>10, before.HeapAlloc>>10)
+		grow>>10, before>>10)
 	if elapsed > deadline+5*time.Second {
 		t.Errorf("run took %s, beyond its deadline %s", elapsed, deadline)
 	}
 	// Every hostile server together may not make relaylock hold more than
 	// a few MB: replies are bounded (MaxReplyLine, MaxReplyLines,
 	// MaxReplyBytes) and so are transcripts.
-	if grow := peak.Load() - min(peak.Load(), before.HeapAlloc); grow > 48<<20 {
+	if grow > 48<<20 {
 		t.Errorf("heap grew by %d MiB during the run", grow>>20)
 	}
 

@@ -18,13 +18,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/relaylock/relaylock/internal/heapwatch"
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
 
@@ -148,26 +148,7 @@ func TestHostileWinRMHosts(t *testing.T) {
 			r, _ := newRunner(t, cfg)
 			r.MaxOutput = 1 << 20
 
-			var before runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			var peak atomic.Uint64
-			stop, sampled := make(chan struct{}), make(chan struct{})
-			go func() {
-				defer close(sampled)
-				var m runtime.MemStats
-				for {
-					runtime.ReadMemStats(&m)
-					if m.HeapAlloc > peak.Load() {
-						peak.Store(m.HeapAlloc)
-					}
-					select {
-					case <-stop:
-						return
-					case <-time.After(10 * time.Millisecond):
-					}
-				}
-			}()
+			heap := heapwatch.Start(10 * time.Millisecond)
 			// A generous outer bound only: the runner must give up on its
 			// own well before it.
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -185,9 +166,7 @@ func TestHostileWinRMHosts(t *testing.T) {
 				t.Fatal("Run did not return within 90 s")
 			}
 			elapsed := time.Since(start)
-			close(stop)
-			<-sampled
-			grow := peak.Load() - min(peak.Load(), before.HeapAlloc)
+			_, grow := heap.Stop()
 			t.Logf("%s after %s, heap +%d KiB: %v", tt.name, elapsed.Round(time.Millisecond), grow>>10, err)
 			if h.hits.Load() == 0 {
 				t.Fatalf("the hostile answer was never sent")
