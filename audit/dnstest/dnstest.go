@@ -29,7 +29,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/miekg/dns"
@@ -201,16 +200,26 @@ func absolute(r string) string {
 	return r
 }
 
+// TB is the part of testing.TB that Serve and Start use (*testing.T and
+// *testing.B satisfy it). Taking it instead of testing.TB keeps package
+// testing out of the relaylock binary, whose lab and demo commands serve
+// this package's server.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
 // Serve starts a server for z on 127.0.0.1 (UDP and TCP, same port) and
 // returns its address; it stops when the test ends.
-func Serve(t testing.TB, z Zone) string {
+func Serve(t TB, z Zone) string {
 	t.Helper()
 	return ServeServer(t, z).Addr()
 }
 
 // ServeServer is Serve returning the server, for tests that look at the
 // queries it received.
-func ServeServer(t testing.TB, z Zone) *Server {
+func ServeServer(t TB, z Zone) *Server {
 	t.Helper()
 	s, err := NewServer(z)
 	if err != nil {

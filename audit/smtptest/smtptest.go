@@ -30,7 +30,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -377,16 +376,26 @@ func (s *Server) MaxConcurrent() int {
 	return s.maxActive
 }
 
+// TB is the part of testing.TB that Serve and Start use (*testing.T and
+// *testing.B satisfy it). Taking it instead of testing.TB keeps package
+// testing out of the relaylock binary, whose lab and demo commands serve
+// this package's server.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
 // Serve starts a server for p on 127.0.0.1:0, closes it when the test
 // ends, and returns its address.
-func Serve(t testing.TB, p Policy) string {
+func Serve(t TB, p Policy) string {
 	t.Helper()
 	s := Start(t, p)
 	return s.Addr()
 }
 
 // Start is Serve returning the Server, for assertions on its records.
-func Start(t testing.TB, p Policy) *Server {
+func Start(t TB, p Policy) *Server {
 	t.Helper()
 	s := NewServer(p)
 	if err := s.ListenAndServe("127.0.0.1:0"); err != nil {
