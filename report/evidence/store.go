@@ -47,9 +47,7 @@ var now = time.Now
 // 32 random bits (crypto/rand).
 func New(t time.Time) *Bundle {
 	var r [4]byte
-	if _, err := rand.Read(r[:]); err != nil {
-		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on supported platforms
-	}
+	rand.Read(r[:]) // never returns an error since Go 1.24 (it aborts the program instead)
 	t = t.UTC()
 	return &Bundle{
 		Schema:  Schema,
