@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,7 +49,7 @@ func auditFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "all-tests", Usage: "run every test even after an endpoint is found open"},
 		&cli.BoolFlag{Name: "helo-variants", Usage: "also try EHLO as the target's own names (tests E39a-d)"},
 		&cli.BoolFlag{Name: "auth-tests", Usage: "also try to relay after AUTH that must fail: an NTLM null session, a made-up account over LOGIN and PLAIN, a garbage CRAM-MD5 answer (tests A41a-d; the server may log failed logins)"},
-		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
+		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, json, or csv (one row per endpoint, for spreadsheets)"},
 		&cli.StringFlag{Name: "targets", Usage: "read targets from `FILE`: one TARGET per line, or CSV client,domain[,winrm-host] (# comments); with --evidence, each finished target is journaled to EVIDENCE.journal"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted --targets run from EVIDENCE.journal, without probing finished targets again"},
 	}
@@ -86,8 +87,8 @@ func auditCommand(e *env) *cli.Command {
 				return err
 			}
 			format := c.String("format")
-			if format != "text" && format != "json" {
-				return usagef("--format must be text or json")
+			if !slices.Contains(auditFormats, format) {
+				return usagef("--format must be one of %s", strings.Join(auditFormats, ", "))
 			}
 			if auditSetupCatch != nil {
 				cleanup, err := auditSetupCatch(c, e, &opts)
@@ -130,6 +131,10 @@ func auditCommand(e *env) *cli.Command {
 				enc := json.NewEncoder(e.Stdout)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else if format == "csv" {
+				if err := writeAuditCSV(e.Stdout, res); err != nil {
 					return err
 				}
 			} else if err := audit.WriteSummary(e.Stdout, res); err != nil {

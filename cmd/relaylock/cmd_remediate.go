@@ -159,6 +159,9 @@ func (h *hostResult) exitErr() error {
 }
 
 func (f *fixer) progress(format string, a ...any) {
+	if f.e.Quiet {
+		return
+	}
 	fmt.Fprintf(f.e.Stderr, "relaylock: "+format+"\n", a...)
 }
 

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Conventions shared by every command (README "Commands"): -o is always
+// --output, the file a command writes; -V is the version and -v is never
+// it; --quiet drops progress lines.
+
+func init() {
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version and the commit it was built from"}
+}
+
+// quietFlag is accepted before the command and after it.
+func quietFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only results, warnings and errors (no progress lines)"}
+}
+
+// unknownCommand is the usage error for a word that names no command.
+func unknownCommand(app *cli.App, name string) error {
+	hint := ""
+	if cli.SuggestCommand != nil {
+		if s := cli.SuggestCommand(app.Commands, name); s != "" {
+			hint = ". " + s
+		}
+	}
+	return usagef("unknown command %q%s\ncommands: %s", name, hint, strings.Join(commandNames(app), ", "))
+}
