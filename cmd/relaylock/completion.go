@@ -126,12 +126,12 @@ func completionRequest(args []string) ([]string, bool) {
 
 // flagValues are the fixed values a flag takes, by command ("" for any).
 var flagValues = map[string]map[string][]string{
-	"":           {"restart": {"ask", "never", "always"}, "depth": {"rcpt", "data", "deliver"}, "winrm-auth": {"ntlm", "basic", "kerberos", "certificate"}},
-	"audit":      {"format": auditFormats},
-	"inspect":    {"format": {"text", "json"}},
-	"verify":     {"format": {"text", "json"}},
-	"lab":        {"platform": nil}, // filled from the lab's platforms
-	"demo":       {"platform": nil},
+	"":        {"restart": {"ask", "never", "always"}, "depth": {"rcpt", "data", "deliver"}, "winrm-auth": {"ntlm", "basic", "kerberos", "certificate"}},
+	"audit":   {"format": auditFormats},
+	"inspect": {"format": {"text", "json"}},
+	"verify":  {"format": {"text", "json"}},
+	"lab":     {"platform": nil}, // filled from the lab's platforms
+	"demo":    {"platform": nil},
 }
 
 // writeCompletions prints the candidates for words (the last is the word

@@ -124,10 +124,10 @@ func TestCompletionNeverRuns(t *testing.T) {
 	lr, words := completionLab(t)
 	state0 := stateOf(t, lr.lab.Host)
 	for _, args := range [][]string{
-		append(slices.Clone(words), legacyCompletionFlag),                                 // an old script, value pending
-		append(append(slices.Clone(words), "CHG-1"), legacyCompletionFlag),                // an old script, after a value
-		append([]string{completeCommand, "--"}, append(slices.Clone(words), "")...),       // the new entry point
-		append([]string{completeCommand}, append(slices.Clone(words), "CHG-1", "")...),    // without "--"
+		append(slices.Clone(words), legacyCompletionFlag),                                          // an old script, value pending
+		append(append(slices.Clone(words), "CHG-1"), legacyCompletionFlag),                         // an old script, after a value
+		append([]string{completeCommand, "--"}, append(slices.Clone(words), "")...),                // the new entry point
+		append([]string{completeCommand}, append(slices.Clone(words), "CHG-1", "")...),             // without "--"
 		{"audit", "--dns-server", lr.lab.DNSAddr, lr.lab.Domain, "--client", legacyCompletionFlag}, // audit ... --client <TAB>
 	} {
 		code, _, stderr := lr.run(labTestPassword, args...)

@@ -5,7 +5,7 @@ import (
 )
 
 // shellQuote quotes s for a POSIX shell (and PowerShell: single quotes
-// mean the same there, with '' for a quote), so a printed command can be
+// mean the same there, with ” for a quote), so a printed command can be
 // pasted as printed.
 func shellQuote(s string) string {
 	if s == "" {
