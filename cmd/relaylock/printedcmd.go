@@ -4,8 +4,7 @@ import (
 	"strings"
 )
 
-// shellQuote quotes s for a POSIX shell (and PowerShell: single quotes
-// mean the same there, with ” for a quote), so a printed command can be
+// shellQuote quotes s for a POSIX shell, so that a printed command can be
 // pasted as printed.
 func shellQuote(s string) string {
 	if s == "" {
