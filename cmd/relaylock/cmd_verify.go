@@ -16,13 +16,12 @@ func verifyCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "recompute every hash in an evidence file and check its signature",
-		UsageText: "relaylock verify [--pubkey KEY.pub] FILE",
+		UsageText: "relaylock verify [--pubkey KEY.pub] [--format json] FILE\n\nExit codes: 0 every hash (and the signature) checks; 1 a mismatch or an unreadable file; 2 usage.",
 		Description: "Recomputes the SHA-256 of every section of the evidence file (audits, inspections,\n" +
 			"plans, backups, changes, artifacts) and compares it with the seal; checks the backup and\n" +
 			"report files it names when they are present; and checks the Ed25519 signature in\n" +
 			"FILE.sig.json if there is one, printing the key's fingerprint. With --pubkey the\n" +
-			"signature must exist and be made by that key. Exit status 0 when everything checks,\n" +
-			"1 with each mismatch listed.",
+			"signature must exist and be made by that key.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pubkey", Usage: "require a signature by the public key in `KEY.pub`"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list every section and file that matched, with its hash"},

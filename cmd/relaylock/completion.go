@@ -82,7 +82,8 @@ func completionCommand(e *env) *cli.Command {
 			"   fish:       relaylock completion fish | source\n" +
 			"   powershell: relaylock completion powershell | Out-String | Invoke-Expression\n\n" +
 			"Completion only prints candidates (subcommands, flags, and the values of --platform, --format and the\n" +
-			"like); pressing TAB never runs a command.",
+			"like); pressing TAB never runs a command.\n\n" +
+			"Exit codes: 0 the script was printed; 2 usage (no shell, or one it does not know).",
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("completion: name one shell: %s", strings.Join(completionShells, ", "))

@@ -29,3 +29,23 @@ func unknownCommand(app *cli.App, name string) error {
 	}
 	return usagef("unknown command %q%s\ncommands: %s", name, hint, strings.Join(commandNames(app), ", "))
 }
+
+// Environment defaults for the flags a consultant repeats on every run
+// (README "Environment"); a flag given on the command line wins.
+// RELAYLOCK_WINRM_USER and RELAYLOCK_WINRM_CA are in winrmflags.go.
+const (
+	envProbeDomain = "RELAYLOCK_PROBE_DOMAIN"
+	envDNSServer   = "RELAYLOCK_DNS_SERVER"
+)
+
+// auditEvidenceFlags are evidenceFlags for audit, which changes nothing:
+// its ticket is the engagement's, not a change's.
+func auditEvidenceFlags() []cli.Flag {
+	flags := evidenceFlags()
+	for i, f := range flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "ticket" {
+			flags[i] = &cli.StringFlag{Name: "ticket", Usage: "ticket or work-order `ID` of this engagement, recorded in the evidence (remediate and fix record theirs with each change)"}
+		}
+	}
+	return flags
+}
