@@ -493,6 +493,7 @@ func writeBeforeAfter(w io.Writer, before, after *audit.Result) {
 		bv = string(before.Verdict)
 	}
 	fmt.Fprintf(w, "Verdict: before %s, after %s\n", bv, after.Verdict)
+	writeEndpointReasons(w, after, true)
 }
 
 func orDash(s string) string {

@@ -95,7 +95,7 @@ func rollbackCommand(e *env) *cli.Command {
 				return fmt.Errorf("re-test after the restore: %w", err)
 			}
 			fmt.Fprintf(e.Stdout, "Re-test after the restore: %s\n", r.Verdict)
-			writeEndpointReasons(e.Stdout, r)
+			writeEndpointReasons(e.Stdout, r, false)
 			if r.Verdict == audit.VerdictOpen {
 				return withCode(exitOpen, nil)
 			}
@@ -129,16 +129,18 @@ func rollbackTargets(c *cli.Context, b *remediate.Backup, host string) ([]string
 	return []string{host}, "the WinRM host on --ports " + c.String("ports") + ": the backup names no endpoint; give --smtp-target to re-test others"
 }
 
-// writeEndpointReasons says why each endpoint (or target without one) that
-// is not closed got its verdict: an inconclusive re-test proves nothing,
-// and the operator must see why.
-func writeEndpointReasons(w io.Writer, r *audit.Result) {
+// writeEndpointReasons says why each endpoint (or target without one) got
+// its verdict, in the words the report uses: an inconclusive re-test
+// proves nothing, and the operator must see why; a closed one may still
+// have accepted own-domain forms as local recipients. With all false only
+// the endpoints that are not closed are listed.
+func writeEndpointReasons(w io.Writer, r *audit.Result, all bool) {
 	for _, t := range r.Targets {
-		if len(t.Endpoints) == 0 && t.Verdict != audit.VerdictClosed {
+		if len(t.Endpoints) == 0 && (all || t.Verdict != audit.VerdictClosed) {
 			fmt.Fprintf(w, "  %s: %s: %s\n", t.Target, t.Verdict, orDash(t.Reason))
 		}
 		for _, ep := range t.Endpoints {
-			if ep.Verdict != audit.VerdictClosed {
+			if all || ep.Verdict != audit.VerdictClosed {
 				fmt.Fprintf(w, "  %s: %s: %s\n", audit.EndpointKey(ep), ep.Verdict, orDash(ep.Reason))
 			}
 		}
