@@ -23,7 +23,7 @@ func verifyCommand(e *env) *cli.Command {
 			"FILE.sig.json if there is one, printing the key's fingerprint. With --pubkey the\n" +
 			"signature must exist and be made by that key.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "pubkey", Usage: "require a signature by the public key in `KEY.pub`"},
+			&cli.StringFlag{Name: "pubkey", Usage: "require a signature by the public key in `FILE` (KEY.pub, written by relaylock keygen)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list every section and file that matched, with its hash"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json (an object with evidence, report_id, digest, verified, ok, signature_ok, key_fingerprint, notes, problems)"},
 		},
