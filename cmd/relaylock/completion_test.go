@@ -110,6 +110,9 @@ func assertUntouched(t *testing.T, lr *labRun, state0 string) {
 	if logs := lr.logText(); logs != "" {
 		t.Errorf("completion reached the lab:\n%s", logs)
 	}
+	if n, m, k := len(lr.lab.WinRM.Calls()), len(lr.lab.SMTP.Sessions()), len(lr.lab.DNS.Queries()); n+m+k > 0 {
+		t.Errorf("completion reached the lab: %d WinRM call(s), %d SMTP session(s), %d DNS queries", n, m, k)
+	}
 	if s := stateOf(t, lr.lab.Host); s != state0 {
 		t.Errorf("completion changed the lab host:\nbefore %s\nafter  %s", state0, s)
 	}
