@@ -66,7 +66,7 @@ Register-ArgumentCompleter -Native -CommandName relaylock -ScriptBlock {
   param($wordToComplete, $commandAst, $cursorPosition)
   $words = @($commandAst.CommandElements | Select-Object -Skip 1 | ForEach-Object { $_.ToString() })
   if ($wordToComplete) { $words = @($words | Select-Object -SkipLast 1) }
-  & relaylock ` + completeCommand + ` -- @words $wordToComplete 2>$null | Where-Object { $_ -like "$wordToComplete*" } |
+  & relaylock ` + completeCommand + ` "--cur=$wordToComplete" -- @words 2>$null | Where-Object { $_ -like "$wordToComplete*" } |
     ForEach-Object { [System.Management.Automation.CompletionResult]::new($_, $_, 'ParameterValue', $_) }
 }
 `
@@ -111,8 +111,17 @@ func completionCommand(e *env) *cli.Command {
 func completionRequest(args []string) ([]string, bool) {
 	if len(args) >= 2 && args[1] == completeCommand {
 		words := args[2:]
+		// PowerShell drops an empty argument, so its script passes the
+		// word under the cursor first, as --cur=WORD.
+		cur, hasCur := "", false
+		if len(words) > 0 && strings.HasPrefix(words[0], "--cur=") {
+			cur, hasCur, words = strings.TrimPrefix(words[0], "--cur="), true, words[1:]
+		}
 		if len(words) > 0 && words[0] == "--" {
 			words = words[1:]
+		}
+		if hasCur {
+			words = append(slices.Clone(words), cur)
 		}
 		return words, true
 	}

@@ -73,6 +73,13 @@ func TestCompletionCandidates(t *testing.T) {
 			}
 		}
 	}
+	// The PowerShell script's form: the cursor's word first, possibly empty.
+	if code, out, _ := runCLI(t, "", completeCommand, "--cur=", "--", "audit", "--format"); code != 0 || strings.Fields(out)[0] != "text" {
+		t.Errorf("__complete --cur= -- audit --format: %q", out)
+	}
+	if code, out, _ := runCLI(t, "", completeCommand, "--cur=--dn", "--", "audit"); code != 0 || strings.TrimSpace(out) != "--dns-server" {
+		t.Errorf("__complete --cur=--dn -- audit: %q", out)
+	}
 	// Every visible flag of every command is offered.
 	app := newApp(&env{})
 	for _, c := range app.Commands {
