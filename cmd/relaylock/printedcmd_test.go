@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -208,6 +209,27 @@ func TestRollbackRetestsBackupEndpoints(t *testing.T) {
 	if !strings.Contains(out, "Re-test after the restore: inconclusive") ||
 		!regexp.MustCompile(regexp.QuoteMeta(dead)+`/none: inconclusive: \S+`).MatchString(out) {
 		t.Errorf("an inconclusive re-test does not say why:\nstdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+	// A backup written before backups named their endpoints: the
+	// evidence's last probe of the host names them.
+	ev, bk3 := filepath.Join(lr.dir, "ev.json"), bk+".3"
+	if code, out, errOut := lr.run(labTestPassword, append(rem[:len(rem):len(rem)], "--backup", bk3, "--evidence", ev)...); code != exitOK {
+		t.Fatalf("remediate with evidence: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var old map[string]any
+	data, err := os.ReadFile(bk3)
+	if err != nil || json.Unmarshal(data, &old) != nil || old["endpoints"] == nil {
+		t.Fatalf("backup %s: %v, endpoints %v", bk3, err, old["endpoints"])
+	}
+	delete(old, "endpoints")
+	delete(old, "mail_domain")
+	data, _ = json.Marshal(old)
+	if err := os.WriteFile(bk3, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = lr.run(labTestPassword, append([]string{"rollback", "--backup", bk3, "--evidence", ev}, lr.winrmArgs()...)...)
+	if code != exitOpen || !strings.Contains(out, lr.lab.SMTPAddr) || !strings.Contains(errOut, "last probe of") {
+		t.Errorf("rollback of an old backup: exit %d, want %d, re-testing %s from the evidence\nstdout:\n%s\nstderr:\n%s", code, exitOpen, lr.lab.SMTPAddr, out, errOut)
 	}
 }
 
