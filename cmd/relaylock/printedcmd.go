@@ -52,7 +52,7 @@ func flagArgs(c *cli.Context, flags []cli.Flag, skip map[string]bool) []string {
 		if vf, ok := f.(cli.VisibleFlag); ok && !vf.IsVisible() {
 			continue // --winrm-password: refused anyway, never printed
 		}
-		switch f.(type) {
+		switch f := f.(type) {
 		case *cli.BoolFlag:
 			out = append(out, "--"+name+"="+strconv.FormatBool(c.Bool(name)))
 		case *cli.StringSliceFlag:
@@ -60,6 +60,9 @@ func flagArgs(c *cli.Context, flags []cli.Flag, skip map[string]bool) []string {
 				out = append(out, "--"+name, v)
 			}
 		case *cli.IntFlag:
+			if c.Int(name) == 0 && f.Value == 0 {
+				continue // fix sets --winrm-port 0 for "the default port"
+			}
 			out = append(out, "--"+name, strconv.Itoa(c.Int(name)))
 		case *cli.DurationFlag:
 			out = append(out, "--"+name, c.Duration(name).String())

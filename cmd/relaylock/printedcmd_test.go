@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/report/evidence"
 )
@@ -298,5 +300,39 @@ func TestRetestShowsAcceptedAsLocal(t *testing.T) {
 	}
 	if c, p := cli[len(cli)-1][1], pdf[len(pdf)-1][1]; c != p {
 		t.Errorf("console says %s accepted as local after the change, the PDF %s", c, p)
+	}
+}
+
+// TestRollbackCommandLine: every connection flag given is carried, the
+// password never (it is not a flag), "the default port" is not printed as
+// port 0, and the endpoints replace --ports.
+func TestRollbackCommandLine(t *testing.T) {
+	var line string
+	flags := append(winrmFlags(), remediateFlags()...)
+	flags = append(flags, evidenceFlags()...)
+	flags = append(flags, retestFlags()...)
+	cmd := &cli.Command{Name: "x", Flags: flags, Action: func(c *cli.Context) error {
+		if err := c.Set("winrm-port", "0"); err != nil {
+			return err
+		}
+		line = rollbackCommandLine(c, "mail.corp.example", "/srv/backups/b 1.json", []string{"192.0.2.25:2525", "[2001:db8::25]:25"})
+		return nil
+	}}
+	app := &cli.App{Name: "t", Commands: []*cli.Command{cmd}}
+	if err := app.Run([]string{"t", "x", "--winrm-user", `CORP\admin`, "--winrm-auth", "kerberos", "--krb5-realm", "CORP.EXAMPLE",
+		"--winrm-password-file", "/root/pw file", "--winrm-legacy-tls", "--ports", "25,2525", "--timeout", "10s",
+		"--evidence", "ev.json", "--allow", "192.0.2.10", "--yes"}); err != nil {
+		t.Fatal(err)
+	}
+	words, err := splitShellWords(line)
+	if err != nil {
+		t.Fatalf("%s: %v", line, err)
+	}
+	want := []string{"relaylock", "rollback", "--winrm-host", "mail.corp.example", "--backup", "/srv/backups/b 1.json",
+		"--winrm-user", `CORP\admin`, "--winrm-auth", "kerberos", "--winrm-legacy-tls=true", "--winrm-password-file", "/root/pw file",
+		"--krb5-realm", "CORP.EXAMPLE", "--evidence", "ev.json", "--smtp-target", "192.0.2.25:2525", "--smtp-target", "[2001:db8::25]:25",
+		"--timeout", "10s"}
+	if strings.Join(words, "\x00") != strings.Join(want, "\x00") {
+		t.Errorf("rollback command\n got %q\nwant %q", words, want)
 	}
 }
