@@ -121,26 +121,55 @@ func (r AddrRange) PrefixLenEquivalent() int {
 	return bits - n
 }
 
+// AllowError is a refused allow-list entry: it covers every address, or
+// it is wider than the limit. Callers that know how the operator wrote the
+// entry report it as typed (errors.As).
+type AllowError struct {
+	Entry AddrRange
+	// All: the entry covers every address of its family.
+	All bool
+	// Limit is the widest prefix length accepted; Len the entry's width
+	// as a prefix length.
+	Limit, Len int
+}
+
+func (e *AllowError) Error() string { return e.Describe(e.Entry.String()) }
+
+// Describe words the refusal for the entry as written.
+func (e *AllowError) Describe(entry string) string {
+	if e.All {
+		return fmt.Sprintf("allow entry %s covers every address: that keeps the host an open relay (use --force only if you really mean it)", entry)
+	}
+	flag := "--max-prefix"
+	if e.Entry.From.Is6() {
+		flag = "--max-prefix6"
+	}
+	return fmt.Sprintf("allow entry %s is wider than /%d (about a /%d): refusing without --force (raise the limit with %s)", entry, e.Limit, e.Len, flag)
+}
+
 // CheckAllowList refuses dangerous allow lists: an entry covering every
-// address (0.0.0.0/0, ::/0), or one wider than maxIPv4Prefix (for IPv4;
-// IPv6 gets maxIPv4Prefix+96 bits... see below), unless force is set.
-// maxV4 and maxV6 are the widest prefix lengths allowed (e.g. 8 and 32).
+// address (0.0.0.0/0, ::/0), or one wider than maxV4 (IPv4) or maxV6
+// (IPv6) as a prefix length (e.g. 8 and 32), unless force is set. A
+// refused entry is an *AllowError.
 func CheckAllowList(allow []AddrRange, maxV4, maxV6 int, force bool) error {
 	if len(allow) == 0 {
 		return errors.New("the allow list is empty: name at least one client with --allow (relaying stays limited to authenticated clients and loopback only with --allow 127.0.0.1)")
 	}
+	if force {
+		return nil
+	}
 	for _, r := range allow {
 		all := (r.From.Is4() && r.From == netip.IPv4Unspecified() && r.To == netip.MustParseAddr("255.255.255.255")) ||
 			(r.From.Is6() && r.From == netip.IPv6Unspecified() && r.To == netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))
-		if all && !force {
-			return fmt.Errorf("allow entry %s covers every address: that keeps the host an open relay (use --force only if you really mean it)", r)
+		if all {
+			return &AllowError{Entry: r, All: true}
 		}
 		limit := maxV4
 		if r.From.Is6() {
 			limit = maxV6
 		}
-		if l := r.PrefixLenEquivalent(); l < limit && !force {
-			return fmt.Errorf("allow entry %s is wider than /%d (about a /%d): refusing without --force (raise the limit with --max-prefix)", r, limit, l)
+		if l := r.PrefixLenEquivalent(); l < limit {
+			return &AllowError{Entry: r, Limit: limit, Len: l}
 		}
 	}
 	return nil

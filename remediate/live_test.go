@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaylock/relaylock/internal/needs"
 	"github.com/relaylock/relaylock/remediate"
 )
 
@@ -37,7 +38,7 @@ func liveConfig(t *testing.T) remediate.WinRMConfig {
 	t.Helper()
 	host := os.Getenv("RELAYLOCK_LIVE_WINRM_HOST")
 	if host == "" {
-		t.Skip("live WinRM test: set RELAYLOCK_LIVE_WINRM_HOST (+ RELAYLOCK_LIVE_WINRM_USER, RELAYLOCK_WINRM_PASSWORD) to run it against a real Windows host; it is skipped in CI by design (no Windows host there)")
+		needs.Optional(t, "a live Windows host", "set RELAYLOCK_LIVE_WINRM_HOST (+ RELAYLOCK_LIVE_WINRM_USER, RELAYLOCK_WINRM_PASSWORD) to run it against a real Windows host; it is skipped in CI by design (no Windows host there)")
 	}
 	cfg := remediate.WinRMConfig{
 		Host:       host,

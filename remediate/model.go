@@ -199,6 +199,11 @@ type Backup struct {
 	Taken      time.Time   `json:"taken"`
 	Inspection *Inspection `json:"inspection"`
 	Plan       *Plan       `json:"plan"`
+	// Endpoints are the SMTP endpoints ("address:port") probed from
+	// outside for this change, and MailDomain the domain they serve:
+	// rollback re-tests the same ones.
+	Endpoints  []string `json:"endpoints,omitempty"`
+	MailDomain string   `json:"mail_domain,omitempty"`
 }
 
 // BackupSchema is the current Backup.Schema.

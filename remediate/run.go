@@ -77,6 +77,12 @@ type Options struct {
 	NoAutoRollback bool
 	// OSUser, WinRMUser and Ticket go into the change record.
 	OSUser, WinRMUser, Ticket string
+	// Endpoints and MailDomain are recorded in the backup (see Backup).
+	Endpoints  []string
+	MailDomain string
+	// RollbackCommand is the command printed when the host may be left
+	// partly changed (default: a minimal relaylock rollback).
+	RollbackCommand string
 	// Step is called after each step with a short message; an error from
 	// it stops the run before the next change (it is how the caller saves
 	// evidence, e.g. the backup before anything is applied).
@@ -174,7 +180,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 	// Backup first, synced to disk, and recorded by the caller, before
 	// the first change.
 	b := &Backup{Schema: BackupSchema, Tool: "relaylock", Host: o.Host, Platform: before.Platform,
-		Taken: o.now(), Inspection: before, Plan: plan}
+		Taken: o.now(), Inspection: before, Plan: plan, Endpoints: o.Endpoints, MailDomain: o.MailDomain}
 	sum, err := WriteBackup(o.BackupPath, b)
 	if err != nil {
 		return out, err
@@ -223,6 +229,9 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 func (o Options) fail(ctx context.Context, d Driver, b *Backup, rec *ChangeRecord, out *Outcome, cause error) error {
 	defer func() { rec.End = o.now() }()
 	rollbackCmd := fmt.Sprintf("relaylock rollback --winrm-host %s --backup %s", o.Host, o.BackupPath)
+	if o.RollbackCommand != "" {
+		rollbackCmd = o.RollbackCommand
+	}
 	if o.NoAutoRollback {
 		rec.Result = "failed"
 		_ = o.step("failed", out)

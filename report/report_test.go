@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/needs"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -33,10 +34,7 @@ func needTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (CI must install poppler-utils and qpdf: .ci/setup.d/50-pdf.sh)", name)
-		}
-		t.Skipf("%s not installed; apt-get install poppler-utils qpdf", name)
+		needs.Missing(t, name, "apt-get install poppler-utils qpdf (.ci/setup.d/50-pdf.sh)")
 	}
 	return p
 }

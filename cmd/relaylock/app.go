@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -32,6 +33,9 @@ type env struct {
 	// StdinIsTerminal and StderrIsTerminal decide prompts and progress.
 	StdinIsTerminal  bool
 	StderrIsTerminal bool
+	// Quiet (--quiet) drops progress lines; results, warnings and errors
+	// are still printed.
+	Quiet bool
 }
 
 func newEnv() *env {
@@ -110,6 +114,15 @@ func newApp(e *env) *cli.App {
 		EnableBashCompletion: true,
 		HideHelpCommand:      false,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() maps errors to codes
+		Flags:                []cli.Flag{quietFlag()},
+		// Without a known command: help, or a usage error for a
+		// misspelt one (`relaylock audti x`).
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return cli.ShowAppHelp(c)
+			}
+			return unknownCommand(c.App, c.Args().First())
+		},
 		Commands: []*cli.Command{
 			auditCommand(e),
 			inspectCommand(e),
@@ -125,8 +138,19 @@ func newApp(e *env) *cli.App {
 		},
 	}
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+	app.Before = func(c *cli.Context) error {
+		if c.Bool("quiet") {
+			// No progress lines, and no progress bar either.
+			e.Quiet, e.StderrIsTerminal = true, false
+		}
+		return nil
+	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
+		if c.Name != "completion" {
+			c.Flags = append(c.Flags, quietFlag())
+			c.Before = app.Before
+		}
 	}
 	return app
 }
@@ -134,6 +158,14 @@ func newApp(e *env) *cli.App {
 // runApp runs the CLI on args without mapping errors to exit codes.
 func runApp(ctx context.Context, e *env, args []string) error {
 	app := newApp(e)
+	if words, ok := completionRequest(args); ok {
+		app.Setup()
+		writeCompletions(e.Stdout, app, words)
+		return nil
+	}
+	if len(args) >= 3 && (args[1] == "help" || args[1] == "h") && !strings.HasPrefix(args[2], "-") && app.Command(args[2]) == nil {
+		return unknownCommand(app, args[2])
+	}
 	return app.RunContext(ctx, interspersed(app, args))
 }
 

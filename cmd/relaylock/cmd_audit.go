@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,31 +29,31 @@ var testResolver audit.MailResolver
 
 func auditFlags() []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringSliceFlag{Name: "dns-server", Usage: "DNS `SERVER` to ask (HOST or HOST:PORT, repeatable); required on Windows"},
+		&cli.StringSliceFlag{Name: "dns-server", EnvVars: []string{envDNSServer}, Usage: "DNS `SERVER` to ask (HOST or HOST:PORT, repeatable or comma-separated); required on Windows"},
 		&cli.StringFlag{Name: "ports", Value: "25", Usage: "comma-separated `PORTS` to probe (465 uses implicit TLS), e.g. 25,587,465"},
-		&cli.StringFlag{Name: "from", Usage: "envelope sender `ADDR` (a mailbox you own, for bounces); default random@probe-domain"},
-		&cli.StringFlag{Name: "to", Usage: "external test recipient `ADDR`; default relaytest@probe-domain"},
-		&cli.StringFlag{Name: "probe-domain", Usage: "a `DOMAIN` you control, used in test senders and recipients (default example.net, RFC 2606)"},
+		&cli.StringFlag{Name: "from", DefaultText: "random@probe-domain", Usage: "envelope sender `ADDR` (a mailbox you own, for bounces)"},
+		&cli.StringFlag{Name: "to", DefaultText: "relaytest@probe-domain", Usage: "external test recipient `ADDR`"},
+		&cli.StringFlag{Name: "probe-domain", EnvVars: []string{envProbeDomain}, DefaultText: "example.net, RFC 2606", Usage: "a `DOMAIN` you control, used in test senders and recipients"},
 		&cli.StringFlag{Name: "mail-domain", Usage: "the mail `DOMAIN` served by host or address targets (for control C1 and local-sender tests)"},
-		&cli.StringFlag{Name: "helo", Usage: "EHLO `NAME` (a FQDN whose forward and reverse DNS match); default this host's name"},
-		&cli.StringFlag{Name: "depth", Value: audit.DepthData, Usage: "how far to go: rcpt (RCPT only), data (DATA, drop on 354) or deliver (send a marked message)"},
+		&cli.StringFlag{Name: "helo", DefaultText: "this host's name", Usage: "EHLO `NAME` (a FQDN whose forward and reverse DNS match)"},
+		&cli.StringFlag{Name: "depth", Value: audit.DepthData, Usage: "how far to go (`DEPTH`): rcpt (RCPT only), data (DATA, drop on 354) or deliver (send a marked message)"},
 		&cli.BoolFlag{Name: "deliver", Usage: "send a marked test message to --to (your own mailbox) and report the token to look for"},
 		&cli.StringFlag{Name: "contact", Usage: "`TEXT` naming whom to contact, put in delivered test messages"},
-		&cli.IntFlag{Name: "concurrency", Value: 32, Usage: "endpoints probed at once"},
-		&cli.IntFlag{Name: "per-host", Value: 16, Usage: "most parallel connections to one address, over all targets (an endpoint uses one, and spreads its tests over more only when the replies are slow or the server hangs up)"},
-		&cli.Float64Flag{Name: "rate", Usage: "new connections per second over the whole run (0: unlimited)"},
-		&cli.DurationFlag{Name: "timeout", Usage: "greeting and per-command timeout (default 60s)"},
-		&cli.DurationFlag{Name: "connect-timeout", Usage: "TCP connect timeout (default 15s)"},
-		&cli.DurationFlag{Name: "deadline", Usage: "stop the whole audit after this `DURATION`"},
-		&cli.DurationFlag{Name: "greylist-retry", Usage: "wait this long and retry greylisted tests once (0: report them inconclusive)"},
+		&cli.IntFlag{Name: "concurrency", Value: 32, Usage: "`N` endpoints probed at once"},
+		&cli.IntFlag{Name: "per-host", Value: 16, Usage: "at most `N` parallel connections to one address, over all targets (an endpoint uses one, and spreads its tests over more only when the replies are slow or the server hangs up)"},
+		&cli.Float64Flag{Name: "rate", DefaultText: "0, unlimited", Usage: "at most `N` new connections per second over the whole run"},
+		&cli.DurationFlag{Name: "timeout", DefaultText: "60s", Usage: "greeting and per-command `TIMEOUT`"},
+		&cli.DurationFlag{Name: "connect-timeout", DefaultText: "15s", Usage: "TCP connect `TIMEOUT`"},
+		&cli.DurationFlag{Name: "deadline", DefaultText: "none", Usage: "stop the whole audit after this `DURATION`"},
+		&cli.DurationFlag{Name: "greylist-retry", DefaultText: "0, report them inconclusive", Usage: "wait `DURATION` and retry greylisted tests once"},
 		&cli.BoolFlag{Name: "all-tests", Usage: "run every test even after an endpoint is found open"},
 		&cli.BoolFlag{Name: "helo-variants", Usage: "also try EHLO as the target's own names (tests E39a-d)"},
 		&cli.BoolFlag{Name: "auth-tests", Usage: "also try to relay after AUTH that must fail: an NTLM null session, a made-up account over LOGIN and PLAIN, a garbage CRAM-MD5 answer (tests A41a-d; the server may log failed logins)"},
-		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
+		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, json, or csv (one row per endpoint, for spreadsheets)"},
 		&cli.StringFlag{Name: "targets", Usage: "read targets from `FILE`: one TARGET per line, or CSV client,domain[,winrm-host] (# comments); with --evidence, each finished target is journaled to EVIDENCE.journal"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted --targets run from EVIDENCE.journal, without probing finished targets again"},
 	}
-	flags = append(flags, evidenceFlags()...)
+	flags = append(flags, auditEvidenceFlags()...)
 	return append(flags, auditExtraFlags...)
 }
 
@@ -61,7 +62,7 @@ func auditCommand(e *env) *cli.Command {
 		Name:      "audit",
 		Usage:     "test mail servers for open relay (every MX, every address, every port, before and after STARTTLS)",
 		ArgsUsage: "TARGET...",
-		UsageText: "relaylock audit [flags] TARGET...\n   relaylock audit --targets FILE --evidence EVIDENCE [--resume] [flags]\n\nTARGET is a mail domain (its MX hosts are tested), a host name, or an address, with an optional :port.\nOnly the targets you name are probed. Exit code 0: no open relay; 3: open relay found; 1: error; 2: usage; 130: interrupted.",
+		UsageText: "relaylock audit [flags] TARGET...\n   relaylock audit --targets FILE --evidence EVIDENCE [--resume] [flags]\n\nTARGET is a mail domain (its MX hosts are tested), a host name, or an address, with an optional :port.\nOnly the targets you name are probed.\n\nExit codes: 0 no open relay; 1 error; 2 usage; 3 an open relay was found; 130 interrupted.",
 		Flags:     auditFlags(),
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()
@@ -86,8 +87,8 @@ func auditCommand(e *env) *cli.Command {
 				return err
 			}
 			format := c.String("format")
-			if format != "text" && format != "json" {
-				return usagef("--format must be text or json")
+			if !slices.Contains(auditFormats, format) {
+				return usagef("--format must be one of %s", strings.Join(auditFormats, ", "))
 			}
 			if auditSetupCatch != nil {
 				cleanup, err := auditSetupCatch(c, e, &opts)
@@ -130,6 +131,10 @@ func auditCommand(e *env) *cli.Command {
 				enc := json.NewEncoder(e.Stdout)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else if format == "csv" {
+				if err := writeAuditCSV(e.Stdout, res); err != nil {
 					return err
 				}
 			} else if err := audit.WriteSummary(e.Stdout, res); err != nil {

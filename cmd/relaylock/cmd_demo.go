@@ -15,26 +15,28 @@ import (
 	"github.com/relaylock/relaylock/internal/lab"
 )
 
-// demoPlatforms are the lab hosts the demo can run against.
+// demoPlatforms are the platforms the README's demo test runs; the demo
+// accepts every platform the lab does (labPlatformNames).
 var demoPlatforms = []string{"iis", "exchange2003", "exchange2016"}
 
 func demoCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
 		Usage: "run the whole job against a built-in lab on loopback: audit, inspect, remediate, re-test, evidence and PDF report",
-		UsageText: "relaylock demo [--platform iis|exchange2003|exchange2016] [--out DIR]\n\n" +
-			"Needs no Windows host, no network beyond loopback and no root; leaves no process behind.",
+		UsageText: "relaylock demo [--platform " + strings.Join(labPlatformNames(), "|") + "] [--out DIR]\n\n" +
+			"Needs no Windows host, no network beyond loopback and no root; leaves no process behind.\n\n" +
+			"Exit codes: 0 the demo closed the lab's relay; 1 error; 2 usage; 130 interrupted; any other: the code of the fix it ran.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "platform", Value: "iis", Usage: "simulated host: " + strings.Join(demoPlatforms, ", ")},
-			&cli.StringFlag{Name: "out", Value: "relaylock-demo", Usage: "`DIR` for demo-evidence.json, demo-report.pdf and the backup"},
+			&cli.StringFlag{Name: "platform", Value: "iis", Usage: "simulated host `PLATFORM`: " + strings.Join(labPlatformNames(), ", ")},
+			&cli.StringFlag{Name: "out", Value: "relaylock-demo", Usage: "write demo-evidence.json, demo-report.pdf and the backup into `DIR` (the only --out; files are --output/-o)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("demo takes no arguments")
 			}
-			platform := c.String("platform")
-			if !contains(demoPlatforms, platform) {
-				return usagef("--platform must be one of %s", strings.Join(demoPlatforms, ", "))
+			platform := strings.ToLower(c.String("platform"))
+			if !contains(lab.Platforms(), platform) {
+				return usagef("--platform must be one of %s", strings.Join(labPlatformNames(), ", "))
 			}
 			out := c.String("out")
 			if err := os.MkdirAll(out, 0o700); err != nil {

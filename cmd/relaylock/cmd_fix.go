@@ -20,8 +20,8 @@ func fixCommand(e *env) *cli.Command {
 	flags = append(flags, evidenceFlags()...)
 	flags = append(flags, retestFlags()...)
 	flags = append(flags,
-		&cli.StringSliceFlag{Name: "winrm-map", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable; default: the MX host name itself)"},
-		&cli.StringFlag{Name: "o", Aliases: []string{"report"}, Usage: "write the PDF report to `FILE` (default: beside the evidence)"},
+		&cli.StringSliceFlag{Name: "winrm-map", DefaultText: "the MX host name itself", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable)"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, DefaultText: "relaylock-report-DOMAIN-TIME.pdf beside the evidence", Usage: "write the PDF report to `FILE`"},
 		&cli.StringFlag{Name: "sign-key", Usage: "sign the evidence and report hashes with this Ed25519 private key `FILE` (see relaylock keygen)"},
 	)
 	// fix takes the MX=HOST mapping on --winrm-host, as the issue and the
@@ -29,14 +29,16 @@ func fixCommand(e *env) *cli.Command {
 	// sense for several hosts.
 	for i, f := range flags {
 		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "winrm-host" {
-			flags[i] = &cli.StringSliceFlag{Name: "winrm-host", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable; default: the MX host name itself)"}
+			flags[i] = &cli.StringSliceFlag{Category: sf.Category, Name: "winrm-host", DefaultText: "the MX host name itself", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable)"}
 		}
 	}
 	return &cli.Command{
 		Name:  "fix",
 		Usage: "the whole job: audit a domain, inspect and remediate each open Windows host, re-test, write the evidence and the PDF report",
 		UsageText: "relaylock fix DOMAIN --allow 192.0.2.10 [--winrm-host MX=HOST ...] [--evidence FILE] [-o report.pdf] [--yes]\n\n" +
-			"Exit codes: 0 no open relay left, 3 open and nothing applied, 4 applied but still open on re-test, 1 error, 2 usage.",
+			"Exit codes: 0 no open relay left; 1 error; 2 usage (a bad flag, or an --allow entry refused before anything is\n" +
+			"touched); 3 open and nothing applied (declined, or --yes missing while stdin is not a terminal); 4 applied but\n" +
+			"still open on re-test; 130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -59,7 +61,7 @@ func fixCommand(e *env) *cli.Command {
 					return err
 				}
 			}
-			pdfPath := c.String("o")
+			pdfPath := c.String("output")
 			if pdfPath == "" {
 				pdfPath = filepath.Join(filepath.Dir(evPath), fmt.Sprintf("relaylock-report-%s-%s.pdf", safeName(domain), stamp))
 			}
@@ -174,6 +176,8 @@ func (h *hostResult) summary() string {
 		did = "not remediated"
 	case h.out.NoChange:
 		did = "no change needed"
+	case h.out.Change != nil && h.out.Change.Result == "rolled-back":
+		did = fmt.Sprintf("%d change(s) applied, then rolled back: the host is back in its prior state (backup %s)", len(h.out.Change.Applied), h.out.BackupFile)
 	case h.applied:
 		did = fmt.Sprintf("%d change(s) applied, backup %s", len(h.out.Change.Applied), h.out.BackupFile)
 	default:

@@ -12,7 +12,7 @@ func keygenCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "keygen",
 		Usage:     "make an Ed25519 key pair for signing evidence and reports",
-		UsageText: "relaylock keygen -o KEY",
+		UsageText: "relaylock keygen -o KEY\n\nExit codes: 0 the key pair was written; 1 error (it never overwrites a key); 2 usage.",
 		Description: "Writes the private key to KEY (PKCS #8 PEM, mode 0600) and the public key to KEY.pub\n" +
 			"(PKIX PEM), and prints the key's fingerprint (SHA-256 of the raw public key). It never\n" +
 			"overwrites a key. Sign with 'relaylock report --sign-key KEY'; give KEY.pub to whoever\n" +

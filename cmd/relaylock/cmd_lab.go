@@ -37,9 +37,10 @@ func labCommand(e *env) *cli.Command {
 		UsageText: "relaylock lab [--platform iis|exchange2003|exchange2016|exchange2019|...] [--listen ADDR] [--smtp-port N] [--winrm-port N] [--dns-port N] [--domain D] [--http | --sealed-http]\n\n" +
 			"Runs until interrupted (Ctrl-C). The lab listens on loopback only. The WinRM password is RELAYLOCK_WINRM_PASSWORD\n" +
 			"when set, otherwise a generated one that is printed (it is a lab password). Services and example commands go to\n" +
-			"stdout; every WinRM command run and every SMTP recipient decision is logged to stderr.",
+			"stdout; every WinRM command run and every SMTP recipient decision is logged to stderr.\n\n" +
+			"Exit codes: 0 stopped with Ctrl-C; 1 error; 2 usage.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "platform", Value: "iis", Usage: "simulated host: " + strings.Join(labPlatformNames(), ", ")},
+			&cli.StringFlag{Name: "platform", Value: "iis", Usage: "simulated host `PLATFORM`: " + strings.Join(labPlatformNames(), ", ")},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1", Usage: "loopback `ADDR` to listen on (127.0.0.0/8 or ::1)"},
 			&cli.IntFlag{Name: "smtp-port", Usage: "SMTP `PORT` (0: any free port)"},
 			&cli.IntFlag{Name: "winrm-port", Usage: "WinRM `PORT` (0: any free port)"},

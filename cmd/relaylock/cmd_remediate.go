@@ -23,21 +23,21 @@ import (
 
 func remediateFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "allow", Usage: "client allowed to relay: `IP, CIDR or FIRST-LAST` range (repeatable or comma-separated)"},
+		&cli.StringSliceFlag{Name: "allow", Usage: "client allowed to relay, `ADDR`: an IP, a CIDR prefix or a FIRST-LAST range (repeatable or comma-separated)"},
 		&cli.BoolFlag{Name: "allow-authenticated", Value: true, Usage: "let clients that authenticate relay (set =false to turn it off)"},
 		&cli.BoolFlag{Name: "no-loopback", Usage: "do not add 127.0.0.1 to the IIS allow list"},
-		&cli.BoolFlag{Name: "fix-domains", Usage: "also change remote domains (IIS) or accepted domains (Exchange) that allow relay; default: report them only"},
+		&cli.BoolFlag{Name: "fix-domains", Usage: "also change remote domains (IIS) or accepted domains (Exchange) that allow relay (without it they are only reported)"},
 		&cli.StringFlag{Name: "connector-name", Value: "relaylock Relay", Usage: "`NAME` of the dedicated Exchange relay connector for the allowed clients"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "show the plan and stop"},
 		&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "apply without asking (required when stdin is not a terminal)"},
-		&cli.StringFlag{Name: "backup", Usage: "backup `FILE` (default: beside the evidence file, or in the current directory)"},
+		&cli.StringFlag{Name: "backup", DefaultText: "beside the evidence file, or in the current directory", Usage: "write the backup to `FILE`"},
 		&cli.BoolFlag{Name: "no-auto-rollback", Usage: "on a failure part-way, do not roll back automatically (print the rollback command instead)"},
-		&cli.StringFlag{Name: "restart", Value: "ask", Usage: "restart the mail service if the re-test still shows a relay: ask, never or always"},
+		&cli.StringFlag{Name: "restart", Value: "ask", Usage: "restart the mail service if the re-test still shows a relay (`POLICY`): ask, never or always"},
 		&cli.BoolFlag{Name: "force", Usage: "accept an allow list that covers everything or is wider than --max-prefix"},
-		&cli.IntFlag{Name: "max-prefix", Value: 8, Usage: "widest IPv4 allow entry accepted without --force, as a prefix length"},
-		&cli.IntFlag{Name: "max-prefix6", Value: 32, Usage: "widest IPv6 allow entry accepted without --force, as a prefix length"},
-		&cli.DurationFlag{Name: "ds2mb-timeout", Value: 5 * time.Minute, Usage: "Exchange 2000/2003: how long to wait for DS2MB to copy Active Directory into the metabase (it is notified within 15 s, and runs every 15 min)"},
-		&cli.StringSliceFlag{Name: "smtp-target", Usage: "`HOST[:PORT]` to probe before and after (default: the WinRM host)"},
+		&cli.IntFlag{Name: "max-prefix", Value: 8, Usage: "widest IPv4 allow entry accepted without --force, as a prefix length `BITS`"},
+		&cli.IntFlag{Name: "max-prefix6", Value: 32, Usage: "widest IPv6 allow entry accepted without --force, as a prefix length `BITS`"},
+		&cli.DurationFlag{Name: "ds2mb-timeout", Value: 5 * time.Minute, Usage: "Exchange 2000/2003: how long (`DURATION`) to wait for DS2MB to copy Active Directory into the metabase (it is notified within 15 s, and runs every 15 min)"},
+		&cli.StringSliceFlag{Name: "smtp-target", DefaultText: "the WinRM host", Usage: "`HOST[:PORT]` to probe before and after"},
 		&cli.BoolFlag{Name: "no-retest", Usage: "do not probe before and after (not recommended: nothing proves the fix)"},
 	}
 }
@@ -50,7 +50,9 @@ func remediateCommand(e *env) *cli.Command {
 		Name:  "remediate",
 		Usage: "restrict relaying to listed and authenticated clients, with a plan, a backup, a read-back, a rollback and a re-test",
 		UsageText: "relaylock remediate --winrm-host HOST --allow 192.0.2.10 --allow 198.51.100.0/24 [--dry-run] [--yes] [--evidence FILE]\n\n" +
-			"Exit codes: 0 remediated and the re-test is closed, 4 applied but the re-test still shows a relay, 1 error, 2 usage.",
+			"Exit codes: 0 remediated and the re-test is closed (or nothing to change); 1 error; 2 usage (a bad flag, or an --allow entry\n" +
+			"refused before anything is touched); 3 the host relays and nothing was applied (the change was declined, or --yes\n" +
+			"is missing while stdin is not a terminal); 4 applied but the re-test still shows a relay; 130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -92,6 +94,9 @@ func requestFrom(c *cli.Context) (remediate.Request, error) {
 			if err != nil {
 				return remediate.Request{}, usagef("--allow: %v", err)
 			}
+			if err := checkAllowEntry(c, strings.TrimSpace(f), r); err != nil {
+				return remediate.Request{}, err
+			}
 			allow = append(allow, r)
 		}
 	}
@@ -112,6 +117,29 @@ func requestFrom(c *cli.Context) (remediate.Request, error) {
 		Force:              c.Bool("force"),
 		SyncTimeout:        c.Duration("ds2mb-timeout"),
 	}, nil
+}
+
+// checkAllowEntry refuses, before anything is probed or read, an allow
+// entry that covers everything or is wider than --max-prefix(6), naming it
+// as typed (10.0.0.0/4, not the 0.0.0.0/4 it masks to).
+func checkAllowEntry(c *cli.Context, typed string, r remediate.AddrRange) error {
+	v4, v6 := c.Int("max-prefix"), c.Int("max-prefix6")
+	if v4 < 0 || v4 > 32 {
+		return usagef("--max-prefix %d: want a prefix length from 0 to 32", v4)
+	}
+	if v6 < 0 || v6 > 128 {
+		return usagef("--max-prefix6 %d: want a prefix length from 0 to 128", v6)
+	}
+	err := remediate.CheckAllowList([]remediate.AddrRange{r}, v4, v6, c.Bool("force"))
+	var ae *remediate.AllowError
+	if errors.As(err, &ae) {
+		msg := ae.Describe(typed)
+		if canon := r.String(); canon != typed {
+			msg += fmt.Sprintf(" (as a network: %s)", canon)
+		}
+		return usagef("--allow: %s", msg)
+	}
+	return err
 }
 
 // fixer carries what remediate and fix share for one run.
@@ -159,6 +187,9 @@ func (h *hostResult) exitErr() error {
 }
 
 func (f *fixer) progress(format string, a ...any) {
+	if f.e.Quiet {
+		return
+	}
 	fmt.Fprintf(f.e.Stderr, "relaylock: "+format+"\n", a...)
 }
 
@@ -196,12 +227,21 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	if backup == "" {
 		backup = filepath.Join(f.backupDir, fmt.Sprintf("relaylock-backup-%s-%s.json", safeName(host), time.Now().UTC().Format("20060102T150405Z")))
 	}
+	// The endpoints the change is judged by: rollback re-tests the same.
+	var probed *audit.Result
+	if before == nil {
+		probed = res.before
+	}
+	ports, _ := parsePorts(c.String("ports"))
+	endpoints := retestEndpoints(targets, ports, probed)
+	rollbackCmd := rollbackCommandLine(c, host, backup, endpoints)
 	opts := remediate.Options{
 		Host: host, Runner: runner, Request: req, Prober: prober,
 		MaxPrefixV4: c.Int("max-prefix"), MaxPrefixV6: c.Int("max-prefix6"),
 		DryRun: c.Bool("dry-run"), Yes: c.Bool("yes"),
 		BackupPath: backup, NoAutoRollback: c.Bool("no-auto-rollback"),
 		OSUser: osUser(), WinRMUser: user, Ticket: c.String("ticket"),
+		Endpoints: endpoints, MailDomain: c.String("mail-domain"), RollbackCommand: rollbackCmd,
 	}
 	if f.interactive {
 		opts.Confirm = func(p *remediate.Plan) (bool, error) { return f.confirm(p) }
@@ -215,11 +255,19 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	f.progress("reading %s over WinRM", host)
 	out, err := remediate.Remediate(ctx, opts)
 	res.out = out
-	if out != nil && out.Change != nil && len(out.Change.Applied) > 0 {
+	// A change rolled back (after a failure, or Ctrl-C during the
+	// read-back) is no longer applied: the summary must say what stderr
+	// said.
+	if out != nil && out.Change != nil && len(out.Change.Applied) > 0 && out.Change.Result != "rolled-back" {
 		res.applied = true
 	}
 	if err != nil {
 		if errors.Is(err, remediate.ErrNotConfirmed) {
+			// Nothing was applied: exit 3 when the host relays (README
+			// "Exit codes"), as the command's help says.
+			if relays(res.before, out) {
+				return res, withCode(exitOpen, err)
+			}
 			return res, withCode(exitError, err)
 		}
 		return res, err
@@ -232,7 +280,7 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 		f.progress("%s: no change needed; relaying is already restricted as requested", host)
 	} else {
 		f.progress("%s: %d change(s) applied and read back; backup %s", host, len(out.Change.Applied), out.BackupFile)
-		fmt.Fprintf(f.e.Stdout, "rollback command: relaylock rollback --winrm-host %s --backup %s\n", host, out.BackupFile)
+		fmt.Fprintf(f.e.Stdout, "rollback command: %s\n", rollbackCmd)
 	}
 	if !retest {
 		return res, nil
@@ -263,6 +311,15 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	writeBeforeAfter(f.e.Stdout, res.before, res.after)
 	res.stillOpen = res.after.Verdict == audit.VerdictOpen
 	return res, nil
+}
+
+// relays reports whether the host was seen relaying: by the probe before
+// the change, or by a high-severity finding of the inspection.
+func relays(before *audit.Result, out *remediate.Outcome) bool {
+	if before != nil && before.Verdict == audit.VerdictOpen {
+		return true
+	}
+	return out != nil && out.Before != nil && openFinding(out.Before)
 }
 
 // triggerList names the tests that found r open, as " (S1, A41c)", or "".
@@ -436,6 +493,7 @@ func writeBeforeAfter(w io.Writer, before, after *audit.Result) {
 		bv = string(before.Verdict)
 	}
 	fmt.Fprintf(w, "Verdict: before %s, after %s\n", bv, after.Verdict)
+	writeEndpointReasons(w, after, true)
 }
 
 func orDash(s string) string {

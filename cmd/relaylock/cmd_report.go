@@ -13,9 +13,10 @@ import (
 
 func reportCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:      "report",
-		Usage:     "render the PDF report from an evidence file",
-		UsageText: "relaylock report --evidence FILE -o report.pdf [--template DIR] [--logo PNG] [--client NAME] [--sign-key KEY]",
+		Name:  "report",
+		Usage: "render the PDF report from an evidence file",
+		UsageText: "relaylock report --evidence FILE -o report.pdf [--template DIR] [--logo PNG] [--client NAME] [--sign-key KEY]\n\n" +
+			"Exit codes: 0 the report was written; 1 error; 2 usage.",
 		Description: "Renders the evidence as a PDF (the same evidence gives the same bytes), records the PDF\n" +
 			"with its SHA-256 in the evidence, and with --sign-key writes FILE.sig.json, an Ed25519\n" +
 			"signature over the SHA-256 of the evidence file and the report. The PDF is never written\n" +

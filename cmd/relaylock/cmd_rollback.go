@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -14,15 +16,18 @@ func rollbackCommand(e *env) *cli.Command {
 	flags := append(winrmFlags(), evidenceFlags()...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "backup", Usage: "backup `FILE` written by remediate", Required: true},
-		&cli.StringSliceFlag{Name: "smtp-target", Usage: "`HOST[:PORT]` to re-test after the restore (default: the WinRM host)"},
+		&cli.StringSliceFlag{Name: "smtp-target", Usage: "`HOST[:PORT]` to re-test after the restore (default: the endpoints the backup names, those probed before the change)"},
 		&cli.BoolFlag{Name: "no-retest", Usage: "do not probe after the restore"},
 	)
 	flags = append(flags, retestFlags()...)
 	return &cli.Command{
-		Name:      "rollback",
-		Usage:     "restore exactly the state saved in a remediate backup, read it back and re-test",
-		UsageText: "relaylock rollback --backup relaylock-backup-HOST-TIME.json [--winrm-host HOST] [--evidence FILE]",
-		Flags:     flags,
+		Name:  "rollback",
+		Usage: "restore exactly the state saved in a remediate backup, read it back and re-test",
+		UsageText: "relaylock rollback --backup relaylock-backup-HOST-TIME.json [--winrm-host HOST] [--evidence FILE]\n\n" +
+			"Re-tests the endpoints the backup names (those probed before the change) unless --smtp-target is given.\n\n" +
+			"Exit codes: 0 restored and the re-test shows no relay (or --no-retest); 1 error; 2 usage; 3 restored, and the\n" +
+			"re-test shows the relay the backup's state had; 130 interrupted.",
+		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("rollback takes no arguments")
@@ -78,20 +83,66 @@ func rollbackCommand(e *env) *cli.Command {
 			if c.Bool("no-retest") {
 				return nil
 			}
-			targets := c.StringSlice("smtp-target")
-			if len(targets) == 0 {
-				targets = []string{host}
+			targets, from := rollbackTargets(c, b, host)
+			if c.String("mail-domain") == "" && b.MailDomain != "" {
+				if err := c.Set("mail-domain", b.MailDomain); err != nil {
+					return err
+				}
 			}
-			fx.progress("re-testing %v after the restore", targets)
+			fx.progress("re-testing %s after the restore (%s)", strings.Join(targets, ", "), from)
 			r, err := fx.probe(c.Context, targets, "rollback-retest", host)
 			if err != nil {
 				return fmt.Errorf("re-test after the restore: %w", err)
 			}
 			fmt.Fprintf(e.Stdout, "Re-test after the restore: %s\n", r.Verdict)
+			writeEndpointReasons(e.Stdout, r, false)
 			if r.Verdict == audit.VerdictOpen {
 				return withCode(exitOpen, nil)
 			}
 			return nil
 		},
+	}
+}
+
+// rollbackTargets are the endpoints to re-test after a restore, and where
+// they came from: --smtp-target; else the endpoints the backup names (the
+// ones probed before the change); else those of the evidence's last probe
+// of the host; else the WinRM host on --ports.
+func rollbackTargets(c *cli.Context, b *remediate.Backup, host string) ([]string, string) {
+	if t := c.StringSlice("smtp-target"); len(t) > 0 {
+		return t, "--smtp-target"
+	}
+	if len(b.Endpoints) > 0 {
+		return b.Endpoints, "the endpoints probed before the change, from the backup"
+	}
+	if ev := c.String("evidence"); ev != "" {
+		if bb, err := evidence.Load(ev); err == nil {
+			for i := len(bb.Audits) - 1; i >= 0; i-- {
+				if a := bb.Audits[i]; a.Host == b.Host && a.Result != nil {
+					if eps := retestEndpoints(nil, nil, a.Result); len(eps) > 0 {
+						return eps, "the endpoints of the last probe of " + b.Host + " in " + ev
+					}
+				}
+			}
+		}
+	}
+	return []string{host}, "the WinRM host on --ports " + c.String("ports") + ": the backup names no endpoint; give --smtp-target to re-test others"
+}
+
+// writeEndpointReasons says why each endpoint (or target without one) got
+// its verdict, in the words the report uses: an inconclusive re-test
+// proves nothing, and the operator must see why; a closed one may still
+// have accepted own-domain forms as local recipients. With all false only
+// the endpoints that are not closed are listed.
+func writeEndpointReasons(w io.Writer, r *audit.Result, all bool) {
+	for _, t := range r.Targets {
+		if len(t.Endpoints) == 0 && (all || t.Verdict != audit.VerdictClosed) {
+			fmt.Fprintf(w, "  %s: %s: %s\n", t.Target, t.Verdict, orDash(t.Reason))
+		}
+		for _, ep := range t.Endpoints {
+			if all || ep.Verdict != audit.VerdictClosed {
+				fmt.Fprintf(w, "  %s: %s: %s\n", audit.EndpointKey(ep), ep.Verdict, orDash(ep.Reason))
+			}
+		}
 	}
 }

@@ -20,16 +20,26 @@ import (
 	"time"
 
 	"github.com/relaylock/relaylock/internal/lab"
+	"github.com/relaylock/relaylock/internal/needs"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
 var (
 	buildOnce sync.Once
+	binDir    string
 	binPath   string
 	buildErr  error
 )
 
-// relaylockBinary builds the command once per test binary.
+// removeBuiltBinary removes what relaylockBinary built (TestMain calls it).
+func removeBuiltBinary() {
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+}
+
+// relaylockBinary builds the command once per test binary, into a
+// directory TestMain removes.
 func relaylockBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -38,6 +48,7 @@ func relaylockBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
+		binDir = dir
 		binPath = filepath.Join(dir, "relaylock")
 		if runtime.GOOS == "windows" {
 			binPath += ".exe"
@@ -57,10 +68,7 @@ func relaylockBinary(t *testing.T) string {
 func needTool(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is required in CI (installed by .ci/setup.d): %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
+		needs.Missing(t, name, "not on PATH; .ci/setup.d installs it")
 	}
 }
 
@@ -209,10 +217,7 @@ func TestFixThroughTerminal(t *testing.T) {
 	cmd.Env = append(os.Environ(), "RELAYLOCK_WINRM_PASSWORD="+password)
 	term, err := startPTY(cmd)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("start in a pseudo-terminal: %v", err)
-		}
-		t.Skipf("no pseudo-terminal here: %v", err)
+		needs.Missing(t, "a pseudo-terminal", err.Error())
 	}
 	defer term.Close()
 	var transcript bytes.Buffer

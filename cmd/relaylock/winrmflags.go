@@ -29,6 +29,7 @@ import (
 const (
 	envWinRMUser     = "RELAYLOCK_WINRM_USER"
 	envWinRMPassword = "RELAYLOCK_WINRM_PASSWORD"
+	envWinRMCA       = "RELAYLOCK_WINRM_CA"
 )
 
 // maxPasswordFile bounds what is read from --winrm-password-file.
@@ -48,21 +49,21 @@ func winrmFlags() []cli.Flag {
 	const cat = "WinRM"
 	return []cli.Flag{
 		&cli.StringFlag{Category: cat, Name: "winrm-host", Usage: "Windows mail `HOST` to reach over WinRM"},
-		&cli.IntFlag{Category: cat, Name: "winrm-port", Usage: "WinRM `PORT` (default 5986 with HTTPS, 5985 with --winrm-http)"},
-		&cli.StringFlag{Category: cat, Name: "winrm-user", Usage: "WinRM `USER` (DOMAIN\\user, user@domain or a local user; default $" + envWinRMUser + ")"},
+		&cli.IntFlag{Category: cat, Name: "winrm-port", DefaultText: "5986 with HTTPS, 5985 with --winrm-http", Usage: "WinRM `PORT`"},
+		&cli.StringFlag{Category: cat, Name: "winrm-user", EnvVars: []string{envWinRMUser}, Usage: "WinRM `USER`: DOMAIN\\user, user@domain or a local user"},
 		&cli.StringFlag{Category: cat, Name: "winrm-auth", Value: remediate.AuthNTLM, Usage: "authentication `MECH`: ntlm, basic, kerberos or certificate"},
-		&cli.BoolFlag{Category: cat, Name: "winrm-https", Value: true, Usage: "use HTTPS and verify the host's certificate (default)"},
+		&cli.BoolFlag{Category: cat, Name: "winrm-https", Value: true, Usage: "use HTTPS and verify the host's certificate"},
 		&cli.BoolFlag{Category: cat, Name: "winrm-http", Usage: "use plain HTTP (NTLM messages are then encrypted; basic/kerberos need --winrm-allow-unencrypted)"},
-		&cli.StringFlag{Category: cat, Name: "winrm-ca", Usage: "PEM `FILE` of CA certificates to trust for the WinRM listener (for a self-signed one)"},
+		&cli.StringFlag{Category: cat, Name: "winrm-ca", EnvVars: []string{envWinRMCA}, Usage: "PEM `FILE` of CA certificates to trust for the WinRM listener (for a self-signed one)"},
 		&cli.BoolFlag{Category: cat, Name: "winrm-insecure", Usage: "do not verify the WinRM certificate (NOT recommended: anyone on the path can read the session)"},
 		&cli.StringFlag{Category: cat, Name: "winrm-server-name", Usage: "`NAME` to verify the certificate against, when --winrm-host is an address"},
 		&cli.BoolFlag{Category: cat, Name: "winrm-legacy-tls", Usage: "accept TLS 1.0/1.1 and the old cipher suites of Windows Server 2003/2008 listeners"},
 		&cli.BoolFlag{Category: cat, Name: "winrm-allow-unencrypted", Usage: "allow plain HTTP without message encryption (credentials or commands in clear text)"},
 		&cli.StringFlag{Category: cat, Name: "winrm-password-file", Usage: "read the WinRM password from the first line of `FILE` (mode 0600); else $" + envWinRMPassword + ", else a prompt"},
-		&cli.StringFlag{Category: cat, Name: "krb5-conf", Usage: "krb5.conf `FILE` for --winrm-auth kerberos (default $KRB5_CONFIG or /etc/krb5.conf)"},
-		&cli.StringFlag{Category: cat, Name: "krb5-realm", Usage: "Kerberos `REALM` (default: from --winrm-user user@REALM)"},
+		&cli.StringFlag{Category: cat, Name: "krb5-conf", DefaultText: "$KRB5_CONFIG or /etc/krb5.conf", Usage: "krb5.conf `FILE` for --winrm-auth kerberos"},
+		&cli.StringFlag{Category: cat, Name: "krb5-realm", DefaultText: "from --winrm-user user@REALM", Usage: "Kerberos `REALM`"},
 		&cli.StringFlag{Category: cat, Name: "krb5-ccache", Usage: "Kerberos credential cache `FILE` to use instead of a password"},
-		&cli.StringFlag{Category: cat, Name: "winrm-spn", Usage: "Kerberos service principal `NAME` (default HTTP/<host>)"},
+		&cli.StringFlag{Category: cat, Name: "winrm-spn", DefaultText: "HTTP/<host>", Usage: "Kerberos service principal `NAME`"},
 		&cli.StringFlag{Category: cat, Name: "winrm-cert", Usage: "client certificate PEM `FILE` for --winrm-auth certificate"},
 		&cli.StringFlag{Category: cat, Name: "winrm-key", Usage: "client key PEM `FILE` for --winrm-auth certificate"},
 		&cli.DurationFlag{Category: cat, Name: "winrm-timeout", Value: 30 * time.Second, Usage: "WS-Management operation `TIMEOUT` per request"},

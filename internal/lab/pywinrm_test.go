@@ -2,6 +2,7 @@ package lab
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaylock/relaylock/internal/needs"
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
 
@@ -37,10 +39,7 @@ func requirePywinrm(t *testing.T) {
 	if err == nil {
 		return
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("python3-winrm is missing (%v): .ci/setup.d/40-pywinrm.sh installs it", err)
-	}
-	t.Skipf("python3-winrm not installed for %s (apt-get install python3-winrm): %v", debianPython, err)
+	needs.Missing(t, "python3-winrm", fmt.Sprintf("not importable by %s (%v): apt-get install python3-winrm (.ci/setup.d/40-pywinrm.sh)", debianPython, err))
 }
 
 // TestPywinrm cross-checks the WS-Management face with an independent

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Conventions shared by every command (README "Commands"): -o is always
+// --output, the file a command writes; -V is the version and -v is never
+// it; --quiet drops progress lines.
+
+func init() {
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version and the commit it was built from"}
+}
+
+// quietFlag is accepted before the command and after it.
+func quietFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only results, warnings and errors (no progress lines)"}
+}
+
+// unknownCommand is the usage error for a word that names no command.
+func unknownCommand(app *cli.App, name string) error {
+	hint := ""
+	if cli.SuggestCommand != nil {
+		if s := cli.SuggestCommand(app.Commands, name); s != "" {
+			hint = ". " + s
+		}
+	}
+	return usagef("unknown command %q%s\ncommands: %s", name, hint, strings.Join(commandNames(app), ", "))
+}
+
+// Environment defaults for the flags a consultant repeats on every run
+// (README "Environment"); a flag given on the command line wins.
+// RELAYLOCK_WINRM_USER and RELAYLOCK_WINRM_CA are in winrmflags.go.
+const (
+	envProbeDomain = "RELAYLOCK_PROBE_DOMAIN"
+	envDNSServer   = "RELAYLOCK_DNS_SERVER"
+)
+
+// auditEvidenceFlags are evidenceFlags for audit, which changes nothing:
+// its ticket is the engagement's, not a change's.
+func auditEvidenceFlags() []cli.Flag {
+	flags := evidenceFlags()
+	for i, f := range flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "ticket" {
+			flags[i] = &cli.StringFlag{Name: "ticket", Usage: "ticket or work-order `ID` of this engagement, recorded in the evidence (remediate and fix record theirs with each change)"}
+		}
+	}
+	return flags
+}
