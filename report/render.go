@@ -760,11 +760,29 @@ func (r *renderer) scope() {
 	r.table([]float64{26, 30, 34, 20, contentW - 110}, r.ls("Time (UTC)", "Resolver", "Question", "Rcode", "Answers"), rows)
 }
 
+// reason puts s on a line of its own below a cell's text (for cells,
+// which keep line feeds).
 func reason(s string) string {
 	if s == "" {
 		return ""
 	}
 	return "\n" + s
+}
+
+// inlineReason puts s after a colon on the same line, its own line
+// breaks turned into "; " (for one-line texts, where clean would show a
+// line feed as a literal \n).
+func inlineReason(s string) string {
+	var parts []string
+	for _, l := range splitLines(s) {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(parts, "; ")
 }
 
 func (r *renderer) method() {
@@ -1247,7 +1265,7 @@ func (r *renderer) transcripts() {
 				title := fmt.Sprintf(r.l("Run %d (%s): %s"), i+1, a.Purpose, k.String())
 				r.bookmark(title, 1)
 				r.heading(title)
-				r.muted(clean(fmt.Sprintf(r.l("Verdict %s%s. %d connections, %d commands, %s to %s."), verdictWord(ep.Verdict), reason(ep.Reason), ep.Connections, ep.Commands, utc(ep.Start), utc(ep.End))))
+				r.muted(clean(fmt.Sprintf(r.l("Verdict %s%s. %d connections, %d commands, %s to %s."), verdictWord(ep.Verdict), inlineReason(ep.Reason), ep.Connections, ep.Commands, utc(ep.Start), utc(ep.End))))
 				for _, tr := range ep.Transcripts {
 					r.transcript(tr)
 				}

@@ -158,6 +158,16 @@ func TestPDFStructure(t *testing.T) {
 			}
 		}
 	})
+	t.Run("no escaped line feeds", func(t *testing.T) {
+		// Our own texts join lines with real line breaks; a literal \n
+		// (as in "Verdict INCONCLUSIVE\nRCPT answered 451") is a bug.
+		// The fixture's hostile strings hold no line feed.
+		for i, l := range strings.Split(text, "\n") {
+			if strings.Contains(l, `\n`) {
+				t.Errorf("line %d shows an escaped line feed: %q", i+1, l)
+			}
+		}
+	})
 	t.Run("hostile strings visible", func(t *testing.T) {
 		for _, want := range []string{`<U+1F600>`, `bell\x07`, `nul\x00`, "bad\uFFFD\uFFFD", `rtl<U+202E>evil<U+202C>`, `zwsp<U+200B>`, `<U+05E9>`, `<U+4E2D>`, `tab\tend\r`, "» XXXX"} {
 			if !strings.Contains(text, want) {
