@@ -1071,7 +1071,7 @@ func (r *renderer) findingBlock(f *finding) {
 	// Remediation.
 	rem := ""
 	if f.Kind == "relay" {
-		rem = r.t.get("finding.relay.remediation")
+		rem = r.t.get(relayRemediationKey(f.Insp))
 	}
 	for _, c := range f.Causes {
 		if c.Remediation != "" {
@@ -1123,6 +1123,25 @@ func (r *renderer) findingBlock(f *finding) {
 	pairs = append(pairs, [2]string{r.l("Compliance"), f.Controls})
 	pairs = append(pairs, [2]string{r.l("Evidence hashes"), strings.Join(hashes, "\n")})
 	r.kv(pairs...)
+}
+
+// relayRemediationKey picks the advice for the platform the inspection
+// found: IIS SMTP, Exchange 2000/2003 (IIS SMTP driven from Active
+// Directory) or Exchange 2007 and later (receive connectors). Without an
+// inspection the advice names no product.
+func relayRemediationKey(in *remediate.Inspection) string {
+	if in == nil {
+		return "finding.relay.remediation"
+	}
+	switch in.Platform {
+	case remediate.PlatformIIS:
+		return "finding.relay.remediation.iis"
+	case remediate.PlatformExchange2003:
+		return "finding.relay.remediation.exchange2003"
+	case remediate.PlatformExchange:
+		return "finding.relay.remediation.exchange"
+	}
+	return "finding.relay.remediation"
 }
 
 func explains(b bool) string {

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"image"
 	"image/color"
 	"image/png"
@@ -19,6 +22,7 @@ import (
 	"testing"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -525,5 +529,115 @@ func TestEmptyBundle(t *testing.T) {
 	data, _ := renderFixture(t, evidence.New(base), Options{})
 	if len(data) == 0 {
 		t.Fatal("empty output")
+	}
+}
+
+// findingTexts returns the text of each finding's details block, from
+// its heading to the next one (pdftotext of the details pages).
+func findingTexts(t *testing.T, pdf string, lay *layout) map[string]string {
+	t.Helper()
+	var ids []string
+	first, last := 0, 0
+	for _, e := range lay.TOC {
+		switch {
+		case e.Level == 1:
+			ids = append(ids, strings.Fields(e.Title)[0])
+			if first == 0 {
+				first = e.Page
+			}
+		case first != 0 && last == 0:
+			last = e.Page // the section after the details
+		}
+	}
+	text := run(t, "pdftotext", "-f", fmt.Sprint(first), "-l", fmt.Sprint(last), pdf, "-")
+	out := map[string]string{}
+	heading := func(id string) int {
+		loc := regexp.MustCompile(`(?m)^` + id + `\s+\S`).FindStringIndex(text)
+		if loc == nil {
+			return -1
+		}
+		return loc[0]
+	}
+	for i, id := range ids {
+		start := heading(id)
+		if start < 0 {
+			t.Fatalf("no heading for %s in the details", id)
+		}
+		end := len(text)
+		if i+1 < len(ids) {
+			if e := heading(ids[i+1]); e > start {
+				end = e
+			}
+		}
+		out[id] = strings.Join(strings.Fields(text[start:end]), " ")
+	}
+	return out
+}
+
+// TestRelayAdvicePerPlatform: the advice of a relay finding is for the
+// platform of the host behind it, and cites public documents only.
+func TestRelayAdvicePerPlatform(t *testing.T) {
+	needTool(t, "pdftotext")
+	b := fixtureBundle()
+	// mx1 runs IIS SMTP, mx2 Exchange 2019; then mx1 as Exchange 2003.
+	data, lay := renderFixture(t, b, Options{})
+	got := findingTexts(t, writeTemp(t, data), lay)
+	iis, exch := got["RLY-001"], got["RLY-002"]
+	for _, bad := range []string{"Exchange", "receive connector", "Accept-Any-Recipient", "RemoteIPRanges"} {
+		if strings.Contains(iis, bad) {
+			t.Errorf("the IIS finding carries Exchange advice (%q):\n%s", bad, iis)
+		}
+	}
+	for _, bad := range []string{"IIS", "virtual server", "Only the list below"} {
+		if strings.Contains(exch, bad) {
+			t.Errorf("the Exchange 2019 finding carries IIS advice (%q):\n%s", bad, exch)
+		}
+	}
+	if !strings.Contains(iis, "Relay restrictions") || !strings.Contains(exch, "Allow anonymous relay on Exchange servers") {
+		t.Errorf("platform advice missing:\nIIS: %s\nExchange: %s", iis, exch)
+	}
+
+	b = fixtureBundle()
+	b.Inspections[0].Platform = remediate.PlatformExchange2003
+	b.Inspections[0].HostInfo.ExchangeVersion = "2003"
+	data, lay = renderFixture(t, b, Options{})
+	ex2003 := findingTexts(t, writeTemp(t, data), lay)["RLY-001"]
+	if !strings.Contains(ex2003, "Exchange System Manager") || strings.Contains(ex2003, "RemoteIPRanges") {
+		t.Errorf("Exchange 2003 advice:\n%s", ex2003)
+	}
+}
+
+// TestNoPrivateDocumentCited: texts that reach the report (report texts,
+// finding titles, details and advice, test titles and reasons) cite
+// Microsoft documentation or RFCs, never the project's design notes,
+// which do not ship.
+func TestNoPrivateDocumentCited(t *testing.T) {
+	private := regexp.MustCompile(`(windows-relay|relay-probes|reporting|winrm)\.md`)
+	for k, v := range defaultTexts() {
+		if private.MatchString(v) {
+			t.Errorf("text [%s] cites %s", k, private.FindString(v))
+		}
+	}
+	fset := token.NewFileSet()
+	for _, dir := range []string{"../remediate", "../audit", "."} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range files {
+			if strings.HasSuffix(p, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, p, nil, 0) // no comments: they do not ship
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING && private.MatchString(lit.Value) {
+					t.Errorf("%s: string cites %s: %s", fset.Position(lit.Pos()), private.FindString(lit.Value), lit.Value)
+				}
+				return true
+			})
+		}
 	}
 }
