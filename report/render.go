@@ -1285,8 +1285,8 @@ func (r *renderer) transcripts() {
 				r.bookmark(title, 1)
 				r.heading(title)
 				r.muted(clean(fmt.Sprintf(r.l("Verdict %s%s. %d connections, %d commands, %s to %s."), verdictWord(ep.Verdict), inlineReason(ep.Reason), ep.Connections, ep.Commands, utc(ep.Start), utc(ep.End))))
-				for _, tr := range ep.Transcripts {
-					r.transcript(tr)
+				for ti := range ep.Transcripts {
+					r.transcript(&ep.Transcripts[ti], lineLabels(&ep.Transcripts[ti], ep.Tests, ti))
 				}
 				if len(ep.Transcripts) == 0 {
 					r.muted(clean(r.l("No transcript recorded.")))
@@ -1296,21 +1296,23 @@ func (r *renderer) transcripts() {
 	}
 }
 
-func (r *renderer) transcript(tr audit.Transcript) {
+// transcript prints one connection, each line with the time since the
+// connection opened and the test it belongs to (labels, from lineLabels).
+func (r *renderer) transcript(tr *audit.Transcript, labels []string) {
 	d := r.d
 	r.subheading(fmt.Sprintf(r.l("Connection %d: %s → %s, %s"), tr.Conn, orDash(tr.Local), tr.Remote, utc(tr.Start)))
 	d.font(fontMono, "", monoSize)
 	r.color(colInk)
 	cw := d.width("0")
 	per := int(contentW / cw)
-	const prefix = 14 // "+12345ms  C: "
+	const prefix = 20 // "+12345ms  R13b  C: "
 	var lines []string
-	for _, l := range tr.Lines {
+	for i, l := range tr.Lines {
 		rel := ""
 		if !l.T.IsZero() && !tr.Start.IsZero() {
 			rel = fmt.Sprintf("+%dms", l.T.Sub(tr.Start).Milliseconds())
 		}
-		head := fmt.Sprintf("%-9s %s: ", rel, clean(l.Dir))
+		head := fmt.Sprintf("%-9s %-5s %s: ", rel, clean(labels[i]), clean(l.Dir))
 		for j, part := range hardWrap(clean(l.Text)+"¶", per-prefix) {
 			if j == 0 {
 				lines = append(lines, padTo(head, prefix)+part)
