@@ -84,6 +84,9 @@ type renderer struct {
 
 	labels map[string]string // English label → translation ([labels.rows])
 
+	raws     []rawItem // Appendix D, in order of first reference
+	rawByKey map[string]string
+
 	curColor, curFill, curDraw rgb
 	colorSet, fillSet, drawSet bool
 }
@@ -103,7 +106,7 @@ func newRenderer(m *model, t texts, opts Options, logo []byte) *renderer {
 		Creator:  "relaylock " + b.Tool.Version + " (" + b.Tool.Commit + ")",
 		Date:     m.time,
 	})
-	r := &renderer{d: d, t: t, m: m, opts: opts, logo: logo, tocByID: map[string]*tocEntry{}, title: title, client: client}
+	r := &renderer{d: d, t: t, m: m, opts: opts, logo: logo, tocByID: map[string]*tocEntry{}, title: title, client: client, rawByKey: map[string]string{}}
 	r.header = t.get("header", "title", title, "report_id", b.ID)
 	r.labels = t.labels()
 	return r
@@ -183,6 +186,7 @@ func (r *renderer) all() {
 	r.transcripts()
 	r.configs()
 	r.manifest()
+	r.rawValues()
 	last := d.pageNo()
 	r.writeTOC(tocStart)
 	d.setPage(last)
@@ -245,6 +249,7 @@ func (r *renderer) planTOC() {
 	add("transcripts", "section.appendix.transcripts", 0, "")
 	add("config", "section.appendix.config", 0, "")
 	add("manifest", "section.appendix.manifest", 0, "")
+	add("raw", "section.appendix.raw", 0, "")
 }
 
 const tocLineH = 5.5
@@ -403,9 +408,11 @@ func (r *renderer) table(widths []float64, head []string, rows [][]cellSpec) {
 		}
 		r.body()
 	}
-	r.need(14)
-	drawHead()
-	for _, row := range rows {
+	const lh = 4.0
+	// Wrap every row first: the page breaks depend on the rows to come.
+	cells := make([][][]string, len(rows))
+	heights := make([]float64, len(rows)) // as drawn, with the padding
+	for ri, row := range rows {
 		lines := make([][]string, len(row))
 		n := 1
 		for i, c := range row {
@@ -417,9 +424,22 @@ func (r *renderer) table(widths []float64, head []string, rows [][]cellSpec) {
 			}
 			n = max(n, len(lines[i]))
 		}
-		lh := 4.0
+		cells[ri] = lines
+		heights[ri] = float64(n)*lh + 1.2
+	}
+	r.need(14)
+	drawHead()
+	for ri, row := range rows {
+		lines := cells[ri]
+		n := len(lines[0])
+		for _, l := range lines {
+			n = max(n, len(l))
+		}
 		if n <= 12 {
 			r.need(float64(n)*lh + 1)
+		}
+		if r.breakForTail(heights, ri) {
+			d.addPage()
 		}
 		if d.y() < marginT+1 && head != nil { // new page from need()
 			drawHead()
@@ -461,6 +481,53 @@ func (r *renderer) table(widths []float64, head []string, rows [][]cellSpec) {
 	}
 	r.body()
 	d.ln(3)
+}
+
+// minTail is the least a table or a block of lines carries onto a new
+// page (mm): a last row or two alone on a page reads as a page left
+// nearly empty by mistake, and is cut off from the rows it belongs with.
+const minTail = 50.0
+
+// breakForTail reports whether a table should break before row k so that
+// the rows that spill onto the next page are not a short tail: the
+// break moves up to the last row from which at least minTail remain. It
+// never breaks before the first row on a page, nor in a table with a row
+// taller than half a page (those rows break inside).
+func (r *renderer) breakForTail(heights []float64, k int) bool {
+	y := r.d.y()
+	if y < marginT+12 {
+		return false
+	}
+	body := r.bottom() - marginT
+	for _, h := range heights[k:] {
+		if h > body/2 {
+			return false
+		}
+	}
+	j := k // the first row that does not fit on this page
+	for ; j < len(heights) && y+heights[j] <= r.bottom(); j++ {
+		y += heights[j]
+	}
+	if j == len(heights) {
+		return false // the rest fits
+	}
+	tail := 0.0
+	for _, h := range heights[j:] {
+		tail += h
+	}
+	if tail >= minTail {
+		return false
+	}
+	// The last row b in [k, j] from which minTail remain, if any: rows
+	// from b go to the next page. Breaking at k when none has (the whole
+	// rest is short) keeps the rest together.
+	for b := j; b > k; b-- {
+		tail += heights[b-1]
+		if tail >= minTail {
+			return b-1 == k
+		}
+	}
+	return true
 }
 
 func (r *renderer) cellFont(c cellSpec) {
@@ -1046,7 +1113,7 @@ func (r *renderer) findingBlock(f *finding) {
 	if len(f.Causes) > 0 {
 		var rc []string
 		for _, c := range f.Causes {
-			s := fmt.Sprintf("%s [%s, %s]: %s\n%s %s = %s", c.ID, c.Severity, explains(c.Explains), c.Title, c.Object, c.Setting, c.Value)
+			s := fmt.Sprintf("%s [%s, %s]: %s\n%s %s = %s", c.ID, c.Severity, explains(c.Explains), c.Title, c.Object, c.Setting, r.value(c.Object, c.Setting, c.Value))
 			if c.Detail != "" {
 				s += "\n" + c.Detail
 			}
@@ -1091,7 +1158,7 @@ func (r *renderer) findingBlock(f *finding) {
 				s += fmt.Sprintf("\nbackup %s sha256 %s", c.BackupFile, c.BackupSHA256)
 			}
 			for _, a := range c.Applied {
-				s += fmt.Sprintf("\n%s %s: %s → %s", a.Object, a.Setting, a.Current, a.New)
+				s += fmt.Sprintf("\n%s %s: %s → %s", a.Object, a.Setting, r.value(a.Object, a.Setting, a.Current), r.value(a.Object, a.Setting, a.New))
 			}
 			if c.Error != "" {
 				s += "\nerror: " + c.Error
@@ -1190,7 +1257,7 @@ func (r *renderer) changeLog() {
 		r.kv(pairs...)
 		var rows [][]cellSpec
 		for _, a := range c.Applied {
-			rows = append(rows, []cellSpec{txt(a.Object), txt(a.Setting), mono(a.Current), mono(a.New), txt(a.Why)})
+			rows = append(rows, []cellSpec{txt(a.Object), txt(a.Setting), mono(r.value(a.Object, a.Setting, a.Current)), mono(r.value(a.Object, a.Setting, a.New)), txt(a.Why)})
 		}
 		if len(rows) > 0 {
 			r.subheading(r.l("Applied changes"))
@@ -1331,8 +1398,36 @@ func (r *renderer) transcript(tr *audit.Transcript, labels []string) {
 func (r *renderer) monoBlock(lines []string) {
 	d := r.d
 	r.fill(rgb{246, 248, 250})
-	for _, l := range lines {
-		if d.y()+monoLineH > r.bottom() {
+	// Lines per page: what fits here, then full pages; the last page
+	// takes at least minTail of lines, moved from the page before.
+	first := int((r.bottom() - d.y()) / monoLineH)
+	full := int((r.bottom() - marginT) / monoLineH)
+	if first < 1 {
+		d.addPage()
+		first = full
+	}
+	breakAt := map[int]bool{}
+	if len(lines) > first {
+		var starts []int // index of the first line of each new page
+		for i := first; i < len(lines); i += full {
+			starts = append(starts, i)
+		}
+		last := len(starts) - 1
+		tail := minTail
+		tailMin := int(tail / monoLineH)
+		if rest := len(lines) - starts[last]; rest < tailMin {
+			lo := min(3, first) // a few lines under the subheading
+			if last > 0 {
+				lo = starts[last-1] + 1
+			}
+			starts[last] = max(lo, len(lines)-tailMin)
+		}
+		for _, i := range starts {
+			breakAt[i] = true
+		}
+	}
+	for i, l := range lines {
+		if breakAt[i] || d.y()+monoLineH > r.bottom() {
 			d.addPage()
 		}
 		d.font(fontMono, "", monoSize)
@@ -1381,7 +1476,7 @@ func (r *renderer) configs() {
 		r.muted(clean(fmt.Sprintf(r.l("Platform %s; prober addresses %s; section inspections[%d] sha256 %s"), in.Platform, orDash(strings.Join(in.Prober, ", ")), i, r.sectionHash(fmt.Sprintf("inspections[%d]", i)))))
 		var rows [][]cellSpec
 		for _, s := range in.Settings {
-			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(s.Value)})
+			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(r.value(s.Object, s.Name, s.Value))})
 		}
 		if len(rows) > 0 {
 			r.subheading(r.l("Settings"))
@@ -1404,7 +1499,13 @@ func (r *renderer) configs() {
 				meta += "\nerror: " + e
 			}
 			r.muted(cleanText(meta))
-			r.rawBlock(run.Stdout)
+			if dec, ok := r.decodeOutput(run.Stdout); ok {
+				id := r.rawRef(fmt.Sprintf(r.l("Output of script %s, inspections[%d], as received"), run.Script, i), run.Stdout)
+				r.muted(clean(fmt.Sprintf(r.l("Output with each base64 field decoded; as received in Appendix D, %s:"), id)))
+				r.rawBlock(dec)
+			} else {
+				r.rawBlock(run.Stdout)
+			}
 			if run.Stderr != "" {
 				r.muted(clean(r.l("stderr:")))
 				r.rawBlock(run.Stderr)
@@ -1442,7 +1543,7 @@ func (r *renderer) configs() {
 			if v.before != v.after {
 				mark = "changed"
 			}
-			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(v.before), mono(v.after), {text: mark, bold: true}})
+			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(r.value(s.Object, s.Name, v.before)), mono(r.value(s.Object, s.Name, v.after)), {text: mark, bold: true}})
 		}
 		if len(rows) == 0 {
 			r.muted(clean(r.l("No settings were read back.")))
@@ -1465,6 +1566,20 @@ func (r *renderer) manifest() {
 		rows = append(rows, []cellSpec{txt(s.Name), mono(s.SHA256)})
 	}
 	r.table([]float64{40, contentW - 40}, r.ls("Section", "SHA-256"), rows)
+}
+
+// rawValues is Appendix D: the encoded values the body shows decoded.
+func (r *renderer) rawValues() {
+	r.section("raw")
+	r.para(r.t.get("raw.intro"))
+	if len(r.raws) == 0 {
+		r.para(r.t.get("raw.none"))
+		return
+	}
+	for _, it := range r.raws {
+		r.subheading(it.id + "  " + clean(it.title))
+		r.rawBlock(it.text)
+	}
 }
 
 // replyLine is a reply as sent: its code, its enhanced code unless the
