@@ -445,11 +445,23 @@ func (r *renderer) table(widths []float64, head []string, rows [][]cellSpec) {
 			drawHead()
 		}
 		d.ln(0.6)
+		// A row taller than the page left breaks inside; it breaks early
+		// enough that at least minTail (of it and the rows after it)
+		// goes to the next page.
+		rest := float64(n)*lh + 0.6
+		for _, h := range heights[ri+1:] {
+			rest += h
+		}
+		shortSpill := func() bool { return rest > r.bottom()-d.y() && rest-(r.bottom()-d.y()) < minTail }
+		short := shortSpill()
 		for li := range n {
-			if d.y()+lh > r.bottom() {
+			early := short && li > 0 && rest >= minTail && rest-lh < minTail
+			if early || d.y()+lh > r.bottom() {
 				d.addPage()
 				drawHead()
+				short = shortSpill() // a row may span several pages
 			}
+			rest -= lh
 			d.setX(marginL)
 			for i, c := range row {
 				s := ""

@@ -682,17 +682,29 @@ func nearEmptyPages(t *testing.T, pdf string, lay *layout, min int) []string {
 
 // TestNoNearEmptyPage: a table or a transcript never spills a last row
 // or two onto a page of its own (the orphan "Evidence hashes" row). The
-// root cause of the IIS finding is lengthened step by step, so that its
-// details block ends at every point of a page.
+// last finding's detail is lengthened step by step, so that its details
+// block, the last before a new section, ends at every point of a page.
 func TestNoNearEmptyPage(t *testing.T) {
 	needTool(t, "pdftotext")
-	for k := 0; k <= 60; k += 3 {
+	for k := 0; k <= 128; k += 8 {
 		b := fixtureBundle()
-		f := &b.Inspections[0].Findings[0]
-		f.Detail += strings.Repeat(" The grant list is empty, so every client may relay.", k)
+		f := &b.Inspections[2].Findings[0]
+		f.Detail += strings.Repeat(" Every host in this range may relay.", k)
 		data, lay := renderFixture(t, b, Options{})
 		if bad := nearEmptyPages(t, writeTemp(t, data), lay, 8); len(bad) > 0 {
 			t.Errorf("detail +%d sentences: near-empty pages:\n%s", k, strings.Join(bad, "\n"))
+		}
+	}
+	// The same for the last transcript of Appendix A.
+	for k := 0; k <= 80; k += 10 {
+		b := fixtureBundle()
+		tr := &b.Audits[len(b.Audits)-1].Result.Targets[0].Endpoints[1].Transcripts[0]
+		for i := range k {
+			tr.Lines = append(tr.Lines, audit.TranscriptLine{T: tr.End, Dir: "S", Text: fmt.Sprintf("250-extra line %d", i)})
+		}
+		data, lay := renderFixture(t, b, Options{})
+		if bad := nearEmptyPages(t, writeTemp(t, data), lay, 8); len(bad) > 0 {
+			t.Errorf("transcript +%d lines: near-empty pages:\n%s", k, strings.Join(bad, "\n"))
 		}
 	}
 }
