@@ -20,14 +20,19 @@ import (
 // 354 reply expects no reply of its own until the line ".".
 //
 // Commands are matched to tests by their MAIL FROM and RCPT TO forms, in
-// the order of tests (the order they ran in); conn is the index of the
-// transcript in EndpointResult.Transcripts, which TestResult.Conn names.
-func lineLabels(tr *audit.Transcript, tests []audit.TestResult, conn int) []string {
-	var mine []*audit.TestResult
+// the order of tests (the order they ran in). Every test of the endpoint
+// is a candidate, not only those whose TestResult.Conn is this
+// connection: Conn names the connection that decided a test, and a test
+// first sent in a batch may be decided on a later connection (a DATA
+// check of an accepted form).
+//
+// Skipped tests count too: a batch is sent before any reply is read, so a
+// test skipped because the verdict was settled by an earlier reply of the
+// same batch was still sent.
+func lineLabels(tr *audit.Transcript, tests []audit.TestResult) []string {
+	mine := make([]*audit.TestResult, len(tests))
 	for i := range tests {
-		if tests[i].Conn == conn && tests[i].Outcome != audit.OutcomeSkipped {
-			mine = append(mine, &tests[i])
-		}
+		mine[i] = &tests[i]
 	}
 	labels := make([]string, len(tr.Lines))
 	if len(mine) == 0 {

@@ -1365,7 +1365,7 @@ func (r *renderer) transcripts() {
 				r.heading(title)
 				r.muted(clean(fmt.Sprintf(r.l("Verdict %s%s. %d connections, %d commands, %s to %s."), verdictWord(ep.Verdict), inlineReason(ep.Reason), ep.Connections, ep.Commands, utc(ep.Start), utc(ep.End))))
 				for ti := range ep.Transcripts {
-					r.transcript(&ep.Transcripts[ti], lineLabels(&ep.Transcripts[ti], ep.Tests, ti))
+					r.transcript(&ep.Transcripts[ti], lineLabels(&ep.Transcripts[ti], ep.Tests))
 				}
 				if len(ep.Transcripts) == 0 {
 					r.muted(clean(r.l("No transcript recorded.")))
