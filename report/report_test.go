@@ -708,3 +708,59 @@ func TestNoNearEmptyPage(t *testing.T) {
 		}
 	}
 }
+
+// demoRelayIPList is the RelayIpList the IIS lab writes for 192.0.2.10 and
+// 192.0.2.11 ("only the list below"), as the evidence records it.
+const demoRelayIPList = "18000080200000803C00008044000080010000004C00000000000000000000000100000002000000020000000300000004000000000000004C00008000000000000000000000000000000000FFFFFFFFC000020AC000020B"
+
+// TestEncodedValuesInAppendix: hex and base64 never appear in the body of
+// the report; it shows them decoded, with a reference to Appendix D,
+// which holds them exactly as recorded.
+func TestEncodedValuesInAppendix(t *testing.T) {
+	needTool(t, "pdftotext")
+	b := fixtureBundle()
+	raw := remediate.Change{Object: "SmtpSvc/1", Setting: "RelayIpList.raw", Current: "EMPTY", New: demoRelayIPList, Why: "exact value written"}
+	b.Changes[0].Applied = append(b.Changes[0].Applied, raw)
+	b.Changes[0].Planned = append(b.Changes[0].Planned, raw)
+	b.Changes[0].After = append(b.Changes[0].After, remediate.Setting{Object: "SmtpSvc/1", Name: "RelayIpList.raw", Value: demoRelayIPList})
+	data, lay := renderFixture(t, b, Options{})
+	p := writeTemp(t, data)
+	appendix := 0
+	for _, e := range lay.TOC {
+		if strings.HasPrefix(e.Title, "Appendix D") {
+			appendix = e.Page
+		}
+	}
+	if appendix == 0 {
+		t.Fatal("no Appendix D in the contents")
+	}
+	body := run(t, "pdftotext", "-l", fmt.Sprint(appendix-1), p, "-")
+	app := run(t, "pdftotext", "-f", fmt.Sprint(appendix), p, "-")
+	flat := strings.Join(strings.Fields(body), " ")
+	for _, m := range regexp.MustCompile(`[0-9A-Fa-f]{32,}`).FindAllString(flat, -1) {
+		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(m) { // SHA-256 hashes are printed on purpose
+			t.Errorf("hex in the body: %s", m)
+		}
+	}
+	for _, enc := range []string{"U210cFN2Yy8x", "UmVsYXlJcExpc3Q="} { // base64 of SmtpSvc/1 and RelayIpList
+		if strings.Contains(body, enc) {
+			t.Errorf("base64 %s in the body", enc)
+		}
+		if !strings.Contains(app, enc) {
+			t.Errorf("base64 %s not in Appendix D", enc)
+		}
+	}
+	for _, want := range []string{
+		"only the list below: 192.0.2.10, 192.0.2.11 (decoded from 88 bytes of IPSECLIST; hex in Appendix D, D1)",
+		`R setting object="SmtpSvc/1" name="RelayIpList"`,
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("body lacks %q", want)
+		}
+	}
+	// The appendix holds the hex whole (wrapped lines joined).
+	joined := strings.NewReplacer("\n", "", " ", "", "»", "", "¶", "").Replace(app)
+	if !strings.Contains(joined, demoRelayIPList) {
+		t.Error("Appendix D lacks the RelayIpList hex")
+	}
+}
