@@ -720,8 +720,10 @@ func (r *renderer) control() {
 func (r *renderer) summary() {
 	m := r.m
 	r.section("summary")
-	// The summary opens with the picture: every endpoint before and
-	// after, in colour and in words.
+	// The summary opens with the story in plain words, then the
+	// picture: every endpoint before and after, in colour and in words.
+	r.heading(r.t.get("summary.plain.title"))
+	r.para(r.plainSummary())
 	r.heading(r.t.get("summary.grid.title"))
 	r.legend()
 	rows := make([][]cellSpec, 0, len(m.rows))

@@ -148,7 +148,7 @@ func TestPDFStructure(t *testing.T) {
 	text := run(t, "pdftotext", "-layout", p, "-")
 	t.Run("text", func(t *testing.T) {
 		for _, want := range []string{"RLY-001", "RLY-002", "CFG-001", digest, strings.Repeat("f", 64),
-			"2 open relays found · 2 remediated · 0 open on re-test", "V-259687", "CCI-001308",
+			"2 open relays found · 2 remediated · 0 open on re-test", "V-259687", "CCI-001308", "In plain words",
 			"OPEN", "CLOSED", "INCONCLUSIVE", "NOT RE-TESTED", "[2001:db8::25]:25"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("text lacks %q", want)
@@ -762,5 +762,81 @@ func TestEncodedValuesInAppendix(t *testing.T) {
 	joined := strings.NewReplacer("\n", "", " ", "", "»", "", "¶", "").Replace(app)
 	if !strings.Contains(joined, demoRelayIPList) {
 		t.Error("Appendix D lacks the RelayIpList hex")
+	}
+}
+
+// plainOf renders nothing: it returns the plain-words summary of b.
+func plainOf(t *testing.T, b *evidence.Bundle, tx texts) string {
+	t.Helper()
+	m, err := buildModel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newRenderer(m, tx, Options{}, nil).plainSummary()
+}
+
+// TestPlainSummary: the executive summary's plain paragraph says what was
+// wrong, what was changed and the proof, from the evidence: change the
+// evidence and the paragraph changes with it.
+func TestPlainSummary(t *testing.T) {
+	tx := defaultTexts()
+	b := fixtureBundle()
+	got := plainOf(t, b, tx)
+	re2 := b.Audits[1].Result.Targets[0].Endpoints[0]
+	for _, want := range []string{
+		// What was wrong, and why.
+		"The mail server at mx1.example.com 192.0.2.10:25 accepted mail from an outside sender for an outside recipient (R1 outside sender to outside recipient; A41b relay after AUTH LOGIN with a made-up account)",
+		"The cause, read from mx1.example.com over WinRM: Relay allowed for every host.",
+		"The cause, read from mx2.example.com over WinRM: Anonymous users may relay.",
+		// What was changed, by whom, when, under which ticket.
+		fmt.Sprintf(`At %s, alice changed RelayIpList of SmtpSvc/1 from "all except: (empty)" to "only: 127.0.0.1, 10.1.2.3" (change RL-CHG-0001, ticket CHG-4711).`, utc(b.Changes[0].End)),
+		// The proof.
+		fmt.Sprintf("The proof: re-test run 2, from consultant-laptop (198.51.100.200, 2001:db8:ffff::200) at %s, tried the same relay attempts again and the server refused them.", utc(re2.Start)),
+		"1 relay setting(s) that allow more than they should",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("plain summary lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "\n") {
+		t.Errorf("not one paragraph:\n%s", got)
+	}
+
+	// Still open on re-test, with the re-test's reason.
+	b = fixtureBundle()
+	ep := &b.Audits[1].Result.Targets[0].Endpoints[0]
+	ep.Verdict, ep.Reason = audit.VerdictOpen, "1 test(s) relayed: R1"
+	if got := plainOf(t, b, tx); !strings.Contains(got, "found it still relaying (1 test(s) relayed: R1): the problem is not fixed.") {
+		t.Errorf("open re-test:\n%s", got)
+	}
+	// Nothing changed, nothing re-tested.
+	b = fixtureBundle()
+	b.Changes, b.Audits = nil, b.Audits[:1]
+	if got := plainOf(t, b, tx); strings.Count(got, "Nothing was changed on it.") != 2 || strings.Count(got, "It was not re-tested, so the fix is not proven.") != 2 {
+		t.Errorf("no change, no re-test:\n%s", got)
+	}
+	// No relay found.
+	b = fixtureBundle()
+	for ti := range b.Audits[0].Result.Targets {
+		for ei := range b.Audits[0].Result.Targets[ti].Endpoints {
+			if e := &b.Audits[0].Result.Targets[ti].Endpoints[ei]; e.Verdict == audit.VerdictOpen {
+				e.Verdict = audit.VerdictClosed
+			}
+		}
+	}
+	got = plainOf(t, b, tx)
+	for _, want := range []string{"each of the 5 mail endpoint(s) tested; none of them relayed it", "should be tested again: flaky.example.org 203.0.113.5:25."} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no relay: lacks %q:\n%s", want, got)
+		}
+	}
+	// The sentences come from the texts, so they can be translated.
+	de, err := parseTexts("de", "[summary.plain.cause]\nUrsache, über WinRM von {host} gelesen: {cause}.\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx["summary.plain.cause"] = de["summary.plain.cause"]
+	if got := plainOf(t, fixtureBundle(), tx); !strings.Contains(got, "Ursache, über WinRM von mx1.example.com gelesen: Relay allowed for every host.") {
+		t.Errorf("translated text not used:\n%s", got)
 	}
 }
