@@ -328,8 +328,13 @@ func (r *renderer) need(h float64) {
 	}
 }
 
+// keepHeading is the room a heading needs below it for what follows
+// (a table's head and first row, or a few lines), so that a heading
+// never ends a page.
+const keepHeading = 22.0
+
 func (r *renderer) heading(s string) {
-	r.need(16)
+	r.need(9 + keepHeading)
 	r.d.ln(2)
 	r.d.font(fontSans, "B", 11)
 	r.color(colAccent)
@@ -339,7 +344,7 @@ func (r *renderer) heading(s string) {
 }
 
 func (r *renderer) subheading(s string) {
-	r.need(12)
+	r.need(6 + keepHeading)
 	r.d.ln(1)
 	r.d.font(fontSans, "B", bodySize+0.5)
 	r.color(colInk)
