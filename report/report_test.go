@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/remediate"
@@ -838,5 +839,40 @@ func TestPlainSummary(t *testing.T) {
 	tx["summary.plain.cause"] = de["summary.plain.cause"]
 	if got := plainOf(t, fixtureBundle(), tx); !strings.Contains(got, "Ursache, über WinRM von mx1.example.com gelesen: Relay allowed for every host.") {
 		t.Errorf("translated text not used:\n%s", got)
+	}
+}
+
+// TestPipelinedRepliesLabelled: in the PDF, each reply of a pipelined
+// batch carries the ID of the test it answers.
+func TestPipelinedRepliesLabelled(t *testing.T) {
+	needTool(t, "pdftotext")
+	b := fixtureBundle()
+	ep := &b.Audits[0].Result.Targets[0].Endpoints[0] // mx1, tests C1 R1 R7 A41b
+	start := ep.Transcripts[0].Start
+	var lines []audit.TranscriptLine
+	add := func(dir, text string) {
+		lines = append(lines, audit.TranscriptLine{T: start.Add(time.Duration(len(lines)) * time.Millisecond), Dir: dir, Text: text})
+	}
+	add("S", "220 mx1.example.com ESMTP")
+	add("C", "EHLO probe.relaylock.test")
+	add("S", "250-mx1.example.com")
+	add("S", "250 PIPELINING")
+	for _, tr := range ep.Tests[:3] {
+		add("C", "MAIL FROM:"+tr.MailFrom)
+		add("C", "RCPT TO:"+tr.RcptTo)
+		add("C", "RSET")
+	}
+	for _, rcpt := range []string{"250 2.1.5 pipelined-C1", "250 2.1.5 pipelined-R1", "550 5.7.1 pipelined-R7"} {
+		add("S", "250 2.1.0 Sender OK")
+		add("S", rcpt)
+		add("S", "250 2.0.0 Reset OK")
+	}
+	ep.Transcripts[0].Lines = lines
+	data, _ := renderFixture(t, b, Options{})
+	text := run(t, "pdftotext", "-layout", writeTemp(t, data), "-")
+	for _, want := range []string{`C1\s+S:\s+250 2\.1\.5 pipelined-C1`, `R1\s+S:\s+250 2\.1\.5 pipelined-R1`, `R7\s+S:\s+550 5\.7\.1 pipelined-R7`} {
+		if !regexp.MustCompile(want).MatchString(text) {
+			t.Errorf("no line matching %s", want)
+		}
 	}
 }
