@@ -1499,7 +1499,7 @@ func (r *renderer) configs() {
 		}
 		if len(rows) > 0 {
 			r.subheading(r.l("Settings"))
-			r.table([]float64{50, 40, contentW - 90}, r.ls("Object", "Setting", "Value"), rows)
+			r.table([]float64{58, 36, contentW - 94}, r.ls("Object", "Setting", "Value"), rows)
 		}
 		for _, run := range in.Runs {
 			r.subheading(fmt.Sprintf(r.l("Script %s, exit code %d, %s to %s"), run.Script, run.ExitCode, utc(run.Start), utc(run.End)))
