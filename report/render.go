@@ -441,7 +441,7 @@ func (r *renderer) table(widths []float64, head []string, rows [][]cellSpec) {
 			n = max(n, len(l))
 		}
 		if n <= 12 {
-			r.need(float64(n)*lh + 1)
+			r.need(heights[ri]) // the height breakForTail reckons with
 		}
 		if r.breakForTail(heights, ri) {
 			d.addPage()
@@ -1446,7 +1446,9 @@ func (r *renderer) monoBlock(lines []string) {
 		}
 	}
 	for i, l := range lines {
-		if breakAt[i] || d.y()+monoLineH > r.bottom() {
+		// A planned break is skipped at the top of a page (the line
+		// before it may have broken a rounding error early).
+		if breakAt[i] && d.y() > marginT+0.1 || d.y()+monoLineH > r.bottom() {
 			d.addPage()
 		}
 		d.font(fontMono, "", monoSize)
