@@ -757,7 +757,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 					"Any client whose address matches these ranges most specifically can send mail to any domain.",
 					a.User, AnonymousLogonSID, RightAcceptAnyRecipient, c.Identity, ranges,
 					exCanonSet(c.Bindings, "(no bindings)"), enabledNote(c)),
-				Remediation: "Remove-ADPermission the anonymous " + RightAcceptAnyRecipient + " right from this connector and put the clients that must relay on a dedicated connector whose RemoteIPRanges list only them (windows-relay.md 3.3).",
+				Remediation: "Remove-ADPermission the anonymous " + RightAcceptAnyRecipient + " right from this connector and put the clients that must relay on a dedicated connector whose RemoteIPRanges list only them (Microsoft Learn, \"Allow anonymous relay on Exchange servers\").",
 			}
 			if len(probers) > 0 {
 				f.Detail += " It is the connector that answers the prober (" + strings.Join(probers, ", ") + ") on port 25."

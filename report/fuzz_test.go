@@ -47,7 +47,8 @@ func setStrings(v reflect.Value, s string) {
 }
 
 func FuzzRender(f *testing.F) {
-	for _, s := range []string{"", "😀", "\x00\xff\xfe", "\u202Eevil", "{nb}", "\x01NB\x01", "{pages}", `(\)`, "%%EOF\n", "a\r\nb", "open", "retest", strings.Repeat("A", 1000), strings.Repeat("word ", 200)} {
+	for _, s := range []string{"", "😀", "\x00\xff\xfe", "\u202Eevil", "{nb}", "\x01NB\x01", "{pages}", `(\)`, "%%EOF\n", "a\r\nb", "open", "retest", strings.Repeat("A", 1000), strings.Repeat("word ", 200),
+		demoRelayIPList, "U210cFN2Yy8x", "R vs name=U210cFN2Yy8x relayiplist=~ x= =y", "AUTH LOGIN", "354 go", "."} {
 		// (10 kB lines are in the fixture's transcript; 10 kB in every field
 		// at once renders thousands of pages, too slow for a seed under -race.)
 		f.Add(s)

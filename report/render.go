@@ -84,6 +84,9 @@ type renderer struct {
 
 	labels map[string]string // English label → translation ([labels.rows])
 
+	raws     []rawItem // Appendix D, in order of first reference
+	rawByKey map[string]string
+
 	curColor, curFill, curDraw rgb
 	colorSet, fillSet, drawSet bool
 }
@@ -103,7 +106,7 @@ func newRenderer(m *model, t texts, opts Options, logo []byte) *renderer {
 		Creator:  "relaylock " + b.Tool.Version + " (" + b.Tool.Commit + ")",
 		Date:     m.time,
 	})
-	r := &renderer{d: d, t: t, m: m, opts: opts, logo: logo, tocByID: map[string]*tocEntry{}, title: title, client: client}
+	r := &renderer{d: d, t: t, m: m, opts: opts, logo: logo, tocByID: map[string]*tocEntry{}, title: title, client: client, rawByKey: map[string]string{}}
 	r.header = t.get("header", "title", title, "report_id", b.ID)
 	r.labels = t.labels()
 	return r
@@ -183,6 +186,7 @@ func (r *renderer) all() {
 	r.transcripts()
 	r.configs()
 	r.manifest()
+	r.rawValues()
 	last := d.pageNo()
 	r.writeTOC(tocStart)
 	d.setPage(last)
@@ -245,6 +249,7 @@ func (r *renderer) planTOC() {
 	add("transcripts", "section.appendix.transcripts", 0, "")
 	add("config", "section.appendix.config", 0, "")
 	add("manifest", "section.appendix.manifest", 0, "")
+	add("raw", "section.appendix.raw", 0, "")
 }
 
 const tocLineH = 5.5
@@ -323,8 +328,13 @@ func (r *renderer) need(h float64) {
 	}
 }
 
+// keepHeading is the room a heading needs below it for what follows
+// (a table's head and first row, or a few lines), so that a heading
+// never ends a page.
+const keepHeading = 22.0
+
 func (r *renderer) heading(s string) {
-	r.need(16)
+	r.need(9 + keepHeading)
 	r.d.ln(2)
 	r.d.font(fontSans, "B", 11)
 	r.color(colAccent)
@@ -334,7 +344,7 @@ func (r *renderer) heading(s string) {
 }
 
 func (r *renderer) subheading(s string) {
-	r.need(12)
+	r.need(6 + keepHeading)
 	r.d.ln(1)
 	r.d.font(fontSans, "B", bodySize+0.5)
 	r.color(colInk)
@@ -403,9 +413,11 @@ func (r *renderer) table(widths []float64, head []string, rows [][]cellSpec) {
 		}
 		r.body()
 	}
-	r.need(14)
-	drawHead()
-	for _, row := range rows {
+	const lh = 4.0
+	// Wrap every row first: the page breaks depend on the rows to come.
+	cells := make([][][]string, len(rows))
+	heights := make([]float64, len(rows)) // as drawn, with the padding
+	for ri, row := range rows {
 		lines := make([][]string, len(row))
 		n := 1
 		for i, c := range row {
@@ -417,19 +429,44 @@ func (r *renderer) table(widths []float64, head []string, rows [][]cellSpec) {
 			}
 			n = max(n, len(lines[i]))
 		}
-		lh := 4.0
+		cells[ri] = lines
+		heights[ri] = float64(n)*lh + 1.2
+	}
+	r.need(14)
+	drawHead()
+	for ri, row := range rows {
+		lines := cells[ri]
+		n := len(lines[0])
+		for _, l := range lines {
+			n = max(n, len(l))
+		}
 		if n <= 12 {
-			r.need(float64(n)*lh + 1)
+			r.need(heights[ri]) // the height breakForTail reckons with
+		}
+		if r.breakForTail(heights, ri) {
+			d.addPage()
 		}
 		if d.y() < marginT+1 && head != nil { // new page from need()
 			drawHead()
 		}
 		d.ln(0.6)
+		// A row taller than the page left breaks inside; it breaks early
+		// enough that at least minTail (of it and the rows after it)
+		// goes to the next page.
+		rest := float64(n)*lh + 0.6
+		for _, h := range heights[ri+1:] {
+			rest += h
+		}
+		shortSpill := func() bool { return rest > r.bottom()-d.y() && rest-(r.bottom()-d.y()) < minTail }
+		short := shortSpill()
 		for li := range n {
-			if d.y()+lh > r.bottom() {
+			early := short && li > 0 && rest >= minTail && rest-lh < minTail
+			if early || d.y()+lh > r.bottom() {
 				d.addPage()
 				drawHead()
+				short = shortSpill() // a row may span several pages
 			}
+			rest -= lh
 			d.setX(marginL)
 			for i, c := range row {
 				s := ""
@@ -461,6 +498,53 @@ func (r *renderer) table(widths []float64, head []string, rows [][]cellSpec) {
 	}
 	r.body()
 	d.ln(3)
+}
+
+// minTail is the least a table or a block of lines carries onto a new
+// page (mm): a last row or two alone on a page reads as a page left
+// nearly empty by mistake, and is cut off from the rows it belongs with.
+const minTail = 50.0
+
+// breakForTail reports whether a table should break before row k so that
+// the rows that spill onto the next page are not a short tail: the
+// break moves up to the last row from which at least minTail remain. It
+// never breaks before the first row on a page, nor in a table with a row
+// taller than half a page (those rows break inside).
+func (r *renderer) breakForTail(heights []float64, k int) bool {
+	y := r.d.y()
+	if y < marginT+12 {
+		return false
+	}
+	body := r.bottom() - marginT
+	for _, h := range heights[k:] {
+		if h > body/2 {
+			return false
+		}
+	}
+	j := k // the first row that does not fit on this page
+	for ; j < len(heights) && y+heights[j] <= r.bottom(); j++ {
+		y += heights[j]
+	}
+	if j == len(heights) {
+		return false // the rest fits
+	}
+	tail := 0.0
+	for _, h := range heights[j:] {
+		tail += h
+	}
+	if tail >= minTail {
+		return false
+	}
+	// The last row b in [k, j] from which minTail remain, if any: rows
+	// from b go to the next page. Breaking at k when none has (the whole
+	// rest is short) keeps the rest together.
+	for b := j; b > k; b-- {
+		tail += heights[b-1]
+		if tail >= minTail {
+			return b-1 == k
+		}
+	}
+	return true
 }
 
 func (r *renderer) cellFont(c cellSpec) {
@@ -641,8 +725,10 @@ func (r *renderer) control() {
 func (r *renderer) summary() {
 	m := r.m
 	r.section("summary")
-	// The summary opens with the picture: every endpoint before and
-	// after, in colour and in words.
+	// The summary opens with the story in plain words, then the
+	// picture: every endpoint before and after, in colour and in words.
+	r.heading(r.t.get("summary.plain.title"))
+	r.para(r.plainSummary())
 	r.heading(r.t.get("summary.grid.title"))
 	r.legend()
 	rows := make([][]cellSpec, 0, len(m.rows))
@@ -760,11 +846,29 @@ func (r *renderer) scope() {
 	r.table([]float64{26, 30, 34, 20, contentW - 110}, r.ls("Time (UTC)", "Resolver", "Question", "Rcode", "Answers"), rows)
 }
 
+// reason puts s on a line of its own below a cell's text (for cells,
+// which keep line feeds).
 func reason(s string) string {
 	if s == "" {
 		return ""
 	}
 	return "\n" + s
+}
+
+// inlineReason puts s after a colon on the same line, its own line
+// breaks turned into "; " (for one-line texts, where clean would show a
+// line feed as a literal \n).
+func inlineReason(s string) string {
+	var parts []string
+	for _, l := range splitLines(s) {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(parts, "; ")
 }
 
 func (r *renderer) method() {
@@ -1028,7 +1132,7 @@ func (r *renderer) findingBlock(f *finding) {
 	if len(f.Causes) > 0 {
 		var rc []string
 		for _, c := range f.Causes {
-			s := fmt.Sprintf("%s [%s, %s]: %s\n%s %s = %s", c.ID, c.Severity, explains(c.Explains), c.Title, c.Object, c.Setting, c.Value)
+			s := fmt.Sprintf("%s [%s, %s]: %s\n%s %s = %s", c.ID, c.Severity, explains(c.Explains), c.Title, c.Object, c.Setting, r.value(c.Object, c.Setting, c.Value))
 			if c.Detail != "" {
 				s += "\n" + c.Detail
 			}
@@ -1053,7 +1157,7 @@ func (r *renderer) findingBlock(f *finding) {
 	// Remediation.
 	rem := ""
 	if f.Kind == "relay" {
-		rem = r.t.get("finding.relay.remediation")
+		rem = r.t.get(relayRemediationKey(f.Insp))
 	}
 	for _, c := range f.Causes {
 		if c.Remediation != "" {
@@ -1073,7 +1177,7 @@ func (r *renderer) findingBlock(f *finding) {
 				s += fmt.Sprintf("\nbackup %s sha256 %s", c.BackupFile, c.BackupSHA256)
 			}
 			for _, a := range c.Applied {
-				s += fmt.Sprintf("\n%s %s: %s → %s", a.Object, a.Setting, a.Current, a.New)
+				s += fmt.Sprintf("\n%s %s: %s → %s", a.Object, a.Setting, r.value(a.Object, a.Setting, a.Current), r.value(a.Object, a.Setting, a.New))
 			}
 			if c.Error != "" {
 				s += "\nerror: " + c.Error
@@ -1105,6 +1209,25 @@ func (r *renderer) findingBlock(f *finding) {
 	pairs = append(pairs, [2]string{r.l("Compliance"), f.Controls})
 	pairs = append(pairs, [2]string{r.l("Evidence hashes"), strings.Join(hashes, "\n")})
 	r.kv(pairs...)
+}
+
+// relayRemediationKey picks the advice for the platform the inspection
+// found: IIS SMTP, Exchange 2000/2003 (IIS SMTP driven from Active
+// Directory) or Exchange 2007 and later (receive connectors). Without an
+// inspection the advice names no product.
+func relayRemediationKey(in *remediate.Inspection) string {
+	if in == nil {
+		return "finding.relay.remediation"
+	}
+	switch in.Platform {
+	case remediate.PlatformIIS:
+		return "finding.relay.remediation.iis"
+	case remediate.PlatformExchange2003:
+		return "finding.relay.remediation.exchange2003"
+	case remediate.PlatformExchange:
+		return "finding.relay.remediation.exchange"
+	}
+	return "finding.relay.remediation"
 }
 
 func explains(b bool) string {
@@ -1153,7 +1276,7 @@ func (r *renderer) changeLog() {
 		r.kv(pairs...)
 		var rows [][]cellSpec
 		for _, a := range c.Applied {
-			rows = append(rows, []cellSpec{txt(a.Object), txt(a.Setting), mono(a.Current), mono(a.New), txt(a.Why)})
+			rows = append(rows, []cellSpec{txt(a.Object), txt(a.Setting), mono(r.value(a.Object, a.Setting, a.Current)), mono(r.value(a.Object, a.Setting, a.New)), txt(a.Why)})
 		}
 		if len(rows) > 0 {
 			r.subheading(r.l("Applied changes"))
@@ -1247,9 +1370,9 @@ func (r *renderer) transcripts() {
 				title := fmt.Sprintf(r.l("Run %d (%s): %s"), i+1, a.Purpose, k.String())
 				r.bookmark(title, 1)
 				r.heading(title)
-				r.muted(clean(fmt.Sprintf(r.l("Verdict %s%s. %d connections, %d commands, %s to %s."), verdictWord(ep.Verdict), reason(ep.Reason), ep.Connections, ep.Commands, utc(ep.Start), utc(ep.End))))
-				for _, tr := range ep.Transcripts {
-					r.transcript(tr)
+				r.muted(clean(fmt.Sprintf(r.l("Verdict %s%s. %d connections, %d commands, %s to %s."), verdictWord(ep.Verdict), inlineReason(ep.Reason), ep.Connections, ep.Commands, utc(ep.Start), utc(ep.End))))
+				for ti := range ep.Transcripts {
+					r.transcript(&ep.Transcripts[ti], lineLabels(&ep.Transcripts[ti], ep.Tests))
 				}
 				if len(ep.Transcripts) == 0 {
 					r.muted(clean(r.l("No transcript recorded.")))
@@ -1259,21 +1382,23 @@ func (r *renderer) transcripts() {
 	}
 }
 
-func (r *renderer) transcript(tr audit.Transcript) {
+// transcript prints one connection, each line with the time since the
+// connection opened and the test it belongs to (labels, from lineLabels).
+func (r *renderer) transcript(tr *audit.Transcript, labels []string) {
 	d := r.d
 	r.subheading(fmt.Sprintf(r.l("Connection %d: %s → %s, %s"), tr.Conn, orDash(tr.Local), tr.Remote, utc(tr.Start)))
 	d.font(fontMono, "", monoSize)
 	r.color(colInk)
 	cw := d.width("0")
 	per := int(contentW / cw)
-	const prefix = 14 // "+12345ms  C: "
+	const prefix = 20 // "+12345ms  R13b  C: "
 	var lines []string
-	for _, l := range tr.Lines {
+	for i, l := range tr.Lines {
 		rel := ""
 		if !l.T.IsZero() && !tr.Start.IsZero() {
 			rel = fmt.Sprintf("+%dms", l.T.Sub(tr.Start).Milliseconds())
 		}
-		head := fmt.Sprintf("%-9s %s: ", rel, clean(l.Dir))
+		head := fmt.Sprintf("%-9s %-5s %s: ", rel, clean(labels[i]), clean(l.Dir))
 		for j, part := range hardWrap(clean(l.Text)+"¶", per-prefix) {
 			if j == 0 {
 				lines = append(lines, padTo(head, prefix)+part)
@@ -1292,8 +1417,38 @@ func (r *renderer) transcript(tr audit.Transcript) {
 func (r *renderer) monoBlock(lines []string) {
 	d := r.d
 	r.fill(rgb{246, 248, 250})
-	for _, l := range lines {
-		if d.y()+monoLineH > r.bottom() {
+	// Lines per page: what fits here, then full pages; the last page
+	// takes at least minTail of lines, moved from the page before.
+	first := int((r.bottom() - d.y()) / monoLineH)
+	full := int((r.bottom() - marginT) / monoLineH)
+	if first < 1 {
+		d.addPage()
+		first = full
+	}
+	breakAt := map[int]bool{}
+	if len(lines) > first {
+		var starts []int // index of the first line of each new page
+		for i := first; i < len(lines); i += full {
+			starts = append(starts, i)
+		}
+		last := len(starts) - 1
+		tail := minTail
+		tailMin := int(tail / monoLineH)
+		if rest := len(lines) - starts[last]; rest < tailMin {
+			lo := min(3, first) // a few lines under the subheading
+			if last > 0 {
+				lo = starts[last-1] + 1
+			}
+			starts[last] = max(lo, len(lines)-tailMin)
+		}
+		for _, i := range starts {
+			breakAt[i] = true
+		}
+	}
+	for i, l := range lines {
+		// A planned break is skipped at the top of a page (the line
+		// before it may have broken a rounding error early).
+		if breakAt[i] && d.y() > marginT+0.1 || d.y()+monoLineH > r.bottom() {
 			d.addPage()
 		}
 		d.font(fontMono, "", monoSize)
@@ -1342,11 +1497,11 @@ func (r *renderer) configs() {
 		r.muted(clean(fmt.Sprintf(r.l("Platform %s; prober addresses %s; section inspections[%d] sha256 %s"), in.Platform, orDash(strings.Join(in.Prober, ", ")), i, r.sectionHash(fmt.Sprintf("inspections[%d]", i)))))
 		var rows [][]cellSpec
 		for _, s := range in.Settings {
-			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(s.Value)})
+			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(r.value(s.Object, s.Name, s.Value))})
 		}
 		if len(rows) > 0 {
 			r.subheading(r.l("Settings"))
-			r.table([]float64{50, 40, contentW - 90}, r.ls("Object", "Setting", "Value"), rows)
+			r.table([]float64{58, 36, contentW - 94}, r.ls("Object", "Setting", "Value"), rows)
 		}
 		for _, run := range in.Runs {
 			r.subheading(fmt.Sprintf(r.l("Script %s, exit code %d, %s to %s"), run.Script, run.ExitCode, utc(run.Start), utc(run.End)))
@@ -1365,7 +1520,13 @@ func (r *renderer) configs() {
 				meta += "\nerror: " + e
 			}
 			r.muted(cleanText(meta))
-			r.rawBlock(run.Stdout)
+			if dec, ok := r.decodeOutput(run.Stdout); ok {
+				id := r.rawRef(fmt.Sprintf(r.l("Output of script %s, inspections[%d], as received"), run.Script, i), run.Stdout)
+				r.muted(clean(fmt.Sprintf(r.l("Output with each base64 field decoded; as received in Appendix D, %s:"), id)))
+				r.rawBlock(dec)
+			} else {
+				r.rawBlock(run.Stdout)
+			}
 			if run.Stderr != "" {
 				r.muted(clean(r.l("stderr:")))
 				r.rawBlock(run.Stderr)
@@ -1403,7 +1564,7 @@ func (r *renderer) configs() {
 			if v.before != v.after {
 				mark = "changed"
 			}
-			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(v.before), mono(v.after), {text: mark, bold: true}})
+			rows = append(rows, []cellSpec{txt(s.Object), txt(s.Name), mono(r.value(s.Object, s.Name, v.before)), mono(r.value(s.Object, s.Name, v.after)), {text: mark, bold: true}})
 		}
 		if len(rows) == 0 {
 			r.muted(clean(r.l("No settings were read back.")))
@@ -1426,6 +1587,20 @@ func (r *renderer) manifest() {
 		rows = append(rows, []cellSpec{txt(s.Name), mono(s.SHA256)})
 	}
 	r.table([]float64{40, contentW - 40}, r.ls("Section", "SHA-256"), rows)
+}
+
+// rawValues is Appendix D: the encoded values the body shows decoded.
+func (r *renderer) rawValues() {
+	r.section("raw")
+	r.para(r.t.get("raw.intro"))
+	if len(r.raws) == 0 {
+		r.para(r.t.get("raw.none"))
+		return
+	}
+	for _, it := range r.raws {
+		r.subheading(it.id + "  " + clean(it.title))
+		r.rawBlock(it.text)
+	}
 }
 
 // replyLine is a reply as sent: its code, its enhanced code unless the

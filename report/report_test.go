@@ -6,6 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"image"
 	"image/color"
 	"image/png"
@@ -17,9 +20,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/internal/needs"
+	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -142,7 +147,7 @@ func TestPDFStructure(t *testing.T) {
 	text := run(t, "pdftotext", "-layout", p, "-")
 	t.Run("text", func(t *testing.T) {
 		for _, want := range []string{"RLY-001", "RLY-002", "CFG-001", digest, strings.Repeat("f", 64),
-			"2 open relays found · 2 remediated · 0 open on re-test", "V-259687", "CCI-001308",
+			"2 open relays found · 2 remediated · 0 open on re-test", "V-259687", "CCI-001308", "In plain words",
 			"OPEN", "CLOSED", "INCONCLUSIVE", "NOT RE-TESTED", "[2001:db8::25]:25"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("text lacks %q", want)
@@ -153,6 +158,16 @@ func TestPDFStructure(t *testing.T) {
 			want := fmt.Sprintf("Page %d of %d", i, pages)
 			if !strings.Contains(pageTexts[i-1], want) {
 				t.Errorf("page %d lacks %q", i, want)
+			}
+		}
+	})
+	t.Run("no escaped line feeds", func(t *testing.T) {
+		// Our own texts join lines with real line breaks; a literal \n
+		// (as in "Verdict INCONCLUSIVE\nRCPT answered 451") is a bug.
+		// The fixture's hostile strings hold no line feed.
+		for i, l := range strings.Split(text, "\n") {
+			if strings.Contains(l, `\n`) {
+				t.Errorf("line %d shows an escaped line feed: %q", i+1, l)
 			}
 		}
 	})
@@ -427,13 +442,21 @@ func TestTemplateOverride(t *testing.T) {
 func TestDefaultTexts(t *testing.T) {
 	tx := defaultTexts()
 	// Every key the renderer asks for exists.
-	src, err := os.ReadFile("render.go")
-	if err != nil {
-		t.Fatal(err)
+	var src []byte
+	files, _ := filepath.Glob("*.go")
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(src, data...)
 	}
 	for _, m := range regexp.MustCompile(`t\.(?:get|rows)\("([a-z._]+[a-z])"`).FindAllStringSubmatch(string(src), -1) {
 		if _, ok := tx[m[1]]; !ok {
-			t.Errorf("render.go uses text [%s], not in texts.txt", m[1])
+			t.Errorf("the renderer uses text [%s], not in texts.txt", m[1])
 		}
 	}
 	// Every label the renderer translates is listed for translators.
@@ -441,7 +464,7 @@ func TestDefaultTexts(t *testing.T) {
 	for _, m := range regexp.MustCompile(`r\.ls?\(((?:"[^"]*"(?:, )?)+)\)`).FindAllStringSubmatch(string(src), -1) {
 		for _, l := range regexp.MustCompile(`"([^"]+)"`).FindAllStringSubmatch(m[1], -1) {
 			if _, ok := labels[l[1]]; !ok {
-				t.Errorf("render.go label %q is not in [labels.rows]", l[1])
+				t.Errorf("renderer label %q is not in [labels.rows]", l[1])
 			}
 		}
 	}
@@ -513,5 +536,341 @@ func TestEmptyBundle(t *testing.T) {
 	data, _ := renderFixture(t, evidence.New(base), Options{})
 	if len(data) == 0 {
 		t.Fatal("empty output")
+	}
+}
+
+// findingTexts returns the text of each finding's details block, from
+// its heading to the next one (pdftotext of the details pages).
+func findingTexts(t *testing.T, pdf string, lay *layout) map[string]string {
+	t.Helper()
+	var ids []string
+	first, last := 0, 0
+	for _, e := range lay.TOC {
+		switch {
+		case e.Level == 1:
+			ids = append(ids, strings.Fields(e.Title)[0])
+			if first == 0 {
+				first = e.Page
+			}
+		case first != 0 && last == 0:
+			last = e.Page // the section after the details
+		}
+	}
+	text := run(t, "pdftotext", "-f", fmt.Sprint(first), "-l", fmt.Sprint(last), pdf, "-")
+	out := map[string]string{}
+	heading := func(id string) int {
+		loc := regexp.MustCompile(`(?m)^` + id + `\s+\S`).FindStringIndex(text)
+		if loc == nil {
+			return -1
+		}
+		return loc[0]
+	}
+	for i, id := range ids {
+		start := heading(id)
+		if start < 0 {
+			t.Fatalf("no heading for %s in the details", id)
+		}
+		end := len(text)
+		if i+1 < len(ids) {
+			if e := heading(ids[i+1]); e > start {
+				end = e
+			}
+		}
+		out[id] = strings.Join(strings.Fields(text[start:end]), " ")
+	}
+	return out
+}
+
+// TestRelayAdvicePerPlatform: the advice of a relay finding is for the
+// platform of the host behind it, and cites public documents only.
+func TestRelayAdvicePerPlatform(t *testing.T) {
+	needTool(t, "pdftotext")
+	b := fixtureBundle()
+	// mx1 runs IIS SMTP, mx2 Exchange 2019; then mx1 as Exchange 2003.
+	data, lay := renderFixture(t, b, Options{})
+	got := findingTexts(t, writeTemp(t, data), lay)
+	iis, exch := got["RLY-001"], got["RLY-002"]
+	for _, bad := range []string{"Exchange", "receive connector", "Accept-Any-Recipient", "RemoteIPRanges"} {
+		if strings.Contains(iis, bad) {
+			t.Errorf("the IIS finding carries Exchange advice (%q):\n%s", bad, iis)
+		}
+	}
+	for _, bad := range []string{"IIS", "virtual server", "Only the list below"} {
+		if strings.Contains(exch, bad) {
+			t.Errorf("the Exchange 2019 finding carries IIS advice (%q):\n%s", bad, exch)
+		}
+	}
+	if !strings.Contains(iis, "Relay restrictions") || !strings.Contains(exch, "Allow anonymous relay on Exchange servers") {
+		t.Errorf("platform advice missing:\nIIS: %s\nExchange: %s", iis, exch)
+	}
+
+	b = fixtureBundle()
+	b.Inspections[0].Platform = remediate.PlatformExchange2003
+	b.Inspections[0].HostInfo.ExchangeVersion = "2003"
+	data, lay = renderFixture(t, b, Options{})
+	ex2003 := findingTexts(t, writeTemp(t, data), lay)["RLY-001"]
+	if !strings.Contains(ex2003, "Exchange System Manager") || strings.Contains(ex2003, "RemoteIPRanges") {
+		t.Errorf("Exchange 2003 advice:\n%s", ex2003)
+	}
+}
+
+// TestNoPrivateDocumentCited: texts that reach the report (report texts,
+// finding titles, details and advice, test titles and reasons) cite
+// Microsoft documentation or RFCs, never the project's design notes,
+// which do not ship.
+func TestNoPrivateDocumentCited(t *testing.T) {
+	private := regexp.MustCompile(`(windows-relay|relay-probes|reporting|winrm)\.md`)
+	for k, v := range defaultTexts() {
+		if private.MatchString(v) {
+			t.Errorf("text [%s] cites %s", k, private.FindString(v))
+		}
+	}
+	fset := token.NewFileSet()
+	for _, dir := range []string{"../remediate", "../audit", "."} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range files {
+			if strings.HasSuffix(p, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, p, nil, 0) // no comments: they do not ship
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING && private.MatchString(lit.Value) {
+					t.Errorf("%s: string cites %s: %s", fset.Position(lit.Pos()), private.FindString(lit.Value), lit.Value)
+				}
+				return true
+			})
+		}
+	}
+}
+
+// nearEmptyPages returns the pages that continue a section (they do not
+// start with a section title) with fewer than min lines of body text.
+func nearEmptyPages(t *testing.T, pdf string, lay *layout, min int) []string {
+	t.Helper()
+	sections := map[string]bool{}
+	for _, e := range lay.TOC {
+		if e.Level == 0 {
+			sections[e.Title] = true
+		}
+	}
+	var bad []string
+	for i, page := range strings.Split(run(t, "pdftotext", "-layout", pdf, "-"), "\f") {
+		var body []string
+		for _, l := range strings.Split(page, "\n") {
+			l = strings.TrimSpace(l)
+			if l == "" || strings.HasPrefix(l, "Page ") || strings.HasPrefix(l, "SMTP Open-Relay Assessment and Remediation Evidence ·") {
+				continue
+			}
+			body = append(body, l)
+		}
+		if i == 0 || len(body) == 0 || sections[body[0]] || body[0] == "Contents" {
+			continue
+		}
+		if len(body) < min {
+			bad = append(bad, fmt.Sprintf("page %d: %q", i+1, body))
+		}
+	}
+	return bad
+}
+
+// TestNoNearEmptyPage: a table or a transcript never spills a last row
+// or two onto a page of its own (the orphan "Evidence hashes" row). The
+// last finding's detail is lengthened step by step, so that its details
+// block, the last before a new section, ends at every point of a page.
+func TestNoNearEmptyPage(t *testing.T) {
+	needTool(t, "pdftotext")
+	for k := 0; k <= 128; k += 8 {
+		b := fixtureBundle()
+		f := &b.Inspections[2].Findings[0]
+		f.Detail += strings.Repeat(" Every host in this range may relay.", k)
+		data, lay := renderFixture(t, b, Options{})
+		if bad := nearEmptyPages(t, writeTemp(t, data), lay, 8); len(bad) > 0 {
+			t.Errorf("detail +%d sentences: near-empty pages:\n%s", k, strings.Join(bad, "\n"))
+		}
+	}
+	// The same for the last transcript of Appendix A.
+	for k := 0; k <= 80; k += 10 {
+		b := fixtureBundle()
+		tr := &b.Audits[len(b.Audits)-1].Result.Targets[0].Endpoints[1].Transcripts[0]
+		for i := range k {
+			tr.Lines = append(tr.Lines, audit.TranscriptLine{T: tr.End, Dir: "S", Text: fmt.Sprintf("250-extra line %d", i)})
+		}
+		data, lay := renderFixture(t, b, Options{})
+		if bad := nearEmptyPages(t, writeTemp(t, data), lay, 8); len(bad) > 0 {
+			t.Errorf("transcript +%d lines: near-empty pages:\n%s", k, strings.Join(bad, "\n"))
+		}
+	}
+}
+
+// demoRelayIPList is the RelayIpList the IIS lab writes for 192.0.2.10 and
+// 192.0.2.11 ("only the list below"), as the evidence records it.
+const demoRelayIPList = "18000080200000803C00008044000080010000004C00000000000000000000000100000002000000020000000300000004000000000000004C00008000000000000000000000000000000000FFFFFFFFC000020AC000020B"
+
+// TestEncodedValuesInAppendix: hex and base64 never appear in the body of
+// the report; it shows them decoded, with a reference to Appendix D,
+// which holds them exactly as recorded.
+func TestEncodedValuesInAppendix(t *testing.T) {
+	needTool(t, "pdftotext")
+	b := fixtureBundle()
+	raw := remediate.Change{Object: "SmtpSvc/1", Setting: "RelayIpList.raw", Current: "EMPTY", New: demoRelayIPList, Why: "exact value written"}
+	b.Changes[0].Applied = append(b.Changes[0].Applied, raw)
+	b.Changes[0].Planned = append(b.Changes[0].Planned, raw)
+	b.Changes[0].After = append(b.Changes[0].After, remediate.Setting{Object: "SmtpSvc/1", Name: "RelayIpList.raw", Value: demoRelayIPList})
+	data, lay := renderFixture(t, b, Options{})
+	p := writeTemp(t, data)
+	appendix := 0
+	for _, e := range lay.TOC {
+		if strings.HasPrefix(e.Title, "Appendix D") {
+			appendix = e.Page
+		}
+	}
+	if appendix == 0 {
+		t.Fatal("no Appendix D in the contents")
+	}
+	body := run(t, "pdftotext", "-l", fmt.Sprint(appendix-1), p, "-")
+	app := run(t, "pdftotext", "-f", fmt.Sprint(appendix), p, "-")
+	flat := strings.Join(strings.Fields(body), " ")
+	for _, m := range regexp.MustCompile(`[0-9A-Fa-f]{32,}`).FindAllString(flat, -1) {
+		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(m) { // SHA-256 hashes are printed on purpose
+			t.Errorf("hex in the body: %s", m)
+		}
+	}
+	for _, enc := range []string{"U210cFN2Yy8x", "UmVsYXlJcExpc3Q="} { // base64 of SmtpSvc/1 and RelayIpList
+		if strings.Contains(body, enc) {
+			t.Errorf("base64 %s in the body", enc)
+		}
+		if !strings.Contains(app, enc) {
+			t.Errorf("base64 %s not in Appendix D", enc)
+		}
+	}
+	for _, want := range []string{
+		"only the list below: 192.0.2.10, 192.0.2.11 (decoded from 88 bytes of IPSECLIST; hex in Appendix D, D1)",
+		`R setting object="SmtpSvc/1" name="RelayIpList"`,
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("body lacks %q", want)
+		}
+	}
+	// The appendix holds the hex whole (wrapped lines joined).
+	joined := strings.NewReplacer("\n", "", " ", "", "»", "", "¶", "").Replace(app)
+	if !strings.Contains(joined, demoRelayIPList) {
+		t.Error("Appendix D lacks the RelayIpList hex")
+	}
+}
+
+// plainOf renders nothing: it returns the plain-words summary of b.
+func plainOf(t *testing.T, b *evidence.Bundle, tx texts) string {
+	t.Helper()
+	m, err := buildModel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newRenderer(m, tx, Options{}, nil).plainSummary()
+}
+
+// TestPlainSummary: the executive summary's plain paragraph says what was
+// wrong, what was changed and the proof, from the evidence: change the
+// evidence and the paragraph changes with it.
+func TestPlainSummary(t *testing.T) {
+	tx := defaultTexts()
+	b := fixtureBundle()
+	got := plainOf(t, b, tx)
+	re2 := b.Audits[1].Result.Targets[0].Endpoints[0]
+	for _, want := range []string{
+		// What was wrong, and why.
+		"The mail server at mx1.example.com 192.0.2.10:25 accepted mail from an outside sender for an outside recipient (R1 outside sender to outside recipient; A41b relay after AUTH LOGIN with a made-up account)",
+		"The cause, read from mx1.example.com over WinRM: Relay allowed for every host.",
+		"The cause, read from mx2.example.com over WinRM: Anonymous users may relay.",
+		// What was changed, by whom, when, under which ticket.
+		fmt.Sprintf(`At %s, alice changed RelayIpList of SmtpSvc/1 from "all except: (empty)" to "only: 127.0.0.1, 10.1.2.3" (change RL-CHG-0001, ticket CHG-4711).`, utc(b.Changes[0].End)),
+		// The proof.
+		fmt.Sprintf("The proof: re-test run 2, from consultant-laptop (198.51.100.200, 2001:db8:ffff::200) at %s, tried the same relay attempts again and the server refused them.", utc(re2.Start)),
+		"1 relay setting(s) that allow more than they should",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("plain summary lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "\n") {
+		t.Errorf("not one paragraph:\n%s", got)
+	}
+
+	// Still open on re-test, with the re-test's reason.
+	b = fixtureBundle()
+	ep := &b.Audits[1].Result.Targets[0].Endpoints[0]
+	ep.Verdict, ep.Reason = audit.VerdictOpen, "1 test(s) relayed: R1"
+	if got := plainOf(t, b, tx); !strings.Contains(got, "found it still relaying (1 test(s) relayed: R1): the problem is not fixed.") {
+		t.Errorf("open re-test:\n%s", got)
+	}
+	// Nothing changed, nothing re-tested.
+	b = fixtureBundle()
+	b.Changes, b.Audits = nil, b.Audits[:1]
+	if got := plainOf(t, b, tx); strings.Count(got, "Nothing was changed on it.") != 2 || strings.Count(got, "It was not re-tested, so the fix is not proven.") != 2 {
+		t.Errorf("no change, no re-test:\n%s", got)
+	}
+	// No relay found.
+	b = fixtureBundle()
+	for ti := range b.Audits[0].Result.Targets {
+		for ei := range b.Audits[0].Result.Targets[ti].Endpoints {
+			if e := &b.Audits[0].Result.Targets[ti].Endpoints[ei]; e.Verdict == audit.VerdictOpen {
+				e.Verdict = audit.VerdictClosed
+			}
+		}
+	}
+	got = plainOf(t, b, tx)
+	for _, want := range []string{"each of the 5 mail endpoint(s) tested; none of them relayed it", "should be tested again: flaky.example.org 203.0.113.5:25."} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no relay: lacks %q:\n%s", want, got)
+		}
+	}
+	// The sentences come from the texts, so they can be translated.
+	de, err := parseTexts("de", "[summary.plain.cause]\nUrsache, über WinRM von {host} gelesen: {cause}.\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx["summary.plain.cause"] = de["summary.plain.cause"]
+	if got := plainOf(t, fixtureBundle(), tx); !strings.Contains(got, "Ursache, über WinRM von mx1.example.com gelesen: Relay allowed for every host.") {
+		t.Errorf("translated text not used:\n%s", got)
+	}
+}
+
+// TestPipelinedRepliesLabelled: in the PDF, each reply of a pipelined
+// batch carries the ID of the test it answers.
+func TestPipelinedRepliesLabelled(t *testing.T) {
+	needTool(t, "pdftotext")
+	b := fixtureBundle()
+	ep := &b.Audits[0].Result.Targets[0].Endpoints[0] // mx1, tests C1 R1 R7 A41b
+	start := ep.Transcripts[0].Start
+	var lines []audit.TranscriptLine
+	add := func(dir, text string) {
+		lines = append(lines, audit.TranscriptLine{T: start.Add(time.Duration(len(lines)) * time.Millisecond), Dir: dir, Text: text})
+	}
+	add("S", "220 mx1.example.com ESMTP")
+	add("C", "EHLO probe.relaylock.test")
+	add("S", "250-mx1.example.com")
+	add("S", "250 PIPELINING")
+	for _, tr := range ep.Tests[:3] {
+		add("C", "MAIL FROM:"+tr.MailFrom)
+		add("C", "RCPT TO:"+tr.RcptTo)
+		add("C", "RSET")
+	}
+	for _, rcpt := range []string{"250 2.1.5 pipelined-C1", "250 2.1.5 pipelined-R1", "550 5.7.1 pipelined-R7"} {
+		add("S", "250 2.1.0 Sender OK")
+		add("S", rcpt)
+		add("S", "250 2.0.0 Reset OK")
+	}
+	ep.Transcripts[0].Lines = lines
+	data, _ := renderFixture(t, b, Options{})
+	text := run(t, "pdftotext", "-layout", writeTemp(t, data), "-")
+	for _, want := range []string{`C1\s+S:\s+250 2\.1\.5 pipelined-C1`, `R1\s+S:\s+250 2\.1\.5 pipelined-R1`, `R7\s+S:\s+550 5\.7\.1 pipelined-R7`} {
+		if !regexp.MustCompile(want).MatchString(text) {
+			t.Errorf("no line matching %s", want)
+		}
 	}
 }

@@ -147,7 +147,10 @@ func splitLines(s string) []string {
 }
 
 // hardWrap cuts a cleaned line into pieces of at most n runes (for the
-// monospaced transcripts). Nothing is dropped.
+// monospaced transcripts). It breaks after a space where one falls in the
+// second half of the piece, so that words, times ("08:29:35") and
+// addresses stay whole; only a run of more than n/2 runs without a space
+// is cut inside. Nothing is dropped: the parts joined give s.
 func hardWrap(s string, n int) []string {
 	if n < 1 {
 		n = 1
@@ -157,11 +160,17 @@ func hardWrap(s string, n int) []string {
 	}
 	var out []string
 	for s != "" {
-		i, c := 0, 0
+		i, c, brk := 0, 0, -1
 		for i < len(s) && c < n {
-			_, sz := utf8.DecodeRuneInString(s[i:])
+			r, sz := utf8.DecodeRuneInString(s[i:])
 			i += sz
 			c++
+			if r == ' ' && c > n/2 {
+				brk = i // break after this space
+			}
+		}
+		if i < len(s) && brk > 0 && s[i] != ' ' {
+			i = brk
 		}
 		out = append(out, s[:i])
 		s = s[i:]

@@ -59,6 +59,30 @@ func TestHardWrap(t *testing.T) {
 	}
 }
 
+// TestHardWrapKeepsTimes: a banner whose time falls on the wrap point is
+// broken before the time, never inside it ("08 » :29:35").
+func TestHardWrapKeepsTimes(t *testing.T) {
+	banner := "220 mail.corp.example Microsoft ESMTP MAIL Service, Version: 6.0.3790.4675 ready at  Thu, 3 Dec 2026 08:29:35 +0000¶"
+	for n := 40; n <= len(banner); n++ { // tokens up to n/2 runes stay whole
+		parts := hardWrap(banner, n)
+		if strings.Join(parts, "") != banner {
+			t.Fatalf("width %d: text lost", n)
+		}
+		at := 0
+		for _, p := range parts {
+			if utf8.RuneCountInString(p) > n {
+				t.Errorf("width %d: part %q longer than %d runes", n, p, n)
+			}
+			at += len(p)
+			for _, tok := range []string{"08:29:35", "6.0.3790.4675", "mail.corp.example"} {
+				if i := strings.Index(banner, tok); at > i && at < i+len(tok) {
+					t.Errorf("width %d: %q cut: %q", n, tok, parts)
+				}
+			}
+		}
+	}
+}
+
 func FuzzClean(f *testing.F) {
 	for _, s := range []string{"", "a", "😀", "\xff", "\u202E", "a\r\n", strings.Repeat("x", 300)} {
 		f.Add(s)
