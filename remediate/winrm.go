@@ -578,6 +578,7 @@ type ctxTransport struct {
 func (t *ctxTransport) Transport(*winrm.Endpoint) error { return nil }
 
 func (t *ctxTransport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
+	setShellOptions(m)
 	body := m.String()
 	action := soapAction(body)
 	ctx := t.rec.requestCtx(t.ctx, action)
@@ -843,6 +844,7 @@ type libTransport struct {
 func (t *libTransport) Transport(*winrm.Endpoint) error { return nil }
 
 func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, error) {
+	setShellOptions(m)
 	body := m.String()
 	action := soapAction(body)
 	ctx := t.rec.requestCtx(t.ctx, action)

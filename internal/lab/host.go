@@ -135,10 +135,16 @@ func hashText(s string) string {
 //     "ver", "exit /b N" (see cmdBuiltin);
 //   - anything else: cmd.exe's "is not recognized" error, exit 1.
 func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
+	stdout, stderr, code, _ = runProcess(h, Process{CodePage: psframe.ShellCodePage, ConsoleStdin: psframe.ConsoleModeStdin == "TRUE"}, commandLine, stdin)
+	return stdout, stderr, code
+}
+
+// dispatch is Dispatch after the console model (console.go).
+func dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
 	if commandLineTooLong(commandLine) {
 		return nil, []byte("The command line is too long.\r\n"), 1
 	}
-	if commandLine != psframe.CommandLine() {
+	if bootstrapReader(commandLine) == readerNone {
 		return cmdBuiltin(h, commandLine)
 	}
 	src, params, err := psframe.DecodePayload(stdin)
@@ -164,11 +170,12 @@ func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, 
 
 // readsStdin reports whether a command line reads its stdin to the end
 // before doing anything, so that the WS-Man face must wait for End="true"
-// before running it: relaylock's bootstrap does ([Console]::In.ReadToEnd()).
+// before running it: relaylock's bootstrap does ($input), and so does the
+// former one ([Console]::In.ReadToEnd(), see console.go).
 // Every other command line runs at once, like a process that never reads
 // its input (pywinrm's run_cmd never closes stdin).
 func readsStdin(commandLine string) bool {
-	return commandLine == psframe.CommandLine()
+	return bootstrapReader(commandLine) != readerNone
 }
 
 // cmdBuiltin answers the few cmd.exe commands the lab knows, with cmd's

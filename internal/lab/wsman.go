@@ -164,6 +164,9 @@ type Run struct {
 	Stdout, Stderr     []byte
 	ExitCode           int
 	Start, End         time.Time
+	// Hung is set when the process never ended by itself (PowerShell 2.0
+	// reading a console-mode stdin, console.go) and was stopped.
+	Hung bool
 }
 
 // WSMan is a WS-Management server for one simulated host.
@@ -198,6 +201,7 @@ type wsCommand struct {
 	id         string
 	line       string
 	needsStdin bool
+	console    bool // WINRS_CONSOLEMODE_STDIN (not FALSE)
 	stdin      bytes.Buffer
 	stdinDone  bool
 	started    bool
