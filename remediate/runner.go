@@ -137,8 +137,8 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 	}
 	run.Output = out
 	var recErrs []string
-	for _, e := range out.Of(psframe.ErrorRecord) {
-		recErrs = append(recErrs, e.Str("message"))
+	for _, e := range ScriptErrors(out) {
+		recErrs = append(recErrs, e.String())
 	}
 	run.Errors = append(recErrs, run.Errors...)
 	if out.ExitCode != 0 && run.ExitCode == 0 {

@@ -43,6 +43,8 @@ type Process struct {
 	// ConsoleStdin is the command's WINRS_CONSOLEMODE_STDIN (TRUE when the
 	// client sent none, as winrs.exe does).
 	ConsoleStdin bool
+	// Language is the host's display language (WSManConfig.Language).
+	Language string
 }
 
 // stdinReader says how a relaylock bootstrap reads its payload.
@@ -115,7 +117,7 @@ func runProcess(h Host, p Process, line string, stdin []byte) (stdout, stderr []
 			return nil, nil, 0, false
 		}
 	}
-	stdout, stderr, code = dispatch(h, line, stdin)
+	stdout, stderr, code = dispatch(h, p.Language, line, stdin)
 	if p.CodePage != "65001" {
 		stdout, stderr = oemBytes(stdout), oemBytes(stderr)
 	}

@@ -139,8 +139,9 @@ func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, 
 	return stdout, stderr, code
 }
 
-// dispatch is Dispatch after the console model (console.go).
-func dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
+// dispatch is Dispatch after the console model (console.go), with error
+// messages in language lang (messages.go).
+func dispatch(h Host, lang, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
 	if commandLineTooLong(commandLine) {
 		return nil, []byte("The command line is too long.\r\n"), 1
 	}
@@ -162,10 +163,10 @@ func dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, 
 	}
 	if name == "service-restart" {
 		recs, code := restartService(h, params)
-		return psframe.EncodeOutput(nonce, recs, code), nil, code
+		return psframe.EncodeOutput(nonce, localize(recs, lang), code), nil, code
 	}
 	recs, code, errText := h.Handle(name, params)
-	return psframe.EncodeOutput(nonce, recs, code), []byte(errText), code
+	return psframe.EncodeOutput(nonce, localize(recs, lang), code), []byte(errText), code
 }
 
 // readsStdin reports whether a command line reads its stdin to the end
@@ -233,5 +234,7 @@ func restartService(h Host, params map[string]string) ([]psframe.Record, int) {
 	}
 	msg := "Cannot find any service with service name '" + name + "'."
 	return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", msg).
-		Set("type", "Microsoft.PowerShell.Commands.ServiceCommandException").Set("line", "12")}, 1
+		Set("type", "Microsoft.PowerShell.Commands.ServiceCommandException").
+		Set("inner", "Microsoft.PowerShell.Commands.ServiceCommandException").Set("hresult", "0x80131509").
+		Set("fqid", "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.RestartServiceCommand").Set("line", "12")}, 1
 }

@@ -129,6 +129,10 @@ type WSManConfig struct {
 	DNSDomain     string
 	// Faults, when set, injects failures (faults.go).
 	Faults *Faults
+	// Language is the host's display language for error messages
+	// (messages.go): "" or "en-US" English, "de-DE" German. relaylock must
+	// classify errors the same in every language.
+	Language string
 	// OnRun, when set, is called after each command has run (before the
 	// client sees its output), e.g. to log it. It must not block.
 	OnRun func(Run)
