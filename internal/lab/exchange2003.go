@@ -91,6 +91,9 @@ func NewExchange2003(s Ex2003Scenario) *Ex2003Host {
 			OSCaption: "Microsoft(R) Windows(R) Server 2003, Standard Edition", OSVersion: "5.2.3790",
 			PSVersion: "2.0", Is64BitProcess: false,
 			ExchangeVersion: "2003", ExchangeBuild: "6.5.7638",
+			// HKLM\SOFTWARE\Microsoft\Exchange\Setup\ExchangeServerAdmin:
+			// the install path, which Exchange 4.0-5.5 do not write.
+			ExchangeServerAdmin: `C:\Program Files\Exchsrvr`,
 			Services: []remediate.ServiceInfo{
 				{Name: "SMTPSVC", Present: true, State: "Running", StartMode: "Auto"},
 				{Name: "MSExchangeTransport"}, {Name: "MSExchangeFrontEndTransport"},
