@@ -49,22 +49,23 @@ type ScriptRun struct {
 
 // HostInfo is what detection found out about a host.
 type HostInfo struct {
-	ComputerName    string   `json:"computer_name"`
-	Domain          string   `json:"domain,omitempty"`
-	OSCaption       string   `json:"os_caption"`
-	OSVersion       string   `json:"os_version"`
-	PSVersion       string   `json:"ps_version"`
-	Is64BitProcess  bool     `json:"is_64bit_process"`
-	ExchangeVersion string   `json:"exchange_version,omitempty"` // "2003", "2007", "2010", "2013", "2016", "2019", "SE"
-	ExchangeBuild   string   `json:"exchange_build,omitempty"`
-	ExchangeRoles   []string `json:"exchange_roles,omitempty"`
+	ComputerName    string        `json:"computer_name"`
+	Domain          string        `json:"domain,omitempty"`
+	OSCaption       string        `json:"os_caption"`
+	OSVersion       string        `json:"os_version"`
+	PSVersion       string        `json:"ps_version"`
+	Is64BitProcess  bool          `json:"is_64bit_process"`
+	ExchangeVersion string        `json:"exchange_version,omitempty"` // "2003", "2007", "2010", "2013", "2016", "2019", "SE"
+	ExchangeBuild   string        `json:"exchange_build,omitempty"`
+	ExchangeRoles   []string      `json:"exchange_roles,omitempty"`
+	Services        []ServiceInfo `json:"services"`
+	Features        []FeatureInfo `json:"features,omitempty"`
+	Platform        Platform      `json:"platform"`
+
 	// ExchangeServerAdmin is the ExchangeServerAdmin value of
 	// HKLM\SOFTWARE\Microsoft\Exchange\Setup (the Exchange 2000/2003
 	// install path; Exchange 4.0-5.5 have no such value).
-	ExchangeServerAdmin string        `json:"exchange_server_admin,omitempty"`
-	Services            []ServiceInfo `json:"services"`
-	Features            []FeatureInfo `json:"features,omitempty"`
-	Platform            Platform      `json:"platform"`
+	ExchangeServerAdmin string `json:"exchange_server_admin,omitempty"`
 }
 
 // ServiceInfo is one Windows service of interest.
