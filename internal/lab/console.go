@@ -45,6 +45,8 @@ type Process struct {
 	ConsoleStdin bool
 	// Language is the host's display language (WSManConfig.Language).
 	Language string
+	// Replay is WSManConfig.Replay.
+	Replay map[string][]byte
 }
 
 // stdinReader says how a relaylock bootstrap reads its payload.
@@ -117,7 +119,7 @@ func runProcess(h Host, p Process, line string, stdin []byte) (stdout, stderr []
 			return nil, nil, 0, false
 		}
 	}
-	stdout, stderr, code = dispatch(h, p.Language, line, stdin)
+	stdout, stderr, code = dispatch(h, p, line, stdin)
 	if p.CodePage != "65001" {
 		stdout, stderr = oemBytes(stdout), oemBytes(stderr)
 	}

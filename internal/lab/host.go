@@ -141,7 +141,8 @@ func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, 
 
 // dispatch is Dispatch after the console model (console.go), with error
 // messages in language lang (messages.go).
-func dispatch(h Host, lang, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
+func dispatch(h Host, p Process, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
+	lang := p.Language
 	if commandLineTooLong(commandLine) {
 		return nil, []byte("The command line is too long.\r\n"), 1
 	}
@@ -157,6 +158,9 @@ func dispatch(h Host, lang, commandLine string, stdin []byte) (stdout, stderr []
 	if !ok {
 		rec := psframe.NewRecord(psframe.ErrorRecord).Set("message", "lab: script is not one of relaylock's embedded scripts (sha256 "+hashText(src)+")")
 		return psframe.EncodeOutput(nonce, []psframe.Record{*rec}, 1), nil, 1
+	}
+	if out, ok := p.Replay[name]; ok {
+		return replay(out, nonce)
 	}
 	if name == remediate.DetectScript {
 		return psframe.EncodeOutput(nonce, remediate.EncodeHostInfo(h.HostInfo()), 0), nil, 0
@@ -237,4 +241,27 @@ func restartService(h Host, params map[string]string) ([]psframe.Record, int) {
 		Set("type", "Microsoft.PowerShell.Commands.ServiceCommandException").
 		Set("inner", "Microsoft.PowerShell.Commands.ServiceCommandException").Set("hresult", "0x80131509").
 		Set("fqid", "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.RestartServiceCommand").Set("line", "12")}, 1
+}
+
+// replay answers with a recorded framed output (WSManConfig.Replay), its
+// nonce replaced by the run's; the exit code is the one on its END line.
+func replay(out []byte, nonce string) (stdout, stderr []byte, code int) {
+	text := string(out)
+	i := strings.Index(text, "BEGIN ")
+	if i < 0 {
+		return out, nil, 0
+	}
+	old, _, _ := strings.Cut(strings.TrimLeft(text[i+len("BEGIN "):], " "), "\r")
+	old, _, _ = strings.Cut(old, "\n")
+	if old == "" {
+		return out, nil, 0
+	}
+	text = strings.ReplaceAll(text, " "+old, " "+nonce)
+	if j := strings.LastIndex(text, "END "+nonce+" "); j >= 0 {
+		f := strings.Fields(text[j:])
+		if len(f) >= 3 {
+			code, _ = strconv.Atoi(f[2])
+		}
+	}
+	return []byte(text), nil, code
 }

@@ -202,7 +202,7 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 		}
 	}
 	c.script = run.Script
-	proc := Process{CodePage: s.codepage, ConsoleStdin: c.console, Language: w.cfg.Language}
+	proc := Process{CodePage: s.codepage, ConsoleStdin: c.console, Language: w.cfg.Language, Replay: w.cfg.Replay}
 	w.commands.Add(1)
 	go func() {
 		defer w.commands.Done()

@@ -129,6 +129,12 @@ type WSManConfig struct {
 	DNSDomain     string
 	// Faults, when set, injects failures (faults.go).
 	Faults *Faults
+	// Replay maps a script name to a framed output written by hand from
+	// Microsoft's documentation (remediate/testdata/hostoutput): the lab
+	// answers that script with the file, its nonce replaced by the run's,
+	// instead of encoding its own state, so decoders meet outputs their
+	// encoders did not write.
+	Replay map[string][]byte
 	// Language is the host's display language for error messages
 	// (messages.go): "" or "en-US" English, "de-DE" German. relaylock must
 	// classify errors the same in every language.
