@@ -47,6 +47,10 @@ type Process struct {
 	Language string
 	// Replay is WSManConfig.Replay.
 	Replay map[string][]byte
+	// Conditions and EnvelopeKB (MaxEnvelopeSizekb) describe the host
+	// for doctor.ps1 (doctor.go).
+	Conditions HostConditions
+	EnvelopeKB int
 }
 
 // stdinReader says how a relaylock bootstrap reads its payload.

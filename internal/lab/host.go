@@ -135,7 +135,8 @@ func hashText(s string) string {
 //     "ver", "exit /b N" (see cmdBuiltin);
 //   - anything else: cmd.exe's "is not recognized" error, exit 1.
 func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
-	stdout, stderr, code, _ = runProcess(h, Process{CodePage: psframe.ShellCodePage, ConsoleStdin: psframe.ConsoleModeStdin == "TRUE"}, commandLine, stdin)
+	stdout, stderr, code, _ = runProcess(h, Process{CodePage: psframe.ShellCodePage, ConsoleStdin: psframe.ConsoleModeStdin == "TRUE",
+		EnvelopeKB: DefaultMaxEnvelopeSize / 1024}, commandLine, stdin)
 	return stdout, stderr, code
 }
 
@@ -164,6 +165,9 @@ func dispatch(h Host, p Process, commandLine string, stdin []byte) (stdout, stde
 	}
 	if name == remediate.DetectScript {
 		return psframe.EncodeOutput(nonce, remediate.EncodeHostInfo(h.HostInfo()), 0), nil, 0
+	}
+	if name == DoctorScript {
+		return psframe.EncodeOutput(nonce, doctorAnswer(h, p, params), 0), nil, 0
 	}
 	if name == "service-restart" {
 		recs, code := restartService(h, params)

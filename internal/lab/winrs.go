@@ -202,7 +202,8 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 		}
 	}
 	c.script = run.Script
-	proc := Process{CodePage: s.codepage, ConsoleStdin: c.console, Language: w.cfg.Language, Replay: w.cfg.Replay}
+	proc := Process{CodePage: s.codepage, ConsoleStdin: c.console, Language: w.cfg.Language, Replay: w.cfg.Replay,
+		Conditions: w.cfg.Conditions, EnvelopeKB: w.cfg.MaxEnvelopeSize / 1024}
 	w.commands.Add(1)
 	go func() {
 		defer w.commands.Done()

@@ -129,6 +129,8 @@ type WSManConfig struct {
 	DNSDomain     string
 	// Faults, when set, injects failures (faults.go).
 	Faults *Faults
+	// Conditions are host-wide conditions (doctor.go).
+	Conditions HostConditions
 	// Replay maps a script name to a framed output written by hand from
 	// Microsoft's documentation (remediate/testdata/hostoutput): the lab
 	// answers that script with the file, its nonce replaced by the run's,
