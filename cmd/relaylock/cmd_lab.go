@@ -170,6 +170,7 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated, sealed boo
 		fmt.Fprintf(out, "  export RELAYLOCK_WINRM_PASSWORD='%s'\n", l.Password)
 	}
 	fmt.Fprintf(out, "  relaylock audit %s --dns-server %s --ports %s\n", l.Domain, l.DNSAddr, smtpPort)
+	fmt.Fprintf(out, "  relaylock doctor %s\n", winrm)
 	fmt.Fprintf(out, "  relaylock inspect %s\n", winrm)
 	fmt.Fprintf(out, "  relaylock fix %s --dns-server %s --ports %s --winrm-host %s=%s --winrm-user %s",
 		l.Domain, l.DNSAddr, smtpPort, l.MXHost, net.JoinHostPort(l.WinRMHost, strconv.Itoa(l.WinRMPort)), l.User)
