@@ -34,11 +34,23 @@ type HostConditions struct {
 	// NoWebWMI and NoMetabase: the IIS 6 WMI / Metabase Compatibility
 	// features are missing (they are also missing where SMTPSVC is).
 	NoWebWMI, NoMetabase bool
+	// Process32Bit: scripts run in a 32-bit powershell.exe (detect and
+	// doctor report it).
+	Process32Bit bool
+}
+
+// hostInfo is h's HostInfo as the host's conditions change it.
+func hostInfo(h Host, c HostConditions) remediate.HostInfo {
+	info := h.HostInfo()
+	if c.Process32Bit {
+		info.Is64BitProcess = false
+	}
+	return info
 }
 
 // doctorAnswer answers doctor.ps1 from the host and its conditions.
 func doctorAnswer(h Host, p Process, params map[string]string) []psframe.Record {
-	info := h.HostInfo()
+	info := hostInfo(h, p.Conditions)
 	c := p.Conditions
 	blob := params["blob"]
 	sum := sha256.Sum256([]byte(blob))

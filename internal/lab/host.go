@@ -164,7 +164,7 @@ func dispatch(h Host, p Process, commandLine string, stdin []byte) (stdout, stde
 		return replay(out, nonce)
 	}
 	if name == remediate.DetectScript {
-		return psframe.EncodeOutput(nonce, remediate.EncodeHostInfo(h.HostInfo()), 0), nil, 0
+		return psframe.EncodeOutput(nonce, remediate.EncodeHostInfo(hostInfo(h, p.Conditions)), 0), nil, 0
 	}
 	if name == DoctorScript {
 		return psframe.EncodeOutput(nonce, doctorAnswer(h, p, params), 0), nil, 0

@@ -73,6 +73,7 @@ func TestDoctorCatchesEachFault(t *testing.T) {
 		fail   []string // the checks that must fail
 		fixHas string   // text the first failing check's fix must contain
 		pass   []string // checks that must pass
+		skip   []string // checks that must be skipped
 	}{
 		{name: "healthy IIS", lab: func() lab.Config { return lab.Config{Platform: "iis"} },
 			pass: []string{doctor.CheckListener, doctor.CheckCertificate, doctor.CheckAuth, doctor.CheckLogin, doctor.CheckPowerShell,
@@ -103,6 +104,12 @@ func TestDoctorCatchesEachFault(t *testing.T) {
 		}, fail: []string{doctor.CheckEnvelope}, fixHas: `MaxEnvelopeSizekb="500"`, pass: []string{doctor.CheckStdin}},
 		{name: "WinRM 2.0 memory quota on Exchange 2010", lab: func() lab.Config { return lab.Config{Platform: "exchange2010"} },
 			fail: []string{doctor.CheckMemoryQuota}, fixHas: `MaxMemoryPerShellMB="1024"`, pass: []string{doctor.CheckPowerShell, doctor.CheckStdin}},
+		{name: "32-bit PowerShell on Exchange", lab: func() lab.Config {
+			return lab.Config{Platform: "exchange2019", WinRM: lab.WSManConfig{Conditions: lab.HostConditions{Process32Bit: true}}}
+		}, fail: []string{doctor.CheckPowerShell}, fixHas: "System32"},
+		{name: "quotas unreadable", lab: func() lab.Config {
+			return lab.Config{Platform: "iis", WinRM: lab.WSManConfig{Conditions: lab.HostConditions{QuotasUnreadable: true}}}
+		}, pass: []string{doctor.CheckStdin, doctor.CheckWebWMI}, skip: []string{doctor.CheckMemoryQuota, doctor.CheckEnvelope}},
 		{name: "no Web-WMI", lab: func() lab.Config {
 			return lab.Config{Platform: "iis", WinRM: lab.WSManConfig{Conditions: lab.HostConditions{NoWebWMI: true}}}
 		}, fail: []string{doctor.CheckWebWMI}, fixHas: "Web-WMI"},
@@ -157,6 +164,11 @@ func TestDoctorCatchesEachFault(t *testing.T) {
 			for _, id := range tc.pass {
 				if got[id].Status != doctor.Pass {
 					t.Errorf("%s = %s, want pass:\n%s", id, got[id].Status, text.String())
+				}
+			}
+			for _, id := range tc.skip {
+				if got[id].Status != doctor.Skip {
+					t.Errorf("%s = %s, want skip:\n%s", id, got[id].Status, text.String())
 				}
 			}
 			if strings.Contains(text.String(), cfg.Password) && cfg.Password != "" {
