@@ -53,7 +53,7 @@ var UnverifiedFacts = []UnverifiedFact{
 		Consequence: "none for the verdict: any failure of that read is reported as the second hop; only the lab's simulated code depends on it",
 		Where:       "internal/lab/messages.go, internal/lab/doctor.go"},
 	{ID: "hresult-extraction",
-		Fact:        "RL-HResult finds the HRESULT of WMI (ManagementException.ErrorCode), ADSI/LDAP (COMException.ErrorCode) and .NET exceptions (HResult by reflection) under PowerShell 2.0's CLR 2",
+		Fact:        "RL-HResult finds the HRESULT of WMI (ManagementException.ErrorCode), ADSI/LDAP (COMException.ErrorCode) and .NET exceptions (HResult by reflection) under PowerShell 2.0's CLR 2, behind 2.0's ActionPreferenceStopException (through its ErrorRecord)",
 		Consequence: "an error is classified as a plain script failure (exit code and message shown) instead of 'feature missing' or 'access denied'; nothing else changes",
 		Where:       "templates/powershell/prologue.ps1, remediate/hresult.go"},
 }

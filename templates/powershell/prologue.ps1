@@ -49,8 +49,11 @@ function RL-End([int]$Code) {
 # ManagementException: the WBEM status, e.g. 0x8004100E invalid namespace),
 # else the innermost exception's HResult (protected before .NET 4.5, so
 # read by reflection; UnauthorizedAccessException is 0x80070005).
+# PowerShell 2.0 hands a catch block an ActionPreferenceStopException when
+# $ErrorActionPreference = 'Stop' turned an ordinary error into a
+# terminating one; the original error is its ErrorRecord (RL-Unwrap).
 function RL-HResult($Exception) {
-    $e = $Exception
+    $e = RL-Unwrap $Exception
     $last = $null
     while ($null -ne $e) {
         $tn = $e.GetType().FullName
@@ -68,6 +71,19 @@ function RL-HResult($Exception) {
     return ('0x{0:X8}' -f [int]$hp.GetValue($last, $null))
 }
 
+# RL-Unwrap returns the original exception behind PowerShell 2.0's
+# ActionPreferenceStopException, else the exception itself.
+function RL-Unwrap($Exception) {
+    $e = $Exception
+    for ($i = 0; $i -lt 4 -and $null -ne $e; $i++) {
+        if ($e.GetType().FullName -ne 'System.Management.Automation.ActionPreferenceStopException') { break }
+        $er = $e.ErrorRecord
+        if ($null -eq $er -or $null -eq $er.Exception -or [object]::ReferenceEquals($er.Exception, $e)) { break }
+        $e = $er.Exception
+    }
+    return $e
+}
+
 # RL-ErrRec prints the error record for a caught ErrorRecord: the
 # (translated) message for people, and for relaylock the exception type,
 # the innermost exception type, the HRESULT and PowerShell's
@@ -80,6 +96,12 @@ function RL-ErrRec($Err, [string]$Kind, [object[]]$More) {
         $ex = $Err.Exception
         $fqid = [string]$Err.FullyQualifiedErrorId
         if ($null -ne $Err.InvocationInfo) { $line = $Err.InvocationInfo.ScriptLineNumber }
+        $orig = RL-Unwrap $ex
+        if (-not [object]::ReferenceEquals($orig, $ex)) {
+            # PowerShell 2.0: report the original error, not the stop.
+            if ($null -ne $ex.ErrorRecord) { $fqid = [string]$ex.ErrorRecord.FullyQualifiedErrorId }
+            $ex = $orig
+        }
     }
     $inner = $ex
     while ($null -ne $inner.InnerException) { $inner = $inner.InnerException }
