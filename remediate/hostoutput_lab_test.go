@@ -2,6 +2,7 @@ package remediate_test
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,25 @@ func TestLabReplaysHostOutputs(t *testing.T) {
 		}
 		if info.ComputerName != "EXCH03" || info.Platform != remediate.PlatformExchange2003 || info.ExchangeServerAdmin == "" {
 			t.Errorf("detect = %+v", info)
+		}
+	})
+	t.Run("exchange anonymous relay connector", func(t *testing.T) {
+		l := startLab(t, lab.Config{Platform: "exchange2016", WinRM: lab.WSManConfig{
+			Replay: map[string][]byte{remediate.ExchangeReadScript: hostOutputFile(t, "exchange-read-anonymous-relay.txt")}}})
+		r, _ := runner(t, labConfig(t, l))
+		prober := []netip.Addr{netip.MustParseAddr("192.168.5.10")}
+		insp, err := remediate.InspectHost(ctxT(t, 30*time.Second), r, l.WinRMHost, prober)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, f := range insp.Findings {
+			if f.ID == remediate.FindExchAnonRelay && strings.Contains(f.Object, "Anonymous Relay") && f.Explains {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no %s finding explaining 192.168.5.10 for the documented anonymous relay connector: %+v", remediate.FindExchAnonRelay, insp.Findings)
 		}
 	})
 	t.Run("German host without Web-WMI", func(t *testing.T) {
