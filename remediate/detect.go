@@ -81,6 +81,7 @@ func decodeHostInfo(recs []psframe.Record) (HostInfo, error) {
 		h.ExchangeVersion, h.ExchangeBuild = ver, build
 		h.ExchangeRoles = er.List("roles")
 		sort.Strings(h.ExchangeRoles)
+		h.ExchangeServerAdmin = er.Str("server_admin")
 	}
 	for _, sr := range out.Of(detRecService) {
 		s := ServiceInfo{Name: sr.Str("name"), State: sr.Str("state"), StartMode: sr.Str("start_mode")}
@@ -135,14 +136,19 @@ func exchangeVersion(r psframe.Record) (version, build string, err error) {
 	gen := r.Str("generation")
 	switch gen {
 	case "v6":
-		// NewestBuild 6944 and later is Exchange 2003 (6.5), below is 2000 (6.0).
+		// NewestBuild 6944 and later is Exchange 2003 (6.5), 4417 and later
+		// 2000 (6.0); below is Exchange 4.0-5.5, whose Setup key is the same
+		// (KB 149205).
 		if !hasBmaj {
 			return "2003", "", nil
 		}
-		if bmaj >= 6944 {
+		switch {
+		case bmaj >= 6944:
 			return "2003", fmt.Sprintf("6.5.%d", bmaj), nil
+		case bmaj >= exchange2000Build:
+			return "2000", fmt.Sprintf("6.0.%d", bmaj), nil
 		}
-		return "2000", fmt.Sprintf("6.0.%d", bmaj), nil
+		return exchange55, fmt.Sprintf("%d", bmaj), nil
 	case "v8", "v14", "v15":
 	default:
 		return "", "", fmt.Errorf("%w: detect: unknown Exchange generation %q", psframe.ErrFrame, gen)
@@ -173,6 +179,17 @@ func exchangeVersion(r psframe.Record) (version, build string, err error) {
 	return "2019+", build, nil
 }
 
+// exchange2000Build is the first Exchange 2000 build (6.0.4417); Exchange
+// 4.0-5.5 builds are lower.
+const exchange2000Build = 4417
+
+// exchange55 is the ExchangeVersion of an Exchange 4.0-5.5 Setup key.
+const exchange55 = "5.5 or older"
+
+// ErrUnsupportedPlatform: the host runs a mail server relaylock cannot
+// manage (Exchange 5.5 and older).
+var ErrUnsupportedPlatform = errors.New("unsupported mail platform")
+
 func decidePlatform(h HostInfo, gen string) (Platform, error) {
 	svc := func(name string) bool {
 		for _, s := range h.Services {
@@ -181,6 +198,19 @@ func decidePlatform(h HostInfo, gen string) (Platform, error) {
 			}
 		}
 		return false
+	}
+	if gen == "v6" {
+		switch {
+		case h.ExchangeVersion == exchange55:
+			return "", fmt.Errorf("%w on %s: HKLM\\SOFTWARE\\Microsoft\\Exchange\\Setup names build %s, Exchange 4.0-5.5; relaylock manages Exchange 2000 and later", ErrUnsupportedPlatform, h.ComputerName, h.ExchangeBuild)
+		case h.ExchangeServerAdmin == "" && !svc("MSExchangeSA"):
+			// The Setup key alone is no Exchange 2000/2003: 4.0-5.5 have
+			// it too, and an uninstall may leave it. Without the
+			// ExchangeServerAdmin value and the System Attendant this is
+			// not an Exchange 2000/2003 server: judge by the services.
+			gen = ""
+			h.ExchangeVersion = ""
+		}
 	}
 	switch {
 	case gen == "v6" && svc("SMTPSVC"):
@@ -249,9 +279,9 @@ func encodeExchange(h HostInfo) psframe.Record {
 		}
 	}
 	switch h.ExchangeVersion {
-	case "2000", "2003":
+	case "2000", "2003", exchange55:
 		r.Set("generation", "v6").SetNull("major").SetNull("minor")
-		setNum("build_major", 2)
+		setNum("build_major", len(parts)-1) // 6.5.7638, 6.0.4417, 2653
 		r.SetNull("build_minor")
 	default:
 		gen := "v15"
@@ -270,6 +300,13 @@ func encodeExchange(h HostInfo) psframe.Record {
 	roles := append([]string(nil), h.ExchangeRoles...)
 	sort.Strings(roles)
 	r.SetList("roles", roles)
+	if r.Str("generation") == "v6" {
+		if h.ExchangeServerAdmin == "" {
+			r.SetNull("server_admin")
+		} else {
+			r.Set("server_admin", h.ExchangeServerAdmin)
+		}
+	}
 	return *r
 }
 

@@ -88,7 +88,12 @@ func TestDetectPlatform(t *testing.T) {
 		{"exchange tools only with smtpsvc", HostInfo{ComputerName: "A", ExchangeVersion: "2019", ExchangeBuild: "15.2.1544.4", Services: svc("SMTPSVC")}, PlatformIIS, nil},
 		{"exchange tools only", HostInfo{ComputerName: "A", ExchangeVersion: "2019", ExchangeBuild: "15.2.1544.4"}, "", ErrNoSMTPService},
 		{"exchange 2003", HostInfo{ComputerName: "A", ExchangeVersion: "2003", ExchangeBuild: "6.5.6944", Services: svc("SMTPSVC", "MSExchangeSA")}, PlatformExchange2003, nil},
-		{"exchange 2000", HostInfo{ComputerName: "A", ExchangeVersion: "2000", ExchangeBuild: "6.0.4417", Services: svc("SMTPSVC")}, PlatformExchange2003, nil},
+		{"exchange 2000", HostInfo{ComputerName: "A", ExchangeVersion: "2000", ExchangeBuild: "6.0.4417", Services: svc("SMTPSVC", "MSExchangeSA")}, PlatformExchange2003, nil},
+		{"exchange 2003 by ExchangeServerAdmin", HostInfo{ComputerName: "A", ExchangeVersion: "2003", ExchangeBuild: "6.5.7638", ExchangeServerAdmin: `C:\Program Files\Exchsrvr`, Services: svc("SMTPSVC")}, PlatformExchange2003, nil},
+		// The Setup key alone is also Exchange 4.0-5.5's, or a leftover.
+		{"setup key alone with smtpsvc", HostInfo{ComputerName: "A", ExchangeVersion: "2003", ExchangeBuild: "6.5.7638", Services: svc("SMTPSVC")}, PlatformIIS, nil},
+		{"setup key alone", HostInfo{ComputerName: "A", ExchangeVersion: "2003"}, "", ErrNoSMTPService},
+		{"exchange 5.5", HostInfo{ComputerName: "A", ExchangeVersion: "5.5 or older", ExchangeBuild: "2653", Services: svc("SMTPSVC", "MSExchangeSA")}, "", ErrUnsupportedPlatform},
 		{"exchange 2003 without smtpsvc", HostInfo{ComputerName: "A", ExchangeVersion: "2003", ExchangeBuild: "6.5.6944"}, "", ErrNoSMTPService},
 	}
 	for _, tt := range tests {
@@ -100,7 +105,8 @@ func TestDetectPlatform(t *testing.T) {
 			if info.Platform != tt.want {
 				t.Errorf("platform = %q, want %q", info.Platform, tt.want)
 			}
-			if err != nil && !strings.Contains(err.Error(), "no SMTP service found on A") {
+			if errors.Is(err, ErrNoSMTPService) && !strings.Contains(err.Error(), "no SMTP service found on A") ||
+				errors.Is(err, ErrUnsupportedPlatform) && !strings.Contains(err.Error(), "build 2653, Exchange 4.0-5.5") {
 				t.Errorf("err = %q", err)
 			}
 		})

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 	"syscall"
 
@@ -202,34 +201,25 @@ func tlsReason(err error) error {
 	return err
 }
 
-var (
-	// A WMI query against root\MicrosoftIISv2 fails with this when the
-	// "IIS 6 WMI Compatibility" role service (Web-WMI) is missing
-	// (windows-relay.md §1; Microsoft: "IIS 6.0 WMI Compatibility").
-	reIISWMIMissing = regexp.MustCompile(`(?i)invalid namespace\s*"?root\\+MicrosoftIISv2`)
-	// Add-PSSnapin for the Exchange management tools when they are not
-	// installed ("No snap-ins have been registered for Windows PowerShell
-	// version 2", "The Windows PowerShell snap-in '...' is not installed").
-	reExchangeSnapinMissing = regexp.MustCompile(`(?i)(snap-in '?Microsoft\.Exchange[^']*'? is not installed|No snap-ins have been registered)`)
-	reAccessDenied          = regexp.MustCompile(`(?i)(access is denied|access denied|UnauthorizedAccessException|0x80070005|E_ACCESSDENIED)`)
-)
-
 // classifyScript turns a finished run into an error: nil when the script
-// ended with exit code 0, otherwise an ErrScript (or, recognised from its
-// messages, ErrFeatureMissing / ErrAccessDenied) carrying the messages.
+// ended with exit code 0, otherwise an ErrScript or, recognised from its
+// error records by HRESULT, exception type or FullyQualifiedErrorId (never
+// by message text, which Windows translates: hresult.go), ErrFeatureMissing
+// or ErrAccessDenied, carrying the messages.
 func classifyScript(host string, run *ScriptRun) error {
 	if run.ExitCode == 0 {
 		return nil
 	}
 	msgs := strings.Join(run.Errors, "; ")
-	all := msgs + "\n" + run.Stderr
-	switch {
-	case reIISWMIMissing.MatchString(all):
-		return kindErr(ErrFeatureMissing, nil, "script %s on %s: Web-WMI (IIS 6 WMI Compatibility) is not installed: %s", run.Script, host, firstNonEmptyMsg(msgs, "namespace root\\MicrosoftIISv2 is missing"))
-	case reExchangeSnapinMissing.MatchString(all):
-		return kindErr(ErrFeatureMissing, nil, "script %s on %s: the Exchange management tools (PowerShell snap-in) are not installed: %s", run.Script, host, firstNonEmptyMsg(msgs, "snap-in missing"))
-	case reAccessDenied.MatchString(all):
-		return kindErr(ErrAccessDenied, nil, "script %s on %s: access denied (run as a local administrator, and as an Exchange organization administrator on Exchange): %s", run.Script, host, firstNonEmptyMsg(msgs, "access is denied"))
+	for _, e := range ScriptErrors(run.Output) {
+		if what, ok := e.FeatureMissing(); ok {
+			return kindErr(ErrFeatureMissing, nil, "script %s on %s: %s is not installed: %s", run.Script, host, what, e)
+		}
+	}
+	for _, e := range ScriptErrors(run.Output) {
+		if e.AccessDenied() {
+			return kindErr(ErrAccessDenied, nil, "script %s on %s: access denied (run as a local administrator, and as an Exchange organization administrator on Exchange): %s", run.Script, host, e)
+		}
 	}
 	if msgs == "" {
 		msgs = "no error message"
@@ -251,13 +241,4 @@ func frameErr(host string, run *ScriptRun, err error) error {
 		err = fmt.Errorf("%w: %w", psframe.ErrFrame, err)
 	}
 	return fmt.Errorf("script %s on %s%s: %w", run.Script, host, detail, err)
-}
-
-func firstNonEmptyMsg(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

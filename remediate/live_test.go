@@ -16,7 +16,7 @@ package remediate_test
 //	RELAYLOCK_LIVE_WINRM_CA=/path/to/ca.pem        CA for a self-signed listener
 //	RELAYLOCK_LIVE_WINRM_INSECURE=1                skip certificate verification
 //
-//	go test -run TestLive -v ./remediate/
+//	go test -run TestLive -v ./remediate/   (TestLiveDoctor: relaylock doctor's checklist)
 //
 // The host needs a WinRM listener (HTTPS: a certificate listener on 5986;
 // `winrm quickconfig -transport:https`) and the user must be a local
@@ -27,11 +27,13 @@ import (
 	"encoding/json"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/relaylock/relaylock/internal/needs"
 	"github.com/relaylock/relaylock/remediate"
+	"github.com/relaylock/relaylock/remediate/doctor"
 )
 
 func liveConfig(t *testing.T) remediate.WinRMConfig {
@@ -97,6 +99,27 @@ func TestLiveDetectAndInspect(t *testing.T) {
 	for _, run := range insp.Runs {
 		if run.ExitCode != 0 {
 			t.Errorf("script %s exited %d: %q", run.Script, run.ExitCode, run.Errors)
+		}
+	}
+}
+
+// TestLiveDoctor runs relaylock doctor's checklist against the real host
+// (read-only) and fails on every failed check, printing its fix: the
+// first thing to run, and to attach to a bug report, on a new host.
+func TestLiveDoctor(t *testing.T) {
+	cfg := liveConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := doctor.Run(ctx, doctor.Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	_ = rep.WriteText(&b)
+	t.Log("\n" + b.String())
+	for _, c := range rep.Checks {
+		if c.Status == doctor.Fail {
+			t.Errorf("%s: %s (fix: %s)", c.ID, c.Detail, c.Fix)
 		}
 	}
 }

@@ -61,6 +61,11 @@ type HostInfo struct {
 	Services        []ServiceInfo `json:"services"`
 	Features        []FeatureInfo `json:"features,omitempty"`
 	Platform        Platform      `json:"platform"`
+
+	// ExchangeServerAdmin is the ExchangeServerAdmin value of
+	// HKLM\SOFTWARE\Microsoft\Exchange\Setup (the Exchange 2000/2003
+	// install path; Exchange 4.0-5.5 have no such value).
+	ExchangeServerAdmin string `json:"exchange_server_admin,omitempty"`
 }
 
 // ServiceInfo is one Windows service of interest.

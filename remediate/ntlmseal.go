@@ -275,6 +275,7 @@ type sealTransport struct {
 func (t *sealTransport) Transport(*winrm.Endpoint) error { return nil }
 
 func (t *sealTransport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
+	setShellOptions(m)
 	body := m.String()
 	action := soapAction(body)
 	ctx := t.rec.requestCtx(t.ctx, action)

@@ -111,7 +111,7 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 	// function, but say what we mean).
 	code, runErr := wc.RunWithContextWithInput(runCtx, psframe.CommandLine(), stdout, stderr, bytes.NewReader(payload))
 	run.End = time.Now().UTC()
-	run.Stdout, run.Stderr, run.ExitCode = stdout.String(), stderr.String(), code
+	run.Stdout, run.Stderr, run.ExitCode = DecodeConsole(stdout.Bytes()), DecodeConsole(stderr.Bytes()), code
 	run.Errors = CLIXMLMessages(run.Stderr)
 	host := r.c.cfg.Host
 	if ctx.Err() != nil {
@@ -137,8 +137,8 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 	}
 	run.Output = out
 	var recErrs []string
-	for _, e := range out.Of(psframe.ErrorRecord) {
-		recErrs = append(recErrs, e.Str("message"))
+	for _, e := range ScriptErrors(out) {
+		recErrs = append(recErrs, e.String())
 	}
 	run.Errors = append(recErrs, run.Errors...)
 	if out.ExitCode != 0 && run.ExitCode == 0 {
@@ -224,6 +224,13 @@ func (c *capBuffer) Write(p []byte) (int, error) {
 		c.buf.Write(p)
 	}
 	return len(p), nil
+}
+
+// Bytes returns a copy of what was kept.
+func (c *capBuffer) Bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.buf.Bytes()...)
 }
 
 func (c *capBuffer) String() string {

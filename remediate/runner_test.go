@@ -412,16 +412,50 @@ func TestRunnerErrors(t *testing.T) {
 		{"create without ShellId", func(f *fakeWSMan, c *WinRMConfig) { f.noShellID = true }, ErrWinRM, "names no ShellId"},
 		{"command access denied", func(f *fakeWSMan, c *WinRMConfig) { f.commandFault = "w:AccessDenied" }, ErrAccessDenied, "not allowed"},
 		{"no frame", func(f *fakeWSMan, c *WinRMConfig) { f.rawStdout = []byte("hello\r\n") }, psframe.ErrFrame, "no BEGIN"},
+		// Classification is by HRESULT, exception type and
+		// FullyQualifiedErrorId, never by the (translated) message.
 		{"iis wmi missing", func(f *fakeWSMan, c *WinRMConfig) {
 			f.script = func(string, map[string]string) ([]psframe.Record, int, string) {
-				return []psframe.Record{*psframe.NewRecord("error").Set("message", `Invalid namespace "root\MicrosoftIISv2"`)}, 1, ""
+				return []psframe.Record{*psframe.NewRecord("error").Set("message", `Invalid namespace `).
+					Set("type", "System.Management.ManagementException").Set("hresult", "0x8004100E").
+					Set("kind", ErrorKindFeatureMissing).Set("feature", "Web-WMI")}, 3, ""
 			}
 		}, ErrFeatureMissing, "Web-WMI (IIS 6 WMI Compatibility) is not installed"},
+		{"iis wmi missing, German", func(f *fakeWSMan, c *WinRMConfig) {
+			f.script = func(string, map[string]string) ([]psframe.Record, int, string) {
+				return []psframe.Record{*psframe.NewRecord("error").Set("message", "Ungültiger Namespace ").
+					Set("type", "System.Management.ManagementException").Set("hresult", "0x8004100e")}, 1, ""
+			}
+		}, ErrFeatureMissing, "Ungültiger Namespace [HRESULT 0x8004100E, System.Management.ManagementException]"},
 		{"access denied in script", func(f *fakeWSMan, c *WinRMConfig) {
 			f.script = func(string, map[string]string) ([]psframe.Record, int, string) {
-				return []psframe.Record{*psframe.NewRecord("error").Set("message", "Access is denied. (Exception from HRESULT: 0x80070005)")}, 1, ""
+				return []psframe.Record{*psframe.NewRecord("error").Set("message", "Access is denied. (Exception from HRESULT: 0x80070005)").
+					Set("type", "System.Management.Automation.MethodInvocationException").Set("inner", "System.UnauthorizedAccessException").Set("hresult", "0x80070005")}, 1, ""
 			}
 		}, ErrAccessDenied, "access denied"},
+		{"access denied in script, German", func(f *fakeWSMan, c *WinRMConfig) {
+			f.script = func(string, map[string]string) ([]psframe.Record, int, string) {
+				return []psframe.Record{*psframe.NewRecord("error").Set("message", "Zugriff verweigert").
+					Set("type", "System.UnauthorizedAccessException")}, 1, ""
+			}
+		}, ErrAccessDenied, "Zugriff verweigert"},
+		{"LDAP insufficient rights", func(f *fakeWSMan, c *WinRMConfig) {
+			f.script = func(string, map[string]string) ([]psframe.Record, int, string) {
+				return []psframe.Record{*psframe.NewRecord("error").Set("message", "Die Zugriffsrechte reichen nicht aus, um den Vorgang auszuführen.").
+					Set("type", "System.DirectoryServices.DirectoryServicesCOMException").Set("hresult", "0x80072098")}, 1, ""
+			}
+		}, ErrAccessDenied, "HRESULT 0x80072098"},
+		{"English text alone classifies nothing", func(f *fakeWSMan, c *WinRMConfig) {
+			f.script = func(string, map[string]string) ([]psframe.Record, int, string) {
+				return []psframe.Record{*psframe.NewRecord("error").Set("message", `Access is denied. Invalid namespace "root\MicrosoftIISv2"`)}, 1, ""
+			}
+		}, ErrScript, "Access is denied"},
+		{"snap-in missing", func(f *fakeWSMan, c *WinRMConfig) {
+			f.script = func(string, map[string]string) ([]psframe.Record, int, string) {
+				return []psframe.Record{*psframe.NewRecord("error").Set("message", "Das Windows PowerShell-Snap-In ist nicht installiert.").
+					Set("type", "System.Management.Automation.PSArgumentException").Set("fqid", "AddPSSnapInRead,Microsoft.PowerShell.Commands.AddPSSnapinCommand")}, 1, ""
+			}
+		}, ErrFeatureMissing, "Exchange management tools"},
 		{"script error from clixml", func(f *fakeWSMan, c *WinRMConfig) {
 			f.script = func(string, map[string]string) ([]psframe.Record, int, string) {
 				return nil, 2, "#< CLIXML\r\n<Objs Version=\"1.1.0.1\" xmlns=\"http://schemas.microsoft.com/powershell/2004/04\"><S S=\"Error\">Get-Thing : it broke_x000D__x000A_</S></Objs>"

@@ -234,25 +234,9 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	tlsConf := &tls.Config{ServerName: cfg.TLSServerName, MinVersion: tls.VersionTLS12}
-	if cfg.LegacyTLS {
-		tlsConf.MinVersion = tls.VersionTLS10
-		tlsConf.CipherSuites = legacyCipherSuites()
-	}
-	if cfg.Insecure {
-		tlsConf.InsecureSkipVerify = true //nolint:gosec // operator asked for it, warned above
-	}
-	var caPEM []byte
-	if cfg.CACertFile != "" {
-		caPEM, err = os.ReadFile(cfg.CACertFile)
-		if err != nil {
-			return nil, nil, kindErr(ErrConfig, err, "read WinRM CA file")
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return nil, nil, kindErr(ErrConfig, nil, "WinRM CA file %s holds no PEM certificate", cfg.CACertFile)
-		}
-		tlsConf.RootCAs = pool
+	tlsConf, caPEM, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, nil, err
 	}
 	var certPEM, keyPEM []byte
 	if cfg.Auth == AuthCertificate {
@@ -344,6 +328,44 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 	}
 	return c, warnings, nil
 }
+
+// tlsConfig is the TLS client configuration of cfg (server verification,
+// legacy TLS) and the CA file's PEM; the client certificate is not set.
+func (c WinRMConfig) tlsConfig() (*tls.Config, []byte, error) {
+	tlsConf := &tls.Config{ServerName: c.TLSServerName, MinVersion: tls.VersionTLS12}
+	if c.LegacyTLS {
+		tlsConf.MinVersion = tls.VersionTLS10
+		tlsConf.CipherSuites = legacyCipherSuites()
+	}
+	if c.Insecure {
+		tlsConf.InsecureSkipVerify = true //nolint:gosec // operator asked for it, warned by Validate
+	}
+	var caPEM []byte
+	if c.CACertFile != "" {
+		var err error
+		caPEM, err = os.ReadFile(c.CACertFile)
+		if err != nil {
+			return nil, nil, kindErr(ErrConfig, err, "read WinRM CA file")
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, nil, kindErr(ErrConfig, nil, "WinRM CA file %s holds no PEM certificate", c.CACertFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+	return tlsConf, caPEM, nil
+}
+
+// TLSClientConfig is the TLS configuration relaylock connects to the
+// host with (for checks such as `relaylock doctor`); cfg must have had
+// WithDefaults applied.
+func (c WinRMConfig) TLSClientConfig() (*tls.Config, error) {
+	t, _, err := c.tlsConfig()
+	return t, err
+}
+
+// URL is the WS-Management endpoint, e.g. https://host:5986/wsman.
+func (c WinRMConfig) URL() string { return c.url() }
 
 // legacyCipherSuites is Go's default list plus what old Windows servers
 // offer: Schannel on Windows Server 2008/2008 R2 negotiates
@@ -578,6 +600,7 @@ type ctxTransport struct {
 func (t *ctxTransport) Transport(*winrm.Endpoint) error { return nil }
 
 func (t *ctxTransport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
+	setShellOptions(m)
 	body := m.String()
 	action := soapAction(body)
 	ctx := t.rec.requestCtx(t.ctx, action)
@@ -702,17 +725,31 @@ func readResponse(cfg WinRMConfig, resp *http.Response) (string, error) {
 }
 
 func offered(resp *http.Response) string {
-	var mech []string
-	for _, v := range resp.Header.Values("WWW-Authenticate") {
-		f := strings.Fields(v)
-		if len(f) > 0 {
-			mech = append(mech, f[0])
-		}
-	}
+	mech := AuthSchemes(resp.Header)
 	if len(mech) == 0 {
 		return ""
 	}
 	return "; host offers " + strings.Join(mech, ", ")
+}
+
+// AuthSchemes lists the authentication schemes of the WWW-Authenticate
+// headers of a 401 (RFC 9110 §11.6.1), in order, once each: Windows sends
+// one header per scheme ("Negotiate", "Kerberos", "Basic realm=...").
+func AuthSchemes(h http.Header) []string {
+	var mech []string
+	for _, v := range h.Values("WWW-Authenticate") {
+		for _, ch := range strings.Split(v, ",") {
+			f := strings.Fields(ch)
+			// A challenge starts with a token; "realm=..." continues one.
+			if len(f) == 0 || strings.Contains(f[0], "=") {
+				continue
+			}
+			if !slices.ContainsFunc(mech, func(m string) bool { return strings.EqualFold(m, f[0]) }) {
+				mech = append(mech, f[0])
+			}
+		}
+	}
+	return mech
 }
 
 // soapAction returns the a:Action of a SOAP message.
@@ -843,6 +880,7 @@ type libTransport struct {
 func (t *libTransport) Transport(*winrm.Endpoint) error { return nil }
 
 func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, error) {
+	setShellOptions(m)
 	body := m.String()
 	action := soapAction(body)
 	ctx := t.rec.requestCtx(t.ctx, action)

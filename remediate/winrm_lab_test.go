@@ -69,7 +69,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 }
 
 func TestLabNTLMOverHTTPS(t *testing.T) {
-	for _, platform := range []string{"iis", "exchange2003", "exchange2010", "exchange2019"} {
+	for _, platform := range []string{"iis", "exchange2003", "exchange2007", "exchange2010", "exchange2019"} {
 		t.Run(platform, func(t *testing.T) {
 			l := startLab(t, lab.Config{Platform: platform})
 			cfg := labConfig(t, l)

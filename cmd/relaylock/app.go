@@ -126,6 +126,7 @@ func newApp(e *env) *cli.App {
 		Commands: []*cli.Command{
 			auditCommand(e),
 			inspectCommand(e),
+			doctorCommand(e),
 			remediateCommand(e),
 			rollbackCommand(e),
 			fixCommand(e),

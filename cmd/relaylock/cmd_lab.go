@@ -48,6 +48,7 @@ func labCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "domain", Usage: "mail `DOMAIN` whose MX the simulated host is (default: the host's own domain, corp.example for the built-in platforms)"},
 			&cli.BoolFlag{Name: "http", Usage: "serve WinRM over plain HTTP (as a host with AllowUnencrypted=true) instead of HTTPS"},
 			&cli.BoolFlag{Name: "sealed-http", Usage: "serve WinRM as a default Windows listener does: plain HTTP that requires NTLM message encryption (AllowUnencrypted=false)"},
+			&cli.StringFlag{Name: "language", Value: "en-US", Usage: "`LANG` of the host's error messages: en-US or de-DE (relaylock classifies errors the same in both)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -64,6 +65,9 @@ func labCommand(e *env) *cli.Command {
 			}
 			if c.Bool("http") && c.Bool("sealed-http") {
 				return usagef("--http and --sealed-http exclude each other")
+			}
+			if lang := c.String("language"); lang != "en-US" && lang != "de-DE" {
+				return usagef("--language %q: want en-US or de-DE", lang)
 			}
 			for _, f := range []string{"smtp-port", "winrm-port", "dns-port"} {
 				if p := c.Int(f); p < 0 || p > 65535 {
@@ -86,6 +90,7 @@ func labCommand(e *env) *cli.Command {
 				Password:   password,
 				PlainHTTP:  c.Bool("http"),
 				SealedHTTP: c.Bool("sealed-http"),
+				WinRM:      lab.WSManConfig{Language: c.String("language")},
 				Logf: func(format string, args ...any) {
 					logMu.Lock()
 					defer logMu.Unlock()
@@ -166,6 +171,7 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated, sealed boo
 		fmt.Fprintf(out, "  export RELAYLOCK_WINRM_PASSWORD='%s'\n", l.Password)
 	}
 	fmt.Fprintf(out, "  relaylock audit %s --dns-server %s --ports %s\n", l.Domain, l.DNSAddr, smtpPort)
+	fmt.Fprintf(out, "  relaylock doctor %s\n", winrm)
 	fmt.Fprintf(out, "  relaylock inspect %s\n", winrm)
 	fmt.Fprintf(out, "  relaylock fix %s --dns-server %s --ports %s --winrm-host %s=%s --winrm-user %s",
 		l.Domain, l.DNSAddr, smtpPort, l.MXHost, net.JoinHostPort(l.WinRMHost, strconv.Itoa(l.WinRMPort)), l.User)

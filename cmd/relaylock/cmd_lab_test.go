@@ -168,6 +168,14 @@ func TestLabCommandTransports(t *testing.T) {
 			if code != exitOpen || !strings.Contains(stdout, "IIS") {
 				t.Fatalf("the printed command %q: exit %d\n%s\n%s", m[1], code, stdout, stderr)
 			}
+			// The printed doctor command passes every check on the lab.
+			d := regexp.MustCompile(`(?m)^  relaylock doctor (.*)$`).FindStringSubmatch(text)
+			if d == nil {
+				t.Fatalf("no doctor command printed:\n%s", text)
+			}
+			if code, stdout, stderr := runCLI(t, pw, append([]string{"doctor"}, strings.Fields(d[1])...)...); code != exitOK {
+				t.Fatalf("the printed command %q: exit %d\n%s\n%s", d[1], code, stdout, stderr)
+			}
 			cancel()
 			if code := <-codec; code != exitOK && code != exitCancelled {
 				t.Fatalf("exit %d", code)

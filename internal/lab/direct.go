@@ -55,8 +55,8 @@ func (d *DirectRunner) Run(ctx context.Context, script string, params map[string
 		return run, fmt.Errorf("run %s: %w", script, err)
 	}
 	run.Output = out
-	for _, r := range out.Of(psframe.ErrorRecord) {
-		run.Errors = append(run.Errors, r.Str("message"))
+	for _, e := range remediate.ScriptErrors(out) {
+		run.Errors = append(run.Errors, e.String())
 	}
 	return run, nil
 }

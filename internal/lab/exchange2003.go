@@ -91,6 +91,9 @@ func NewExchange2003(s Ex2003Scenario) *Ex2003Host {
 			OSCaption: "Microsoft(R) Windows(R) Server 2003, Standard Edition", OSVersion: "5.2.3790",
 			PSVersion: "2.0", Is64BitProcess: false,
 			ExchangeVersion: "2003", ExchangeBuild: "6.5.7638",
+			// HKLM\SOFTWARE\Microsoft\Exchange\Setup\ExchangeServerAdmin:
+			// the install path, which Exchange 4.0-5.5 do not write.
+			ExchangeServerAdmin: `C:\Program Files\Exchsrvr`,
 			Services: []remediate.ServiceInfo{
 				{Name: "SMTPSVC", Present: true, State: "Running", StartMode: "Auto"},
 				{Name: "MSExchangeTransport"}, {Name: "MSExchangeFrontEndTransport"},
@@ -251,7 +254,9 @@ func (h *Ex2003Host) GuestLogon() bool {
 func adUnavailableRecord() []psframe.Record {
 	return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).
 		Set("message", "An operations error occurred.\r\n").
-		Set("type", "System.Runtime.InteropServices.COMException").Set("kind", "ad-unavailable")}
+		Set("type", "System.Management.Automation.MethodInvocationException").
+		Set("inner", "System.Runtime.InteropServices.COMException").Set("hresult", hresultOperationsError).
+		Set("kind", "ad-unavailable")}
 }
 
 // Handle implements Host.
@@ -321,13 +326,16 @@ func (h *Ex2003Host) writeAD(params map[string]string) ([]psframe.Record, int, s
 	}
 	if idx < 0 {
 		return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", "There is no such object on the server.\r\n").
-			Set("type", "System.Runtime.InteropServices.COMException").Set("kind", "not-found")}, 4, ""
+			Set("type", "System.Management.Automation.MethodInvocationException").
+			Set("inner", "System.DirectoryServices.DirectoryServicesCOMException").Set("hresult", remediate.HResultNoSuchObject).
+			Set("kind", "not-found")}, 4, ""
 	}
 	if !strings.EqualFold(attr, remediate.Ex2003RelayIpListAttr) {
 		// CommitChanges on an attribute the class does not have; the
 		// prologue's trap prints it.
 		return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", "The specified directory service attribute or value does not exist.\r\n").
-			Set("type", "System.Runtime.InteropServices.COMException")}, 1, ""
+			Set("type", "System.Management.Automation.MethodInvocationException").
+			Set("inner", "System.Runtime.InteropServices.COMException").Set("hresult", hresultNoAttributeOrValue)}, 1, ""
 	}
 	b, err := remediate.ParseRelayListBlob(strings.ToUpper(ril))
 	if err != nil {

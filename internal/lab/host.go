@@ -135,10 +135,19 @@ func hashText(s string) string {
 //     "ver", "exit /b N" (see cmdBuiltin);
 //   - anything else: cmd.exe's "is not recognized" error, exit 1.
 func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
+	stdout, stderr, code, _ = runProcess(h, Process{CodePage: psframe.ShellCodePage, ConsoleStdin: psframe.ConsoleModeStdin == "TRUE",
+		EnvelopeKB: DefaultMaxEnvelopeSize / 1024}, commandLine, stdin)
+	return stdout, stderr, code
+}
+
+// dispatch is Dispatch after the console model (console.go), with error
+// messages in language lang (messages.go).
+func dispatch(h Host, p Process, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
+	lang := p.Language
 	if commandLineTooLong(commandLine) {
 		return nil, []byte("The command line is too long.\r\n"), 1
 	}
-	if commandLine != psframe.CommandLine() {
+	if bootstrapReader(commandLine) == readerNone {
 		return cmdBuiltin(h, commandLine)
 	}
 	src, params, err := psframe.DecodePayload(stdin)
@@ -151,24 +160,31 @@ func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, 
 		rec := psframe.NewRecord(psframe.ErrorRecord).Set("message", "lab: script is not one of relaylock's embedded scripts (sha256 "+hashText(src)+")")
 		return psframe.EncodeOutput(nonce, []psframe.Record{*rec}, 1), nil, 1
 	}
+	if out, ok := p.Replay[name]; ok {
+		return replay(out, nonce)
+	}
 	if name == remediate.DetectScript {
-		return psframe.EncodeOutput(nonce, remediate.EncodeHostInfo(h.HostInfo()), 0), nil, 0
+		return psframe.EncodeOutput(nonce, remediate.EncodeHostInfo(hostInfo(h, p.Conditions)), 0), nil, 0
+	}
+	if name == DoctorScript {
+		return psframe.EncodeOutput(nonce, doctorAnswer(h, p, params), 0), nil, 0
 	}
 	if name == "service-restart" {
 		recs, code := restartService(h, params)
-		return psframe.EncodeOutput(nonce, recs, code), nil, code
+		return psframe.EncodeOutput(nonce, localize(recs, lang), code), nil, code
 	}
 	recs, code, errText := h.Handle(name, params)
-	return psframe.EncodeOutput(nonce, recs, code), []byte(errText), code
+	return psframe.EncodeOutput(nonce, localize(recs, lang), code), []byte(errText), code
 }
 
 // readsStdin reports whether a command line reads its stdin to the end
 // before doing anything, so that the WS-Man face must wait for End="true"
-// before running it: relaylock's bootstrap does ([Console]::In.ReadToEnd()).
+// before running it: relaylock's bootstrap does ($input), and so does the
+// former one ([Console]::In.ReadToEnd(), see console.go).
 // Every other command line runs at once, like a process that never reads
 // its input (pywinrm's run_cmd never closes stdin).
 func readsStdin(commandLine string) bool {
-	return commandLine == psframe.CommandLine()
+	return bootstrapReader(commandLine) != readerNone
 }
 
 // cmdBuiltin answers the few cmd.exe commands the lab knows, with cmd's
@@ -226,5 +242,30 @@ func restartService(h Host, params map[string]string) ([]psframe.Record, int) {
 	}
 	msg := "Cannot find any service with service name '" + name + "'."
 	return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", msg).
-		Set("type", "Microsoft.PowerShell.Commands.ServiceCommandException").Set("line", "12")}, 1
+		Set("type", "Microsoft.PowerShell.Commands.ServiceCommandException").
+		Set("inner", "Microsoft.PowerShell.Commands.ServiceCommandException").Set("hresult", "0x80131509").
+		Set("fqid", "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.RestartServiceCommand").Set("line", "12")}, 1
+}
+
+// replay answers with a recorded framed output (WSManConfig.Replay), its
+// nonce replaced by the run's; the exit code is the one on its END line.
+func replay(out []byte, nonce string) (stdout, stderr []byte, code int) {
+	text := string(out)
+	i := strings.Index(text, "BEGIN ")
+	if i < 0 {
+		return out, nil, 0
+	}
+	old, _, _ := strings.Cut(strings.TrimLeft(text[i+len("BEGIN "):], " "), "\r")
+	old, _, _ = strings.Cut(old, "\n")
+	if old == "" {
+		return out, nil, 0
+	}
+	text = strings.ReplaceAll(text, " "+old, " "+nonce)
+	if j := strings.LastIndex(text, "END "+nonce+" "); j >= 0 {
+		f := strings.Fields(text[j:])
+		if len(f) >= 3 {
+			code, _ = strconv.Atoi(f[2])
+		}
+	}
+	return []byte(text), nil, code
 }

@@ -412,9 +412,11 @@ func errorRecord(msg, kind string) []psframe.Record {
 // does not exist (Get-WmiObject: "Invalid namespace" [S56]).
 func missingNamespace() []psframe.Record {
 	return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).
-		Set("message", `Invalid namespace "root\MicrosoftIISv2" (Invalid namespace)`).
-		Set("type", "System.Management.ManagementException").
-		Set("kind", remediate.ErrorKindFeatureMissing).Set("feature", "Web-WMI")}
+		Set("message", "Invalid namespace ").
+		Set("type", "System.Management.ManagementException").Set("inner", "System.Management.ManagementException").
+		Set("hresult", remediate.HResultInvalidNamespace).
+		Set("fqid", "GetWMIManagementException,Microsoft.PowerShell.Commands.GetWmiObjectCommand").Set("line", "48").
+		Set("kind", remediate.ErrorKindFeatureMissing).Set("feature", "Web-WMI").Set("namespace", `root\MicrosoftIISv2`)}
 }
 
 // handle answers the iis-* scripts; ok is false for other scripts.

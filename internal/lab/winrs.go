@@ -176,7 +176,8 @@ func (w *WSMan) command(rw http.ResponseWriter, env *reqEnvelope, call Call) {
 	if !ok {
 		return
 	}
-	c := &wsCommand{id: newGUID(), line: line, needsStdin: readsStdin(line), changed: make(chan struct{})}
+	console := !strings.EqualFold(env.option("WINRS_CONSOLEMODE_STDIN"), "FALSE")
+	c := &wsCommand{id: newGUID(), line: line, needsStdin: readsStdin(line), console: console, changed: make(chan struct{})}
 	s.commands[c.id] = c
 	if !c.needsStdin {
 		w.startLocked(s, c)
@@ -201,10 +202,33 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 		}
 	}
 	c.script = run.Script
+	proc := Process{CodePage: s.codepage, ConsoleStdin: c.console, Language: w.cfg.Language, Replay: w.cfg.Replay,
+		Conditions: w.cfg.Conditions, EnvelopeKB: w.cfg.MaxEnvelopeSize / 1024}
 	w.commands.Add(1)
 	go func() {
 		defer w.commands.Done()
-		stdout, stderr, code := Dispatch(w.host, line, stdin)
+		stdout, stderr, code, hang := runProcess(w.host, proc, line, stdin)
+		if hang {
+			// The process never ends by itself: wait for a Signal, the
+			// shell's deletion or the server's end (they mark c done).
+			w.mu.Lock()
+			for !c.done && !w.closed {
+				ch := c.changed
+				w.mu.Unlock()
+				select {
+				case <-ch:
+				case <-w.closing:
+				}
+				w.mu.Lock()
+			}
+			run.End, run.ExitCode, run.Hung = time.Now(), exitCtrlC, true
+			w.runs = appendBounded(w.runs, run, maxRuns)
+			w.mu.Unlock()
+			if w.cfg.OnRun != nil {
+				w.cfg.OnRun(run)
+			}
+			return
+		}
 		run.End = time.Now()
 		run.Stdout, run.Stderr, run.ExitCode = stdout, stderr, code
 		if w.cfg.OnRun != nil {

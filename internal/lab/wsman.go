@@ -129,6 +129,18 @@ type WSManConfig struct {
 	DNSDomain     string
 	// Faults, when set, injects failures (faults.go).
 	Faults *Faults
+	// Conditions are host-wide conditions (doctor.go).
+	Conditions HostConditions
+	// Replay maps a script name to a framed output written by hand from
+	// Microsoft's documentation (remediate/testdata/hostoutput): the lab
+	// answers that script with the file, its nonce replaced by the run's,
+	// instead of encoding its own state, so decoders meet outputs their
+	// encoders did not write.
+	Replay map[string][]byte
+	// Language is the host's display language for error messages
+	// (messages.go): "" or "en-US" English, "de-DE" German. relaylock must
+	// classify errors the same in every language.
+	Language string
 	// OnRun, when set, is called after each command has run (before the
 	// client sees its output), e.g. to log it. It must not block.
 	OnRun func(Run)
@@ -164,6 +176,9 @@ type Run struct {
 	Stdout, Stderr     []byte
 	ExitCode           int
 	Start, End         time.Time
+	// Hung is set when the process never ended by itself (PowerShell 2.0
+	// reading a console-mode stdin, console.go) and was stopped.
+	Hung bool
 }
 
 // WSMan is a WS-Management server for one simulated host.
@@ -198,6 +213,7 @@ type wsCommand struct {
 	id         string
 	line       string
 	needsStdin bool
+	console    bool // WINRS_CONSOLEMODE_STDIN (not FALSE)
 	stdin      bytes.Buffer
 	stdinDone  bool
 	started    bool

@@ -9,11 +9,45 @@
 //
 //	RLP1
 //	P <name> <base64 of the UTF-8 value>     (one per parameter)
-//	S <base64 of the UTF-8 script text>      (the prologue followed by the script)
+//	S <base64 of the UTF-8 script text>      (the prologue followed by the script,
+//	                                          in chunks of at most ScriptChunk characters)
 //
 // The bootstrap decodes the parameters into the hashtable $P, decodes the
 // script and runs it as a script block, so operator input reaches
 // PowerShell only as data, never as source.
+//
+// # How the bootstrap reads stdin, and why
+//
+// The bootstrap reads its stdin as the pipeline input of the command,
+// `$input | Out-String`, the pattern Ansible's WinRM connection uses for its
+// exec wrapper (lib/ansible/plugins/shell/powershell.py, bootstrap_wrapper.ps1),
+// and the WinRS command runs with WINRS_CONSOLEMODE_STDIN=FALSE (stdin a
+// pipe, MS-WSMV 3.1.4.11), as Ansible sets it whenever it feeds stdin. The
+// former bootstrap read [Console]::In.ReadToEnd() with a console-mode stdin.
+// That is unsafe under PowerShell 2.0 (Windows 2003/2008/2008 R2, where
+// Exchange 2003-2010 live): powershell.exe 2.0 reads a redirected stdin
+// itself, as the command's input, before the command runs, and can hang on
+// it (Microsoft Connect 572313, "powershell.exe can hang if stdin is
+// redirected"; StackStorm st2 #1695 on PowerShell 2 / Windows 2008, psake
+// #72, whose workaround -InputFormat None throws the input away). A script
+// reading [Console]::In then finds stdin consumed, or never starts.
+// $input is what powershell.exe fills from stdin in every version (2.0 reads
+// it eagerly, 3.0 and later when the command asks for $input), so it is the
+// one reader that does not depend on that behaviour. The client closes stdin
+// (End="true") right after the payload, so the read-to-EOF of 2.0 ends.
+//
+// # Code page
+//
+// Shells are created with WINRS_CODEPAGE=437 (ShellCodePage), not 65001:
+// Windows before 6.1 (2003, 2008) does not run commands in a UTF-8 console
+// and returns no output at all (WinRb/WinRM #232, "broken on any windows
+// version prior to 2008R2"; chef/knife-windows #400 uses 437 there). The
+// payload and the framed result are ASCII by construction (base64, decimal,
+// hex nonce, ASCII record and field names), so they read the same in every
+// ASCII-compatible code page; only free text on stderr (CLIXML error
+// messages) is in code page 437 and is decoded as such
+// (remediate.DecodeConsole). Text a script reports travels base64 UTF-8
+// inside the frame, so nothing it says depends on the code page.
 //
 // Every script prints one framed result on stdout, ASCII only:
 //
@@ -46,13 +80,28 @@ const PayloadMagic = "RLP1"
 const NonceParam = "_nonce"
 
 // Bootstrap is the PowerShell 2.0 source passed with -EncodedCommand. It
-// reads the payload from stdin, fills $P and runs the script. Keep it
-// short: it is UTF-16LE and base64 encoded on a cmd.exe command line.
+// reads the payload from stdin as the command's pipeline input ($input,
+// see the package comment), fills $P and runs the script. Keep it short:
+// it is UTF-16LE and base64 encoded on a cmd.exe command line.
 const Bootstrap = `$P=@{};$s='';` +
-	`foreach($l in [Console]::In.ReadToEnd().Split([char]10)){$f=$l.Trim().Split([char]32);` +
+	`foreach($l in ($input|Out-String).Split([char]10)){$f=$l.Trim().Split([char]32);` +
 	`if($f[0] -eq 'P'){$P[$f[1]]=[Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($f[2]))}` +
 	`elseif($f[0] -eq 'S'){$s+=$f[1]}};` +
 	`&([ScriptBlock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($s))))`
+
+// ShellCodePage is the WINRS_CODEPAGE every shell is created with (see the
+// package comment): the OEM code page of US English Windows, which every
+// Windows version runs.
+const ShellCodePage = "437"
+
+// ConsoleModeStdin is the WINRS_CONSOLEMODE_STDIN of every command: FALSE,
+// stdin is a pipe, so powershell.exe treats it as redirected input and
+// hands it to the command as $input.
+const ConsoleModeStdin = "FALSE"
+
+// ScriptChunk is the longest "S" line of a payload: the script's base64 is
+// split so that no line depends on how a host formats long strings.
+const ScriptChunk = 4000
 
 // PowerShellArgs are the fixed arguments before -EncodedCommand.
 const PowerShellArgs = "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand"
@@ -103,7 +152,15 @@ func EncodePayload(script string, params map[string]string) []byte {
 	for _, k := range names {
 		fmt.Fprintf(&b, "P %s %s\r\n", k, base64.StdEncoding.EncodeToString([]byte(params[k])))
 	}
-	fmt.Fprintf(&b, "S %s\r\n", base64.StdEncoding.EncodeToString([]byte(script)))
+	enc := base64.StdEncoding.EncodeToString([]byte(script))
+	if enc == "" {
+		b.WriteString("S \r\n")
+	}
+	for len(enc) > 0 {
+		n := min(len(enc), ScriptChunk)
+		fmt.Fprintf(&b, "S %s\r\n", enc[:n])
+		enc = enc[n:]
+	}
 	return b.Bytes()
 }
 

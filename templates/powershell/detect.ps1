@@ -6,7 +6,7 @@
 # PowerShell 2.0 compatible. Records (decoded by remediate/detect.go, which
 # also produces them for the lab with EncodeHostInfo):
 #   host      computer domain os_caption os_version ps_version is64
-#   exchange  generation major minor build_major build_minor roles
+#   exchange  generation major minor build_major build_minor roles [server_admin: v6 only]
 #   service   name present state start_mode   (one per service of interest)
 #   feature   name installed                  (only where ServerManager exists)
 
@@ -65,16 +65,22 @@ if ($null -ne $exGen) {
     if ($roles.Count -gt 0) { $roleList = [string]::Join("`n", [string[]]($roles | Sort-Object)) }
     RL-Rec 'exchange' @('generation', $exGen, 'major', $major, 'minor', $minor, 'build_major', $buildMajor, 'build_minor', $buildMinor, 'roles', $roleList)
 } elseif (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup') {
-    # Exchange 2000/2003: HKLM\SOFTWARE\Microsoft\Exchange\Setup. The build
-    # number (NewestBuild: 4417 and up = 2000, 6944 and up = 2003) is
-    # UNVERIFIED against a real host; remediate/detect.go tolerates its absence.
+    # HKLM\SOFTWARE\Microsoft\Exchange\Setup is the Exchange 2000/2003 key,
+    # but also that of Exchange 4.0-5.5 (KB 149205, KB 147374), and it may be
+    # left behind by an uninstall. remediate/detect.go therefore also wants
+    # the ExchangeServerAdmin value (the 2000/2003 install path, printed as
+    # server_admin) or the MSExchangeSA service, and refuses builds below
+    # 4417 (5.5 and older). The build number (NewestBuild: 4417 and up =
+    # 2000, 6944 and up = 2003) is UNVERIFIED against a real host;
+    # detect.go tolerates its absence.
     $exGen = 'v6'
     $major = $null
     $minor = $null
     $buildMajor = Read-RegValue 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup' 'NewestBuild'
     $buildMinor = $null
     $roleList = ''
-    RL-Rec 'exchange' @('generation', $exGen, 'major', $major, 'minor', $minor, 'build_major', $buildMajor, 'build_minor', $buildMinor, 'roles', $roleList)
+    $serverAdmin = Read-RegValue 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup' 'ExchangeServerAdmin'
+    RL-Rec 'exchange' @('generation', $exGen, 'major', $major, 'minor', $minor, 'build_major', $buildMajor, 'build_minor', $buildMinor, 'roles', $roleList, 'server_admin', $serverAdmin)
 }
 
 # Services (Win32_Service: State Running/Stopped/..., StartMode Auto/Manual/Disabled).

@@ -26,7 +26,7 @@ try {
     }
     $found = @($ds.FindAll())
 } catch {
-    RL-Rec 'error' @('message', [string]$_.Exception.Message, 'type', $_.Exception.GetType().FullName, 'kind', 'ad-unavailable')
+    RL-ErrRec $_ 'ad-unavailable' $null
     RL-End 5
 }
 

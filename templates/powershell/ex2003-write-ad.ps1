@@ -38,13 +38,13 @@ try {
     $o = New-Object DirectoryServices.DirectoryEntry(('LDAP://' + $dn))
     $o.RefreshCache()
 } catch {
-    $m = [string]$_.Exception.Message
-    # 0x80072030 "There is no such object on the server."
-    if ($m -match 'no such object') {
-        RL-Rec 'error' @('message', $m, 'type', $_.Exception.GetType().FullName, 'kind', 'not-found')
+    # 0x80072030 "There is no such object on the server." (by number:
+    # messages are translated).
+    if ((RL-HResult $_.Exception) -eq '0x80072030') {
+        RL-ErrRec $_ 'not-found' $null
         RL-End 4
     }
-    RL-Rec 'error' @('message', $m, 'type', $_.Exception.GetType().FullName, 'kind', 'ad-unavailable')
+    RL-ErrRec $_ 'ad-unavailable' $null
     RL-End 5
 }
 

@@ -105,7 +105,7 @@ for ($i = 1; $i -le $n; $i++) {
             }
         }
     } catch {
-        RL-Rec 'error' @('message', $_.Exception.Message, 'op', $i, 'kind', $kind)
+        RL-ErrRec $_ $kind @('op', $i)
         RL-End 1
     }
     RL-Rec 'done' @('op', $i, 'kind', $kind)

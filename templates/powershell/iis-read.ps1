@@ -27,9 +27,9 @@ foreach ($u in @(Get-WmiObject -Class Win32_UserAccount -Filter "LocalAccount=Tr
 try {
     $servers = @(Get-WmiObject -Namespace $ns -Class IIsSmtpServerSetting)
 } catch {
-    $m = [string]$_.Exception.Message
-    if ($m -match 'Invalid namespace') {
-        RL-Rec 'error' @('message', ('Invalid namespace "' + $ns + '" (' + $m.Trim() + ')'), 'type', $_.Exception.GetType().FullName, 'kind', 'feature-missing', 'feature', 'Web-WMI')
+    # 0x8004100E WBEM_E_INVALID_NAMESPACE (by number: messages are translated).
+    if ((RL-HResult $_.Exception) -eq '0x8004100E') {
+        RL-ErrRec $_ 'feature-missing' @('feature', 'Web-WMI', 'namespace', $ns)
         RL-End 3
     }
     throw

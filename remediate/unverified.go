@@ -1,0 +1,59 @@
+package remediate
+
+// UnverifiedFact is something relaylock relies on that no public source
+// confirms and no real host here could show: named, with what happens if
+// it is wrong.
+type UnverifiedFact struct {
+	// ID names the fact in the README's "Unverified facts" list, which
+	// mirrors this table (a test keeps them equal).
+	ID string
+	// Fact is the assumption; Consequence what goes wrong if it is false,
+	// and how relaylock fails then; Where the code that relies on it.
+	Fact, Consequence, Where string
+}
+
+// UnverifiedFacts is the one list of relaylock's unverified assumptions
+// about Windows hosts. Each is either designed to fail safely or shown by
+// `relaylock doctor`; the README lists the same IDs.
+var UnverifiedFacts = []UnverifiedFact{
+	{ID: "ps2-stdin-input",
+		Fact:        "powershell.exe 2.0 hands a redirected (pipe) stdin to the -EncodedCommand bootstrap as $input; Ansible, whose pattern this is, supports PowerShell 3.0 and later only",
+		Consequence: "scripts on a PowerShell 2.0 host get an empty payload: every run ends with 'no complete result frame', nothing is changed, and doctor's stdin check fails",
+		Where:       "remediate/psframe (Bootstrap), internal/lab/console.go"},
+	{ID: "codepage-437",
+		Fact:        "every Windows version that hosts IIS SMTP or Exchange accepts WINRS_CODEPAGE=437 (WinRb/WinRM #232 reports 65001 fails before 6.1; Nano Server refuses 437)",
+		Consequence: "shell creation fails with a WS-Management fault, reported as such; nothing is changed",
+		Where:       "remediate/shellopts.go, remediate/psframe (ShellCodePage)"},
+	{ID: "console-input-empty",
+		Fact:        "with WINRS_CONSOLEMODE_STDIN=TRUE powershell.exe does not fill $input from stdin (a console is not redirected input)",
+		Consequence: "none for relaylock, which always sends FALSE; the lab applies it to PowerShell 2.0 only",
+		Where:       "internal/lab/console.go"},
+	{ID: "exchange2003-setup-values",
+		Fact:        "HKLM\\SOFTWARE\\Microsoft\\Exchange\\Setup holds NewestBuild (4417+ = 2000, 6944+ = 2003) and ExchangeServerAdmin (the install path) on Exchange 2000/2003, and neither on 4.0-5.5 (seen in public tools only)",
+		Consequence: "a 2000/2003 host without these values is still recognised by its MSExchangeSA service; a missing build shows as 2003; a 5.5 host with MSExchangeSA and no build would be taken for 2003 and then fail at its Active Directory read",
+		Where:       "templates/powershell/detect.ps1, remediate/detect.go"},
+	{ID: "ex2003-relay-attribute",
+		Fact:        "the Exchange 2003 relay list lives in the AD attribute msExchSmtpRelayIpList of protocolCfgSMTPServer (no public source names it)",
+		Consequence: "the AD read finds no list, and the AD/metabase comparison reports a disagreement instead of changing anything blindly",
+		Where:       "remediate/exchange2003.go (Ex2003RelayIpListAttr)"},
+	{ID: "ipseclist-order",
+		Fact:        "IIS looks addresses of one mask up in ascending order (relaylock writes them sorted); the order IIS itself writes is not documented",
+		Consequence: "an allowed host could be refused relaying: the change fails closed, and the re-test and IIS's own ADSI reading show it",
+		Where:       "remediate/relayiplist.go"},
+	{ID: "ipseclist-masks",
+		Fact:        "the IPSECLIST encoding of masks other than /32 (cFullBytes/LastByte) and of deny lists",
+		Consequence: "such lists are flagged in the plan; the ADSI cross-check and the re-test show a wrong encoding",
+		Where:       "remediate/relayiplist.go"},
+	{ID: "exchange-shell-memory",
+		Fact:        "how much memory loading the Exchange Management Shell takes in a WinRS process (WinRM 2.0's MaxMemoryPerShellMB default is 150)",
+		Consequence: "WinRM ends the script while the shell loads; doctor asks for 1024 MB before it matters",
+		Where:       "remediate/doctor (MinMemoryPerShellMBExchange)"},
+	{ID: "ldap-no-credentials-hresult",
+		Fact:        "an LDAP read from a WinRS process without network credentials fails with 0x80072020 (operations error) rather than an access-denied code",
+		Consequence: "none for the verdict: any failure of that read is reported as the second hop; only the lab's simulated code depends on it",
+		Where:       "internal/lab/messages.go, internal/lab/doctor.go"},
+	{ID: "hresult-extraction",
+		Fact:        "RL-HResult finds the HRESULT of WMI (ManagementException.ErrorCode), ADSI/LDAP (COMException.ErrorCode) and .NET exceptions (HResult by reflection) under PowerShell 2.0's CLR 2, behind 2.0's ActionPreferenceStopException (through its ErrorRecord)",
+		Consequence: "an error is classified as a plain script failure (exit code and message shown) instead of 'feature missing' or 'access denied'; nothing else changes",
+		Where:       "templates/powershell/prologue.ps1, remediate/hresult.go"},
+}
