@@ -18,7 +18,7 @@ func doctorCommand(e *env) *cli.Command {
 		Name:  "doctor",
 		Usage: "check, read-only, what relaylock needs on a Windows host (listener, certificate, auth, PowerShell, stdin, quotas, features, second hop, Exchange shell)",
 		UsageText: "relaylock doctor --winrm-host HOST [--winrm-user USER] [--format json] [--evidence FILE]\n\n" +
-			"Changes nothing on the host. Exit code 0 when no check failed, 1 when one did; each failure names its fix.",
+			"Changes nothing on the host; each failure names its fix.\n\nExit codes: 0 no check failed; 1 a check failed (or an error); 2 usage; 130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
