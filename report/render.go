@@ -190,6 +190,7 @@ func (r *renderer) all() {
 
 func (r *renderer) pageHeader() {
 	d := r.d
+	r.modifiedBanner()
 	if d.pageNo() == 1 {
 		return
 	}

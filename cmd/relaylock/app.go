@@ -124,6 +124,7 @@ func newApp(e *env) *cli.App {
 			completionCommand(e),
 		},
 	}
+	addEvidencePreflight(app.Commands)
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError

@@ -412,3 +412,34 @@ func lockHolder(lp string) (string, bool) {
 	}
 	return describeHolder(holder), true
 }
+
+// LockRun takes the lock file lp for a whole run (the audit journal's),
+// not for one save: it never waits, and fails at once with ErrLocked
+// naming the holder when a live process holds it. A lock left by a
+// process of this host that has ended is taken over; age alone never
+// frees it (a run may last hours), so a lock from another host stays
+// until its owner or the operator removes it.
+func LockRun(lp string) (func(), error) {
+	for range 3 {
+		f, err := os.OpenFile(lp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			fmt.Fprint(f, lockContent())
+			f.Close()
+			return func() { os.Remove(lp) }, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("lock %s: %w", lp, err)
+		}
+		holder, rerr := os.ReadFile(lp)
+		if rerr == nil && lockOwnerGone(holder) {
+			if again, _ := os.ReadFile(lp); bytes.Equal(again, holder) && os.Remove(lp) == nil {
+				continue
+			}
+		}
+		if rerr != nil {
+			holder = nil
+		}
+		return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, lp, describeHolder(holder))
+	}
+	return nil, fmt.Errorf("%w: %s keeps changing hands", ErrLocked, lp)
+}
