@@ -12,7 +12,8 @@ const ModifiedBanner = "EVIDENCE MODIFIED AFTER SEALING"
 
 // modifiedBanner draws, when Options.Modified is set, a red band at the
 // top of the page naming the sections that do not match their seal.
-// pageHeader calls it for every page, the cover included.
+// pageFooter calls it for every page, the cover included: the footer is
+// drawn when the page is complete, so nothing on the page covers it.
 func (r *renderer) modifiedBanner() {
 	if len(r.opts.Modified) == 0 {
 		return
@@ -24,10 +25,9 @@ func (r *renderer) modifiedBanner() {
 	r.color(colWhite)
 	d.setXY(marginL+1.5, 3.5)
 	d.cell(contentW-3, 5, r.bannerText(contentW-3), "", 0, "L", false, 0)
-	// gofpdf restores the page's colours after the header: forget ours.
+	// Forget the colour cache: gofpdf may restore colours around the
+	// footer behind its back.
 	r.colorSet, r.fillSet, r.drawSet = false, false, false
-	d.setXY(marginL, marginT)
-	r.body()
 }
 
 // bannerText names as many mismatching sections as fit in width w.

@@ -190,7 +190,6 @@ func (r *renderer) all() {
 
 func (r *renderer) pageHeader() {
 	d := r.d
-	r.modifiedBanner()
 	if d.pageNo() == 1 {
 		return
 	}
@@ -207,6 +206,7 @@ func (r *renderer) pageHeader() {
 
 func (r *renderer) pageFooter() {
 	d := r.d
+	r.modifiedBanner()
 	d.font(fontSans, "", smallSize)
 	r.color(colMuted)
 	d.setXY(marginL, pageH-12)

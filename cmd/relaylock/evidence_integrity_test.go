@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/audit/smtptest"
+	"github.com/relaylock/relaylock/report"
+	"github.com/relaylock/relaylock/report/evidence"
+)
+
+// forgeInspection changes an allow-list value in inspections[1] of the
+// fixture evidence at p, as in issue 15 item 1, and returns the bytes.
+func forgeInspection(t *testing.T, p string) []byte {
+	t.Helper()
+	data, _ := os.ReadFile(p)
+	at := bytes.Index(data, []byte(`"inspections": [`))
+	old := []byte(`"AnonymousUsers, ExchangeServers"`)
+	i := bytes.Index(data[at:], old)
+	if at < 0 || i < 0 {
+		t.Fatal("fixture changed: no PermissionGroups value in inspections")
+	}
+	forged := append(bytes.Clone(data[:at+i]), `"ExchangeServers"`...)
+	forged = append(forged, data[at+i+len(old):]...)
+	if err := os.WriteFile(p, forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return forged
+}
+
+// TestReportRefusesModifiedEvidence: report verifies first. Forged
+// evidence is refused with verify's output and left as it is; with
+// --accept-modified it is rendered with the banner on every page, naming
+// the section, and still never re-sealed (issue 15 item 1).
+func TestReportRefusesModifiedEvidence(t *testing.T) {
+	dir := t.TempDir()
+	ev := copyFixture(t, dir)
+	pdf := filepath.Join(dir, "x.pdf")
+	forged := forgeInspection(t, ev)
+
+	code, out, stderr := runCLI(t, "", "report", "--evidence", ev, "-o", pdf)
+	if code != exitError || !strings.Contains(stderr, "MISMATCH  inspections[1]") || !strings.Contains(stderr, "modified after sealing") {
+		t.Fatalf("report of forged evidence: exit %d\nstdout %s\nstderr %s", code, out, stderr)
+	}
+	if _, err := os.Stat(pdf); err == nil {
+		t.Error("a PDF was rendered from forged evidence")
+	}
+	if got, _ := os.ReadFile(ev); !bytes.Equal(got, forged) {
+		t.Fatal("forged evidence was rewritten")
+	}
+
+	if code, _, _ := runCLI(t, "", "report", "--evidence", ev, "-o", pdf, "--accept-modified", "--sign-key", filepath.Join(dir, "k")); code != exitUsage {
+		t.Errorf("--accept-modified with --sign-key: exit %d, want %d", code, exitUsage)
+	}
+	code, out, stderr = runCLI(t, "", "report", "--evidence", ev, "-o", pdf, "--accept-modified")
+	if code != exitOK || !strings.Contains(out, "MODIFIED") {
+		t.Fatalf("--accept-modified: exit %d\nstdout %s\nstderr %s", code, out, stderr)
+	}
+	if got, _ := os.ReadFile(ev); !bytes.Equal(got, forged) {
+		t.Fatal("--accept-modified re-sealed or rewrote the evidence")
+	}
+	if code, out, _ := runCLI(t, "", "verify", ev); code != exitError || !strings.Contains(out, "MISMATCH  inspections[1]") {
+		t.Errorf("verify after --accept-modified: exit %d\n%s", code, out)
+	}
+	needTool(t, "pdftotext")
+	pages := strings.Split(strings.TrimRight(pdfText(t, pdf), "\f\n"), "\f")
+	if len(pages) < 5 {
+		t.Fatalf("%d pages", len(pages))
+	}
+	for i, pg := range pages {
+		if !strings.Contains(pg, report.ModifiedBanner) || !strings.Contains(pg, "inspections[1]") {
+			t.Errorf("page %d lacks the banner naming inspections[1]:\n%.300s", i+1, pg)
+		}
+	}
+}
+
+// auditFixture serves one SMTP server for example.com and returns the
+// audit arguments that probe it.
+func auditFixture(t *testing.T, open bool) []string {
+	t.Helper()
+	srv := smtptest.Closed554()
+	if open {
+		srv = smtptest.Open()
+	}
+	addr := smtptest.Serve(t, srv)
+	testResolver = &audit.MockResolver{
+		MX:    map[string][]string{"example.com": {"mx.example.com"}},
+		Addrs: map[string][]netip.Addr{"mx.example.com": {netip.MustParseAddr("127.0.0.1")}},
+	}
+	t.Cleanup(func() { testResolver = nil })
+	return []string{"audit", "--ports", addr[strings.LastIndex(addr, ":")+1:], "--helo", "probe.example.net", "--probe-domain", "example.net"}
+}
+
+// TestWritersRefuseModifiedEvidence: a command that adds to evidence
+// checks it before it probes: forged evidence, and a lock held by a live
+// run, are refused at once with exit 1 (issue 15 items 1 and 4).
+func TestWritersRefuseModifiedEvidence(t *testing.T) {
+	dir := t.TempDir()
+	ev := copyFixture(t, dir)
+	forged := forgeInspection(t, ev)
+	args := append(auditFixture(t, true), "--evidence", ev, "example.com")
+	code, out, stderr := runCLI(t, "", args...)
+	if code != exitError || out != "" || !strings.Contains(stderr, "MISMATCH  inspections[1]") {
+		t.Fatalf("audit into forged evidence: exit %d\nstdout %s\nstderr %s", code, out, stderr)
+	}
+	if got, _ := os.ReadFile(ev); !bytes.Equal(got, forged) {
+		t.Fatal("forged evidence was re-sealed by audit")
+	}
+
+	ev2 := filepath.Join(dir, "locked.json")
+	os.WriteFile(ev2+".lock", []byte("pid 4242 host other-host.example since 2026-01-01T00:00:00Z\n"), 0o600)
+	start := time.Now()
+	code, out, stderr = runCLI(t, "", append(auditFixture(t, true), "--evidence", ev2, "example.com")...)
+	if code != exitError || out != "" || !strings.Contains(stderr, "pid 4242 on host other-host.example") {
+		t.Fatalf("audit into locked evidence: exit %d\nstdout %s\nstderr %s", code, out, stderr)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("refusing a held lock took %s", d)
+	}
+}
+
+// TestAuditResultSurvivesEvidenceFailure: when the evidence cannot be
+// written at the end of a run (the file truncated, its lock taken by
+// another host), the result still reaches stdout, the write error goes
+// to stderr, and the exit code is 3 for an open relay, 6 otherwise
+// (issue 15 item 4).
+func TestAuditResultSurvivesEvidenceFailure(t *testing.T) {
+	old := evidence.LockWait
+	evidence.LockWait = 200 * time.Millisecond
+	defer func() { evidence.LockWait = old }()
+	breaks := map[string]func(path string){
+		"truncated": func(p string) {
+			data, _ := os.ReadFile(p)
+			os.WriteFile(p, data[:len(data)/2], 0o600)
+		},
+		"locked by another host": func(p string) {
+			os.WriteFile(p+".lock", []byte("pid 4242 host other-host.example since 2026-01-01T00:00:00Z\n"), 0o600)
+		},
+	}
+	for name, breakIt := range breaks {
+		for _, open := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s open=%v", name, open), func(t *testing.T) {
+				dir := t.TempDir()
+				ev := copyFixture(t, dir)
+				before, _ := os.ReadFile(ev)
+				beforeEvidenceWrite = breakIt
+				defer func() { beforeEvidenceWrite = nil }()
+				code, out, stderr := runCLI(t, "", append(auditFixture(t, open), "--evidence", ev, "example.com")...)
+				want, verdict := exitEvidence, "CLOSED"
+				if open {
+					want, verdict = exitOpen, "OPEN"
+				}
+				if code != want || !strings.Contains(out, verdict) || !strings.Contains(stderr, "NOT in the evidence file") {
+					t.Fatalf("exit %d (want %d)\nstdout %s\nstderr %s", code, want, out, stderr)
+				}
+				if name == "locked by another host" {
+					if !strings.Contains(stderr, "other-host.example") {
+						t.Errorf("the error does not name the holder: %s", stderr)
+					}
+					if got, _ := os.ReadFile(ev); !bytes.Equal(got, before) {
+						t.Error("evidence changed although locked")
+					}
+				}
+			})
+		}
+	}
+}
