@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -75,10 +76,34 @@ func TestJCSFixture(t *testing.T) {
 			t.Errorf("%s: %v %q", f, err, r.Problems)
 		}
 	}
+	// The digest the report computes from the decoded bundle is the one
+	// verify computes from the bytes, for both algorithms.
+	for _, f := range []string{p, "testdata/legacy.evidence.json"} {
+		b, r, err := LoadVerified(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, err := b.Digest(); err != nil || d != r.Digest || d != b.Integrity.Digest {
+			t.Errorf("%s: decoded digest %s, file digest %s, sealed %s (%v)", f, d, r.Digest, b.Integrity.Digest, err)
+		}
+	}
 	// The file written before RFC 8785 keeps its seal, and its digest, when added to.
 	b, _ := Load("testdata/legacy.evidence.json")
 	if b.Integrity.Algorithm != AlgLegacy {
 		t.Fatalf("legacy fixture sealed with %s", b.Integrity.Algorithm)
+	}
+	data, _ := os.ReadFile("testdata/legacy.evidence.json")
+	cp := filepath.Join(t.TempDir(), "legacy.json")
+	os.WriteFile(cp, data, 0o600)
+	if err := Update(context.Background(), cp, func(b *Bundle) error {
+		b.Log = append(b.Log, LogEntry{Time: t0, Step: "report", Message: "added"})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	after, r, err := LoadVerified(cp)
+	if err != nil || after.Integrity.Algorithm != AlgLegacy || r.Digest != b.Integrity.Digest {
+		t.Errorf("legacy file after an update: %v, algorithm %s, digest %s (was %s)", err, after.Integrity.Algorithm, r.Digest, b.Integrity.Digest)
 	}
 }
 
