@@ -131,15 +131,6 @@ func canonicalHash(data []byte) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// jcsHash is the SHA-256 of the RFC 8785 form of a JSON value.
-func jcsHash(data []byte) (string, error) {
-	h := sha256.New()
-	if err := writeJCS(h, data); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // algorithm is the seal algorithm b is hashed with: the one its file was
 // sealed with, or AlgJCS for a new bundle.
 func (b *Bundle) algorithm() string {
