@@ -414,3 +414,26 @@ func FuzzCanonical(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { sameCanonical(t, data) })
 }
+
+// FuzzJCS: on any input the strict reader accepts, the streaming RFC 8785
+// form equals the reference; the strict reader never panics.
+func FuzzJCS(f *testing.F) {
+	for _, s := range []string{`{"b":"","a":1,"c":null,"d":[],"e":{}}`, `[1E30,4.50,2e-3,-0,1e-7]`, `{"\ud83d\ude00":1,"\uff01":2}`,
+		"{\"s\":\"<\\u2028>\\u001f\"}", `{"a":1,"A":2}`, `[9007199254740993]`, `"\ud800"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) || checkStrict(data, nil, false) != nil {
+			return
+		}
+		var got bytes.Buffer
+		err := writeJCS(&got, data)
+		want, werr := refJCS(data)
+		if werr != nil {
+			t.Fatalf("reference refused strict JSON %q: %v", data, werr)
+		}
+		if err != nil || !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("JCS of %q:\n got %s (%v)\nwant %s", data, got.Bytes(), err, want)
+		}
+	})
+}
