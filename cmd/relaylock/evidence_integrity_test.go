@@ -113,6 +113,16 @@ func TestWritersRefuseModifiedEvidence(t *testing.T) {
 	if got, _ := os.ReadFile(ev); !bytes.Equal(got, forged) {
 		t.Fatal("forged evidence was re-sealed by audit")
 	}
+	// Every command that adds to evidence checks it before anything else.
+	for _, cmd := range [][]string{{"inspect"}, {"remediate"}, {"rollback", "--backup", "b.json"}, {"fix"}} {
+		code, out, stderr := runCLI(t, "", append(cmd, "--evidence", ev)...)
+		if code != exitError || !strings.Contains(stderr, "MISMATCH  inspections[1]") {
+			t.Errorf("%s into forged evidence: exit %d\nstdout %s\nstderr %s", cmd, code, out, stderr)
+		}
+	}
+	if got, _ := os.ReadFile(ev); !bytes.Equal(got, forged) {
+		t.Fatal("forged evidence was rewritten")
+	}
 
 	ev2 := filepath.Join(dir, "locked.json")
 	os.WriteFile(ev2+".lock", []byte("pid 4242 host other-host.example since 2026-01-01T00:00:00Z\n"), 0o600)
