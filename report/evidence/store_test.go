@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -122,6 +123,18 @@ func TestLockRun(t *testing.T) {
 	if _, err := os.Stat(lp); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("unlock left the lock")
 	}
+	// A run killed with -9 left its lock: the next run takes it over.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	os.WriteFile(lp, []byte(fmt.Sprintf("pid %d host %s since 2026-01-01T00:00:00Z\n", cmd.Process.Pid, host)), 0o600)
+	unlock, err = LockRun(lp)
+	if err != nil {
+		t.Fatalf("lock of a dead run not taken over: %v", err)
+	}
+	unlock()
 }
 
 // TestUpdateRemovesStaleTemps: a temporary file left by a writer killed
