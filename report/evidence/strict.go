@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,6 +89,7 @@ func checkStrict(data []byte, v any, tolerant bool) error {
 type strictScanner struct {
 	canonWriter // for ws, skipString, skipNumber, decodeKey
 	tolerant    bool
+	keys        [][]byte // reused: the keys of the objects being walked
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
@@ -163,16 +165,16 @@ func (s *strictScanner) object(i int, fields map[string]reflect.Type, elem refle
 	if d[j] == '}' {
 		return j + 1, nil
 	}
-	var keys []string
+	keys := s.keys[:0]
 	for {
 		kend := s.skipString(j)
 		if err := checkString(d[j+1 : kend-1]); err != nil {
 			return 0, err
 		}
-		key := string(s.decodeKey(j, kend))
+		key := s.decodeKey(j, kend)
 		for _, k := range keys {
-			if strings.EqualFold(k, key) {
-				if k == key {
+			if bytes.EqualFold(k, key) {
+				if bytes.Equal(k, key) {
 					return 0, fmt.Errorf("%w: duplicate key %q", ErrMalformed, key)
 				}
 				return 0, fmt.Errorf("%w: keys %q and %q differ only in case", ErrMalformed, k, key)
@@ -181,23 +183,25 @@ func (s *strictScanner) object(i int, fields map[string]reflect.Type, elem refle
 		keys = append(keys, key)
 		vt := elem
 		if fields != nil {
-			ft, ok := fields[key]
+			ft, ok := fields[string(key)]
 			if !ok {
 				for name := range fields {
-					if strings.EqualFold(name, key) {
-						return 0, at(fmt.Errorf("%w: key %q must be spelt %q", ErrMalformed, key, name), key)
+					if strings.EqualFold(name, string(key)) {
+						return 0, at(fmt.Errorf("%w: key %q must be spelt %q", ErrMalformed, key, name), string(key))
 					}
 				}
 				if !s.tolerant {
-					return 0, at(fmt.Errorf("%w: unknown field %q", ErrNewerFields, key), key)
+					return 0, at(fmt.Errorf("%w: unknown field %q", ErrNewerFields, key), string(key))
 				}
 			}
 			vt = ft
 		}
 		j = s.ws(s.ws(kend) + 1) // ':'
+		s.keys = keys[len(keys):] // the values' objects list their keys after ours
 		end, err := s.value(j, vt)
+		s.keys = keys
 		if err != nil {
-			return 0, at(err, key)
+			return 0, at(err, string(key))
 		}
 		j = s.ws(end)
 		if d[j] == '}' {
@@ -210,6 +214,9 @@ func (s *strictScanner) object(i int, fields map[string]reflect.Type, elem refle
 // checkString checks a string's body (between the quotes): valid UTF-8,
 // no unpaired surrogate escape.
 func checkString(raw []byte) error {
+	if plain(raw) {
+		return nil
+	}
 	for i := 0; i < len(raw); {
 		b := raw[i]
 		switch {
