@@ -196,7 +196,7 @@ func (s *strictScanner) object(i int, fields map[string]reflect.Type, elem refle
 			}
 			vt = ft
 		}
-		j = s.ws(s.ws(kend) + 1) // ':'
+		j = s.ws(s.ws(kend) + 1)  // ':'
 		s.keys = keys[len(keys):] // the values' objects list their keys after ours
 		end, err := s.value(j, vt)
 		s.keys = keys
