@@ -12,6 +12,7 @@ import (
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/audit/smtptest"
+	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/report"
 	"github.com/relaylock/relaylock/report/evidence"
 )
@@ -179,6 +180,31 @@ func TestAuditResultSurvivesEvidenceFailure(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestInspectResultSurvivesEvidenceFailure: an inspection whose evidence
+// cannot be written is printed all the same: exit 3 for an open finding,
+// 6 for a closed host (issue 15 item 4).
+func TestInspectResultSurvivesEvidenceFailure(t *testing.T) {
+	old := evidence.LockWait
+	evidence.LockWait = 100 * time.Millisecond
+	defer func() { evidence.LockWait = old }()
+	for _, tc := range []struct {
+		host lab.Host
+		code int
+		want string
+	}{{lab.NewIIS(lab.IISAllExceptEmpty), exitOpen, "IIS-RELAY-ALL-EXCEPT-EMPTY"}, {lab.NewIIS(lab.IISClosed), exitEvidence, "IIS-RELAY-RESTRICTED"}} {
+		lr := startLab(t, tc.host)
+		ev := filepath.Join(lr.dir, "ev.json")
+		beforeEvidenceWrite = func(p string) {
+			os.WriteFile(p+".lock", []byte("pid 4242 host other-host.example since 2026-01-01T00:00:00Z\n"), 0o600)
+		}
+		code, out, stderr := lr.run(labTestPassword, append([]string{"inspect", "--prober", "198.51.100.7", "--evidence", ev}, lr.winrmArgs()...)...)
+		beforeEvidenceWrite = nil
+		if code != tc.code || !strings.Contains(out, tc.want) || !strings.Contains(stderr, "NOT in the evidence file") {
+			t.Errorf("exit %d (want %d)\nstdout %s\nstderr %s", code, tc.code, out, stderr)
 		}
 	}
 }
