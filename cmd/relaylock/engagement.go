@@ -28,6 +28,7 @@ func evidenceFlags() []cli.Flag {
 // file it does nothing.
 type recorder struct {
 	ctx        context.Context // bounds the wait for the evidence lock (Ctrl-C)
+	app        *cli.App        // where a lost write is noted (evidenceLost)
 	path       string
 	tool       evidence.Tool
 	engagement evidence.Engagement
@@ -38,6 +39,7 @@ func newRecorder(c *cli.Context, scope []string) *recorder {
 	ver, rev := buildVersion()
 	return &recorder{
 		ctx:  c.Context,
+		app:  c.App,
 		path: c.String("evidence"),
 		tool: evidence.CurrentTool(ver, rev),
 		engagement: evidence.Engagement{

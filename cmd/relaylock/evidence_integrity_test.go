@@ -208,3 +208,44 @@ func TestInspectResultSurvivesEvidenceFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestRemediateCarriesOnWhenEvidenceFails: once the change has begun, an
+// evidence write that fails does not stop the remediation: the read-back,
+// the re-test and the rollback command are printed, each missing record
+// is named on stderr, and the exit code is 6 (issue 15 item 4). Before
+// the change, the backup's record is still required.
+func TestRemediateCarriesOnWhenEvidenceFails(t *testing.T) {
+	old := evidence.LockWait
+	evidence.LockWait = 100 * time.Millisecond
+	defer func() { evidence.LockWait = old }()
+	for _, failFrom := range []int{2, 4} { // the plan's write, the apply's write
+		h := lab.NewIIS(lab.IISAllExceptEmpty)
+		lr := startLab(t, h)
+		ev, bk := filepath.Join(lr.dir, "ev.json"), filepath.Join(lr.dir, "backup.json")
+		calls := 0
+		beforeEvidenceWrite = func(p string) {
+			if calls++; calls >= failFrom {
+				os.WriteFile(p+".lock", []byte("pid 4242 host other-host.example since 2026-01-01T00:00:00Z\n"), 0o600)
+			}
+		}
+		args := append(append([]string{"remediate", "--allow", "127.0.0.2", "--no-loopback", "--yes", "--restart", "never",
+			"--evidence", ev, "--backup", bk}, lr.winrmArgs()...), lr.probeArgs()...)
+		code, out, stderr := lr.run(labTestPassword, args...)
+		beforeEvidenceWrite = nil
+		os.Remove(ev + ".lock")
+		if failFrom == 2 {
+			if code != exitError || strings.Contains(out, "rollback command") || !h.RelayAllowed(netip.MustParseAddr("198.51.100.7"), false, "elsewhere.example") {
+				t.Errorf("plan not recorded: exit %d, want %d and no change\nstdout %s\nstderr %s", code, exitError, out, stderr)
+			}
+			continue
+		}
+		if code != exitEvidence || !strings.Contains(out, "rollback command") || !strings.Contains(out, "after closed") ||
+			!strings.Contains(stderr, "the apply record of") || !strings.Contains(stderr, "the retest of") {
+			t.Errorf("exit %d (want %d)\nstdout %s\nstderr %s", code, exitEvidence, out, stderr)
+		}
+		b, _, err := evidence.LoadVerified(ev)
+		if err != nil || len(b.Backups) != 1 {
+			t.Errorf("evidence: %v (the backup must be recorded before the change)", err)
+		}
+	}
+}

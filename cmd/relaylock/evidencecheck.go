@@ -20,15 +20,55 @@ const exitEvidence = 6
 // check the file before it does any work: evidence that does not verify,
 // cannot be read strictly, or is locked by a live run is refused at once,
 // before a probe is sent or a host is touched.
+//
+// It also makes such a command exit with exitEvidence when it otherwise
+// succeeded but a part of its result could not be added to the evidence
+// (updateOrWarn).
 func addEvidencePreflight(cmds []*cli.Command) {
 	for _, cmd := range cmds {
-		if cmd.Name == "report" || cmd.Before != nil {
+		if cmd.Name == "report" || cmd.Before != nil || cmd.Action == nil {
 			continue
 		}
 		for _, f := range cmd.Flags {
 			if names := f.Names(); len(names) > 0 && names[0] == "evidence" {
 				cmd.Before = evidencePreflight
+				action := cmd.Action
+				cmd.Action = func(c *cli.Context) error {
+					err := action(c)
+					if lost, _ := c.App.Metadata[evidenceLostKey].(error); err == nil && lost != nil {
+						return withCode(exitEvidence, nil)
+					}
+					return err
+				}
 			}
+		}
+	}
+}
+
+// evidenceLostKey is the App.Metadata entry that holds the first
+// evidence write that failed after the command's work had begun.
+const evidenceLostKey = "relaylock.evidence-lost"
+
+// updateOrWarn adds to the evidence like update, for a result that has
+// already happened (a change applied, a re-test run): a failed write does
+// not stop the command, it is reported on stderr at once, and the command
+// exits with exitEvidence unless it has a stronger code to give.
+func (r *recorder) updateOrWarn(stderr io.Writer, what string, fn func(b *evidence.Bundle)) {
+	err := r.update(fn)
+	if err == nil {
+		return
+	}
+	fmt.Fprintf(stderr, "relaylock: %s is NOT in the evidence file: %v\n", what, err)
+	var mod *evidence.ModifiedError
+	if errors.As(err, &mod) {
+		writeMismatches(stderr, mod.Result)
+	}
+	if r.app != nil {
+		if r.app.Metadata == nil {
+			r.app.Metadata = map[string]any{}
+		}
+		if _, ok := r.app.Metadata[evidenceLostKey]; !ok {
+			r.app.Metadata[evidenceLostKey] = err
 		}
 	}
 }
