@@ -82,6 +82,26 @@ func TestReportRefusesModifiedEvidence(t *testing.T) {
 	}
 }
 
+// TestReportRefusesCaseVariantKey: the attack of issue 15 item 2, a
+// "Result": null after "result" in audits[0], which verify passed and
+// report rendered as "No open relay found", is refused by both.
+func TestReportRefusesCaseVariantKey(t *testing.T) {
+	dir := t.TempDir()
+	ev := copyFixture(t, dir)
+	data, _ := os.ReadFile(ev)
+	forged := bytes.Replace(data, []byte(`"purpose": "audit",`), []byte(`"purpose": "audit", "Result": null,`), 1)
+	os.WriteFile(ev, forged, 0o600)
+	for _, args := range [][]string{{"verify", ev}, {"report", "--evidence", ev, "-o", filepath.Join(dir, "x.pdf")}, {"report", "--accept-modified", "--evidence", ev, "-o", filepath.Join(dir, "x.pdf")}} {
+		code, out, stderr := runCLI(t, "", args...)
+		if code != exitError || !strings.Contains(stderr, "malformed evidence file") || !strings.Contains(stderr, `"Result"`) {
+			t.Errorf("%v: exit %d\nstdout %s\nstderr %s", args, code, out, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.pdf")); err == nil {
+		t.Error("a report was rendered")
+	}
+}
+
 // auditFixture serves one SMTP server for example.com and returns the
 // audit arguments that probe it.
 func auditFixture(t *testing.T, open bool) []string {
