@@ -319,7 +319,7 @@ func removeStaleTemps(path string) {
 // (LoadVerified: a *ModifiedError, ErrMalformed, ErrNewerFields...), and
 // its lock must not be held by a live relaylock, which fails at once
 // with ErrLocked naming the holder (a run that would wait for it could
-// only lose its result). A missing file is fine.
+// only lose its result). A missing file is fine if its directory exists.
 func Preflight(path string) error {
 	path, err := Resolve(path)
 	if err != nil {
@@ -329,6 +329,12 @@ func Preflight(path string) error {
 		return fmt.Errorf("%w: %s is held by %s; wait for that run to end (if no relaylock is running there, remove the lock file)", ErrLocked, path+".lock", holder)
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		// A new file: its directory must exist, or the run's result could
+		// not be saved at the end.
+		dir := filepath.Dir(path)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("evidence %s: directory %s does not exist", path, dir)
+		}
 		return nil
 	}
 	_, _, err = LoadVerified(path)

@@ -41,6 +41,12 @@ func TestUpdateRefusesModified(t *testing.T) {
 	if err := Preflight(p); !errors.Is(err, ErrModified) {
 		t.Errorf("Preflight: %v", err)
 	}
+	if err := Preflight(filepath.Join(filepath.Dir(p), "new.json")); err != nil {
+		t.Errorf("Preflight of a new file: %v", err)
+	}
+	if err := Preflight(filepath.Join(filepath.Dir(p), "missing", "new.json")); err == nil {
+		t.Error("Preflight of a file in a missing directory passed")
+	}
 }
 
 // TestSignRefusesModified: a signature is never made over evidence that
