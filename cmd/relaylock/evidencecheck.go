@@ -26,12 +26,20 @@ const exitEvidence = 6
 // (updateOrWarn).
 func addEvidencePreflight(cmds []*cli.Command) {
 	for _, cmd := range cmds {
-		if cmd.Name == "report" || cmd.Before != nil || cmd.Action == nil {
+		if cmd.Name == "report" || cmd.Action == nil {
 			continue
 		}
 		for _, f := range cmd.Flags {
 			if names := f.Names(); len(names) > 0 && names[0] == "evidence" {
-				cmd.Before = evidencePreflight
+				before := cmd.Before // another hook runs first
+				cmd.Before = func(c *cli.Context) error {
+					if before != nil {
+						if err := before(c); err != nil {
+							return err
+						}
+					}
+					return evidencePreflight(c)
+				}
 				action := cmd.Action
 				cmd.Action = func(c *cli.Context) error {
 					err := action(c)
