@@ -269,3 +269,32 @@ func TestRemediateCarriesOnWhenEvidenceFails(t *testing.T) {
 		}
 	}
 }
+
+// TestReportFromJCSEvidence: evidence started by this version is sealed
+// with RFC 8785; its report re-renders byte for byte from the final file,
+// and the digest the report prints is the one verify prints.
+func TestReportFromJCSEvidence(t *testing.T) {
+	dir := t.TempDir()
+	ev, pdf := filepath.Join(dir, "ev.json"), filepath.Join(dir, "r.pdf")
+	if code, out, stderr := runCLI(t, "", append(auditFixture(t, true), "--evidence", ev, "example.com")...); code != exitOpen {
+		t.Fatalf("audit: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr := runCLI(t, "", "report", "--evidence", ev, "-o", pdf)
+	if code != exitOK {
+		t.Fatalf("report: exit %d\n%s%s", code, out, stderr)
+	}
+	b, r, err := evidence.LoadVerified(ev)
+	if err != nil || b.Integrity.Algorithm != evidence.AlgJCS {
+		t.Fatalf("evidence: %v %+v", err, b.Integrity)
+	}
+	if !strings.Contains(out, "digest:   "+r.Digest) {
+		t.Errorf("report printed another digest than verify's %s:\n%s", r.Digest, out)
+	}
+	var again bytes.Buffer
+	if err := report.Render(&again, b, report.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(pdf); !bytes.Equal(got, again.Bytes()) {
+		t.Error("re-rendering the final evidence gave different bytes")
+	}
+}
