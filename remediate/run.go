@@ -492,7 +492,7 @@ func (c *changeRunner) Run(ctx context.Context, script string, params map[string
 
 // addRun appends a run and its hash, with secret parameters redacted.
 func (rec *ChangeRecord) addRun(run ScriptRun) {
-	run.Params = RedactParams(run.Params)
+	run.Params = redactParams(run.Params)
 	run.Output = nil
 	rec.Runs = append(rec.Runs, run)
 	rec.Scripts = append(rec.Scripts, run.SHA256)
@@ -504,10 +504,10 @@ var reSecretParam = regexp.MustCompile(`(?i)pass|secret|credential|token|pwd`)
 // Redacted replaces a secret parameter's value in evidence.
 const Redacted = "(redacted)"
 
-// RedactParams returns a copy of params in which every value whose name
+// redactParams returns a copy of params in which every value whose name
 // looks like a secret (password, secret, credential, token) is Redacted.
 // Runners never put secrets into params; this holds even if one did.
-func RedactParams(params map[string]string) map[string]string {
+func redactParams(params map[string]string) map[string]string {
 	if len(params) == 0 {
 		return params
 	}
