@@ -225,7 +225,7 @@ type ChangeRecord struct {
 	Ticket       string    `json:"ticket,omitempty"`
 	Start        time.Time `json:"start"`
 	End          time.Time `json:"end"`
-	Scripts      []string  `json:"scripts"` // SHA-256 of each script run
+	Scripts      []string  `json:"scripts"` // SHA-256 of each script run, in the order of Runs
 	Before       []Setting `json:"before"`
 	After        []Setting `json:"after"`
 	Planned      []Change  `json:"planned"`
@@ -235,4 +235,10 @@ type ChangeRecord struct {
 	BackupFile   string    `json:"backup_file,omitempty"`
 	BackupSHA256 string    `json:"backup_sha256,omitempty"`
 	Mismatches   []string  `json:"mismatches,omitempty"`
+	// Runs are every script run of the change, in order: the writes, the
+	// read-back and any restore (for a rollback also the read before it),
+	// each with the SHA-256 of the exact script text sent, its parameters
+	// (secrets redacted), output and exit code. Added after Scripts, so
+	// omitted when empty: older evidence re-encodes to the same bytes.
+	Runs []ScriptRun `json:"runs,omitempty"`
 }

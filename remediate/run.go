@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/relaylock/relaylock/internal/atomicfile"
@@ -197,6 +199,8 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 		BackupFile: o.BackupPath, BackupSHA256: sum,
 	}
 	out.Change = rec
+	// From here on every script run is part of the change's record.
+	o.Runner = &changeRunner{r: o.Runner, rec: rec}
 	applied, aerr := d.Apply(ctx, o.Runner, plan)
 	rec.Applied = applied
 	if aerr != nil {
@@ -394,6 +398,10 @@ func Rollback(ctx context.Context, o RollbackOptions) (*ChangeRecord, *Inspectio
 	rec := &ChangeRecord{ID: changeID(o.Host, now()), Kind: "rollback", Host: o.Host, Platform: b.Platform,
 		OSUser: o.OSUser, WinRMUser: o.WinRMUser, Ticket: o.Ticket, Start: now(),
 		Before: touched(cur.Settings, want), Planned: want, BackupFile: o.BackupFile, BackupSHA256: o.BackupSHA256}
+	for _, run := range cur.Runs {
+		rec.addRun(run)
+	}
+	o.Runner = &changeRunner{r: o.Runner, rec: rec}
 	if err := d.Restore(ctx, o.Runner, b); err != nil {
 		rec.Result, rec.Error, rec.End = "failed", err.Error(), now()
 		return rec, cur, fmt.Errorf("restore %s: %w", o.Host, err)
@@ -471,4 +479,53 @@ func MailService(h HostInfo) string {
 		return "MSExchangeTransport"
 	}
 	return ""
+}
+
+// changeRunner records every script run of a change in its record (the
+// run as evidence; a run that never started, nil, is not recorded).
+type changeRunner struct {
+	r   Runner
+	mu  sync.Mutex
+	rec *ChangeRecord
+}
+
+func (c *changeRunner) Run(ctx context.Context, script string, params map[string]string) (*ScriptRun, error) {
+	run, err := c.r.Run(ctx, script, params)
+	if run != nil {
+		c.mu.Lock()
+		c.rec.addRun(*run)
+		c.mu.Unlock()
+	}
+	return run, err
+}
+
+// addRun appends a run and its hash, with secret parameters redacted.
+func (rec *ChangeRecord) addRun(run ScriptRun) {
+	run.Params = redactParams(run.Params)
+	run.Output = nil
+	rec.Runs = append(rec.Runs, run)
+	rec.Scripts = append(rec.Scripts, run.SHA256)
+}
+
+// reSecretParam matches parameter names that may carry a secret.
+var reSecretParam = regexp.MustCompile(`(?i)pass|secret|credential|token|pwd`)
+
+// Redacted replaces a secret parameter's value in evidence.
+const Redacted = "(redacted)"
+
+// redactParams returns a copy of params in which every value whose name
+// looks like a secret (password, secret, credential, token) is Redacted.
+// Runners never put secrets into params; this holds even if one did.
+func redactParams(params map[string]string) map[string]string {
+	if len(params) == 0 {
+		return params
+	}
+	out := make(map[string]string, len(params))
+	for k, v := range params {
+		if reSecretParam.MatchString(k) && v != "" {
+			v = Redacted
+		}
+		out[k] = v
+	}
+	return out
 }

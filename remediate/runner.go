@@ -167,15 +167,13 @@ func CheckRun(host string, run *ScriptRun) error {
 	return classifyScript(host, run)
 }
 
+// runParams is the copy of a run's parameters kept as evidence, with any
+// secret redacted (redactParams).
 func runParams(p map[string]string) map[string]string {
 	if len(p) == 0 {
 		return nil
 	}
-	c := make(map[string]string, len(p))
-	for k, v := range p {
-		c[k] = v
-	}
-	return c
+	return redactParams(p)
 }
 
 func runNonce() (string, error) {

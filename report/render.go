@@ -210,6 +210,7 @@ func (r *renderer) pageHeader() {
 
 func (r *renderer) pageFooter() {
 	d := r.d
+	r.modifiedBanner()
 	d.font(fontSans, "", smallSize)
 	r.color(colMuted)
 	d.setXY(marginL, pageH-12)
@@ -1264,7 +1265,7 @@ func (r *renderer) changeLog() {
 			{r.l("Ticket"), orDash(c.Ticket)},
 			{r.l("Platform"), string(c.Platform)},
 			{r.l("Backup"), orDash(c.BackupFile) + reason(orDashIf(c.BackupFile != "", "sha256 "+c.BackupSHA256))},
-			{r.l("Scripts (SHA-256)"), orDash(strings.Join(c.Scripts, "\n"))},
+			{r.l("Scripts (SHA-256)"), orDash(changeScripts(&c))},
 		}
 		if c.Error != "" {
 			pairs = append(pairs, [2]string{r.l("Error"), c.Error})

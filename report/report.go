@@ -34,6 +34,11 @@ type Options struct {
 	// will be signed with (evidence.Fingerprint), printed on the cover so
 	// that a reader knows which key to expect in FILE.sig.json.
 	SigningKey string
+	// Modified names the sections (and files) of evidence that does not
+	// match its seal (evidence.CheckResult.Modified), for a report the
+	// operator asked for anyway: every page then carries the
+	// ModifiedBanner naming them. Empty for evidence that verifies.
+	Modified []string
 }
 
 // ErrRender wraps a failure inside the PDF library (including a recovered

@@ -138,6 +138,7 @@ func newApp(e *env) *cli.App {
 			completionCommand(e),
 		},
 	}
+	addEvidencePreflight(app.Commands)
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
 	app.Before = func(c *cli.Context) error {
 		if c.Bool("quiet") {

@@ -103,10 +103,14 @@ func auditCommand(e *env) *cli.Command {
 				fmt.Fprintln(e.Stderr, "relaylock: using probe domain example.net (RFC 2606)\nhint: pass --probe-domain with a domain you own so bounces reach you")
 			}
 			var res *audit.Result
+			var evErr error // the evidence could not be written
 			if entries != nil && c.String("evidence") != "" {
 				res, err = auditJournaled(c, e, opts, entries)
 				if res == nil {
 					return err
+				}
+				if ew := (*evidenceWriteError)(nil); errors.As(err, &ew) {
+					evErr, err = ew.err, nil
 				}
 			} else {
 				res, err = runProbe(c.Context, e, opts)
@@ -124,7 +128,7 @@ func auditCommand(e *env) *cli.Command {
 					b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "audit", Result: res})
 					rec.log(b, "audit", "", fmt.Sprintf("probed %s: %s", scopeText(opts.Targets), res.Verdict))
 				}); werr != nil {
-					return werr
+					evErr = werr // the result is printed below all the same
 				}
 			}
 			if format == "json" {
@@ -139,6 +143,11 @@ func auditCommand(e *env) *cli.Command {
 				}
 			} else if err := audit.WriteSummary(e.Stdout, res); err != nil {
 				return err
+			}
+			if evErr != nil && err == nil {
+				return evidenceWriteFailed(e.Stderr, res.Verdict == audit.VerdictOpen, evErr)
+			} else if evErr != nil {
+				fmt.Fprintf(e.Stderr, "relaylock: the result above is NOT in the evidence file: %v\n", evErr)
 			}
 			if err != nil {
 				return err

@@ -46,12 +46,22 @@ func scopeText(ts []string) string {
 // with a nil result.
 func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []targetEntry) (*audit.Result, error) {
 	started := time.Now()
-	evPath := c.String("evidence")
+	evPath, err := evidence.Resolve(c.String("evidence"))
+	if err != nil {
+		return nil, err
+	}
 	jp := journalPath(evPath)
 	sum, err := opts.Summary()
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
+	// One run per journal: a second run on a live journal would probe the
+	// same targets, and removing the journal would destroy the first's.
+	unlock, err := evidence.LockRun(jp + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w\nhint: another relaylock is running this --targets audit; let it finish (or stop it, then continue with --resume)", errJournal, err)
+	}
+	defer unlock()
 	exists, err := journalExists(jp)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errJournal, err)
@@ -79,7 +89,7 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 		fmt.Fprintf(e.Stderr, "relaylock: resuming: %d of %d targets already done (%s)\n", len(done), len(entries), jp)
 	} else {
 		if exists {
-			return nil, usagef("%s exists: an earlier run was interrupted; continue it with --resume, or remove the file to start over", jp)
+			return nil, usagef("%s exists: an earlier run was interrupted (no relaylock is running on it now); continue it with --resume, or remove the file to start over", jp)
 		}
 		h := &journalHeader{Journal: journalSchema, Started: time.Now().UTC(), TargetsSHA256: targetsDigest(entries),
 			Targets: len(entries), Options: sum}
@@ -146,7 +156,8 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 		}
 		rec.log(b, "audit", "", msg)
 	}); err != nil {
-		return nil, err
+		// Every target stays in the journal: --resume writes them.
+		return merged, &evidenceWriteError{fmt.Errorf("%w\nhint: every target is kept in %s; once the evidence file can be written, run the same command with --resume to add them without probing again", err, jp)}
 	}
 	if err := os.Remove(jp); err != nil {
 		return nil, fmt.Errorf("%w: merged into %s, but: %w", errJournal, evPath, err)

@@ -266,5 +266,5 @@ func writeReport(c *cli.Context, fx *fixer, evPath, pdfPath string) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	return runReport(fx.e, o)
+	return runReport(c.Context, fx.e, o)
 }

@@ -53,13 +53,15 @@ func inspectCommand(e *env) *cli.Command {
 			defer closeRunner(runner)
 			rec := newRecorder(c, []string{host})
 			insp, ierr := remediate.InspectHost(c.Context, runner, host, prober)
+			var evErr error // printed after the result
 			if insp != nil {
-				if err := rec.update(func(b *evidence.Bundle) {
+				evErr = rec.update(func(b *evidence.Bundle) {
 					b.Inspections = append(b.Inspections, *insp)
 					rec.log(b, "inspect", host, fmt.Sprintf("inspected %s as %s (WinRM user %s): %d finding(s)", host, insp.Platform, user, len(insp.Findings)))
-				}); err != nil {
-					return err
-				}
+				})
+			}
+			if ierr != nil && evErr != nil {
+				fmt.Fprintf(e.Stderr, "relaylock: the inspection is NOT in the evidence file: %v\n", evErr)
 			}
 			if ierr != nil {
 				return ierr
@@ -72,6 +74,9 @@ func inspectCommand(e *env) *cli.Command {
 				}
 			} else {
 				writeInspection(e.Stdout, insp)
+			}
+			if evErr != nil {
+				return evidenceWriteFailed(e.Stderr, openFinding(insp), evErr)
 			}
 			if openFinding(insp) {
 				return withCode(exitOpen, nil)

@@ -381,7 +381,7 @@ func (f *fixer) restart(ctx context.Context, r remediate.Runner, host string, ou
 	}
 	f.progress("restarting %s on %s", svc, host)
 	run, err := r.Run(ctx, "service-restart", map[string]string{"service": svc})
-	_ = f.rec.update(func(b *evidence.Bundle) {
+	f.rec.updateOrWarn(f.e.Stderr, "the restart of "+svc+" on "+host, func(b *evidence.Bundle) {
 		msg := "restarted " + svc
 		if err != nil {
 			msg = "restart of " + svc + " failed: " + err.Error()
@@ -405,7 +405,7 @@ func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
 	case "plan":
 		fmt.Fprint(f.e.Stdout, remediate.FormatPlan(o.Plan))
 	}
-	return f.rec.update(func(b *evidence.Bundle) {
+	record := func(b *evidence.Bundle) {
 		switch step {
 		case "plan":
 			if o.Before != nil {
@@ -425,7 +425,15 @@ func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
 			}
 			f.rec.log(b, step, host, stepMessage(step, o))
 		}
-	})
+	}
+	if step == "plan" || step == "backup" {
+		// Nothing has changed yet: no change without its backup recorded.
+		return f.rec.update(record)
+	}
+	// The change has happened: carry on (read back, roll back, re-test)
+	// and say that its record is missing.
+	f.rec.updateOrWarn(f.e.Stderr, "the "+step+" record of "+host, record)
+	return nil
 }
 
 func stepMessage(step string, o *remediate.Outcome) string {
@@ -465,12 +473,10 @@ func (f *fixer) probe(ctx context.Context, targets []string, purpose, host strin
 	if err != nil {
 		return nil, err
 	}
-	if err := f.rec.update(func(b *evidence.Bundle) {
+	f.rec.updateOrWarn(f.e.Stderr, "the "+purpose+" of "+strings.Join(targets, ", "), func(b *evidence.Bundle) {
 		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: purpose, Host: host, Result: r})
 		f.rec.log(b, purpose, host, fmt.Sprintf("probed %s: %s", strings.Join(targets, ", "), r.Verdict))
-	}); err != nil {
-		return r, err
-	}
+	})
 	return r, nil
 }
 

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,7 +25,11 @@ func reportCommand(e *env) *cli.Command {
 			"with its SHA-256 in the evidence, and with --sign-key writes FILE.sig.json, an Ed25519\n" +
 			"signature over the SHA-256 of the evidence file and the report. The PDF is never written\n" +
 			"to stdout (shell redirection can change its bytes). --template DIR overrides the report\n" +
-			"texts (DIR/texts.txt, see templates/report/texts.txt) and the logo (DIR/logo.png).",
+			"texts (DIR/texts.txt, see templates/report/texts.txt) and the logo (DIR/logo.png).\n" +
+			"The evidence is verified first (as relaylock verify does): evidence that does not match\n" +
+			"its seal is refused (exit 1). --accept-modified renders it anyway, with an \"EVIDENCE\n" +
+			"MODIFIED AFTER SEALING\" band naming the changed sections on every page, and then\n" +
+			"neither records the PDF in the evidence nor signs: modified evidence is never re-sealed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "evidence", Usage: "the evidence `FILE` to render"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the PDF to `FILE` (mode 0600)"},
@@ -29,12 +37,14 @@ func reportCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "logo", Usage: "cover logo, an 8-bit `PNG`"},
 			&cli.StringFlag{Name: "client", Usage: "client `NAME` on the cover (default: from the evidence)"},
 			&cli.StringFlag{Name: "sign-key", Usage: "sign the evidence and report with the Ed25519 `KEY` (relaylock keygen)"},
+			&cli.BoolFlag{Name: "accept-modified", Usage: "render evidence that does not verify, marked as modified on every page (never re-sealed)"},
 		},
 		Action: func(c *cli.Context) error {
 			o := reportOptions{
 				Evidence: c.String("evidence"),
 				Output:   c.String("output"),
 				SignKey:  c.String("sign-key"),
+				Accept:   c.Bool("accept-modified"),
 				Render: report.Options{
 					TemplateDir: c.String("template"),
 					LogoPNG:     c.String("logo"),
@@ -47,7 +57,7 @@ func reportCommand(e *env) *cli.Command {
 			if err := o.validate(); err != nil {
 				return err
 			}
-			return runReport(e, o)
+			return runReport(c.Context, e, o)
 		},
 	}
 }
@@ -57,7 +67,9 @@ type reportOptions struct {
 	Evidence string
 	Output   string
 	SignKey  string
-	Render   report.Options
+	// Accept renders evidence that does not verify (--accept-modified).
+	Accept bool
+	Render report.Options
 }
 
 func (o reportOptions) validate() error {
@@ -68,6 +80,8 @@ func (o reportOptions) validate() error {
 		return usagef("report: -o FILE is required")
 	case o.Output == "-" || o.Output == "/dev/stdout":
 		return usagef("report: refusing to write the PDF to stdout; give a file name with -o")
+	case o.Accept && o.SignKey != "":
+		return usagef("report: --accept-modified cannot be combined with --sign-key: modified evidence is never signed")
 	}
 	if a, b := filepath.Clean(o.Output), filepath.Clean(o.Evidence); a == b {
 		return usagef("report: -o %s would overwrite the evidence file", o.Output)
@@ -75,10 +89,26 @@ func (o reportOptions) validate() error {
 	return nil
 }
 
-// runReport renders, records the PDF in the evidence, and signs.
-func runReport(e *env, o reportOptions) error {
-	b, err := evidence.Load(o.Evidence)
-	if err != nil {
+// runReport verifies the evidence, renders, records the PDF in the
+// evidence, and signs. Evidence that does not verify is refused, or with
+// --accept-modified rendered under the modified banner and left as it is.
+func runReport(ctx context.Context, e *env, o reportOptions) error {
+	b, r, err := evidence.LoadVerified(o.Evidence)
+	var mod *evidence.ModifiedError
+	switch {
+	case errors.As(err, &mod) && o.Accept:
+		o.Render.Modified = r.Modified()
+		fmt.Fprintf(e.Stderr, "relaylock: warning: %s does not match its seal; rendering it marked %q on every page, and not recording the report in it\n", o.Evidence, report.ModifiedBanner)
+		writeMismatches(e.Stderr, r)
+		if err := report.WriteFile(o.Output, b, o.Render); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.Stdout, "report:   %s (rendered from MODIFIED evidence: %s)\n", o.Output, strings.Join(o.Render.Modified, ", "))
+		return nil
+	case errors.As(err, &mod):
+		writeMismatches(e.Stderr, r)
+		return withCode(exitError, fmt.Errorf("report: %w\nhint: the report is rendered only from evidence that verifies; --accept-modified renders it marked as modified", err))
+	case err != nil:
 		return err
 	}
 	if o.SignKey != "" {
@@ -93,7 +123,7 @@ func runReport(e *env, o reportOptions) error {
 	if err := report.WriteFile(o.Output, b, o.Render); err != nil {
 		return err
 	}
-	a, err := evidence.RecordArtifact(o.Evidence, o.Output, "report")
+	a, err := evidence.RecordArtifact(ctx, o.Evidence, o.Output, "report")
 	if err != nil {
 		return fmt.Errorf("record report in evidence: %w", err)
 	}
@@ -106,4 +136,14 @@ func runReport(e *env, o reportOptions) error {
 		fmt.Fprintf(e.Stdout, "signed:   %s\nkey:      %s\n", evidence.SignaturePath(o.Evidence), s.Fingerprint)
 	}
 	return nil
+}
+
+// writeMismatches prints what relaylock verify prints for each problem.
+func writeMismatches(w io.Writer, r *evidence.CheckResult) {
+	for _, l := range r.Notes {
+		fmt.Fprintf(w, "note      %s\n", l)
+	}
+	for _, l := range r.Problems {
+		fmt.Fprintf(w, "MISMATCH  %s\n", l)
+	}
 }

@@ -59,7 +59,7 @@ func rollbackCommand(e *env) *cli.Command {
 				OSUser: osUser(), WinRMUser: user, Ticket: c.String("ticket"),
 			})
 			if rec != nil {
-				if err := fx.rec.update(func(bb *evidence.Bundle) {
+				fx.rec.updateOrWarn(e.Stderr, "the rollback record of "+host, func(bb *evidence.Bundle) {
 					upsertChange(bb, *rec)
 					if after != nil {
 						bb.Inspections = append(bb.Inspections, *after)
@@ -69,9 +69,7 @@ func rollbackCommand(e *env) *cli.Command {
 						msg = "restore failed: " + rerr.Error()
 					}
 					fx.rec.log(bb, "rollback", host, msg)
-				}); err != nil {
-					return err
-				}
+				})
 			}
 			if rerr != nil {
 				return rerr

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os/user"
@@ -26,6 +27,8 @@ func evidenceFlags() []cli.Flag {
 // recorder adds sections to the evidence file named by --evidence; with no
 // file it does nothing.
 type recorder struct {
+	ctx        context.Context // bounds the wait for the evidence lock (Ctrl-C)
+	app        *cli.App        // where a lost write is noted (evidenceLost)
 	path       string
 	tool       evidence.Tool
 	engagement evidence.Engagement
@@ -35,6 +38,8 @@ type recorder struct {
 func newRecorder(c *cli.Context, scope []string) *recorder {
 	ver, rev := buildVersion()
 	return &recorder{
+		ctx:  c.Context,
+		app:  c.App,
 		path: c.String("evidence"),
 		tool: evidence.CurrentTool(ver, rev),
 		engagement: evidence.Engagement{
@@ -53,7 +58,14 @@ func (r *recorder) update(fn func(b *evidence.Bundle)) error {
 	if r == nil || r.path == "" {
 		return nil
 	}
-	err := evidence.Update(r.path, func(b *evidence.Bundle) error {
+	if beforeEvidenceWrite != nil {
+		beforeEvidenceWrite(r.path)
+	}
+	ctx := r.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	err := evidence.Update(ctx, r.path, func(b *evidence.Bundle) error {
 		b.Tool = r.tool
 		mergeEngagement(&b.Engagement, r.engagement)
 		fn(b)
@@ -130,12 +142,14 @@ func proberAddrs(results ...*audit.Result) []netip.Addr {
 	return out
 }
 
-// lastAudit returns the newest audit in the evidence, or nil.
+// lastAudit returns the newest audit in the evidence, or nil. Only
+// evidence that verifies is used (the command's preflight has refused
+// any other).
 func lastAudit(path string) *audit.Result {
 	if path == "" {
 		return nil
 	}
-	b, err := evidence.Load(path)
+	b, _, err := evidence.LoadVerified(path)
 	if err != nil || len(b.Audits) == 0 {
 		return nil
 	}

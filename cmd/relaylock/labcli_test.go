@@ -367,6 +367,16 @@ func TestRemediateAndRollbackAgainstLab(t *testing.T) {
 			if code := rcpt(t, lr.smtpTarget(), nil, "", ""); code != 250 {
 				t.Errorf("after rollback: stranger RCPT got %d, want 250 (open again)", code)
 			}
+			// Both change records carry their script runs (issue 15 item 3).
+			b, _, err := evidence.LoadVerified(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range b.Changes {
+				if len(ch.Runs) == 0 || len(ch.Scripts) != len(ch.Runs) {
+					t.Errorf("change %s (%s): %d runs, %d script hashes", ch.ID, ch.Kind, len(ch.Runs), len(ch.Scripts))
+				}
+			}
 		})
 	}
 }

@@ -2,18 +2,28 @@ package evidence
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
-// This file computes the canonical form of a JSON value (see
-// canonicalHash) in one streaming pass over its bytes, writing it straight
-// into the hash. The definition is that of decoding the value with
+// This file computes the canonical forms of a JSON value in one streaming
+// pass over its bytes, writing it straight into the hash. There are two:
+//
+//   - JCS, RFC 8785 (AlgJCS, every file written since seal v2): keys
+//     sorted by UTF-16 code units, strings with the minimal escapes,
+//     numbers as ECMAScript prints the double, nothing dropped.
+//   - the legacy form (AlgLegacy, files sealed before): kept so that
+//     those files still verify and keep their digest when added to.
+//
+// The legacy form's definition is that of decoding the value with
 // encoding/json (UseNumber) into generic maps and slices, dropping empty
 // object members recursively, and re-encoding with json.Marshal; the
 // differential tests in canonical_test.go hold the two to byte equality.
@@ -43,6 +53,9 @@ type canonWriter struct {
 	spliced  bool
 	err      error
 	scratch  []byte // a decoded string
+
+	// jcs selects RFC 8785 instead of the legacy form.
+	jcs bool
 }
 
 // member is an object member: its decoded key and where its value starts.
@@ -70,13 +83,24 @@ func writeCanonical(w io.Writer, data []byte) error {
 // writeCanonicalValid is writeCanonical for data known to be valid JSON
 // (json.Marshal output, or json.RawMessage from a successful decode).
 func writeCanonicalValid(w io.Writer, data []byte) error {
-	c := canonWriter{data: data, w: w, out: make([]byte, 0, canonFlush+1024)}
+	return writeForm(w, data, false)
+}
+
+// writeJCS writes the RFC 8785 form of data, which must be valid JSON
+// that passes checkStrict's string and number rules (json.Marshal output
+// does).
+func writeJCS(w io.Writer, data []byte) error {
+	return writeForm(w, data, true)
+}
+
+func writeForm(w io.Writer, data []byte, jcs bool) error {
+	c := canonWriter{data: data, w: w, out: make([]byte, 0, canonFlush+1024), jcs: jcs}
 	_, wrote := c.value(c.ws(0), 0)
 	if !wrote {
 		c.emit("null")
 	}
 	w.Write(c.out)
-	return nil
+	return c.err
 }
 
 func (c *canonWriter) ws(i int) int {
@@ -123,6 +147,10 @@ func (c *canonWriter) value(i, depth int) (int, bool) {
 	case '[':
 		j := c.ws(i + 1)
 		if d[j] == ']' {
+			if c.jcs {
+				c.emit("[]")
+				return j + 1, true
+			}
 			return j + 1, false
 		}
 		c.emit("[")
@@ -142,7 +170,7 @@ func (c *canonWriter) value(i, depth int) (int, bool) {
 		}
 	case '"':
 		end := c.skipString(i)
-		if end == i+2 {
+		if end == i+2 && !c.jcs {
 			return end, false
 		}
 		c.commit()
@@ -152,11 +180,27 @@ func (c *canonWriter) value(i, depth int) (int, bool) {
 		c.emit("true")
 		return i + 4, true
 	case 'f':
+		if c.jcs {
+			c.emit("false")
+			return i + 5, true
+		}
 		return i + 5, false
 	case 'n':
+		if c.jcs {
+			c.emit("null")
+			return i + 4, true
+		}
 		return i + 4, false
 	default:
 		end := c.skipNumber(i)
+		if c.jcs {
+			c.commit()
+			var err error
+			if c.out, err = appendJCSNumber(c.out, d[i:end]); err != nil && c.err == nil {
+				c.err = err
+			}
+			return end, true
+		}
 		if isZero(d[i:end]) {
 			return end, false
 		}
@@ -170,7 +214,7 @@ func (c *canonWriter) value(i, depth int) (int, bool) {
 func (c *canonWriter) spliceArray(depth int) bool {
 	c.spliced = true
 	saved, n := c.data, 0
-	c.err = c.splice(func(elem []byte) {
+	err := c.splice(func(elem []byte) {
 		if n == 0 {
 			c.emit("[")
 		} else {
@@ -183,7 +227,14 @@ func (c *canonWriter) spliceArray(depth int) bool {
 		}
 		c.data = saved
 	})
+	if err != nil && c.err == nil {
+		c.err = err
+	}
 	if n == 0 {
+		if c.jcs {
+			c.emit("[]")
+			return true
+		}
 		return false
 	}
 	c.out = append(c.out, ']')
@@ -200,6 +251,10 @@ func (c *canonWriter) object(i, depth int) (int, bool) {
 	ms := c.members[depth][:0]
 	j := c.ws(i + 1)
 	if d[j] == '}' {
+		if c.jcs {
+			c.emit("{}")
+			return j + 1, true
+		}
 		return j + 1, false
 	}
 	for {
@@ -216,7 +271,11 @@ func (c *canonWriter) object(i, depth int) (int, bool) {
 		j = c.ws(j + 1) // ','
 	}
 	c.members[depth] = ms
-	slices.SortStableFunc(ms, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+	if c.jcs {
+		slices.SortStableFunc(ms, func(a, b member) int { return compareUTF16(a.key, b.key) })
+	} else {
+		slices.SortStableFunc(ms, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+	}
 	mark := len(c.pending)
 	wroteAny := false
 	for k := range ms {
@@ -229,7 +288,11 @@ func (c *canonWriter) object(i, depth int) (int, bool) {
 		} else {
 			c.pending = append(c.pending, '{')
 		}
-		c.pending = appendString(c.pending, ms[k].key)
+		if c.jcs {
+			c.pending = appendJCSString(c.pending, ms[k].key)
+		} else {
+			c.pending = appendString(c.pending, ms[k].key)
+		}
 		c.pending = append(c.pending, ':')
 		if _, wrote := c.value(ms[k].val, depth+1); wrote {
 			wroteAny = true
@@ -423,11 +486,108 @@ func unquoteSimple(dst, s []byte) ([]byte, bool) {
 // decoded value.
 func (c *canonWriter) appendString(dst []byte, i, end int) []byte {
 	raw := c.data[i+1 : end-1]
+	enc := appendString
+	if c.jcs {
+		enc = appendJCSString
+	}
 	if plain(raw) {
-		return appendString(dst, raw)
+		return enc(dst, raw)
 	}
 	c.scratch = c.unquote(c.scratch[:0], i, end)
-	return appendString(dst, c.scratch)
+	return enc(dst, c.scratch)
+}
+
+// appendJCSString is the string form of RFC 8785 section 3.2.2.2 for a
+// valid UTF-8 string: '"' and '\' escaped with a backslash; U+0008,
+// U+0009, U+000A, U+000C and U+000D as \b \t \n \f \r; every other
+// control character below U+0020 as \u00xx with lower-case hex; all
+// else (non-ASCII, '<', '/', U+2028 included) as itself.
+func appendJCSString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i, b := range s {
+		if b >= 0x20 && b != '"' && b != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch b {
+		case '\\', '"':
+			dst = append(dst, '\\', b)
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendJCSNumber appends a JSON number as RFC 8785 section 3.2.2.3
+// prints it: the shortest decimal that reads back as the same IEEE 754
+// double, as ECMAScript's Number.prototype.toString writes it (plain
+// digits from 1e-6 up to but excluding 1e21, else d.ddde±x; -0 is 0).
+// encoding/json writes float64 the same way (its encode.go says so).
+func appendJCSNumber(dst, num []byte) ([]byte, error) {
+	f, err := strconv.ParseFloat(string(num), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return dst, fmt.Errorf("%w: number %s is out of range", ErrMalformed, num)
+	}
+	if f == 0 {
+		return append(dst, '0'), nil
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs < 1e-6 || abs >= 1e21 {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// e-07 → e-7, as ECMAScript writes the exponent.
+		n := len(dst)
+		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst, nil
+}
+
+// compareUTF16 orders two valid UTF-8 strings by their UTF-16 code units
+// (RFC 8785 section 3.2.3). It differs from byte order only where a
+// character above U+FFFF meets one in U+E000..U+FFFF.
+func compareUTF16(a, b []byte) int {
+	for len(a) > 0 && len(b) > 0 {
+		ra, na := utf8.DecodeRune(a)
+		rb, nb := utf8.DecodeRune(b)
+		if ra != rb {
+			ua, ub := utf16Units(ra), utf16Units(rb)
+			if c := cmp.Compare(ua[0], ub[0]); c != 0 {
+				return c
+			}
+			return cmp.Compare(ua[1], ub[1])
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// utf16Units returns r's UTF-16 code units (the second 0 in the BMP).
+func utf16Units(r rune) [2]rune {
+	if r < 0x10000 {
+		return [2]rune{r, 0}
+	}
+	hi, lo := utf16.EncodeRune(r)
+	return [2]rune{hi, lo}
 }
 
 const hexDigits = "0123456789abcdef"

@@ -7,8 +7,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 // oldCanonical is the reference definition of the canonical form, the
@@ -60,6 +63,178 @@ func oldPrune(v any) any {
 		}
 	}
 	return v
+}
+
+// refJCS is a reference RFC 8785 encoder written from the RFC over
+// decoded values (not the streaming one): sort by UTF-16 code units,
+// minimal string escapes, ECMAScript number form built from the shortest
+// digits and exponent.
+func refJCS(data []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	err := refJCSValue(&buf, v)
+	return buf.Bytes(), err
+}
+
+func refJCSValue(buf *bytes.Buffer, v any) error {
+	switch x := v.(type) {
+	case nil:
+		buf.WriteString("null")
+	case bool:
+		buf.WriteString(strconv.FormatBool(x))
+	case json.Number:
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil {
+			return err
+		}
+		buf.WriteString(refESNumber(f))
+	case string:
+		refJCSString(buf, x)
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := refJCSValue(buf, e); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b string) int {
+			return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
+		})
+		buf.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			refJCSString(buf, k)
+			buf.WriteByte(':')
+			if err := refJCSValue(buf, x[k]); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+	}
+	return nil
+}
+
+func refJCSString(buf *bytes.Buffer, s string) {
+	buf.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			buf.WriteByte('\\')
+			buf.WriteRune(r)
+		case r == '\b':
+			buf.WriteString(`\b`)
+		case r == '\t':
+			buf.WriteString(`\t`)
+		case r == '\n':
+			buf.WriteString(`\n`)
+		case r == '\f':
+			buf.WriteString(`\f`)
+		case r == '\r':
+			buf.WriteString(`\r`)
+		case r < 0x20:
+			fmt.Fprintf(buf, `\u%04x`, r)
+		default:
+			buf.WriteRune(r)
+		}
+	}
+	buf.WriteByte('"')
+}
+
+// refESNumber is ECMAScript's Number::toString (ECMA-262 7.1.12.1) for a
+// finite double: k digits s, exponent n with value 0.s × 10^n.
+func refESNumber(f float64) string {
+	if f == 0 {
+		return "0"
+	}
+	sign := ""
+	if f < 0 {
+		sign, f = "-", -f
+	}
+	e := strconv.FormatFloat(f, 'e', -1, 64) // d.ddde±x, shortest
+	mant, exp, _ := strings.Cut(e, "e")
+	digits := strings.Replace(mant, ".", "", 1)
+	x, _ := strconv.Atoi(exp)
+	n, k := x+1, len(digits)
+	switch {
+	case k <= n && n <= 21:
+		return sign + digits + strings.Repeat("0", n-k)
+	case 0 < n && n <= 21:
+		return sign + digits[:n] + "." + digits[n:]
+	case -6 < n && n <= 0:
+		return sign + "0." + strings.Repeat("0", -n) + digits
+	}
+	es := "+"
+	if n-1 < 0 {
+		es = "-"
+	}
+	m := digits[:1]
+	if k > 1 {
+		m += "." + digits[1:]
+	}
+	return sign + m + "e" + es + strconv.Itoa(max(n-1, 1-n))
+}
+
+// TestJCSMatchesReference: the streaming RFC 8785 form equals the
+// reference on valid strict JSON, and on the RFC's own examples.
+func TestJCSMatchesReference(t *testing.T) {
+	rfc := []struct{ in, want string }{
+		// RFC 8785 section 3.2.2.3 and appendix B (numbers).
+		{`[1E30, 4.50, 2e-3, 0.000000000000000000000000001, -0, 1e21, 1e20, 333333333.33333329, 1e-7, 0.000001, 9007199254740992]`,
+			`[1e+30,4.5,0.002,1e-27,0,1e+21,100000000000000000000,333333333.3333333,1e-7,0.000001,9007199254740992]`},
+		// Section 3.2.3: sorting by UTF-16 code units.
+		{`{"\u20ac":"Euro Sign","\r":"Carriage Return","\ufb33":"Hebrew Letter Dalet With Dagesh","1":"One","\ud83d\ude00":"Emoji: Grinning Face","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis"}`,
+			"{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u0080\":\"Control\",\"\u00f6\":\"Latin Small Letter O With Diaeresis\",\"\u20ac\":\"Euro Sign\",\"\U0001F600\":\"Emoji: Grinning Face\",\"\ufb33\":\"Hebrew Letter Dalet With Dagesh\"}"},
+		{`{"s":"<a & b>\u2028\/\u001f\u007f","e":[],"o":{},"f":false,"n":null,"z":0}`,
+			"{\"e\":[],\"f\":false,\"n\":null,\"o\":{},\"s\":\"<a & b>\u2028/\\u001f\u007f\",\"z\":0}"},
+	}
+	for _, tc := range rfc {
+		var buf bytes.Buffer
+		if err := writeJCS(&buf, []byte(tc.in)); err != nil || buf.String() != tc.want {
+			t.Errorf("JCS of %s:\n got %s (%v)\nwant %s", tc.in, buf.String(), err, tc.want)
+		}
+		if ref, _ := refJCS([]byte(tc.in)); string(ref) != tc.want {
+			t.Errorf("reference JCS of %s:\n got %s\nwant %s", tc.in, ref, tc.want)
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	n := 0
+	for range 20000 {
+		var sb strings.Builder
+		randJSON(r, &sb, 0)
+		data := []byte(sb.String())
+		if !json.Valid(data) || checkStrict(data, nil, false) != nil {
+			continue
+		}
+		n++
+		var got bytes.Buffer
+		err := writeJCS(&got, data)
+		want, werr := refJCS(data)
+		if werr != nil {
+			continue
+		}
+		if err != nil || !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("JCS of %q:\n got %s (%v)\nwant %s", data, got.Bytes(), err, want)
+		}
+	}
+	if n < 1000 {
+		t.Fatalf("only %d strict cases", n)
+	}
 }
 
 func newCanonical(data []byte) ([]byte, error) {
@@ -238,4 +413,27 @@ func FuzzCanonical(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { sameCanonical(t, data) })
+}
+
+// FuzzJCS: on any input the strict reader accepts, the streaming RFC 8785
+// form equals the reference; the strict reader never panics.
+func FuzzJCS(f *testing.F) {
+	for _, s := range []string{`{"b":"","a":1,"c":null,"d":[],"e":{}}`, `[1E30,4.50,2e-3,-0,1e-7]`, `{"\ud83d\ude00":1,"\uff01":2}`,
+		"{\"s\":\"<\\u2028>\\u001f\"}", `{"a":1,"A":2}`, `[9007199254740993]`, `"\ud800"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) || checkStrict(data, nil, false) != nil {
+			return
+		}
+		var got bytes.Buffer
+		err := writeJCS(&got, data)
+		want, werr := refJCS(data)
+		if werr != nil {
+			t.Fatalf("reference refused strict JSON %q: %v", data, werr)
+		}
+		if err != nil || !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("JCS of %q:\n got %s (%v)\nwant %s", data, got.Bytes(), err, want)
+		}
+	})
 }

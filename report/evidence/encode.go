@@ -119,7 +119,8 @@ func (ind *indenter) flush() error {
 
 // hashSection returns the hex SHA-256 of the canonical form of a section's
 // value; if file is not nil, it also writes the value's JSON to it.
-func hashSection(v any, file *indenter) (string, error) {
+// jcs selects RFC 8785 (AlgJCS) over the legacy form.
+func hashSection(v any, file *indenter, jcs bool) (string, error) {
 	h := sha256.New()
 	if a, ok := v.(*AuditRun); ok && a.Result != nil && a.Result.Targets != nil {
 		skel, err := auditSkeleton(a)
@@ -127,7 +128,7 @@ func hashSection(v any, file *indenter) (string, error) {
 			return "", err
 		}
 		if bytes.HasSuffix(skel, targetsTail) {
-			if err := hashAudit(h, a, skel, file); err != nil {
+			if err := hashAudit(h, a, skel, file, jcs); err != nil {
 				return "", err
 			}
 			return hex.EncodeToString(h.Sum(nil)), nil
@@ -141,7 +142,7 @@ func hashSection(v any, file *indenter) (string, error) {
 	if file != nil {
 		file.Write(data)
 	}
-	if err := writeCanonicalValid(h, data); err != nil {
+	if err := writeForm(h, data, jcs); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -154,13 +155,13 @@ var targetsTail = []byte(`"targets":null}}`)
 // hashAudit is hashSection of an audit run, one target at a time: the run
 // is marshalled without its targets, and the canonicaliser splices the
 // targets in where the skeleton holds `"targets":null`.
-func hashAudit(h io.Writer, a *AuditRun, data []byte, file *indenter) error {
+func hashAudit(h io.Writer, a *AuditRun, data []byte, file *indenter, jcs bool) error {
 	at := len(data) - len("null}}")
 	if file != nil {
 		file.Write(data[:at])
 	}
 	targets := a.Result.Targets
-	c := canonWriter{data: data, w: h, out: make([]byte, 0, canonFlush+1024), spliceAt: at,
+	c := canonWriter{data: data, w: h, out: make([]byte, 0, canonFlush+1024), spliceAt: at, jcs: jcs,
 		splice: func(yield func([]byte)) error {
 			if file != nil {
 				file.writeString("[")
@@ -221,7 +222,8 @@ func encodeBundle(w io.Writer, b *Bundle) error {
 		return nil
 	}
 	ss := b.sections()
-	in := &Integrity{Algorithm: "sha256"}
+	alg := b.algorithm()
+	in := &Integrity{Algorithm: alg}
 	content := make([]bool, len(ss))
 	for i, s := range ss {
 		content[i] = s.content
@@ -241,7 +243,7 @@ func encodeBundle(w io.Writer, b *Bundle) error {
 				}
 			}
 			first = false
-			sum, err := hashSection(s.value, f)
+			sum, err := hashSection(s.value, f, alg == AlgJCS)
 			if err != nil {
 				return fmt.Errorf("hash %s: %w", s.name, err)
 			}

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -25,14 +26,18 @@ import (
 // with the reference canonical form, then json.Encoder with SetIndent.
 func oldMarshal(t testing.TB, b *Bundle) []byte {
 	t.Helper()
-	in := &Integrity{Algorithm: "sha256"}
+	in := &Integrity{Algorithm: b.algorithm()}
+	ref := refJCS
+	if in.Algorithm == AlgLegacy {
+		ref = oldCanonical
+	}
 	var content []bool
 	for _, s := range b.sections() {
 		data, err := json.Marshal(s.value)
 		if err != nil {
 			t.Fatal(err)
 		}
-		canon, err := oldCanonical(data)
+		canon, err := ref(data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +286,7 @@ func TestUpdateRefusesWhatParseRefuses(t *testing.T) {
 			if err := os.WriteFile(p, tc.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err := Update(p, func(*Bundle) error { return nil })
+			err := Update(context.Background(), p, func(*Bundle) error { return nil })
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Update: %v, want %v", err, tc.want)
 			}
@@ -294,7 +299,7 @@ func TestUpdateRefusesWhatParseRefuses(t *testing.T) {
 	if err := os.WriteFile(p, good, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := Update(p, func(b *Bundle) error {
+	if err := Update(context.Background(), p, func(b *Bundle) error {
 		b.Log = append(b.Log, LogEntry{Time: t0, Step: "report", Message: "m"})
 		return nil
 	}); err != nil {
@@ -321,7 +326,7 @@ func TestEncodeAuditFallback(t *testing.T) {
 
 // oldRawCompute is rawCompute as it was before it scanned the file in
 // place: the reference.
-func oldRawCompute(data []byte) (*Integrity, error) {
+func oldRawCompute(data []byte, alg string) (*Integrity, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
 		return nil, err
@@ -335,16 +340,19 @@ func oldRawCompute(data []byte) (*Integrity, error) {
 		}
 		return json.Marshal(m)
 	}
-	in := &Integrity{Algorithm: "sha256"}
+	in := &Integrity{Algorithm: alg}
 	var content []bool
 	add := func(name string, raw []byte, isContent bool) error {
-		// raw was checked by json.Unmarshal, which validates its whole
-		// input: no need to validate it again.
-		sum := sha256.New()
-		if err := writeCanonicalValid(sum, raw); err != nil {
+		ref := refJCS
+		if alg == AlgLegacy {
+			ref = oldCanonical
+		}
+		canon, err := ref(raw)
+		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		h := hex.EncodeToString(sum.Sum(nil))
+		sum := sha256.Sum256(canon)
+		h := hex.EncodeToString(sum[:])
 		in.Sections = append(in.Sections, SectionHash{Name: name, SHA256: h})
 		content = append(content, isContent)
 		return nil
@@ -402,13 +410,15 @@ func TestRawComputeMatchesReference(t *testing.T) {
 		if !json.Valid(data) {
 			t.Fatalf("case %d: invalid JSON", i)
 		}
-		want, werr := oldRawCompute(data)
-		got, err := rawCompute(data)
-		if werr != nil || err != nil {
-			t.Fatalf("case %d: %v / reference %v", i, err, werr)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("case %d: rawCompute\n%+v\nreference\n%+v", i, got, want)
+		for _, alg := range []string{AlgJCS, AlgLegacy} {
+			want, werr := oldRawCompute(data, alg)
+			got, err := rawCompute(data, alg)
+			if werr != nil || err != nil {
+				t.Fatalf("case %d %s: %v / reference %v", i, alg, err, werr)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("case %d %s: rawCompute\n%+v\nreference\n%+v", i, alg, got, want)
+			}
 		}
 	}
 }

@@ -11,8 +11,12 @@
 //
 // Every Save seals the bundle (Seal): each section (the header, every audit
 // run, inspection, plan, backup, change record and artifact, and the log)
-// gets the SHA-256 of its JSON encoding, and the bundle gets a Digest over
-// the content sections and a Manifest over all of them. Check recomputes
+// gets the SHA-256 of its JSON value in RFC 8785 canonical form (AlgJCS;
+// files sealed earlier keep AlgLegacy), and the bundle gets a Digest over
+// the content sections and a Manifest over all of them. Files are read
+// strictly (strict.go), so the hashes cover exactly what is decoded, and
+// LoadVerified, Update and Sign refuse evidence that does not match its
+// seal (ErrModified). Check recomputes
 // every hash and names each section that no longer matches, and checks the
 // SHA-256 of each backup and artifact file that is present. Unkeyed hashes
 // only reveal naive edits; Sign adds an Ed25519 signature over the evidence

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,8 +182,13 @@ func TestLoadErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Parse([]byte(`{"schema":"relaylock.evidence/v1.3","extra":1}`)); err != nil {
-		t.Errorf("minor version with a new field: %v", err)
+	// A minor version is read, but a field this build does not know is
+	// refused rather than dropped (verify still checks such a file).
+	if _, err := Parse([]byte(`{"schema":"relaylock.evidence/v1.3"}`)); err != nil {
+		t.Errorf("minor version: %v", err)
+	}
+	if _, err := Parse([]byte(`{"schema":"relaylock.evidence/v1.3","extra":1}`)); !errors.Is(err, ErrNewerFields) {
+		t.Errorf("minor version with a new field: %v, want ErrNewerFields", err)
 	}
 	_, err := Parse([]byte("{\n  \"schema\": \n}"))
 	if err == nil || !strings.Contains(err.Error(), "line 3") {
@@ -199,7 +205,7 @@ func TestUpdateConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- Update(p, func(b *Bundle) error {
+			errs <- Update(context.Background(), p, func(b *Bundle) error {
 				b.Log = append(b.Log, LogEntry{Step: "audit", Message: fmt.Sprint(i)})
 				return nil
 			})
@@ -231,7 +237,7 @@ func TestUpdateKeepsFileOnError(t *testing.T) {
 	}
 	before, _ := os.ReadFile(p)
 	boom := errors.New("boom")
-	if err := Update(p, func(b *Bundle) error { b.Audits = nil; return boom }); !errors.Is(err, boom) {
+	if err := Update(context.Background(), p, func(b *Bundle) error { b.Audits = nil; return boom }); !errors.Is(err, boom) {
 		t.Fatalf("err %v", err)
 	}
 	after, _ := os.ReadFile(p)
@@ -240,7 +246,7 @@ func TestUpdateKeepsFileOnError(t *testing.T) {
 	}
 	// A file with fields from a newer build is not rewritten.
 	os.WriteFile(p, bytes.Replace(before, []byte(`"id"`), []byte(`"future_field": 1, "id"`), 1), 0o600)
-	if err := Update(p, func(*Bundle) error { return nil }); !errors.Is(err, ErrNewerFields) {
+	if err := Update(context.Background(), p, func(*Bundle) error { return nil }); !errors.Is(err, ErrNewerFields) {
 		t.Errorf("err %v, want ErrNewerFields", err)
 	}
 }
@@ -251,13 +257,13 @@ func TestUpdateLocked(t *testing.T) {
 	old := LockWait
 	LockWait = 50 * time.Millisecond
 	defer func() { LockWait = old }()
-	if err := Update(p, func(*Bundle) error { return nil }); !errors.Is(err, ErrLocked) {
+	if err := Update(context.Background(), p, func(*Bundle) error { return nil }); !errors.Is(err, ErrLocked) {
 		t.Errorf("err %v, want ErrLocked", err)
 	}
 	// A stale lock is taken over.
 	stale := time.Now().Add(-2 * StaleLock)
 	os.Chtimes(p+".lock", stale, stale)
-	if err := Update(p, func(*Bundle) error { return nil }); err != nil {
+	if err := Update(context.Background(), p, func(*Bundle) error { return nil }); err != nil {
 		t.Errorf("stale lock: %v", err)
 	}
 }
@@ -346,44 +352,60 @@ func TestSealInvalidUTF8(t *testing.T) {
 }
 
 // A file written by a later relaylock, with fields this build does not
-// know, verifies from its bytes; a field added with its zero value does
-// not change any hash.
+// know, verifies from its bytes. Under the legacy seal a field added with
+// its zero value does not change any hash; under RFC 8785 every member
+// counts, so adding one without resealing is a modification.
 func TestCheckFileForwardCompatible(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "e.json")
-	if err := Save(p, sample()); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(p)
-	sealed, _ := Parse(data)
+	for _, alg := range []string{AlgJCS, AlgLegacy} {
+		t.Run(alg, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, "e.json")
+			b := sample()
+			b.Integrity = &Integrity{Algorithm: alg}
+			if err := Save(p, b); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(p)
+			sealed, _ := Parse(data)
+			if sealed.Integrity.Algorithm != alg {
+				t.Fatalf("sealed with %s, want %s", sealed.Integrity.Algorithm, alg)
+			}
 
-	zero := bytes.Replace(data, []byte(`"purpose": "audit",`), []byte(`"purpose": "audit", "new_list": [], "new_flag": false, "new_text": "",`), 1)
-	os.WriteFile(p, zero, 0o600)
-	if _, r, err := CheckFile(p); err != nil || len(r.Problems) != 0 {
-		t.Fatalf("zero-valued new fields: %v %q", err, r.Problems)
-	}
+			zero := bytes.Replace(data, []byte(`"purpose": "audit",`), []byte(`"purpose": "audit", "new_list": [], "new_flag": false, "new_text": "",`), 1)
+			os.WriteFile(p, zero, 0o600)
+			_, r, err := CheckFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if alg == AlgLegacy && len(r.Problems) != 0 {
+				t.Fatalf("legacy seal, zero-valued new fields: %q", r.Problems)
+			}
+			if alg == AlgJCS && len(r.Problems) == 0 {
+				t.Fatal("JCS seal: members added after sealing were not detected")
+			}
 
-	// A newer build wrote a real value in a new field and sealed it.
-	newer := bytes.Replace(data, []byte(`"purpose": "audit",`), []byte(`"purpose": "audit", "new_field": "x",`), 1)
-	in, err := rawCompute(newer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if in.Digest == sealed.Integrity.Digest {
-		t.Fatal("a new non-empty field did not change the digest")
-	}
-	var top map[string]any
-	json.Unmarshal(newer, &top)
-	top["integrity"] = in
-	newer, _ = json.Marshal(top)
-	os.WriteFile(p, newer, 0o600)
-	if _, r, err := CheckFile(p); err != nil || len(r.Problems) != 0 {
-		t.Fatalf("file from a newer build: %v %q", err, r.Problems)
-	}
-	// Check on the parsed bundle cannot see the new field, and says so.
-	b, _ := Load(p)
-	if r, _ := Check(b, dir); len(r.Problems) == 0 {
-		t.Error("Check of a bundle that lost a field found nothing")
+			// A newer build wrote a real value in a new field and sealed it.
+			newer := bytes.Replace(data, []byte(`"purpose": "audit",`), []byte(`"purpose": "audit", "new_field": "x",`), 1)
+			in, err := rawCompute(newer, alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.Digest == sealed.Integrity.Digest {
+				t.Fatal("a new non-empty field did not change the digest")
+			}
+			var top map[string]any
+			json.Unmarshal(newer, &top)
+			top["integrity"] = in
+			newer, _ = json.Marshal(top)
+			os.WriteFile(p, newer, 0o600)
+			if _, r, err := CheckFile(p); err != nil || len(r.Problems) != 0 {
+				t.Fatalf("file from a newer build: %v %q", err, r.Problems)
+			}
+			// This build refuses to read it for anything but verify.
+			if _, err := Load(p); !errors.Is(err, ErrNewerFields) {
+				t.Errorf("Load of a newer file: %v, want ErrNewerFields", err)
+			}
+		})
 	}
 }
 
@@ -404,5 +426,66 @@ func TestCanonicalHash(t *testing.T) {
 	hb, _ := canonicalHash([]byte(`{"a":2}`))
 	if ha == hb {
 		t.Error("different values hash the same")
+	}
+}
+
+// TestStrictDecoding: the attacks of issue 15 item 2. A key repeated in
+// another case ("Result" after "result") made encoding/json take the
+// later one while the legacy hash dropped it as empty: verify passed and
+// report printed "No open relay found". Every such file is now refused
+// before it is decoded, and under either seal algorithm verify no longer
+// passes it.
+func TestStrictDecoding(t *testing.T) {
+	for _, alg := range []string{AlgJCS, AlgLegacy} {
+		b := sample()
+		b.Integrity = &Integrity{Algorithm: alg}
+		good, err := Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tamper := func(old, new string) []byte {
+			t.Helper()
+			if !bytes.Contains(good, []byte(old)) {
+				t.Fatalf("%q not in the file", old)
+			}
+			return bytes.Replace(good, []byte(old), []byte(new), 1)
+		}
+		tests := []struct {
+			name string
+			data []byte
+			want error
+		}{
+			{"case-variant duplicate null", tamper(`"purpose": "audit",`, `"purpose": "audit", "Result": null,`), ErrMalformed},
+			{"case-variant duplicate after", tamper(`"result": {`, `"Result": null, "result": {`), ErrMalformed},
+			{"verdict emptied by a variant", tamper(`"verdict": "open",`, `"verdict": "open", "Verdict": "",`), ErrMalformed},
+			{"change result", tamper(`"result": "applied"`, `"result": "applied", "Result": ""`), ErrMalformed},
+			{"exact duplicate", tamper(`"id": "CHG-1",`, `"id": "CHG-1", "id": "CHG-2",`), ErrMalformed},
+			{"case variant alone", tamper(`"purpose": "audit",`, `"Purpose": "audit",`), ErrMalformed},
+			{"kelvin sign variant", tamper(`"kind"`, "\"\u212aind\""), ErrMalformed},
+			{"unknown field", tamper(`"purpose": "audit",`, `"purpose": "audit", "hidden": 1,`), ErrNewerFields},
+			{"lone surrogate", tamper(`"Example GmbH"`, `"Example \ud800GmbH"`), ErrMalformed},
+			{"invalid UTF-8", tamper(`"Example GmbH"`, "\"Example \xffGmbH\""), ErrMalformed},
+			{"inexact integer", tamper(`"port": 25`, `"port": 9007199254740993`), ErrMalformed},
+			{"huge number", tamper(`"port": 25`, `"port": 1e400`), ErrMalformed},
+		}
+		for _, tc := range tests {
+			t.Run(alg+"/"+tc.name, func(t *testing.T) {
+				_, err := Parse(tc.data)
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("Parse: %v, want %v", err, tc.want)
+				}
+				p := filepath.Join(t.TempDir(), "e.json")
+				os.WriteFile(p, tc.data, 0o600)
+				if err := Update(context.Background(), p, func(*Bundle) error { return nil }); !errors.Is(err, tc.want) {
+					t.Fatalf("Update: %v, want %v", err, tc.want)
+				}
+				if got, _ := os.ReadFile(p); !bytes.Equal(got, tc.data) {
+					t.Fatal("refused file was rewritten")
+				}
+				if _, r, err := CheckFile(p); err == nil && len(r.Problems) == 0 && tc.want != ErrNewerFields {
+					t.Fatal("verify passed a file that cannot be read strictly")
+				}
+			})
+		}
 	}
 }

@@ -15,7 +15,9 @@ import (
 // Integrity is the seal written by Save: the SHA-256 of every section's
 // JSON encoding, in bundle order, and two hashes over that list.
 type Integrity struct {
-	// Algorithm is "sha256".
+	// Algorithm names how sections are hashed: AlgJCS for every file
+	// started by this version or later, AlgLegacy for older files (which
+	// keep it when added to, so their digest does not change).
 	Algorithm string `json:"algorithm"`
 	// Sections are the section hashes in bundle order.
 	Sections []SectionHash `json:"sections"`
@@ -34,9 +36,31 @@ type SectionHash struct {
 	// "backups[0]", "changes[1]", "artifacts[0]" or "log".
 	Name string `json:"name"`
 	// SHA256 is the hex SHA-256 of the section's canonical JSON form
-	// (canonicalHash: empty members dropped, keys sorted, compact).
+	// (see Algorithm).
 	SHA256 string `json:"sha256"`
 }
+
+// Seal algorithms (Integrity.Algorithm).
+const (
+	// AlgJCS: a section's hash is the SHA-256 of its JSON value in the
+	// JSON Canonicalization Scheme, RFC 8785, exactly as it is in the
+	// file: nothing dropped, so the hash covers every member a reader
+	// decodes. Strict reading (strict.go) refuses what RFC 8785 cannot
+	// represent exactly.
+	//
+	// Why a standard form and not hashing each section's bytes: the
+	// sections are nested in one indented document, so a verifier would
+	// need a JSON scanner that reports byte offsets; RFC 8785 needs only a
+	// JSON parser and a few lines (README, "Integrity and signing"), and
+	// there are implementations in many languages.
+	AlgJCS = "jcs-sha256"
+	// AlgLegacy: the SHA-256 of relaylock's own canonical form (empty
+	// members dropped, keys sorted by bytes, encoding/json string escapes
+	// with <, > and & as \u003c \u003e \u0026, numbers as written). Files
+	// sealed before AlgJCS use it; they still verify and are still sealed
+	// with it when added to.
+	AlgLegacy = "sha256"
+)
 
 // section is one hashed part of a bundle.
 type section struct {
@@ -96,13 +120,9 @@ func (b *Bundle) sections() []section {
 	return ss
 }
 
-// canonicalHash is the SHA-256 of the canonical form of a JSON value:
-// decoded, with every empty member dropped from objects (null, false, 0,
-// "", [], {}), object keys sorted, re-encoded compactly. So a section
-// hashes the same whether a field a later relaylock added is absent or
-// present with its zero value, and whether it is hashed from the Go value
-// or from the file; and invalid UTF-8 (written by encoding/json as
-// U+FFFD) hashes as the file holds it.
+// canonicalHash is the SHA-256 of the legacy canonical form of a JSON
+// value: decoded, with every empty member dropped from objects (null,
+// false, 0, "", [], {}), object keys sorted, re-encoded compactly.
 func canonicalHash(data []byte) (string, error) {
 	h := sha256.New()
 	if err := writeCanonical(h, data); err != nil {
@@ -111,13 +131,23 @@ func canonicalHash(data []byte) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// algorithm is the seal algorithm b is hashed with: the one its file was
+// sealed with, or AlgJCS for a new bundle.
+func (b *Bundle) algorithm() string {
+	if b.Integrity != nil && b.Integrity.Algorithm == AlgLegacy {
+		return AlgLegacy
+	}
+	return AlgJCS
+}
+
 // compute returns the section hashes and the Digest and Manifest over them.
 func (b *Bundle) compute() (*Integrity, []section, error) {
 	ss := b.sections()
-	in := &Integrity{Algorithm: "sha256"}
+	alg := b.algorithm()
+	in := &Integrity{Algorithm: alg}
 	content := make([]bool, len(ss))
 	for i, s := range ss {
-		h, err := hashSection(s.value, nil)
+		h, err := hashSection(s.value, nil, alg == AlgJCS)
 		if err != nil {
 			return nil, nil, fmt.Errorf("hash %s: %w", s.name, err)
 		}
@@ -203,26 +233,106 @@ func Check(b *Bundle, dir string) (*CheckResult, error) {
 // are computed from the JSON in the file, not from this build's Go types,
 // so a file written by a newer relaylock (with fields this one does not
 // know) verifies too. It returns the parsed bundle as well.
+//
+// The file must still read strictly as JSON (no keys equal ignoring case
+// in one object, valid strings and numbers: strict.go); only fields this
+// build does not know are tolerated.
 func CheckFile(path string) (*Bundle, *CheckResult, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read evidence: %w", err)
 	}
+	b, err := parse(data, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	in, err := rawCompute(data, b.algorithm())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w: %v", path, ErrMalformed, err)
+	}
+	r := checkSeal(b, in, b.sections())
+	checkFiles(r, b, in, filepath.Dir(path))
+	return b, r, nil
+}
+
+// ErrModified: the evidence file does not match its seal (a section was
+// changed, added or removed after it was sealed, or a file it names
+// changed). Test with errors.Is; errors.As with *ModifiedError gives the
+// verification result.
+var ErrModified = errors.New("evidence modified after sealing")
+
+// ModifiedError is returned by LoadVerified and Update for evidence that
+// does not verify.
+type ModifiedError struct {
+	Path   string
+	Result *CheckResult
+}
+
+func (e *ModifiedError) Error() string {
+	msg := fmt.Sprintf("%s: %v (%d problems", e.Path, ErrModified, len(e.Result.Problems))
+	if len(e.Result.Problems) > 0 {
+		msg += ", first: " + e.Result.Problems[0]
+	}
+	return msg + "); run 'relaylock verify " + e.Path + "'"
+}
+
+func (e *ModifiedError) Is(target error) bool { return target == ErrModified }
+
+// Modified names the sections (and files) that do not match, one each:
+// "audits[0]", "integrity.digest", "backup b.json".
+func (r *CheckResult) Modified() []string {
+	var out []string
+	for _, p := range r.Problems {
+		name, _, _ := strings.Cut(p, ":")
+		name, _, _ = strings.Cut(name, " (")
+		out = append(out, name)
+	}
+	return out
+}
+
+// LoadVerified reads an evidence file strictly (Parse) and checks it as
+// CheckFile does, backup and artifact files included. When the file does
+// not verify it returns the bundle, the result and a *ModifiedError, so a
+// caller may still show what the file holds, marked as modified.
+func LoadVerified(path string) (*Bundle, *CheckResult, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read evidence: %w", err)
+	}
+	b, r, err := verifyData(path, data)
+	if err != nil {
+		return b, r, err
+	}
+	checkFiles(r, b, &Integrity{Digest: r.Digest}, filepath.Dir(path))
+	if len(r.Problems) > 0 {
+		return b, r, &ModifiedError{Path: path, Result: r}
+	}
+	return b, r, nil
+}
+
+// verifyData parses data strictly and checks its seal (not the files it
+// names). A seal mismatch is a *ModifiedError, returned with b and r.
+func verifyData(path string, data []byte) (*Bundle, *CheckResult, error) {
 	b, err := Parse(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	in, err := rawCompute(data)
+	in, err := rawCompute(data, b.algorithm())
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w: %v", path, ErrMalformed, err)
 	}
-	return b, check(b, in, b.sections(), filepath.Dir(path)), nil
+	r := checkSeal(b, in, b.sections())
+	if len(r.Problems) > 0 {
+		return b, r, &ModifiedError{Path: path, Result: r}
+	}
+	return b, r, nil
 }
 
-// rawCompute hashes the sections of an evidence file as they are in it.
-// data must be valid JSON (CheckFile has parsed it): the sections are
-// found by scanning it in place, without copying them.
-func rawCompute(data []byte) (*Integrity, error) {
+// rawCompute hashes the sections of an evidence file as they are in it,
+// with the given algorithm. data must be valid JSON (CheckFile has parsed
+// it): the sections are found by scanning it in place, without copying
+// them.
+func rawCompute(data []byte, alg string) (*Integrity, error) {
 	top, err := rawMembers(data)
 	if err != nil {
 		return nil, err
@@ -242,11 +352,11 @@ func rawCompute(data []byte) (*Integrity, error) {
 		}
 		return append(buf, '}')
 	}
-	in := &Integrity{Algorithm: "sha256"}
+	in := &Integrity{Algorithm: alg}
 	var content []bool
 	add := func(name string, raw []byte, isContent bool) error {
 		sum := sha256.New()
-		if err := writeCanonicalValid(sum, raw); err != nil {
+		if err := writeForm(sum, raw, alg == AlgJCS); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		in.Sections = append(in.Sections, SectionHash{Name: name, SHA256: hex.EncodeToString(sum.Sum(nil))})
@@ -329,6 +439,13 @@ func rawElements(raw []byte) ([][]byte, error) {
 
 // check compares computed hashes with b's seal and checks the files.
 func check(b *Bundle, in *Integrity, ss []section, dir string) *CheckResult {
+	r := checkSeal(b, in, ss)
+	checkFiles(r, b, in, dir)
+	return r
+}
+
+// checkSeal compares computed hashes with b's seal.
+func checkSeal(b *Bundle, in *Integrity, ss []section) *CheckResult {
 	label := map[string]string{}
 	for _, s := range ss {
 		label[s.name] = s.label
@@ -339,7 +456,7 @@ func check(b *Bundle, in *Integrity, ss []section, dir string) *CheckResult {
 		r.Problems = append(r.Problems, "integrity: no seal in the file (not written by relaylock Save)")
 		return r
 	}
-	if rec.Algorithm != "sha256" {
+	if rec.Algorithm != AlgJCS && rec.Algorithm != AlgLegacy {
 		r.Problems = append(r.Problems, fmt.Sprintf("integrity: unknown algorithm %q", rec.Algorithm))
 		return r
 	}
@@ -380,7 +497,12 @@ func check(b *Bundle, in *Integrity, ss []section, dir string) *CheckResult {
 	if len(r.Problems) == 0 {
 		r.OK = append(r.OK, "digest "+in.Digest)
 	}
+	return r
+}
 
+// checkFiles checks the SHA-256 of every backup and artifact file of b
+// that is present.
+func checkFiles(r *CheckResult, b *Bundle, in *Integrity, dir string) {
 	checkFile := func(what, path, want string) {
 		if path == "" || want == "" {
 			return
@@ -409,7 +531,6 @@ func check(b *Bundle, in *Integrity, ss []section, dir string) *CheckResult {
 			r.Notes = append(r.Notes, fmt.Sprintf("artifact %s was produced from digest %s; the evidence has changed since (digest %s): render the report again", a.Name, a.EvidenceDigest, in.Digest))
 		}
 	}
-	return r
 }
 
 // findFile locates a recorded file: as written, relative to dir, or by

@@ -38,3 +38,16 @@ func lockOwnerGone(content []byte) bool {
 	}
 	return !processAlive(pid)
 }
+
+// describeHolder turns a lock file's content into words for a message:
+// "relaylock pid 4242 on host mail-audit since 2026-05-06T07:08:09Z".
+func describeHolder(content []byte) string {
+	f := strings.Fields(string(content))
+	switch {
+	case len(f) >= 6 && f[0] == "pid" && f[2] == "host" && f[4] == "since":
+		return fmt.Sprintf("relaylock pid %s on host %s since %s", f[1], f[3], f[5])
+	case len(f) >= 2 && f[0] == "pid":
+		return "relaylock pid " + f[1] + " (host unknown)"
+	}
+	return fmt.Sprintf("an unknown process (lock file says %q)", strings.TrimSpace(string(content)))
+}

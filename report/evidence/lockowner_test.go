@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -50,7 +51,7 @@ func TestUpdateTakesOverLockOfDeadProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			err := Update(p, func(*Bundle) error { return nil })
+			err := Update(context.Background(), p, func(*Bundle) error { return nil })
 			if tt.locked {
 				if !errors.Is(err, ErrLocked) {
 					t.Fatalf("err %v, want ErrLocked", err)

@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -156,18 +157,18 @@ func Sign(bundlePath, reportPath, keyPath string) (*Signature, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := Load(bundlePath)
+	// Sign exactly the bytes that verified: a modified file is refused.
+	data, err := os.ReadFile(bundlePath)
+	if err != nil {
+		return nil, fmt.Errorf("read evidence: %w", err)
+	}
+	_, r, err := verifyData(bundlePath, data)
 	if err != nil {
 		return nil, err
 	}
-	digest, err := b.Digest()
-	if err != nil {
-		return nil, err
-	}
-	eh, err := SHA256File(bundlePath)
-	if err != nil {
-		return nil, err
-	}
+	digest := r.Digest
+	sum := sha256.Sum256(data)
+	eh := hex.EncodeToString(sum[:])
 	pub := priv.Public().(ed25519.PublicKey)
 	s := &Signature{
 		Schema:      SignatureSchema,
@@ -185,11 +186,11 @@ func Sign(bundlePath, reportPath, keyPath string) (*Signature, error) {
 		s.Report = &SignedFile{Name: filepath.Base(reportPath), SHA256: rh}
 	}
 	s.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(priv, s.SignedMessage()))
-	data, err := json.MarshalIndent(s, "", "  ")
+	out, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(SignaturePath(bundlePath), append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(SignaturePath(bundlePath), append(out, '\n'), 0o600); err != nil {
 		return nil, fmt.Errorf("write signature: %w", err)
 	}
 	return s, nil
@@ -263,7 +264,7 @@ func VerifySignature(bundlePath string, trusted ed25519.PublicKey) (*SignatureCh
 // at bundlePath with its SHA-256, size and the evidence digest it was
 // produced from, replacing an earlier record of the same path, and logs
 // it. kind is "report" for a PDF report.
-func RecordArtifact(bundlePath, path, kind string) (*Artifact, error) {
+func RecordArtifact(ctx context.Context, bundlePath, path, kind string) (*Artifact, error) {
 	sum, err := SHA256File(path)
 	if err != nil {
 		return nil, err
@@ -273,7 +274,7 @@ func RecordArtifact(bundlePath, path, kind string) (*Artifact, error) {
 		return nil, fmt.Errorf("record artifact: %w", err)
 	}
 	var a Artifact
-	err = Update(bundlePath, func(b *Bundle) error {
+	err = Update(ctx, bundlePath, func(b *Bundle) error {
 		digest, err := b.Digest()
 		if err != nil {
 			return err

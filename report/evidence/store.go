@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,9 +12,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/relaylock/relaylock/internal/atomicfile"
@@ -83,9 +86,9 @@ func SHA256File(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Load reads and checks an evidence file. It tolerates fields it does not
-// know (a newer minor version) but refuses a different schema name or a
-// newer major version.
+// Load reads an evidence file strictly (see Parse). It does not check the
+// seal: use LoadVerified for evidence that is about to be shown or added
+// to.
 func Load(path string) (*Bundle, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -98,8 +101,27 @@ func Load(path string) (*Bundle, error) {
 	return b, nil
 }
 
-// Parse decodes an evidence document (see Load).
+// Parse decodes an evidence document strictly (strict.go): it refuses a
+// different schema name or a newer major version (ErrWrongSchema,
+// ErrFutureSchema), fields this build does not know (ErrNewerFields),
+// keys equal ignoring case, keys that match a field only ignoring case,
+// invalid strings and inexact numbers (ErrMalformed).
 func Parse(data []byte) (*Bundle, error) {
+	return parse(data, true)
+}
+
+// parse is Parse; without strict, fields this build does not know are
+// tolerated (verify checks files from newer builds from their bytes), but
+// every other strict rule holds.
+func parse(data []byte, strict bool) (*Bundle, error) {
+	if !json.Valid(data) {
+		var v any
+		err := json.Unmarshal(data, &v)
+		if err == nil {
+			err = errNotJSON
+		}
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, describeJSONError(data, err))
+	}
 	var head struct {
 		Schema *string `json:"schema"`
 	}
@@ -117,6 +139,12 @@ func Parse(data []byte) (*Bundle, error) {
 		return nil, fmt.Errorf("%w: %q (this relaylock reads %s); upgrade relaylock", ErrFutureSchema, *head.Schema, Schema)
 	}
 	var b Bundle
+	if err := checkStrict(data, &b, !strict); err != nil {
+		if errors.Is(err, ErrNewerFields) {
+			return nil, fmt.Errorf("%w; upgrade relaylock", err)
+		}
+		return nil, err
+	}
 	if err := json.Unmarshal(data, &b); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, describeJSONError(data, err))
 	}
@@ -183,21 +211,32 @@ func Save(path string, b *Bundle) error {
 
 // Update adds to the evidence file at path: it takes the file's lock
 // (path + ".lock"), loads the file or starts a new bundle if it does not
-// exist, applies fn, sets Updated, and saves atomically. If fn returns an
-// error nothing is written.
+// exist, checks that it still matches its seal, applies fn, sets Updated,
+// and saves atomically. If fn returns an error nothing is written.
+//
+// A symbolic link at path is followed: the link's target is read, locked
+// and replaced, and the link stays (Resolve).
 //
 // Guarantee: while every writer goes through Update, no section is lost.
 // Writers are serialised by the lock file, and each one re-reads the file
 // under the lock, so two concurrent relaylock runs writing the same file
 // both keep their sections. The lock is a file created with O_EXCL, which
-// works on every OS and file system relaylock supports. A lock older than
-// StaleLock is taken to be left by a crashed process and removed. Update
-// waits up to LockWait for the lock, then returns ErrLocked.
+// works on every OS and file system relaylock supports; it names its
+// holder (lockowner.go). A lock whose holder is a process of this host
+// that has ended, or older than StaleLock, is taken over. Update waits up
+// to LockWait for a live holder (one save of a large file takes seconds),
+// or until ctx is done, then returns ErrLocked naming the holder.
 //
-// Update refuses (ErrNewerFields) to rewrite a file holding fields this
-// build does not know, since the rewrite would drop them.
-func Update(path string, fn func(*Bundle) error) error {
-	unlock, err := lock(path)
+// Update refuses to rewrite a file that does not verify (ErrModified, a
+// *ModifiedError), a file it cannot read strictly (ErrMalformed), and one
+// holding fields this build does not know (ErrNewerFields), since the
+// rewrite would re-seal forged content or drop the fields.
+func Update(ctx context.Context, path string, fn func(*Bundle) error) error {
+	path, err := Resolve(path)
+	if err != nil {
+		return err
+	}
+	unlock, err := lock(ctx, path)
 	if err != nil {
 		return err
 	}
@@ -210,13 +249,8 @@ func Update(path string, fn func(*Bundle) error) error {
 	case err != nil:
 		return fmt.Errorf("read evidence: %w", err)
 	default:
-		if b, err = parseKnown(data); err != nil {
-			if b, err = Parse(data); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			if err := checkKnownFields(data); err != nil {
-				return err
-			}
+		if b, _, err = verifyData(path, data); err != nil {
+			return err
 		}
 		data = nil // the bundle is decoded; let a large file's bytes go
 	}
@@ -224,59 +258,173 @@ func Update(path string, fn func(*Bundle) error) error {
 		return err
 	}
 	b.Updated = now().UTC()
+	removeStaleTemps(path)
 	return Save(path, b)
 }
 
-// parseKnown is Parse and checkKnownFields in one strict decode, for the
-// common case of a file this build wrote. On any error, Update runs the
-// two for their exact errors.
-func parseKnown(data []byte) (*Bundle, error) {
-	var head struct {
-		Schema *string `json:"schema"`
+// Resolve returns the file an evidence path names: path itself, or, for
+// a symbolic link, the file it points to (which must exist, or be
+// creatable in an existing directory). Writing through the link keeps
+// the link and lets the lock and journal sit beside the real file, so
+// that runs naming the link and runs naming the target share one lock.
+func Resolve(path string) (string, error) {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return path, nil
 	}
-	if err := json.Unmarshal(data, &head); err != nil || head.Schema == nil {
-		return nil, ErrMalformed
+	real, err := filepath.EvalSymlinks(path)
+	if err == nil {
+		return real, nil
 	}
-	if major, ok := parseSchema(*head.Schema); !ok || major > schemaMajor {
-		return nil, ErrWrongSchema
+	// A dangling link: create its target, if the target's directory exists.
+	dest, rerr := os.Readlink(path)
+	if rerr != nil {
+		return "", fmt.Errorf("evidence %s: %w", path, rerr)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var b Bundle
-	if err := dec.Decode(&b); err != nil {
-		return nil, err
+	if !filepath.IsAbs(dest) {
+		dest = filepath.Join(filepath.Dir(path), dest)
 	}
-	if _, err := dec.Token(); err != io.EOF { // as Unmarshal, refuse trailing data
-		return nil, ErrMalformed
+	dir, derr := filepath.EvalSymlinks(filepath.Dir(dest))
+	if derr != nil {
+		return "", fmt.Errorf("evidence %s is a link to %s: %w", path, dest, err)
 	}
-	return &b, nil
+	return filepath.Join(dir, filepath.Base(dest)), nil
 }
 
-// checkKnownFields decodes strictly to find fields a newer build added.
-func checkKnownFields(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var b Bundle
-	if err := dec.Decode(&b); err != nil {
-		if strings.Contains(err.Error(), "unknown field") {
-			return fmt.Errorf("%w: %v; upgrade relaylock", ErrNewerFields, err)
-		}
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+// removeStaleTemps removes the temporary files a writer of path left when
+// it was killed between creating and renaming one (atomicfile names them
+// ".NAME.tmp-*"). Update calls it under the lock, when no other writer of
+// path can be running.
+func removeStaleTemps(path string) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
 	}
-	return nil
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	prefix := "." + base + ".tmp-"
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// Preflight checks, before a command does any work, that it will be able
+// to add to the evidence file at path: a file that exists must verify
+// (LoadVerified: a *ModifiedError, ErrMalformed, ErrNewerFields...), and
+// its lock must not be held by a live relaylock, which fails at once
+// with ErrLocked naming the holder (a run that would wait for it could
+// only lose its result). A missing file is fine if its directory exists.
+func Preflight(path string) error {
+	path, err := Resolve(path)
+	if err != nil {
+		return err
+	}
+	if holder, held := lockHolder(path + ".lock"); held {
+		return fmt.Errorf("%w: %s is held by %s; wait for that run to end (if no relaylock is running there, remove the lock file)", ErrLocked, path+".lock", holder)
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		// A new file: its directory must exist, or the run's result could
+		// not be saved at the end.
+		dir := filepath.Dir(path)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("evidence %s: directory %s does not exist", path, dir)
+		}
+		return nil
+	}
+	_, _, err = LoadVerified(path)
+	return err
 }
 
 // Lock timing; see Update.
 var (
-	LockWait  = 30 * time.Second
+	LockWait  = 10 * time.Second
 	StaleLock = 10 * time.Minute
 )
 
+// inProcess serialises Updates of one file within this process, so that
+// its goroutines queue here instead of polling the lock file.
+var inProcess sync.Map // path → *sync.Mutex
+
 // lock takes path's lock file and returns the function that releases it.
-func lock(path string) (func(), error) {
+func lock(ctx context.Context, path string) (func(), error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	mv, _ := inProcess.LoadOrStore(abs, &sync.Mutex{})
+	mu := mv.(*sync.Mutex)
+	mu.Lock()
 	lp := path + ".lock"
 	deadline := time.Now().Add(LockWait)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
+		f, err := os.OpenFile(lp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			fmt.Fprint(f, lockContent())
+			f.Close()
+			return func() { os.Remove(lp); mu.Unlock() }, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			mu.Unlock()
+			return nil, fmt.Errorf("lock evidence: %w", err)
+		}
+		holder, held := lockHolder(lp)
+		if !held {
+			continue // removed, or taken over from a dead holder
+		}
+		if time.Now().After(deadline) {
+			mu.Unlock()
+			return nil, fmt.Errorf("%w: %s is held by %s (waited %s); if no relaylock is running there, remove the lock file", ErrLocked, lp, holder, LockWait)
+		}
+		select {
+		case <-ctx.Done():
+			mu.Unlock()
+			return nil, fmt.Errorf("waiting for %s (held by %s): %w", lp, holder, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// lockHolder reports whether the lock file lp is held by a live process
+// and describes the holder. A lock older than StaleLock, or left by a
+// process of this host that no longer runs (killed while saving), is
+// removed and reported as not held.
+func lockHolder(lp string) (string, bool) {
+	fi, err := os.Stat(lp)
+	if err != nil {
+		return "", false
+	}
+	holder, rerr := os.ReadFile(lp)
+	if time.Since(fi.ModTime()) > StaleLock {
+		if again, _ := os.ReadFile(lp); rerr == nil && bytes.Equal(again, holder) && os.Remove(lp) == nil {
+			return "", false // left by a crashed process
+		}
+	}
+	if rerr == nil && lockOwnerGone(holder) {
+		// Remove it only if it still is that lock.
+		if again, _ := os.ReadFile(lp); bytes.Equal(again, holder) && os.Remove(lp) == nil {
+			return "", false
+		}
+	}
+	if rerr != nil {
+		return "an unknown process", true
+	}
+	return describeHolder(holder), true
+}
+
+// LockRun takes the lock file lp for a whole run (the audit journal's),
+// not for one save: it never waits, and fails at once with ErrLocked
+// naming the holder when a live process holds it. A lock left by a
+// process of this host that has ended is taken over; age alone never
+// frees it (a run may last hours), so a lock from another host stays
+// until its owner or the operator removes it.
+func LockRun(lp string) (func(), error) {
+	for range 3 {
 		f, err := os.OpenFile(lp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err == nil {
 			fmt.Fprint(f, lockContent())
@@ -284,24 +432,18 @@ func lock(path string) (func(), error) {
 			return func() { os.Remove(lp) }, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("lock evidence: %w", err)
+			return nil, fmt.Errorf("lock %s: %w", lp, err)
 		}
-		if fi, serr := os.Stat(lp); serr == nil && time.Since(fi.ModTime()) > StaleLock {
-			if os.Remove(lp) == nil { // left by a crashed process
-				continue
-			}
-		}
-		if holder, rerr := os.ReadFile(lp); rerr == nil && lockOwnerGone(holder) {
-			// Left by a process of this host that no longer runs (killed
-			// while saving). Remove it only if it still is that lock.
+		holder, rerr := os.ReadFile(lp)
+		if rerr == nil && lockOwnerGone(holder) {
 			if again, _ := os.ReadFile(lp); bytes.Equal(again, holder) && os.Remove(lp) == nil {
 				continue
 			}
 		}
-		if time.Now().After(deadline) {
-			holder, _ := os.ReadFile(lp)
-			return nil, fmt.Errorf("%w: %s (%s); remove it if no relaylock is running", ErrLocked, lp, strings.TrimSpace(string(holder)))
+		if rerr != nil {
+			holder = nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, lp, describeHolder(holder))
 	}
+	return nil, fmt.Errorf("%w: %s keeps changing hands", ErrLocked, lp)
 }
