@@ -20,6 +20,7 @@ const (
 	exitUsage     = 2   // bad flags or arguments
 	exitOpen      = 3   // an open relay was found
 	exitStillOpen = 4   // remediation applied but the re-test still shows a relay
+	exitEvidence  = 6   // the result was printed, but the evidence file could not be written (nothing open)
 	exitCancelled = 130 // interrupted
 )
 

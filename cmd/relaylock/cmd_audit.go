@@ -62,7 +62,7 @@ func auditCommand(e *env) *cli.Command {
 		Name:      "audit",
 		Usage:     "test mail servers for open relay (every MX, every address, every port, before and after STARTTLS)",
 		ArgsUsage: "TARGET...",
-		UsageText: "relaylock audit [flags] TARGET...\n   relaylock audit --targets FILE --evidence EVIDENCE [--resume] [flags]\n\nTARGET is a mail domain (its MX hosts are tested), a host name, or an address, with an optional :port.\nOnly the targets you name are probed.\n\nExit codes: 0 no open relay; 1 error; 2 usage; 3 an open relay was found; 130 interrupted.",
+		UsageText: "relaylock audit [flags] TARGET...\n   relaylock audit --targets FILE --evidence EVIDENCE [--resume] [flags]\n\nTARGET is a mail domain (its MX hosts are tested), a host name, or an address, with an optional :port.\nOnly the targets you name are probed.\n\nExit codes: 0 no open relay; 1 error; 2 usage; 3 an open relay was found; 6 the result was printed but the evidence file could not be written; 130 interrupted.",
 		Flags:     auditFlags(),
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()

@@ -25,7 +25,7 @@ func inspectCommand(e *env) *cli.Command {
 		Name:  "inspect",
 		Usage: "read a Windows mail host's relay settings over WinRM and name the root cause",
 		UsageText: "relaylock inspect --winrm-host HOST [--winrm-user USER] [--format json] [--evidence FILE]\n\nThe password comes from RELAYLOCK_WINRM_PASSWORD, --winrm-password-file, or a prompt; never from a flag.\n\n" +
-			"Exit codes: 0 no finding makes the host relay; 1 error; 2 usage; 3 a high-severity finding: the host relays; 130 interrupted.",
+			"Exit codes: 0 no finding makes the host relay; 1 error; 2 usage; 3 a high-severity finding: the host relays; 6 the result was printed but the evidence file could not be written; 130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

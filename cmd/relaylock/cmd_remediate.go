@@ -52,7 +52,8 @@ func remediateCommand(e *env) *cli.Command {
 		UsageText: "relaylock remediate --winrm-host HOST --allow 192.0.2.10 --allow 198.51.100.0/24 [--dry-run] [--yes] [--evidence FILE]\n\n" +
 			"Exit codes: 0 remediated and the re-test is closed (or nothing to change); 1 error; 2 usage (a bad flag, or an --allow entry\n" +
 			"refused before anything is touched); 3 the host relays and nothing was applied (the change was declined, or --yes\n" +
-			"is missing while stdin is not a terminal); 4 applied but the re-test still shows a relay; 130 interrupted.",
+			"is missing while stdin is not a terminal); 4 applied but the re-test still shows a relay; 6 done, but the evidence file could not take\n" +
+			"a record after the change began; 130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

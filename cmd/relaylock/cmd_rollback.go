@@ -26,7 +26,8 @@ func rollbackCommand(e *env) *cli.Command {
 		UsageText: "relaylock rollback --backup relaylock-backup-HOST-TIME.json [--winrm-host HOST] [--evidence FILE]\n\n" +
 			"Re-tests the endpoints the backup names (those probed before the change) unless --smtp-target is given.\n\n" +
 			"Exit codes: 0 restored and the re-test shows no relay (or --no-retest); 1 error; 2 usage; 3 restored, and the\n" +
-			"re-test shows the relay the backup's state had; 130 interrupted.",
+			"re-test shows the relay the backup's state had; 6 restored, but the evidence file could not take the record;\n" +
+			"130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -10,11 +10,6 @@ import (
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
-// exitEvidence: the result was printed on stdout, but the evidence file
-// could not be written (README, "Exit codes"). An open relay still exits
-// exitOpen, with the write error on stderr.
-const exitEvidence = 6
-
 // addEvidencePreflight makes every command that adds to an evidence file
 // (every command with --evidence but report, which verifies for itself)
 // check the file before it does any work: evidence that does not verify,

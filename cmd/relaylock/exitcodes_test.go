@@ -31,7 +31,6 @@ import (
 // code are added to exitCases.
 var pendingExitCodes = map[int]string{
 	5: "inconclusive (issue 13)",
-	6: "result printed, evidence not written (issue 15 items 1-5)",
 }
 
 // readmeTable returns the rows of the first Markdown table after heading.
@@ -181,6 +180,15 @@ func exitCases(t *testing.T) map[int][]exitCase {
 				return append(append([]string{"remediate", "--allow", "127.0.0.2", "--no-loopback", "--yes", "--restart", "never",
 					"--backup", filepath.Join(lr.dir, "b.json")}, lr.winrmArgs()...), lr.probeArgs()...)
 			})},
+		},
+		exitEvidence: {
+			{"audit: closed, the evidence file is locked by a run on another host", func(t *testing.T) (int, string, string) {
+				ev := copyFixture(t, t.TempDir())
+				if err := os.WriteFile(ev+".lock", []byte("pid 4242 host other-host.example since 2026-01-01T00:00:00Z\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return runCLI(t, "", append([]string{"audit", closed, "--evidence", ev}, probe...)...)
+			}},
 		},
 		exitCancelled: {
 			{"audit: Ctrl-C while a server stalls", func(t *testing.T) (int, string, string) {
