@@ -56,7 +56,11 @@ func TestExchangeLoaderIdentical(t *testing.T) {
 	}
 	for _, must := range []string{"[IntPtr]::Size -ne 8", "Microsoft.Exchange.Management.PowerShell.Admin", "RemoteExchange.ps1",
 		"Connect-ExchangeServer -Auto", "exShell.psc1", "Exchange.ps1", "EdgeTransportRole",
-		"Exchange Management Shell could not be loaded: ", "second-hop", "'warning'"} {
+		"Exchange Management Shell could not be loaded: ", "'warning'",
+		// the second hop: explicit credentials, the supported remote shell, CSS-Exchange's loading
+		"New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri $rlUri -Credential (RL-HopCred) -Authentication Kerberos",
+		"Import-PSSession", "Connect-ExchangeServer -Auto -ClientApplication:ManagementShell", "$ErrorActionPreference = 'Continue'",
+		"RL-NetOnly", "Get-ExchangeServer -Identity $env:COMPUTERNAME @rlDCArg", "OriginatingServer"} {
 		if !strings.Contains(first, must) {
 			t.Errorf("loader block lacks %q", must)
 		}

@@ -85,8 +85,13 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 		return nil, err
 	}
 	p[psframe.NonceParam] = nonce
+	// The second-hop credential travels in the payload only (inside
+	// HTTPS or NTLM sealing), never in the recorded parameters.
+	hop := r.c.cfg.Hop()
+	AddHopParams(p, script, hop)
 	sum := sha256.Sum256([]byte(full))
-	run := &ScriptRun{Script: script, SHA256: hex.EncodeToString(sum[:]), Params: runParams(params), Start: time.Now().UTC()}
+	run := &ScriptRun{Script: script, SHA256: hex.EncodeToString(sum[:]), Params: RecordedParams(params), Start: time.Now().UTC(),
+		Hop: HopNote(script, hop)}
 	payload := psframe.EncodePayload(full, p)
 
 	// The run has its own context so that a transport failure the
@@ -165,17 +170,6 @@ func (r *WinRMRunner) transportErr(ctx context.Context, rec *postRecorder, err e
 // lab's DirectRunner) can use it to behave the same.
 func CheckRun(host string, run *ScriptRun) error {
 	return classifyScript(host, run)
-}
-
-func runParams(p map[string]string) map[string]string {
-	if len(p) == 0 {
-		return nil
-	}
-	c := make(map[string]string, len(p))
-	for k, v := range p {
-		c[k] = v
-	}
-	return c
 }
 
 func runNonce() (string, error) {

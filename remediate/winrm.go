@@ -52,6 +52,13 @@ type WinRMConfig struct {
 	KrbConfig, KrbRealm, KrbCCache, SPN string
 	// Certificate authentication (HTTPS only): PEM client certificate and key.
 	ClientCertFile, ClientKeyFile string
+	// HopUser and HopPassword are the credential the scripts pass
+	// explicitly to Active Directory and the Exchange shell (the second
+	// hop, hop.go). Empty HopUser: User and Password when the WinRM logon
+	// uses a password (ntlm, basic, kerberos with a password); a Kerberos
+	// ccache or a client certificate has none, so Exchange hosts then need
+	// HopUser and HopPassword.
+	HopUser, HopPassword string
 	// AllowUnencrypted permits plain HTTP without message encryption (the
 	// host must have AllowUnencrypted=true too; not recommended).
 	AllowUnencrypted bool
@@ -105,6 +112,20 @@ func (c WinRMConfig) WithDefaults() WinRMConfig {
 		}
 	}
 	return c
+}
+
+// Hop returns the second-hop credential (see HopUser).
+func (c WinRMConfig) Hop() HopCredential {
+	if c.HopUser != "" {
+		return HopCredential{User: c.HopUser, Password: c.HopPassword}
+	}
+	switch strings.ToLower(c.Auth) {
+	case "", AuthNTLM, AuthBasic, AuthKerberos:
+		if c.Password != "" {
+			return HopCredential{User: c.User, Password: c.Password}
+		}
+	}
+	return HopCredential{}
 }
 
 func (c WinRMConfig) hostPort() string {

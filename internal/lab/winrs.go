@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
 
@@ -196,7 +197,10 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 	run := Run{ShellID: s.id, CommandID: c.id, CommandLine: line, Start: time.Now()}
 	if readsStdin(line) {
 		if src, params, err := psframe.DecodePayload(stdin); err == nil {
-			run.Params = params
+			// The lab records what a Windows audit log could: never the
+			// second-hop password.
+			run.Params = remediate.RecordedParams(params)
+			run.ExplicitHop = params[remediate.HopUserParam] != "" && params[remediate.HopPasswordParam] != ""
 			run.Script, _ = ScriptName(src)
 		}
 	}
@@ -204,7 +208,7 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 	w.commands.Add(1)
 	go func() {
 		defer w.commands.Done()
-		stdout, stderr, code := Dispatch(w.host, line, stdin)
+		stdout, stderr, code := Dispatch(w.host, Directory{User: w.cfg.User, Password: w.cfg.Password}, line, stdin)
 		run.End = time.Now()
 		run.Stdout, run.Stderr, run.ExitCode = stdout, stderr, code
 		if w.cfg.OnRun != nil {

@@ -160,10 +160,12 @@ type Run struct {
 	ShellID, CommandID string
 	CommandLine        string
 	Script             string            // relaylock script name ("" for other command lines)
-	Params             map[string]string // decoded psframe parameters
-	Stdout, Stderr     []byte
-	ExitCode           int
-	Start, End         time.Time
+	Params             map[string]string // decoded psframe parameters, without secret ones
+	// ExplicitHop is set when the payload carried a second-hop credential.
+	ExplicitHop    bool
+	Stdout, Stderr []byte
+	ExitCode       int
+	Start, End     time.Time
 }
 
 // WSMan is a WS-Management server for one simulated host.

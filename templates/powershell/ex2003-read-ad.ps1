@@ -1,11 +1,11 @@
 # ex2003-read-ad: read the Exchange 2000/2003 SMTP virtual servers from Active Directory.
 # Product: Exchange2003. Mode: read.
 # Idempotency: read-only, changes nothing; safe to run any number of times.
-# Parameters (data only):
+# Parameters (data only; plus the second-hop credential of lib/hop-credential.ps1, used for every LDAP bind):
 #   relayiplistattr  LDAP name of the relay-list attribute (remediate.Ex2003RelayIpListAttr; the name is UNVERIFIED)
 # Records (decoded by remediate/exchange2003.go):
 #   advs   dn relayiplist relayforauth authflags smarthost   (one per protocolCfgSMTPServer object)
-#   error  kind ad-unavailable when the directory cannot be searched (e.g. the WinRM second hop)
+#   error  kind ad-unavailable (with hresult) when the directory cannot be searched (e.g. the WinRM second hop)
 # Searches the configuration naming context for (objectClass=protocolCfgSMTPServer), windows-relay.md 2.4.
 $attr = [string]$P['relayiplistattr']
 if ($attr -notmatch '^[A-Za-z][A-Za-z0-9-]{0,63}$') {
@@ -14,11 +14,12 @@ if ($attr -notmatch '^[A-Za-z][A-Za-z0-9-]{0,63}$') {
 }
 
 # relaylock:include ldap-values
+# relaylock:include hop-credential
 
 try {
-    $rootDse = New-Object DirectoryServices.DirectoryEntry('LDAP://RootDSE')
+    $rootDse = RL-DirEntry 'LDAP://RootDSE'
     $cfg = [string]$rootDse.Properties['configurationNamingContext'].Value
-    $base = New-Object DirectoryServices.DirectoryEntry(('LDAP://' + $cfg))
+    $base = RL-DirEntry ('LDAP://' + $cfg)
     $ds = New-Object DirectoryServices.DirectorySearcher($base, '(objectClass=protocolCfgSMTPServer)')
     $ds.PageSize = 500
     foreach ($n in @('distinguishedName', $attr, 'msExchSmtpRelayForAuth', 'msExchAuthenticationFlags', 'msExchSmtpSmartHost')) {
@@ -26,7 +27,7 @@ try {
     }
     $found = @($ds.FindAll())
 } catch {
-    RL-Rec 'error' @('message', [string]$_.Exception.Message, 'type', $_.Exception.GetType().FullName, 'kind', 'ad-unavailable')
+    RL-Rec 'error' @('message', [string]$_.Exception.Message, 'type', $_.Exception.GetType().FullName, 'hresult', (RL-HResult $_.Exception), 'kind', 'ad-unavailable')
     RL-End 5
 }
 
