@@ -31,6 +31,27 @@ type Directory struct {
 	User, Password string
 }
 
+// LabNetBIOSDomain is the NetBIOS name of the simulated AD domain
+// (LabExchangeDomain).
+const LabNetBIOSDomain = "CORP"
+
+// isDomainAccount reports whether a configured account name is a domain
+// account ("DOMAIN\name" or "name@domain"); a bare name is a local
+// account of the host.
+func isDomainAccount(user string) bool {
+	return strings.Contains(user, `\`) || strings.Contains(user, "@")
+}
+
+// directoryFor is the second-hop directory of a host whose one account
+// is user/password: that account when it is a domain account; none (AD
+// refuses everyone) when it is local.
+func directoryFor(user, password string) Directory {
+	if !isDomainAccount(user) {
+		return Directory{}
+	}
+	return Directory{User: user, Password: password}
+}
+
 // DefaultDirectory is the directory account of the DirectRunner, which
 // also sends it as the explicit credential unless told otherwise.
 var DefaultDirectory = Directory{User: `CORP\relaylock-admin`, Password: "Lab-Directory-Account-2026"}
@@ -60,7 +81,7 @@ func (d Directory) accepts(user, password string) bool {
 	norm := func(s string) string {
 		s = strings.ToLower(s)
 		if s == strings.ToLower(LabExchangeDomain) {
-			return "corp"
+			return strings.ToLower(LabNetBIOSDomain)
 		}
 		return s
 	}

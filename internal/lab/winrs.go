@@ -208,7 +208,7 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 	w.commands.Add(1)
 	go func() {
 		defer w.commands.Done()
-		stdout, stderr, code := Dispatch(w.host, Directory{User: w.cfg.User, Password: w.cfg.Password}, line, stdin)
+		stdout, stderr, code := Dispatch(w.host, directoryFor(w.cfg.User, w.cfg.Password), line, stdin)
 		run.End = time.Now()
 		run.Stdout, run.Stderr, run.ExitCode = stdout, stderr, code
 		if w.cfg.OnRun != nil {

@@ -540,6 +540,10 @@ func (w *WSMan) authenticate(rw http.ResponseWriter, r *http.Request, body []byt
 			return true
 		}
 	case strings.EqualFold(scheme, "Basic") && !w.cfg.DisableBasic:
+		// Real WinRM logs on local accounts only with Basic; the lab
+		// accepts its one account in any form, and models the
+		// consequence where it matters: a local account (no DOMAIN\ or
+		// @domain) does not cross the second hop (secondhop.go).
 		if u, p, ok := r.BasicAuth(); ok && w.userMatches(u, "") && p == w.cfg.Password {
 			return true
 		}
