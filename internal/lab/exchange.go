@@ -329,6 +329,16 @@ func (h *ExchangeHost) SetLoadError(msg string) {
 	h.loadError = msg
 }
 
+// SetLoader sets how the simulated loader got the Exchange cmdlets:
+// "remote" (the default), "snapin" (Connect-ExchangeServer failed on
+// 2010+ and the bare snap-in was loaded: writes are refused without
+// allow_snapin=yes), "snapin-2007", "edge" or "present".
+func (h *ExchangeHost) SetLoader(loader string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.loader = loader
+}
+
 // Writes returns the parameters of every exchange-write run, verbatim.
 func (h *ExchangeHost) Writes() []map[string]string {
 	h.mu.Lock()

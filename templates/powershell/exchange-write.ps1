@@ -11,7 +11,7 @@
 #   op<i>_identity     connector identity (SERVER\Name) or accepted domain identity (Name)
 #   op<i>_name, _server, _role   new connector name, server, TransportRole ('' = no -TransportRole:
 #                      Exchange 2007/2010). New connectors are created with the -Custom switch, which
-#                      Exchange 2007 (its only form: -Usage is 2010+) and every later version take.
+#                      Exchange 2007 (whose cmdlet has no Usage parameter: 2010+) and every later version take.
 #   op<i>_set          set-connector: newline list of the fields to set (enabled, bindings,
 #                      ranges, auth, groups)
 #   op<i>_enabled      True | False
