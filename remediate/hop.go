@@ -163,7 +163,7 @@ var ErrSecondHop = errors.New("second hop failed")
 var SecondHopFixes = []string{
 	"give relaylock a domain account's password so it can pass it explicitly (password authentication: --winrm-auth ntlm or kerberos with RELAYLOCK_WINRM_PASSWORD / --winrm-password-file; with a Kerberos ccache or a client certificate add --hop-user DOMAIN\\user and RELAYLOCK_HOP_PASSWORD or --hop-password-file)",
 	"use an account that can manage Exchange (Organization Management on 2007+, Exchange Full Administrator on 2000/2003) and, for WinRM Basic, remember it logs on local accounts only: a local account cannot reach Active Directory",
-	"or run relaylock's change on the server itself, from an interactive logon (no second hop)",
+	"or make the change by hand on the server, in the Exchange Management Shell (2007+) or Exchange System Manager (2000/2003)",
 	"relaylock does not use CredSSP or Kerberos delegation (its WinRM client supports neither); configuring them on the server does not help it",
 }
 
@@ -222,7 +222,7 @@ func CheckSecondHop(ctx context.Context, r Runner, info HostInfo) (*HopCheck, *S
 	}
 	he := &SecondHopError{Host: info.ComputerName, What: target, Reason: strings.Join(run.Errors, "; ")}
 	if er, ok := run.Output.First("hoperror"); ok {
-		he.What, he.Reason = er.Str("what"), er.Str("message")
+		he.What, he.Reason = er.Str("what"), strings.TrimSpace(er.Str("message"))
 		if hr := er.Str("hresult"); hr != "" {
 			he.Reason += " (" + hr + ")"
 		}
