@@ -24,8 +24,9 @@ const (
 
 // Runner runs one embedded script (templates/powershell/<script>.ps1) on
 // a host with the given parameters and returns the run, with its decoded
-// records. Params are data, never PowerShell source. A Runner never puts
-// secrets into params.
+// records. Params are data, never PowerShell source. Secrets (the
+// second-hop credential, hop.go) travel in the payload only, added by the
+// runner itself (AddHopParams), and never appear in ScriptRun.Params.
 type Runner interface {
 	Run(ctx context.Context, script string, params map[string]string) (*ScriptRun, error)
 }
