@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -303,5 +304,36 @@ func TestExchangeShellQuotaWarning(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: quota warning %v, want %v (%v)", tc.host.HostInfo().ExchangeVersion, got, tc.want, insp.Warnings)
 		}
+	}
+}
+
+func TestHopCredentialDefaults(t *testing.T) {
+	tests := []struct {
+		cfg  remediate.WinRMConfig
+		want string
+	}{
+		{remediate.WinRMConfig{Auth: remediate.AuthNTLM, User: `CORP\a`, Password: "p"}, `CORP\a`},
+		{remediate.WinRMConfig{Auth: remediate.AuthBasic, User: "local", Password: "p"}, "local"},
+		{remediate.WinRMConfig{Auth: remediate.AuthKerberos, User: "a@CORP.EXAMPLE", Password: "p"}, "a@CORP.EXAMPLE"},
+		{remediate.WinRMConfig{Auth: remediate.AuthKerberos, User: "a@CORP.EXAMPLE", KrbCCache: "/tmp/cc"}, "none"},
+		{remediate.WinRMConfig{Auth: remediate.AuthCertificate, ClientCertFile: "c.pem"}, "none"},
+		{remediate.WinRMConfig{Auth: remediate.AuthCertificate, HopUser: `CORP\b`, HopPassword: "q"}, `CORP\b`},
+		{remediate.WinRMConfig{Auth: remediate.AuthNTLM, User: "local", Password: "p", HopUser: `CORP\b`, HopPassword: "q"}, `CORP\b`},
+	}
+	for _, tc := range tests {
+		h := tc.cfg.Hop()
+		if h.String() != tc.want {
+			t.Errorf("%+v: hop %s, want %s", tc.cfg.Auth, h, tc.want)
+		}
+		if strings.Contains(fmt.Sprintf("%v %+v %#v %s", h, h, h, h), "q") && h.Password == "q" {
+			t.Errorf("the hop password is printed by a format verb")
+		}
+	}
+	bad := remediate.WinRMConfig{Host: "h", Port: 5986, HopUser: `CORP\b`}
+	if _, err := bad.Validate(); !errors.Is(err, remediate.ErrConfig) {
+		t.Errorf("hop user without password: %v", err)
+	}
+	if p := remediate.RecordedParams(map[string]string{"a": "1", remediate.HopPasswordParam: "q"}); len(p) != 1 || p["a"] != "1" {
+		t.Errorf("RecordedParams = %v", p)
 	}
 }

@@ -161,6 +161,12 @@ func (c WinRMConfig) Validate() (warnings []string, err error) {
 	if c.Port < 1 || c.Port > 65535 {
 		return bad("WinRM port %d out of range", c.Port)
 	}
+	if (c.HopUser == "") != (c.HopPassword == "") {
+		return bad("the second-hop account needs both a user and a password")
+	}
+	if strings.ContainsAny(c.HopUser, "\r\n") {
+		return bad("second-hop user %q is not a user name", c.HopUser)
+	}
 	switch c.Auth {
 	case AuthNTLM, AuthBasic, AuthKerberos, AuthCertificate:
 	default:
