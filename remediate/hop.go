@@ -26,28 +26,9 @@ package remediate
 //     the logon type of `runas /netonly`: local access keeps the caller's
 //     identity, outbound authentication uses the given credentials.
 //
-// UNVERIFIED on a real host, named here and in the README (section "The
-// second hop"), with what happens if the assumption is wrong:
-//
-//   - HopUnverifiedNetOnly: that the Exchange 2007 snap-in's AD access
-//     uses the impersonated LOGON32_LOGON_NEW_CREDENTIALS token of the
-//     script thread (PowerShell 2.0 runs one script on one thread). If it
-//     does not, the cheap check passes (it binds AD from that thread) but
-//     Get-ReceiveConnector fails with an AD error: relaylock then reports
-//     the failure and changes nothing (reads come before any write).
-//   - HopUnverifiedUPN: that LogonUser accepts a user@dns.domain split as
-//     user + DNS domain for NEW_CREDENTIALS logons. Consequence if not:
-//     the check fails with the logon error; use DOMAIN\user.
-//   - HopUnverifiedKerberosHTTP: that http://<fqdn>/PowerShell/ with
-//     -Authentication Kerberos and explicit credentials is reachable from
-//     the WinRS process of a network logon. It is what Exchange's own
-//     Connect-ExchangeServer does, with the logged-on user's token instead
-//     of explicit credentials. Consequence if not: the check fails, names
-//     the second hop, and nothing is changed.
-//   - The exact error texts the lab prints for a missing credential are
-//     those reported for the double hop (0x80072020 "An operations error
-//     occurred." for ADSI, 0x8009030e for WinRM Kerberos); localized hosts
-//     print other texts, which is why relaylock keys on the HRESULT.
+// What is UNVERIFIED on a real host is listed in SecondHopUnverified
+// (and in the README, section "The second hop"), each with what happens
+// if the assumption is wrong.
 
 import (
 	"context"
@@ -152,6 +133,27 @@ func RecordedParams(p map[string]string) map[string]string {
 		c[k] = v
 	}
 	return c
+}
+
+// SecondHopUnverified names the facts of the second-hop design that no
+// real host has confirmed, each with its consequence if wrong. Every one
+// fails closed: the check before any read, or the read itself, fails
+// and nothing is changed.
+var SecondHopUnverified = []string{
+	"Exchange 2007: that the snap-in's AD access uses the impersonated LOGON32_LOGON_NEW_CREDENTIALS token of the script's thread " +
+		"(PowerShell runs one script on one thread). If not, the check passes (it binds AD from that thread) but Get-ExchangeServer fails " +
+		"with an AD error: relaylock reports it and changes nothing.",
+	"Exchange 2007: that LogonUser accepts user@dns.domain split into user and DNS domain for a NEW_CREDENTIALS logon. " +
+		"If not, the AD bind fails with the logon error; use DOMAIN\\user.",
+	"Exchange 2010+: that http://<fqdn>/PowerShell/ with -Authentication Kerberos and explicit credentials is reachable from the WinRS " +
+		"process of a network logon (Connect-ExchangeServer does the same with the logged-on user's token). If not, the check fails, " +
+		"names the second hop, and nothing is read or changed.",
+	"The error texts the lab prints for a missing or refused credential are those reported for the double hop on English hosts " +
+		"(0x80072020 for ADSI, ADOperationException for the Exchange cmdlets, 0x8009030e for WinRM Kerberos); " +
+		"localized hosts print other texts, which is why relaylock reports the HRESULT.",
+	"WinRM 2.0 quota: that the Exchange shell needs more than ExchangeShellMinMemoryMB (an estimate), and where an administrator's " +
+		"MaxMemoryPerShellMB is in the registry when the WSMan: drive cannot be read from a remote shell. If wrong, the warning is " +
+		"shown needlessly or not at all; the read itself is unaffected.",
 }
 
 // ErrSecondHop reports that the WinRS process could not reach Active

@@ -4,8 +4,8 @@
 # LOGON32_LOGON_NEW_CREDENTIALS (9) and LOGON32_PROVIDER_WINNT50 (3) returns a copy of the
 # caller's token whose OUTBOUND authentication uses the given credential; impersonating it
 # on this thread (PowerShell runs the script on one thread) lets the Exchange 2007 snap-in,
-# whose cmdlets take no credential, reach AD. UNVERIFIED on a real host (remediate/hop.go,
-# HopUnverifiedNetOnly). The credential is not checked here: NEW_CREDENTIALS logons never
+# whose cmdlets take no credential, reach AD. UNVERIFIED on a real host (listed in
+# remediate.SecondHopUnverified). The credential is not checked here: NEW_CREDENTIALS logons never
 # check it; the first AD access does.
 function RL-NetOnly {
     if (-not $rlHopExplicit) { return $false }
