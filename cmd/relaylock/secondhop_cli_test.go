@@ -82,7 +82,10 @@ func TestSecondHopOverWinRM(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(b.Inspections) != 1 || len(b.Inspections[0].Runs) != 2 || b.Inspections[0].Runs[1].Script != remediate.HopCheckScript {
-				t.Errorf("evidence does not record detect + hop-check: %+v", b.Inspections)
+				t.Fatalf("evidence does not record detect + hop-check: %+v", b.Inspections)
+			}
+			if hop := b.Inspections[0].Runs[1].Hop; !strings.HasPrefix(hop, "explicit credential of ") {
+				t.Errorf("the hop-check run records second_hop %q", hop)
 			}
 		})
 	}
