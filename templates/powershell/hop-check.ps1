@@ -60,8 +60,7 @@ switch ($target) {
         RL-Rec 'hop' @('method', $m, 'explicit', $rlHopExplicit, 'dc', $dc)
     }
     'exchange' {
-        $cs = Get-WmiObject -Class Win32_ComputerSystem
-        $uri = 'http://' + [string]$cs.DNSHostName + '.' + [string]$cs.Domain + '/PowerShell/'
+        $uri = RL-ShellUri
         try {
             if ($rlHopExplicit) {
                 $s = New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri $uri -Credential (RL-HopCred) -Authentication Kerberos

@@ -59,8 +59,7 @@ if ($null -ne (Get-Command Get-ReceiveConnector -ErrorAction SilentlyContinue)) 
                 . (Join-Path $rlInstall 'bin\Exchange.ps1') | Out-Null
                 $rlLoader = 'edge'
             } elseif ($rlHopExplicit) {
-                $rlCs = Get-WmiObject -Class Win32_ComputerSystem
-                $rlUri = 'http://' + [string]$rlCs.DNSHostName + '.' + [string]$rlCs.Domain + '/PowerShell/'
+                $rlUri = RL-ShellUri
                 $rlStep = 'New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri ' + $rlUri + ' -Authentication Kerberos -Credential ' + $rlHopUser
                 $rlSession = New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri $rlUri -Credential (RL-HopCred) -Authentication Kerberos
                 $rlStep = 'Import-PSSession'

@@ -26,6 +26,19 @@ function RL-DirEntry([string]$path) {
     return New-Object DirectoryServices.DirectoryEntry($path)
 }
 
+# RL-ShellUri: the Exchange remote shell of this server, http://<fqdn>/PowerShell/. The FQDN
+# is what the resolver gives for localhost (host name + primary DNS suffix, the name Kerberos
+# knows the server by), else Win32_ComputerSystem's DNSHostName.Domain.
+function RL-ShellUri {
+    $fqdn = ''
+    try { $fqdn = [string][Net.Dns]::GetHostByName('localhost').HostName } catch { $fqdn = '' }
+    if ($fqdn -notmatch '\.') {
+        $cs = Get-WmiObject -Class Win32_ComputerSystem
+        $fqdn = [string]$cs.DNSHostName + '.' + [string]$cs.Domain
+    }
+    return ('http://' + $fqdn.ToLower() + '/PowerShell/')
+}
+
 # RL-HResult: the HRESULT of an exception as 0xXXXXXXXX (for localized hosts, where
 # the message text is translated), or ''.
 function RL-HResult($ex) {
