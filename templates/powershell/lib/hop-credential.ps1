@@ -27,11 +27,11 @@ function RL-DirEntry([string]$path) {
 }
 
 # RL-ShellUri: the Exchange remote shell of this server, http://<fqdn>/PowerShell/. The FQDN
-# is what the resolver gives for localhost (host name + primary DNS suffix, the name Kerberos
+# is what the resolver gives for this computer's name (host name + primary DNS suffix, the name Kerberos
 # knows the server by), else Win32_ComputerSystem's DNSHostName.Domain.
 function RL-ShellUri {
     $fqdn = ''
-    try { $fqdn = [string][Net.Dns]::GetHostByName('localhost').HostName } catch { $fqdn = '' }
+    try { $fqdn = [string][Net.Dns]::GetHostByName($env:COMPUTERNAME).HostName } catch { $fqdn = '' }
     if ($fqdn -notmatch '\.') {
         $cs = Get-WmiObject -Class Win32_ComputerSystem
         $fqdn = [string]$cs.DNSHostName + '.' + [string]$cs.Domain
