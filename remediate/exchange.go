@@ -849,8 +849,8 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 	}
 	if s.Loader == "snapin" {
 		fs = append(fs, Finding{ID: FindExchLoader, Severity: SeverityInfo, Setting: "Loader", Value: s.Loader,
-			Title:  "Exchange cmdlets were loaded from the local snap-in",
-			Detail: "Connect-ExchangeServer failed, so the unsupported local snap-in was used (it bypasses RBAC); relaylock reads through it but changes nothing through it without --force. " + strings.Join(s.Warnings, " "),
+			Title:       "Exchange cmdlets were loaded from the local snap-in",
+			Detail:      "Connect-ExchangeServer failed, so the unsupported local snap-in was used (it bypasses RBAC); relaylock reads through it but changes nothing through it without --force. " + strings.Join(s.Warnings, " "),
 			Remediation: "Make the Exchange remote shell work (http://<server>/PowerShell/, the Microsoft.Exchange session configuration), then run relaylock again."})
 	}
 	return fs
