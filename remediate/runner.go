@@ -88,6 +88,10 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 	// The second-hop credential travels in the payload only (inside
 	// HTTPS or NTLM sealing), never in the recorded parameters.
 	hop := r.c.cfg.Hop()
+	if ScriptNeedsHop(script) && hop.Set() && !r.c.cfg.encrypted() {
+		return nil, kindErr(ErrConfig, nil, "run %s on %s: refusing to send the password of %s (the second hop) over an unencrypted WinRM connection (--winrm-allow-unencrypted): use HTTPS or NTLM message encryption (plain HTTP without --winrm-allow-unencrypted)",
+			script, r.c.cfg.Host, hop.User)
+	}
 	AddHopParams(p, script, hop)
 	sum := sha256.Sum256([]byte(full))
 	run := &ScriptRun{Script: script, SHA256: hex.EncodeToString(sum[:]), Params: RecordedParams(params), Start: time.Now().UTC(),

@@ -146,6 +146,10 @@ func (c WinRMConfig) ntlmSealing() bool {
 	return !c.HTTPS && c.Auth == AuthNTLM && !c.AllowUnencrypted
 }
 
+// encrypted reports whether every message is protected on the wire (TLS,
+// or NTLM message encryption), so that a secret may travel in a payload.
+func (c WinRMConfig) encrypted() bool { return c.HTTPS || c.ntlmSealing() }
+
 // Validate checks a config (after WithDefaults) and returns the warnings
 // the operator must see.
 func (c WinRMConfig) Validate() (warnings []string, err error) {

@@ -129,3 +129,24 @@ func TestWSManSecondHop(t *testing.T) {
 		})
 	}
 }
+
+// Over a connection without encryption (plain HTTP, AllowUnencrypted)
+// the runner refuses to send the second-hop password at all.
+func TestHopPasswordNeverUnencrypted(t *testing.T) {
+	l := startLab(t, Config{Platform: "exchange2016", PlainHTTP: true, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}})
+	r, _, err := remediate.NewWinRMRunner(remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, Auth: remediate.AuthNTLM,
+		User: l.User, Password: l.Password, AllowUnencrypted: true, OperationTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = remediate.InspectHost(context.Background(), r, l.WinRMHost, nil)
+	if !errors.Is(err, remediate.ErrConfig) || !strings.Contains(err.Error(), "unencrypted") {
+		t.Fatalf("err = %v, want the refusal", err)
+	}
+	for _, run := range l.WinRM.Runs() {
+		if run.ExplicitHop || remediate.ScriptNeedsHop(run.Script) {
+			t.Errorf("%s reached the host (explicit hop %v)", run.Script, run.ExplicitHop)
+		}
+	}
+}
