@@ -56,7 +56,11 @@ const (
 type ExchangeState struct {
 	Server string `json:"server"`
 	// Loader says how the Exchange cmdlets were loaded: "present",
-	// "remote" (RemoteExchange.ps1), "snapin", "snapin-2007", "edge".
+	// "remote-explicit" (New-PSSession with the second-hop credential +
+	// Import-PSSession, 2010+), "remote" (RemoteExchange.ps1 and
+	// Connect-ExchangeServer), "snapin" (the bare snap-in on 2010+: no
+	// writes without --force), "snapin-2007-netonly" (2007 behind a runas
+	// /netonly logon), "snapin-2007", "edge".
 	Loader string `json:"loader"`
 	// DomainController is the AD domain controller the read used
 	// (-DomainController, or the OriginatingServer of the first read);
