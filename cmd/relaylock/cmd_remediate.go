@@ -33,7 +33,7 @@ func remediateFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backup", Usage: "backup `FILE` (default: beside the evidence file, or in the current directory)"},
 		&cli.BoolFlag{Name: "no-auto-rollback", Usage: "on a failure part-way, do not roll back automatically (print the rollback command instead)"},
 		&cli.StringFlag{Name: "restart", Value: "ask", Usage: "restart the mail service if the re-test still shows a relay: ask, never or always"},
-		&cli.BoolFlag{Name: "force", Usage: "accept an allow list that covers everything or is wider than --max-prefix, and write to Exchange 2010+ through the bare snap-in when its remote shell fails (unsupported by Microsoft)"},
+		&cli.BoolFlag{Name: "force", Usage: "accept an allow list that covers everything or is wider than --max-prefix"},
 		&cli.IntFlag{Name: "max-prefix", Value: 8, Usage: "widest IPv4 allow entry accepted without --force, as a prefix length"},
 		&cli.IntFlag{Name: "max-prefix6", Value: 32, Usage: "widest IPv6 allow entry accepted without --force, as a prefix length"},
 		&cli.DurationFlag{Name: "ds2mb-timeout", Value: 5 * time.Minute, Usage: "Exchange 2000/2003: how long to wait for DS2MB to copy Active Directory into the metabase (it is notified within 15 s, and runs every 15 min)"},

@@ -29,9 +29,6 @@ import (
 const (
 	envWinRMUser     = "RELAYLOCK_WINRM_USER"
 	envWinRMPassword = "RELAYLOCK_WINRM_PASSWORD"
-	// The second-hop account (remediate/hop.go), when it is not the WinRM one.
-	envHopUser     = "RELAYLOCK_HOP_USER"
-	envHopPassword = "RELAYLOCK_HOP_PASSWORD"
 )
 
 // maxPasswordFile bounds what is read from --winrm-password-file.
@@ -141,6 +138,12 @@ func winrmConfigFrom(c *cli.Context, e *env, host string) (remediate.WinRMConfig
 	}
 	return cfg, warnings, nil
 }
+
+// The second-hop account (remediate/hop.go), when it is not the WinRM one.
+const (
+	envHopUser     = "RELAYLOCK_HOP_USER"
+	envHopPassword = "RELAYLOCK_HOP_PASSWORD"
+)
 
 // hopCredential fills cfg.HopUser and HopPassword from --hop-user (or
 // $RELAYLOCK_HOP_USER) and --hop-password-file, $RELAYLOCK_HOP_PASSWORD or a
