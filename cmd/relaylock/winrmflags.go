@@ -65,7 +65,8 @@ func winrmFlags() []cli.Flag {
 		&cli.StringFlag{Category: cat, Name: "winrm-spn", Usage: "Kerberos service principal `NAME` (default HTTP/<host>)"},
 		&cli.StringFlag{Category: cat, Name: "winrm-cert", Usage: "client certificate PEM `FILE` for --winrm-auth certificate"},
 		&cli.StringFlag{Category: cat, Name: "winrm-key", Usage: "client key PEM `FILE` for --winrm-auth certificate"},
-		&cli.StringFlag{Category: cat, Name: "hop-user", Usage: "domain `USER` whose password the scripts pass explicitly to Active Directory and the Exchange shell (the second hop; default the WinRM user when it logs on with a password, else $" + envHopUser + ")"},
+		&cli.StringFlag{Category: cat, Name: "hop-user", DefaultText: "$" + envHopUser + ", else the WinRM user when it logs on with a password",
+			Usage: "domain `USER` whose password the scripts pass explicitly to Active Directory and the Exchange shell (the second hop)"},
 		&cli.StringFlag{Category: cat, Name: "hop-password-file", Usage: "read the --hop-user password from the first line of `FILE` (mode 0600); else $" + envHopPassword + ", else a prompt"},
 		&cli.DurationFlag{Category: cat, Name: "winrm-timeout", Value: 30 * time.Second, Usage: "WS-Management operation `TIMEOUT` per request"},
 		// Defined only to refuse it with an explanation (see winrmConfigFrom).
