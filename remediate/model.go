@@ -55,6 +55,13 @@ type ScriptRun struct {
 
 // HostInfo is what detection found out about a host.
 type HostInfo struct {
+	// WinRSMaxMemoryMB is WinRM's MaxMemoryPerShellMB quota (0: unknown);
+	// WinRSMaxMemorySource says where it came from: "wsman" (the WSMan:
+	// drive), "registry" (a value set by an administrator) or "default"
+	// (WinRM's default for the PowerShell version, not read).
+	WinRSMaxMemoryMB     int    `json:"winrs_max_memory_mb,omitempty"`
+	WinRSMaxMemorySource string `json:"winrs_max_memory_source,omitempty"`
+
 	ComputerName    string        `json:"computer_name"`
 	Domain          string        `json:"domain,omitempty"`
 	OSCaption       string        `json:"os_caption"`
@@ -66,13 +73,7 @@ type HostInfo struct {
 	ExchangeRoles   []string      `json:"exchange_roles,omitempty"`
 	Services        []ServiceInfo `json:"services"`
 	Features        []FeatureInfo `json:"features,omitempty"`
-	// WinRSMaxMemoryMB is WinRM's MaxMemoryPerShellMB quota (0: unknown);
-	// WinRSMaxMemorySource says where it came from: "wsman" (the WSMan:
-	// drive), "registry" (a value set by an administrator) or "default"
-	// (WinRM's default for the PowerShell version, not read).
-	WinRSMaxMemoryMB     int      `json:"winrs_max_memory_mb,omitempty"`
-	WinRSMaxMemorySource string   `json:"winrs_max_memory_source,omitempty"`
-	Platform             Platform `json:"platform"`
+	Platform        Platform      `json:"platform"`
 }
 
 // ServiceInfo is one Windows service of interest.
