@@ -68,7 +68,7 @@ func (d *DirectRunner) Run(ctx context.Context, script string, params map[string
 			return run, fmt.Errorf("run %s: %w", script, err)
 		}
 	}
-	stdout, stderr, code := Dispatch(d.Host, dir, psframe.CommandLine(), psframe.EncodePayload(full, p))
+	stdout, stderr, code := Dispatch(withDirectory(d.Host, dir), psframe.CommandLine(), psframe.EncodePayload(full, p))
 	run.End = time.Now().UTC()
 	run.Stdout, run.Stderr, run.ExitCode = string(stdout), string(stderr), code
 	out, err := psframe.DecodeOutput(nonce, stdout)

@@ -134,12 +134,7 @@ func hashText(s string) string {
 //     run_cmd, winrm-cli) have something to run: "echo TEXT", "hostname",
 //     "ver", "exit /b N" (see cmdBuiltin);
 //   - anything else: cmd.exe's "is not recognized" error, exit 1.
-//
-// Scripts that reach AD or the Exchange shell (remediate.ScriptNeedsHop)
-// on an Exchange host cross the second hop (secondhop.go): without an
-// explicit credential of dir in the payload they fail as on Windows; the
-// credential is taken out of the parameters before the host sees them.
-func Dispatch(h Host, dir Directory, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
+func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
 	if commandLineTooLong(commandLine) {
 		return nil, []byte("The command line is too long.\r\n"), 1
 	}
@@ -162,35 +157,6 @@ func Dispatch(h Host, dir Directory, commandLine string, stdin []byte) (stdout, 
 	if name == "service-restart" {
 		recs, code := restartService(h, params)
 		return psframe.EncodeOutput(nonce, recs, code), nil, code
-	}
-	info := h.HostInfo()
-	if needsHop(info, name) {
-		clean, o := splitHop(params, dir)
-		if name == remediate.HopCheckScript {
-			if err := checkParams(clean, "target"); err != nil {
-				return psframe.EncodeOutput(nonce, errorRecord(err.Error(), "bad-parameter"), 1), nil, 1
-			}
-			switch clean["target"] {
-			case "ad", "exchange2007", "exchange":
-			default:
-				return psframe.EncodeOutput(nonce, errorRecord("parameter target is not ad, exchange2007 or exchange", "bad-parameter"), 2), nil, 2
-			}
-		}
-		if o != hopExplicit {
-			recs, code := hopFailure(info, name, params, o)
-			return psframe.EncodeOutput(nonce, recs, code), nil, code
-		}
-		if name == remediate.HopCheckScript {
-			return psframe.EncodeOutput(nonce, hopSuccess(clean), 0), nil, 0
-		}
-		var recs []psframe.Record
-		var errText string
-		if hh, ok := h.(HopHandler); ok {
-			recs, code, errText = hh.HandleHop(name, clean, true)
-		} else {
-			recs, code, errText = h.Handle(name, clean)
-		}
-		return psframe.EncodeOutput(nonce, recs, code), []byte(errText), code
 	}
 	recs, code, errText := h.Handle(name, params)
 	return psframe.EncodeOutput(nonce, recs, code), []byte(errText), code

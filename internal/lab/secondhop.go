@@ -249,3 +249,52 @@ func hopSuccess(params map[string]string) []psframe.Record {
 	}
 	return []psframe.Record{*rec}
 }
+
+// hopHost is a Host behind the second hop: scripts that reach AD or the
+// Exchange shell (remediate.ScriptNeedsHop) on an Exchange host get
+// through only with an explicit credential of dir in their parameters,
+// which is taken out before the host sees them; without one they fail
+// as on Windows. The WS-Man face and DirectRunner put every host behind
+// one, so the strict second hop is the lab's default.
+type hopHost struct {
+	Host
+	dir Directory
+}
+
+// withDirectory puts h behind the second hop with directory account dir.
+func withDirectory(h Host, dir Directory) Host {
+	if hh, ok := h.(*hopHost); ok {
+		h = hh.Host
+	}
+	return &hopHost{Host: h, dir: dir}
+}
+
+// Handle implements Host.
+func (h *hopHost) Handle(script string, params map[string]string) ([]psframe.Record, int, string) {
+	info := h.Host.HostInfo()
+	if !needsHop(info, script) {
+		return h.Host.Handle(script, params)
+	}
+	clean, o := splitHop(params, h.dir)
+	if script == remediate.HopCheckScript {
+		if err := checkParams(clean, "target"); err != nil {
+			return errorRecord(err.Error(), "bad-parameter"), 1, ""
+		}
+		switch clean["target"] {
+		case "ad", "exchange2007", "exchange":
+		default:
+			return errorRecord("parameter target is not ad, exchange2007 or exchange", "bad-parameter"), 2, ""
+		}
+	}
+	if o != hopExplicit {
+		recs, code := hopFailure(info, script, params, o)
+		return recs, code, ""
+	}
+	if script == remediate.HopCheckScript {
+		return hopSuccess(clean), 0, ""
+	}
+	if hh, ok := h.Host.(HopHandler); ok {
+		return hh.HandleHop(script, clean, true)
+	}
+	return h.Host.Handle(script, clean)
+}

@@ -197,7 +197,7 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 	run := Run{ShellID: s.id, CommandID: c.id, CommandLine: line, Start: time.Now()}
 	if readsStdin(line) {
 		if src, params, err := psframe.DecodePayload(stdin); err == nil {
-			// The lab records what a Windows audit log could: never the
+			// Recorded runs feed tests and logs: they never hold the
 			// second-hop password.
 			run.Params = remediate.RecordedParams(params)
 			run.ExplicitHop = params[remediate.HopUserParam] != "" && params[remediate.HopPasswordParam] != ""
@@ -208,7 +208,7 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 	w.commands.Add(1)
 	go func() {
 		defer w.commands.Done()
-		stdout, stderr, code := Dispatch(w.host, directoryFor(w.cfg.User, w.cfg.Password), line, stdin)
+		stdout, stderr, code := Dispatch(w.host, line, stdin)
 		run.End = time.Now()
 		run.Stdout, run.Stderr, run.ExitCode = stdout, stderr, code
 		if w.cfg.OnRun != nil {

@@ -157,15 +157,17 @@ type Call struct {
 
 // Run is one command the WS-Man face ran.
 type Run struct {
+	// ExplicitHop is set when the payload carried a second-hop
+	// credential (secondhop.go); Params never hold it.
+	ExplicitHop bool
+
 	ShellID, CommandID string
 	CommandLine        string
 	Script             string            // relaylock script name ("" for other command lines)
-	Params             map[string]string // decoded psframe parameters, without secret ones
-	// ExplicitHop is set when the payload carried a second-hop credential.
-	ExplicitHop    bool
-	Stdout, Stderr []byte
-	ExitCode       int
-	Start, End     time.Time
+	Params             map[string]string // decoded psframe parameters
+	Stdout, Stderr     []byte
+	ExitCode           int
+	Start, End         time.Time
 }
 
 // WSMan is a WS-Management server for one simulated host.
@@ -249,7 +251,9 @@ func NewWSMan(h Host, cfg WSManConfig) *WSMan {
 	if cfg.DNSDomain == "" {
 		cfg.DNSDomain = "lab.relaylock.test"
 	}
-	w := &WSMan{host: h, cfg: cfg, shells: map[string]*wsShell{}, closing: make(chan struct{})}
+	// The host sits behind the second hop: its directory account is the
+	// WinRM account when that is a domain account (secondhop.go).
+	w := &WSMan{host: withDirectory(h, directoryFor(cfg.User, cfg.Password)), cfg: cfg, shells: map[string]*wsShell{}, closing: make(chan struct{})}
 	w.idle = sync.NewCond(&w.mu)
 	return w
 }
