@@ -5,7 +5,7 @@
 #   relayiplistattr  LDAP name of the relay-list attribute (remediate.Ex2003RelayIpListAttr; the name is UNVERIFIED)
 # Records (decoded by remediate/exchange2003.go):
 #   advs   dn relayiplist relayforauth authflags smarthost   (one per protocolCfgSMTPServer object)
-#   error  kind ad-unavailable (with hresult) when the directory cannot be searched (e.g. the WinRM second hop)
+#   error  kind ad-unavailable when the directory cannot be searched (e.g. the WinRM second hop)
 # Searches the configuration naming context for (objectClass=protocolCfgSMTPServer), windows-relay.md 2.4.
 $attr = [string]$P['relayiplistattr']
 if ($attr -notmatch '^[A-Za-z][A-Za-z0-9-]{0,63}$') {
@@ -27,7 +27,7 @@ try {
     }
     $found = @($ds.FindAll())
 } catch {
-    RL-Rec 'error' @('message', [string]$_.Exception.Message, 'type', $_.Exception.GetType().FullName, 'hresult', (RL-HResult $_.Exception), 'kind', 'ad-unavailable')
+    RL-Rec 'error' @('message', [string]$_.Exception.Message, 'type', $_.Exception.GetType().FullName, 'kind', 'ad-unavailable')
     RL-End 5
 }
 

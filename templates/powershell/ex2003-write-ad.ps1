@@ -45,7 +45,7 @@ try {
         RL-Rec 'error' @('message', $m, 'type', $_.Exception.GetType().FullName, 'kind', 'not-found')
         RL-End 4
     }
-    RL-Rec 'error' @('message', $m, 'type', $_.Exception.GetType().FullName, 'hresult', (RL-HResult $_.Exception), 'kind', 'ad-unavailable')
+    RL-Rec 'error' @('message', $m, 'type', $_.Exception.GetType().FullName, 'kind', 'ad-unavailable')
     RL-End 5
 }
 
