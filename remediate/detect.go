@@ -22,6 +22,7 @@ const (
 	detRecExchange = "exchange"
 	detRecService  = "service"
 	detRecFeature  = "feature"
+	detRecWinRS    = "winrs"
 )
 
 // ServicesOfInterest are the services detect.ps1 reports, in its order.
@@ -98,6 +99,16 @@ func decodeHostInfo(recs []psframe.Record) (HostInfo, error) {
 			return h, err
 		}
 		h.Features = append(h.Features, FeatureInfo{Name: fr.Str("name"), Installed: in})
+	}
+	if wr, ok := out.First(detRecWinRS); ok {
+		if _, has := wr.Get("max_memory_mb"); has {
+			n, err := wr.Int("max_memory_mb")
+			if err != nil {
+				return h, err
+			}
+			h.WinRSMaxMemoryMB = int(n)
+		}
+		h.WinRSMaxMemorySource = wr.Str("source")
 	}
 	p, err := decidePlatform(h, gen)
 	h.Platform = p
@@ -256,6 +267,10 @@ func EncodeHostInfo(h HostInfo) []psframe.Record {
 	}
 	for _, f := range h.Features {
 		recs = append(recs, *psframe.NewRecord(detRecFeature).Set("name", f.Name).Set("installed", detectBool(f.Installed)))
+	}
+	if h.WinRSMaxMemoryMB > 0 {
+		recs = append(recs, *psframe.NewRecord(detRecWinRS).Set("max_memory_mb", strconv.Itoa(h.WinRSMaxMemoryMB)).
+			Set("source", h.WinRSMaxMemorySource))
 	}
 	return recs
 }

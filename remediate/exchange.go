@@ -56,10 +56,18 @@ const (
 type ExchangeState struct {
 	Server string `json:"server"`
 	// Loader says how the Exchange cmdlets were loaded: "present",
-	// "remote" (RemoteExchange.ps1), "snapin", "snapin-2007", "edge".
-	Loader        string `json:"loader"`
-	AnonymousSID  string `json:"anonymous_sid"`
-	AnonymousName string `json:"anonymous_name"` // localized
+	// "remote-explicit" (New-PSSession with the second-hop credential +
+	// Import-PSSession, 2010+), "remote" (RemoteExchange.ps1 and
+	// Connect-ExchangeServer), "snapin" (the bare snap-in on 2010+: no
+	// writes without --force), "snapin-2007-netonly" (2007 behind a runas
+	// /netonly logon), "snapin-2007", "edge".
+	Loader string `json:"loader"`
+	// DomainController is the AD domain controller the read used
+	// (-DomainController, or the OriginatingServer of the first read);
+	// later scripts of the run are pinned to it.
+	DomainController string `json:"domain_controller,omitempty"`
+	AnonymousSID     string `json:"anonymous_sid"`
+	AnonymousName    string `json:"anonymous_name"` // localized
 	// RoleAware is true when connectors have a TransportRole (2013+).
 	RoleAware  bool                     `json:"role_aware"`
 	Connectors []ExchangeConnector      `json:"connectors"`
@@ -307,7 +315,7 @@ func EncodeExchangeState(s *ExchangeState) []psframe.Record {
 		recs = append(recs, *psframe.NewRecord("warning").Set("message", w))
 	}
 	recs = append(recs, *psframe.NewRecord("exinfo").Set("server", s.Server).Set("loader", s.Loader).
-		Set("anon_sid", s.AnonymousSID).Set("anon_name", s.AnonymousName))
+		Set("anon_sid", s.AnonymousSID).Set("anon_name", s.AnonymousName).Set("dc", s.DomainController))
 	for _, c := range s.Connectors {
 		r := psframe.NewRecord("connector").Set("id", c.Identity).Set("name", c.Name).Set("server", c.Server)
 		if s.RoleAware {
@@ -344,7 +352,7 @@ func decodeExchangeRead(out *psframe.Output) (*ExchangeState, error) {
 		return nil, fmt.Errorf("%w: no exinfo record", ErrExchangeRead)
 	}
 	s := &ExchangeState{Server: info.Str("server"), Loader: info.Str("loader"),
-		AnonymousSID: info.Str("anon_sid"), AnonymousName: info.Str("anon_name")}
+		AnonymousSID: info.Str("anon_sid"), AnonymousName: info.Str("anon_name"), DomainController: info.Str("dc")}
 	for _, w := range out.Of("warning") {
 		s.Warnings = append(s.Warnings, w.Str("message"))
 	}
@@ -845,8 +853,9 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 	}
 	if s.Loader == "snapin" {
 		fs = append(fs, Finding{ID: FindExchLoader, Severity: SeverityInfo, Setting: "Loader", Value: s.Loader,
-			Title:  "Exchange cmdlets were loaded from the local snap-in",
-			Detail: "Connect-ExchangeServer failed, so the unsupported local snap-in was used (it bypasses RBAC). " + strings.Join(s.Warnings, " ")})
+			Title:       "Exchange cmdlets were loaded from the local snap-in",
+			Detail:      "Connect-ExchangeServer failed, so the unsupported local snap-in was used (it bypasses RBAC); relaylock reads through it but changes nothing through it without --force. " + strings.Join(s.Warnings, " "),
+			Remediation: "Make the Exchange remote shell work (http://<server>/PowerShell/, the Microsoft.Exchange session configuration), then run relaylock again."})
 	}
 	return fs
 }
@@ -930,7 +939,7 @@ func runExchange(ctx context.Context, r Runner, script string, params map[string
 }
 
 func (exchangeDriver) Inspect(ctx context.Context, r Runner, host string, info HostInfo, prober []netip.Addr) (*Inspection, error) {
-	run, err := runExchange(ctx, r, ExchangeReadScript, nil)
+	run, err := runExchange(ctx, r, ExchangeReadScript, exParams(ctx))
 	insp := &Inspection{Host: host, Time: time.Now().UTC(), Platform: PlatformExchange, HostInfo: info}
 	for _, a := range prober {
 		insp.Prober = append(insp.Prober, a.String())
@@ -958,6 +967,11 @@ func (exchangeDriver) Inspect(ctx context.Context, r Runner, host string, info H
 type exchangeDesired struct {
 	Ops       []ExchangeOp `json:"ops"`
 	OpChanges [][]int      `json:"op_changes"`
+	// AllowSnapin lets exchange-write run through the bare snap-in on
+	// 2010+ (Request.Force), and the rollback of such a change too.
+	AllowSnapin bool `json:"allow_snapin,omitempty"`
+	// DomainController is the DC the plan was read from.
+	DomainController string `json:"domain_controller,omitempty"`
 }
 
 type exchangePlanner struct {
@@ -1064,7 +1078,12 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 	if err := exCheckConnectorName(name); err != nil {
 		return nil, fmt.Errorf("plan exchange: %w", err)
 	}
+	if s.Loader == "snapin" && !req.Force {
+		return nil, fmt.Errorf("plan exchange: %w", ErrUnsupportedShell)
+	}
 	p := &exchangePlanner{plan: &Plan{Host: insp.Host, Platform: PlatformExchange}}
+	p.desired.AllowSnapin = s.Loader == "snapin"
+	p.desired.DomainController = s.DomainController
 	relayID := s.Server + `\` + name
 	dedicated := s.Connector(relayID)
 	allow := append([]AddrRange(nil), req.Allow...)
@@ -1322,12 +1341,35 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 // ErrExchangeWrite wraps a failed exchange-write run.
 var ErrExchangeWrite = errors.New("exchange-write failed")
 
+// ErrUnsupportedShell: the Exchange cmdlets came from the bare snap-in on
+// Exchange 2010 or later (Connect-ExchangeServer failed), which Microsoft
+// supports for *-TransportAgent cmdlets only; relaylock writes through it
+// only with --force (Request.Force).
+var ErrUnsupportedShell = errors.New("refusing to change Exchange through the bare snap-in: Microsoft supports the local Exchange snap-in on 2010 and later for *-TransportAgent cmdlets only (\"may result in irreparable damage\"); " +
+	"fix the Exchange remote shell (http://<server>/PowerShell/) so that Connect-ExchangeServer works, or pass --force to write through the snap-in anyway")
+
+// exParams are the parameters every Exchange script of a run gets: the
+// pinned domain controller (WithDomainController), if any.
+func exParams(ctx context.Context) map[string]string {
+	if dc := DomainControllerFrom(ctx); dc != "" {
+		return map[string]string{DomainControllerParam: dc}
+	}
+	return nil
+}
+
 // exRunOps runs ops and returns how many completed ('done' records).
-func exRunOps(ctx context.Context, r Runner, ops []ExchangeOp) (int, *ScriptRun, error) {
+func exRunOps(ctx context.Context, r Runner, ops []ExchangeOp, allowSnapin bool) (int, *ScriptRun, error) {
 	if len(ops) == 0 {
 		return 0, nil, nil
 	}
-	run, err := r.Run(ctx, ExchangeWriteScript, EncodeExchangeOps(ops))
+	params := EncodeExchangeOps(ops)
+	for k, v := range exParams(ctx) {
+		params[k] = v
+	}
+	if allowSnapin {
+		params["allow_snapin"] = "yes"
+	}
+	run, err := r.Run(ctx, ExchangeWriteScript, params)
 	done := 0
 	if run != nil && run.Output != nil {
 		for _, rec := range run.Output.Of("done") {
@@ -1357,7 +1399,10 @@ func (exchangeDriver) Apply(ctx context.Context, r Runner, plan *Plan) ([]Change
 	if len(d.OpChanges) != len(d.Ops) {
 		return nil, errors.New("apply exchange: desired: operations and changes do not match")
 	}
-	done, _, err := exRunOps(ctx, r, d.Ops)
+	if DomainControllerFrom(ctx) == "" {
+		ctx = WithDomainController(ctx, d.DomainController)
+	}
+	done, _, err := exRunOps(ctx, r, d.Ops, d.AllowSnapin)
 	var applied []Change
 	for i := 0; i < done; i++ {
 		for _, ci := range d.OpChanges[i] {
@@ -1387,7 +1432,16 @@ func (exchangeDriver) Restore(ctx context.Context, r Runner, b *Backup) error {
 	if err != nil {
 		return fmt.Errorf("restore exchange: %w", err)
 	}
-	run, err := runExchange(ctx, r, ExchangeReadScript, nil)
+	var d exchangeDesired
+	if len(b.Plan.Desired) > 0 {
+		if err := json.Unmarshal(b.Plan.Desired, &d); err != nil {
+			return fmt.Errorf("restore exchange: desired: %w", err)
+		}
+	}
+	if DomainControllerFrom(ctx) == "" {
+		ctx = WithDomainController(ctx, old.DomainController)
+	}
+	run, err := runExchange(ctx, r, ExchangeReadScript, exParams(ctx))
 	if err != nil {
 		return fmt.Errorf("restore exchange: read current state: %w", err)
 	}
@@ -1399,7 +1453,7 @@ func (exchangeDriver) Restore(ctx context.Context, r Runner, b *Backup) error {
 	if err != nil {
 		return fmt.Errorf("restore exchange: %w", err)
 	}
-	if _, _, err := exRunOps(ctx, r, ops); err != nil {
+	if _, _, err := exRunOps(ctx, r, ops, d.AllowSnapin); err != nil {
 		return fmt.Errorf("restore exchange: %w", err)
 	}
 	return nil

@@ -56,7 +56,11 @@ func TestExchangeLoaderIdentical(t *testing.T) {
 	}
 	for _, must := range []string{"[IntPtr]::Size -ne 8", "Microsoft.Exchange.Management.PowerShell.Admin", "RemoteExchange.ps1",
 		"Connect-ExchangeServer -Auto", "exShell.psc1", "Exchange.ps1", "EdgeTransportRole",
-		"Exchange Management Shell could not be loaded: ", "second-hop", "'warning'"} {
+		"Exchange Management Shell could not be loaded: ", "'warning'",
+		// the second hop: explicit credentials, the supported remote shell, CSS-Exchange's loading
+		"New-PSSession -ConfigurationName Microsoft.Exchange -ConnectionUri $rlUri -Credential (RL-HopCred) -Authentication Kerberos",
+		"Import-PSSession", "Connect-ExchangeServer -Auto -ClientApplication:ManagementShell", "$ErrorActionPreference = 'Continue'",
+		"RL-NetOnly", "Get-ExchangeServer -Identity $env:COMPUTERNAME @rlDCArg", "OriginatingServer"} {
 		if !strings.Contains(first, must) {
 			t.Errorf("loader block lacks %q", must)
 		}
@@ -309,4 +313,28 @@ func FuzzDecodeExchangeRead(f *testing.F) {
 		st, _ := json.Marshal(s)
 		_, _ = exchangeDriver{}.Plan(&Inspection{State: st}, Request{Allow: []AddrRange{allow}, FixDomains: true})
 	})
+}
+
+// Exchange 2007's New-ReceiveConnector has the -Custom switch and no
+// -Usage (documented for 2010+ only); -Custom exists in every later
+// version, so exchange-write always creates connectors with it. Every
+// Exchange cmdlet the scripts run gets the pinned -DomainController.
+func TestExchangeWriteUsesCustomAndOneDC(t *testing.T) {
+	scripts := exchangeScripts(t)
+	w := scripts[ExchangeWriteScript]
+	if !strings.Contains(w, "New-ReceiveConnector @a -Custom @rlDCArg") {
+		t.Error("exchange-write does not create connectors with -Custom")
+	}
+	if regexp.MustCompile(`(?i)['-]Usage\b`).MatchString(w) {
+		t.Error("exchange-write uses -Usage, which Exchange 2007 does not have")
+	}
+	cmdlet := regexp.MustCompile(`(?m)\b((?:Get|Set|New|Remove|Add)-(?:ReceiveConnector|ADPermission|AcceptedDomain|ExchangeServer))\b[^\n]*`)
+	for n, s := range scripts {
+		body := s[strings.Index(s, "# END exchange-loader"):]
+		for _, m := range cmdlet.FindAllString(body, -1) {
+			if !strings.Contains(m, "@rlDCArg") {
+				t.Errorf("%s: %q runs without the pinned domain controller", n, m)
+			}
+		}
+	}
 }

@@ -24,22 +24,28 @@ const (
 
 // Runner runs one embedded script (templates/powershell/<script>.ps1) on
 // a host with the given parameters and returns the run, with its decoded
-// records. Params are data, never PowerShell source. A Runner never puts
-// secrets into params.
+// records. Params are data, never PowerShell source. Secrets (the
+// second-hop credential, hop.go) travel in the payload only, added by the
+// runner itself (AddHopParams), and never appear in ScriptRun.Params.
 type Runner interface {
 	Run(ctx context.Context, script string, params map[string]string) (*ScriptRun, error)
 }
 
 // ScriptRun is the evidence of one script run.
 type ScriptRun struct {
-	Script   string            `json:"script"`
-	SHA256   string            `json:"sha256"` // of the full script text sent (prologue + script)
-	Params   map[string]string `json:"params,omitempty"`
-	Start    time.Time         `json:"start"`
-	End      time.Time         `json:"end"`
-	ExitCode int               `json:"exit_code"`
-	Stdout   string            `json:"stdout"`
-	Stderr   string            `json:"stderr,omitempty"`
+	Script string `json:"script"`
+	SHA256 string `json:"sha256"` // of the full script text sent (prologue + script)
+	// Params are the parameters the caller passed; secret ones
+	// (IsSecretParam: the second-hop password) are never recorded.
+	Params map[string]string `json:"params,omitempty"`
+	// Hop says which credential the script used for the second hop
+	// (HopNote), for scripts that reach AD or the Exchange shell.
+	Hop      string    `json:"second_hop,omitempty"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	ExitCode int       `json:"exit_code"`
+	Stdout   string    `json:"stdout"`
+	Stderr   string    `json:"stderr,omitempty"`
 	// Errors are the readable messages parsed from CLIXML on stderr and
 	// from "error" records.
 	Errors []string `json:"errors,omitempty"`
@@ -49,6 +55,13 @@ type ScriptRun struct {
 
 // HostInfo is what detection found out about a host.
 type HostInfo struct {
+	// WinRSMaxMemoryMB is WinRM's MaxMemoryPerShellMB quota (0: unknown);
+	// WinRSMaxMemorySource says where it came from: "wsman" (the WSMan:
+	// drive), "registry" (a value set by an administrator) or "default"
+	// (WinRM's default for the PowerShell version, not read).
+	WinRSMaxMemoryMB     int    `json:"winrs_max_memory_mb,omitempty"`
+	WinRSMaxMemorySource string `json:"winrs_max_memory_source,omitempty"`
+
 	ComputerName    string        `json:"computer_name"`
 	Domain          string        `json:"domain,omitempty"`
 	OSCaption       string        `json:"os_caption"`
@@ -138,6 +151,10 @@ type Inspection struct {
 	// source of Settings and of backups.
 	State json.RawMessage `json:"state"`
 	Runs  []ScriptRun     `json:"runs"`
+	// Warnings are things the operator should know before trusting or
+	// acting on the inspection (e.g. a WinRM memory quota too small for
+	// the Exchange shell).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Request is what the operator asked remediate to do.

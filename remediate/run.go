@@ -21,6 +21,11 @@ import (
 // InspectHost detects the platform of the host behind r and reads its
 // relay settings with that platform's driver. prober are the addresses the
 // external probe came from (they decide Finding.Explains).
+//
+// Before any read of an Exchange host it checks the second hop
+// (CheckSecondHop): when AD or the Exchange shell cannot be reached it
+// returns an error wrapping ErrSecondHop and an inspection holding only
+// the host information and the runs, having read and changed nothing.
 func InspectHost(ctx context.Context, r Runner, host string, prober []netip.Addr) (*Inspection, error) {
 	info, run, err := Detect(ctx, r)
 	if err != nil {
@@ -30,12 +35,32 @@ func InspectHost(ctx context.Context, r Runner, host string, prober []netip.Addr
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", host, err)
 	}
-	insp, err := d.Inspect(ctx, r, host, info, prober)
-	if err != nil {
-		return insp, fmt.Errorf("inspect %s (%s): %w", host, info.Platform, err)
-	}
+	var pre []ScriptRun
 	if run != nil {
-		insp.Runs = append([]ScriptRun{*run}, insp.Runs...)
+		pre = append(pre, *run)
+	}
+	warnings := quotaWarnings(info)
+	hc, hrun, herr := CheckSecondHop(ctx, r, info)
+	if hrun != nil {
+		pre = append(pre, *hrun)
+	}
+	if herr != nil {
+		insp := &Inspection{Host: host, Time: time.Now().UTC(), Platform: info.Platform, HostInfo: info, Runs: pre, Warnings: warnings}
+		return insp, fmt.Errorf("inspect %s (%s): %w", host, info.Platform, herr)
+	}
+	if hc != nil && hc.DomainController != "" && info.Platform == PlatformExchange && DomainControllerFrom(ctx) == "" {
+		ctx = WithDomainController(ctx, hc.DomainController)
+	}
+	insp, err := d.Inspect(ctx, r, host, info, prober)
+	if insp != nil {
+		insp.Runs = append(pre, insp.Runs...)
+		insp.Warnings = append(warnings, insp.Warnings...)
+	}
+	if err != nil {
+		if len(warnings) > 0 {
+			err = fmt.Errorf("%w (%s)", err, strings.Join(warnings, "; "))
+		}
+		return insp, fmt.Errorf("inspect %s (%s): %w", host, info.Platform, err)
 	}
 	for _, p := range prober {
 		insp.Prober = append(insp.Prober, p.String())
@@ -146,6 +171,9 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 		return nil, err
 	}
 	out.Before = before
+	// One domain controller for the whole run (Exchange 2007+): the
+	// read-back and any rollback see what the write wrote.
+	ctx = pinFrom(ctx, before)
 	d, err := DriverFor(before.Platform)
 	if err != nil {
 		return out, err
@@ -376,6 +404,7 @@ func Rollback(ctx context.Context, o RollbackOptions) (*ChangeRecord, *Inspectio
 	if err != nil {
 		return nil, nil, err
 	}
+	ctx = pinFrom(ctx, cur)
 	if cur.Platform != b.Platform {
 		return nil, cur, fmt.Errorf("backup is for a %s host, but %s is %s: refusing to restore", b.Platform, o.Host, cur.Platform)
 	}
@@ -499,9 +528,10 @@ func (c *changeRunner) Run(ctx context.Context, script string, params map[string
 	return run, err
 }
 
-// addRun appends a run and its hash, with secret parameters redacted.
+// addRun appends a run and its hash, with secret parameters dropped or
+// redacted (runParams).
 func (rec *ChangeRecord) addRun(run ScriptRun) {
-	run.Params = redactParams(run.Params)
+	run.Params = runParams(run.Params)
 	run.Output = nil
 	rec.Runs = append(rec.Runs, run)
 	rec.Scripts = append(rec.Scripts, run.SHA256)

@@ -85,8 +85,17 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 		return nil, err
 	}
 	p[psframe.NonceParam] = nonce
+	// The second-hop credential travels in the payload only (inside
+	// HTTPS or NTLM sealing), never in the recorded parameters.
+	hop := r.c.cfg.Hop()
+	if ScriptNeedsHop(script) && hop.Set() && !r.c.cfg.encrypted() {
+		return nil, kindErr(ErrConfig, nil, "run %s on %s: refusing to send the password of %s (the second hop) over an unencrypted WinRM connection (--winrm-allow-unencrypted): use HTTPS or NTLM message encryption (plain HTTP without --winrm-allow-unencrypted)",
+			script, r.c.cfg.Host, hop.User)
+	}
+	AddHopParams(p, script, hop)
 	sum := sha256.Sum256([]byte(full))
-	run := &ScriptRun{Script: script, SHA256: hex.EncodeToString(sum[:]), Params: runParams(params), Start: time.Now().UTC()}
+	run := &ScriptRun{Script: script, SHA256: hex.EncodeToString(sum[:]), Params: runParams(params), Start: time.Now().UTC(),
+		Hop: HopNote(script, hop)}
 	payload := psframe.EncodePayload(full, p)
 
 	// The run has its own context so that a transport failure the
@@ -167,9 +176,11 @@ func CheckRun(host string, run *ScriptRun) error {
 	return classifyScript(host, run)
 }
 
-// runParams is the copy of a run's parameters kept as evidence, with any
-// secret redacted (redactParams).
+// runParams is the copy of a run's parameters kept as evidence: secret
+// parameters (the second hop's credential) dropped, and anything else
+// whose name looks secret redacted (redactParams).
 func runParams(p map[string]string) map[string]string {
+	p = RecordedParams(p)
 	if len(p) == 0 {
 		return nil
 	}

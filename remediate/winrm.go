@@ -52,6 +52,13 @@ type WinRMConfig struct {
 	KrbConfig, KrbRealm, KrbCCache, SPN string
 	// Certificate authentication (HTTPS only): PEM client certificate and key.
 	ClientCertFile, ClientKeyFile string
+	// HopUser and HopPassword are the credential the scripts pass
+	// explicitly to Active Directory and the Exchange shell (the second
+	// hop, hop.go). Empty HopUser: User and Password when the WinRM logon
+	// uses a password (ntlm, basic, kerberos with a password); a Kerberos
+	// ccache or a client certificate has none, so Exchange hosts then need
+	// HopUser and HopPassword.
+	HopUser, HopPassword string
 	// AllowUnencrypted permits plain HTTP without message encryption (the
 	// host must have AllowUnencrypted=true too; not recommended).
 	AllowUnencrypted bool
@@ -107,6 +114,20 @@ func (c WinRMConfig) WithDefaults() WinRMConfig {
 	return c
 }
 
+// Hop returns the second-hop credential (see HopUser).
+func (c WinRMConfig) Hop() HopCredential {
+	if c.HopUser != "" {
+		return HopCredential{User: c.HopUser, Password: c.HopPassword}
+	}
+	switch strings.ToLower(c.Auth) {
+	case "", AuthNTLM, AuthBasic, AuthKerberos:
+		if c.Password != "" {
+			return HopCredential{User: c.User, Password: c.Password}
+		}
+	}
+	return HopCredential{}
+}
+
 func (c WinRMConfig) hostPort() string {
 	return net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
 }
@@ -125,6 +146,10 @@ func (c WinRMConfig) ntlmSealing() bool {
 	return !c.HTTPS && c.Auth == AuthNTLM && !c.AllowUnencrypted
 }
 
+// encrypted reports whether every message is protected on the wire (TLS,
+// or NTLM message encryption), so that a secret may travel in a payload.
+func (c WinRMConfig) encrypted() bool { return c.HTTPS || c.ntlmSealing() }
+
 // Validate checks a config (after WithDefaults) and returns the warnings
 // the operator must see.
 func (c WinRMConfig) Validate() (warnings []string, err error) {
@@ -139,6 +164,12 @@ func (c WinRMConfig) Validate() (warnings []string, err error) {
 	}
 	if c.Port < 1 || c.Port > 65535 {
 		return bad("WinRM port %d out of range", c.Port)
+	}
+	if (c.HopUser == "") != (c.HopPassword == "") {
+		return bad("the second-hop account needs both a user and a password")
+	}
+	if strings.ContainsAny(c.HopUser, "\r\n") {
+		return bad("second-hop user %q is not a user name", c.HopUser)
 	}
 	switch c.Auth {
 	case AuthNTLM, AuthBasic, AuthKerberos, AuthCertificate:

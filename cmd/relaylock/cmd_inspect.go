@@ -148,6 +148,9 @@ func writeInspection(w io.Writer, insp *remediate.Inspection) {
 	if len(insp.Prober) > 0 {
 		fmt.Fprintf(w, "Prober:    %s\n", strings.Join(insp.Prober, ", "))
 	}
+	for _, wn := range insp.Warnings {
+		fmt.Fprintf(w, "Warning:   %s\n", wn)
+	}
 	fmt.Fprintln(w, "\nRelay settings:")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  OBJECT\tSETTING\tVALUE")

@@ -151,6 +151,9 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated, sealed boo
 		fmt.Fprintf(out, "  WinRM  %s  (plain HTTP, AllowUnencrypted=true)\n", l.WinRMURL)
 	}
 	fmt.Fprintf(out, "  user   %s  (Basic and NTLM; also SMTP AUTH)\n", l.User)
+	if strings.Contains(l.User, `\`) {
+		fmt.Fprintln(out, "         a domain account: the scripts pass it explicitly to Active Directory and the Exchange shell (the second hop)")
+	}
 	if generated {
 		fmt.Fprintf(out, "  password %s  (generated lab password; set RELAYLOCK_WINRM_PASSWORD to choose one)\n", l.Password)
 	} else {
@@ -165,7 +168,13 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated, sealed boo
 	default:
 		transport = " --winrm-http --winrm-allow-unencrypted"
 	}
-	winrm := fmt.Sprintf("--winrm-host %s --winrm-port %d --winrm-user %s", l.WinRMHost, l.WinRMPort, l.User) + transport
+	// The Exchange labs' user is a domain account, CORP\Administrator:
+	// quoted, so that the shell keeps the backslash.
+	user := l.User
+	if strings.ContainsAny(user, "\\ ") {
+		user = "'" + user + "'"
+	}
+	winrm := fmt.Sprintf("--winrm-host %s --winrm-port %d --winrm-user %s", l.WinRMHost, l.WinRMPort, user) + transport
 	fmt.Fprintln(out, "\nTry, in another terminal:")
 	if generated {
 		fmt.Fprintf(out, "  export RELAYLOCK_WINRM_PASSWORD='%s'\n", l.Password)
@@ -174,7 +183,7 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated, sealed boo
 	fmt.Fprintf(out, "  relaylock doctor %s\n", winrm)
 	fmt.Fprintf(out, "  relaylock inspect %s\n", winrm)
 	fmt.Fprintf(out, "  relaylock fix %s --dns-server %s --ports %s --winrm-host %s=%s --winrm-user %s",
-		l.Domain, l.DNSAddr, smtpPort, l.MXHost, net.JoinHostPort(l.WinRMHost, strconv.Itoa(l.WinRMPort)), l.User)
+		l.Domain, l.DNSAddr, smtpPort, l.MXHost, net.JoinHostPort(l.WinRMHost, strconv.Itoa(l.WinRMPort)), user)
 	fmt.Fprint(out, transport+" --allow 192.0.2.0/24 --no-loopback\n")
 	fmt.Fprintf(out, "  dig @%s -p %s MX %s\n", l.WinRMHost, dnsPort, l.Domain)
 	fmt.Fprintln(out, "\nPress Ctrl-C to stop.")

@@ -121,7 +121,13 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 	}
 	needTool(t, "pdftotext")
 	const password = "Leak-Canary-Pw-7c2e91d4"
+	// A second-hop password of another account (--hop-user): the lab's
+	// directory refuses it, so the error path is covered too.
+	const hopPassword = "Hop-Canary-Pw-51f0aa3e"
 	forms := secretForms(password)
+	for k, v := range secretForms(hopPassword) {
+		forms["hop "+k] = v
+	}
 	host := lab.Exchange2016OpenCustomConnector()
 	h := startLabWith(t, host, password)
 	work := filepath.Join(h.dir, "work")
@@ -132,6 +138,10 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 	ev2, pdf2 := filepath.Join(work, "fix-evidence.json"), filepath.Join(work, "fix-report.pdf")
 	pwFile := filepath.Join(h.dir, "pw")
 	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hopFile := filepath.Join(h.dir, "hop-pw")
+	if err := os.WriteFile(hopFile, []byte(hopPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, smtpPort, _ := net.SplitHostPort(h.lab.SMTPAddr)
@@ -162,6 +172,9 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 		{"fix", "", cat([]string{"fix", h.lab.Domain, "--dns-server", h.lab.DNSAddr, "--ports", smtpPort, "--timeout", "10s",
 			"--allow", "192.0.2.25", "--restart", "never", "--yes", "--winrm-password-file", pwFile,
 			"--evidence", ev2, "-o", pdf2}, fixWinRM), exitOK},
+		// The second hop with another account, refused by AD: the
+		// password went to the host as data only, and nothing is read.
+		{"inspect with a refused --hop-user", password, cat([]string{"inspect", "--hop-user", `CORP\other`, "--hop-password-file", hopFile}, winrm), exitError},
 		// An error path: the WinRM host fails every command.
 		{"inspect against a failing host", password, cat([]string{"inspect"}, winrm), exitError},
 	}
@@ -177,6 +190,20 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 		h9AssertNoSecret(t, st.name+" stderr", []byte(errOut), forms)
 	}
 	h.lab.Faults.Reset()
+	// The second-hop credential travelled with the Exchange scripts (the
+	// path under test) and the lab recorded no secret parameter.
+	explicit := 0
+	for _, r := range h.lab.WinRM.Runs() {
+		if r.ExplicitHop {
+			explicit++
+		}
+		for k, v := range r.Params {
+			h9AssertNoSecret(t, "lab run "+r.Script+" parameter "+k, []byte(k+"="+v), forms)
+		}
+	}
+	if explicit == 0 {
+		t.Error("no script carried an explicit second-hop credential: the new path was not exercised")
+	}
 	logs := h.logText()
 	if !strings.Contains(logs, "detect") {
 		t.Errorf("the lab logged no command run; the log check proves nothing:\n%s", logs)

@@ -291,6 +291,11 @@ func TestRemediateAndRollbackAgainstLab(t *testing.T) {
 			return h
 		}},
 		{"exchange2016", func() lab.Host { return lab.Exchange2016OpenCustomConnector() }},
+		// Exchange 2007 (snap-in behind a runas /netonly logon, -Custom)
+		// and 2010 (remote shell with explicit credentials) cross the
+		// second hop with the WinRM account's credential.
+		{"exchange2007", func() lab.Host { return lab.Exchange2007OpenDefault() }},
+		{"exchange2010", func() lab.Host { return lab.Exchange2010OpenDefault() }},
 	}
 	// Each over HTTPS and over the Windows default listener: plain HTTP
 	// with NTLM message encryption required.

@@ -66,6 +66,9 @@ func winrmFlags() []cli.Flag {
 		&cli.StringFlag{Category: cat, Name: "winrm-spn", DefaultText: "HTTP/<host>", Usage: "Kerberos service principal `NAME`"},
 		&cli.StringFlag{Category: cat, Name: "winrm-cert", Usage: "client certificate PEM `FILE` for --winrm-auth certificate"},
 		&cli.StringFlag{Category: cat, Name: "winrm-key", Usage: "client key PEM `FILE` for --winrm-auth certificate"},
+		&cli.StringFlag{Category: cat, Name: "hop-user", DefaultText: "$" + envHopUser + ", else the WinRM user when it logs on with a password",
+			Usage: "domain `USER` whose password the scripts pass explicitly to Active Directory and the Exchange shell (the second hop)"},
+		&cli.StringFlag{Category: cat, Name: "hop-password-file", Usage: "read the --hop-user password from the first line of `FILE` (mode 0600); else $" + envHopPassword + ", else a prompt"},
 		&cli.DurationFlag{Category: cat, Name: "winrm-timeout", Value: 30 * time.Second, Usage: "WS-Management operation `TIMEOUT` per request"},
 		// Defined only to refuse it with an explanation (see winrmConfigFrom).
 		&cli.StringFlag{Name: "winrm-password", Hidden: true},
@@ -127,12 +130,68 @@ func winrmConfigFrom(c *cli.Context, e *env, host string) (remediate.WinRMConfig
 	} else if c.String("winrm-password-file") != "" {
 		warnings = append(warnings, "--winrm-password-file is not used with --winrm-auth "+cfg.Auth)
 	}
+	if err := hopCredential(c, e, &cfg, host); err != nil {
+		return remediate.WinRMConfig{}, nil, err
+	}
 	// Configuration mistakes are usage errors; the transport warnings
 	// come from NewWinRMRunner.
 	if _, err := cfg.WithDefaults().Validate(); err != nil {
 		return remediate.WinRMConfig{}, nil, usageError{err.Error()}
 	}
 	return cfg, warnings, nil
+}
+
+// The second-hop account (remediate/hop.go), when it is not the WinRM one.
+const (
+	envHopUser     = "RELAYLOCK_HOP_USER"
+	envHopPassword = "RELAYLOCK_HOP_PASSWORD"
+)
+
+// hopCredential fills cfg.HopUser and HopPassword from --hop-user (or
+// $RELAYLOCK_HOP_USER) and --hop-password-file, $RELAYLOCK_HOP_PASSWORD or a
+// prompt. Without --hop-user the WinRM credential is used (WinRMConfig.Hop).
+func hopCredential(c *cli.Context, e *env, cfg *remediate.WinRMConfig, host string) error {
+	user := c.String("hop-user")
+	if user == "" {
+		user = e.Getenv(envHopUser)
+	}
+	if user == "" {
+		if c.String("hop-password-file") != "" {
+			return usagef("--hop-password-file needs --hop-user")
+		}
+		return nil
+	}
+	cfg.HopUser = user
+	if f := c.String("hop-password-file"); f != "" {
+		pw, _, err := readPasswordFile(f)
+		if err != nil {
+			return err
+		}
+		cfg.HopPassword = pw
+		return nil
+	}
+	if pw := e.Getenv(envHopPassword); pw != "" {
+		cfg.HopPassword = pw
+		return nil
+	}
+	if strings.EqualFold(user, cfg.User) && cfg.Password != "" {
+		cfg.HopPassword = cfg.Password
+		return nil
+	}
+	if !e.StdinIsTerminal {
+		return usagef("no password for --hop-user %s: set %s, use --hop-password-file FILE, or run on a terminal to be prompted", user, envHopPassword)
+	}
+	fmt.Fprintf(e.Stderr, "Password of %s (for Active Directory and the Exchange shell on %s): ", user, host)
+	b, err := readPasswordFromTerminal()
+	fmt.Fprintln(e.Stderr)
+	if err != nil {
+		return fmt.Errorf("read password from the terminal: %w", err)
+	}
+	if len(b) == 0 {
+		return errors.New("empty --hop-user password")
+	}
+	cfg.HopPassword = string(b)
+	return nil
 }
 
 // winrmPassword finds the password: --winrm-password-file, then

@@ -22,6 +22,14 @@ type DirectRunner struct {
 	// Fail, when set, is called before each script; a non-nil error fails
 	// the run as a dropped connection would (fault injection).
 	Fail func(script string, params map[string]string) error
+	// Directory is the account AD and the Exchange shell accept
+	// (DefaultDirectory when empty). Hop is the second-hop credential the
+	// runner sends, as remediate.WinRMRunner does: Directory's account
+	// when empty, unless NoHop is set (a runner with no credential to
+	// pass, as relaylock before issue 14).
+	Directory Directory
+	Hop       remediate.HopCredential
+	NoHop     bool
 }
 
 // Run implements remediate.Runner.
@@ -39,15 +47,28 @@ func (d *DirectRunner) Run(ctx context.Context, script string, params map[string
 	}
 	nonce := newNonce()
 	p[psframe.NonceParam] = nonce
+	dir := d.Directory
+	if dir.User == "" {
+		dir = DefaultDirectory
+	}
+	hop := d.Hop
+	if !hop.Set() && !d.NoHop {
+		hop = remediate.HopCredential{User: dir.User, Password: dir.Password}
+	}
+	if d.NoHop {
+		hop = remediate.HopCredential{}
+	}
+	remediate.AddHopParams(p, script, hop)
 	sum := sha256.Sum256([]byte(full))
-	run := &remediate.ScriptRun{Script: script, SHA256: hex.EncodeToString(sum[:]), Params: params, Start: time.Now().UTC()}
+	run := &remediate.ScriptRun{Script: script, SHA256: hex.EncodeToString(sum[:]), Params: remediate.RecordedParams(params),
+		Start: time.Now().UTC(), Hop: remediate.HopNote(script, hop)}
 	if d.Fail != nil {
 		if err := d.Fail(script, params); err != nil {
 			run.End = time.Now().UTC()
 			return run, fmt.Errorf("run %s: %w", script, err)
 		}
 	}
-	stdout, stderr, code := Dispatch(d.Host, psframe.CommandLine(), psframe.EncodePayload(full, p))
+	stdout, stderr, code := Dispatch(withDirectory(d.Host, dir), psframe.CommandLine(), psframe.EncodePayload(full, p))
 	run.End = time.Now().UTC()
 	run.Stdout, run.Stderr, run.ExitCode = string(stdout), string(stderr), code
 	out, err := psframe.DecodeOutput(nonce, stdout)

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 
 	"github.com/relaylock/relaylock/remediate"
@@ -78,6 +79,18 @@ type ExchangeHost struct {
 	inherited []remediate.ExchangeACE
 	loadError string
 	loader    string // exinfo's loader: "remote" unless set
+	// Domain controllers (dcs[0] = labDC unless AddDomainController):
+	// a script without -DomainController is answered by the next one in
+	// turn; a write is seen by the other DCs only after replDelay
+	// (replica holds what each of them still shows).
+	dcs       []string
+	rr        int
+	replDelay time.Duration
+	replica   map[string]*exSnapshot
+	replUntil time.Time
+	now       func() time.Time
+	// scriptDCs records the DC that answered each exchange-* script.
+	scriptDCs []string
 	writes    []map[string]string
 }
 
@@ -110,7 +123,25 @@ func exchangeHostInfo(version, build, osCaption, osVersion, ps string, roles []s
 		PSVersion: ps, Is64BitProcess: true, ExchangeVersion: version, ExchangeBuild: build, ExchangeRoles: roles,
 		Services: []remediate.ServiceInfo{svc("SMTPSVC", false), svc("MSExchangeTransport", true),
 			svc("MSExchangeFrontEndTransport", frontend), svc("MSExchangeSA", false)},
-		Platform: remediate.PlatformExchange}
+		WinRSMaxMemoryMB: winrsQuota(ps), WinRSMaxMemorySource: winrsSource(ps), Platform: remediate.PlatformExchange}
+}
+
+// winrsQuota is WinRM's default MaxMemoryPerShellMB for a host with
+// PowerShell ps: 150 MB with WinRM 2.0 (PowerShell 2.0), 1024 MB later.
+// detect.ps1 cannot read the WSMan: drive from inside a remote shell on
+// the old hosts and reports the default as such.
+func winrsQuota(ps string) int {
+	if strings.HasPrefix(ps, "2.") {
+		return 150
+	}
+	return 1024
+}
+
+func winrsSource(ps string) string {
+	if strings.HasPrefix(ps, "2.") {
+		return "default"
+	}
+	return "wsman"
 }
 
 // newExchange15 builds a 2013-model Mailbox server (2016, 2019, SE) with
@@ -298,6 +329,16 @@ func (h *ExchangeHost) SetLoadError(msg string) {
 	h.loadError = msg
 }
 
+// SetLoader sets how the simulated loader got the Exchange cmdlets:
+// "remote" (the default), "snapin" (Connect-ExchangeServer failed on
+// 2010+ and the bare snap-in was loaded: writes are refused without
+// allow_snapin=yes), "snapin-2007", "edge" or "present".
+func (h *ExchangeHost) SetLoader(loader string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.loader = loader
+}
+
 // Writes returns the parameters of every exchange-write run, verbatim.
 func (h *ExchangeHost) Writes() []map[string]string {
 	h.mu.Lock()
@@ -443,8 +484,19 @@ func relayDomainMatches(ds []remediate.ExchangeAcceptedDomain, rcpt string) bool
 	return false
 }
 
-// Handle implements Host.
+// Handle implements Host: a script run without an explicit second-hop
+// credential (Dispatch answers those with the double-hop failure unless
+// the host is an Edge server).
 func (h *ExchangeHost) Handle(script string, params map[string]string) ([]psframe.Record, int, string) {
+	return h.handle(script, params, false)
+}
+
+// HandleHop implements HopHandler.
+func (h *ExchangeHost) HandleHop(script string, params map[string]string, explicit bool) ([]psframe.Record, int, string) {
+	return h.handle(script, params, explicit)
+}
+
+func (h *ExchangeHost) handle(script string, params map[string]string, explicit bool) ([]psframe.Record, int, string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch script {
@@ -458,9 +510,25 @@ func (h *ExchangeHost) Handle(script string, params map[string]string) ([]psfram
 	if h.loadError != "" {
 		return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", h.loadError).Set("kind", "load")}, 3, ""
 	}
-	if script == remediate.ExchangeReadScript {
-		return remediate.EncodeExchangeState(h.stateLocked()), 0, ""
+	loader := h.loaderLocked(explicit)
+	dc, ok := h.pickDC(params[remediate.DomainControllerParam])
+	if !ok {
+		return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).
+			Set("message", "Exchange Management Shell could not be loaded: the shell loaded but cannot read Active Directory (Get-ExchangeServer): "+
+				"Could not find or connect to the Active Directory server '"+params[remediate.DomainControllerParam]+"'. The LDAP server is unavailable.").
+			Set("type", "Microsoft.Exchange.Data.Directory.ADTransientException").Set("hresult", "0x8007203A").Set("kind", "ad")}, 3, ""
 	}
+	h.scriptDCs = append(h.scriptDCs, dc)
+	if script == remediate.ExchangeReadScript {
+		st := h.stateAtLocked(dc)
+		st.Loader, st.DomainController = loader, dc
+		return remediate.EncodeExchangeState(st), 0, ""
+	}
+	if loader == "snapin" && params["allow_snapin"] != "yes" {
+		return []psframe.Record{*errRec("refusing to write through the bare Exchange snap-in: Microsoft supports it on Exchange 2010 and later for *-TransportAgent cmdlets only (\"may result in irreparable damage\"); fix the Exchange remote shell or pass --force").
+			Set("kind", "unsupported-shell")}, 2, ""
+	}
+	h.beforeWriteLocked(dc)
 	cp := map[string]string{}
 	for k, v := range params {
 		if k != psframe.NonceParam {
@@ -481,6 +549,118 @@ func (h *ExchangeHost) Handle(script string, params map[string]string) ([]psfram
 		recs = append(recs, *psframe.NewRecord("done").Set("op", strconv.Itoa(i+1)).Set("kind", op.Kind))
 	}
 	return recs, 0, ""
+}
+
+// loaderLocked is exinfo's loader for a run: how the real loader would
+// have loaded the cmdlets with or without an explicit credential.
+func (h *ExchangeHost) loaderLocked(explicit bool) string {
+	switch {
+	case h.loader == "snapin-2007" && explicit:
+		return "snapin-2007-netonly"
+	case h.loader == "" || h.loader == "remote":
+		if explicit {
+			return "remote-explicit"
+		}
+		return "remote"
+	}
+	return h.loader
+}
+
+// exSnapshot is what a domain controller that has not replicated a write
+// yet still shows.
+type exSnapshot struct {
+	connectors []*exConnector
+	domains    []remediate.ExchangeAcceptedDomain
+}
+
+func (h *ExchangeHost) snapshotLocked() *exSnapshot {
+	sn := &exSnapshot{domains: append([]remediate.ExchangeAcceptedDomain(nil), h.domains...)}
+	for _, c := range h.connectors {
+		cc := *c
+		cc.bindings, cc.ranges, cc.auth, cc.groups = exClone(c.bindings), exClone(c.ranges), exClone(c.auth), exClone(c.groups)
+		cc.explicit = append([]remediate.ExchangeACE(nil), c.explicit...)
+		sn.connectors = append(sn.connectors, &cc)
+	}
+	return sn
+}
+
+func (h *ExchangeHost) clock() time.Time {
+	if h.now != nil {
+		return h.now()
+	}
+	return time.Now()
+}
+
+// AddDomainController adds a second (third, ...) domain controller that
+// sees writes made through another DC only delay later (AD replication):
+// a read-back from it right after a write shows the old state. Scripts
+// without -DomainController are answered by the DCs in turn.
+func (h *ExchangeHost) AddDomainController(name string, delay time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.dcs) == 0 {
+		h.dcs = []string{labDC}
+	}
+	h.dcs = append(h.dcs, name)
+	h.replDelay = delay
+}
+
+// ScriptDCs returns the domain controller that answered each exchange-*
+// script run so far.
+func (h *ExchangeHost) ScriptDCs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.scriptDCs...)
+}
+
+// pickDC returns the DC that answers a script: the pinned one (it must
+// exist), else the next in turn.
+func (h *ExchangeHost) pickDC(pinned string) (string, bool) {
+	dcs := h.dcs
+	if len(dcs) == 0 {
+		dcs = []string{labDC}
+	}
+	if pinned != "" {
+		for _, d := range dcs {
+			if strings.EqualFold(d, pinned) {
+				return d, true
+			}
+		}
+		return "", false
+	}
+	d := dcs[h.rr%len(dcs)]
+	h.rr++
+	return d, true
+}
+
+// stateAtLocked is the state as dc shows it.
+func (h *ExchangeHost) stateAtLocked(dc string) *remediate.ExchangeState {
+	if sn := h.replica[dc]; sn != nil && h.clock().Before(h.replUntil) {
+		conns, doms := h.connectors, h.domains
+		h.connectors, h.domains = sn.connectors, sn.domains
+		defer func() { h.connectors, h.domains = conns, doms }()
+	}
+	return h.stateLocked()
+}
+
+// beforeWriteLocked makes the other DCs keep showing the current state
+// until the write has replicated.
+func (h *ExchangeHost) beforeWriteLocked(dc string) {
+	if len(h.dcs) < 2 {
+		return
+	}
+	now := h.clock()
+	if h.replica == nil || !now.Before(h.replUntil) {
+		h.replica = map[string]*exSnapshot{}
+	}
+	sn := h.snapshotLocked()
+	for _, d := range h.dcs {
+		if !strings.EqualFold(d, dc) && h.replica[d] == nil {
+			h.replica[d] = sn
+		}
+	}
+	delete(h.replica, dc)
+	h.replUntil = now.Add(h.replDelay)
 }
 
 func errRec(msg string) *psframe.Record {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/relaylock/relaylock/audit/dnstest"
 	"github.com/relaylock/relaylock/audit/smtptest"
+	"github.com/relaylock/relaylock/remediate"
 )
 
 // Config configures a lab: one simulated Windows mail host with its DNS,
@@ -44,8 +45,10 @@ type Config struct {
 	// covers 127.0.0.1, ::1 and localhost.
 	Hostname string
 	// User and Password are the lab account for WinRM and SMTP AUTH.
-	// User defaults to "Administrator"; an empty Password is replaced by
-	// a random one (Lab.Password).
+	// User defaults to "Administrator" (a local account) on IIS hosts and
+	// to CORP\Administrator (a domain account, which WinRM Basic refuses)
+	// on Exchange hosts; an empty Password is replaced by a random one
+	// (Lab.Password). Only a domain account crosses the second hop.
 	User     string
 	Password string
 	// PlainHTTP serves WinRM over HTTP instead of HTTPS (the default), as
@@ -153,7 +156,14 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	l.Domain = strings.ToLower(strings.TrimSuffix(firstNonEmpty(cfg.Domain, firstNonEmpty(def, "lab.relaylock.test")), "."))
 	l.MXHost = strings.ToLower(strings.TrimSuffix(firstNonEmpty(cfg.MXHost, "mail."+l.Domain), "."))
 	l.Hostname = strings.ToLower(firstNonEmpty(cfg.Hostname, firstNonEmpty(info.ComputerName, "lab-host")+"."+l.Domain))
-	l.User = firstNonEmpty(cfg.User, "Administrator")
+	// The lab account: a local account of an IIS host, a domain account
+	// of an Exchange host (the second hop needs one: Active Directory
+	// does not know local accounts, secondhop.go).
+	defUser := "Administrator"
+	if p := info.Platform; p == remediate.PlatformExchange || p == remediate.PlatformExchange2003 {
+		defUser = LabNetBIOSDomain + `\Administrator`
+	}
+	l.User = firstNonEmpty(cfg.User, defUser)
 	l.Password = cfg.Password
 	if l.Password == "" {
 		l.Password = RandomPassword()

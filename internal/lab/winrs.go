@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
 
@@ -197,7 +198,10 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 	run := Run{ShellID: s.id, CommandID: c.id, CommandLine: line, Start: time.Now()}
 	if readsStdin(line) {
 		if src, params, err := psframe.DecodePayload(stdin); err == nil {
-			run.Params = params
+			// Recorded runs feed tests and logs: they never hold the
+			// second-hop password.
+			run.Params = remediate.RecordedParams(params)
+			run.ExplicitHop = params[remediate.HopUserParam] != "" && params[remediate.HopPasswordParam] != ""
 			run.Script, _ = ScriptName(src)
 		}
 	}

@@ -169,6 +169,10 @@ type Call struct {
 
 // Run is one command the WS-Man face ran.
 type Run struct {
+	// ExplicitHop is set when the payload carried a second-hop
+	// credential (secondhop.go); Params never hold it.
+	ExplicitHop bool
+
 	ShellID, CommandID string
 	CommandLine        string
 	Script             string            // relaylock script name ("" for other command lines)
@@ -263,7 +267,9 @@ func NewWSMan(h Host, cfg WSManConfig) *WSMan {
 	if cfg.DNSDomain == "" {
 		cfg.DNSDomain = "lab.relaylock.test"
 	}
-	w := &WSMan{host: h, cfg: cfg, shells: map[string]*wsShell{}, closing: make(chan struct{})}
+	// The host sits behind the second hop: its directory account is the
+	// WinRM account when that is a domain account (secondhop.go).
+	w := &WSMan{host: withDirectory(h, directoryFor(cfg.User, cfg.Password)), cfg: cfg, shells: map[string]*wsShell{}, closing: make(chan struct{})}
 	w.idle = sync.NewCond(&w.mu)
 	return w
 }
@@ -554,6 +560,10 @@ func (w *WSMan) authenticate(rw http.ResponseWriter, r *http.Request, body []byt
 			return true
 		}
 	case strings.EqualFold(scheme, "Basic") && !w.cfg.DisableBasic:
+		// Real WinRM logs on local accounts only with Basic; the lab
+		// accepts its one account in any form, and models the
+		// consequence where it matters: a local account (no DOMAIN\ or
+		// @domain) does not cross the second hop (secondhop.go).
 		if u, p, ok := r.BasicAuth(); ok && w.userMatches(u, "") && p == w.cfg.Password {
 			return true
 		}

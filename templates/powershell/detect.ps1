@@ -9,6 +9,8 @@
 #   exchange  generation major minor build_major build_minor roles [server_admin: v6 only]
 #   service   name present state start_mode   (one per service of interest)
 #   feature   name installed                  (only where ServerManager exists)
+#   winrs     max_memory_mb source            (WinRM's MaxMemoryPerShellMB quota; source wsman,
+#             registry or default: 150 for WinRM 2.0 (PowerShell 2.0), 1024 later)
 
 function Read-RegValue([string]$Path, [string]$Name) {
     if (-not (Test-Path -LiteralPath $Path)) { return $null }
@@ -119,5 +121,27 @@ foreach ($row in $featureRows) {
     $installed = $row[1]
     RL-Rec 'feature' @('name', $featName, 'installed', $installed)
 }
+
+# WinRM's MaxMemoryPerShellMB limits this very process; WinRM 2.0 defaults to 150 MB, too
+# little for the Exchange shell. The WSMan: drive reads the effective value (it talks to the
+# local WinRM service, which may refuse from inside a remote shell); an administrator's value
+# may also be in the registry (location UNVERIFIED); else the default for this WinRM version
+# is reported as such.
+$winrsMB = $null
+$winrsSource = 'default'
+try {
+    $winrsMB = [int](Get-Item -Path 'WSMan:\localhost\Shell\MaxMemoryPerShellMB' -ErrorAction Stop).Value
+    $winrsSource = 'wsman'
+} catch {
+    $winrsMB = Read-RegValue 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WSMAN\Shell' 'MaxMemoryPerShellMB'
+    if ($null -ne $winrsMB) {
+        $winrsSource = 'registry'
+    } elseif ($null -ne $PSVersionTable -and $PSVersionTable.PSVersion.Major -le 2) {
+        $winrsMB = 150
+    } else {
+        $winrsMB = 1024
+    }
+}
+RL-Rec 'winrs' @('max_memory_mb', $winrsMB, 'source', $winrsSource)
 
 RL-End 0

@@ -1,7 +1,7 @@
 # ex2003-read-ad: read the Exchange 2000/2003 SMTP virtual servers from Active Directory.
 # Product: Exchange2003. Mode: read.
 # Idempotency: read-only, changes nothing; safe to run any number of times.
-# Parameters (data only):
+# Parameters (data only; plus the second-hop credential of lib/hop-credential.ps1, used for every LDAP bind):
 #   relayiplistattr  LDAP name of the relay-list attribute (remediate.Ex2003RelayIpListAttr; the name is UNVERIFIED)
 # Records (decoded by remediate/exchange2003.go):
 #   advs   dn relayiplist relayforauth authflags smarthost   (one per protocolCfgSMTPServer object)
@@ -14,11 +14,12 @@ if ($attr -notmatch '^[A-Za-z][A-Za-z0-9-]{0,63}$') {
 }
 
 # relaylock:include ldap-values
+# relaylock:include hop-credential
 
 try {
-    $rootDse = New-Object DirectoryServices.DirectoryEntry('LDAP://RootDSE')
+    $rootDse = RL-DirEntry 'LDAP://RootDSE'
     $cfg = [string]$rootDse.Properties['configurationNamingContext'].Value
-    $base = New-Object DirectoryServices.DirectoryEntry(('LDAP://' + $cfg))
+    $base = RL-DirEntry ('LDAP://' + $cfg)
     $ds = New-Object DirectoryServices.DirectorySearcher($base, '(objectClass=protocolCfgSMTPServer)')
     $ds.PageSize = 500
     foreach ($n in @('distinguishedName', $attr, 'msExchSmtpRelayForAuth', 'msExchAuthenticationFlags', 'msExchSmtpSmartHost')) {

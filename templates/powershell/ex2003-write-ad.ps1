@@ -3,7 +3,7 @@
 # Product: Exchange2003. Mode: write.
 # Idempotency: sets absolute values; running it again with the same parameters leaves
 # the same state (and notifies DS2MB again). Prints the values read back after CommitChanges().
-# Parameters (data only):
+# Parameters (data only; plus the second-hop credential of lib/hop-credential.ps1, used for every LDAP bind):
 #   dn               distinguished name of the protocolCfgSMTPServer object (from ex2003-read-ad)
 #   relayiplistattr  LDAP name of the relay-list attribute (UNVERIFIED name, see remediate.Ex2003RelayIpListAttr)
 #   relayiplist      NULL (clear the attribute), EMPTY (zero-length value, UNVERIFIED in AD) or the IPSECLIST blob in hex
@@ -33,9 +33,10 @@ if ($dn -notmatch '^CN=' -or $dn.Contains('/')) {
 }
 
 # relaylock:include ldap-values
+# relaylock:include hop-credential
 
 try {
-    $o = New-Object DirectoryServices.DirectoryEntry(('LDAP://' + $dn))
+    $o = RL-DirEntry ('LDAP://' + $dn)
     $o.RefreshCache()
 } catch {
     # 0x80072030 "There is no such object on the server." (by number:

@@ -1,17 +1,21 @@
 # exchange-read: read the relay-relevant settings of an Exchange server.
 # Product: Exchange 2007 / 2010 / 2013 / 2016 / 2019 / Subscription Edition (Mailbox, Hub, Edge).
 # Mode: read. Idempotent: changes nothing.
-# PowerShell 2.0 compatible. Parameters: none besides _nonce.
+# PowerShell 2.0 compatible. Parameters (data only): dc (optional) the domain controller to
+# read from (-DomainController); the second-hop credential (lib/hop-credential.ps1).
 # Records (decoded by remediate/exchange.go decodeExchangeRead; the lab prints them with
 # remediate.EncodeExchangeState, so keep both in step with this file):
 #   warning   message
 #   exinfo    server, loader, anon_sid, anon_name (ANONYMOUS LOGON translated from S-1-5-7: the
-#             name is localized, e.g. NT-AUTORITAET\ANONYMOUS-ANMELDUNG on German systems)
+#             name is localized, e.g. NT-AUTORITAET\ANONYMOUS-ANMELDUNG on German systems),
+#             dc (the domain controller every cmdlet of this run used)
 #   connector id, name, server, role ($null before Exchange 2013), enabled, bindings, ranges,
 #             auth, groups (lists are newline-joined)
 #   ace       id (connector identity), user, sid ($null when it cannot be resolved), inherited:
 #             every non-deny ACE granting ms-Exch-SMTP-Accept-Any-Recipient (windows-relay.md 3.2)
 #   domain    name, domain, type, default (accepted domains)
+# relaylock:include hop-credential
+# relaylock:include hop-netonly
 # relaylock:include exchange-loader
 
 function RLX-Items($v) {
@@ -31,9 +35,9 @@ function RLX-Flags($v) {
 $right = 'ms-Exch-SMTP-Accept-Any-Recipient'
 $anonName = (New-Object Security.Principal.SecurityIdentifier 'S-1-5-7').Translate([Security.Principal.NTAccount]).Value
 $server = $env:COMPUTERNAME
-RL-Rec 'exinfo' @('server', $server, 'loader', $rlLoader, 'anon_sid', 'S-1-5-7', 'anon_name', $anonName)
+RL-Rec 'exinfo' @('server', $server, 'loader', $rlLoader, 'anon_sid', 'S-1-5-7', 'anon_name', $anonName, 'dc', $rlDC)
 
-foreach ($rc in @(Get-ReceiveConnector -Server $server)) {
+foreach ($rc in @(Get-ReceiveConnector -Server $server @rlDCArg)) {
     $role = $null
     if ($null -ne $rc.PSObject.Properties['TransportRole']) { $role = [string]$rc.TransportRole }
     $id = [string]$rc.Identity
@@ -42,7 +46,7 @@ foreach ($rc in @(Get-ReceiveConnector -Server $server)) {
         'auth', (RLX-Flags $rc.AuthMechanism), 'groups', (RLX-Flags $rc.PermissionGroups))
     $dn = [string]$rc.DistinguishedName
     if ($dn -eq '') { $dn = $id }
-    foreach ($ace in @(Get-ADPermission -Identity $dn)) {
+    foreach ($ace in @(Get-ADPermission -Identity $dn @rlDCArg)) {
         if ($ace.Deny) { continue }
         $rights = @()
         foreach ($r in @($ace.ExtendedRights)) { if ($null -ne $r) { $rights += [string]$r } }
@@ -58,7 +62,7 @@ foreach ($rc in @(Get-ReceiveConnector -Server $server)) {
     }
 }
 
-foreach ($d in @(Get-AcceptedDomain)) {
+foreach ($d in @(Get-AcceptedDomain @rlDCArg)) {
     RL-Rec 'domain' @('name', [string]$d.Name, 'domain', [string]$d.DomainName, 'type', [string]$d.DomainType, 'default', [string]$d.Default)
 }
 

@@ -10,7 +10,8 @@
 #                      set-domain | new-domain | remove-domain
 #   op<i>_identity     connector identity (SERVER\Name) or accepted domain identity (Name)
 #   op<i>_name, _server, _role   new connector name, server, TransportRole ('' = no -TransportRole:
-#                      Exchange 2007/2010, where -Usage Custom is used instead of -Custom)
+#                      Exchange 2007/2010). New connectors are created with the -Custom switch, which
+#                      Exchange 2007 (whose cmdlet has no Usage parameter: 2010+) and every later version take.
 #   op<i>_set          set-connector: newline list of the fields to set (enabled, bindings,
 #                      ranges, auth, groups)
 #   op<i>_enabled      True | False
@@ -18,9 +19,18 @@
 #   op<i>_user, _sid   principal of an ACE on ms-Exch-SMTP-Accept-Any-Recipient; the SID is
 #                      translated here so that localized names (ANONYMOUS LOGON) always match
 #   op<i>_domain, _type  accepted domain DomainName, DomainType
+#   dc                 the domain controller to write to (-DomainController): the one the read used
+#   allow_snapin       'yes' lets the write go through the bare snap-in on 2010+ (--force)
 # Records: 'done' op=<i> kind=<kind> after each operation that succeeded; on the first failure
 # an 'error' record (message, op, kind) and exit code 1: later operations are not run.
+# relaylock:include hop-credential
+# relaylock:include hop-netonly
 # relaylock:include exchange-loader
+
+if ($rlLoader -eq 'snapin' -and [string]$P['allow_snapin'] -ne 'yes') {
+    RL-Rec 'error' @('message', 'refusing to write through the bare Exchange snap-in: Microsoft supports it on Exchange 2010 and later for *-TransportAgent cmdlets only ("may result in irreparable damage"); fix the Exchange remote shell or pass --force', 'kind', 'unsupported-shell')
+    RL-End 2
+}
 
 function RLX-List([string]$name) {
     $v = $P[$name]
@@ -45,7 +55,7 @@ function RLX-Principal([string]$i) {
 }
 
 function RLX-ConnectorDN([string]$identity) {
-    $rc = Get-ReceiveConnector -Identity $identity
+    $rc = Get-ReceiveConnector -Identity $identity @rlDCArg
     $dn = [string]$rc.DistinguishedName
     if ($dn -eq '') { $dn = [string]$rc.Identity }
     return $dn
@@ -69,8 +79,8 @@ for ($i = 1; $i -le $n; $i++) {
                     PermissionGroups = (RLX-FlagsArg ($pre + 'groups'))
                 }
                 $role = $P[$pre + 'role']
-                if ($role) { $a['TransportRole'] = $role; $a['Custom'] = $true } else { $a['Usage'] = 'Custom' }
-                New-ReceiveConnector @a | Out-Null
+                if ($role) { $a['TransportRole'] = $role }
+                New-ReceiveConnector @a -Custom @rlDCArg | Out-Null
             }
             'set-connector' {
                 $a = @{ Identity = $id }
@@ -80,25 +90,25 @@ for ($i = 1; $i -le $n; $i++) {
                 if ($fields -contains 'ranges') { $a['RemoteIPRanges'] = (RLX-List ($pre + 'ranges')) }
                 if ($fields -contains 'auth') { $a['AuthMechanism'] = (RLX-FlagsArg ($pre + 'auth')) }
                 if ($fields -contains 'groups') { $a['PermissionGroups'] = (RLX-FlagsArg ($pre + 'groups')) }
-                Set-ReceiveConnector @a -Confirm:$false | Out-Null
+                Set-ReceiveConnector @a @rlDCArg -Confirm:$false | Out-Null
             }
             'remove-connector' {
-                Remove-ReceiveConnector -Identity $id -Confirm:$false | Out-Null
+                Remove-ReceiveConnector -Identity $id @rlDCArg -Confirm:$false | Out-Null
             }
             'add-ace' {
-                Add-ADPermission -Identity (RLX-ConnectorDN $id) -User (RLX-Principal $i) -ExtendedRights $right -Confirm:$false | Out-Null
+                Add-ADPermission -Identity (RLX-ConnectorDN $id) -User (RLX-Principal $i) -ExtendedRights $right @rlDCArg -Confirm:$false | Out-Null
             }
             'remove-ace' {
-                Remove-ADPermission -Identity (RLX-ConnectorDN $id) -User (RLX-Principal $i) -ExtendedRights $right -Confirm:$false | Out-Null
+                Remove-ADPermission -Identity (RLX-ConnectorDN $id) -User (RLX-Principal $i) -ExtendedRights $right @rlDCArg -Confirm:$false | Out-Null
             }
             'set-domain' {
-                Set-AcceptedDomain -Identity $id -DomainType $P[$pre + 'type'] -Confirm:$false | Out-Null
+                Set-AcceptedDomain -Identity $id -DomainType $P[$pre + 'type'] @rlDCArg -Confirm:$false | Out-Null
             }
             'new-domain' {
-                New-AcceptedDomain -Name $P[$pre + 'name'] -DomainName $P[$pre + 'domain'] -DomainType $P[$pre + 'type'] | Out-Null
+                New-AcceptedDomain -Name $P[$pre + 'name'] -DomainName $P[$pre + 'domain'] -DomainType $P[$pre + 'type'] @rlDCArg | Out-Null
             }
             'remove-domain' {
-                Remove-AcceptedDomain -Identity $id -Confirm:$false | Out-Null
+                Remove-AcceptedDomain -Identity $id @rlDCArg -Confirm:$false | Out-Null
             }
             default {
                 throw ('unknown operation kind: ' + $kind)
