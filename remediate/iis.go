@@ -69,6 +69,10 @@ const ErrorKindFeatureMissing = "feature-missing"
 // Directory could not be reached (ex2003-* scripts).
 const errorKindADUnavailable = "ad-unavailable"
 
+// errorKindSchemaMissing is the "kind" of an error record that says the
+// relay-list attribute is not in the schema (ex2003-read-ad).
+const errorKindSchemaMissing = "schema-missing"
+
 // IISState is everything iis-read reports: the typed state behind an IIS
 // (or Exchange 2003 metabase) inspection and its backup.
 type IISState struct {
@@ -820,6 +824,9 @@ func runScript(ctx context.Context, r Runner, host, script string, params map[st
 				}
 			case errorKindADUnavailable:
 				return nil, fmt.Errorf("%w: script %s on %s: %s", ErrADUnavailable, script, host, e.Str("message"))
+			case errorKindSchemaMissing:
+				return nil, fmt.Errorf("%w: %s (the lDAPDisplayName relaylock assumes for the Exchange 2000/2003 relay list, which no public source confirms; nothing was read or changed; "+
+					"tell the relaylock maintainers which attribute Exchange System Manager writes for the relay restrictions): %s", ErrSchemaAttribute, e.Str("attribute"), e.Str("message"))
 			}
 		}
 	}

@@ -24,8 +24,8 @@ func TestIISEx2003ScriptHygiene(t *testing.T) {
 		ScriptIISRead:        {"IIS-SMTP", "read", []string{iisRecService, iisRecGuest, iisRecSvc, iisRecVS, iisRecDomain, iisRecADSI, "error"}, nil},
 		ScriptIISWrite:       {"IIS-SMTP", "write", []string{iisRecVS, "error"}, []string{"server", "relayiplist", "relayforauth"}},
 		ScriptIISWriteDomain: {"IIS-SMTP", "write", []string{iisRecDomain, "error"}, []string{"domain", "routeaction"}},
-		ScriptEx2003ReadAD:   {"Exchange2003", "read", []string{recADVS, "error"}, []string{"relayiplistattr"}},
-		ScriptEx2003WriteAD:  {"Exchange2003", "write", []string{recADVS, "error"}, []string{"dn", "relayiplistattr", "relayiplist", "relayforauth"}},
+		ScriptEx2003ReadAD:   {"Exchange2003", "read", []string{recADDC, recADSchema, recADVS, "error"}, []string{"relayiplistattr", "dc"}},
+		ScriptEx2003WriteAD:  {"Exchange2003", "write", []string{recADVS, "error"}, []string{"dn", "relayiplistattr", "relayiplist", "relayforauth", "dc"}},
 	}
 	forbidden := regexp.MustCompile(`(?i)(Invoke-Expression|\biex\b|ScriptBlock\]::Create|ConvertTo-Json|ConvertFrom-Json|CimInstance|CimSession|\[pscustomobject\]|::new\(|\s-in\s|\s-notin\s|\[ordered\]|Add-Type)`)
 	// PowerShell variable names are case-insensitive: $p is $P, the
