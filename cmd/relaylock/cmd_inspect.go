@@ -20,6 +20,7 @@ func inspectCommand(e *env) *cli.Command {
 	flags = append(flags,
 		&cli.StringSliceFlag{Name: "prober", Usage: "`ADDR` the external probe came from (repeatable); default: the source addresses of the last audit in --evidence"},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
+		dcFlag(),
 	)
 	return &cli.Command{
 		Name:      "inspect",
@@ -42,6 +43,10 @@ func inspectCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			ho, err := hostOptions(c)
+			if err != nil {
+				return err
+			}
 			if len(prober) == 0 {
 				prober = proberAddrs(lastAudit(c.String("evidence")))
 			}
@@ -51,7 +56,7 @@ func inspectCommand(e *env) *cli.Command {
 			}
 			defer closeRunner(runner)
 			rec := newRecorder(c, []string{host})
-			insp, ierr := remediate.InspectHost(c.Context, runner, host, prober)
+			insp, ierr := remediate.InspectHostWith(c.Context, runner, host, prober, ho)
 			if insp != nil {
 				if err := rec.update(func(b *evidence.Bundle) {
 					b.Inspections = append(b.Inspections, *insp)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -16,6 +17,7 @@ func rollbackCommand(e *env) *cli.Command {
 		&cli.StringFlag{Name: "backup", Usage: "backup `FILE` written by remediate", Required: true},
 		&cli.StringSliceFlag{Name: "smtp-target", Usage: "`HOST[:PORT]` to re-test after the restore (default: the WinRM host)"},
 		&cli.BoolFlag{Name: "no-retest", Usage: "do not probe after the restore"},
+		dcFlag(),
 	)
 	flags = append(flags, retestFlags()...)
 	return &cli.Command{
@@ -52,6 +54,7 @@ func rollbackCommand(e *env) *cli.Command {
 				Host: host, Runner: runner, Backup: b, BackupFile: c.String("backup"), BackupSHA256: sum,
 				Prober: proberAddrs(lastAudit(c.String("evidence"))),
 				OSUser: osUser(), WinRMUser: user, Ticket: c.String("ticket"),
+				HostOptions: fx.hostOpts,
 			})
 			if rec != nil {
 				if err := fx.rec.update(func(bb *evidence.Bundle) {
@@ -60,7 +63,10 @@ func rollbackCommand(e *env) *cli.Command {
 						bb.Inspections = append(bb.Inspections, *after)
 					}
 					msg := "restored the saved state and read it back"
-					if rerr != nil {
+					switch {
+					case errors.Is(rerr, remediate.ErrPending):
+						msg = "restore pending (DS2MB): " + rerr.Error()
+					case rerr != nil:
 						msg = "restore failed: " + rerr.Error()
 					}
 					fx.rec.log(bb, "rollback", host, msg)
