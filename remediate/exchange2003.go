@@ -564,8 +564,8 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 			continue
 		}
 		seen[vs.Name] = true
-		if v, ok := st.Metabase.adsiFor(vs.Name); ok && !req.Force {
-			if mm := adsiMismatch(v, vs.RelayIpList); mm != "" {
+		if !req.Force {
+			if mm := st.Metabase.adsiMismatchOf(vs); mm != "" {
 				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes without --force", vs.Name, ErrRelayList, mm)
 			}
 		}

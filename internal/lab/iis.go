@@ -75,23 +75,55 @@ type iisMetabase struct {
 	// from relaylock's decoder).
 	adsiError    string
 	adsiOverride map[string]remediate.IISADSIView
+	// wmiOwnValues makes WMI report a virtual server's own RelayIpList
+	// (null when it inherits) instead of the effective, inherited value.
+	wmiOwnValues bool
 }
 
-// readState is what iis-read reports: the metabase plus the ADSI view of
-// every virtual server's RelayIpList.
+// The metabase property RelayIpList is inheritable (attributes inherit |
+// reference [S1]): a virtual server without a value of its own enforces
+// /LM/SmtpSvc's. The lab's state holds each node's own value. WMI (the
+// IIS provider reads with inheritance) reports a server's effective
+// value; ADSI's Properties[] reads the node's own value; GetDataPaths says
+// which nodes hold one ("own" in the adsi record).
+
+// wmiServer is the virtual server as WMI reports it.
+func (m *iisMetabase) wmiServer(vs remediate.IISVirtualServer) remediate.IISVirtualServer {
+	if !m.wmiOwnValues && vs.RelayIpList.Null && m.st.ServiceLevel != nil {
+		vs.RelayIpList = cloneBlob(m.st.ServiceLevel.RelayIpList)
+	}
+	return vs
+}
+
+// adsiView is ADSI's view of one node whose own value is own.
+func (m *iisMetabase) adsiView(name string, own remediate.RelayListBlob) remediate.IISADSIView {
+	if m.adsiError != "" {
+		return remediate.IISADSIView{Name: name, Error: m.adsiError}
+	}
+	v := remediate.ADSIViewOf(name, own)
+	if o, ok := m.adsiOverride[strings.ToLower(name)]; ok {
+		v = o
+		v.Name = name
+	}
+	if v.Error == "" && v.Own == nil {
+		set := !own.Null
+		v.Own = &set
+	}
+	return v
+}
+
+// readState is what iis-read reports: the metabase as WMI shows it, plus
+// the ADSI view of every virtual server's and the service level's
+// RelayIpList.
 func (m *iisMetabase) readState() remediate.IISState {
 	st := cloneIIS(m.st)
 	st.ADSI = nil
-	for _, vs := range st.Servers {
-		v := remediate.ADSIViewOf(vs.Name, vs.RelayIpList)
-		if o, ok := m.adsiOverride[strings.ToLower(vs.Name)]; ok {
-			v = o
-			v.Name = vs.Name
-		}
-		if m.adsiError != "" {
-			v = remediate.IISADSIView{Name: vs.Name, Error: m.adsiError}
-		}
-		st.ADSI = append(st.ADSI, v)
+	for i, vs := range st.Servers {
+		st.Servers[i] = m.wmiServer(vs)
+		st.ADSI = append(st.ADSI, m.adsiView(vs.Name, vs.RelayIpList))
+	}
+	if st.ServiceLevel != nil {
+		st.ADSI = append(st.ADSI, m.adsiView(st.ServiceLevel.Name, st.ServiceLevel.RelayIpList))
 	}
 	return st
 }
@@ -244,6 +276,23 @@ func (h *IISHost) SetState(st remediate.IISState) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.mb.st = cloneIIS(st)
+}
+
+// SetWMIReportsOwnValues makes WMI report each virtual server's own
+// RelayIpList (null when it inherits) instead of the inherited, effective
+// value: the other way a real IIS might answer (UNVERIFIED which).
+func (h *IISHost) SetWMIReportsOwnValues(v bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mb.wmiOwnValues = v
+}
+
+// SetADSIError makes every ADSI (IIS://) bind fail with msg, as without
+// IIS 6 Metabase Compatibility ("" restores ADSI).
+func (h *IISHost) SetADSIError(msg string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mb.adsiError = msg
 }
 
 // SetADSIView makes ADSI report v for virtual server name instead of the
@@ -456,7 +505,12 @@ func (m *iisMetabase) handle(script string, params map[string]string) (recs []ps
 		}
 		m.st.Servers[i].RelayIpList = b
 		m.st.Servers[i].RelayForAuth = n
-		return []psframe.Record{remediate.IISServerRecord(m.st.Servers[i])}, 0, true
+		var recs []psframe.Record
+		if m.st.ServiceLevel != nil {
+			recs = append(recs, remediate.IISServiceLevelRecord(*m.st.ServiceLevel))
+		}
+		vs := m.st.Servers[i]
+		return append(recs, remediate.IISServerRecord(m.wmiServer(vs)), remediate.IISADSIRecord(m.adsiView(vs.Name, vs.RelayIpList))), 0, true
 	case remediate.ScriptIISWriteDomain:
 		if err := checkParams(params, "domain", "routeaction"); err != nil {
 			return errorRecord(err.Error(), "bad-parameter"), 1, true
