@@ -281,13 +281,13 @@ type IISVirtualServer struct {
 	// RelayIpListWMI is what WMI reported for the server when that was the
 	// inherited value rather than its own.
 	RelayIpListWMI *RelayListBlob `json:"relay_ip_list_wmi,omitempty"`
-	RelayForAuth  int64         `json:"relay_for_auth"`
-	AuthFlags     string        `json:"auth_flags,omitempty"`
-	AuthAnonymous bool          `json:"auth_anonymous"`
-	AuthBasic     bool          `json:"auth_basic"`
-	AuthNTLM      bool          `json:"auth_ntlm"`
-	SmartHost     string        `json:"smart_host,omitempty"`
-	SmartHostType int64         `json:"smart_host_type"`
+	RelayForAuth   int64          `json:"relay_for_auth"`
+	AuthFlags      string         `json:"auth_flags,omitempty"`
+	AuthAnonymous  bool           `json:"auth_anonymous"`
+	AuthBasic      bool           `json:"auth_basic"`
+	AuthNTLM       bool           `json:"auth_ntlm"`
+	SmartHost      string         `json:"smart_host,omitempty"`
+	SmartHostType  int64          `json:"smart_host_type"`
 }
 
 // IISDomain is one IIsSmtpDomainSetting (local or remote domain).
