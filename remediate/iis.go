@@ -763,6 +763,7 @@ const (
 	FindingBroadRange     = "RELAY-BROAD-RANGE"          // grant entry wider than /16
 	FindingRestricted     = "RELAY-RESTRICTED"           // info: relay restricted
 	FindingDecodeMismatch = "RELAY-LIST-DECODE-MISMATCH" // ADSI reads the list differently
+	FindingUnsorted       = "RELAY-LIST-UNSORTED"        // addresses not in ascending order
 )
 
 // broadGrantPrefix: grant entries with a shorter prefix (more than 65536
@@ -786,9 +787,24 @@ func addrList(as []netip.Addr) string {
 	return strings.Join(s, ", ")
 }
 
-// relayListFindings names the causes in one effective RelayIpList.
+// relayListFindings names the causes in one effective RelayIpList, plus
+// FindingUnsorted when its addresses are out of order.
 // prefix is "IIS-" or "EX2003-"; where names the object for the texts.
 func relayListFindings(prefix, object string, b RelayListBlob, inheritedFrom string, prober []netip.Addr, fix string) []Finding {
+	fs := relayListCauses(prefix, object, b, inheritedFrom, prober, fix)
+	if l, err := b.Decode(); err == nil && !l.StoredSorted() {
+		fs = append(fs, Finding{
+			ID: prefix + FindingUnsorted, Title: "Relay list addresses are not in ascending order", Severity: SeverityLow,
+			Object: object, Setting: SettingRelayIpList, Value: l.Describe(),
+			Detail: "The addresses under one mask are stored out of ascending order (as some public scripts write them). IIS is believed to binary-search them (UNVERIFIED), " +
+				"so some listed clients may be refused relay: this fails closed, no other address gains relay.",
+			Remediation: "Run relaylock remediate with the clients that must relay: it rewrites the list in order. Or re-enter the list in the Relay dialog.",
+		})
+	}
+	return fs
+}
+
+func relayListCauses(prefix, object string, b RelayListBlob, inheritedFrom string, prober []netip.Addr, fix string) []Finding {
 	value := b.String()
 	detailSuffix := ""
 	if inheritedFrom != "" {
@@ -1145,7 +1161,9 @@ func planRelay(t relayTarget, req Request, why string) (want RelayListBlob, want
 			break
 		}
 	}
-	sameList := decErr == nil && curList.Equal(wl)
+	// A list with the requested entries is still rewritten when its
+	// addresses are out of order (relayListSorted).
+	sameList := decErr == nil && curList.Equal(wl) && curList.StoredSorted()
 	if sameList {
 		want = t.cur // keep the exact bytes: nothing to write
 	} else {

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -401,8 +402,11 @@ func iisGuestLogon(st remediate.IISState, server string) bool {
 // recipient domain (wildcards included) overrides the Access tab [S14b];
 // authenticated clients relay when RelayForAuth is non-zero; otherwise
 // the effective RelayIpList decides (null: nobody; zero-length: everyone;
-// grant list: listed clients; deny list: everyone else). An undecodable
-// list relays nobody here (real IIS behaviour UNVERIFIED).
+// grant list: listed clients; deny list: everyone else), looking each
+// mask's addresses up by binary search in stored order, as IIS is
+// believed to (remediate's relayListSorted, UNVERIFIED): an unsorted list
+// misses some listed addresses. An undecodable list relays nobody here
+// (real IIS behaviour UNVERIFIED).
 func iisRelayAllowed(st remediate.IISState, server string, client netip.Addr, authenticated bool, rcptDomain string) bool {
 	if !st.Service.Present || st.Service.State != "Running" {
 		return false
@@ -421,10 +425,48 @@ func iisRelayAllowed(st remediate.IISState, server string, client netip.Addr, au
 	}
 	eff, _ := st.EffectiveRelayList(vs)
 	l, err := eff.Decode()
-	if err != nil {
+	if err != nil || l.Null {
 		return false
 	}
-	return l.Allows(client)
+	if l.GrantByDefault {
+		return !bsearchListed(l.Deny, client)
+	}
+	return bsearchListed(l.Grant, client)
+}
+
+// bsearchListed looks client up in each run of same-mask entries by
+// binary search over the stored order ("test all mask for this family, do
+// bsearch on each" [S13]).
+func bsearchListed(ms []remediate.IPMask, client netip.Addr) bool {
+	client = client.Unmap()
+	if !client.Is4() {
+		return false
+	}
+	c := client.As4()
+	for start := 0; start < len(ms); {
+		end := start + 1
+		for end < len(ms) && ms[end].Mask == ms[start].Mask {
+			end++
+		}
+		run, mask := ms[start:end], ms[start].Mask
+		var key [4]byte
+		for i := range 4 {
+			key[i] = c[i] & mask[i]
+		}
+		masked := func(i int) [4]byte {
+			var a [4]byte
+			for j := range 4 {
+				a[j] = run[i].IP[j] & mask[j]
+			}
+			return a
+		}
+		i := sort.Search(len(run), func(i int) bool { a := masked(i); return bytes.Compare(a[:], key[:]) >= 0 })
+		if i < len(run) && masked(i) == key {
+			return true
+		}
+		start = end
+	}
+	return false
 }
 
 // --- script handlers -------------------------------------------------------

@@ -160,3 +160,75 @@ func TestIISInheritedRelayListOverWinRM(t *testing.T) {
 		})
 	}
 }
+
+// TestIISUnsortedRelayListOverWinRM: the order of the addresses in an
+// IPSECLIST is UNVERIFIED (remediate's relayListSorted). The lab looks
+// them up by binary search, as IIS is believed to, so a list stored out of
+// order (as public scripts append them) refuses some listed clients: it
+// fails closed. relaylock reports such a list, and remediate rewrites it
+// in order although its entries are already the requested ones.
+func TestIISUnsortedRelayListOverWinRM(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	listed := []string{"192.0.2.10", "127.0.0.1", "10.0.0.5"} // the stored order
+	var grant []remediate.IPMask
+	for _, a := range listed {
+		grant = append(grant, hostMask(a, 32))
+	}
+	sorted := mustBlob(remediate.RelayList{Grant: grant, Flags: 1})
+	// A /32 group ends with its addresses: write them in the order above.
+	raw := append([]byte(nil), sorted.Bytes...)
+	for i, a := range listed {
+		ip := netip.MustParseAddr(a).As4()
+		copy(raw[len(raw)-4*len(listed)+4*i:], ip[:])
+	}
+	h := NewIIS(IISClosed)
+	st := h.State()
+	st.Servers[0].RelayIpList = remediate.RelayListBlob{Bytes: raw}
+	h.SetState(st)
+	for _, a := range listed {
+		if h.RelayAllowed(netip.MustParseAddr(a), false, "x.example") {
+			t.Errorf("listed %s relays from a list out of order: the lab does not search it as IIS is believed to", a)
+		}
+	}
+	if h.RelayAllowed(netip.MustParseAddr("198.51.100.7"), false, "x.example") {
+		t.Fatal("an unlisted address relays: out of order must fail closed")
+	}
+
+	l := startLab(t, Config{Host: h, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := remediate.NewWinRMRunner(remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, CACertFile: ca,
+		TLSServerName: l.TLSServerName, User: l.User, Password: l.Password, OperationTimeout: 5 * time.Second, Auth: remediate.AuthNTLM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	insp, err := remediate.InspectHost(ctx, r, "smtp01", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unsorted bool
+	for _, f := range insp.Findings {
+		unsorted = unsorted || f.ID == "IIS-RELAY-LIST-UNSORTED"
+	}
+	if !unsorted {
+		t.Fatalf("no IIS-RELAY-LIST-UNSORTED finding: %+v", insp.Findings)
+	}
+	var allow []remediate.AddrRange
+	for _, a := range []string{"192.0.2.10", "10.0.0.5"} {
+		ar, _ := remediate.ParseAddrRange(a)
+		allow = append(allow, ar)
+	}
+	out, err := remediate.Remediate(ctx, remediate.Options{Host: "smtp01", Runner: r, Yes: true,
+		Request: remediate.Request{Allow: allow, AllowAuthenticated: true}, BackupPath: filepath.Join(t.TempDir(), "backup.json")})
+	if err != nil || out.NoChange {
+		t.Fatalf("remediate must rewrite the list in order: %v (no change: %v)", err, out != nil && out.NoChange)
+	}
+	for _, a := range listed {
+		if !h.RelayAllowed(netip.MustParseAddr(a), false, "x.example") {
+			t.Errorf("%s is refused after the rewrite", a)
+		}
+	}
+}
