@@ -695,12 +695,16 @@ func (d *Exchange2003Driver) waitSync(ctx context.Context, r Runner, host string
 }
 
 // pendingError is the ErrPending of the writes whose metabase has not
-// caught up.
-func pendingError(dc string, timeouts []error) error {
-	return fmt.Errorf("%w: written to Active Directory on %s, not yet copied into the metabase: %w; "+
-		"nothing was rolled back, since DS2MB copies it within about 15 s of its change notification and every 15 minutes "+
-		"(is the System Attendant, MSExchangeSA, running?); re-check with relaylock inspect (the DS2MB row of each Active Directory object says \"in sync\" once the metabase has it), then re-test",
-		ErrPending, dc, errors.Join(timeouts...))
+// caught up; restore is true for a rollback's writes.
+func pendingError(restore bool, dc string, timeouts []error) error {
+	what, undo := "the change was", "nothing was rolled back: a rollback would race the copy"
+	if restore {
+		what, undo = "the saved values were", "the restore stands"
+	}
+	return fmt.Errorf("%w: %s written to Active Directory on %s and read back there, but DS2MB has not copied it into the metabase yet (%w); "+
+		"%s: DS2MB copies it within about 15 s of its change notification and every 15 minutes (is the System Attendant, MSExchangeSA, running?); "+
+		"re-check with relaylock inspect (the DS2MB row of each Active Directory object says \"in sync\" once the metabase has it), then re-test",
+		ErrPending, what, dc, errors.Join(timeouts...), undo)
 }
 
 // Apply implements Driver: for each virtual server, write AD on the
@@ -735,7 +739,7 @@ func (d *Exchange2003Driver) Apply(ctx context.Context, r Runner, plan *Plan) ([
 		applied = append(applied, changesOf(plan, w.Server)...)
 	}
 	if len(pending) > 0 {
-		return applied, pendingError(dc, pending)
+		return applied, pendingError(false, dc, pending)
 	}
 	return applied, nil
 }
@@ -800,7 +804,7 @@ func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) e
 		}
 	}
 	if len(errs) == 0 && len(pending) > 0 {
-		return fmt.Errorf("restore: %w", pendingError(dc, pending))
+		return fmt.Errorf("restore: %w", pendingError(true, dc, pending))
 	}
 	return errors.Join(append(errs, pending...)...)
 }

@@ -81,10 +81,18 @@ func TestEx2003PendingDS2MB(t *testing.T) {
 		t.Fatal("still open after DS2MB ran")
 	}
 
-	// A rollback waits for DS2MB the same way; with DS2MB prompt again it
-	// completes.
+	// A rollback waits for DS2MB the same way (the plan's 1 s): pending,
+	// recorded as such; with DS2MB prompt again it completes.
+	rollback := append([]string{"rollback", "--backup", bk, "--no-retest", "--evidence", ev}, lr.winrmArgs()...)
+	code, out, errOut = lr.run(labTestPassword, rollback...)
+	if code != exitError || !strings.Contains(errOut, "pending (DS2MB)") || !strings.Contains(errOut, "the saved values were written") {
+		t.Fatalf("rollback while DS2MB is slow: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if rec := lastChange(t, ev); rec.Kind != "rollback" || rec.Result != "pending" {
+		t.Errorf("rollback change record: kind %q result %q", rec.Kind, rec.Result)
+	}
 	h.SetSyncDelay(50 * time.Millisecond)
-	code, out, errOut = lr.run(labTestPassword, append([]string{"rollback", "--backup", bk, "--no-retest", "--evidence", ev}, lr.winrmArgs()...)...)
+	code, out, errOut = lr.run(labTestPassword, rollback...)
 	if code != exitOK {
 		t.Fatalf("rollback: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
