@@ -668,13 +668,16 @@ const (
 	SettingRouteAction    = "RouteAction"
 )
 
-// DescribeBlob is the canonical readable value of a RelayIpList.
+// DescribeBlob is the canonical readable value of a RelayIpList: its
+// decoded entries in normalized order, so that two values that differ only
+// in how they are stored (entry order) read the same; the raw row keeps
+// the exact bytes.
 func DescribeBlob(b RelayListBlob) string {
 	l, err := b.Decode()
 	if err != nil {
 		return "undecodable: " + err.Error()
 	}
-	return l.Describe()
+	return l.Normalize().Describe()
 }
 
 func relayRows(object string, b RelayListBlob, rfa int64) []Setting {

@@ -185,3 +185,26 @@ func TestEx2003SchemaWithoutAttribute(t *testing.T) {
 		}
 	}
 }
+
+// TestEx2003DecodedCompare: DS2MB's copy in the metabase is the same list
+// in other bytes. relaylock compares decoded lists, so the change
+// completes (exit 0, in sync) instead of waiting for bytes that never come.
+func TestEx2003DecodedCompare(t *testing.T) {
+	h := lab.NewExchange2003(lab.Ex2003Open)
+	h.SetSyncDelay(50 * time.Millisecond)
+	h.SetDS2MBReserializes(true)
+	lr := startLab(t, h)
+	code, out, errOut := lr.run(labTestPassword, append([]string{"remediate", "--allow", "192.0.2.10", "--no-loopback", "--yes",
+		"--no-retest", "--ds2mb-timeout", "5s", "--backup", filepath.Join(lr.dir, "b.json")}, lr.winrmArgs()...)...)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	ad, mb := h.ADState()[0].RelayIpList, h.MetabaseState().Servers[0].RelayIpList
+	if ad.Equal(mb) {
+		t.Fatal("the lab's DS2MB copied the same bytes: the test proves nothing")
+	}
+	code, out, errOut = lr.run(labTestPassword, append([]string{"inspect"}, lr.winrmArgs()...)...)
+	if code != exitOK || !strings.Contains(out, remediate.DS2MBInSync) || strings.Contains(out, "EX2003-AD-METABASE-DISAGREE") {
+		t.Fatalf("inspect: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -138,6 +139,7 @@ type Ex2003Host struct {
 	syncDelay           time.Duration
 	replDelay           time.Duration
 	neverSync           bool
+	reserialize         bool
 	events              []ex2003Event
 	now                 func() time.Time
 	calls               []ScriptCall
@@ -239,6 +241,16 @@ func (h *Ex2003Host) SetNeverSync(never bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.neverSync = never
+}
+
+// SetDS2MBReserializes makes DS2MB write relay lists into the metabase in
+// an equivalent but different byte form (offsets without the
+// self-relative bit, which MAKEOFFSET ignores): a copy that is the same
+// list, not the same bytes.
+func (h *Ex2003Host) SetDS2MBReserializes(v bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reserialize = v
 }
 
 // SetDSAccessUnavailable makes Exchange_DSAccessDC unavailable (the
@@ -407,7 +419,11 @@ func (h *Ex2003Host) sync() {
 			continue
 		}
 		if i := h.mb.serverIndex(a.MetabaseName()); i >= 0 {
-			h.mb.st.Servers[i].RelayIpList = cloneBlob(a.RelayIpList)
+			b := cloneBlob(a.RelayIpList)
+			if h.reserialize {
+				b = withoutSelfRelativeBits(b)
+			}
+			h.mb.st.Servers[i].RelayIpList = b
 			h.mb.st.Servers[i].RelayForAuth = remediate.Ex2003MetabaseRelayForAuth(a.RelayForAuthOn())
 		}
 	}
@@ -581,4 +597,33 @@ func (h *Ex2003Host) writeAD(params map[string]string) ([]psframe.Record, int, s
 	a.RelayForAuth = map[string]string{"TRUE": "True", "FALSE": "False"}[rfa]
 	got := h.writeOn(on, idx, a)
 	return []psframe.Record{remediate.Ex2003ADRecord(got.Ex2003ADServer)}, 0, ""
+}
+
+// withoutSelfRelativeBits clears bit 31 of every offset of an IPSECLIST
+// (the four header references and each entry's iFirstAddress). The result
+// decodes to the same list.
+func withoutSelfRelativeBits(b remediate.RelayListBlob) remediate.RelayListBlob {
+	if _, err := b.Decode(); err != nil || len(b.Bytes) < 24 {
+		return b
+	}
+	out := append([]byte(nil), b.Bytes...)
+	clear := func(off uint32) {
+		if int(off)+4 <= len(out) {
+			binary.LittleEndian.PutUint32(out[off:], binary.LittleEndian.Uint32(out[off:])&0x7fffffff)
+		}
+	}
+	for _, ref := range []uint32{0, 4} {
+		hdr := binary.LittleEndian.Uint32(out[ref:]) & 0x7fffffff
+		if int(hdr)+8 > len(out) {
+			continue
+		}
+		n := binary.LittleEndian.Uint32(out[hdr:])
+		for i := uint32(0); i < n && int(hdr+8+20*i+20) <= len(out); i++ {
+			clear(hdr + 8 + 20*i + 16)
+		}
+	}
+	for _, ref := range []uint32{0, 4, 8, 12} {
+		clear(ref)
+	}
+	return remediate.RelayListBlob{Bytes: out}
 }
