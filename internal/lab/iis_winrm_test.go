@@ -137,6 +137,9 @@ func TestIISInheritedRelayListOverWinRM(t *testing.T) {
 			if err != nil {
 				t.Fatalf("remediate (no --force): %v", err)
 			}
+			if unknownNote := strings.Contains(strings.Join(out.Plan.Notes, "\n"), "is unknown"); unknownNote != (tc.from == "unknown") {
+				t.Errorf("plan notes %q: the unknown-inheritance note must appear exactly when inheritance is unknown", out.Plan.Notes)
+			}
 			if h.RelayAllowed(stranger, false, "x.example") || !h.RelayAllowed(netip.MustParseAddr("192.0.2.10"), false, "x.example") {
 				t.Fatal("relay decisions after remediate are wrong")
 			}
