@@ -243,6 +243,28 @@ func (h *Ex2003Host) SetNeverSync(never bool) {
 	h.neverSync = never
 }
 
+// StopSystemAttendant stops MSExchangeSA, which runs DS2MB: detection
+// shows it Stopped, and DS2MB does not run until StartSystemAttendant.
+func (h *Ex2003Host) StopSystemAttendant() { h.setSystemAttendant("Stopped") }
+
+// StartSystemAttendant starts MSExchangeSA again; DS2MB runs at once, as
+// it does when the System Attendant starts.
+func (h *Ex2003Host) StartSystemAttendant() {
+	h.setSystemAttendant("Running")
+	h.SyncNow()
+}
+
+func (h *Ex2003Host) setSystemAttendant(state string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range h.info.Services {
+		if h.info.Services[i].Name == "MSExchangeSA" {
+			h.info.Services[i].State = state
+		}
+	}
+	h.neverSync = state != "Running"
+}
+
 // SetDS2MBReserializes makes DS2MB write relay lists into the metabase in
 // an equivalent but different byte form (offsets without the
 // self-relative bit, which MAKEOFFSET ignores): a copy that is the same
