@@ -23,7 +23,8 @@ import (
 //     effective now) and AD with ex2003-read-ad (what wins at the next
 //     DS2MB sync), and reports when they disagree.
 //   - One domain controller per run: the DSAccess configuration DC, which
-//     DS2MB registers with and reads [S20] (Exchange_DSAccessDC Type 0),
+//     DS2MB registers with and reads (Exchange_DSAccessDC Type 0; Metabase
+//     Update Service, Exchange 2003),
 //     unless the operator names one (--dc). ex2003-read-ad picks it and
 //     reports it; every write of the run goes to it.
 //   - Before reading, ex2003-read-ad checks that the relay-list attribute
@@ -93,7 +94,7 @@ var ErrSyncTimeout = errors.New("the metabase did not sync from Active Directory
 // ErrPending: a change was written to Active Directory (and read back
 // there), but DS2MB had not copied it into the metabase within the wait.
 // DS2MB copies it within about 15 s of the change notification, and every
-// 15 minutes otherwise [S20, S21], so the change is in flight, not failed:
+// 15 minutes otherwise (Metabase Update Service, Exchange 2003), so the change is in flight, not failed:
 // callers must not roll back (the rollback would race that copy) and
 // record the change as "pending". relaylock inspect shows when the
 // metabase has caught up (the DS2MB row of each Active Directory object).
@@ -111,7 +112,8 @@ const (
 	// DCSourceOperator: named with --dc.
 	DCSourceOperator = "operator"
 	// DCSourceDSAccess: the DSAccess configuration DC
-	// (Exchange_DSAccessDC Type 0), which DS2MB reads [S20].
+	// (Exchange_DSAccessDC Type 0), which DS2MB reads (Metabase Update
+	// Service, Exchange 2003).
 	DCSourceDSAccess = "dsaccess"
 	// DCSourceLocator: DSAccess could not be asked; the DC a serverless
 	// bind reached (RootDSE dnsHostName). DS2MB may read another one.

@@ -36,7 +36,8 @@ import (
 //	         (ADSI's view of each server's and the service level's list)
 //	error    message type kind feature              (kind "feature-missing" for Web-WMI)
 //
-// RelayIpList is inheritable (attributes inherit | reference [S1]): a
+// RelayIpList is inheritable (attributes inherit | reference: RelayIpList
+// Metabase Property, Windows Server 2003): a
 // virtual server without a value of its own enforces the service level's
 // (/LM/SmtpSvc). WMI may report that inherited value as the server's, and
 // ADSI may report only the node's own value; adsi's "own" (IIS ADSI
@@ -336,7 +337,7 @@ func RemoteDomainMatches(pattern, domain string) bool {
 
 // EffectiveRelayList is the RelayIpList a virtual server enforces: its own
 // value, or the service level's when its own is unset (the property is
-// inheritable [S1]); inherited is true in the second case when the
+// inheritable); inherited is true in the second case when the
 // service level has a value. vs must come from DecodeIISState, which makes
 // RelayIpList the server's own value whichever way WMI reports it.
 func (st IISState) EffectiveRelayList(vs IISVirtualServer) (RelayListBlob, bool) {

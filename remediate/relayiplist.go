@@ -95,7 +95,7 @@ func relayListGrantByDefault(grantEntries uint32) bool {
 // order (memcmp order of the network-byte-order addresses), and IIS is
 // assumed to rely on that order. UNVERIFIED: the only source is a comment
 // in Microsoft's rdns.hxx, "test all mask for this family, do bsearch on
-// each" [S13]; public scripts append addresses unsorted [S12], and no
+// each"; public scripts append addresses unsorted, and no
 // sample shows what IIS does with such a list or which order its search
 // expects. Consequence if IIS binary-searches a list in an order other
 // than the one it expects: it misses some listed addresses, so allowed

@@ -20,7 +20,8 @@ import (
 //   - DC01 is the DSAccess configuration domain controller: DS2MB
 //     registers with it and is notified of changes there, and copies AD
 //     into the metabase a configurable delay after a change reaches DC01
-//     (never, with the "never sync" fault) [S20].
+//     (never, with the "never sync" fault), as Microsoft's "Metabase Update
+//     Service" page (Exchange 2003) describes.
 //   - DC02 is another DC of the domain. A serverless bind
 //     (LDAP://RootDSE, LDAP://<dn>) reaches DC02: the locator's choice is
 //     not the DC DS2MB reads. A write to one DC reaches the other only
@@ -67,7 +68,7 @@ const (
 const (
 	// DefaultEx2003SyncDelay is how long the simulated DS2MB waits after a
 	// change reaches the configuration DC before it copies AD into the
-	// metabase (it is notified within 15 s [S20]).
+	// metabase (it is notified within 15 s: Metabase Update Service).
 	DefaultEx2003SyncDelay = time.Second
 	// DefaultEx2003ReplicationDelay is how long a write to one domain
 	// controller takes to reach the other (Windows 2000 waited 5 minutes
@@ -401,7 +402,7 @@ func (h *Ex2003Host) settle() {
 
 // store applies a value to DC i at time at if it wins over the DC's own
 // (higher version, or equal version and later originating time). A change
-// on the configuration DC notifies DS2MB [S20].
+// on the configuration DC notifies DS2MB (Metabase Update Service).
 func (h *Ex2003Host) store(i int, obj adObject, at time.Time) {
 	for k, cur := range h.dcs[i].ad {
 		if !strings.EqualFold(cur.DN, obj.DN) {
@@ -433,7 +434,7 @@ func (h *Ex2003Host) writeOn(i, k int, a remediate.Ex2003ADServer) adObject {
 }
 
 // sync copies this server's AD objects on the configuration DC into the
-// metabase (one way [S20]).
+// metabase (one way: Metabase Update Service).
 func (h *Ex2003Host) sync() {
 	h.syncs++
 	for _, a := range h.dcs[0].ad {

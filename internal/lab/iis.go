@@ -82,7 +82,7 @@ type iisMetabase struct {
 }
 
 // The metabase property RelayIpList is inheritable (attributes inherit |
-// reference [S1]): a virtual server without a value of its own enforces
+// reference: RelayIpList Metabase Property, Windows Server 2003): a virtual server without a value of its own enforces
 // /LM/SmtpSvc's. The lab's state holds each node's own value. WMI (the
 // IIS provider reads with inheritance) reports a server's effective
 // value; ADSI's Properties[] reads the node's own value; GetDataPaths says
@@ -436,7 +436,7 @@ func iisRelayAllowed(st remediate.IISState, server string, client netip.Addr, au
 
 // bsearchListed looks client up in each run of same-mask entries by
 // binary search over the stored order ("test all mask for this family, do
-// bsearch on each" [S13]).
+// bsearch on each", a comment in Microsoft's rdns.hxx).
 func bsearchListed(ms []remediate.IPMask, client netip.Addr) bool {
 	client = client.Unmap()
 	if !client.Is4() {
