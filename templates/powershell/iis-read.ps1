@@ -51,8 +51,8 @@ foreach ($d in @(Get-WmiObject -Namespace $ns -Class IIsSmtpDomainSetting)) {
 }
 
 # IIS's own reading of each RelayIpList through ADSI, and whether each node
-# holds a value of its own or inherits /LM/SmtpSvc's (windows-relay.md 1.1,
-# 1.4b): relaylock compares effective values and records inheritance.
+# holds a value of its own or inherits /LM/SmtpSvc's (docs/windows-relay.md 1.1,
+# 1.4): relaylock compares effective values and records inheritance.
 # relaylock:include iis-adsi
 foreach ($s in $servers) {
     RL-IISADSI ([string]$s.Name)

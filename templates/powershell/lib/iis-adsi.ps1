@@ -1,7 +1,7 @@
 # BEGIN iis-adsi (templates/powershell/lib/iis-adsi.ps1, included by iis-read and iis-write)
 # RL-IISADSI prints the "adsi" record of one metabase node, named as WMI names it (SmtpSvc/1,
 # or SmtpSvc for the service level): IIS's own reading of its RelayIpList through ADSI (the
-# IIsIPSecurity object, windows-relay.md 1.4b), and "own": whether the node holds a value of
+# IIsIPSecurity object, docs/windows-relay.md 1.4), and "own": whether the node holds a value of
 # its own. RelayIpList is inheritable (attributes inherit | reference, RelayIpList Metabase
 # Property): a virtual server without a value enforces /LM/SmtpSvc's, and WMI may report that
 # inherited value as the server's. The IIS ADSI method GetDataPaths lists the nodes at or
