@@ -6,7 +6,10 @@ package main
 // without the relay-list attribute.
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -206,5 +209,40 @@ func TestEx2003DecodedCompare(t *testing.T) {
 	code, out, errOut = lr.run(labTestPassword, append([]string{"inspect"}, lr.winrmArgs()...)...)
 	if code != exitOK || !strings.Contains(out, remediate.DS2MBInSync) || strings.Contains(out, "EX2003-AD-METABASE-DISAGREE") {
 		t.Fatalf("inspect: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
+
+// TestEx2003FixPending: fix over a domain whose Exchange 2003 MX does not
+// copy the change within the wait: exit 1, the summary line says pending
+// and how to re-check, the host is not re-tested and nothing is rolled
+// back; the report is still written.
+func TestEx2003FixPending(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	h := lab.NewExchange2003(lab.Ex2003Open)
+	h.SetSyncDelay(time.Hour)
+	lr := startLab(t, h)
+	ev, pdf := filepath.Join(lr.dir, "fix.json"), filepath.Join(lr.dir, "fix.pdf")
+	_, smtpPort, _ := net.SplitHostPort(lr.lab.SMTPAddr)
+	args := []string{"fix", lr.lab.Domain, "--dns-server", lr.lab.DNSAddr, "--ports", smtpPort, "--timeout", "10s",
+		"--allow", "192.0.2.25", "--restart", "never", "--yes", "--ds2mb-timeout", "1s", "--evidence", ev, "-o", pdf,
+		"--winrm-host", lr.lab.MXHost + "=" + net.JoinHostPort(lr.lab.WinRMHost, fmt.Sprint(lr.lab.WinRMPort)),
+		"--winrm-user", lr.lab.User, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName}
+	code, out, errOut := lr.run(labTestPassword, args...)
+	if code != exitError {
+		t.Fatalf("fix exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitError, out, errOut)
+	}
+	if !strings.Contains(out, "pending (DS2MB)") || !strings.Contains(out, "re-check with relaylock inspect") || !strings.Contains(out, "after not re-tested") {
+		t.Errorf("summary does not say pending:\n%s", out)
+	}
+	if _, err := os.Stat(pdf); err != nil {
+		t.Errorf("no report: %v", err)
+	}
+	if rec := lastChange(t, ev); rec.Result != "pending" {
+		t.Errorf("change record result %q", rec.Result)
+	}
+	if h.ADState()[0].RelayIpList.Equal(remediate.RelayListBlob{Bytes: []byte{}}) {
+		t.Fatal("the AD change was rolled back")
 	}
 }
