@@ -71,7 +71,9 @@ try {
     RL-End 5
 }
 
-RL-Rec 'dc' @('name', $dc, 'source', $src, 'ds2mb', $(if ($ds2mb -eq '') { $null } else { $ds2mb }))
+$ds2mbOut = $null
+if ($ds2mb -ne '') { $ds2mbOut = $ds2mb }
+RL-Rec 'dc' @('name', $dc, 'source', $src, 'ds2mb', $ds2mbOut)
 if ($schemaDn -eq '') {
     RL-Rec 'error' @('message', ('no attributeSchema with lDAPDisplayName ' + $attr + ' in the schema on ' + $dc), 'kind', 'schema-missing', 'attribute', $attr)
     RL-End 6
