@@ -206,28 +206,23 @@ const BackupSchema = "relaylock.backup/v1"
 
 // ChangeRecord is the evidence of one applied (or attempted) change.
 type ChangeRecord struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"` // "remediate" or "rollback"
-	Host      string    `json:"host"`
-	Platform  Platform  `json:"platform"`
-	OSUser    string    `json:"os_user"`
-	WinRMUser string    `json:"winrm_user"`
-	Ticket    string    `json:"ticket,omitempty"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
-	Scripts   []string  `json:"scripts"` // SHA-256 of each script run
-	Before    []Setting `json:"before"`
-	After     []Setting `json:"after"`
-	Planned   []Change  `json:"planned"`
-	Applied   []Change  `json:"applied"`
-	// Result is "applied", "no-change", "rolled-back", "failed", "partial",
-	// "restored" (rollback), or "pending": written where the platform keeps
-	// the setting (Exchange 2000/2003: Active Directory) but not yet copied
-	// to where it takes effect (the metabase, by DS2MB) within the wait;
-	// not rolled back, re-checkable with relaylock inspect.
-	Result       string   `json:"result"`
-	Error        string   `json:"error,omitempty"`
-	BackupFile   string   `json:"backup_file,omitempty"`
-	BackupSHA256 string   `json:"backup_sha256,omitempty"`
-	Mismatches   []string `json:"mismatches,omitempty"`
+	ID           string    `json:"id"`
+	Kind         string    `json:"kind"` // "remediate" or "rollback"
+	Host         string    `json:"host"`
+	Platform     Platform  `json:"platform"`
+	OSUser       string    `json:"os_user"`
+	WinRMUser    string    `json:"winrm_user"`
+	Ticket       string    `json:"ticket,omitempty"`
+	Start        time.Time `json:"start"`
+	End          time.Time `json:"end"`
+	Scripts      []string  `json:"scripts"` // SHA-256 of each script run
+	Before       []Setting `json:"before"`
+	After        []Setting `json:"after"`
+	Planned      []Change  `json:"planned"`
+	Applied      []Change  `json:"applied"`
+	Result       string    `json:"result"` // "applied", "no-change", "rolled-back", "failed", "partial", "restored", "pending" (ErrPending: not rolled back)
+	Error        string    `json:"error,omitempty"`
+	BackupFile   string    `json:"backup_file,omitempty"`
+	BackupSHA256 string    `json:"backup_sha256,omitempty"`
+	Mismatches   []string  `json:"mismatches,omitempty"`
 }
