@@ -36,10 +36,10 @@ func remediateFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "force", Usage: "accept an allow list that covers everything or is wider than --max-prefix"},
 		&cli.IntFlag{Name: "max-prefix", Value: 8, Usage: "widest IPv4 allow entry accepted without --force, as a prefix length"},
 		&cli.IntFlag{Name: "max-prefix6", Value: 32, Usage: "widest IPv6 allow entry accepted without --force, as a prefix length"},
-		&cli.DurationFlag{Name: "ds2mb-timeout", Value: 5 * time.Minute, Usage: "Exchange 2000/2003: how long to wait for DS2MB to copy Active Directory into the metabase (it is notified within 15 s, and runs every 15 min); after it the change is reported pending, not rolled back"},
-		dcFlag(),
+		&cli.DurationFlag{Name: "ds2mb-timeout", Value: 5 * time.Minute, Usage: "Exchange 2000/2003: how long to wait for DS2MB to copy Active Directory into the metabase (it is notified within 15 s, and runs every 15 min)"},
 		&cli.StringSliceFlag{Name: "smtp-target", Usage: "`HOST[:PORT]` to probe before and after (default: the WinRM host)"},
 		&cli.BoolFlag{Name: "no-retest", Usage: "do not probe before and after (not recommended: nothing proves the fix)"},
+		dcFlag(),
 	}
 }
 
@@ -212,11 +212,11 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 		DryRun: c.Bool("dry-run"), Yes: c.Bool("yes"),
 		BackupPath: backup, NoAutoRollback: c.Bool("no-auto-rollback"),
 		OSUser: osUser(), WinRMUser: user, Ticket: c.String("ticket"),
-		HostOptions: f.hostOpts,
 	}
 	if f.interactive {
 		opts.Confirm = func(p *remediate.Plan) (bool, error) { return f.confirm(p) }
 	}
+	opts.HostOptions = f.hostOpts
 	opts.Step = func(step string, o *remediate.Outcome) error {
 		if step == "plan" {
 			warnInsideView(f.e.Stderr, prober, req, o.Plan.Platform)

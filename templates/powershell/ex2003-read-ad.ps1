@@ -65,9 +65,7 @@ try {
     }
     if ($schemaDn -ne '') { $found = @($ds.FindAll()) }
 } catch {
-    $m = [string]$_.Exception.Message
-    if ($dc -ne '') { $m = 'domain controller ' + $dc + ': ' + $m }
-    RL-Rec 'error' @('message', $m, 'type', $_.Exception.GetType().FullName, 'kind', 'ad-unavailable')
+    RL-Rec 'error' @('message', [string]$_.Exception.Message, 'type', $_.Exception.GetType().FullName, 'kind', 'ad-unavailable')
     RL-End 5
 }
 
