@@ -705,6 +705,9 @@ func IISSettings(st IISState) []Setting {
 	}
 	for _, vs := range st.Servers {
 		rows = append(rows, relayRows(vs.Name, vs.RelayIpList, vs.RelayForAuth)...)
+		if from := st.relayFromText(vs); from != "" {
+			rows = append(rows, Setting{vs.Name, SettingRelayIpListFrom, from})
+		}
 		rows = append(rows,
 			Setting{vs.Name, "AuthAnonymous", strconv.FormatBool(vs.AuthAnonymous)},
 			Setting{vs.Name, "AuthBasic", strconv.FormatBool(vs.AuthBasic)},
@@ -717,9 +720,6 @@ func IISSettings(st IISState) []Setting {
 		}
 		if eff, inherited := st.EffectiveRelayList(vs); inherited {
 			rows = append(rows, Setting{vs.Name, "RelayIpList.effective", DescribeBlob(eff) + " (inherited from " + st.ServiceLevel.Name + ")"})
-		}
-		if from := st.relayFromText(vs); from != "" {
-			rows = append(rows, Setting{vs.Name, SettingRelayIpListFrom, from})
 		}
 	}
 	for _, d := range st.Domains {
