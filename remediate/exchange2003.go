@@ -22,24 +22,40 @@ import (
 //   - Inspect reads both views: the metabase with iis-read (what is
 //     effective now) and AD with ex2003-read-ad (what wins at the next
 //     DS2MB sync), and reports when they disagree.
+//   - One domain controller per run: the DSAccess configuration DC, which
+//     DS2MB registers with and reads (Exchange_DSAccessDC Type 0; Metabase
+//     Update Service, Exchange 2003),
+//     unless the operator names one (--dc). ex2003-read-ad picks it and
+//     reports it; every write of the run goes to it.
+//   - Before reading, ex2003-read-ad checks that the relay-list attribute
+//     exists in the schema (its name is UNVERIFIED): reading an attribute
+//     the schema lacks silently returns nothing, which would look like an
+//     unset, closed list.
 //   - Apply writes AD (never the metabase alone, which DS2MB would undo),
 //     then polls the metabase with iis-read until DS2MB has copied the
-//     values, failing with ErrSyncTimeout when it does not.
+//     values. Lists are compared decoded, not byte for byte. A metabase
+//     that has not caught up within the wait is "pending (DS2MB)"
+//     (ErrPending): not rolled back, since a rollback would race the copy
+//     DS2MB is about to make; relaylock inspect shows when it has caught up.
 //   - Restore writes the saved AD values back and waits likewise.
 //
 // Records of ex2003-read-ad and ex2003-write-ad (built by Ex2003ADRecord,
-// decoded by decodeADServer; the lab uses the same builder):
+// Ex2003DCRecord and Ex2003SchemaRecord, decoded here; the lab uses the
+// same builders):
 //
+//	dc     name source ds2mb           (read: the DC used; see DCSource*)
+//	schema dn                          (read: the attributeSchema object)
 //	advs   dn relayiplist relayforauth authflags smarthost
-//	error  kind ad-unavailable | bad-parameter | not-found
+//	error  kind ad-unavailable | schema-missing | bad-parameter | not-found
 
 // Script names.
 const (
-	// ScriptEx2003ReadAD searches AD. Params: relayiplistattr.
+	// ScriptEx2003ReadAD searches AD. Params: relayiplistattr, dc (""
+	// lets the script find the DC DS2MB reads).
 	ScriptEx2003ReadAD = "ex2003-read-ad"
 	// ScriptEx2003WriteAD writes one AD object. Params: dn,
 	// relayiplistattr, relayiplist ("NULL", "EMPTY" or hex), relayforauth
-	// ("TRUE" or "FALSE").
+	// ("TRUE" or "FALSE"), dc (the DC to write to; "" binds serverless).
 	ScriptEx2003WriteAD = "ex2003-write-ad"
 )
 
@@ -70,9 +86,125 @@ const (
 )
 
 // ErrSyncTimeout: the metabase did not take the values written to Active
-// Directory within the timeout (DS2MB stopped, System Attendant down, AD
-// replication to the DC DS2MB reads from, ...). The caller rolls back.
+// Directory within the timeout (DS2MB slow, System Attendant down, AD
+// replication to the DC DS2MB reads from, ...). Apply and Restore report
+// it wrapped in ErrPending.
 var ErrSyncTimeout = errors.New("the metabase did not sync from Active Directory (DS2MB)")
+
+// ErrPending: a change was written to Active Directory (and read back
+// there), but DS2MB had not copied it into the metabase within the wait.
+// DS2MB copies it within about 15 s of the change notification, and every
+// 15 minutes otherwise (Metabase Update Service, Exchange 2003), so the change is in flight, not failed:
+// callers must not roll back (the rollback would race that copy) and
+// record the change as "pending". relaylock inspect shows when the
+// metabase has caught up (the DS2MB row of each Active Directory object).
+var ErrPending = errors.New("pending (DS2MB)")
+
+// ErrSchemaAttribute: the schema has no attribute with the lDAPDisplayName
+// relaylock uses for the Exchange 2000/2003 relay list
+// (Ex2003RelayIpListAttr, a name no public source confirms): relaylock
+// neither reads nor writes it.
+var ErrSchemaAttribute = errors.New("relay-list attribute not in the Active Directory schema")
+
+// Sources of the domain controller an Exchange 2000/2003 run uses
+// (Ex2003DC.Source).
+const (
+	// DCSourceOperator: named with --dc.
+	DCSourceOperator = "operator"
+	// DCSourceDSAccess: the DSAccess configuration DC
+	// (Exchange_DSAccessDC Type 0), which DS2MB reads (Metabase Update
+	// Service, Exchange 2003).
+	DCSourceDSAccess = "dsaccess"
+	// DCSourceLocator: DSAccess could not be asked; the DC a serverless
+	// bind reached (RootDSE dnsHostName). DS2MB may read another one.
+	DCSourceLocator = "locator"
+)
+
+// Ex2003DC is the domain controller of one Exchange 2000/2003 run.
+type Ex2003DC struct {
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	// DS2MB is the DSAccess configuration DC, which DS2MB reads; "" when
+	// it could not be learnt.
+	DS2MB string `json:"ds2mb,omitempty"`
+}
+
+// ReadByDS2MB reports whether writes to this DC are seen by DS2MB without
+// waiting for AD replication.
+func (d Ex2003DC) ReadByDS2MB() bool {
+	return d.DS2MB != "" && sameHost(d.Name, d.DS2MB)
+}
+
+// Describe says which DC it is and why it was chosen.
+func (d Ex2003DC) Describe() string {
+	switch {
+	case d.Source == DCSourceDSAccess:
+		return d.Name + " (the DSAccess configuration domain controller, which DS2MB reads)"
+	case d.Source == DCSourceOperator && d.ReadByDS2MB():
+		return d.Name + " (--dc; the DSAccess configuration domain controller, which DS2MB reads)"
+	case d.Source == DCSourceOperator && d.DS2MB != "":
+		return d.Name + " (--dc; DS2MB reads " + d.DS2MB + ", so a change reaches the metabase only after AD replication)"
+	case d.Source == DCSourceOperator:
+		return d.Name + " (--dc; which DC DS2MB reads could not be learnt)"
+	}
+	return d.Name + " (picked by the domain controller locator: DSAccess could not be asked which DC DS2MB reads; pass --dc to choose)"
+}
+
+// sameHost compares DC names case-insensitively, a short name matching the
+// first label of a DNS name.
+func sameHost(a, b string) bool {
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	sa, _, da := strings.Cut(a, ".")
+	sb, _, db := strings.Cut(b, ".")
+	return (!da || !db) && strings.EqualFold(sa, sb)
+}
+
+const (
+	recADDC     = "dc"
+	recADSchema = "schema"
+)
+
+// Ex2003DCRecord is the "dc" record ex2003-read-ad prints first.
+func Ex2003DCRecord(d Ex2003DC) psframe.Record {
+	r := psframe.NewRecord(recADDC).Set("name", d.Name).Set("source", d.Source)
+	if d.DS2MB == "" {
+		r.SetNull("ds2mb")
+	} else {
+		r.Set("ds2mb", d.DS2MB)
+	}
+	return *r
+}
+
+// Ex2003SchemaRecord is the "schema" record ex2003-read-ad prints when the
+// relay-list attribute is in the schema: the attributeSchema object's DN.
+func Ex2003SchemaRecord(dn string) psframe.Record {
+	return *psframe.NewRecord(recADSchema).Set("dn", dn)
+}
+
+func decodeDC(r psframe.Record) (Ex2003DC, error) {
+	d := Ex2003DC{Name: r.Str("name"), Source: r.Str("source"), DS2MB: r.Str("ds2mb")}
+	switch {
+	case d.Name == "":
+		return d, errors.New("record dc: empty name")
+	case d.Source != DCSourceOperator && d.Source != DCSourceDSAccess && d.Source != DCSourceLocator:
+		return d, fmt.Errorf("record dc: unknown source %q", truncateText(d.Source, 20))
+	}
+	return d, nil
+}
+
+// sameRelayList compares two relay lists decoded: DS2MB copies the value,
+// and relaylock does not depend on it keeping the exact bytes (entry
+// order, for one). Undecodable values compare byte for byte.
+func sameRelayList(a, b RelayListBlob) bool {
+	la, errA := a.Decode()
+	lb, errB := b.Decode()
+	if errA != nil || errB != nil {
+		return a.Equal(b)
+	}
+	return la.Equal(lb)
+}
 
 // ErrADUnavailable: Active Directory could not be read or written from
 // the host (often the WinRM second hop: NTLM/Basic sessions reach the DC
@@ -148,6 +280,12 @@ func decodeADServer(r psframe.Record) (Ex2003ADServer, error) {
 type Ex2003State struct {
 	Metabase IISState         `json:"metabase"`
 	AD       []Ex2003ADServer `json:"ad"`
+	// DC is the domain controller AD was read from, which the plan's
+	// writes go to.
+	DC *Ex2003DC `json:"dc,omitempty"`
+	// RelayAttrSchema is the DN of the attributeSchema object of
+	// Ex2003RelayIpListAttr, found before the read.
+	RelayAttrSchema string `json:"relay_attr_schema,omitempty"`
 	// ADError is why AD could not be read (then AD is empty and nothing
 	// can be planned).
 	ADError string `json:"ad_error,omitempty"`
@@ -161,9 +299,19 @@ type Exchange2003Driver struct {
 	// PollInterval is the pause between metabase reads; zero means
 	// DefaultDS2MBPoll.
 	PollInterval time.Duration
+	// DC is the domain controller the operator named (--dc); "" lets
+	// ex2003-read-ad use the one DS2MB reads.
+	DC string
 }
 
 func init() { RegisterDriver(&Exchange2003Driver{}) }
+
+// WithDC implements DCDriver.
+func (d *Exchange2003Driver) WithDC(dc string) Driver {
+	d2 := *d
+	d2.DC = dc
+	return &d2
+}
 
 // Platform implements Driver.
 func (*Exchange2003Driver) Platform() Platform { return PlatformExchange2003 }
@@ -179,8 +327,24 @@ func (d *Exchange2003Driver) Inspect(ctx context.Context, r Runner, host string,
 	if st.Metabase, err = DecodeIISState(out); err != nil {
 		return insp, fmt.Errorf("read the metabase of Exchange 2003: %w", err)
 	}
-	adOut, adErr := runScript(ctx, r, host, ScriptEx2003ReadAD, map[string]string{"relayiplistattr": Ex2003RelayIpListAttr}, &insp.Runs)
+	adOut, adErr := runScript(ctx, r, host, ScriptEx2003ReadAD, map[string]string{"relayiplistattr": Ex2003RelayIpListAttr, "dc": d.DC}, &insp.Runs)
+	if errors.Is(adErr, ErrSchemaAttribute) {
+		return insp, fmt.Errorf("read Exchange 2003 SMTP virtual servers from AD: %w", adErr)
+	}
 	if adErr == nil {
+		if rec, ok := adOut.First(recADDC); ok {
+			dc, err := decodeDC(rec)
+			if err != nil {
+				return insp, fmt.Errorf("read Exchange 2003 SMTP virtual servers from AD: %w", err)
+			}
+			st.DC = &dc
+		}
+		if rec, ok := adOut.First(recADSchema); ok {
+			st.RelayAttrSchema = rec.Str("dn")
+		}
+		if st.DC == nil || st.RelayAttrSchema == "" {
+			return insp, fmt.Errorf("read Exchange 2003 SMTP virtual servers from AD on %s: the script reported no domain controller or schema check", host)
+		}
 		for _, rec := range adOut.Of(recADVS) {
 			a, err := decodeADServer(rec)
 			if err != nil {
@@ -210,8 +374,32 @@ func adRFAText(on bool) string {
 	return "False"
 }
 
+// Setting names specific to Exchange 2003.
+const (
+	// SettingDS2MB says, per Active Directory object, whether the metabase
+	// has caught up with it: "in sync" or "pending: ...".
+	SettingDS2MB = "DS2MB"
+	// SettingDomainController is the DC a run reads and writes.
+	SettingDomainController = "DomainController"
+)
+
+// DS2MBInSync is the SettingDS2MB value of an object the metabase matches.
+const DS2MBInSync = "in sync"
+
+// ds2mbStatus is the SettingDS2MB value of a: "in sync" when the metabase
+// of its virtual server has the same (decoded) values.
+func (st Ex2003State) ds2mbStatus(a Ex2003ADServer, vs IISVirtualServer) string {
+	if sameRelayList(a.RelayIpList, vs.RelayIpList) && a.RelayForAuthOn() == (vs.RelayForAuth != 0) {
+		return DS2MBInSync
+	}
+	return "pending: the metabase of " + vs.Name + " differs (DS2MB copies Active Directory within about 15 s of a change notification and every 15 minutes; or the metabase was edited by hand)"
+}
+
 func ex2003Settings(st Ex2003State) []Setting {
 	rows := IISSettings(st.Metabase)
+	if st.DC != nil {
+		rows = append(rows, Setting{"Active Directory", SettingDomainController, st.DC.Describe()})
+	}
 	for _, a := range st.AD {
 		rows = append(rows,
 			Setting{a.DN, SettingRelayIpList, DescribeBlob(a.RelayIpList)},
@@ -220,6 +408,9 @@ func ex2003Settings(st Ex2003State) []Setting {
 			Setting{a.DN, "AuthenticationFlags", a.AuthFlags},
 			Setting{a.DN, "SmartHost", a.SmartHost},
 		)
+		if vs, ok := st.Metabase.Server(a.MetabaseName()); ok {
+			rows = append(rows, Setting{a.DN, SettingDS2MB, st.ds2mbStatus(a, vs)})
+		}
 	}
 	return rows
 }
@@ -260,7 +451,7 @@ func ex2003Findings(st Ex2003State, prober []netip.Addr) []Finding {
 		if !ok {
 			continue
 		}
-		sameList := a.RelayIpList.Equal(vs.RelayIpList)
+		sameList := sameRelayList(a.RelayIpList, vs.RelayIpList)
 		sameRFA := a.RelayForAuthOn() == (vs.RelayForAuth != 0)
 		if sameList && sameRFA {
 			continue
@@ -276,7 +467,8 @@ func ex2003Findings(st Ex2003State, prober []netip.Addr) []Finding {
 			Object: a.DN, Setting: SettingRelayIpList,
 			Value: fmt.Sprintf("AD: %s, RelayForAuth %s; metabase %s: %s, RelayForAuth %d", DescribeBlob(a.RelayIpList), adRFAText(a.RelayForAuthOn()), vs.Name, DescribeBlob(vs.RelayIpList), vs.RelayForAuth),
 			Detail: "The metabase value of " + vs.Name + " is what SMTPSVC enforces now; the Active Directory value wins at the next DS2MB sync (within 15 s of an AD change, and every 15 minutes). " +
-				"A metabase edit made outside Exchange System Manager is undone by that sync.",
+				"Right after relaylock remediate or rollback reported \"pending (DS2MB)\", this is that change on its way: run relaylock inspect again later; the DS2MB row says \"in sync\" once it has arrived. " +
+				"Otherwise a metabase edit was made outside Exchange System Manager, and that sync undoes it.",
 			Remediation: ex2003FixText,
 		})
 		if !sameList {
@@ -309,6 +501,8 @@ type Ex2003Desired struct {
 	// SyncTimeout is Request.SyncTimeout: how long to wait for DS2MB
 	// (zero: the driver's default).
 	SyncTimeout time.Duration `json:"sync_timeout,omitempty"`
+	// DC is the domain controller the writes go to (the inspection's).
+	DC string `json:"dc,omitempty"`
 }
 
 // withTimeout returns the driver with the plan's DS2MB timeout, if any.
@@ -350,8 +544,19 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 	if st.ADError != "" {
 		return nil, fmt.Errorf("plan: %w: the settings must be written to Active Directory (DS2MB undoes metabase-only changes): %s", ErrADUnavailable, st.ADError)
 	}
+	if st.DC == nil {
+		return nil, errors.New("plan: the inspection did not say which domain controller it read")
+	}
 	p := &Plan{Host: insp.Host, Platform: PlatformExchange2003, Changes: []Change{}}
-	des := Ex2003Desired{SyncTimeout: req.SyncTimeout}
+	des := Ex2003Desired{SyncTimeout: req.SyncTimeout, DC: st.DC.Name}
+	if !st.DC.ReadByDS2MB() {
+		p.Notes = append(p.Notes, "writes go to domain controller "+st.DC.Describe())
+	}
+	for _, s := range insp.HostInfo.Services {
+		if s.Name == "MSExchangeSA" && s.Present && s.State != "" && s.State != "Running" {
+			p.Notes = append(p.Notes, "the System Attendant (MSExchangeSA), which runs DS2MB, is "+s.State+": the change stays pending (DS2MB) until it runs")
+		}
+	}
 	why := allowWhy(req)
 	seen := map[string]bool{}
 	for _, a := range st.AD {
@@ -361,8 +566,8 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 			continue
 		}
 		seen[vs.Name] = true
-		if v, ok := st.Metabase.adsiFor(vs.Name); ok && !req.Force {
-			if mm := adsiMismatch(v, vs.RelayIpList); mm != "" {
+		if !req.Force {
+			if mm := st.Metabase.adsiMismatchOf(vs); mm != "" {
 				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes without --force", vs.Name, ErrRelayList, mm)
 			}
 		}
@@ -379,11 +584,12 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 		}
 		// The metabase must end up with the same values once DS2MB ran.
 		wantMB := Ex2003MetabaseRelayForAuth(wantRFA != 0)
+		// The metabase side is compared decoded: DS2MB need not keep the
+		// exact bytes, so no raw row is planned for it.
 		var mbCh []Change
-		if !vs.RelayIpList.Equal(want) {
+		if !sameRelayList(vs.RelayIpList, want) {
 			mbCh = append(mbCh,
-				Change{Object: vs.Name, Setting: SettingRelayIpList, Current: DescribeBlob(vs.RelayIpList), New: DescribeBlob(want), Why: "copied from Active Directory by DS2MB"},
-				Change{Object: vs.Name, Setting: SettingRelayIpListRaw, Current: vs.RelayIpList.String(), New: want.String(), Why: "copied from Active Directory by DS2MB"})
+				Change{Object: vs.Name, Setting: SettingRelayIpList, Current: DescribeBlob(vs.RelayIpList), New: DescribeBlob(want), Why: "copied from Active Directory by DS2MB"})
 		}
 		if (vs.RelayForAuth != 0) != (wantRFA != 0) {
 			mbCh = append(mbCh, Change{Object: vs.Name, Setting: SettingRelayForAuth, Current: strconv.FormatInt(vs.RelayForAuth, 10), New: strconv.FormatInt(wantMB, 10), Why: "copied from Active Directory by DS2MB"})
@@ -420,10 +626,10 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 	return p, nil
 }
 
-func (d *Exchange2003Driver) writeAD(ctx context.Context, r Runner, host string, w Ex2003ADWrite) error {
+func (d *Exchange2003Driver) writeAD(ctx context.Context, r Runner, host, dc string, w Ex2003ADWrite) error {
 	params := map[string]string{
 		"dn": w.DN, "relayiplistattr": Ex2003RelayIpListAttr, "relayiplist": w.RelayIpList.String(),
-		"relayforauth": strings.ToUpper(adRFAText(w.RelayForAuth)),
+		"relayforauth": strings.ToUpper(adRFAText(w.RelayForAuth)), "dc": dc,
 	}
 	out, err := runScript(ctx, r, host, ScriptEx2003WriteAD, params, nil)
 	if err != nil {
@@ -437,8 +643,8 @@ func (d *Exchange2003Driver) writeAD(ctx context.Context, r Runner, host string,
 	if err != nil {
 		return fmt.Errorf("write %s: read-back: %w", w.DN, err)
 	}
-	if !got.RelayIpList.Equal(w.RelayIpList) || got.RelayForAuthOn() != w.RelayForAuth {
-		return fmt.Errorf("write %s: read back %s / RelayForAuth %s, wrote %s / %v", w.DN, got.RelayIpList, got.RelayForAuth, w.RelayIpList, w.RelayForAuth)
+	if !sameRelayList(got.RelayIpList, w.RelayIpList) || got.RelayForAuthOn() != w.RelayForAuth {
+		return fmt.Errorf("write %s on %s: read back %s / RelayForAuth %s, wrote %s / %v", w.DN, dc, DescribeBlob(got.RelayIpList), got.RelayForAuth, DescribeBlob(w.RelayIpList), w.RelayForAuth)
 	}
 	return nil
 }
@@ -469,12 +675,12 @@ func (d *Exchange2003Driver) waitSync(ctx context.Context, r Runner, host string
 		if !ok {
 			return fmt.Errorf("wait for DS2MB: virtual server %s disappeared from the metabase", w.Server)
 		}
-		if vs.RelayIpList.Equal(w.RelayIpList) && (vs.RelayForAuth != 0) == w.RelayForAuth {
+		if sameRelayList(vs.RelayIpList, w.RelayIpList) && (vs.RelayForAuth != 0) == w.RelayForAuth {
 			return nil
 		}
-		last = fmt.Sprintf("%s / RelayForAuth %d", vs.RelayIpList, vs.RelayForAuth)
+		last = fmt.Sprintf("%s, RelayForAuth %d", DescribeBlob(vs.RelayIpList), vs.RelayForAuth)
 		if !time.Now().Before(deadline) {
-			return fmt.Errorf("%w: %s still has %s after %s, Active Directory has %s / %v (is the System Attendant running?)", ErrSyncTimeout, w.Server, last, timeout, w.RelayIpList, w.RelayForAuth)
+			return fmt.Errorf("%w: after %s the metabase of %s still has %s; Active Directory has %s, RelayForAuth %s", ErrSyncTimeout, timeout, w.Server, last, DescribeBlob(w.RelayIpList), adRFAText(w.RelayForAuth))
 		}
 		// Back off from a short first pause: DS2MB usually runs within
 		// seconds of the AD change notification.
@@ -490,24 +696,52 @@ func (d *Exchange2003Driver) waitSync(ctx context.Context, r Runner, host string
 	}
 }
 
-// Apply implements Driver: for each virtual server, write AD, then wait
-// until DS2MB has copied the values into the metabase.
+// pendingError is the ErrPending of the writes whose metabase has not
+// caught up; restore is true for a rollback's writes.
+func pendingError(restore bool, dc string, timeouts []error) error {
+	what, undo := "the change was", "nothing was rolled back: a rollback would race the copy"
+	if restore {
+		what, undo = "the saved values were", "the restore stands"
+	}
+	return fmt.Errorf("%w: %s written to Active Directory on %s and read back there, but DS2MB has not copied it into the metabase yet (%w); "+
+		"%s: DS2MB copies it within about 15 s of its change notification and every 15 minutes (is the System Attendant, MSExchangeSA, running?); "+
+		"re-check with relaylock inspect (the DS2MB row of each Active Directory object says \"in sync\" once the metabase has it), then re-test",
+		ErrPending, what, dc, errors.Join(timeouts...), undo)
+}
+
+// Apply implements Driver: for each virtual server, write AD on the
+// inspection's DC, then wait until DS2MB has copied the values into the
+// metabase. Servers whose metabase has not caught up within the wait are
+// reported together as ErrPending (their AD changes count as applied),
+// after the remaining servers were written.
 func (d *Exchange2003Driver) Apply(ctx context.Context, r Runner, plan *Plan) ([]Change, error) {
 	var des Ex2003Desired
 	if err := json.Unmarshal(plan.Desired, &des); err != nil {
 		return nil, fmt.Errorf("apply: plan: %w", err)
 	}
 	d = d.withTimeout(des)
+	dc := des.DC
+	if d.DC != "" {
+		dc = d.DC
+	}
 	var applied []Change
+	var pending []error
 	for _, w := range des.Writes {
-		if err := d.writeAD(ctx, r, plan.Host, w); err != nil {
+		if err := d.writeAD(ctx, r, plan.Host, dc, w); err != nil {
 			return applied, err
 		}
 		applied = append(applied, changesOf(plan, w.DN)...)
 		if err := d.waitSync(ctx, r, plan.Host, w); err != nil {
+			if errors.Is(err, ErrSyncTimeout) {
+				pending = append(pending, err)
+				continue
+			}
 			return applied, err
 		}
 		applied = append(applied, changesOf(plan, w.Server)...)
+	}
+	if len(pending) > 0 {
+		return applied, pendingError(false, dc, pending)
 	}
 	return applied, nil
 }
@@ -531,7 +765,11 @@ func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) e
 		return fmt.Errorf("restore: plan: %w", err)
 	}
 	d = d.withTimeout(des)
-	var errs []error
+	dc := des.DC
+	if d.DC != "" {
+		dc = d.DC
+	}
+	var errs, pending []error
 	for _, w := range des.Writes {
 		var saved *Ex2003ADServer
 		for i := range st.AD {
@@ -544,12 +782,18 @@ func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) e
 			continue
 		}
 		back := Ex2003ADWrite{DN: saved.DN, Server: w.Server, RelayIpList: saved.RelayIpList, RelayForAuth: saved.RelayForAuthOn()}
-		if err := d.writeAD(ctx, r, b.Host, back); err != nil {
+		if err := d.writeAD(ctx, r, b.Host, dc, back); err != nil {
 			errs = append(errs, fmt.Errorf("restore: %w", err))
 			continue
 		}
 		if err := d.waitSync(ctx, r, b.Host, back); err != nil {
-			errs = append(errs, fmt.Errorf("restore: %w", err))
+			if errors.Is(err, ErrSyncTimeout) {
+				// The metabase-only values (below) are not written over a
+				// pending copy: DS2MB would overwrite them anyway.
+				pending = append(pending, err)
+			} else {
+				errs = append(errs, fmt.Errorf("restore: %w", err))
+			}
 			continue
 		}
 		// When the metabase disagreed with AD before the change (a
@@ -561,5 +805,8 @@ func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) e
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 && len(pending) > 0 {
+		return fmt.Errorf("restore: %w", pendingError(true, dc, pending))
+	}
+	return errors.Join(append(errs, pending...)...)
 }

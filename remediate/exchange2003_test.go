@@ -276,3 +276,38 @@ func TestEx2003WriteIsData(t *testing.T) {
 		})
 	}
 }
+
+// TestEx2003SystemAttendantStopped: with MSExchangeSA stopped DS2MB does
+// not run; the plan says so, and Apply reports the change pending (its AD
+// part applied) rather than failed. Starting the System Attendant lets
+// DS2MB copy it.
+func TestEx2003SystemAttendantStopped(t *testing.T) {
+	ctx := context.Background()
+	h := newEx2003(lab.Ex2003Open)
+	h.StopSystemAttendant()
+	r := &lab.DirectRunner{Host: h}
+	d := fastEx2003(100 * time.Millisecond)
+	info, _, err := remediate.Detect(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insp, err := d.Inspect(ctx, r, "mail03", info, []netip.Addr{iisStranger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := d.Plan(insp, remediate.Request{Allow: []remediate.AddrRange{iisRange(t, "192.0.2.10")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(plan.Notes, "\n"), "System Attendant (MSExchangeSA), which runs DS2MB, is Stopped") {
+		t.Errorf("plan notes %q", plan.Notes)
+	}
+	applied, err := d.Apply(ctx, r, plan)
+	if !errors.Is(err, remediate.ErrPending) || len(applied) == 0 {
+		t.Fatalf("err = %v, applied %d; want ErrPending with the AD changes applied", err, len(applied))
+	}
+	h.StartSystemAttendant()
+	if h.RelayAllowed(iisStranger, false, "elsewhere.example") {
+		t.Fatal("DS2MB did not copy the change when the System Attendant started")
+	}
+}

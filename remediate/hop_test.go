@@ -55,7 +55,7 @@ func TestSecondHopScriptsWithoutCredentialFail(t *testing.T) {
 		params           map[string]string
 		wantType, wantHR string
 	}{
-		{"exchange2003", remediate.ScriptEx2003ReadAD, map[string]string{"relayiplistattr": remediate.Ex2003RelayIpListAttr},
+		{"exchange2003", remediate.ScriptEx2003ReadAD, map[string]string{"relayiplistattr": remediate.Ex2003RelayIpListAttr, "dc": ""},
 			"System.DirectoryServices.DirectoryServicesCOMException", "0x80072020"},
 		{"exchange2007", remediate.ExchangeReadScript, nil, "Microsoft.Exchange.Data.Directory.ADOperationException", "0x80072020"},
 		{"exchange2010", remediate.ExchangeReadScript, nil, "Microsoft.Exchange.Data.Directory.ADOperationException", "0x80072020"},

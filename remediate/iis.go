@@ -32,7 +32,20 @@ import (
 //	vs       name comment relayiplist relayforauth authflags authanonymous
 //	         authbasic authntlm smarthost smarthosttype   (IIsSmtpServerSetting)
 //	domain   name routeaction relayforauth relayiplist    (IIsSmtpDomainSetting)
+//	adsi     name own present grantbydefault ipgrant ipdeny | name error
+//	         (ADSI's view of each server's and the service level's list)
 //	error    message type kind feature              (kind "feature-missing" for Web-WMI)
+//
+// RelayIpList is inheritable (attributes inherit | reference: RelayIpList
+// Metabase Property, Windows Server 2003): a
+// virtual server without a value of its own enforces the service level's
+// (/LM/SmtpSvc). WMI may report that inherited value as the server's, and
+// ADSI may report only the node's own value; adsi's "own" (IIS ADSI
+// GetDataPaths) says which it is. DecodeIISState resolves this
+// (resolveOwn): a server's RelayIpList is always its own value (unset when
+// inherited), RelayIpListFrom says where the effective value comes from,
+// and every comparison between the two readings is made on effective
+// values.
 //
 // relayiplist is $null for the unset property, "" for a zero-length value
 // and upper-case hex otherwise (RL-Hex in the prologue).
@@ -69,6 +82,10 @@ const ErrorKindFeatureMissing = "feature-missing"
 // Directory could not be reached (ex2003-* scripts).
 const errorKindADUnavailable = "ad-unavailable"
 
+// errorKindSchemaMissing is the "kind" of an error record that says the
+// relay-list attribute is not in the schema (ex2003-read-ad).
+const errorKindSchemaMissing = "schema-missing"
+
 // IISState is everything iis-read reports: the typed state behind an IIS
 // (or Exchange 2003 metabase) inspection and its backup.
 type IISState struct {
@@ -92,6 +109,9 @@ type IISADSIView struct {
 	// Error is set when ADSI could not be used (IIS 6 Metabase
 	// Compatibility, Web-Metabase, missing: UNVERIFIED mapping).
 	Error string `json:"error,omitempty"`
+	// Own is whether the node holds a value of its own rather than
+	// inheriting one (IIS ADSI GetDataPaths); nil when not learnt.
+	Own *bool `json:"own,omitempty"`
 	// Present is false when ADSI returned no value (property unset).
 	Present        bool     `json:"present"`
 	GrantByDefault bool     `json:"grant_by_default"`
@@ -186,7 +206,8 @@ func adsiMismatch(v IISADSIView, b RelayListBlob) string {
 	return ""
 }
 
-// adsiFor returns the ADSI view of a virtual server.
+// adsiFor returns the ADSI view of a virtual server (or of the service
+// level, by its name).
 func (st IISState) adsiFor(name string) (IISADSIView, bool) {
 	for _, v := range st.ADSI {
 		if strings.EqualFold(v.Name, name) {
@@ -194,6 +215,32 @@ func (st IISState) adsiFor(name string) (IISADSIView, bool) {
 		}
 	}
 	return IISADSIView{}, false
+}
+
+// adsiEffective is ADSI's view of the list a virtual server enforces: its
+// own view, or, when ADSI shows no value on the node, the service level's
+// view (ADSI may read a node without inheritance).
+func (st IISState) adsiEffective(name string) (IISADSIView, bool) {
+	v, ok := st.adsiFor(name)
+	if !ok || v.Error != "" || v.Present || st.ServiceLevel == nil {
+		return v, ok
+	}
+	if sv, ok := st.adsiFor(st.ServiceLevel.Name); ok && sv.Error == "" {
+		sv.Name = name
+		return sv, true
+	}
+	return v, true
+}
+
+// adsiMismatchOf compares ADSI's and relaylock's readings of the list vs
+// enforces (effective values); "" when they agree or cannot be compared.
+func (st IISState) adsiMismatchOf(vs IISVirtualServer) string {
+	v, ok := st.adsiEffective(vs.Name)
+	if !ok {
+		return ""
+	}
+	eff, _ := st.EffectiveRelayList(vs)
+	return adsiMismatch(v, eff)
 }
 
 // GuestAccount is the local Guest account.
@@ -209,18 +256,39 @@ type IISRelaySettings struct {
 	RelayForAuth int64         `json:"relay_for_auth"`
 }
 
+// Where a virtual server's effective RelayIpList comes from
+// (IISVirtualServer.RelayIpListFrom).
+const (
+	// RelayFromOwn: set on the virtual server itself.
+	RelayFromOwn = "own"
+	// RelayFromInherited: not set on the virtual server; it enforces the
+	// service level's value (unset too, possibly).
+	RelayFromInherited = "inherited"
+	// RelayFromUnknown: the server reports the same value as the service
+	// level and IIS (ADSI) could not say whether it is its own.
+	RelayFromUnknown = "unknown"
+)
+
 // IISVirtualServer is one IIsSmtpServerSetting.
 type IISVirtualServer struct {
-	Name          string        `json:"name"` // WMI Name: SmtpSvc/1
-	Comment       string        `json:"comment,omitempty"`
-	RelayIpList   RelayListBlob `json:"relay_ip_list"`
-	RelayForAuth  int64         `json:"relay_for_auth"`
-	AuthFlags     string        `json:"auth_flags,omitempty"`
-	AuthAnonymous bool          `json:"auth_anonymous"`
-	AuthBasic     bool          `json:"auth_basic"`
-	AuthNTLM      bool          `json:"auth_ntlm"`
-	SmartHost     string        `json:"smart_host,omitempty"`
-	SmartHostType int64         `json:"smart_host_type"`
+	Name    string `json:"name"` // WMI Name: SmtpSvc/1
+	Comment string `json:"comment,omitempty"`
+	// RelayIpList is the server's own value: unset (null) when it
+	// inherits the service level's (RelayIpListFrom).
+	RelayIpList RelayListBlob `json:"relay_ip_list"`
+	// RelayIpListFrom is RelayFromOwn, RelayFromInherited or
+	// RelayFromUnknown.
+	RelayIpListFrom string `json:"relay_ip_list_from,omitempty"`
+	// RelayIpListWMI is what WMI reported for the server when that was the
+	// inherited value rather than its own.
+	RelayIpListWMI *RelayListBlob `json:"relay_ip_list_wmi,omitempty"`
+	RelayForAuth   int64          `json:"relay_for_auth"`
+	AuthFlags      string         `json:"auth_flags,omitempty"`
+	AuthAnonymous  bool           `json:"auth_anonymous"`
+	AuthBasic      bool           `json:"auth_basic"`
+	AuthNTLM       bool           `json:"auth_ntlm"`
+	SmartHost      string         `json:"smart_host,omitempty"`
+	SmartHostType  int64          `json:"smart_host_type"`
 }
 
 // IISDomain is one IIsSmtpDomainSetting (local or remote domain).
@@ -269,8 +337,9 @@ func RemoteDomainMatches(pattern, domain string) bool {
 
 // EffectiveRelayList is the RelayIpList a virtual server enforces: its own
 // value, or the service level's when its own is unset (the property is
-// inheritable [S1]). UNVERIFIED: whether WMI already reports the inherited
-// value on the virtual server; when it does, both readings agree.
+// inheritable); inherited is true in the second case when the
+// service level has a value. vs must come from DecodeIISState, which makes
+// RelayIpList the server's own value whichever way WMI reports it.
 func (st IISState) EffectiveRelayList(vs IISVirtualServer) (RelayListBlob, bool) {
 	if vs.RelayIpList.Null && st.ServiceLevel != nil && !st.ServiceLevel.RelayIpList.Null {
 		return st.ServiceLevel.RelayIpList, true
@@ -333,6 +402,15 @@ func IISServiceRecord(s ServiceInfo) psframe.Record {
 	return *r
 }
 
+// IISServiceLevelRecord is the "svc" record of the service level, as
+// iis-read and iis-write print it.
+func IISServiceLevelRecord(s IISRelaySettings) psframe.Record {
+	r := psframe.NewRecord(iisRecSvc).Set("name", s.Name)
+	setBlob(r, "relayiplist", s.RelayIpList)
+	r.Set("relayforauth", strconv.FormatInt(s.RelayForAuth, 10))
+	return *r
+}
+
 // IISServerRecord is the "vs" record for one virtual server, as iis-read
 // and iis-write print it.
 func IISServerRecord(vs IISVirtualServer) psframe.Record {
@@ -365,10 +443,7 @@ func EncodeIISState(st IISState) []psframe.Record {
 		recs = append(recs, *psframe.NewRecord(iisRecGuest).Set("name", st.Guest.Name).Set("enabled", boolText(st.Guest.Enabled)))
 	}
 	if st.ServiceLevel != nil {
-		r := psframe.NewRecord(iisRecSvc).Set("name", st.ServiceLevel.Name)
-		setBlob(r, "relayiplist", st.ServiceLevel.RelayIpList)
-		r.Set("relayforauth", strconv.FormatInt(st.ServiceLevel.RelayForAuth, 10))
-		recs = append(recs, *r)
+		recs = append(recs, IISServiceLevelRecord(*st.ServiceLevel))
 	}
 	for _, vs := range st.Servers {
 		recs = append(recs, IISServerRecord(vs))
@@ -391,6 +466,11 @@ func IISADSIRecord(v IISADSIView) psframe.Record {
 		r.Set("error", v.Error)
 		return *r
 	}
+	if v.Own == nil {
+		r.SetNull("own")
+	} else {
+		r.Set("own", boolText(*v.Own))
+	}
 	r.Set("present", boolText(v.Present))
 	if v.Present {
 		r.Set("grantbydefault", boolText(v.GrantByDefault)).SetList("ipgrant", v.IPGrant).SetList("ipdeny", v.IPDeny)
@@ -408,6 +488,13 @@ func decodeADSI(r psframe.Record) (IISADSIView, error) {
 		return v, nil
 	}
 	var err error
+	if r.Has("own") && !r.IsNull("own") {
+		own, err := r.Bool("own")
+		if err != nil {
+			return v, err
+		}
+		v.Own = &own
+	}
 	if v.Present, err = r.Bool("present"); err != nil || !v.Present {
 		return v, err
 	}
@@ -535,7 +622,41 @@ func DecodeIISState(out *psframe.Output) (IISState, error) {
 	}
 	sort.Slice(st.Servers, func(i, j int) bool { return st.Servers[i].Name < st.Servers[j].Name })
 	sort.Slice(st.Domains, func(i, j int) bool { return st.Domains[i].Name < st.Domains[j].Name })
+	for i := range st.Servers {
+		v, ok := st.adsiFor(st.Servers[i].Name)
+		var pv *IISADSIView
+		if ok {
+			pv = &v
+		}
+		resolveOwn(&st.Servers[i], pv, st.ServiceLevel)
+	}
 	return st, nil
+}
+
+// resolveOwn makes vs.RelayIpList the server's own value and sets
+// RelayIpListFrom, from ADSI's "own" when IIS answered it, else from what
+// the readings imply: WMI reports no value only for a server without one
+// of its own; a value different from the service level's is the server's
+// own; a value equal to it may be either.
+func resolveOwn(vs *IISVirtualServer, adsi *IISADSIView, svc *IISRelaySettings) {
+	svcSet := svc != nil && !svc.RelayIpList.Null
+	switch {
+	case adsi != nil && adsi.Error == "" && adsi.Own != nil && !*adsi.Own:
+		if !vs.RelayIpList.Null {
+			w := vs.RelayIpList
+			vs.RelayIpListWMI = &w
+		}
+		vs.RelayIpList = RelayListBlob{Null: true}
+		vs.RelayIpListFrom = RelayFromInherited
+	case adsi != nil && adsi.Error == "" && adsi.Own != nil:
+		vs.RelayIpListFrom = RelayFromOwn
+	case vs.RelayIpList.Null:
+		vs.RelayIpListFrom = RelayFromInherited
+	case svcSet && vs.RelayIpList.Equal(svc.RelayIpList):
+		vs.RelayIpListFrom = RelayFromUnknown
+	default:
+		vs.RelayIpListFrom = RelayFromOwn
+	}
 }
 
 // --- settings rows ----------------------------------------------------------
@@ -548,13 +669,16 @@ const (
 	SettingRouteAction    = "RouteAction"
 )
 
-// DescribeBlob is the canonical readable value of a RelayIpList.
+// DescribeBlob is the canonical readable value of a RelayIpList: its
+// decoded entries in normalized order, so that two values that differ only
+// in how they are stored (entry order) read the same; the raw row keeps
+// the exact bytes.
 func DescribeBlob(b RelayListBlob) string {
 	l, err := b.Decode()
 	if err != nil {
 		return "undecodable: " + err.Error()
 	}
-	return l.Describe()
+	return l.Normalize().Describe()
 }
 
 func relayRows(object string, b RelayListBlob, rfa int64) []Setting {
@@ -581,6 +705,9 @@ func IISSettings(st IISState) []Setting {
 	}
 	for _, vs := range st.Servers {
 		rows = append(rows, relayRows(vs.Name, vs.RelayIpList, vs.RelayForAuth)...)
+		if from := st.relayFromText(vs); from != "" {
+			rows = append(rows, Setting{vs.Name, SettingRelayIpListFrom, from})
+		}
 		rows = append(rows,
 			Setting{vs.Name, "AuthAnonymous", strconv.FormatBool(vs.AuthAnonymous)},
 			Setting{vs.Name, "AuthBasic", strconv.FormatBool(vs.AuthBasic)},
@@ -604,6 +731,26 @@ func IISSettings(st IISState) []Setting {
 	return rows
 }
 
+// SettingRelayIpListFrom says whether a virtual server's RelayIpList is its
+// own or inherited from the service level.
+const SettingRelayIpListFrom = "RelayIpList.from"
+
+func (st IISState) relayFromText(vs IISVirtualServer) string {
+	svc := "the service level"
+	if st.ServiceLevel != nil {
+		svc = st.ServiceLevel.Name
+	}
+	switch vs.RelayIpListFrom {
+	case RelayFromOwn:
+		return "own value"
+	case RelayFromInherited:
+		return "inherited from " + svc + " (no value of its own)"
+	case RelayFromUnknown:
+		return "unknown: the same value as " + svc + ", and IIS (ADSI) could not say whether it is the server's own"
+	}
+	return ""
+}
+
 // --- findings ----------------------------------------------------------------
 
 // Finding IDs of the IIS driver. The Exchange 2003 driver reports the same
@@ -620,6 +767,7 @@ const (
 	FindingBroadRange     = "RELAY-BROAD-RANGE"          // grant entry wider than /16
 	FindingRestricted     = "RELAY-RESTRICTED"           // info: relay restricted
 	FindingDecodeMismatch = "RELAY-LIST-DECODE-MISMATCH" // ADSI reads the list differently
+	FindingUnsorted       = "RELAY-LIST-UNSORTED"        // addresses not in ascending order
 )
 
 // broadGrantPrefix: grant entries with a shorter prefix (more than 65536
@@ -643,9 +791,24 @@ func addrList(as []netip.Addr) string {
 	return strings.Join(s, ", ")
 }
 
-// relayListFindings names the causes in one effective RelayIpList.
+// relayListFindings names the causes in one effective RelayIpList, plus
+// FindingUnsorted when its addresses are out of order.
 // prefix is "IIS-" or "EX2003-"; where names the object for the texts.
 func relayListFindings(prefix, object string, b RelayListBlob, inheritedFrom string, prober []netip.Addr, fix string) []Finding {
+	fs := relayListCauses(prefix, object, b, inheritedFrom, prober, fix)
+	if l, err := b.Decode(); err == nil && !l.StoredSorted() {
+		fs = append(fs, Finding{
+			ID: prefix + FindingUnsorted, Title: "Relay list addresses are not in ascending order", Severity: SeverityLow,
+			Object: object, Setting: SettingRelayIpList, Value: l.Describe(),
+			Detail: "The addresses under one mask are stored out of ascending order (as some public scripts write them). IIS is believed to binary-search them (UNVERIFIED), " +
+				"so some listed clients may be refused relay: this fails closed, no other address gains relay.",
+			Remediation: "Run relaylock remediate with the clients that must relay: it rewrites the list in order. Or re-enter the list in the Relay dialog.",
+		})
+	}
+	return fs
+}
+
+func relayListCauses(prefix, object string, b RelayListBlob, inheritedFrom string, prober []netip.Addr, fix string) []Finding {
 	value := b.String()
 	detailSuffix := ""
 	if inheritedFrom != "" {
@@ -782,8 +945,8 @@ func iisFindings(prefix string, st IISState, prober []netip.Addr, fix string) []
 			from = st.ServiceLevel.Name
 		}
 		fs = append(fs, relayListFindings(prefix, vs.Name, eff, from, prober, fix)...)
-		if v, ok := st.adsiFor(vs.Name); ok {
-			if mm := adsiMismatch(v, vs.RelayIpList); mm != "" {
+		if _, ok := st.adsiFor(vs.Name); ok {
+			if mm := st.adsiMismatchOf(vs); mm != "" {
 				fs = append(fs, Finding{
 					ID: prefix + FindingDecodeMismatch, Title: "IIS reads the relay list differently from relaylock", Severity: SeverityMedium,
 					Object: vs.Name, Setting: SettingRelayIpList, Value: vs.RelayIpList.String(),
@@ -820,6 +983,9 @@ func runScript(ctx context.Context, r Runner, host, script string, params map[st
 				}
 			case errorKindADUnavailable:
 				return nil, fmt.Errorf("%w: script %s on %s: %s", ErrADUnavailable, script, host, e.Str("message"))
+			case errorKindSchemaMissing:
+				return nil, fmt.Errorf("%w: %s (the lDAPDisplayName relaylock assumes for the Exchange 2000/2003 relay list, which no public source confirms; nothing was read or changed; "+
+					"tell the relaylock maintainers which attribute Exchange System Manager writes for the relay restrictions): %s", ErrSchemaAttribute, e.Str("attribute"), e.Str("message"))
 			}
 		}
 	}
@@ -961,6 +1127,18 @@ type relayTarget struct {
 	object string
 	cur    RelayListBlob
 	rfa    int64
+	// inherits describes the inherited value the server enforces while
+	// cur is unset ("" when none): shown in the plan's current value.
+	inherits string
+}
+
+// relayTargetOf is the relay target of a virtual server.
+func (st IISState) relayTargetOf(vs IISVirtualServer) relayTarget {
+	t := relayTarget{object: vs.Name, cur: vs.RelayIpList, rfa: vs.RelayForAuth}
+	if eff, inherited := st.EffectiveRelayList(vs); inherited {
+		t.inherits = DescribeBlob(eff) + ", inherited from " + st.ServiceLevel.Name
+	}
+	return t
 }
 
 // planRelay computes the values to write and the changes for one relay
@@ -987,12 +1165,18 @@ func planRelay(t relayTarget, req Request, why string) (want RelayListBlob, want
 			break
 		}
 	}
-	sameList := decErr == nil && curList.Equal(wl)
+	// A list with the requested entries is still rewritten when its
+	// addresses are out of order (relayListSorted).
+	sameList := decErr == nil && curList.Equal(wl) && curList.StoredSorted()
 	if sameList {
 		want = t.cur // keep the exact bytes: nothing to write
 	} else {
+		cur := DescribeBlob(t.cur)
+		if t.inherits != "" {
+			cur += " (enforces " + t.inherits + ")"
+		}
 		changes = append(changes,
-			Change{Object: t.object, Setting: SettingRelayIpList, Current: DescribeBlob(t.cur), New: DescribeBlob(want), Why: why},
+			Change{Object: t.object, Setting: SettingRelayIpList, Current: cur, New: DescribeBlob(want), Why: why},
 			Change{Object: t.object, Setting: SettingRelayIpListRaw, Current: t.cur.String(), New: want.String(), Why: "exact value written (IPSECLIST blob)"})
 	}
 	wantRFA = rfaWanted(req)
@@ -1060,13 +1244,14 @@ func (IISDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 	why := allowWhy(req)
 	for _, vs := range st.Servers {
 		// Plan against the server's own value: the plan writes a value on
-		// the server, which overrides an inherited one.
-		if v, ok := st.adsiFor(vs.Name); ok && !req.Force {
-			if mm := adsiMismatch(v, vs.RelayIpList); mm != "" {
+		// the server, which overrides an inherited one. ADSI and relaylock
+		// are compared on the value the server enforces.
+		if !req.Force {
+			if mm := st.adsiMismatchOf(vs); mm != "" {
 				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes without --force", vs.Name, ErrRelayList, mm)
 			}
 		}
-		want, wantRFA, ch, notes, err := planRelay(relayTarget{object: vs.Name, cur: vs.RelayIpList, rfa: vs.RelayForAuth}, req, why)
+		want, wantRFA, ch, notes, err := planRelay(st.relayTargetOf(vs), req, why)
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", vs.Name, err)
 		}
@@ -1077,6 +1262,9 @@ func (IISDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 		if len(ch) > 0 {
 			p.Changes = append(p.Changes, ch...)
 			d.Servers = append(d.Servers, IISServerWrite{Name: vs.Name, RelayIpList: want, RelayForAuth: wantRFA})
+			if vs.RelayIpListFrom == RelayFromUnknown {
+				p.Notes = append(p.Notes, vs.Name+": whether its RelayIpList is its own or inherited from "+st.ServiceLevel.Name+" is unknown (IIS ADSI did not say); a rollback writes the saved value onto the server, so it stops following later changes of "+st.ServiceLevel.Name)
+			}
 		}
 	}
 	planDomains(st, req, p, &d.Domains)
@@ -1098,14 +1286,16 @@ func writeServer(ctx context.Context, r Runner, host string, w IISServerWrite) e
 	if err != nil {
 		return fmt.Errorf("write %s: %w", w.Name, err)
 	}
-	rec, ok := out.First(iisRecVS)
-	if !ok {
-		return fmt.Errorf("write %s: the script reported no read-back", w.Name)
-	}
-	got, err := decodeServer(rec)
+	// The read-back is decoded as iis-read's is, so that a NULL written
+	// (the server inherits again) reads back as NULL however WMI shows it.
+	back, err := DecodeIISState(out)
 	if err != nil {
 		return fmt.Errorf("write %s: read-back: %w", w.Name, err)
 	}
+	if len(back.Servers) != 1 {
+		return fmt.Errorf("write %s: the script reported no read-back", w.Name)
+	}
+	got := back.Servers[0]
 	if got.Name != w.Name || !got.RelayIpList.Equal(w.RelayIpList) || got.RelayForAuth != w.RelayForAuth {
 		return fmt.Errorf("write %s: read back RelayIpList %s RelayForAuth %d, wrote %s and %d", w.Name, got.RelayIpList, got.RelayForAuth, w.RelayIpList, w.RelayForAuth)
 	}

@@ -22,10 +22,10 @@ func TestIISEx2003ScriptHygiene(t *testing.T) {
 		params        []string
 	}{
 		ScriptIISRead:        {"IIS-SMTP", "read", []string{iisRecService, iisRecGuest, iisRecSvc, iisRecVS, iisRecDomain, iisRecADSI, "error"}, nil},
-		ScriptIISWrite:       {"IIS-SMTP", "write", []string{iisRecVS, "error"}, []string{"server", "relayiplist", "relayforauth"}},
+		ScriptIISWrite:       {"IIS-SMTP", "write", []string{iisRecSvc, iisRecVS, iisRecADSI, "error"}, []string{"server", "relayiplist", "relayforauth"}},
 		ScriptIISWriteDomain: {"IIS-SMTP", "write", []string{iisRecDomain, "error"}, []string{"domain", "routeaction"}},
-		ScriptEx2003ReadAD:   {"Exchange2003", "read", []string{recADVS, "error"}, []string{"relayiplistattr", HopUserParam, HopPasswordParam}},
-		ScriptEx2003WriteAD:  {"Exchange2003", "write", []string{recADVS, "error"}, []string{"dn", "relayiplistattr", "relayiplist", "relayforauth", HopUserParam, HopPasswordParam}},
+		ScriptEx2003ReadAD:   {"Exchange2003", "read", []string{recADDC, recADSchema, recADVS, "error"}, []string{"relayiplistattr", "dc", HopUserParam, HopPasswordParam}},
+		ScriptEx2003WriteAD:  {"Exchange2003", "write", []string{recADVS, "error"}, []string{"dn", "relayiplistattr", "relayiplist", "relayforauth", "dc", HopUserParam, HopPasswordParam}},
 	}
 	forbidden := regexp.MustCompile(`(?i)(Invoke-Expression|\biex\b|ScriptBlock\]::Create|ConvertTo-Json|ConvertFrom-Json|CimInstance|CimSession|\[pscustomobject\]|::new\(|\s-in\s|\s-notin\s|\[ordered\]|Add-Type)`)
 	// PowerShell variable names are case-insensitive: $p is $P, the
@@ -88,14 +88,16 @@ func TestIISStateRecordsRoundTrip(t *testing.T) {
 		Guest:        &GuestAccount{Name: "Gast", Enabled: true},
 		ServiceLevel: &IISRelaySettings{Name: "SmtpSvc", RelayIpList: RelayListBlob{Bytes: []byte{}}, RelayForAuth: 1},
 		Servers: []IISVirtualServer{
-			{Name: "SmtpSvc/1", Comment: "x y", RelayIpList: RelayListBlob{Null: true}, RelayForAuth: -1, AuthFlags: "7", AuthBasic: true, SmartHost: "[10.0.0.1]", SmartHostType: 2},
-			{Name: "SmtpSvc/2", RelayIpList: RelayListBlob{Bytes: []byte{0x18, 0, 0, 0x80}}},
+			// The decoder derives RelayIpListFrom: no value is inherited, a
+			// value unlike the service level's is the server's own.
+			{Name: "SmtpSvc/1", Comment: "x y", RelayIpList: RelayListBlob{Null: true}, RelayIpListFrom: RelayFromInherited, RelayForAuth: -1, AuthFlags: "7", AuthBasic: true, SmartHost: "[10.0.0.1]", SmartHostType: 2},
+			{Name: "SmtpSvc/2", RelayIpList: RelayListBlob{Bytes: []byte{0x18, 0, 0, 0x80}}, RelayIpListFrom: RelayFromOwn},
 		},
 		Domains: []IISDomain{{Name: "SmtpSvc/1/Domain/*", RouteAction: 0x1002, RelayIpList: RelayListBlob{Null: true}}},
 		ADSI: []IISADSIView{
 			{Name: "SmtpSvc/1", Present: true, IPGrant: []string{"127.0.0.1, 255.255.255.255", "10.0.0.0, 255.0.0.0"}},
 			{Name: "SmtpSvc/2", Error: "Unknown error (0x80005000)"},
-			{Name: "SmtpSvc/3"},
+			{Name: "SmtpSvc/3", Own: new(bool)},
 		},
 	}
 	// Through the real framing, so $null and "" survive as they would.

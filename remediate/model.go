@@ -247,7 +247,7 @@ type ChangeRecord struct {
 	After        []Setting `json:"after"`
 	Planned      []Change  `json:"planned"`
 	Applied      []Change  `json:"applied"`
-	Result       string    `json:"result"` // "applied", "no-change", "rolled-back", "failed", "partial"
+	Result       string    `json:"result"` // "applied", "no-change", "rolled-back", "failed", "partial", "restored", "pending" (ErrPending: not rolled back)
 	Error        string    `json:"error,omitempty"`
 	BackupFile   string    `json:"backup_file,omitempty"`
 	BackupSHA256 string    `json:"backup_sha256,omitempty"`

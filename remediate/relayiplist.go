@@ -91,6 +91,25 @@ func relayListGrantByDefault(grantEntries uint32) bool {
 	return grantEntries == 0
 }
 
+// relayListSorted: the addresses under one mask are kept in ascending byte
+// order (memcmp order of the network-byte-order addresses), and IIS is
+// assumed to rely on that order. UNVERIFIED: the only source is a comment
+// in Microsoft's rdns.hxx, "test all mask for this family, do bsearch on
+// each"; public scripts append addresses unsorted, and no
+// sample shows what IIS does with such a list or which order its search
+// expects. Consequence if IIS binary-searches a list in an order other
+// than the one it expects: it misses some listed addresses, so allowed
+// hosts are refused relay. For the grant lists relaylock writes, that
+// fails closed: no address outside the list gains relay, and the re-test
+// from an allowed host (or the operator's complaint) shows it. (A deny
+// list out of order would fail open; relaylock never writes deny lists and
+// reports every deny-mode list as high.) So relaylock always writes sorted
+// lists (Normalize), reports a stored list that is not sorted
+// (FindingUnsorted), rewrites it on remediate although its entries are
+// already the requested ones, and the lab decides relaying as a binary
+// search would.
+const relayListSorted = true
+
 // relayListDenyFirst says where a deny list sits: deny ADDRESS_HEADER at
 // 0x18, its entries after it, then the grant header (iGrantAddr = 0x18 + 8
 // + 20*kDeny), and the address data of deny entries before that of grant
@@ -281,6 +300,22 @@ func (l RelayList) Describe() string {
 		}
 		return s
 	}
+}
+
+// StoredSorted reports whether the addresses under each mask appear in
+// ascending order, as Encode writes them (relayListSorted): true for every
+// list relaylock wrote. Entries are taken in stored order; a run of
+// entries with the same mask is one group.
+func (l RelayList) StoredSorted() bool {
+	sorted := func(ms []IPMask) bool {
+		for i := 1; i < len(ms); i++ {
+			if ms[i].Mask == ms[i-1].Mask && bytes.Compare(ms[i].IP[:], ms[i-1].IP[:]) <= 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return !relayListSorted || (sorted(l.Grant) && sorted(l.Deny))
 }
 
 // Normalize returns the list in the order Encode writes it: entries

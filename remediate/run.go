@@ -27,11 +27,49 @@ import (
 // returns an error wrapping ErrSecondHop and an inspection holding only
 // the host information and the runs, having read and changed nothing.
 func InspectHost(ctx context.Context, r Runner, host string, prober []netip.Addr) (*Inspection, error) {
+	return InspectHostWith(ctx, r, host, prober, HostOptions{})
+}
+
+// HostOptions are the operator's per-run choices that reach the drivers.
+type HostOptions struct {
+	// DC is the domain controller a driver that works on Active Directory
+	// must read and write through (relaylock --dc); "" lets the driver
+	// choose (Exchange 2000/2003: the one DS2MB reads).
+	DC string
+}
+
+// DCDriver is a driver that reads and writes Active Directory through one
+// domain controller and can be told which.
+type DCDriver interface {
+	Driver
+	// WithDC returns the driver working through domain controller dc.
+	WithDC(dc string) Driver
+}
+
+// ErrDCNotApplicable: a domain controller was named for a platform whose
+// relay settings are not in Active Directory.
+var ErrDCNotApplicable = errors.New("a domain controller was named, but this platform does not keep its relay settings in Active Directory")
+
+// driverWith returns the platform's driver, told o.DC when it is set.
+func driverWith(p Platform, o HostOptions) (Driver, error) {
+	d, err := DriverFor(p)
+	if err != nil || o.DC == "" {
+		return d, err
+	}
+	dd, ok := d.(DCDriver)
+	if !ok {
+		return nil, fmt.Errorf("--dc %s: %w (%s)", o.DC, ErrDCNotApplicable, p)
+	}
+	return dd.WithDC(o.DC), nil
+}
+
+// InspectHostWith is InspectHost with the operator's choices.
+func InspectHostWith(ctx context.Context, r Runner, host string, prober []netip.Addr, o HostOptions) (*Inspection, error) {
 	info, run, err := Detect(ctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("detect platform of %s: %w", host, err)
 	}
-	d, err := DriverFor(info.Platform)
+	d, err := driverWith(info.Platform, o)
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", host, err)
 	}
@@ -102,6 +140,8 @@ type Options struct {
 	// first change. Required unless DryRun.
 	BackupPath     string
 	NoAutoRollback bool
+	// HostOptions carries --dc to the driver.
+	HostOptions
 	// OSUser, WinRMUser and Ticket go into the change record.
 	OSUser, WinRMUser, Ticket string
 	// Endpoints and MailDomain are recorded in the backup (see Backup).
@@ -166,7 +206,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 		return nil, errors.New("no backup path: refusing to change a host without a backup")
 	}
 	out := &Outcome{}
-	before, err := InspectHost(ctx, o.Runner, o.Host, o.Prober)
+	before, err := InspectHostWith(ctx, o.Runner, o.Host, o.Prober, o.HostOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +214,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 	// One domain controller for the whole run (Exchange 2007+): the
 	// read-back and any rollback see what the write wrote.
 	ctx = pinFrom(ctx, before)
-	d, err := DriverFor(before.Platform)
+	d, err := driverWith(before.Platform, o.HostOptions)
 	if err != nil {
 		return out, err
 	}
@@ -231,6 +271,9 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 	o.Runner = &changeRunner{r: o.Runner, rec: rec}
 	applied, aerr := d.Apply(ctx, o.Runner, plan)
 	rec.Applied = applied
+	if errors.Is(aerr, ErrPending) {
+		return out, o.pending(ctx, rec, out, aerr)
+	}
 	if aerr != nil {
 		rec.Error = aerr.Error()
 		return out, o.fail(ctx, d, b, rec, out, fmt.Errorf("apply on %s: %w", o.Host, aerr))
@@ -239,7 +282,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 		return out, err
 	}
 
-	after, err := InspectHost(ctx, o.Runner, o.Host, o.Prober)
+	after, err := InspectHostWith(ctx, o.Runner, o.Host, o.Prober, o.HostOptions)
 	if err != nil {
 		rec.Error = err.Error()
 		return out, o.fail(ctx, d, b, rec, out, fmt.Errorf("read back %s: %w", o.Host, err))
@@ -254,6 +297,24 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 	rec.Result = "applied"
 	rec.End = o.now()
 	return out, o.step("readback", out)
+}
+
+// pending records a change that was applied where it is made (Exchange
+// 2000/2003: Active Directory) but has not reached the place it takes
+// effect (the metabase, copied by DS2MB) within the wait. It does not roll
+// back: the rollback would race the copy DS2MB is about to make. The
+// settings as they are now are read back for the evidence, not compared.
+func (o Options) pending(ctx context.Context, rec *ChangeRecord, out *Outcome, cause error) error {
+	rec.Result = "pending"
+	rec.Error = cause.Error()
+	if after, err := InspectHostWith(ctx, o.Runner, o.Host, o.Prober, o.HostOptions); err == nil {
+		out.After = after
+		rec.After = touched(after.Settings, rec.Planned)
+	}
+	rec.End = o.now()
+	_ = o.step("pending", out)
+	return fmt.Errorf("apply on %s: %w\nthe backup is %s; to undo the change instead of waiting, run:\n  relaylock rollback --winrm-host %s --backup %s",
+		o.Host, cause, o.BackupPath, o.Host, o.BackupPath)
 }
 
 // fail rolls back after a failed apply or read-back (unless disabled) and
@@ -274,7 +335,12 @@ func (o Options) fail(ctx context.Context, d Driver, b *Backup, rec *ChangeRecor
 	// worse than a few more seconds.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
-	if err := d.Restore(rctx, o.Runner, b); err != nil {
+	if err := d.Restore(rctx, o.Runner, b); errors.Is(err, ErrPending) {
+		rec.Result = "pending"
+		rec.Error += "; rollback: " + err.Error()
+		_ = o.step("pending", out)
+		return fmt.Errorf("%w; the rollback was written but is %w", cause, err)
+	} else if err != nil {
 		rec.Result = "partial"
 		rec.Error += "; rollback: " + err.Error()
 		_ = o.step("failed", out)
@@ -384,6 +450,8 @@ type RollbackOptions struct {
 	Prober                    []netip.Addr
 	OSUser, WinRMUser, Ticket string
 	Now                       func() time.Time
+	// HostOptions carries --dc to the driver.
+	HostOptions
 }
 
 // Rollback restores exactly the state saved in a backup, reads it back and
@@ -396,11 +464,11 @@ func Rollback(ctx context.Context, o RollbackOptions) (*ChangeRecord, *Inspectio
 		return time.Now().UTC()
 	}
 	b := o.Backup
-	d, err := DriverFor(b.Platform)
+	d, err := driverWith(b.Platform, o.HostOptions)
 	if err != nil {
 		return nil, nil, err
 	}
-	cur, err := InspectHost(ctx, o.Runner, o.Host, o.Prober)
+	cur, err := InspectHostWith(ctx, o.Runner, o.Host, o.Prober, o.HostOptions)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -433,9 +501,17 @@ func Rollback(ctx context.Context, o RollbackOptions) (*ChangeRecord, *Inspectio
 	o.Runner = &changeRunner{r: o.Runner, rec: rec}
 	if err := d.Restore(ctx, o.Runner, b); err != nil {
 		rec.Result, rec.Error, rec.End = "failed", err.Error(), now()
+		if errors.Is(err, ErrPending) {
+			// Written where it is made; not yet where it takes effect.
+			rec.Result, rec.Applied = "pending", want
+			if after, aerr := InspectHostWith(ctx, o.Runner, o.Host, o.Prober, o.HostOptions); aerr == nil {
+				rec.After = touched(after.Settings, want)
+				return rec, after, fmt.Errorf("restore %s: %w", o.Host, err)
+			}
+		}
 		return rec, cur, fmt.Errorf("restore %s: %w", o.Host, err)
 	}
-	after, err := InspectHost(ctx, o.Runner, o.Host, o.Prober)
+	after, err := InspectHostWith(ctx, o.Runner, o.Host, o.Prober, o.HostOptions)
 	if err != nil {
 		rec.Result, rec.Error, rec.End = "failed", err.Error(), now()
 		return rec, nil, fmt.Errorf("read back %s after restore: %w", o.Host, err)

@@ -174,6 +174,8 @@ func (h *hostResult) summary() string {
 	switch {
 	case h.out == nil:
 		did = "not remediated"
+	case h.pending:
+		did = fmt.Sprintf("pending (DS2MB): %d change(s) written to Active Directory, not yet in the metabase; re-check with relaylock inspect; backup %s", len(h.out.Change.Applied), h.out.BackupFile)
 	case h.out.NoChange:
 		did = "no change needed"
 	case h.out.Change != nil && h.out.Change.Result == "rolled-back":

@@ -20,6 +20,7 @@ func inspectCommand(e *env) *cli.Command {
 	flags = append(flags,
 		&cli.StringSliceFlag{Name: "prober", DefaultText: "the source addresses of the last audit in --evidence", Usage: "`ADDR` the external probe came from (repeatable)"},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
+		dcFlag(),
 	)
 	return &cli.Command{
 		Name:  "inspect",
@@ -43,6 +44,10 @@ func inspectCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			ho, err := hostOptions(c)
+			if err != nil {
+				return err
+			}
 			if len(prober) == 0 {
 				prober = proberAddrs(lastAudit(c.String("evidence")))
 			}
@@ -52,7 +57,7 @@ func inspectCommand(e *env) *cli.Command {
 			}
 			defer closeRunner(runner)
 			rec := newRecorder(c, []string{host})
-			insp, ierr := remediate.InspectHost(c.Context, runner, host, prober)
+			insp, ierr := remediate.InspectHostWith(c.Context, runner, host, prober, ho)
 			var evErr error // printed after the result
 			if insp != nil {
 				evErr = rec.update(func(b *evidence.Bundle) {

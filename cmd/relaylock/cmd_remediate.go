@@ -39,6 +39,7 @@ func remediateFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "ds2mb-timeout", Value: 5 * time.Minute, Usage: "Exchange 2000/2003: how long (`DURATION`) to wait for DS2MB to copy Active Directory into the metabase (it is notified within 15 s, and runs every 15 min)"},
 		&cli.StringSliceFlag{Name: "smtp-target", DefaultText: "the WinRM host", Usage: "`HOST[:PORT]` to probe before and after"},
 		&cli.BoolFlag{Name: "no-retest", Usage: "do not probe before and after (not recommended: nothing proves the fix)"},
+		dcFlag(),
 	}
 }
 
@@ -157,6 +158,8 @@ type fixer struct {
 	// authRetest holds the hosts whose re-test adds the bogus-AUTH tests
 	// (guestRelay).
 	authRetest map[string]bool
+	// hostOpts carries --dc to the drivers.
+	hostOpts remediate.HostOptions
 }
 
 func newFixer(c *cli.Context, e *env) (*fixer, error) {
@@ -165,7 +168,11 @@ func newFixer(c *cli.Context, e *env) (*fixer, error) {
 	if ev != "" {
 		dir = filepath.Dir(ev)
 	}
-	f := &fixer{c: c, e: e, rec: newRecorder(c, nil), interactive: e.StdinIsTerminal, in: bufio.NewReader(e.Stdin), backupDir: dir}
+	ho, err := hostOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	f := &fixer{c: c, e: e, rec: newRecorder(c, nil), interactive: e.StdinIsTerminal, in: bufio.NewReader(e.Stdin), backupDir: dir, hostOpts: ho}
 	f.newRunner = func(host string) (remediate.Runner, string, error) { return openRunner(c, e, host) }
 	return f, nil
 }
@@ -178,6 +185,9 @@ type hostResult struct {
 	out       *remediate.Outcome
 	applied   bool
 	stillOpen bool
+	// pending: applied to Active Directory, not yet copied into the
+	// metabase by DS2MB (Exchange 2000/2003); not re-tested.
+	pending bool
 }
 
 func (h *hostResult) exitErr() error {
@@ -247,6 +257,7 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	if f.interactive {
 		opts.Confirm = func(p *remediate.Plan) (bool, error) { return f.confirm(p) }
 	}
+	opts.HostOptions = f.hostOpts
 	opts.Step = func(step string, o *remediate.Outcome) error {
 		if step == "plan" {
 			warnInsideView(f.e.Stderr, prober, req, o.Plan.Platform)
@@ -270,6 +281,12 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 				return res, withCode(exitOpen, err)
 			}
 			return res, withCode(exitError, err)
+		}
+		if errors.Is(err, remediate.ErrPending) {
+			// Exit 1: not done yet, and not re-tested (the metabase still
+			// has the old values); nothing was rolled back.
+			res.pending = true
+			f.progress("%s: pending (DS2MB): not re-tested; re-check with: relaylock inspect --winrm-host %s", host, host)
 		}
 		return res, err
 	}
@@ -417,11 +434,11 @@ func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
 		case "backup":
 			b.Backups = append(b.Backups, evidence.BackupRef{File: o.BackupFile, SHA256: o.BackupSHA256, Backup: o.Backup})
 			f.rec.log(b, "backup", host, "backup written and synced: "+o.BackupFile+" (sha256 "+o.BackupSHA256+")")
-		default: // apply, readback, rollback, failed
+		default: // apply, readback, rollback, failed, pending
 			if o.Change != nil {
 				upsertChange(b, *o.Change)
 			}
-			if step == "readback" && o.After != nil {
+			if (step == "readback" || step == "pending") && o.After != nil {
 				b.Inspections = append(b.Inspections, *o.After)
 			}
 			f.rec.log(b, step, host, stepMessage(step, o))
@@ -447,6 +464,8 @@ func stepMessage(step string, o *remediate.Outcome) string {
 		return "change failed and was rolled back: " + o.Change.Error
 	case "failed":
 		return "change failed: " + o.Change.Error
+	case "pending":
+		return "change pending (DS2MB), not rolled back: " + o.Change.Error
 	}
 	return step
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -18,6 +19,7 @@ func rollbackCommand(e *env) *cli.Command {
 		&cli.StringFlag{Name: "backup", Usage: "backup `FILE` written by remediate", Required: true},
 		&cli.StringSliceFlag{Name: "smtp-target", Usage: "`HOST[:PORT]` to re-test after the restore (default: the endpoints the backup names, those probed before the change)"},
 		&cli.BoolFlag{Name: "no-retest", Usage: "do not probe after the restore"},
+		dcFlag(),
 	)
 	flags = append(flags, retestFlags()...)
 	return &cli.Command{
@@ -58,6 +60,7 @@ func rollbackCommand(e *env) *cli.Command {
 				Host: host, Runner: runner, Backup: b, BackupFile: c.String("backup"), BackupSHA256: sum,
 				Prober: proberAddrs(lastAudit(c.String("evidence"))),
 				OSUser: osUser(), WinRMUser: user, Ticket: c.String("ticket"),
+				HostOptions: fx.hostOpts,
 			})
 			if rec != nil {
 				fx.rec.updateOrWarn(e.Stderr, "the rollback record of "+host, func(bb *evidence.Bundle) {
@@ -66,7 +69,10 @@ func rollbackCommand(e *env) *cli.Command {
 						bb.Inspections = append(bb.Inspections, *after)
 					}
 					msg := "restored the saved state and read it back"
-					if rerr != nil {
+					switch {
+					case errors.Is(rerr, remediate.ErrPending):
+						msg = "restore pending (DS2MB): " + rerr.Error()
+					case rerr != nil:
 						msg = "restore failed: " + rerr.Error()
 					}
 					fx.rec.log(bb, "rollback", host, msg)

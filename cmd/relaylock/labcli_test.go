@@ -412,8 +412,6 @@ func TestRemediateFailures(t *testing.T) {
 			func(lr *labRun, _ lab.Host) {
 				lr.lab.Faults.Add(lab.FaultRule{Kind: lab.FaultAccessDenied, Script: "exchange-write", Times: 1})
 			}, "ccess", true},
-		{"DS2MB never syncs", func() lab.Host { return lab.NewExchange2003(lab.Ex2003Open) },
-			func(_ *labRun, h lab.Host) { h.(*lab.Ex2003Host).SetNeverSync(true) }, "DS2MB", true},
 		{"rollback fails too", func() lab.Host { return lab.NewIIS(lab.IISAllExceptEmpty) },
 			func(lr *labRun, _ lab.Host) {
 				lr.lab.Faults.Add(lab.FaultRule{Kind: lab.FaultDrop, Script: "iis-write"})

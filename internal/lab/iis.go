@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -75,23 +76,55 @@ type iisMetabase struct {
 	// from relaylock's decoder).
 	adsiError    string
 	adsiOverride map[string]remediate.IISADSIView
+	// wmiOwnValues makes WMI report a virtual server's own RelayIpList
+	// (null when it inherits) instead of the effective, inherited value.
+	wmiOwnValues bool
 }
 
-// readState is what iis-read reports: the metabase plus the ADSI view of
-// every virtual server's RelayIpList.
+// The metabase property RelayIpList is inheritable (attributes inherit |
+// reference: RelayIpList Metabase Property, Windows Server 2003): a virtual server without a value of its own enforces
+// /LM/SmtpSvc's. The lab's state holds each node's own value. WMI (the
+// IIS provider reads with inheritance) reports a server's effective
+// value; ADSI's Properties[] reads the node's own value; GetDataPaths says
+// which nodes hold one ("own" in the adsi record).
+
+// wmiServer is the virtual server as WMI reports it.
+func (m *iisMetabase) wmiServer(vs remediate.IISVirtualServer) remediate.IISVirtualServer {
+	if !m.wmiOwnValues && vs.RelayIpList.Null && m.st.ServiceLevel != nil {
+		vs.RelayIpList = cloneBlob(m.st.ServiceLevel.RelayIpList)
+	}
+	return vs
+}
+
+// adsiView is ADSI's view of one node whose own value is own.
+func (m *iisMetabase) adsiView(name string, own remediate.RelayListBlob) remediate.IISADSIView {
+	if m.adsiError != "" {
+		return remediate.IISADSIView{Name: name, Error: m.adsiError}
+	}
+	v := remediate.ADSIViewOf(name, own)
+	if o, ok := m.adsiOverride[strings.ToLower(name)]; ok {
+		v = o
+		v.Name = name
+	}
+	if v.Error == "" && v.Own == nil {
+		set := !own.Null
+		v.Own = &set
+	}
+	return v
+}
+
+// readState is what iis-read reports: the metabase as WMI shows it, plus
+// the ADSI view of every virtual server's and the service level's
+// RelayIpList.
 func (m *iisMetabase) readState() remediate.IISState {
 	st := cloneIIS(m.st)
 	st.ADSI = nil
-	for _, vs := range st.Servers {
-		v := remediate.ADSIViewOf(vs.Name, vs.RelayIpList)
-		if o, ok := m.adsiOverride[strings.ToLower(vs.Name)]; ok {
-			v = o
-			v.Name = vs.Name
-		}
-		if m.adsiError != "" {
-			v = remediate.IISADSIView{Name: vs.Name, Error: m.adsiError}
-		}
-		st.ADSI = append(st.ADSI, v)
+	for i, vs := range st.Servers {
+		st.Servers[i] = m.wmiServer(vs)
+		st.ADSI = append(st.ADSI, m.adsiView(vs.Name, vs.RelayIpList))
+	}
+	if st.ServiceLevel != nil {
+		st.ADSI = append(st.ADSI, m.adsiView(st.ServiceLevel.Name, st.ServiceLevel.RelayIpList))
 	}
 	return st
 }
@@ -246,6 +279,23 @@ func (h *IISHost) SetState(st remediate.IISState) {
 	h.mb.st = cloneIIS(st)
 }
 
+// SetWMIReportsOwnValues makes WMI report each virtual server's own
+// RelayIpList (null when it inherits) instead of the inherited, effective
+// value: the other way a real IIS might answer (UNVERIFIED which).
+func (h *IISHost) SetWMIReportsOwnValues(v bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mb.wmiOwnValues = v
+}
+
+// SetADSIError makes every ADSI (IIS://) bind fail with msg, as without
+// IIS 6 Metabase Compatibility ("" restores ADSI).
+func (h *IISHost) SetADSIError(msg string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mb.adsiError = msg
+}
+
 // SetADSIView makes ADSI report v for virtual server name instead of the
 // view derived from the metabase bytes (nil removes the override): a host
 // whose IIS reads the relay list differently from relaylock's decoder.
@@ -352,8 +402,11 @@ func iisGuestLogon(st remediate.IISState, server string) bool {
 // recipient domain (wildcards included) overrides the Access tab [S14b];
 // authenticated clients relay when RelayForAuth is non-zero; otherwise
 // the effective RelayIpList decides (null: nobody; zero-length: everyone;
-// grant list: listed clients; deny list: everyone else). An undecodable
-// list relays nobody here (real IIS behaviour UNVERIFIED).
+// grant list: listed clients; deny list: everyone else), looking each
+// mask's addresses up by binary search in stored order, as IIS is
+// believed to (remediate's relayListSorted, UNVERIFIED): an unsorted list
+// misses some listed addresses. An undecodable list relays nobody here
+// (real IIS behaviour UNVERIFIED).
 func iisRelayAllowed(st remediate.IISState, server string, client netip.Addr, authenticated bool, rcptDomain string) bool {
 	if !st.Service.Present || st.Service.State != "Running" {
 		return false
@@ -372,10 +425,48 @@ func iisRelayAllowed(st remediate.IISState, server string, client netip.Addr, au
 	}
 	eff, _ := st.EffectiveRelayList(vs)
 	l, err := eff.Decode()
-	if err != nil {
+	if err != nil || l.Null {
 		return false
 	}
-	return l.Allows(client)
+	if l.GrantByDefault {
+		return !bsearchListed(l.Deny, client)
+	}
+	return bsearchListed(l.Grant, client)
+}
+
+// bsearchListed looks client up in each run of same-mask entries by
+// binary search over the stored order ("test all mask for this family, do
+// bsearch on each", a comment in Microsoft's rdns.hxx).
+func bsearchListed(ms []remediate.IPMask, client netip.Addr) bool {
+	client = client.Unmap()
+	if !client.Is4() {
+		return false
+	}
+	c := client.As4()
+	for start := 0; start < len(ms); {
+		end := start + 1
+		for end < len(ms) && ms[end].Mask == ms[start].Mask {
+			end++
+		}
+		run, mask := ms[start:end], ms[start].Mask
+		var key [4]byte
+		for i := range 4 {
+			key[i] = c[i] & mask[i]
+		}
+		masked := func(i int) [4]byte {
+			var a [4]byte
+			for j := range 4 {
+				a[j] = run[i].IP[j] & mask[j]
+			}
+			return a
+		}
+		i := sort.Search(len(run), func(i int) bool { a := masked(i); return bytes.Compare(a[:], key[:]) >= 0 })
+		if i < len(run) && masked(i) == key {
+			return true
+		}
+		start = end
+	}
+	return false
 }
 
 // --- script handlers -------------------------------------------------------
@@ -458,7 +549,12 @@ func (m *iisMetabase) handle(script string, params map[string]string) (recs []ps
 		}
 		m.st.Servers[i].RelayIpList = b
 		m.st.Servers[i].RelayForAuth = n
-		return []psframe.Record{remediate.IISServerRecord(m.st.Servers[i])}, 0, true
+		var recs []psframe.Record
+		if m.st.ServiceLevel != nil {
+			recs = append(recs, remediate.IISServiceLevelRecord(*m.st.ServiceLevel))
+		}
+		vs := m.st.Servers[i]
+		return append(recs, remediate.IISServerRecord(m.wmiServer(vs)), remediate.IISADSIRecord(m.adsiView(vs.Name, vs.RelayIpList))), 0, true
 	case remediate.ScriptIISWriteDomain:
 		if err := checkParams(params, "domain", "routeaction"); err != nil {
 			return errorRecord(err.Error(), "bad-parameter"), 1, true

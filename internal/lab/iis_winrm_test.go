@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,4 +70,168 @@ func TestIISOverWinRM(t *testing.T) {
 			t.Fatalf("err = %v, want ErrFeatureMissing", err)
 		}
 	})
+}
+
+// TestIISInheritedRelayListOverWinRM: RelayIpList is inheritable. A virtual
+// server with no value of its own enforces the service level's; WMI may
+// report that inherited value as the server's while ADSI reads the node's
+// own (none). relaylock compares the effective values, records where the
+// value comes from, plans without --force, and a rollback makes the server
+// inherit again. Every way the two readings can combine is run through
+// the real WinRM client.
+func TestIISInheritedRelayListOverWinRM(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	prober := []netip.Addr{netip.MustParseAddr("198.51.100.7")}
+	stranger := prober[0]
+	for _, tc := range []struct {
+		name     string
+		setup    func(h *IISHost)
+		from     string // RelayIpList.from before the change
+		restored bool   // the server inherits again after the rollback
+	}{
+		{"wmi-effective", func(*IISHost) {}, "inherited from SmtpSvc", true},
+		{"wmi-own-values", func(h *IISHost) { h.SetWMIReportsOwnValues(true) }, "inherited from SmtpSvc", true},
+		{"adsi-unavailable", func(h *IISHost) { h.SetADSIError("Unknown error (0x80005000)") }, "unknown", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewIIS(IISInheritedOpen)
+			tc.setup(h)
+			l := startLab(t, Config{Host: h, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}})
+			ca := filepath.Join(t.TempDir(), "ca.pem")
+			if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, _, err := remediate.NewWinRMRunner(remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, CACertFile: ca,
+				TLSServerName: l.TLSServerName, User: l.User, Password: l.Password, OperationTimeout: 5 * time.Second, Auth: remediate.AuthNTLM})
+			if err != nil {
+				t.Fatal(err)
+			}
+			insp, err := remediate.InspectHost(ctx, r, "smtp01", prober)
+			if err != nil {
+				t.Fatal(err)
+			}
+			row := func(insp *remediate.Inspection, name string) string {
+				for _, s := range insp.Settings {
+					if s.Object == "SmtpSvc/1" && s.Name == name {
+						return s.Value
+					}
+				}
+				return ""
+			}
+			if got := row(insp, remediate.SettingRelayIpListFrom); !strings.HasPrefix(got, tc.from) {
+				t.Errorf("RelayIpList.from = %q, want %q...", got, tc.from)
+			}
+			var open, mismatch bool
+			for _, f := range insp.Findings {
+				open = open || (f.ID == "IIS-RELAY-ALL-EXCEPT-EMPTY" && f.Explains)
+				mismatch = mismatch || f.ID == "IIS-RELAY-LIST-DECODE-MISMATCH"
+			}
+			if !open || mismatch {
+				t.Fatalf("open %v, mismatch %v: %+v", open, mismatch, insp.Findings)
+			}
+			allow, _ := remediate.ParseAddrRange("192.0.2.10")
+			bk := filepath.Join(t.TempDir(), "backup.json")
+			out, err := remediate.Remediate(ctx, remediate.Options{Host: "smtp01", Runner: r, Yes: true, Prober: prober,
+				Request: remediate.Request{Allow: []remediate.AddrRange{allow}, NoLoopback: true}, BackupPath: bk})
+			if err != nil {
+				t.Fatalf("remediate (no --force): %v", err)
+			}
+			if unknownNote := strings.Contains(strings.Join(out.Plan.Notes, "\n"), "is unknown"); unknownNote != (tc.from == "unknown") {
+				t.Errorf("plan notes %q: the unknown-inheritance note must appear exactly when inheritance is unknown", out.Plan.Notes)
+			}
+			if h.RelayAllowed(stranger, false, "x.example") || !h.RelayAllowed(netip.MustParseAddr("192.0.2.10"), false, "x.example") {
+				t.Fatal("relay decisions after remediate are wrong")
+			}
+			if got := row(out.After, remediate.SettingRelayIpListFrom); got != "own value" {
+				t.Errorf("after the change RelayIpList.from = %q", got)
+			}
+			b, sum, err := remediate.LoadBackup(bk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, _, err := remediate.Rollback(ctx, remediate.RollbackOptions{Host: "smtp01", Runner: r, Backup: b, BackupFile: bk, BackupSHA256: sum, Prober: prober})
+			if err != nil || rec.Result != "restored" {
+				t.Fatalf("rollback: %v (%+v)", err, rec)
+			}
+			if !h.RelayAllowed(stranger, false, "x.example") {
+				t.Fatal("rollback did not bring the inherited open list back")
+			}
+			if own := h.State().Servers[0].RelayIpList; own.Null != tc.restored {
+				t.Errorf("after rollback the server's own value is %s; want unset (inheriting) = %v", own, tc.restored)
+			}
+		})
+	}
+}
+
+// TestIISUnsortedRelayListOverWinRM: the order of the addresses in an
+// IPSECLIST is UNVERIFIED (remediate's relayListSorted). The lab looks
+// them up by binary search, as IIS is believed to, so a list stored out of
+// order (as public scripts append them) refuses some listed clients: it
+// fails closed. relaylock reports such a list, and remediate rewrites it
+// in order although its entries are already the requested ones.
+func TestIISUnsortedRelayListOverWinRM(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	listed := []string{"192.0.2.10", "127.0.0.1", "10.0.0.5"} // the stored order
+	var grant []remediate.IPMask
+	for _, a := range listed {
+		grant = append(grant, hostMask(a, 32))
+	}
+	sorted := mustBlob(remediate.RelayList{Grant: grant, Flags: 1})
+	// A /32 group ends with its addresses: write them in the order above.
+	raw := append([]byte(nil), sorted.Bytes...)
+	for i, a := range listed {
+		ip := netip.MustParseAddr(a).As4()
+		copy(raw[len(raw)-4*len(listed)+4*i:], ip[:])
+	}
+	h := NewIIS(IISClosed)
+	st := h.State()
+	st.Servers[0].RelayIpList = remediate.RelayListBlob{Bytes: raw}
+	h.SetState(st)
+	for _, a := range listed {
+		if h.RelayAllowed(netip.MustParseAddr(a), false, "x.example") {
+			t.Errorf("listed %s relays from a list out of order: the lab does not search it as IIS is believed to", a)
+		}
+	}
+	if h.RelayAllowed(netip.MustParseAddr("198.51.100.7"), false, "x.example") {
+		t.Fatal("an unlisted address relays: out of order must fail closed")
+	}
+
+	l := startLab(t, Config{Host: h, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := remediate.NewWinRMRunner(remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, CACertFile: ca,
+		TLSServerName: l.TLSServerName, User: l.User, Password: l.Password, OperationTimeout: 5 * time.Second, Auth: remediate.AuthNTLM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	insp, err := remediate.InspectHost(ctx, r, "smtp01", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unsorted bool
+	for _, f := range insp.Findings {
+		unsorted = unsorted || f.ID == "IIS-RELAY-LIST-UNSORTED"
+	}
+	if !unsorted {
+		t.Fatalf("no IIS-RELAY-LIST-UNSORTED finding: %+v", insp.Findings)
+	}
+	var allow []remediate.AddrRange
+	for _, a := range []string{"192.0.2.10", "10.0.0.5"} {
+		ar, _ := remediate.ParseAddrRange(a)
+		allow = append(allow, ar)
+	}
+	out, err := remediate.Remediate(ctx, remediate.Options{Host: "smtp01", Runner: r, Yes: true,
+		Request: remediate.Request{Allow: allow, AllowAuthenticated: true}, BackupPath: filepath.Join(t.TempDir(), "backup.json")})
+	if err != nil || out.NoChange {
+		t.Fatalf("remediate must rewrite the list in order: %v (no change: %v)", err, out != nil && out.NoChange)
+	}
+	for _, a := range listed {
+		if !h.RelayAllowed(netip.MustParseAddr(a), false, "x.example") {
+			t.Errorf("%s is refused after the rewrite", a)
+		}
+	}
 }

@@ -8,12 +8,15 @@
 #   relayiplistattr  LDAP name of the relay-list attribute (UNVERIFIED name, see remediate.Ex2003RelayIpListAttr)
 #   relayiplist      NULL (clear the attribute), EMPTY (zero-length value, UNVERIFIED in AD) or the IPSECLIST blob in hex
 #   relayforauth     TRUE or FALSE (msExchSmtpRelayForAuth, written as a .NET Boolean: attribute syntax UNVERIFIED)
+#   dc               domain controller to write to (the one ex2003-read-ad reported, which DS2MB reads
+#                    unless the operator chose another with --dc); empty binds serverless (the locator's DC)
 # The IPSECLIST blob is written as one binary value; whether AD accepts a zero-length value
 # (EMPTY) is UNVERIFIED. An unknown DN prints kind not-found (0x80072030).
 $dn = [string]$P['dn']
 $attr = [string]$P['relayiplistattr']
 $ril = [string]$P['relayiplist']
 $rfa = [string]$P['relayforauth']
+$dc = [string]$P['dc']
 
 if ($attr -notmatch '^[A-Za-z][A-Za-z0-9-]{0,63}$') {
     RL-Rec 'error' @('message', 'parameter relayiplistattr is not an LDAP attribute name', 'kind', 'bad-parameter')
@@ -31,6 +34,12 @@ if ($dn -notmatch '^CN=' -or $dn.Contains('/')) {
     RL-Rec 'error' @('message', 'parameter dn is not a distinguished name', 'kind', 'bad-parameter')
     RL-End 2
 }
+if ($dc -notmatch '^([A-Za-z0-9][A-Za-z0-9.-]{0,254})?$') {
+    RL-Rec 'error' @('message', 'parameter dc is not a host name', 'kind', 'bad-parameter')
+    RL-End 2
+}
+# From here on $dn is the ADsPath tail: [dc/]distinguished name.
+if ($dc -ne '') { $dn = $dc + '/' + $dn }
 
 # relaylock:include ldap-values
 # relaylock:include hop-credential

@@ -4,8 +4,9 @@
 # Parameters: none.
 # Records (decoded by remediate/iis.go DecodeIISState):
 #   service (SMTPSVC), guest (local RID-501 account), svc (IIsSmtpServiceSetting),
-#   vs (IIsSmtpServerSetting), domain (IIsSmtpDomainSetting), adsi (ADSI view of
-#   each RelayIpList), error.
+#   vs (IIsSmtpServerSetting: WMI's value, possibly inherited), domain (IIsSmtpDomainSetting),
+#   adsi (ADSI view of each server's and the service level's RelayIpList, and whether the node
+#   holds a value of its own), error.
 # Objects are fetched whole (never Get-WmiObject -Property), see windows-relay.md 1.4.
 $ns = 'root\MicrosoftIISv2'
 
@@ -49,27 +50,15 @@ foreach ($d in @(Get-WmiObject -Namespace $ns -Class IIsSmtpDomainSetting)) {
     RL-Rec 'domain' @('name', $d.Name, 'routeaction', $d.RouteAction, 'relayforauth', $d.RelayForAuth, 'relayiplist', (RL-Hex $d.RelayIpList))
 }
 
-# IIS's own reading of each RelayIpList through ADSI (IIsIPSecurity object,
-# windows-relay.md 1.4b): relaylock compares it with its decoding of the bytes.
-# Needs IIS 6 Metabase Compatibility; failures are reported, not fatal.
-$get = [Reflection.BindingFlags]'Public,Instance,GetProperty'
+# IIS's own reading of each RelayIpList through ADSI, and whether each node
+# holds a value of its own or inherits /LM/SmtpSvc's (docs/windows-relay.md 1.1,
+# 1.4): relaylock compares effective values and records inheritance.
+# relaylock:include iis-adsi
 foreach ($s in $servers) {
-    try {
-        $de = New-Object DirectoryServices.DirectoryEntry(('IIS://localhost/' + [string]$s.Name))
-        $ip = $de.Properties['RelayIpList'].Value
-        if ($null -eq $ip) {
-            RL-Rec 'adsi' @('name', $s.Name, 'present', 'False')
-        } else {
-            $t = $ip.GetType()
-            $gbd = [bool]$t.InvokeMember('GrantByDefault', $get, $null, $ip, $null)
-            $grant = @($t.InvokeMember('IPGrant', $get, $null, $ip, $null))
-            $deny = @($t.InvokeMember('IPDeny', $get, $null, $ip, $null))
-            RL-Rec 'adsi' @('name', $s.Name, 'present', 'True', 'grantbydefault', [string]$gbd,
-                'ipgrant', ($grant -join "`n"), 'ipdeny', ($deny -join "`n"))
-        }
-    } catch {
-        RL-Rec 'adsi' @('name', $s.Name, 'error', [string]$_.Exception.Message)
-    }
+    RL-IISADSI ([string]$s.Name)
+}
+foreach ($s in @(Get-WmiObject -Namespace $ns -Class IIsSmtpServiceSetting)) {
+    RL-IISADSI ([string]$s.Name)
 }
 
 RL-End 0

@@ -1,7 +1,9 @@
 # iis-write: set RelayIpList and RelayForAuth on one IIS 6 SMTP virtual server.
 # Product: IIS-SMTP. Mode: write.
 # Idempotency: sets absolute values; running it again with the same parameters
-# leaves the same state. Prints the values read back after Put().
+# leaves the same state. Prints the values read back after Put(): svc (the service level),
+# vs (WMI's value, which is the inherited one after NULL) and adsi (whether the server holds
+# a value of its own, lib/iis-adsi.ps1).
 # Parameters (data only):
 #   server        WMI Name of the virtual server, e.g. SmtpSvc/1 (matched exactly, never put into a WQL filter)
 #   relayiplist   NULL (unset the property), EMPTY (zero-length value) or the IPSECLIST blob in hex
@@ -34,8 +36,13 @@ if ($ril -eq 'NULL') {
 $s.RelayForAuth = [int]$rfa
 [void]$s.Put()
 
+foreach ($v in @(Get-WmiObject -Namespace 'root\MicrosoftIISv2' -Class IIsSmtpServiceSetting)) {
+    RL-Rec 'svc' @('name', $v.Name, 'relayiplist', (RL-Hex $v.RelayIpList), 'relayforauth', $v.RelayForAuth)
+}
 $s = RL-IISFind 'IIsSmtpServerSetting' $name 'SMTP virtual server'
 RL-Rec 'vs' @('name', $s.Name, 'comment', $s.ServerComment, 'relayiplist', (RL-Hex $s.RelayIpList),
     'relayforauth', $s.RelayForAuth, 'authflags', $s.AuthFlags, 'authanonymous', $s.AuthAnonymous,
     'authbasic', $s.AuthBasic, 'authntlm', $s.AuthNTLM, 'smarthost', $s.SmartHost, 'smarthosttype', $s.SmartHostType)
+# relaylock:include iis-adsi
+RL-IISADSI ([string]$s.Name)
 RL-End 0
