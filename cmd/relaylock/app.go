@@ -139,7 +139,6 @@ func newApp(e *env) *cli.App {
 			completionCommand(e),
 		},
 	}
-	addEvidencePreflight(app.Commands)
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
 	app.Before = func(c *cli.Context) error {
 		if c.Bool("quiet") {
@@ -155,6 +154,9 @@ func newApp(e *env) *cli.App {
 			c.Before = app.Before
 		}
 	}
+	// After the --quiet hook, which it chains: a command's Before runs
+	// both.
+	addEvidencePreflight(app.Commands)
 	return app
 }
 
