@@ -17,6 +17,7 @@ import (
 type prober struct {
 	opts    Options
 	limiter *limiter
+	gate    *inflight // adaptive in-flight bound (inflight.go)
 	now     func() time.Time
 
 	mu      sync.Mutex

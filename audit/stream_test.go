@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -88,8 +89,13 @@ func TestRunOnTargetSummaryOnly(t *testing.T) {
 			t.Fatalf("target %d streamed without detail: %+v", i, tr.Endpoints)
 		}
 		ep := res.Targets[i].Endpoints[0]
-		if len(ep.Tests) != 0 || len(ep.Transcripts) != 0 || ep.RoundTrips == 0 || ep.Verdict != want {
-			t.Errorf("target %d kept %d tests, %d transcripts (%d round trips) in summary mode", i, len(ep.Tests), len(ep.Transcripts), ep.RoundTrips)
+		if len(ep.Tests) != len(ep.Triggers) || len(ep.Transcripts) != 0 || ep.RoundTrips == 0 || ep.Verdict != want {
+			t.Errorf("target %d kept %d tests (%d triggers), %d transcripts (%d round trips) in summary mode", i, len(ep.Tests), len(ep.Triggers), len(ep.Transcripts), ep.RoundTrips)
+		}
+		for _, ts := range ep.Tests {
+			if !slices.Contains(ep.Triggers, ts.ID) {
+				t.Errorf("target %d kept the non-triggering test %s in summary mode", i, ts.ID)
+			}
 		}
 	}
 	if res.Verdict != VerdictOpen {
