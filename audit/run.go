@@ -125,6 +125,11 @@ type Options struct {
 	// grows with Concurrency, not with the number of targets. Ignored in
 	// catch mode, which needs every test until the catch wait ends.
 	SummaryOnly bool
+	// VerdictOnly keeps even less of a finished target once OnTarget has
+	// had it: its Target, Domain, Kind, Verdict, Reason and Triggers, no
+	// DNS facts or endpoints (nil), for callers that stream every target
+	// elsewhere (`relaylock audit --format json`). Ignored in catch mode.
+	VerdictOnly bool
 	// OnStart, if set, is called once before any probe with the Result's
 	// header (Start and Options; no targets), for output that streams.
 	OnStart func(header Result)
@@ -303,7 +308,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if opts.OnTarget != nil {
 			opts.OnTarget(i, *t)
 		}
-		if opts.SummaryOnly {
+		switch {
+		case opts.VerdictOnly:
+			*t = TargetResult{Target: t.Target, Domain: t.Domain, Kind: t.Kind, Verdict: t.Verdict, Reason: t.Reason,
+				Triggers: t.Triggers, Client: t.Client, WinRMHost: t.WinRMHost}
+		case opts.SummaryOnly:
 			summarize(t)
 		}
 	}

@@ -117,9 +117,11 @@ func auditCommand(e *env) *cli.Command {
 				}
 			} else {
 				// Stream: stdout gets each target as it finishes, and the
-				// result keeps only summaries unless the evidence needs
-				// every transcript.
-				opts.SummaryOnly = c.String("evidence") == ""
+				// result keeps only summaries (text) or verdicts (JSON)
+				// unless the evidence needs every transcript.
+				if c.String("evidence") == "" {
+					opts.SummaryOnly, opts.VerdictOnly = true, out != nil
+				}
 				if out != nil {
 					opts.OnStart = out.Start
 					prev := opts.OnTarget
