@@ -21,7 +21,7 @@ func sampleResult(n int) *Result {
 	for i := range n {
 		tr := TargetResult{Target: fmt.Sprintf("d%d.example", i), Kind: "domain", Verdict: VerdictClosed,
 			Endpoints: []EndpointResult{{MXHost: "mx", Address: "192.0.2.9", Port: 25, TLS: "none", Verdict: VerdictClosed,
-				Tests: []TestResult{{ID: "R1", MailFrom: "<x@y>", RcptTo: "<v@w&z>", Outcome: OutcomeDenied}},
+				Tests:       []TestResult{{ID: "R1", MailFrom: "<x@y>", RcptTo: "<v@w&z>", Outcome: OutcomeDenied}},
 				Transcripts: []Transcript{{Remote: "192.0.2.9:25", Start: t0, End: t0, Lines: []TranscriptLine{{T: t0, Dir: "S", Text: strings.Repeat("x", i*37)}}}}}}}
 		if i%3 == 0 {
 			tr.Verdict, tr.Triggers = VerdictOpen, []string{"mx 192.0.2.9:25/none R1"}
