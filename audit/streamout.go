@@ -134,10 +134,11 @@ func (s *ResultWriter) Target(i int, tr TargetResult) {
 }
 
 func (s *ResultWriter) marshal(tr TargetResult) ([]byte, error) {
-	if s.lines {
-		return json.Marshal(tr)
+	data, err := json.Marshal(tr)
+	if err != nil || s.lines {
+		return data, err
 	}
-	return json.MarshalIndent(tr, "    ", "  ")
+	return appendIndented(make([]byte, 0, len(data)+len(data)/2), data, "    "), nil
 }
 
 // emit writes the next target.

@@ -145,3 +145,21 @@ func TestResultWriterError(t *testing.T) {
 		t.Fatal("format xml accepted")
 	}
 }
+
+// appendIndented writes what json.Indent writes.
+func FuzzAppendIndented(f *testing.F) {
+	f.Add([]byte(`{"a":[1,2,{"b":"x\"y\\","c":[]},{}],"d":null,"e":-1.5e3,"f":"<&>\u2028","g":true}`))
+	data, _ := json.Marshal(sampleResult(3))
+	f.Add(data)
+	f.Fuzz(func(t *testing.T, src []byte) {
+		var compact bytes.Buffer
+		if json.Compact(&compact, src) != nil {
+			return
+		}
+		var want bytes.Buffer
+		json.Indent(&want, compact.Bytes(), "    ", "  ")
+		if got := appendIndented(nil, compact.Bytes(), "    "); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("appendIndented(%s)\n got %s\nwant %s", compact.Bytes(), got, want.Bytes())
+		}
+	})
+}
