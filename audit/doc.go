@@ -99,8 +99,11 @@
 //
 // # JSON
 //
-// `relaylock audit --format json` writes Result (result.go) as is:
-// verdict, vantage (source addresses), options, and per target its kind,
+// `relaylock audit --format json` writes Result (result.go) through a
+// ResultWriter, as the audit runs (start and options first, the targets
+// in order, end, vantage and verdict last; `--format jsonl` one target
+// per line): verdict, vantage (source addresses), options, and per
+// target its kind,
 // verdict, reason, MX list, DNS queries and endpoints; per endpoint the
 // banner, extensions, TLS info, tests (id, title, kind, MAIL FROM, RCPT
 // TO, outcome, reason, decisive reply with enhanced code, connection
