@@ -56,6 +56,7 @@ func attachProgress(opts *audit.Options, w io.Writer) (finish func()) {
 		}
 		p.mu.Lock()
 		p.conc = st
+		p.drawLocked(false)
 		p.mu.Unlock()
 	}
 	opts.Progress = nil
