@@ -48,6 +48,14 @@ func probeCost(r *audit.Result) string {
 	if eps == 0 {
 		return "no endpoint probed"
 	}
-	return fmt.Sprintf("%d endpoints in %s: %d connections, %d round trips (%.1f per endpoint)",
-		eps, r.End.Sub(r.Start).Round(10*time.Millisecond), conns, rts, float64(rts)/float64(eps))
+	return fmt.Sprintf("%s in %s: %s, %s (%.1f per endpoint)", costCount(eps, "endpoint"),
+		r.End.Sub(r.Start).Round(10*time.Millisecond), costCount(conns, "connection"), costCount(rts, "round trip"), float64(rts)/float64(eps))
+}
+
+// costCount is "1 thing" or "n things".
+func costCount(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
