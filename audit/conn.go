@@ -79,9 +79,7 @@ func (p *prober) dial(ctx context.Context, host, addr string, implicitTLS bool, 
 		return c, err
 	}
 	c.log("*", "connecting to "+addr)
-	dctx, cancel := context.WithTimeout(ctx, p.opts.ConnectTimeout)
-	nc, err := p.opts.Dialer(dctx, "tcp", addr)
-	cancel()
+	nc, err := p.connect(ctx, c, addr)
 	if err != nil {
 		c.log("*", "connect failed: "+err.Error())
 		c.closed = true
@@ -112,6 +110,45 @@ func (p *prober) dial(ctx context.Context, host, addr string, implicitTLS bool, 
 	}
 	c.banner = rep
 	return c, nil
+}
+
+// connect dials addr. A connect that fails on this machine (descriptors
+// or source ports exhausted) says nothing about the server: the in-flight
+// bound is lowered and the connect retried, with a growing pause, until
+// ConnectTimeout has passed. Outcomes feed the adaptive bound.
+func (p *prober) connect(ctx context.Context, c *client, addr string) (net.Conn, error) {
+	start := time.Now()
+	for try := 1; ; try++ {
+		dctx, cancel := context.WithTimeout(ctx, p.opts.ConnectTimeout)
+		nc, err := p.opts.Dialer(dctx, "tcp", addr)
+		cancel()
+		switch {
+		case err == nil:
+			p.gate.connected()
+			return nc, nil
+		case ctx.Err() != nil:
+			return nil, err
+		case isLocalDialError(err):
+			p.gate.localError(err)
+			pause := min(time.Duration(try)*50*time.Millisecond, time.Second)
+			if time.Since(start)+pause >= p.opts.ConnectTimeout {
+				return nil, err
+			}
+			c.log("*", fmt.Sprintf("connect failed on this machine (%v); retrying in %s", err, pause))
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, err
+			case <-t.C:
+			}
+		default:
+			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+				p.gate.timedOut()
+			}
+			return nil, err
+		}
+	}
 }
 
 func isTimeout(err error) bool {

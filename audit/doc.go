@@ -63,14 +63,26 @@
 // Postfix's soft error limit) on one; a server that hangs up gets the
 // same. PerHost bounds the connections to one address across the whole
 // run, also when several targets share a mail host; endpoints run
-// concurrently (Options.Concurrency) under a global connection rate
-// (Options.Rate). Once an endpoint is open, DATA steps and batches not
-// yet started are skipped unless Options.AllTests.
+// concurrently under a global connection rate (Options.Rate). Once an
+// endpoint is open, DATA steps and batches not yet started are skipped
+// unless Options.AllTests.
+//
+// How many endpoints run at once (Options.Concurrency) is, by default,
+// chosen from the open-file limit and the memory available
+// (AutoConcurrency, at most MaxAutoConcurrency), and adapted during the
+// run as TCP adapts its window (inflight.go): halved when connects fail
+// on this machine (EMFILE, EADDRNOTAVAIL: the connect is then retried,
+// never reported as the server's failure) or when at least half of a
+// window of connects time out, raised again by rounds of successful
+// connects. Targets are fed in order to a bounded pool of resolvers, so
+// goroutines follow the work in flight, not the number of targets.
 //
 // Options.OnTarget streams each target as it finishes, and
-// Options.SummaryOnly then drops its tests and transcripts from the
-// returned Result, so memory grows with Concurrency, not with the number
-// of targets (`relaylock audit --targets` journals each target to disk).
+// Options.SummaryOnly (or VerdictOnly) then drops its detail from the
+// returned Result, so memory grows with the work in flight, not with the
+// number of targets. ResultWriter writes the JSON document (or JSON
+// lines) from those callbacks, in target order; `relaylock audit
+// --targets --evidence` journals each target to disk instead.
 //
 // # Notable divergences
 //
@@ -87,8 +99,11 @@
 //
 // # JSON
 //
-// `relaylock audit --format json` writes Result (result.go) as is:
-// verdict, vantage (source addresses), options, and per target its kind,
+// `relaylock audit --format json` writes Result (result.go) through a
+// ResultWriter, as the audit runs (start and options first, the targets
+// in order, end, vantage and verdict last; `--format jsonl` one target
+// per line): verdict, vantage (source addresses), options, and per
+// target its kind,
 // verdict, reason, MX list, DNS queries and endpoints; per endpoint the
 // banner, extensions, TLS info, tests (id, title, kind, MAIL FROM, RCPT
 // TO, outcome, reason, decisive reply with enhanced code, connection

@@ -17,13 +17,20 @@ import (
 type prober struct {
 	opts    Options
 	limiter *limiter
+	gate    *inflight // adaptive in-flight bound (inflight.go)
 	now     func() time.Time
 
 	mu      sync.Mutex
 	sources map[string]bool
 	// hosts holds a semaphore of Options.PerHost slots per address, so
-	// the limit holds across targets that share a mail host.
-	hosts map[netip.Addr]chan struct{}
+	// the limit holds across targets that share a mail host; an entry
+	// lives while someone holds or waits for a slot.
+	hosts map[netip.Addr]*hostSem
+}
+
+type hostSem struct {
+	slots chan struct{}
+	users int // holding or waiting
 }
 
 // hostSlot takes one of the address's Options.PerHost connection slots
@@ -32,19 +39,28 @@ type prober struct {
 func (p *prober) hostSlot(ctx context.Context, a netip.Addr) (func(), error) {
 	p.mu.Lock()
 	if p.hosts == nil {
-		p.hosts = map[netip.Addr]chan struct{}{}
+		p.hosts = map[netip.Addr]*hostSem{}
 	}
-	sem := p.hosts[a]
-	if sem == nil {
-		sem = make(chan struct{}, p.opts.PerHost)
-		p.hosts[a] = sem
+	hs := p.hosts[a]
+	if hs == nil {
+		hs = &hostSem{slots: make(chan struct{}, p.opts.PerHost)}
+		p.hosts[a] = hs
 	}
+	hs.users++
 	p.mu.Unlock()
+	leave := func() {
+		p.mu.Lock()
+		if hs.users--; hs.users == 0 {
+			delete(p.hosts, a) // nobody holds a slot: a newcomer starts afresh
+		}
+		p.mu.Unlock()
+	}
 	select {
-	case sem <- struct{}{}:
+	case hs.slots <- struct{}{}:
 		var once sync.Once
-		return func() { once.Do(func() { <-sem }) }, nil
+		return func() { once.Do(func() { <-hs.slots; leave() }) }, nil
 	case <-ctx.Done():
+		leave()
 		return func() {}, ctx.Err()
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,8 +59,14 @@ type Options struct {
 	CatchWait time.Duration
 	// Contact is named in the test message body (deliver mode).
 	Contact string
-	// Concurrency bounds endpoints probed at once (default 32). An
-	// endpoint's tests go first to one connection as one pipelined batch;
+	// Concurrency is the most endpoints probed at once; 0 chooses it
+	// from the open-file limit and the memory available, at most
+	// MaxAutoConcurrency (AutoConcurrency). Either way the bound backs
+	// off when connects fail on this machine or time out in bulk, and
+	// recovers (inflight.go); OnConcurrency hears of every change.
+	// Targets are resolved by a bounded pool and fed in order, so no
+	// goroutine waits per target. An endpoint's tests go first to one
+	// connection as one pipelined batch;
 	// if the batch is not answered within SlowAfter (default 500 ms; at
 	// least SlowRTTs EHLO round trips; negative: never cut), or the server
 	// hangs up, the rest are spread over up to PerHost parallel
@@ -118,6 +125,18 @@ type Options struct {
 	// grows with Concurrency, not with the number of targets. Ignored in
 	// catch mode, which needs every test until the catch wait ends.
 	SummaryOnly bool
+	// VerdictOnly keeps even less of a finished target once OnTarget has
+	// had it: its Target, Domain, Kind, Verdict, Reason and Triggers, no
+	// DNS facts or endpoints (nil), for callers that stream every target
+	// elsewhere (`relaylock audit --format json`). Ignored in catch mode.
+	VerdictOnly bool
+	// OnStart, if set, is called once before any probe with the Result's
+	// header (Start and Options; no targets), for output that streams.
+	OnStart func(header Result)
+	// OnConcurrency, if set, is called with the in-flight bound at the
+	// start and whenever it changes (with the gate's lock held: it must
+	// not block).
+	OnConcurrency func(Concurrency)
 	// DNSServers is recorded in the result (the resolver uses its own).
 	DNSServers []string
 }
@@ -187,7 +206,7 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("bad HELO name %q", o.HeloName)
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 32
+		o.Concurrency, _ = AutoConcurrency()
 	}
 	if o.PerHost <= 0 {
 		o.PerHost = 16
@@ -250,15 +269,15 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		defer cancel()
 	}
 	p := &prober{opts: opts, now: opts.Now, sources: map[string]bool{}}
+	p.gate = newInflight(opts.Concurrency, opts.OnConcurrency)
 	if opts.Rate > 0 {
 		p.limiter = &limiter{interval: time.Duration(float64(time.Second) / opts.Rate)}
 	}
 	res := &Result{Start: opts.Now(), Targets: make([]TargetResult, len(targets))}
 	res.Options = opts.summary()
 
-	// Resolve every target concurrently, and probe each one's endpoints as
-	// soon as its DNS answers are in; a target is finished (OnTarget) when
-	// its last endpoint is.
+	// Probe each target's endpoints as soon as its DNS answers are in; a
+	// target is finished (OnTarget) when its last endpoint is.
 	type slot struct {
 		spec endpointSpec
 		out  []EndpointResult
@@ -289,24 +308,15 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if opts.OnTarget != nil {
 			opts.OnTarget(i, *t)
 		}
-		if opts.SummaryOnly {
+		switch {
+		case opts.VerdictOnly:
+			*t = TargetResult{Target: t.Target, Domain: t.Domain, Kind: t.Kind, Verdict: t.Verdict, Reason: t.Reason,
+				Triggers: t.Triggers, Client: t.Client, WinRMHost: t.WinRMHost}
+		case opts.SummaryOnly:
 			summarize(t)
 		}
 	}
-	sem := make(chan struct{}, opts.Concurrency)
-	var wg sync.WaitGroup
-	probe := func(s *slot) {
-		defer wg.Done()
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			s.out = []EndpointResult{notTested(p, s.spec)}
-		} else {
-			s.out = p.probeEndpoint(ctx, s.spec)
-			<-sem
-		}
+	finishSlot := func(s *slot) {
 		if opts.Progress != nil {
 			for _, ep := range s.out {
 				fmt.Fprintf(opts.Progress, "relaylock: %s %s/%s: %s %s\n", ep.MXHost, hostPort(ep.Address, ep.Port), ep.TLS, ep.Verdict, ep.Reason)
@@ -326,28 +336,79 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			finishTarget(s.spec.target)
 		}
 	}
-	for i := range targets {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			specs := p.resolve(ctx, i, targets[i], &res.Targets[i])
-			mine := make([]*slot, len(specs))
-			for j, sp := range specs {
-				mine[j] = &slot{spec: sp}
-			}
-			cbMu.Lock()
-			per[i].slots, per[i].left = mine, len(mine)
-			if stream && len(mine) == 0 {
-				finishTarget(i)
-			}
-			cbMu.Unlock()
-			for _, sl := range mine {
-				wg.Add(1) // while this goroutine's own count keeps wg above 0
-				go probe(sl)
-			}
-		}(i)
+	if opts.OnStart != nil {
+		opts.OnStart(Result{Start: res.Start, Options: res.Options})
 	}
-	wg.Wait()
+	if opts.OnConcurrency != nil {
+		opts.OnConcurrency(p.gate.state())
+	}
+
+	// A feeder hands the targets, in order, to a bounded pool of
+	// resolvers; each resolver hands its target's endpoints to the
+	// dispatcher, which starts one goroutine per endpoint admitted by the
+	// in-flight gate. A resolver waits while the gate is full, so at most
+	// resolveWorkers targets are resolved ahead of the probes: goroutines
+	// and memory follow the work in flight, not the number of targets.
+	fed := make([]bool, len(targets))
+	targetQ := make(chan int)
+	probeQ := make(chan *slot)
+	go func() {
+		defer close(targetQ)
+		for i := range targets {
+			select {
+			case targetQ <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var resolvers sync.WaitGroup
+	for w := 0; w < min(len(targets), resolveWorkers); w++ {
+		resolvers.Add(1)
+		go func() {
+			defer resolvers.Done()
+			for i := range targetQ {
+				fed[i] = true
+				specs := p.resolve(ctx, i, targets[i], &res.Targets[i])
+				mine := make([]*slot, len(specs))
+				for j, sp := range specs {
+					mine[j] = &slot{spec: sp}
+				}
+				cbMu.Lock()
+				per[i].slots, per[i].left = mine, len(mine)
+				if stream && len(mine) == 0 {
+					finishTarget(i)
+				}
+				cbMu.Unlock()
+				for _, sl := range mine {
+					probeQ <- sl // the dispatcher drains probeQ until it is closed
+				}
+			}
+		}()
+	}
+	go func() { resolvers.Wait(); close(probeQ) }()
+	var probes sync.WaitGroup
+	for s := range probeQ {
+		if err := p.gate.acquire(ctx); err != nil {
+			s.out = []EndpointResult{notTested(p, s.spec)}
+			finishSlot(s)
+			continue
+		}
+		probes.Add(1)
+		go func() {
+			defer probes.Done()
+			s.out = p.probeEndpoint(ctx, s.spec)
+			p.gate.release()
+			finishSlot(s)
+		}()
+	}
+	probes.Wait()
+	// Targets the feeder never reached (cancellation or Deadline).
+	for i := range targets {
+		if !fed[i] {
+			notReached(&res.Targets[i], targets[i])
+		}
+	}
 
 	if !stream {
 		for i := range per {
@@ -380,13 +441,21 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// summarize drops a finished target's tests and transcripts, keeping its
-// verdicts, reasons, triggers and counters (Options.SummaryOnly).
+// summarize drops a finished target's transcripts and tests, keeping its
+// verdicts, reasons, triggers, the triggering tests (WriteSummary prints
+// them) and counters (Options.SummaryOnly).
 // It copies what it changes: OnTarget may keep the full TargetResult.
 func summarize(t *TargetResult) {
 	eps := make([]EndpointResult, len(t.Endpoints))
 	for j, ep := range t.Endpoints {
-		ep.Tests, ep.Transcripts = []TestResult{}, []Transcript{}
+		var kept []TestResult
+		for _, ts := range ep.Tests {
+			if slices.Contains(ep.Triggers, ts.ID) {
+				ts.Catch = nil
+				kept = append(kept, ts)
+			}
+		}
+		ep.Tests, ep.Transcripts = append([]TestResult{}, kept...), []Transcript{}
 		if ep.TLSInfo != nil {
 			info := *ep.TLSInfo
 			info.Certificates = nil
@@ -396,6 +465,23 @@ func summarize(t *TargetResult) {
 	}
 	t.Endpoints = eps
 	t.DNS = nil
+}
+
+// resolveWorkers bounds the targets resolved at once (the resolver also
+// bounds its queries in flight, DNSConfig).
+const resolveWorkers = 64
+
+// notReached fills a target the run ended before: not tested, no
+// endpoint.
+func notReached(tr *TargetResult, t target) {
+	tr.Target = t.raw
+	tr.Kind = "address"
+	if t.name != "" {
+		tr.Kind, tr.Domain = "domain", t.name
+	}
+	tr.Endpoints = []EndpointResult{}
+	tr.Reason = ReasonDeadline + " (not tested)"
+	aggregateTarget(tr)
 }
 
 func notTested(p *prober, s endpointSpec) EndpointResult {

@@ -1,5 +1,5 @@
 // Command relaybench measures relaylock against nmap's smtp-open-relay
-// script on loopback only.
+// script on loopback only, both at their defaults.
 //
 // It starts N smtptest SMTP servers, each on its own 127.1.x.y address and
 // one shared port (nmap scans one host list with one port list), a mix of
@@ -7,12 +7,22 @@
 // host is open), each delaying every reply by -delay and, optionally,
 // tarpitting every 5xx of the closed ones by -tarpit; and an in-process
 // DNS server where domain dN.bench.test has the MX mxN.bench.test at that
-// host's address. Then it runs the built relaylock binary
-// (`relaylock audit --targets FILE --evidence FILE`) and, when nmap is in
-// PATH, `nmap -n -Pn -sT -p PORT --script smtp-open-relay` on the same
-// hosts, and prints for both: wall time, peak RSS, hosts per second,
-// tests per host (MAIL FROM commands the servers received), hosts found
-// open against the truly open ones, and relaylock's round trips.
+// host's address. Then it runs, -repeat times each, the built relaylock
+// binary with every setting that shapes speed at its default:
+//
+//   - `relaylock audit --targets FILE --format json`, the JSON on stdout
+//     (the document is read back for the verdicts);
+//   - the same with `--evidence FILE` instead (journal, then the evidence
+//     file), unless -evidence=false;
+//
+// then, when nmap is in PATH, `nmap -n -Pn -sT -p PORT --script
+// smtp-open-relay` once on the same hosts; and last -addresses address
+// targets on 127.2.0.0/16 where nothing listens (`--targets FILE --format
+// json`), for memory at scale. It prints for each: wall time (median and
+// range), peak RSS, hosts per second, tests per host (MAIL commands the
+// servers received), hosts found open against the truly open ones, false
+// positives, round trips and connections per host as the servers counted
+// them, and the most connections one server had at once.
 //
 // Nothing leaves the machine: every address is in 127.0.0.0/8.
 //
@@ -35,6 +45,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,9 +66,12 @@ type config struct {
 	OpenEvery   int
 	Relaylock   string
 	Nmap        string // path, "" = look in PATH, "none" = skip
-	Concurrency int
-	PerHost     int
+	Concurrency int    // 0: relaylock's default
+	PerHost     int    // 0: relaylock's default
 	Rate        float64
+	Repeat      int  // relaylock runs per variant (the median is reported)
+	Evidence    bool // also run with --evidence
+	Addresses   int  // address targets where nothing listens (0: skip)
 	Work        string
 	Out         io.Writer
 	Port0       bool // never try port 25
@@ -72,9 +86,12 @@ func main() {
 	flag.IntVar(&c.OpenEvery, "open-every", 10, "every Nth host is an open relay (the rest are closed)")
 	flag.StringVar(&c.Relaylock, "relaylock", "relaylock", "the relaylock binary")
 	flag.StringVar(&c.Nmap, "nmap", "", `the nmap binary ("" looks in PATH, "none" skips nmap)`)
-	flag.IntVar(&c.Concurrency, "concurrency", 400, "relaylock --concurrency")
+	flag.IntVar(&c.Concurrency, "concurrency", 0, "relaylock --concurrency (0: relaylock's default)")
 	flag.IntVar(&c.PerHost, "per-host", 0, "relaylock --per-host (0: relaylock's default)")
-	flag.Float64Var(&c.Rate, "rate", 0, "relaylock --rate (0: unlimited)")
+	flag.Float64Var(&c.Rate, "rate", 0, "relaylock --rate (0: relaylock's default, unlimited)")
+	flag.IntVar(&c.Repeat, "repeat", 3, "relaylock runs per variant; the median is reported")
+	flag.BoolVar(&c.Evidence, "evidence", true, "also run relaylock with --evidence (journal and evidence file)")
+	flag.IntVar(&c.Addresses, "addresses", 50000, "also run relaylock on this many address targets where nothing listens (0: skip)")
 	flag.StringVar(&c.Work, "dir", "", "work directory (default: a new temporary one, removed afterwards)")
 	flag.Parse()
 	c.Out = os.Stdout
@@ -104,11 +121,17 @@ type host struct {
 	srv    *smtptest.Server
 }
 
-// toolResult is what one tool did.
+// toolResult is what one tool did (for relaylock: the median run of a
+// variant).
 type toolResult struct {
 	Name   string
+	Runs   int
 	Wall   time.Duration
-	MaxRSS int64         // bytes
+	WallLo time.Duration // fastest and slowest of the runs
+	WallHi time.Duration
+	MaxRSS int64 // bytes, median of the runs
+	RSSLo  int64
+	RSSHi  int64
 	CPU    time.Duration // user + system
 	// ProbeRSS is relaylock's peak RSS until every target was done and
 	// journaled, before the journal is merged into the evidence (sampled
@@ -119,24 +142,29 @@ type toolResult struct {
 	Found     []int // indices of hosts reported open
 	MailPer   float64
 	TestsPer  float64 // relaylock: tests run (not skipped) per host
-	RTPer     float64 // relaylock: round trips per host
-	RTPerConn float64 // relaylock: round trips per connection
-	MaxConnRT int     // relaylock: most round trips on one connection
+	// Server-side counts, the same for every tool: round trips (reply
+	// flushes, the greeting included), connections, and the most
+	// connections one server had at once.
+	RTPer     float64
 	ConnsPer  float64
+	MaxAtOnce int
 	SettleMax time.Duration // relaylock: slowest closed endpoint
 	Missed    []string
+	Concur    string // relaylock: what it said about its in-flight bound
 }
 
 // report is the whole bench outcome.
 type report struct {
 	Hosts, Open int
 	Tools       []*toolResult
+	Addresses   *toolResult // the address-target run, if any
 }
 
 func bench(c config) (*report, error) {
 	if c.N < 1 || c.OpenEvery < 1 {
 		return nil, errors.New("-n and -open-every must be at least 1")
 	}
+	c.Repeat = max(c.Repeat, 1)
 	hosts, port, err := startHosts(c)
 	if err != nil {
 		return nil, err
@@ -175,13 +203,24 @@ func bench(c config) (*report, error) {
 	}
 	fmt.Fprintln(c.Out)
 
-	base := mailCounts(hosts)
-	rl, err := runRelaylock(c, hosts, port, dsrv.Addr())
-	if err != nil {
-		return nil, err
+	variants := []bool{false}
+	if c.Evidence {
+		variants = append(variants, true)
 	}
-	rl.MailPer = perHost(base, mailCounts(hosts))
-	rep.Tools = append(rep.Tools, rl)
+	for _, ev := range variants {
+		var runs []*toolResult
+		for range c.Repeat {
+			before := snapshot(hosts)
+			r, err := runRelaylock(c, hosts, port, dsrv.Addr(), ev)
+			if err != nil {
+				return nil, err
+			}
+			serverCounts(r, hosts, before)
+			fmt.Fprintf(c.Out, "relaybench: %s: %s, %.0f MB\n", r.Name, r.Wall.Round(time.Millisecond), float64(r.MaxRSS)/(1<<20))
+			runs = append(runs, r)
+		}
+		rep.Tools = append(rep.Tools, median(runs))
+	}
 
 	nmapPath := c.Nmap
 	if nmapPath == "" {
@@ -192,18 +231,95 @@ func bench(c config) (*report, error) {
 			fmt.Fprintln(c.Out, "relaybench: nmap is not installed (Debian: apt-get install nmap); relaylock only")
 		}
 	} else {
-		base = mailCounts(hosts)
+		before := snapshot(hosts)
 		nm, err := runNmap(c, nmapPath, hosts, port)
 		if err != nil {
 			return nil, err
 		}
-		nm.MailPer = perHost(base, mailCounts(hosts))
+		serverCounts(nm, hosts, before)
 		rep.Tools = append(rep.Tools, nm)
+	}
+	if c.Addresses > 0 {
+		var runs []*toolResult
+		for range c.Repeat {
+			r, err := runAddresses(c)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(c.Out, "relaybench: %s: %s, %.0f MB\n", r.Name, r.Wall.Round(time.Millisecond), float64(r.MaxRSS)/(1<<20))
+			runs = append(runs, r)
+		}
+		rep.Addresses = median(runs)
 	}
 	printReport(c.Out, rep, hosts)
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	os.WriteFile(filepath.Join(c.Work, "report.json"), js, 0o600)
 	return rep, nil
+}
+
+// median returns the run with the median wall time, with the range of
+// the walls and the median (and range) of the peak RSS.
+func median(runs []*toolResult) *toolResult {
+	sort.Slice(runs, func(i, j int) bool { return runs[i].Wall < runs[j].Wall })
+	m := *runs[len(runs)/2]
+	m.Runs = len(runs)
+	m.WallLo, m.WallHi = runs[0].Wall, runs[len(runs)-1].Wall
+	rss := make([]int64, len(runs))
+	for i, r := range runs {
+		rss[i] = r.MaxRSS
+	}
+	slices.Sort(rss)
+	m.MaxRSS, m.RSSLo, m.RSSHi = rss[len(rss)/2], rss[0], rss[len(rss)-1]
+	return &m
+}
+
+// snapshot is how many sessions each host has recorded so far.
+func snapshot(hosts []*host) []int {
+	out := make([]int, len(hosts))
+	for i, h := range hosts {
+		out[i] = len(h.srv.Sessions())
+	}
+	return out
+}
+
+// serverCounts fills what the servers saw of one tool's run: MAIL
+// commands, round trips and connections per host, and the most
+// connections one host had at once.
+func serverCounts(r *toolResult, hosts []*host, before []int) {
+	var mail, rts, conns int
+	r.MaxAtOnce = 0
+	for i, h := range hosts {
+		ss := h.srv.Sessions()[before[i]:]
+		conns += len(ss)
+		type edge struct {
+			t time.Time
+			d int
+		}
+		var edges []edge
+		for _, s := range ss {
+			rts += s.Flushes
+			for _, l := range s.Lines {
+				if len(l) > 8 && strings.EqualFold(l[:8], "C: MAIL ") {
+					mail++
+				}
+			}
+			edges = append(edges, edge{s.Start, 1}, edge{s.End, -1})
+		}
+		sort.Slice(edges, func(a, b int) bool {
+			if edges[a].t.Equal(edges[b].t) {
+				return edges[a].d < edges[b].d
+			}
+			return edges[a].t.Before(edges[b].t)
+		})
+		n := 0
+		for _, e := range edges {
+			n += e.d
+			r.MaxAtOnce = max(r.MaxAtOnce, n)
+		}
+	}
+	r.MailPer = float64(mail) / float64(len(hosts))
+	r.RTPer = float64(rts) / float64(len(hosts))
+	r.ConnsPer = float64(conns) / float64(len(hosts))
 }
 
 // startHosts starts the servers: host i listens on 127.1.(i/250).(i%250+1)
@@ -261,30 +377,7 @@ func startHosts(c config) ([]*host, int, error) {
 	return nil, 0, fmt.Errorf("no port free on every bench address: %w", lastErr)
 }
 
-// mailCounts is the number of MAIL commands each host has received.
-func mailCounts(hosts []*host) []int {
-	out := make([]int, len(hosts))
-	for i, h := range hosts {
-		for _, s := range h.srv.Sessions() {
-			for _, l := range s.Lines {
-				if len(l) > 8 && strings.EqualFold(l[:8], "C: MAIL ") {
-					out[i]++
-				}
-			}
-		}
-	}
-	return out
-}
-
-func perHost(before, after []int) float64 {
-	sum := 0
-	for i := range after {
-		sum += after[i] - before[i]
-	}
-	return float64(sum) / float64(len(after))
-}
-
-func runRelaylock(c config, hosts []*host, port int, dnsAddr string) (*toolResult, error) {
+func runRelaylock(c config, hosts []*host, port int, dnsAddr string, withEvidence bool) (*toolResult, error) {
 	tf := filepath.Join(c.Work, "targets.txt")
 	var b strings.Builder
 	b.WriteString("# relaybench domains\n")
@@ -294,56 +387,51 @@ func runRelaylock(c config, hosts []*host, port int, dnsAddr string) (*toolResul
 	if err := os.WriteFile(tf, []byte(b.String()), 0o600); err != nil {
 		return nil, err
 	}
+	// The settings this bench's environment needs; everything that shapes
+	// speed and politeness stays at relaylock's default.
+	args := []string{"audit", "--targets", tf, "--dns-server", dnsAddr, "--ports", strconv.Itoa(port),
+		"--helo", "probe.bench.test", "--probe-domain", "example.net"}
+	name := "relaylock, JSON on stdout"
 	ev := filepath.Join(c.Work, "evidence.json")
 	os.Remove(ev)
-	args := []string{"audit", "--targets", tf, "--evidence", ev, "--dns-server", dnsAddr, "--ports", strconv.Itoa(port),
-		"--helo", "probe.bench.test", "--probe-domain", "example.net", "--concurrency", strconv.Itoa(c.Concurrency),
-		"--rate", strconv.FormatFloat(c.Rate, 'f', -1, 64), "--timeout", "30s", "--connect-timeout", "10s"}
-	if c.PerHost > 0 {
-		args = append(args, "--per-host", strconv.Itoa(c.PerHost))
+	if withEvidence {
+		name = "relaylock, --evidence"
+		args = append(args, "--evidence", ev)
+	} else {
+		args = append(args, "--format", "json")
 	}
-	out, err := os.Create(filepath.Join(c.Work, "relaylock.out"))
+	args = append(args, tuning(c)...)
+	r, stdout, err := runMeasured(c, name, args)
 	if err != nil {
 		return nil, err
 	}
-	defer out.Close()
-	cmd := exec.Command(c.Relaylock, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	fmt.Fprintf(c.Out, "relaybench: %s %s\n", c.Relaylock, strings.Join(args, " "))
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	samples := sampleRSS(cmd.Process.Pid)
-	err = cmd.Wait()
-	r := &toolResult{Name: "relaylock", Wall: time.Since(start)}
-	rss := <-samples
-	if log, rerr := os.ReadFile(out.Name()); rerr == nil {
-		if m := doneRE.FindSubmatch(log); m != nil {
-			r.ProbeWall, _ = time.ParseDuration(string(m[1]))
-			for _, s := range rss {
-				if s.t <= r.ProbeWall {
-					r.ProbeRSS = max(r.ProbeRSS, s.rss)
-				}
-			}
+	var res *audit.Result
+	if withEvidence {
+		bundle, err := evidence.Load(ev)
+		if err != nil {
+			return nil, err
+		}
+		if len(bundle.Audits) != 1 {
+			return nil, fmt.Errorf("evidence %s: want one audit", ev)
+		}
+		res = bundle.Audits[0].Result
+	} else {
+		res = new(audit.Result)
+		f, err := os.Open(stdout)
+		if err != nil {
+			return nil, err
+		}
+		err = json.NewDecoder(f).Decode(res)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("relaylock's JSON on stdout: %w", err)
 		}
 	}
-	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
-		tail, _ := os.ReadFile(out.Name())
-		return nil, fmt.Errorf("relaylock: %w\n%s", err, lastLines(string(tail), 20))
+	if len(res.Targets) != len(hosts) {
+		return nil, fmt.Errorf("%s: %d targets in the result, want %d", name, len(res.Targets), len(hosts))
 	}
-	r.MaxRSS = maxRSS(cmd.ProcessState)
-	r.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	bundle, err := evidence.Load(ev)
-	if err != nil {
-		return nil, err
-	}
-	if len(bundle.Audits) != 1 || len(bundle.Audits[0].Result.Targets) != len(hosts) {
-		return nil, fmt.Errorf("evidence %s: want one audit of %d targets", ev, len(hosts))
-	}
-	var tests, rts, conns, eps int
-	for i, t := range bundle.Audits[0].Result.Targets {
+	var tests int
+	for i, t := range res.Targets {
 		if t.Verdict == audit.VerdictOpen {
 			r.Found = append(r.Found, i)
 		}
@@ -351,16 +439,10 @@ func runRelaylock(c config, hosts []*host, port int, dnsAddr string) (*toolResul
 			r.Missed = append(r.Missed, fmt.Sprintf("%s: %s %s", t.Target, t.Verdict, t.Reason))
 		}
 		for _, ep := range t.Endpoints {
-			eps++
-			rts += ep.RoundTrips
-			conns += ep.Connections
 			for _, ts := range ep.Tests {
 				if ts.Outcome != audit.OutcomeSkipped {
 					tests++
 				}
-			}
-			for _, tr := range ep.Transcripts {
-				r.MaxConnRT = max(r.MaxConnRT, roundTrips(tr))
 			}
 			if ep.Verdict == audit.VerdictClosed {
 				r.SettleMax = max(r.SettleMax, ep.End.Sub(ep.Start))
@@ -368,13 +450,120 @@ func runRelaylock(c config, hosts []*host, port int, dnsAddr string) (*toolResul
 		}
 	}
 	r.TestsPer = float64(tests) / float64(len(hosts))
-	r.RTPer = float64(rts) / float64(len(hosts))
-	r.ConnsPer = float64(conns) / float64(len(hosts))
-	if conns > 0 {
-		r.RTPerConn = float64(rts) / float64(conns)
+	return r, nil
+}
+
+// tuning is the speed flags the bench was told to set (none by default).
+func tuning(c config) []string {
+	var out []string
+	if c.Concurrency > 0 {
+		out = append(out, "--concurrency", strconv.Itoa(c.Concurrency))
+	}
+	if c.PerHost > 0 {
+		out = append(out, "--per-host", strconv.Itoa(c.PerHost))
+	}
+	if c.Rate > 0 {
+		out = append(out, "--rate", strconv.FormatFloat(c.Rate, 'f', -1, 64))
+	}
+	return out
+}
+
+// runAddresses audits c.Addresses address targets on 127.2.0.0/16 at a
+// port where nothing listens: memory at scale, with the JSON on stdout.
+func runAddresses(c config) (*toolResult, error) {
+	l, err := net.Listen("tcp", "127.2.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now: every connect is refused
+	tf := filepath.Join(c.Work, "addresses.txt")
+	var b strings.Builder
+	for i := range c.Addresses {
+		fmt.Fprintf(&b, "127.2.%d.%d:%d\n", i/250, i%250+1, port)
+	}
+	if err := os.WriteFile(tf, []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	args := append([]string{"audit", "--targets", tf, "--format", "json", "--helo", "probe.bench.test",
+		"--probe-domain", "example.net", "--mail-domain", "bench.test"}, tuning(c)...)
+	r, stdout, err := runMeasured(c, fmt.Sprintf("relaylock, %d address targets, nothing listening", c.Addresses), args)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(stdout)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var res audit.Result
+	if err := json.NewDecoder(f).Decode(&res); err != nil {
+		return nil, fmt.Errorf("relaylock's JSON on stdout: %w", err)
+	}
+	if len(res.Targets) != c.Addresses {
+		return nil, fmt.Errorf("%d targets in the result, want %d", len(res.Targets), c.Addresses)
+	}
+	for _, t := range res.Targets {
+		if t.Verdict != audit.VerdictInconclusive {
+			r.Missed = append(r.Missed, fmt.Sprintf("%s: %s (nothing listens there)", t.Target, t.Verdict))
+		}
 	}
 	return r, nil
 }
+
+// runMeasured runs relaylock with args, stdout to a file and stderr to
+// another, sampling its RSS; exit codes 0, 3 (open) and 5 (inconclusive)
+// are results.
+func runMeasured(c config, name string, args []string) (*toolResult, string, error) {
+	stdoutPath := filepath.Join(c.Work, "relaylock.stdout")
+	out, err := os.Create(stdoutPath)
+	if err != nil {
+		return nil, "", err
+	}
+	defer out.Close()
+	errf, err := os.Create(filepath.Join(c.Work, "relaylock.stderr"))
+	if err != nil {
+		return nil, "", err
+	}
+	defer errf.Close()
+	cmd := exec.Command(c.Relaylock, args...)
+	cmd.Stdout, cmd.Stderr = out, errf
+	shown := args
+	if len(shown) > 12 {
+		shown = shown[:12]
+	}
+	fmt.Fprintf(c.Out, "relaybench: %s %s\n", c.Relaylock, strings.Join(shown, " "))
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	samples := sampleRSS(cmd.Process.Pid)
+	err = cmd.Wait()
+	r := &toolResult{Name: name, Wall: time.Since(start)}
+	rss := <-samples
+	log, _ := os.ReadFile(errf.Name())
+	if m := doneRE.FindSubmatch(log); m != nil {
+		r.ProbeWall, _ = time.ParseDuration(string(m[1]))
+		for _, s := range rss {
+			if s.t <= r.ProbeWall {
+				r.ProbeRSS = max(r.ProbeRSS, s.rss)
+			}
+		}
+	}
+	if m := concRE.FindAllSubmatch(log, -1); m != nil {
+		r.Concur = string(m[len(m)-1][1])
+	}
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && (ee.ExitCode() == 3 || ee.ExitCode() == 5)) {
+		return nil, "", fmt.Errorf("relaylock: %w\n%s", err, lastLines(string(log), 20))
+	}
+	r.MaxRSS = peakRSS(rss, cmd.ProcessState)
+	r.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return r, stdoutPath, nil
+}
+
+// concRE finds relaylock's lines about its in-flight bound backing off.
+var concRE = regexp.MustCompile(`relaylock: (up to \d+ .*endpoints at once.*)`)
 
 // doneRE finds relaylock's "all N targets done (DURATION)" line.
 var doneRE = regexp.MustCompile(`all \d+ targets done \(([0-9.a-zµ]+)\)`)
@@ -382,6 +571,22 @@ var doneRE = regexp.MustCompile(`all \d+ targets done \(([0-9.a-zµ]+)\)`)
 type rssSample struct {
 	t   time.Duration
 	rss int64
+	hwm int64 // VmHWM: the peak RSS so far
+}
+
+// peakRSS is the process's peak RSS: its last VmHWM sample, else the
+// kernel's ru_maxrss. (On Linux ru_maxrss of a child counts the memory of
+// the parent it was started from, this bench's hundreds of servers, so
+// the /proc peak comes first.)
+func peakRSS(samples []rssSample, ps *os.ProcessState) int64 {
+	var peak int64
+	for _, s := range samples {
+		peak = max(peak, s.hwm, s.rss)
+	}
+	if peak == 0 {
+		return maxRSS(ps)
+	}
+	return peak
 }
 
 // sampleRSS reads VmRSS of pid every 20 ms until the process is gone and
@@ -396,11 +601,19 @@ func sampleRSS(pid int) <-chan []rssSample {
 			if err != nil {
 				break
 			}
+			smp := rssSample{t: time.Since(start)}
 			for _, l := range strings.Split(string(data), "\n") {
-				if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" {
+				if f := strings.Fields(l); len(f) == 3 && (f[0] == "VmRSS:" || f[0] == "VmHWM:") {
 					kb, _ := strconv.ParseInt(f[1], 10, 64)
-					out = append(out, rssSample{time.Since(start), kb * 1024})
+					if f[0] == "VmRSS:" {
+						smp.rss = kb * 1024
+					} else {
+						smp.hwm = kb * 1024
+					}
 				}
+			}
+			if smp.rss > 0 {
+				out = append(out, smp)
 			}
 			if strings.Contains(string(data), "State:\tZ") {
 				break
@@ -410,22 +623,6 @@ func sampleRSS(pid int) <-chan []rssSample {
 		ch <- out
 	}()
 	return ch
-}
-
-// roundTrips counts the waits for the server on one connection in its
-// transcript: the greeting, then every run of client lines followed by
-// a server line.
-func roundTrips(tr audit.Transcript) int {
-	n, prev := 0, "*"
-	for _, l := range tr.Lines {
-		if l.Dir == "S" && prev != "S" {
-			n++
-		}
-		if l.Dir != "*" {
-			prev = l.Dir
-		}
-	}
-	return n
 }
 
 // nmapRun is the part of nmap's XML output the bench reads.
@@ -470,11 +667,15 @@ func runNmap(c config, nmapPath string, hosts []*host, port int) (*toolResult, e
 	cmd.Stdout, cmd.Stderr = out, out
 	fmt.Fprintf(c.Out, "relaybench: %s %s\n", nmapPath, strings.Join(args, " "))
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	samples := sampleRSS(cmd.Process.Pid)
+	if err := cmd.Wait(); err != nil {
 		tail, _ := os.ReadFile(out.Name())
 		return nil, fmt.Errorf("nmap: %w\n%s", err, lastLines(string(tail), 20))
 	}
-	r := &toolResult{Name: "nmap", Wall: time.Since(start), MaxRSS: maxRSS(cmd.ProcessState), TestsPer: 16,
+	r := &toolResult{Name: "nmap", Wall: time.Since(start), MaxRSS: peakRSS(<-samples, cmd.ProcessState), TestsPer: 16,
 		CPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 	data, err := os.ReadFile(xf)
 	if err != nil {
@@ -520,29 +721,43 @@ func runNmap(c config, nmapPath string, hosts []*host, port int) (*toolResult, e
 
 func printReport(w io.Writer, rep *report, hosts []*host) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tool\twall\tCPU\tmax RSS\tprobe phase (RSS)\thosts/s\ttests/host\tMAIL/host\tfound open\ttruly open\tfalse pos.\tmissed\tRT/host\tRT/conn (max)\tconns/host\tslowest closed\t")
+	fmt.Fprintln(tw, "tool\truns\twall (range)\tCPU\tpeak RSS (range)\tprobe phase (RSS)\thosts/s\ttests/host\tMAIL/host\tfound open\ttruly open\tfalse pos.\tmissed\tRT/host\tconns/host\tmost conns at once to one host\tslowest closed\t")
 	for _, t := range rep.Tools {
 		fp, miss := score(t.Found, hosts)
-		rt, rtc, cph, settle, probe := "-", "-", "-", "-", "-"
+		settle, probe := "-", "-"
 		if t.ProbeWall > 0 {
 			probe = fmt.Sprintf("%s (%.0f MB)", t.ProbeWall.Round(time.Millisecond), float64(t.ProbeRSS)/(1<<20))
 		}
-		if t.Name == "relaylock" {
-			rt = fmt.Sprintf("%.1f", t.RTPer)
-			rtc = fmt.Sprintf("%.1f (%d)", t.RTPerConn, t.MaxConnRT)
-			cph = fmt.Sprintf("%.1f", t.ConnsPer)
+		if t.SettleMax > 0 {
 			settle = t.SettleMax.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f MB\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", t.Name, t.Wall.Round(time.Millisecond), t.CPU.Round(time.Millisecond),
-			float64(t.MaxRSS)/(1<<20), probe, float64(rep.Hosts)/t.Wall.Seconds(), t.TestsPer, t.MailPer, len(t.Found), rep.Open, fp, miss, rt, rtc, cph, settle)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%d\t%s\t\n", t.Name, max(t.Runs, 1), wallText(t), t.CPU.Round(time.Millisecond),
+			rssText(t), probe, float64(rep.Hosts)/t.Wall.Seconds(), t.TestsPer, t.MailPer, len(t.Found), rep.Open, fp, miss, t.RTPer, t.ConnsPer, t.MaxAtOnce, settle)
 	}
 	tw.Flush()
-	if len(rep.Tools) == 2 {
-		a, b := rep.Tools[0], rep.Tools[1]
-		fmt.Fprintf(w, "relaybench: relaylock is %.1fx faster than nmap and runs %.1fx its tests per host\n",
-			b.Wall.Seconds()/a.Wall.Seconds(), a.TestsPer/b.TestsPer)
+	var nmap *toolResult
+	for _, t := range rep.Tools {
+		if t.Name == "nmap" {
+			nmap = t
+		}
 	}
 	for _, t := range rep.Tools {
+		if t != nmap && nmap != nil {
+			fmt.Fprintf(w, "relaybench: %s is %.1fx faster than nmap (median of %d runs against %d nmap run) and runs %.1fx its tests per host\n",
+				t.Name, nmap.Wall.Seconds()/t.Wall.Seconds(), t.Runs, max(nmap.Runs, 1), t.TestsPer/nmap.TestsPer)
+		}
+		if t.Concur != "" {
+			fmt.Fprintf(w, "relaybench: %s: last in-flight change: %s\n", t.Name, t.Concur)
+		}
+	}
+	if a := rep.Addresses; a != nil {
+		fmt.Fprintf(w, "relaybench: %s: wall %s, peak RSS %s, median of %d runs; %d targets not inconclusive\n",
+			a.Name, wallText(a), rssText(a), a.Runs, len(a.Missed))
+	}
+	for _, t := range append(rep.Tools, rep.Addresses) {
+		if t == nil {
+			continue
+		}
 		for i, m := range t.Missed {
 			if i == 10 {
 				fmt.Fprintf(w, "relaybench: %s: ... %d more\n", t.Name, len(t.Missed)-10)
@@ -551,6 +766,20 @@ func printReport(w io.Writer, rep *report, hosts []*host) {
 			fmt.Fprintf(w, "relaybench: %s: not decided: %s\n", t.Name, m)
 		}
 	}
+}
+
+func wallText(t *toolResult) string {
+	if t.Runs > 1 {
+		return fmt.Sprintf("%s (%s-%s)", t.Wall.Round(10*time.Millisecond), t.WallLo.Round(10*time.Millisecond), t.WallHi.Round(10*time.Millisecond))
+	}
+	return t.Wall.Round(10 * time.Millisecond).String()
+}
+
+func rssText(t *toolResult) string {
+	if t.Runs > 1 {
+		return fmt.Sprintf("%.0f MB (%.0f-%.0f)", float64(t.MaxRSS)/(1<<20), float64(t.RSSLo)/(1<<20), float64(t.RSSHi)/(1<<20))
+	}
+	return fmt.Sprintf("%.0f MB", float64(t.MaxRSS)/(1<<20))
 }
 
 // score counts false positives and open hosts not found.

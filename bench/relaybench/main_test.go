@@ -34,27 +34,32 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	var out bytes.Buffer
 	rep, err := bench(config{N: 20, Delay: time.Millisecond, OpenEvery: 4, Relaylock: bin, Nmap: "none",
-		Concurrency: 8, PerHost: 4, Work: dir, Out: &out, Port0: true})
+		PerHost: 4, Repeat: 1, Evidence: true, Addresses: 300, Work: dir, Out: &out, Port0: true})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	t.Log(out.String())
-	rl := rep.Tools[0]
-	if fp, miss := score(rl.Found, hostsOf(rep)); fp != 0 || miss != 0 || len(rl.Found) != rep.Open || rep.Open != 5 {
-		t.Fatalf("found %v of %d open: %d false positives, %d missed", rl.Found, rep.Open, fp, miss)
+	if len(rep.Tools) != 2 || rep.Addresses == nil {
+		t.Fatalf("%d relaylock variants and address run %v; want 2 and one", len(rep.Tools), rep.Addresses)
 	}
-	if len(rl.Missed) != 0 {
-		t.Fatalf("undecided hosts: %v", rl.Missed)
+	for _, rl := range rep.Tools {
+		if fp, miss := score(rl.Found, hostsOf(rep)); fp != 0 || miss != 0 || len(rl.Found) != rep.Open || rep.Open != 5 {
+			t.Fatalf("%s: found %v of %d open: %d false positives, %d missed", rl.Name, rl.Found, rep.Open, fp, miss)
+		}
+		if len(rl.Missed) != 0 {
+			t.Fatalf("%s: undecided hosts: %v", rl.Name, rl.Missed)
+		}
+		// Over a 1 ms link every host fits one connection and one batch:
+		// greeting, EHLO, the batch, QUIT as the servers count them.
+		if rl.RTPer > 6 || rl.RTPer < 4 || rl.ConnsPer != 1 || rl.MaxAtOnce != 1 {
+			t.Errorf("%s: %.1f round trips over %.1f connections per host (%d at once); want 4..6 over one", rl.Name, rl.RTPer, rl.ConnsPer, rl.MaxAtOnce)
+		}
+		if rl.TestsPer < 40 {
+			t.Errorf("%s: %.1f tests per host; want at least 2.5 times nmap's 16", rl.Name, rl.TestsPer)
+		}
 	}
-	if rl.MaxConnRT > 6 || rl.MaxConnRT < 4 {
-		t.Errorf("%d round trips on one connection; want 4..6 with PIPELINING", rl.MaxConnRT)
-	}
-	// Over a 1 ms link every host fits one connection and one batch.
-	if rl.RTPer > 6 || rl.ConnsPer != 1 {
-		t.Errorf("%.1f round trips over %.1f connections per host; want at most 6 over one", rl.RTPer, rl.ConnsPer)
-	}
-	if rl.TestsPer < 40 {
-		t.Errorf("%.1f tests per host; want at least 2.5 times nmap's 16", rl.TestsPer)
+	if a := rep.Addresses; len(a.Missed) != 0 || a.MaxRSS == 0 {
+		t.Errorf("address run: %d targets decided where nothing listens (%v), RSS %d", len(a.Missed), a.Missed, a.MaxRSS)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "evidence.json.journal")); !os.IsNotExist(err) {
 		t.Errorf("journal left behind: %v", err)

@@ -10,7 +10,7 @@ import (
 )
 
 // auditFormats are the values of `relaylock audit --format`.
-var auditFormats = []string{"text", "json", "csv"}
+var auditFormats = []string{"text", "json", "jsonl", "csv"}
 
 // auditCSVHeader names the columns of `relaylock audit --format csv`.
 var auditCSVHeader = []string{"client", "target", "kind", "mx_host", "preference", "address", "port", "tls",

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -39,7 +38,7 @@ func auditFlags() []cli.Flag {
 		&cli.StringFlag{Name: "depth", Value: audit.DepthData, Usage: "how far to go (`DEPTH`): rcpt (RCPT only), data (DATA, drop on 354) or deliver (send a marked message)"},
 		&cli.BoolFlag{Name: "deliver", Usage: "send a marked test message to --to (your own mailbox) and report the token to look for"},
 		&cli.StringFlag{Name: "contact", Usage: "`TEXT` naming whom to contact, put in delivered test messages"},
-		&cli.IntFlag{Name: "concurrency", Value: 32, Usage: "`N` endpoints probed at once"},
+		&cli.IntFlag{Name: "concurrency", DefaultText: "automatic: from the open-file limit and memory, at most 512", Usage: "most `N` endpoints probed at once; lowered for a while when connects fail on this machine or time out in bulk"},
 		&cli.IntFlag{Name: "per-host", Value: 16, Usage: "at most `N` parallel connections to one address, over all targets (an endpoint uses one, and spreads its tests over more only when the replies are slow or the server hangs up)"},
 		&cli.Float64Flag{Name: "rate", DefaultText: "0, unlimited", Usage: "at most `N` new connections per second over the whole run"},
 		&cli.DurationFlag{Name: "timeout", DefaultText: "60s", Usage: "greeting and per-command `TIMEOUT`"},
@@ -49,7 +48,7 @@ func auditFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "all-tests", Usage: "run every test even after an endpoint is found open"},
 		&cli.BoolFlag{Name: "helo-variants", Usage: "also try EHLO as the target's own names (tests E39a-d)"},
 		&cli.BoolFlag{Name: "auth-tests", Usage: "also try to relay after AUTH that must fail: an NTLM null session, a made-up account over LOGIN and PLAIN, a garbage CRAM-MD5 answer (tests A41a-d; the server may log failed logins)"},
-		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, json, or csv (one row per endpoint, for spreadsheets)"},
+		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, json (one document, written as targets finish), jsonl (one target per line) or csv (one row per endpoint, for spreadsheets)"},
 		&cli.StringFlag{Name: "targets", Usage: "read targets from `FILE`: one TARGET per line, or CSV client,domain[,winrm-host] (# comments); with --evidence, each finished target is journaled to EVIDENCE.journal"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted --targets run from EVIDENCE.journal, without probing finished targets again"},
 	}
@@ -102,6 +101,10 @@ func auditCommand(e *env) *cli.Command {
 			if c.String("probe-domain") == "" && opts.Catcher == nil {
 				fmt.Fprintln(e.Stderr, "relaylock: using probe domain example.net (RFC 2606)\nhint: pass --probe-domain with a domain you own so bounces reach you")
 			}
+			var out *audit.ResultWriter // json and jsonl are streamed
+			if format == "json" || format == "jsonl" {
+				out, _ = audit.NewResultWriter(e.Stdout, format, len(opts.Targets))
+			}
 			var res *audit.Result
 			var evErr error // the evidence could not be written
 			if entries != nil && c.String("evidence") != "" {
@@ -112,7 +115,31 @@ func auditCommand(e *env) *cli.Command {
 				if ew := (*evidenceWriteError)(nil); errors.As(err, &ew) {
 					evErr, err = ew.err, nil
 				}
+				if out != nil {
+					if werr := out.WriteAll(res); werr != nil {
+						return fmt.Errorf("write the result: %w", werr)
+					}
+				}
 			} else {
+				// Stream: stdout gets each target as it finishes, and the
+				// result keeps only summaries (text) or verdicts (JSON)
+				// unless the evidence needs every transcript.
+				if c.String("evidence") == "" && format != "csv" { // csv counts every test
+					opts.SummaryOnly, opts.VerdictOnly = true, out != nil
+				}
+				if out != nil {
+					opts.OnStart = out.Start
+					prev := opts.OnTarget
+					opts.OnTarget = func(i int, tr audit.TargetResult) {
+						if i < len(entries) {
+							tr.Client, tr.WinRMHost = entries[i].Client, entries[i].WinRMHost
+						}
+						out.Target(i, tr)
+						if prev != nil {
+							prev(i, tr)
+						}
+					}
+				}
 				res, err = runProbe(c.Context, e, opts)
 				if err != nil && res == nil {
 					if errors.Is(err, audit.ErrBadTarget) {
@@ -123,6 +150,11 @@ func auditCommand(e *env) *cli.Command {
 				for i := range entries {
 					res.Targets[i].Client, res.Targets[i].WinRMHost = entries[i].Client, entries[i].WinRMHost
 				}
+				if out != nil {
+					if werr := out.Finish(res); werr != nil {
+						return fmt.Errorf("write the result: %w", werr)
+					}
+				}
 				rec := newRecorder(c, opts.Targets)
 				if werr := rec.update(func(b *evidence.Bundle) {
 					b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "audit", Result: res})
@@ -131,18 +163,14 @@ func auditCommand(e *env) *cli.Command {
 					evErr = werr // the result is printed below all the same
 				}
 			}
-			if format == "json" {
-				enc := json.NewEncoder(e.Stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+			if out == nil {
+				if format == "csv" {
+					if err := writeAuditCSV(e.Stdout, res); err != nil {
+						return err
+					}
+				} else if err := audit.WriteSummary(e.Stdout, res); err != nil {
 					return err
 				}
-			} else if format == "csv" {
-				if err := writeAuditCSV(e.Stdout, res); err != nil {
-					return err
-				}
-			} else if err := audit.WriteSummary(e.Stdout, res); err != nil {
-				return err
 			}
 			if evErr != nil && err == nil {
 				return evidenceWriteFailed(e.Stderr, res.Verdict == audit.VerdictOpen, evErr)
@@ -187,10 +215,11 @@ func auditOptions(c *cli.Context, e *env, targets []string) (audit.Options, erro
 	default:
 		return opts, usagef("--depth must be rcpt, data or deliver")
 	}
-	for _, n := range []string{"concurrency", "per-host"} {
-		if c.Int(n) < 1 {
-			return opts, usagef("--%s must be at least 1", n)
-		}
+	if c.Int("per-host") < 1 {
+		return opts, usagef("--per-host must be at least 1")
+	}
+	if c.Int("concurrency") < 0 {
+		return opts, usagef("--concurrency must be at least 1 (0: automatic)")
 	}
 	if c.Float64("rate") < 0 {
 		return opts, usagef("--rate must not be negative")

@@ -493,6 +493,7 @@ func (f *fixer) probe(ctx context.Context, targets []string, purpose, host strin
 	if err != nil {
 		return nil, err
 	}
+	f.progress("%s %s: %s", purpose, strings.Join(targets, ", "), probeCost(r))
 	f.rec.updateOrWarn(f.e.Stderr, "the "+purpose+" of "+strings.Join(targets, ", "), func(b *evidence.Bundle) {
 		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: purpose, Host: host, Result: r})
 		f.rec.log(b, purpose, host, fmt.Sprintf("probed %s: %s", strings.Join(targets, ", "), r.Verdict))

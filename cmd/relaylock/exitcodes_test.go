@@ -182,11 +182,12 @@ func exitCases(t *testing.T) map[int][]exitCase {
 			})},
 		},
 		exitEvidence: {
-			{"audit: closed, the evidence file is locked by a run on another host", func(t *testing.T) (int, string, string) {
+			{"audit: closed, another host's run takes the evidence lock while the probe runs", func(t *testing.T) (int, string, string) {
 				ev := copyFixture(t, t.TempDir())
-				if err := os.WriteFile(ev+".lock", []byte("pid 4242 host other-host.example since 2026-01-01T00:00:00Z\n"), 0o600); err != nil {
-					t.Fatal(err)
+				beforeEvidenceWrite = func(p string) {
+					os.WriteFile(p+".lock", []byte("pid 4242 host other-host.example since 2026-01-01T00:00:00Z\n"), 0o600)
 				}
+				t.Cleanup(func() { beforeEvidenceWrite = nil })
 				return runCLI(t, "", append([]string{"audit", closed, "--evidence", ev}, probe...)...)
 			}},
 		},

@@ -14,7 +14,9 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -337,6 +339,14 @@ func TestRemediateAndRollbackAgainstLab(t *testing.T) {
 			}
 			if !strings.Contains(out, "Verdict: before open, after closed") {
 				t.Errorf("remediate output lacks the before/after verdict:\n%s", out)
+			}
+			// The re-test runs like an audit (one pipelined batch, spread over
+			// at most --per-host connections when the DATA step needs more)
+			// and says what it cost.
+			if m := regexp.MustCompile(`relaylock: retest \S+: 1 endpoint in \S+: (\d+) connections?, (\d+) round trips`).FindStringSubmatch(errOut); m == nil {
+				t.Errorf("the re-test does not report its round trips:\n%s", errOut)
+			} else if conns, _ := strconv.Atoi(m[1]); conns < 1 || conns > 16 {
+				t.Errorf("the re-test used %d connections; --per-host is 16", conns)
 			}
 			if code := rcpt(t, lr.smtpTarget(), nil, "", ""); code < 500 {
 				t.Errorf("after: stranger RCPT got %d, want a refusal", code)

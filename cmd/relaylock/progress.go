@@ -28,6 +28,7 @@ type progressBar struct {
 	now                 func() time.Time
 	minInterval         time.Duration
 	lastLen             int
+	conc                audit.Concurrency // the in-flight bound, once known
 }
 
 // attachProgress hooks a progress bar into opts (keeping any callbacks
@@ -47,6 +48,16 @@ func attachProgress(opts *audit.Options, w io.Writer) (finish func()) {
 			prevT(i, tr)
 		}
 		p.target()
+	}
+	prevC := opts.OnConcurrency
+	opts.OnConcurrency = func(st audit.Concurrency) {
+		if prevC != nil {
+			prevC(st)
+		}
+		p.mu.Lock()
+		p.conc = st
+		p.drawLocked(false)
+		p.mu.Unlock()
 	}
 	opts.Progress = nil
 	p.draw(true)
@@ -104,8 +115,12 @@ func (p *progressBar) line(now time.Time) string {
 		filled = p.done * p.width / p.total
 	}
 	bar := strings.Repeat("#", filled) + strings.Repeat("-", p.width-filled)
-	return fmt.Sprintf("relaylock: [%s] %d/%d targets, %d endpoints: %d open, %d closed, %d inconclusive (%s)",
-		bar, p.done, p.total, p.endpoints, p.open, p.closed, p.incon, now.Sub(p.start).Round(time.Second))
+	conc := ""
+	if p.conc.Max > 0 && p.done < p.total {
+		conc = "; " + concurrencyText(p.conc)
+	}
+	return fmt.Sprintf("relaylock: [%s] %d/%d targets, %d endpoints: %d open, %d closed, %d inconclusive (%s)%s",
+		bar, p.done, p.total, p.endpoints, p.open, p.closed, p.incon, now.Sub(p.start).Round(time.Second), conc)
 }
 
 func (p *progressBar) finish() {
@@ -118,11 +133,45 @@ func (p *progressBar) finish() {
 }
 
 // runProbe runs an audit, with a progress bar when stderr is a terminal
-// (auditOptions sets opts.Progress only then).
+// (auditOptions sets opts.Progress only then). The in-flight bound, when
+// not given, is chosen here so that the operator is told what it is and
+// why; a change of the bound (backing off, recovering) is on the bar, or
+// a line of its own when stderr is not a terminal.
 func runProbe(ctx context.Context, e *env, opts audit.Options) (*audit.Result, error) {
+	why := "--concurrency"
+	if opts.Concurrency <= 0 {
+		opts.Concurrency, why = audit.AutoConcurrency()
+	}
+	prev := opts.OnConcurrency
+	var mu sync.Mutex
+	first := true
+	opts.OnConcurrency = func(st audit.Concurrency) {
+		if prev != nil {
+			prev(st)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if first {
+			first = false
+			return
+		}
+		if !e.StderrIsTerminal {
+			fmt.Fprintf(e.Stderr, "relaylock: %s\n", concurrencyText(st))
+		}
+	}
 	if opts.Progress != nil && e.StderrIsTerminal {
+		fmt.Fprintf(e.Stderr, "relaylock: probing up to %d endpoints at once (%s), at most %d connections per address\n",
+			opts.Concurrency, why, max(opts.PerHost, 1))
 		finish := attachProgress(&opts, e.Stderr)
 		defer finish()
 	}
 	return audit.Run(ctx, opts)
+}
+
+// concurrencyText says what the in-flight bound is doing.
+func concurrencyText(st audit.Concurrency) string {
+	if st.Reason == "" {
+		return fmt.Sprintf("up to %d endpoints at once", st.Limit)
+	}
+	return fmt.Sprintf("up to %d of %d endpoints at once (%s)", st.Limit, st.Max, st.Reason)
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,4 +31,31 @@ func retestFlags() []cli.Flag {
 // retestOptions builds the probe options for targets from those flags.
 func retestOptions(c *cli.Context, e *env, targets []string) (audit.Options, error) {
 	return auditOptions(c, e, targets)
+}
+
+// probeCost says what a probe run cost the servers: endpoints, wall
+// time, connections and round trips (each wait for a server reply, the
+// greeting included), as the evidence records them per endpoint.
+func probeCost(r *audit.Result) string {
+	var eps, conns, rts int
+	for _, t := range r.Targets {
+		for _, ep := range t.Endpoints {
+			eps++
+			conns += ep.Connections
+			rts += ep.RoundTrips
+		}
+	}
+	if eps == 0 {
+		return "no endpoint probed"
+	}
+	return fmt.Sprintf("%s in %s: %s, %s (%.1f per endpoint)", costCount(eps, "endpoint"),
+		r.End.Sub(r.Start).Round(10*time.Millisecond), costCount(conns, "connection"), costCount(rts, "round trip"), float64(rts)/float64(eps))
+}
+
+// costCount is "1 thing" or "n things".
+func costCount(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
