@@ -27,7 +27,7 @@ func TestAllowRefusedBeforeTouching(t *testing.T) {
 	h := lab.NewIIS(lab.IISAllExceptEmpty)
 	lr := startLab(t, h)
 	state0 := stateOf(t, h)
-	for _, entry := range []string{"0.0.0.0/0", "::/0", "16.0.0.0/4", "0.0.0.0-255.255.255.255", "2001:db8::/16", "192.0.2.1,10.0.0.0/7"} {
+	for _, entry := range []string{"0.0.0.0/0", "::/0", "16.0.0.0/4", "0.0.0.0-255.255.255.255", "2001::/16", "192.0.2.1,10.0.0.0/7"} {
 		for _, cmd := range [][]string{
 			fixArgs(lr, "--allow", entry, "--yes"),
 			append(append([]string{"remediate", "--allow", entry, "--yes"}, lr.winrmArgs()...), lr.probeArgs()...),
