@@ -1220,7 +1220,7 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 // replace its AuthMechanism and PermissionGroups and grant anonymous
 // relay on it (for Default Frontend: an outage for inbound Internet mail
 // and an anonymous relay right on the Internet-facing connector).
-var ErrForeignConnector = errors.New("receive connector not created by relaylock")
+var ErrForeignConnector = errors.New("refusing to reconfigure a receive connector relaylock did not create")
 
 // IsRelaylockConnector reports whether relaylock created c: its Comment
 // carries RelayConnectorMarker, or (connectors made before the marker)
@@ -1242,13 +1242,13 @@ func exchangeDefaultConnector(name, server string) string {
 	n := strings.ToLower(strings.TrimSpace(name))
 	server = strings.ToLower(strings.TrimSpace(server))
 	for _, d := range []struct{ prefix, what string }{
-		{"default frontend ", "Exchange's default Internet-facing connector (FrontendTransport, port 25): it receives the Internet's mail"},
-		{"outbound proxy frontend ", "Exchange's default connector for mail the Mailbox server proxies out through the Front End (port 717)"},
-		{"client frontend ", "Exchange's default client submission connector (port 587)"},
-		{"client proxy ", "Exchange's default connector for client mail proxied from the Front End (port 465)"},
-		{"default internal receive connector ", "the Edge Transport server's default connector: it receives the Internet's mail"},
-		{"default ", "Exchange's default receive connector (port 25 before Exchange 2013, 2525 on the Mailbox server's Transport service since)"},
-		{"client ", "Exchange's default client submission connector (port 587)"},
+		{"default frontend ", "Exchange's default Internet-facing connector, which receives the Internet's mail on port 25"},
+		{"outbound proxy frontend ", "Exchange's default connector for mail the Mailbox server sends out through the Front End, on port 717"},
+		{"client frontend ", "Exchange's default client submission connector, on port 587"},
+		{"client proxy ", "Exchange's default connector for client mail the Front End proxies, on port 465"},
+		{"default internal receive connector ", "the Edge Transport server's default connector, which receives the Internet's mail"},
+		{"default ", "Exchange's default receive connector, on port 25 before Exchange 2013 and port 2525 of the Mailbox server since"},
+		{"client ", "Exchange's default client submission connector, on port 587"},
 	} {
 		if server != "" && n == d.prefix+server {
 			return d.what
@@ -1277,7 +1277,7 @@ func checkOwnConnector(c ExchangeConnector) error {
 	if d := exchangeDefaultConnector(c.Name, c.serverName()); d != "" {
 		why = "it is " + d
 	}
-	return fmt.Errorf("%w: --connector-name names receive connector %s, which relaylock did not create (%s); using it as the dedicated relay connector would set its RemoteIPRanges to the allowed clients, replace its bindings, AuthMechanism and PermissionGroups and grant ANONYMOUS LOGON relay on it. Choose a name no connector has yet (the default is %q): nothing was changed",
+	return fmt.Errorf("%w: --connector-name names %s, and %s. As the dedicated relay connector it would get the allowed clients as its only RemoteIPRanges, new bindings, AuthMechanism and PermissionGroups, and ANONYMOUS LOGON relay. Choose a name no connector has yet (the default is %q); nothing was changed",
 		ErrForeignConnector, c.Identity, why, DefaultRelayConnectorName)
 }
 
