@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,7 +31,10 @@ func TestRemediateRefusesForeignConnector(t *testing.T) {
 			host := lab.Exchange2016OpenCustomConnector()
 			lr := startLab(t, host)
 			before := stateOf(t, host)
-			args := append([]string{"remediate", "--allow", "192.0.2.77", "--connector-name", tc.name, "--no-retest", "--restart", "never"}, tc.extra...)
+			// --backup and --evidence in the test's directory: were the
+			// refusal missing, the change's backup must not land in the tree.
+			args := append([]string{"remediate", "--allow", "192.0.2.77", "--connector-name", tc.name, "--no-retest", "--restart", "never",
+				"--backup", filepath.Join(lr.dir, "bk.json"), "--evidence", filepath.Join(lr.dir, "ev.json")}, tc.extra...)
 			code, out, errOut := lr.run(labTestPassword, append(args, lr.winrmArgs()...)...)
 			if code != exitError || !strings.Contains(errOut, `EX1\`+tc.name) || !strings.Contains(errOut, "relaylock did not create") {
 				t.Errorf("exit %d, want %d naming the connector\nstdout:\n%s\nstderr:\n%s", code, exitError, out, errOut)
@@ -72,7 +76,7 @@ func TestStaticRefusalsBeforeConnecting(t *testing.T) {
 		{[]string{"--allow", "2001:db8::/33,2001:db8:8000::/33,2001:db9::/33"}, "--max-prefix6"},
 	} {
 		for _, cmd := range [][]string{
-			append(append([]string{"remediate", "--yes"}, lr.winrmArgs()...), lr.probeArgs()...),
+			append(append([]string{"remediate", "--yes", "--evidence", filepath.Join(lr.dir, "ev.json")}, lr.winrmArgs()...), lr.probeArgs()...),
 			fixArgs(lr, "--yes"),
 		} {
 			code, _, errOut := lr.run(labTestPassword, append(cmd, tc.args...)...)
