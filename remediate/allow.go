@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -126,6 +127,8 @@ func (r AddrRange) PrefixLenEquivalent() int {
 // entry report it as typed (errors.As).
 type AllowError struct {
 	Entry AddrRange
+	// Index is the entry's position in the allow list.
+	Index int
 	// All: the entry covers every address of its family.
 	All bool
 	// Limit is the widest prefix length accepted; Len the entry's width
@@ -147,10 +150,12 @@ func (e *AllowError) Describe(entry string) string {
 	return fmt.Sprintf("allow entry %s is wider than /%d (about a /%d): refusing without --force (raise the limit with %s)", entry, e.Limit, e.Len, flag)
 }
 
-// CheckAllowList refuses dangerous allow lists: an entry covering every
-// address (0.0.0.0/0, ::/0), or one wider than maxV4 (IPv4) or maxV6
-// (IPv6) as a prefix length (e.g. 8 and 32), unless force is set. A
-// refused entry is an *AllowError.
+// CheckAllowList refuses dangerous allow lists unless force is set: an
+// entry covering every address (0.0.0.0/0, ::/0), one wider than maxV4
+// (IPv4) or maxV6 (IPv6) as a prefix length (e.g. 8 and 32), or entries
+// that together cover every address of a family or more addresses than
+// one network of that prefix length (256 /16s are as wide as a /8). A
+// refused entry is an *AllowError, a refused union an *AllowUnionError.
 func CheckAllowList(allow []AddrRange, maxV4, maxV6 int, force bool) error {
 	if len(allow) == 0 {
 		return errors.New("the allow list is empty: name at least one client with --allow (relaying stays limited to authenticated clients and loopback only with --allow 127.0.0.1)")
@@ -158,19 +163,168 @@ func CheckAllowList(allow []AddrRange, maxV4, maxV6 int, force bool) error {
 	if force {
 		return nil
 	}
-	for _, r := range allow {
-		all := (r.From.Is4() && r.From == netip.IPv4Unspecified() && r.To == netip.MustParseAddr("255.255.255.255")) ||
-			(r.From.Is6() && r.From == netip.IPv6Unspecified() && r.To == netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))
-		if all {
-			return &AllowError{Entry: r, All: true}
+	for i, r := range allow {
+		if r.coversFamily() {
+			return &AllowError{Entry: r, Index: i, All: true}
 		}
 		limit := maxV4
 		if r.From.Is6() {
 			limit = maxV6
 		}
 		if l := r.PrefixLenEquivalent(); l < limit {
-			return &AllowError{Entry: r, Limit: limit, Len: l}
+			return &AllowError{Entry: r, Index: i, Limit: limit, Len: l}
+		}
+	}
+	for _, v6 := range []bool{false, true} {
+		limit, bits := maxV4, 32
+		if v6 {
+			limit, bits = maxV6, 128
+		}
+		var idx []int
+		var fam []AddrRange
+		for i, r := range allow {
+			if r.From.Is6() == v6 {
+				idx = append(idx, i)
+				fam = append(fam, r)
+			}
+		}
+		if len(fam) == 0 {
+			continue
+		}
+		size := UnionSize(fam)
+		all := new(big.Int).Lsh(big.NewInt(1), uint(bits))
+		max := new(big.Int).Lsh(big.NewInt(1), uint(bits-limit))
+		switch {
+		case size.Cmp(all) == 0:
+			return &AllowUnionError{IPv6: v6, All: true, Size: size, Entries: idx}
+		case size.Cmp(max) > 0:
+			ceilLog2 := new(big.Int).Sub(size, big.NewInt(1)).BitLen()
+			return &AllowUnionError{IPv6: v6, Size: size, Limit: limit, Len: bits - ceilLog2, Entries: idx}
 		}
 	}
 	return nil
+}
+
+// coversFamily reports whether r holds every address of its family.
+func (r AddrRange) coversFamily() bool {
+	if r.From.Is4() {
+		return r.From == netip.IPv4Unspecified() && r.To == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	}
+	return r.From == netip.IPv6Unspecified() && r.To == netip.AddrFrom16([16]byte{
+		255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255})
+}
+
+// MergeRanges returns the union of rs as the fewest ranges: sorted (IPv4
+// first), disjoint and not adjacent. rs is not modified.
+func MergeRanges(rs []AddrRange) []AddrRange {
+	s := append([]AddrRange(nil), rs...)
+	slices.SortFunc(s, func(a, b AddrRange) int {
+		if c := a.From.Compare(b.From); c != 0 {
+			return c
+		}
+		return a.To.Compare(b.To)
+	})
+	var out []AddrRange
+	for _, r := range s {
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			// Same family (Compare orders IPv4 before IPv6), and r starts
+			// inside last or right after it. last.To.Next() is the zero
+			// Addr at the top of the family, which no address equals.
+			if last.From.Is4() == r.From.Is4() && (r.From.Compare(last.To) <= 0 || last.To.Next() == r.From) {
+				if last.To.Less(r.To) {
+					last.To = r.To
+				}
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// UnionSize returns the number of distinct addresses the ranges cover.
+func UnionSize(rs []AddrRange) *big.Int {
+	n := new(big.Int)
+	for _, r := range MergeRanges(rs) {
+		n.Add(n, r.Size())
+	}
+	return n
+}
+
+// AllowUnionError is an allow list refused as a whole: no entry is too
+// wide alone, but together the entries of one family cover every
+// address, or more addresses than one network of the limit's length.
+type AllowUnionError struct {
+	IPv6 bool
+	// All: the entries cover every address of the family.
+	All  bool
+	Size *big.Int
+	// Limit is the widest prefix length accepted; Len the union's width
+	// as a prefix length (the longest prefix holding as many addresses).
+	Limit, Len int
+	// Entries are the indexes, in the allow list, of the entries of the
+	// family, so callers can name them as typed.
+	Entries []int
+}
+
+func (e *AllowUnionError) Error() string { return e.Describe(nil) }
+
+// Describe words the refusal naming the entries as typed: typed[i] is how
+// the operator wrote entry i (nil: the family is named only).
+func (e *AllowUnionError) Describe(typed []string) string {
+	fam, flag := "IPv4", "--max-prefix"
+	if e.IPv6 {
+		fam, flag = "IPv6", "--max-prefix6"
+	}
+	what, verb := "the "+fam+" allow entries", "together cover"
+	if len(e.Entries) == 1 {
+		what, verb = "the allow entry", "covers"
+	}
+	if len(typed) > 0 {
+		var names []string
+		for k, i := range e.Entries {
+			if k == 5 {
+				names = append(names, fmt.Sprintf("and %d more", len(e.Entries)-k))
+				break
+			}
+			if i < len(typed) {
+				names = append(names, typed[i])
+			}
+		}
+		what += " " + strings.Join(names, ", ")
+	}
+	if e.All {
+		return fmt.Sprintf("%s %s every %s address: that keeps the host an open relay (use --force only if you really mean it)", what, verb, fam)
+	}
+	count := "more addresses"
+	if !e.IPv6 {
+		count = e.Size.String() + " addresses, more"
+	}
+	return fmt.Sprintf("%s %s %s than a /%d network holds (it takes a /%d): refusing without --force (raise the limit with %s)", what, verb, count, e.Limit, e.Len, flag)
+}
+
+// HostBitsError is a CIDR allow entry with bits set after the prefix
+// length (1.2.3.4/8): it wraps ErrAllowSyntax. The operator may have meant
+// the network or the single address, so it is refused, not masked.
+type HostBitsError struct {
+	Typed  string
+	Masked netip.Prefix
+}
+
+func (e *HostBitsError) Error() string {
+	return fmt.Sprintf("%s has host bits set; did you mean %s?", e.Typed, e.Masked)
+}
+
+func (e *HostBitsError) Unwrap() error { return ErrAllowSyntax }
+
+// ParseAllowEntry parses an allow entry the operator typed, as
+// ParseAddrRange does, but refuses a CIDR prefix with host bits set
+// (*HostBitsError) instead of masking it silently.
+func ParseAllowEntry(s string) (AddrRange, error) {
+	t := strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(t); err == nil && p != p.Masked() {
+		return AddrRange{}, &HostBitsError{Typed: t, Masked: p.Masked()}
+	}
+	return ParseAddrRange(t)
 }

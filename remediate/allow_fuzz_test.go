@@ -11,10 +11,19 @@ import (
 func FuzzParseAddrRange(f *testing.F) {
 	for _, s := range []string{"192.0.2.1", "192.0.2.0/24", "192.0.2.9-192.0.2.1", "192.0.2.1-192.0.2.9",
 		"2001:db8::/32", "::ffff:192.0.2.0/120", "::ffff:1.2.3.4/8", "fe80::1%eth0", "0.0.0.0/0", " 10.0.0.1 - 10.0.0.2 ",
-		"1.2.3.4-::1", "'; Remove-Item", "$(whoami)"} {
+		"1.2.3.4-::1", "'; Remove-Item", "$(whoami)", "1.2.3.4/8", "2001:db8::1/32"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		// The operator's parser refuses only what it must (ErrAllowSyntax)
+		// and otherwise agrees with ParseAddrRange.
+		if strict, err := ParseAllowEntry(s); err != nil {
+			if !errors.Is(err, ErrAllowSyntax) {
+				t.Fatalf("%q: ParseAllowEntry error %v is not ErrAllowSyntax", s, err)
+			}
+		} else if loose, err := ParseAddrRange(s); err != nil || loose != strict {
+			t.Fatalf("%q: ParseAllowEntry %v, ParseAddrRange %v, %v", s, strict, loose, err)
+		}
 		r, err := ParseAddrRange(s)
 		if err != nil {
 			if !errors.Is(err, ErrAllowSyntax) {

@@ -50,6 +50,12 @@ const (
 	// DefaultRelayConnectorName is the dedicated connector relaylock
 	// creates for the allowed clients unless Request.ConnectorName is set.
 	DefaultRelayConnectorName = "relaylock Relay"
+	// RelayConnectorComment is the Comment relaylock gives the connector
+	// it creates (New-ReceiveConnector -Comment): it is how a later run
+	// knows the connector is relaylock's to reconfigure. A connector is
+	// relaylock's when its Comment starts with RelayConnectorMarker.
+	RelayConnectorComment = RelayConnectorMarker + " dedicated relay connector for the allowed clients; relaylock remediate reconfigures it and relaylock rollback removes it."
+	RelayConnectorMarker  = "[relaylock]"
 )
 
 // ExchangeState is everything exchange-read reports about one server.
@@ -87,6 +93,9 @@ type ExchangeConnector struct {
 	AuthMechanism    []string      `json:"auth_mechanism"`
 	PermissionGroups []string      `json:"permission_groups"`
 	AnyRecipient     []ExchangeACE `json:"accept_any_recipient"`
+	// Comment is the connector's administrator note; RelayConnectorMarker
+	// at its start marks the connector relaylock created.
+	Comment string `json:"comment,omitempty"`
 }
 
 // ExchangeACE is one non-deny ACE granting ms-Exch-SMTP-Accept-Any-Recipient.
@@ -324,7 +333,7 @@ func EncodeExchangeState(s *ExchangeState) []psframe.Record {
 			r.SetNull("role")
 		}
 		r.Set("enabled", exBool(c.Enabled)).SetList("bindings", c.Bindings).SetList("ranges", c.RemoteIPRanges).
-			SetList("auth", c.AuthMechanism).SetList("groups", c.PermissionGroups)
+			SetList("auth", c.AuthMechanism).SetList("groups", c.PermissionGroups).Set("comment", c.Comment)
 		recs = append(recs, *r)
 		for _, a := range c.AnyRecipient {
 			ar := psframe.NewRecord("ace").Set("id", c.Identity).Set("user", a.User)
@@ -364,7 +373,7 @@ func decodeExchangeRead(out *psframe.Output) (*ExchangeState, error) {
 		}
 		c := ExchangeConnector{Identity: r.Str("id"), Name: r.Str("name"), Server: r.Str("server"), Enabled: en,
 			Bindings: r.List("bindings"), RemoteIPRanges: r.List("ranges"),
-			AuthMechanism: r.List("auth"), PermissionGroups: r.List("groups")}
+			AuthMechanism: r.List("auth"), PermissionGroups: r.List("groups"), Comment: r.Str("comment")}
 		if role, ok := r.Get("role"); ok {
 			s.RoleAware = true
 			c.TransportRole = role
@@ -454,6 +463,8 @@ type ExchangeOp struct {
 	SID        string   `json:"sid,omitempty"`
 	DomainName string   `json:"domain_name,omitempty"`
 	DomainType string   `json:"domain_type,omitempty"`
+	// Comment: new-connector's -Comment (RelayConnectorComment).
+	Comment string `json:"comment,omitempty"`
 }
 
 // EncodeExchangeOps turns operations into exchange-write parameters.
@@ -483,6 +494,7 @@ func EncodeExchangeOps(ops []ExchangeOp) map[string]string {
 		put("sid", op.SID)
 		put("domain", op.DomainName)
 		put("type", op.DomainType)
+		put("comment", op.Comment)
 	}
 	return p
 }
@@ -514,7 +526,7 @@ func DecodeExchangeOps(p map[string]string) ([]ExchangeOp, error) {
 			Server: p[pre+"server"], Role: p[pre+"role"], Set: list(p[pre+"set"]),
 			Bindings: list(p[pre+"bindings"]), Ranges: list(p[pre+"ranges"]), Auth: list(p[pre+"auth"]),
 			Groups: list(p[pre+"groups"]), User: p[pre+"user"], SID: p[pre+"sid"],
-			DomainName: p[pre+"domain"], DomainType: p[pre+"type"]}
+			DomainName: p[pre+"domain"], DomainType: p[pre+"type"], Comment: p[pre+"comment"]}
 		if v, ok := p[pre+"enabled"]; ok {
 			b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(v)))
 			if err != nil {
@@ -1008,11 +1020,11 @@ func exStateOf(insp *Inspection) (*ExchangeState, error) {
 // ErrConnectorName reports a dedicated connector name Exchange would refuse.
 var ErrConnectorName = errors.New("invalid receive connector name")
 
-// exCheckConnectorName refuses names Exchange cannot store: empty, longer
-// than 64 characters (the Name limit of Exchange AD objects, UNVERIFIED
-// for receive connectors specifically), control characters, or the
-// identity separator "\".
-func exCheckConnectorName(n string) error {
+// CheckConnectorName refuses names Exchange cannot store: empty, longer
+// than 64 characters (New-ReceiveConnector -Name: "The maximum length is
+// 64 characters"), control characters, or the identity separator "\"
+// (SERVER\Name). It needs no host: callers run it before connecting.
+func CheckConnectorName(n string) error {
 	if strings.TrimSpace(n) == "" || n != strings.TrimSpace(n) {
 		return fmt.Errorf("%w: %q: empty or with leading/trailing spaces", ErrConnectorName, n)
 	}
@@ -1075,7 +1087,7 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 	if name == "" {
 		name = DefaultRelayConnectorName
 	}
-	if err := exCheckConnectorName(name); err != nil {
+	if err := CheckConnectorName(name); err != nil {
 		return nil, fmt.Errorf("plan exchange: %w", err)
 	}
 	if s.Loader == "snapin" && !req.Force {
@@ -1202,6 +1214,73 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 	return p.plan, nil
 }
 
+// ErrForeignConnector reports a --connector-name that names an existing
+// receive connector relaylock did not create: reconfiguring it as the
+// dedicated relay connector would narrow its RemoteIPRanges, rebind it,
+// replace its AuthMechanism and PermissionGroups and grant anonymous
+// relay on it (for Default Frontend: an outage for inbound Internet mail
+// and an anonymous relay right on the Internet-facing connector).
+var ErrForeignConnector = errors.New("refusing to reconfigure a receive connector relaylock did not create")
+
+// IsRelaylockConnector reports whether relaylock created c: its Comment
+// carries RelayConnectorMarker, or (connectors made before the marker)
+// it has the default dedicated name and is none of Exchange's defaults.
+func IsRelaylockConnector(c ExchangeConnector) bool {
+	if exchangeDefaultConnector(c.Name, c.serverName()) != "" {
+		return false
+	}
+	return strings.HasPrefix(strings.TrimSpace(c.Comment), RelayConnectorMarker) ||
+		strings.EqualFold(c.Name, DefaultRelayConnectorName)
+}
+
+// exchangeDefaultConnector says which of the receive connectors Exchange
+// setup creates on server the name is ("" for none): Default, Client
+// (2007/2010); Default, Client Proxy, Default Frontend, Outbound Proxy
+// Frontend, Client Frontend (2013+); Default internal receive connector
+// (Edge), each followed by the server name.
+func exchangeDefaultConnector(name, server string) string {
+	n := strings.ToLower(strings.TrimSpace(name))
+	server = strings.ToLower(strings.TrimSpace(server))
+	for _, d := range []struct{ prefix, what string }{
+		{"default frontend ", "Exchange's default Internet-facing connector, which receives the Internet's mail on port 25"},
+		{"outbound proxy frontend ", "Exchange's default connector for mail the Mailbox server sends out through the Front End, on port 717"},
+		{"client frontend ", "Exchange's default client submission connector, on port 587"},
+		{"client proxy ", "Exchange's default connector for client mail the Front End proxies, on port 465"},
+		{"default internal receive connector ", "the Edge Transport server's default connector, which receives the Internet's mail"},
+		{"default ", "Exchange's default receive connector, on port 25 before Exchange 2013 and port 2525 of the Mailbox server since"},
+		{"client ", "Exchange's default client submission connector, on port 587"},
+	} {
+		if server != "" && n == d.prefix+server {
+			return d.what
+		}
+	}
+	return ""
+}
+
+// serverName is the connector's server, from its identity when Server is
+// empty.
+func (c ExchangeConnector) serverName() string {
+	if c.Server != "" {
+		return c.Server
+	}
+	srv, _, _ := strings.Cut(c.Identity, `\`)
+	return srv
+}
+
+// checkOwnConnector refuses to reconfigure an existing connector that
+// relaylock did not create (ErrForeignConnector), naming it and why.
+func checkOwnConnector(c ExchangeConnector) error {
+	if IsRelaylockConnector(c) {
+		return nil
+	}
+	why := "its Comment does not start with " + RelayConnectorMarker + ", the mark relaylock gives the connector it creates"
+	if d := exchangeDefaultConnector(c.Name, c.serverName()); d != "" {
+		why = "it is " + d
+	}
+	return fmt.Errorf("%w: --connector-name names %s, and %s. As the dedicated relay connector it would get the allowed clients as its only RemoteIPRanges, new bindings, AuthMechanism and PermissionGroups, and ANONYMOUS LOGON relay. Choose a name no connector has yet (the default is %q); nothing was changed",
+		ErrForeignConnector, c.Identity, why, DefaultRelayConnectorName)
+}
+
 func isDefaultFrontend(c ExchangeConnector) bool {
 	return strings.HasPrefix(strings.ToLower(c.Name), "default frontend") ||
 		(exContainsInt(c.Ports(), 25) && strings.HasPrefix(strings.ToLower(c.Name), "default ") && !strings.EqualFold(c.TransportRole, "FrontendTransport"))
@@ -1297,10 +1376,14 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 			}
 		}
 		p.add(ExchangeOp{Kind: OpNewConnector, Name: name, Server: s.Server, Role: want.TransportRole,
-			Bindings: want.Bindings, Ranges: want.RemoteIPRanges, Auth: want.AuthMechanism, Groups: want.PermissionGroups}, chs...)
+			Bindings: want.Bindings, Ranges: want.RemoteIPRanges, Auth: want.AuthMechanism, Groups: want.PermissionGroups,
+			Comment: RelayConnectorComment}, chs...)
 		p.add(ExchangeOp{Kind: OpAddACE, Identity: identity, User: s.AnonymousName, SID: AnonymousLogonSID}, ace)
 		p.plan.Created = append(p.plan.Created, o)
 		return nil
+	}
+	if err := checkOwnConnector(*cur); err != nil {
+		return err
 	}
 	if s.RoleAware && !strings.EqualFold(cur.TransportRole, want.TransportRole) {
 		return fmt.Errorf("receive connector %s exists in the %s role, not %s: choose another connector name", identity, cur.TransportRole, want.TransportRole)

@@ -34,8 +34,8 @@ func remediateFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-auto-rollback", Usage: "on a failure part-way, do not roll back automatically (print the rollback command instead)"},
 		&cli.StringFlag{Name: "restart", Value: "ask", Usage: "restart the mail service if the re-test still shows a relay (`POLICY`): ask, never or always"},
 		&cli.BoolFlag{Name: "force", Usage: "accept an allow list that covers everything or is wider than --max-prefix"},
-		&cli.IntFlag{Name: "max-prefix", Value: 8, Usage: "widest IPv4 allow entry accepted without --force, as a prefix length `BITS`"},
-		&cli.IntFlag{Name: "max-prefix6", Value: 32, Usage: "widest IPv6 allow entry accepted without --force, as a prefix length `BITS`"},
+		&cli.IntFlag{Name: "max-prefix", Value: 8, Usage: "widest IPv4 allow entry, and widest union of them, accepted without --force, as a prefix length `BITS`"},
+		&cli.IntFlag{Name: "max-prefix6", Value: 32, Usage: "widest IPv6 allow entry, and widest union of them, accepted without --force, as a prefix length `BITS`"},
 		&cli.DurationFlag{Name: "ds2mb-timeout", Value: 5 * time.Minute, Usage: "Exchange 2000/2003: how long (`DURATION`) to wait for DS2MB to copy Active Directory into the metabase (it is notified within 15 s, and runs every 15 min)"},
 		&cli.StringSliceFlag{Name: "smtp-target", DefaultText: "the WinRM host", Usage: "`HOST[:PORT]` to probe before and after"},
 		&cli.BoolFlag{Name: "no-retest", Usage: "do not probe before and after (not recommended: nothing proves the fix)"},
@@ -86,24 +86,12 @@ func remediateCommand(e *env) *cli.Command {
 }
 
 func requestFrom(c *cli.Context) (remediate.Request, error) {
-	var allow []remediate.AddrRange
-	for _, s := range c.StringSlice("allow") {
-		for _, f := range strings.Split(s, ",") {
-			if strings.TrimSpace(f) == "" {
-				continue
-			}
-			r, err := remediate.ParseAddrRange(f)
-			if err != nil {
-				return remediate.Request{}, usagef("--allow: %v", err)
-			}
-			if err := checkAllowEntry(c, strings.TrimSpace(f), r); err != nil {
-				return remediate.Request{}, err
-			}
-			allow = append(allow, r)
-		}
+	allow, err := allowFrom(c)
+	if err != nil {
+		return remediate.Request{}, err
 	}
-	if len(allow) == 0 {
-		return remediate.Request{}, usagef("name the clients allowed to relay with --allow (an IP, CIDR or range; repeatable)")
+	if err := remediate.CheckConnectorName(c.String("connector-name")); err != nil {
+		return remediate.Request{}, usagef("--connector-name: %v", err)
 	}
 	switch c.String("restart") {
 	case "ask", "never", "always":
@@ -119,29 +107,6 @@ func requestFrom(c *cli.Context) (remediate.Request, error) {
 		Force:              c.Bool("force"),
 		SyncTimeout:        c.Duration("ds2mb-timeout"),
 	}, nil
-}
-
-// checkAllowEntry refuses, before anything is probed or read, an allow
-// entry that covers everything or is wider than --max-prefix(6), naming it
-// as typed (10.0.0.0/4, not the 0.0.0.0/4 it masks to).
-func checkAllowEntry(c *cli.Context, typed string, r remediate.AddrRange) error {
-	v4, v6 := c.Int("max-prefix"), c.Int("max-prefix6")
-	if v4 < 0 || v4 > 32 {
-		return usagef("--max-prefix %d: want a prefix length from 0 to 32", v4)
-	}
-	if v6 < 0 || v6 > 128 {
-		return usagef("--max-prefix6 %d: want a prefix length from 0 to 128", v6)
-	}
-	err := remediate.CheckAllowList([]remediate.AddrRange{r}, v4, v6, c.Bool("force"))
-	var ae *remediate.AllowError
-	if errors.As(err, &ae) {
-		msg := ae.Describe(typed)
-		if canon := r.String(); canon != typed {
-			msg += fmt.Sprintf(" (as a network: %s)", canon)
-		}
-		return usagef("--allow: %s", msg)
-	}
-	return err
 }
 
 // fixer carries what remediate and fix share for one run.

@@ -27,7 +27,7 @@ func TestAllowRefusedBeforeTouching(t *testing.T) {
 	h := lab.NewIIS(lab.IISAllExceptEmpty)
 	lr := startLab(t, h)
 	state0 := stateOf(t, h)
-	for _, entry := range []string{"0.0.0.0/0", "::/0", "10.0.0.0/4", "0.0.0.0-255.255.255.255", "2001:db8::/16", "192.0.2.1,10.0.0.0/7"} {
+	for _, entry := range []string{"0.0.0.0/0", "::/0", "16.0.0.0/4", "0.0.0.0-255.255.255.255", "2001::/16", "192.0.2.1,10.0.0.0/7"} {
 		for _, cmd := range [][]string{
 			fixArgs(lr, "--allow", entry, "--yes"),
 			append(append([]string{"remediate", "--allow", entry, "--yes"}, lr.winrmArgs()...), lr.probeArgs()...),
@@ -50,8 +50,8 @@ func TestAllowRefusedBeforeTouching(t *testing.T) {
 		args []string
 		ok   bool
 	}{
-		{[]string{"--allow", "10.0.0.0/4", "--max-prefix", "4"}, true},
-		{[]string{"--allow", "10.0.0.0/4", "--force"}, true},
+		{[]string{"--allow", "16.0.0.0/4", "--max-prefix", "4"}, true},
+		{[]string{"--allow", "16.0.0.0/4", "--force"}, true},
 		{[]string{"--allow", "0.0.0.0/0", "--force"}, true},
 		{[]string{"--allow", "2001:db8::/33"}, true},
 		{[]string{"--allow", "192.0.2.0/24", "--max-prefix", "33"}, false},

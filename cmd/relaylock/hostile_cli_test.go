@@ -350,15 +350,12 @@ func TestOperatorInputReachesPowerShellOnlyAsData(t *testing.T) {
 			before := stateOf(t, host)
 			code, _, errOut := runCLI(t, pw, append(append([]string{"remediate", "--allow", "192.0.2.25", "--yes", "--restart", "never",
 				"--connector-name", s, "--evidence", filepath.Join(h.dir, "ev.json")}, h.winrmArgs()...), h.probeArgs()...)...)
-			if code == exitOK || !strings.Contains(errOut, "connector name") {
-				t.Errorf("--connector-name %q: exit %d; stderr:\n%s", s, code, errOut)
+			if code != exitUsage || !strings.Contains(errOut, "connector name") {
+				t.Errorf("--connector-name %q: exit %d, want %d; stderr:\n%s", s, code, exitUsage, errOut)
 			}
-			for _, r := range checkRuns(t, h) {
-				for _, v := range r.Params {
-					if strings.Contains(v, s) {
-						t.Errorf("--connector-name %q reached the host (script %s)", s, r.Script)
-					}
-				}
+			// Refused statically: not even the read ran.
+			if runs := checkRuns(t, h); len(runs) != 0 {
+				t.Errorf("--connector-name %q: %d commands ran before the refusal", s, len(runs))
 			}
 			if stateOf(t, host) != before {
 				t.Errorf("--connector-name %q: the host changed", s)

@@ -63,6 +63,7 @@ type exConnector struct {
 	ranges       []string
 	auth, groups []string
 	explicit     []remediate.ExchangeACE // ACEs added with Add-ADPermission (plus inherited ones)
+	comment      string                  // -Comment
 }
 
 // ExchangeHost is a simulated Exchange server (lab.Host).
@@ -370,7 +371,7 @@ func (h *ExchangeHost) stateLocked() *remediate.ExchangeState {
 	for _, c := range h.connectors {
 		ec := remediate.ExchangeConnector{Identity: labServer + `\` + c.name, Name: c.name, Server: labServer,
 			Enabled: c.enabled, Bindings: exClone(c.bindings), RemoteIPRanges: exClone(c.ranges),
-			AuthMechanism: exClone(c.auth), PermissionGroups: exClone(c.groups)}
+			AuthMechanism: exClone(c.auth), PermissionGroups: exClone(c.groups), Comment: c.comment}
 		if h.roleAware {
 			ec.TransportRole = c.role
 		}
@@ -814,7 +815,7 @@ func (h *ExchangeHost) newConnector(op remediate.ExchangeOp) error {
 		return fmt.Errorf("A Receive connector with the name \"%s\" already exists on server \"%s\".", op.Name, labServer)
 	}
 	c := &exConnector{name: op.Name, enabled: true, bindings: exClone(op.Bindings), ranges: exClone(op.Ranges),
-		auth: flagsOrNone(op.Auth), groups: flagsOrNone(op.Groups)}
+		auth: flagsOrNone(op.Auth), groups: flagsOrNone(op.Groups), comment: op.Comment}
 	switch {
 	case h.roleAware && op.Role == "":
 		c.role = "HubTransport" // New-ReceiveConnector's default role on a Mailbox server

@@ -10,7 +10,8 @@
 #             name is localized, e.g. NT-AUTORITAET\ANONYMOUS-ANMELDUNG on German systems),
 #             dc (the domain controller every cmdlet of this run used)
 #   connector id, name, server, role ($null before Exchange 2013), enabled, bindings, ranges,
-#             auth, groups (lists are newline-joined)
+#             auth, groups (lists are newline-joined), comment (the connector's Comment: relaylock
+#             marks the connector it creates there)
 #   ace       id (connector identity), user, sid ($null when it cannot be resolved), inherited:
 #             every non-deny ACE granting ms-Exch-SMTP-Accept-Any-Recipient (windows-relay.md 3.2)
 #   domain    name, domain, type, default (accepted domains)
@@ -43,7 +44,7 @@ foreach ($rc in @(Get-ReceiveConnector -Server $server @rlDCArg)) {
     $id = [string]$rc.Identity
     RL-Rec 'connector' @('id', $id, 'name', [string]$rc.Name, 'server', [string]$rc.Server, 'role', $role,
         'enabled', [string]$rc.Enabled, 'bindings', (RLX-Items $rc.Bindings), 'ranges', (RLX-Items $rc.RemoteIPRanges),
-        'auth', (RLX-Flags $rc.AuthMechanism), 'groups', (RLX-Flags $rc.PermissionGroups))
+        'auth', (RLX-Flags $rc.AuthMechanism), 'groups', (RLX-Flags $rc.PermissionGroups), 'comment', [string]$rc.Comment)
     $dn = [string]$rc.DistinguishedName
     if ($dn -eq '') { $dn = $id }
     foreach ($ace in @(Get-ADPermission -Identity $dn @rlDCArg)) {

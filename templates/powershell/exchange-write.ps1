@@ -10,7 +10,8 @@
 #                      set-domain | new-domain | remove-domain
 #   op<i>_identity     connector identity (SERVER\Name) or accepted domain identity (Name)
 #   op<i>_name, _server, _role   new connector name, server, TransportRole ('' = no -TransportRole:
-#                      Exchange 2007/2010). New connectors are created with the -Custom switch, which
+#                      Exchange 2007/2010).
+#   op<i>_comment      new connector's -Comment (relaylock's mark on the connector it creates) New connectors are created with the -Custom switch, which
 #                      Exchange 2007 (whose cmdlet has no Usage parameter: 2010+) and every later version take.
 #   op<i>_set          set-connector: newline list of the fields to set (enabled, bindings,
 #                      ranges, auth, groups)
@@ -80,6 +81,8 @@ for ($i = 1; $i -le $n; $i++) {
                 }
                 $role = $P[$pre + 'role']
                 if ($role) { $a['TransportRole'] = $role }
+                $comment = $P[$pre + 'comment']
+                if ($comment) { $a['Comment'] = $comment }
                 New-ReceiveConnector @a -Custom @rlDCArg | Out-Null
             }
             'set-connector' {
