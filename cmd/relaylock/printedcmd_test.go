@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/internal/lab"
+	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -229,6 +230,9 @@ func TestRollbackRetestsBackupEndpoints(t *testing.T) {
 	if err := os.WriteFile(bk3, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Such a backup was recorded in its evidence as it is: rollback
+	// restores only a backup whose SHA-256 the evidence recorded.
+	oldEvidence(t, ev, bk3)
 	code, out, errOut = lr.run(labTestPassword, append([]string{"rollback", "--backup", bk3, "--evidence", ev}, lr.winrmArgs()...)...)
 	if code != exitOpen || !strings.Contains(out, lr.lab.SMTPAddr) || !strings.Contains(errOut, "last probe of") {
 		t.Errorf("rollback of an old backup: exit %d, want %d, re-testing %s from the evidence\nstdout:\n%s\nstderr:\n%s", code, exitOpen, lr.lab.SMTPAddr, out, errOut)
@@ -334,5 +338,37 @@ func TestRollbackCommandLine(t *testing.T) {
 		"--timeout", "10s"}
 	if strings.Join(words, "\x00") != strings.Join(want, "\x00") {
 		t.Errorf("rollback command\n got %q\nwant %q", words, want)
+	}
+}
+
+// oldEvidence rewrites (and re-seals) the evidence ev as an older
+// relaylock would have written it for the backup file bk as it is now.
+func oldEvidence(t *testing.T, ev, bk string) {
+	t.Helper()
+	b, err := evidence.Load(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, sum, err := remediate.LoadBackup(bk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i := range b.Backups {
+		if b.Backups[i].File == bk {
+			b.Backups[i].SHA256, b.Backups[i].Backup = sum, bb
+			n++
+		}
+	}
+	for i := range b.Changes {
+		if b.Changes[i].BackupFile == bk {
+			b.Changes[i].BackupSHA256 = sum
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d records of backup %s in %s", n, bk, ev)
+	}
+	if err := evidence.Save(ev, b); err != nil {
+		t.Fatal(err)
 	}
 }

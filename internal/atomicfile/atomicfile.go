@@ -153,8 +153,13 @@ func writeTemp(path string, perm os.FileMode, write func(w io.Writer) error, pla
 	return nil
 }
 
-// replaceable checks that path is absent or a regular file (following a
-// symbolic link: a link to a device is refused too).
+// Replaceable returns nil when Write may replace path: nothing is there,
+// or a regular file (following a symbolic link: a link to a device is
+// refused too); else an error wrapping ErrNotRegular (or the stat error).
+// Callers that read a file before rewriting it check first, since reading
+// a FIFO blocks.
+func Replaceable(path string) error { return replaceable(path) }
+
 func replaceable(path string) error {
 	fi, err := os.Stat(path)
 	switch {
