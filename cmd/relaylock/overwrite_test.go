@@ -233,3 +233,60 @@ func TestBackupNamesUnique(t *testing.T) {
 		t.Errorf("explicit --backup for three hosts: %v", got)
 	}
 }
+
+// TestRemediateTwoHostsOneAddress (tryout finding 7): two hosts reached
+// through one address on different WinRM ports, remediated at the same
+// moment into one directory, keep a backup each, and each backup's
+// rollback restores its host.
+func TestRemediateTwoHostsOneAddress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	h1, h2 := lab.NewIIS(lab.IISAllExceptEmpty), lab.NewIIS(lab.IISAllExceptEmpty)
+	lr1, lr2 := startLab(t, h1), startLab(t, h2)
+	if lr1.lab.WinRMHost != lr2.lab.WinRMHost {
+		t.Fatalf("the labs listen on %s and %s, want one address", lr1.lab.WinRMHost, lr2.lab.WinRMHost)
+	}
+	original := stateOf(t, h1)
+	ev := filepath.Join(lr1.dir, "ev.json")
+	type result struct {
+		code     int
+		out, err string
+	}
+	res := make([]result, 2)
+	done := make(chan int)
+	for i, lr := range []*labRun{lr1, lr2} {
+		go func() {
+			code, out, errOut := lr.run(labTestPassword, append(append([]string{"remediate", "--allow", "192.0.2.10", "--no-loopback", "--yes", "--restart", "never",
+				"--no-retest", "--evidence", ev}, lr.winrmArgs()...), lr.probeArgs()...)...)
+			res[i] = result{code, out, errOut}
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	var cmds []string
+	for i, r := range res {
+		if r.code != exitOK {
+			t.Fatalf("remediate %d: exit %d\n%s\n%s", i, r.code, r.out, r.err)
+		}
+		m := regexp.MustCompile(`--backup (\S+)`).FindStringSubmatch(r.out)
+		if m == nil {
+			t.Fatalf("remediate %d printed no rollback command:\n%s", i, r.out)
+		}
+		cmds = append(cmds, m[1])
+	}
+	if cmds[0] == cmds[1] {
+		t.Fatalf("both hosts' backups are %s", cmds[0])
+	}
+	for i, lr := range []*labRun{lr1, lr2} {
+		if code, out, errOut := lr.run(labTestPassword, append([]string{"rollback", "--backup", cmds[i], "--evidence", ev, "--no-retest"}, lr.winrmArgs()...)...); code != exitOK {
+			t.Errorf("rollback %d from %s: exit %d\n%s\n%s", i, cmds[i], code, out, errOut)
+		}
+	}
+	for i, h := range []lab.Host{h1, h2} {
+		if got := stateOf(t, h); got != original {
+			t.Errorf("host %d after its rollback:\n%s\nwant\n%s", i, got, original)
+		}
+	}
+}
