@@ -219,6 +219,10 @@ func TestRollbackRetestsBackupEndpoints(t *testing.T) {
 	if code, out, errOut := lr.run(labTestPassword, append(rem[:len(rem):len(rem)], "--backup", bk3, "--evidence", ev)...); code != exitOK {
 		t.Fatalf("remediate with evidence: exit %d\n%s\n%s", code, out, errOut)
 	}
+	// Rollback restores only a backup whose SHA-256 the evidence
+	// recorded: record the old-format copy made below, as an older
+	// relaylock would have.
+	oldEvidence(t, ev, bk3, bk+".old")
 	var old map[string]any
 	data, err := os.ReadFile(bk3)
 	if err != nil || json.Unmarshal(data, &old) != nil || old["endpoints"] == nil {
@@ -226,14 +230,14 @@ func TestRollbackRetestsBackupEndpoints(t *testing.T) {
 	}
 	delete(old, "endpoints")
 	delete(old, "mail_domain")
+	// The old-format copy goes to a file of its own: the evidence holds
+	// bk3's hash, and rewriting bk3 would (rightly) fail verification.
 	data, _ = json.Marshal(old)
-	if err := os.WriteFile(bk3, data, 0o600); err != nil {
+	bkOld := bk + ".old"
+	if err := os.WriteFile(bkOld, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Such a backup was recorded in its evidence as it is: rollback
-	// restores only a backup whose SHA-256 the evidence recorded.
-	oldEvidence(t, ev, bk3)
-	code, out, errOut = lr.run(labTestPassword, append([]string{"rollback", "--backup", bk3, "--evidence", ev}, lr.winrmArgs()...)...)
+	code, out, errOut = lr.run(labTestPassword, append([]string{"rollback", "--backup", bkOld, "--evidence", ev}, lr.winrmArgs()...)...)
 	if code != exitOpen || !strings.Contains(out, lr.lab.SMTPAddr) || !strings.Contains(errOut, "last probe of") {
 		t.Errorf("rollback of an old backup: exit %d, want %d, re-testing %s from the evidence\nstdout:\n%s\nstderr:\n%s", code, exitOpen, lr.lab.SMTPAddr, out, errOut)
 	}
@@ -341,33 +345,32 @@ func TestRollbackCommandLine(t *testing.T) {
 	}
 }
 
-// oldEvidence rewrites (and re-seals) the evidence ev as an older
-// relaylock would have written it for the backup file bk as it is now.
-func oldEvidence(t *testing.T, ev, bk string) {
+// oldEvidence writes to the backup file from (a backup recorded in the
+// evidence ev) as relaylock wrote backups before they named their
+// endpoints, and records it in ev (re-sealed) as such a relaylock would
+// have.
+func oldEvidence(t *testing.T, ev, from, to string) {
 	t.Helper()
+	var old map[string]any
+	data, err := os.ReadFile(from)
+	if err != nil || json.Unmarshal(data, &old) != nil {
+		t.Fatalf("backup %s: %v", from, err)
+	}
+	delete(old, "endpoints")
+	delete(old, "mail_domain")
+	data, _ = json.Marshal(old)
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	b, err := evidence.Load(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bb, sum, err := remediate.LoadBackup(bk)
+	bb, sum, err := remediate.LoadBackup(to)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for i := range b.Backups {
-		if b.Backups[i].File == bk {
-			b.Backups[i].SHA256, b.Backups[i].Backup = sum, bb
-			n++
-		}
-	}
-	for i := range b.Changes {
-		if b.Changes[i].BackupFile == bk {
-			b.Changes[i].BackupSHA256 = sum
-		}
-	}
-	if n != 1 {
-		t.Fatalf("%d records of backup %s in %s", n, bk, ev)
-	}
+	b.Backups = append(b.Backups, evidence.BackupRef{File: to, SHA256: sum, Backup: bb})
 	if err := evidence.Save(ev, b); err != nil {
 		t.Fatal(err)
 	}
