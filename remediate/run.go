@@ -407,14 +407,17 @@ func changeID(host string, t time.Time) string {
 }
 
 // WriteBackup writes b atomically with mode 0600 and returns its SHA-256.
-// The file is synced before WriteBackup returns.
+// The file is synced before WriteBackup returns. It never replaces
+// anything: when path exists the error wraps fs.ErrExist and nothing is
+// written (a backup lost to a second run would make its rollback
+// impossible).
 func WriteBackup(path string, b *Backup) (string, error) {
 	data, err := json.MarshalIndent(b, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("encode backup: %w", err)
 	}
 	data = append(data, '\n')
-	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+	if err := atomicfile.CreateFile(path, data, 0o600); err != nil {
 		return "", fmt.Errorf("write backup: %w", err)
 	}
 	sum := sha256.Sum256(data)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/relaylock/relaylock/internal/atomicfile"
 	"github.com/relaylock/relaylock/internal/lab"
 )
 
@@ -44,8 +45,11 @@ func demoCommand(e *env) *cli.Command {
 			}
 			evPath := filepath.Join(out, "demo-evidence.json")
 			pdfPath := filepath.Join(out, "demo-report.pdf")
-			// A fresh evidence file for each run, so the report shows this run.
-			for _, p := range []string{evPath, pdfPath, evPath + ".lock"} {
+			backup := filepath.Join(out, "demo-backup.json")
+			// A fresh evidence file for each run, so the report shows this
+			// run; the last run's backup is of a lab that is gone (and fix
+			// never overwrites a backup).
+			for _, p := range []string{evPath, pdfPath, evPath + ".lock", backup} {
 				if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 					return err
 				}
@@ -57,7 +61,7 @@ func demoCommand(e *env) *cli.Command {
 			}
 			defer l.Close()
 			caFile := filepath.Join(out, "lab-ca.pem")
-			if err := os.WriteFile(caFile, l.CACertPEM, 0o600); err != nil {
+			if err := atomicfile.WriteFile(caFile, l.CACertPEM, 0o600); err != nil {
 				return err
 			}
 			defer os.Remove(caFile)
@@ -82,7 +86,7 @@ func demoCommand(e *env) *cli.Command {
 				"--authorization", "DEMO-AUTH-0001 (lab only)",
 				"--ticket", "DEMO-CHG-0001",
 				"--evidence", evPath,
-				"--backup", filepath.Join(out, "demo-backup.json"),
+				"--backup", backup,
 				"-o", pdfPath,
 			}
 			child := *e

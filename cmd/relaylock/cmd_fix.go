@@ -76,6 +76,11 @@ func fixCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if b := c.String("backup"); b != "" && !c.Bool("dry-run") {
+				if err := backupFree(b); err != nil { // before the audit, not after it
+					return err
+				}
+			}
 			fx.rec.engagement.Scope = []string{domain}
 
 			fx.progress("step 1/5: auditing %s from outside", domain)

@@ -125,6 +125,8 @@ type fixer struct {
 	authRetest map[string]bool
 	// hostOpts carries --dc to the drivers.
 	hostOpts remediate.HostOptions
+	// backupsUsed are the backup names this run has given out (backupPath).
+	backupsUsed map[string]bool
 }
 
 func newFixer(c *cli.Context, e *env) (*fixer, error) {
@@ -184,6 +186,10 @@ func (f *fixer) confirm(p *remediate.Plan) (bool, error) {
 func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req remediate.Request, before *audit.Result) (*hostResult, error) {
 	c := f.c
 	res := &hostResult{host: host, before: before}
+	backup, err := f.backupPath(host)
+	if err != nil {
+		return res, err
+	}
 	retest := !c.Bool("no-retest")
 	if retest && before == nil {
 		f.progress("probing %s from outside before the change", strings.Join(targets, ", "))
@@ -199,10 +205,6 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 		return res, err
 	}
 	defer closeRunner(runner)
-	backup := c.String("backup")
-	if backup == "" {
-		backup = filepath.Join(f.backupDir, fmt.Sprintf("relaylock-backup-%s-%s.json", safeName(host), time.Now().UTC().Format("20060102T150405Z")))
-	}
 	// The endpoints the change is judged by: rollback re-tests the same.
 	var probed *audit.Result
 	if before == nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -100,6 +101,9 @@ func runReport(ctx context.Context, e *env, o reportOptions) error {
 		o.Render.Modified = r.Modified()
 		fmt.Fprintf(e.Stderr, "relaylock: warning: %s does not match its seal; rendering it marked %q on every page, and not recording the report in it\n", o.Evidence, report.ModifiedBanner)
 		writeMismatches(e.Stderr, r)
+		if err := checkReportOutput(o, b); err != nil {
+			return err
+		}
 		if err := report.WriteFile(o.Output, b, o.Render); err != nil {
 			return err
 		}
@@ -109,6 +113,9 @@ func runReport(ctx context.Context, e *env, o reportOptions) error {
 		writeMismatches(e.Stderr, r)
 		return withCode(exitError, fmt.Errorf("report: %w\nhint: the report is rendered only from evidence that verifies; --accept-modified renders it marked as modified", err))
 	case err != nil:
+		return err
+	}
+	if err := checkReportOutput(o, b); err != nil {
 		return err
 	}
 	if o.SignKey != "" {
@@ -134,6 +141,54 @@ func runReport(ctx context.Context, e *env, o reportOptions) error {
 			return fmt.Errorf("sign: %w", err)
 		}
 		fmt.Fprintf(e.Stdout, "signed:   %s\nkey:      %s\n", evidence.SignaturePath(o.Evidence), s.Fingerprint)
+	}
+	return nil
+}
+
+// checkReportOutput refuses an -o that names (by os.SameFile, so through
+// links and other spellings too) a file the evidence depends on: the
+// evidence itself, its signature, lock or journal, the signing key, the
+// logo, a backup it records, or an artifact it records other than a
+// report (re-rendering a report in place is how a report is brought up
+// to date; its record is replaced too). With --accept-modified no
+// recorded artifact may be replaced: a report of modified evidence must
+// not take the place of one rendered from sealed evidence. Anything that
+// is not a regular file is refused when written (atomicfile).
+func checkReportOutput(o reportOptions, b *evidence.Bundle) error {
+	if _, err := os.Stat(o.Output); err != nil {
+		return nil // nothing there to lose; the write reports other errors
+	}
+	type named struct{ what, path string }
+	files := []named{
+		{"the evidence file", o.Evidence},
+		{"the evidence's signature", evidence.SignaturePath(o.Evidence)},
+		{"the evidence's lock", o.Evidence + ".lock"},
+		{"the evidence's journal", journalPath(o.Evidence)},
+	}
+	if o.SignKey != "" {
+		files = append(files, named{"the signing key", o.SignKey}, named{"the signing key's public half", o.SignKey + ".pub"})
+	}
+	if o.Render.LogoPNG != "" {
+		files = append(files, named{"the logo", o.Render.LogoPNG})
+	}
+	for _, f := range files {
+		if sameFile(f.path, o.Output) {
+			return usagef("report: -o %s is %s (%s): refusing to replace it; name a new file", o.Output, f.what, f.path)
+		}
+	}
+	for i, bk := range b.Backups {
+		if sameRecordedFile(bk.File, o.Evidence, o.Output) {
+			return usagef("report: -o %s is backup %s recorded in the evidence (backups[%d]): refusing to replace it; name a new file", o.Output, bk.File, i)
+		}
+	}
+	for i, a := range b.Artifacts {
+		if (o.Accept || a.Kind != "report") && sameRecordedFile(a.Path, o.Evidence, o.Output) {
+			why := ""
+			if o.Accept {
+				why = ", rendered from the sealed evidence; a report of modified evidence must not take its place"
+			}
+			return usagef("report: -o %s is %s %s recorded in the evidence (artifacts[%d]%s): refusing to replace it; name a new file", o.Output, orDash(a.Kind), a.Path, i, why)
+		}
 	}
 	return nil
 }

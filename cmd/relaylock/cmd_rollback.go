@@ -39,6 +39,9 @@ func rollbackCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkBackupRecorded(e.Stderr, c.String("evidence"), c.String("backup"), b, sum); err != nil {
+				return err
+			}
 			host := c.String("winrm-host")
 			if host == "" {
 				host = b.Host

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -148,8 +149,23 @@ func TestRemediateSurvivesSIGKILL(t *testing.T) {
 				}
 				return
 			}
-			if _, _, err := remediate.LoadBackup(bk); err != nil {
+			_, sum, err := remediate.LoadBackup(bk)
+			if err != nil {
 				t.Fatalf("backup does not load: %v", err)
+			}
+			// Killed after the backup was written but before the evidence
+			// recorded it: no change was made (none is made before the
+			// backup is recorded), and rollback --evidence refuses a backup
+			// the evidence does not record.
+			if b, err := evidence.Load(ev); err == nil && !slices.ContainsFunc(b.Backups, func(r evidence.BackupRef) bool { return r.SHA256 == sum }) {
+				if got := stateOf(t, host); got != original {
+					t.Fatalf("the host changed but the evidence records no backup:\n got %s\nwant %s", got, original)
+				}
+				code, out, errOut := runCLI(t, pw, append(append([]string{"rollback", "--backup", bk, "--evidence", ev}, h.winrmArgs()...), h.probeArgs()...)...)
+				if code != exitError || !strings.Contains(errOut, "is not among") {
+					t.Errorf("rollback of a backup the evidence does not record: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitError, out, errOut)
+				}
+				return
 			}
 			// The backup restores the original state.
 			code, out, errOut := runCLI(t, pw, append(append([]string{"rollback", "--backup", bk, "--evidence", ev}, h.winrmArgs()...), h.probeArgs()...)...)

@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/internal/lab"
+	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -218,6 +219,10 @@ func TestRollbackRetestsBackupEndpoints(t *testing.T) {
 	if code, out, errOut := lr.run(labTestPassword, append(rem[:len(rem):len(rem)], "--backup", bk3, "--evidence", ev)...); code != exitOK {
 		t.Fatalf("remediate with evidence: exit %d\n%s\n%s", code, out, errOut)
 	}
+	// Rollback restores only a backup whose SHA-256 the evidence
+	// recorded: record the old-format copy made below, as an older
+	// relaylock would have.
+	oldEvidence(t, ev, bk3, bk+".old")
 	var old map[string]any
 	data, err := os.ReadFile(bk3)
 	if err != nil || json.Unmarshal(data, &old) != nil || old["endpoints"] == nil {
@@ -337,5 +342,36 @@ func TestRollbackCommandLine(t *testing.T) {
 		"--timeout", "10s"}
 	if strings.Join(words, "\x00") != strings.Join(want, "\x00") {
 		t.Errorf("rollback command\n got %q\nwant %q", words, want)
+	}
+}
+
+// oldEvidence writes to the backup file from (a backup recorded in the
+// evidence ev) as relaylock wrote backups before they named their
+// endpoints, and records it in ev (re-sealed) as such a relaylock would
+// have.
+func oldEvidence(t *testing.T, ev, from, to string) {
+	t.Helper()
+	var old map[string]any
+	data, err := os.ReadFile(from)
+	if err != nil || json.Unmarshal(data, &old) != nil {
+		t.Fatalf("backup %s: %v", from, err)
+	}
+	delete(old, "endpoints")
+	delete(old, "mail_domain")
+	data, _ = json.Marshal(old)
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := evidence.Load(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, sum, err := remediate.LoadBackup(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Backups = append(b.Backups, evidence.BackupRef{File: to, SHA256: sum, Backup: bb})
+	if err := evidence.Save(ev, b); err != nil {
+		t.Fatal(err)
 	}
 }

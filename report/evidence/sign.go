@@ -98,10 +98,10 @@ func GenerateKey(path string) (ed25519.PublicKey, error) {
 			return nil, fmt.Errorf("write key: %s: %w", p, os.ErrExist)
 		}
 	}
-	if err := atomicfile.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), 0o600); err != nil {
+	if err := atomicfile.CreateFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), 0o600); err != nil {
 		return nil, fmt.Errorf("write private key: %w", err)
 	}
-	if err := atomicfile.WriteFile(path+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix}), 0o644); err != nil {
+	if err := atomicfile.CreateFile(path+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix}), 0o644); err != nil {
 		return nil, fmt.Errorf("write public key: %w", err)
 	}
 	return pub, nil

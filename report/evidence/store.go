@@ -335,6 +335,10 @@ func Preflight(path string) error {
 		}
 		return nil
 	}
+	// Reading a FIFO would block; a device or directory is no evidence.
+	if err := atomicfile.Replaceable(path); err != nil {
+		return fmt.Errorf("evidence: %w", err)
+	}
 	_, _, err = LoadVerified(path)
 	return err
 }
