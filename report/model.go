@@ -422,18 +422,25 @@ func contentTime(b *evidence.Bundle) time.Time {
 	return t.UTC()
 }
 
-// counts returns the verdict line numbers.
-func (m *model) counts() (found, remediated, openAfter int) {
+// counts returns the verdict line numbers. Once anything was re-tested,
+// a relay counts as remediated only when its change is in effect and its
+// endpoint was re-tested closed; one whose re-test could not decide
+// (INCONCLUSIVE) or did not cover it (NOT RE-TESTED) is unverified, never
+// remediated: a change nobody saw working proves nothing.
+func (m *model) counts() (found, remediated, openAfter, unverified int) {
 	for _, f := range m.findings {
 		if f.Kind != "relay" {
 			continue
 		}
 		found++
-		if applied(f.Changes) {
-			remediated++
-		}
-		if f.Row.afterStatus() == stOpen {
+		st := f.Row.afterStatus()
+		switch {
+		case st == stOpen:
 			openAfter++
+		case m.retested && st != stClosed:
+			unverified++
+		case applied(f.Changes):
+			remediated++
 		}
 	}
 	return
