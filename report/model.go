@@ -445,3 +445,23 @@ func (m *model) counts() (found, remediated, openAfter, unverified int) {
 	}
 	return
 }
+
+// untested counts the endpoints whose latest test (the re-test when there
+// was one, else the first audit) could not decide: a report that found no
+// relay has not verified them.
+func (m *model) untested() int {
+	n := 0
+	for _, r := range m.rows {
+		ref := r.After
+		if ref == nil {
+			ref = r.Before
+		}
+		if ref == nil {
+			continue
+		}
+		if st := verdictWord(ref.EP.Verdict); st != stOpen && st != stClosed {
+			n++
+		}
+	}
+	return n
+}

@@ -633,8 +633,13 @@ func (r *renderer) cover() {
 
 	// Verdict box.
 	found, fixed, after, unverified := m.counts()
+	if found == 0 {
+		unverified = m.untested()
+	}
 	var verdict string
 	switch {
+	case found == 0 && unverified > 0:
+		verdict = r.t.get("cover.verdict.none_unverified", "endpoints", fmt.Sprint(len(m.rows)), "unverified", fmt.Sprint(unverified))
 	case found == 0:
 		verdict = r.t.get("cover.verdict.none", "endpoints", fmt.Sprint(len(m.rows)))
 	case !m.retested:

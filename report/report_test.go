@@ -392,6 +392,37 @@ func TestStatusAfterRollback(t *testing.T) {
 	}
 }
 
+// No relay found, but an endpoint could not be tested: the cover says not
+// verified, in amber, not "No open relay found" in green.
+func TestCoverNoneFoundButUntested(t *testing.T) {
+	needTool(t, "pdftotext")
+	b := fixtureBundle()
+	b.Audits = b.Audits[:1]
+	first := *b.Audits[0].Result
+	first.Targets = append([]audit.TargetResult(nil), first.Targets...)
+	for i := range first.Targets {
+		first.Targets[i].Endpoints = append(first.Targets[i].Endpoints[:0:0], first.Targets[i].Endpoints...)
+		for j := range first.Targets[i].Endpoints {
+			if first.Targets[i].Endpoints[j].Verdict == audit.VerdictOpen {
+				first.Targets[i].Endpoints[j].Verdict = audit.VerdictClosed
+			}
+		}
+	}
+	b.Audits[0].Result = &first
+	m, err := buildModel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _, _, _ := m.counts(); f != 0 || m.untested() != 1 {
+		t.Fatalf("found %d, untested %d; want 0 and 1 (the fixture's flaky endpoint)", f, m.untested())
+	}
+	data, _ := renderFixture(t, b, Options{})
+	text := strings.Join(strings.Fields(run(t, "pdftotext", "-l", "1", writeTemp(t, data), "-")), " ")
+	if !strings.Contains(text, "No open relay found, but 1 of") || !strings.Contains(text, "not verified") {
+		t.Errorf("cover does not say an endpoint was not verified:\n%s", text)
+	}
+}
+
 // A relay whose change was applied but whose re-test could not decide, or
 // did not cover its endpoint (a re-test of another port), is not
 // remediated: the cover says "not verified" and is not green.
