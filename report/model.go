@@ -446,12 +446,15 @@ func (m *model) counts() (found, remediated, openAfter, unverified int) {
 	return
 }
 
-// untested counts the endpoints whose latest test (the re-test when there
-// was one, else the first audit) could not decide: a report that found no
-// relay has not verified them.
+// untested counts the endpoints, other than the relays found, whose
+// latest test (the re-test when there was one, else the first audit) could
+// not decide: the report has not verified them.
 func (m *model) untested() int {
 	n := 0
 	for _, r := range m.rows {
+		if r.Before != nil && r.Before.EP.Verdict == audit.VerdictOpen {
+			continue // a relay finding: counts() judges it
+		}
 		ref := r.After
 		if ref == nil {
 			ref = r.Before

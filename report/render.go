@@ -633,13 +633,11 @@ func (r *renderer) cover() {
 
 	// Verdict box.
 	found, fixed, after, unverified := m.counts()
-	if found == 0 {
-		unverified = m.untested()
-	}
+	untested := m.untested()
 	var verdict string
 	switch {
-	case found == 0 && unverified > 0:
-		verdict = r.t.get("cover.verdict.none_unverified", "endpoints", fmt.Sprint(len(m.rows)), "unverified", fmt.Sprint(unverified))
+	case found == 0 && untested > 0:
+		verdict = r.t.get("cover.verdict.none_unverified", "endpoints", fmt.Sprint(len(m.rows)), "unverified", fmt.Sprint(untested))
 	case found == 0:
 		verdict = r.t.get("cover.verdict.none", "endpoints", fmt.Sprint(len(m.rows)))
 	case !m.retested:
@@ -649,7 +647,10 @@ func (r *renderer) cover() {
 	default:
 		verdict = r.t.get("cover.verdict", "found", r.foundText(found), "remediated", fmt.Sprint(fixed), "open_after", fmt.Sprint(after))
 	}
-	c := verdictColor(found, fixed, after, unverified, m.retested)
+	if found > 0 && untested > 0 {
+		verdict += " " + r.t.get("cover.verdict.untested", "n", fmt.Sprint(untested))
+	}
+	c := verdictColor(found, fixed, after, unverified, untested, m.retested)
 	d.font(fontSans, "B", 13)
 	lines := d.split(verdict, contentW-12)
 	h := float64(len(lines))*7 + 8
@@ -686,13 +687,14 @@ func (r *renderer) cover() {
 }
 
 // verdictColor is the cover verdict's colour: green only when every relay
-// found was re-tested closed, amber when the only shortfall is relays whose
-// re-test proves nothing, red otherwise.
-func verdictColor(found, fixed, after, unverified int, retested bool) rgb {
+// found was re-tested closed and every other endpoint was decided, amber
+// when the only shortfall is tests that prove nothing (relays whose re-test
+// could not decide, endpoints that could not be tested), red otherwise.
+func verdictColor(found, fixed, after, unverified, untested int, retested bool) rgb {
 	switch {
 	case after > 0 || (found > 0 && !retested) || fixed+unverified < found:
 		return colOpen
-	case unverified > 0:
+	case unverified > 0 || untested > 0:
 		return colUnknown
 	}
 	return colClosed

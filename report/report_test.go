@@ -451,7 +451,7 @@ func TestCoverUnverifiedRetest(t *testing.T) {
 			if f != 2 || r != 1 || a != 0 || u != 1 {
 				t.Errorf("counts %d %d %d %d, want 2 1 0 1", f, r, a, u)
 			}
-			if c := verdictColor(f, r, a, u, m.retested); c != colUnknown {
+			if c := verdictColor(f, r, a, u, 0, m.retested); c != colUnknown {
 				t.Errorf("cover colour %v, want amber %v (not green %v)", c, colUnknown, colClosed)
 			}
 			data, _ := renderFixture(t, b, Options{})

@@ -253,3 +253,31 @@ func TestHostEndpoints(t *testing.T) {
 		t.Errorf("auditedEndpoints: %q from run %d, want the first look (run 0)", eps, i)
 	}
 }
+
+// fix whose re-test cannot test one of the host's endpoints (a port
+// nothing listens on) has not verified its change: exit 5, the summary
+// and the report cover say "not verified", even though the relay itself
+// was re-tested closed.
+func TestFixInconclusiveRetestIsNotVerified(t *testing.T) {
+	lr := startLab(t, lab.NewIIS(lab.IISAllExceptEmpty))
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, deadPort, _ := net.SplitHostPort(dead.Addr().String())
+	dead.Close()
+	args := fixArgs(lr, "--yes", "--connect-timeout", "2s")
+	i := slices.Index(args, "--ports")
+	args[i+1] += "," + deadPort
+	code, out, errOut := lr.run(labTestPassword, args...)
+	if code != exitInconclusive {
+		t.Fatalf("fix: exit %d, want %d\n%s\n%s", code, exitInconclusive, out, errOut)
+	}
+	if !strings.Contains(out, "after inconclusive (NOT VERIFIED)") {
+		t.Errorf("the summary does not say the change is not verified:\n%s", out)
+	}
+	c := coverText(t, lr, filepath.Join(lr.dir, "ev.json"))
+	if !strings.Contains(c, "1 other endpoint(s) could not be tested: not verified") {
+		t.Errorf("report cover: %s", c)
+	}
+}
