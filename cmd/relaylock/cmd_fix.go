@@ -144,8 +144,12 @@ func fixCommand(e *env) *cli.Command {
 				fmt.Fprintf(e.Stdout, "  no open relay found: %s\n", before.Verdict)
 			}
 			stillOpen, applied, unverified := false, false, false
-			for _, r := range results {
-				fmt.Fprintf(e.Stdout, "  %s\n", r.summary())
+			for i, r := range results {
+				line := r.summary()
+				if mx := hosts[i].mx; !strings.EqualFold(mx, r.host) {
+					line = mx + " at " + line // the WinRM host it was reached at
+				}
+				fmt.Fprintf(e.Stdout, "  %s\n", line)
 				stillOpen = stillOpen || r.stillOpen || (r.after == nil && !r.applied)
 				applied = applied || r.applied
 				unverified = unverified || r.unverified()

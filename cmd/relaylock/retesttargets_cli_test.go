@@ -191,6 +191,9 @@ func TestFixDialsTheAuditedAddress(t *testing.T) {
 	if n == 0 {
 		t.Fatal("the dial hook was never called: the test proves nothing")
 	}
+	if want := mx + " at " + lr.lab.WinRMHost + ": before open"; !strings.Contains(out.String(), want) {
+		t.Errorf("summary does not say %q:\n%s", want, out)
+	}
 	words := printedRollback(t, out.String(), labTestPassword)
 	cmd := strings.Join(words, " ")
 	for _, want := range []string{"--winrm-host " + lr.lab.WinRMHost, "--winrm-server-name " + mx} {
