@@ -50,13 +50,13 @@ const (
 
 // sealPool holds authenticated sessions to one host.
 type sealPool struct {
-	cfg    WinRMConfig
-	dialer *net.Dialer
-	idle   chan *sealSession
+	cfg  WinRMConfig
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	idle chan *sealSession
 }
 
-func newSealPool(cfg WinRMConfig, dialer *net.Dialer) *sealPool {
-	return &sealPool{cfg: cfg, dialer: dialer, idle: make(chan *sealSession, sealPoolSize)}
+func newSealPool(cfg WinRMConfig, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *sealPool {
+	return &sealPool{cfg: cfg, dial: dial, idle: make(chan *sealSession, sealPoolSize)}
 }
 
 type sealSession struct {
@@ -101,7 +101,7 @@ func ntlmUser(u string) (user, domain string) {
 // on an empty POST (MS-NLMP 3.1.5; the HTTP carriage is Negotiate, RFC 4559).
 func (p *sealPool) open(ctx context.Context) (*sealSession, error) {
 	tr := &http.Transport{
-		DialContext: p.dialer.DialContext, MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1,
+		DialContext: p.dial, MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1,
 		ResponseHeaderTimeout: p.cfg.OperationTimeout + answerSlack, IdleConnTimeout: 60 * time.Second,
 		DisableCompression: true,
 	}

@@ -70,6 +70,10 @@ type WinRMConfig struct {
 	// (the Receive long-poll); ConnectTimeout bounds TCP connect and TLS
 	// handshake. Defaults 30 s and 15 s.
 	OperationTimeout, ConnectTimeout time.Duration
+
+	// Dial, when set, opens the TCP connections instead of a net.Dialer
+	// (a seam: tests check that no host name reaches it).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Auth mechanisms.
@@ -287,11 +291,15 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 		tlsConf.Renegotiation = tls.RenegotiateOnceAsClient
 	}
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
+	if cfg.Dial != nil {
+		dial = cfg.Dial
+	}
 	base := &http.Transport{
 		// No proxy: WinRM goes straight to the host (NTLM does not
 		// survive most proxies, and environment proxies are a surprise).
 		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.OperationTimeout + answerSlack,
@@ -330,7 +338,7 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 			r.Header.Set("Authorization", "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual")
 		}
 	case cfg.Auth == AuthNTLM: // plain HTTP with NTLM message encryption (ntlmseal.go)
-		c.seal = newSealPool(cfg, dialer)
+		c.seal = newSealPool(cfg, dial)
 	case cfg.Auth == AuthKerberos:
 		realm := cfg.KrbRealm
 		kuser := cfg.User

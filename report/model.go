@@ -422,19 +422,49 @@ func contentTime(b *evidence.Bundle) time.Time {
 	return t.UTC()
 }
 
-// counts returns the verdict line numbers.
-func (m *model) counts() (found, remediated, openAfter int) {
+// counts returns the verdict line numbers. Once anything was re-tested,
+// a relay counts as remediated only when its change is in effect and its
+// endpoint was re-tested closed; one whose re-test could not decide
+// (INCONCLUSIVE) or did not cover it (NOT RE-TESTED) is unverified, never
+// remediated: a change nobody saw working proves nothing.
+func (m *model) counts() (found, remediated, openAfter, unverified int) {
 	for _, f := range m.findings {
 		if f.Kind != "relay" {
 			continue
 		}
 		found++
-		if applied(f.Changes) {
-			remediated++
-		}
-		if f.Row.afterStatus() == stOpen {
+		st := f.Row.afterStatus()
+		switch {
+		case st == stOpen:
 			openAfter++
+		case m.retested && st != stClosed:
+			unverified++
+		case applied(f.Changes):
+			remediated++
 		}
 	}
 	return
+}
+
+// untested counts the endpoints, other than the relays found, whose
+// latest test (the re-test when there was one, else the first audit) could
+// not decide: the report has not verified them.
+func (m *model) untested() int {
+	n := 0
+	for _, r := range m.rows {
+		if r.Before != nil && r.Before.EP.Verdict == audit.VerdictOpen {
+			continue // a relay finding: counts() judges it
+		}
+		ref := r.After
+		if ref == nil {
+			ref = r.Before
+		}
+		if ref == nil {
+			continue
+		}
+		if st := verdictWord(ref.EP.Verdict); st != stOpen && st != stClosed {
+			n++
+		}
+	}
+	return n
 }

@@ -632,20 +632,25 @@ func (r *renderer) cover() {
 	d.ln(8)
 
 	// Verdict box.
-	found, fixed, after := m.counts()
+	found, fixed, after, unverified := m.counts()
+	untested := m.untested()
 	var verdict string
 	switch {
+	case found == 0 && untested > 0:
+		verdict = r.t.get("cover.verdict.none_unverified", "endpoints", fmt.Sprint(len(m.rows)), "unverified", fmt.Sprint(untested))
 	case found == 0:
 		verdict = r.t.get("cover.verdict.none", "endpoints", fmt.Sprint(len(m.rows)))
 	case !m.retested:
 		verdict = r.t.get("cover.verdict.no_retest", "found", r.foundText(found), "remediated", fmt.Sprint(fixed))
+	case unverified > 0:
+		verdict = r.t.get("cover.verdict.unverified", "found", r.foundText(found), "remediated", fmt.Sprint(fixed), "open_after", fmt.Sprint(after), "unverified", fmt.Sprint(unverified))
 	default:
 		verdict = r.t.get("cover.verdict", "found", r.foundText(found), "remediated", fmt.Sprint(fixed), "open_after", fmt.Sprint(after))
 	}
-	c := colClosed
-	if after > 0 || (found > 0 && (!m.retested || fixed < found)) {
-		c = colOpen
+	if found > 0 && untested > 0 {
+		verdict += " " + r.t.get("cover.verdict.untested", "n", fmt.Sprint(untested))
 	}
+	c := verdictColor(found, fixed, after, unverified, untested, m.retested)
 	d.font(fontSans, "B", 13)
 	lines := d.split(verdict, contentW-12)
 	h := float64(len(lines))*7 + 8
@@ -679,6 +684,20 @@ func (r *renderer) cover() {
 	d.cell(contentW, 5, m.digest, "", 1, "L", false, 0)
 	d.ln(4)
 	r.muted(r.t.get("cover.note"))
+}
+
+// verdictColor is the cover verdict's colour: green only when every relay
+// found was re-tested closed and every other endpoint was decided, amber
+// when the only shortfall is tests that prove nothing (relays whose re-test
+// could not decide, endpoints that could not be tested), red otherwise.
+func verdictColor(found, fixed, after, unverified, untested int, retested bool) rgb {
+	switch {
+	case after > 0 || (found > 0 && !retested) || fixed+unverified < found:
+		return colOpen
+	case unverified > 0 || untested > 0:
+		return colUnknown
+	}
+	return colClosed
 }
 
 // foundText is "1 open relay found" or "3 open relays found".

@@ -359,8 +359,8 @@ func TestModel(t *testing.T) {
 	if strings.Join(grid, "\n") != strings.Join(want, "\n") {
 		t.Errorf("grid:\n%s\nwant:\n%s", strings.Join(grid, "\n"), strings.Join(want, "\n"))
 	}
-	if f, r, a := m.counts(); f != 2 || r != 2 || a != 0 {
-		t.Errorf("counts %d %d %d", f, r, a)
+	if f, r, a, u := m.counts(); f != 2 || r != 2 || a != 0 || u != 0 {
+		t.Errorf("counts %d %d %d %d", f, r, a, u)
 	}
 	if c := m.findings[1].Controls; !strings.Contains(c, "V-259687") || !strings.Contains(c, "CCI-001308") {
 		t.Errorf("Exchange 2019 mailbox controls %q", c)
@@ -387,8 +387,79 @@ func TestStatusAfterRollback(t *testing.T) {
 	if got := m.findings[0].StatusKey; got != "open_after" {
 		t.Errorf("status %s, want open_after", got)
 	}
-	if f, r, a := m.counts(); f != 2 || r != 1 || a != 1 {
-		t.Errorf("counts %d %d %d, want 2 1 1", f, r, a)
+	if f, r, a, u := m.counts(); f != 2 || r != 1 || a != 1 || u != 0 {
+		t.Errorf("counts %d %d %d %d, want 2 1 1 0", f, r, a, u)
+	}
+}
+
+// No relay found, but an endpoint could not be tested: the cover says not
+// verified, in amber, not "No open relay found" in green.
+func TestCoverNoneFoundButUntested(t *testing.T) {
+	needTool(t, "pdftotext")
+	b := fixtureBundle()
+	b.Audits = b.Audits[:1]
+	first := *b.Audits[0].Result
+	first.Targets = append([]audit.TargetResult(nil), first.Targets...)
+	for i := range first.Targets {
+		first.Targets[i].Endpoints = append(first.Targets[i].Endpoints[:0:0], first.Targets[i].Endpoints...)
+		for j := range first.Targets[i].Endpoints {
+			if first.Targets[i].Endpoints[j].Verdict == audit.VerdictOpen {
+				first.Targets[i].Endpoints[j].Verdict = audit.VerdictClosed
+			}
+		}
+	}
+	b.Audits[0].Result = &first
+	m, err := buildModel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _, _, _ := m.counts(); f != 0 || m.untested() != 1 {
+		t.Fatalf("found %d, untested %d; want 0 and 1 (the fixture's flaky endpoint)", f, m.untested())
+	}
+	data, _ := renderFixture(t, b, Options{})
+	text := strings.Join(strings.Fields(run(t, "pdftotext", "-l", "1", writeTemp(t, data), "-")), " ")
+	if !strings.Contains(text, "No open relay found, but 1 of") || !strings.Contains(text, "not verified") {
+		t.Errorf("cover does not say an endpoint was not verified:\n%s", text)
+	}
+}
+
+// A relay whose change was applied but whose re-test could not decide, or
+// did not cover its endpoint (a re-test of another port), is not
+// remediated: the cover says "not verified" and is not green.
+func TestCoverUnverifiedRetest(t *testing.T) {
+	needTool(t, "pdftotext")
+	tests := []struct {
+		name string
+		edit func(ep *audit.EndpointResult)
+	}{
+		{"inconclusive", func(ep *audit.EndpointResult) { ep.Verdict = audit.VerdictInconclusive }},
+		{"another port", func(ep *audit.EndpointResult) { ep.Port = 2525 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := fixtureBundle()
+			re := *b.Audits[1].Result
+			re.Targets = append([]audit.TargetResult(nil), re.Targets...)
+			re.Targets[0].Endpoints = append(re.Targets[0].Endpoints[:0:0], re.Targets[0].Endpoints...)
+			tc.edit(&re.Targets[0].Endpoints[0])
+			b.Audits[1].Result = &re
+			m, err := buildModel(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, r, a, u := m.counts()
+			if f != 2 || r != 1 || a != 0 || u != 1 {
+				t.Errorf("counts %d %d %d %d, want 2 1 0 1", f, r, a, u)
+			}
+			if c := verdictColor(f, r, a, u, 0, m.retested); c != colUnknown {
+				t.Errorf("cover colour %v, want amber %v (not green %v)", c, colUnknown, colClosed)
+			}
+			data, _ := renderFixture(t, b, Options{})
+			text := strings.Join(strings.Fields(run(t, "pdftotext", "-l", "1", writeTemp(t, data), "-")), " ")
+			if !strings.Contains(text, "1 remediated · 0 open on re-test · 1 not verified") {
+				t.Errorf("cover does not say the relay is not verified:\n%s", text)
+			}
+		})
 	}
 }
 

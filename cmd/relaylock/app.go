@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -15,13 +16,14 @@ import (
 
 // Exit codes, mapped in one place (README, "Exit codes").
 const (
-	exitOK        = 0   // no open relay; remediated and re-test closed
-	exitError     = 1   // runtime error
-	exitUsage     = 2   // bad flags or arguments
-	exitOpen      = 3   // an open relay was found
-	exitStillOpen = 4   // remediation applied but the re-test still shows a relay
-	exitEvidence  = 6   // the result was printed, but the evidence file could not be written (nothing open)
-	exitCancelled = 130 // interrupted
+	exitOK           = 0   // no open relay; remediated and re-test closed
+	exitError        = 1   // runtime error
+	exitUsage        = 2   // bad flags or arguments
+	exitOpen         = 3   // an open relay was found
+	exitStillOpen    = 4   // remediation applied but the re-test still shows a relay
+	exitInconclusive = 5   // nothing found open, but an endpoint could not be tested
+	exitEvidence     = 6   // the result was printed, but the evidence file could not be written (nothing open)
+	exitCancelled    = 130 // interrupted
 )
 
 // env is everything a command may touch outside its arguments, so that
@@ -37,6 +39,8 @@ type env struct {
 	// Quiet (--quiet) drops progress lines; results, warnings and errors
 	// are still printed.
 	Quiet bool
+	// winrmDial, when set, opens the WinRM connections (a test seam).
+	winrmDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func newEnv() *env {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -20,7 +21,7 @@ func fixCommand(e *env) *cli.Command {
 	flags = append(flags, evidenceFlags()...)
 	flags = append(flags, retestFlags()...)
 	flags = append(flags,
-		&cli.StringSliceFlag{Name: "winrm-map", DefaultText: "the MX host name itself", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable)"},
+		&cli.StringSliceFlag{Name: "winrm-map", DefaultText: "the address the audit probed, verified as the MX host name", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, DefaultText: "relaylock-report-DOMAIN-TIME.pdf beside the evidence", Usage: "write the PDF report to `FILE`"},
 		&cli.StringFlag{Name: "sign-key", Usage: "sign the evidence and report hashes with this Ed25519 private key `FILE` (see relaylock keygen)"},
 	)
@@ -29,7 +30,7 @@ func fixCommand(e *env) *cli.Command {
 	// sense for several hosts.
 	for i, f := range flags {
 		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "winrm-host" {
-			flags[i] = &cli.StringSliceFlag{Category: sf.Category, Name: "winrm-host", DefaultText: "the MX host name itself", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable)"}
+			flags[i] = &cli.StringSliceFlag{Category: sf.Category, Name: "winrm-host", DefaultText: "the address the audit probed, verified as the MX host name", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable)"}
 		}
 	}
 	return &cli.Command{
@@ -38,7 +39,8 @@ func fixCommand(e *env) *cli.Command {
 		UsageText: "relaylock fix DOMAIN --allow 192.0.2.10 [--winrm-host MX=HOST ...] [--evidence FILE] [-o report.pdf] [--yes]\n\n" +
 			"Exit codes: 0 no open relay left; 1 error; 2 usage (a bad flag, or an --allow entry refused before anything is\n" +
 			"touched); 3 open and nothing applied (declined, or --yes missing while stdin is not a terminal); 4 applied but\n" +
-			"still open on re-test; 6 done, but the evidence file could not take a record after the change began; 130 interrupted.",
+			"still open on re-test; 5 a re-test could not test every endpoint (not verified); 6 done, but the evidence\n" +
+			"file could not take a record after the change began; 130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -97,10 +99,20 @@ func fixCommand(e *env) *cli.Command {
 			// A mapping's :PORT applies to its host only; the others use
 			// --winrm-port (or its default).
 			defaultPort := strconv.Itoa(c.Int("winrm-port"))
+			names := winrmNames{c: c, serverName: c.String("winrm-server-name"), spn: c.String("winrm-spn")}
 			for i, h := range hosts {
 				target := h.mx
-				if m, ok := mapping[strings.ToLower(strings.TrimSuffix(h.mx, "."))]; ok {
+				m, mapped := mapping[strings.ToLower(strings.TrimSuffix(h.mx, "."))]
+				if mapped {
 					target = m
+				} else if h.addr != "" {
+					// The address the audit probed, never a fresh lookup of
+					// the MX name: with split DNS that could send the
+					// credentials to another host than the one audited.
+					target = h.addr
+				}
+				if err := names.set(mapped, h); err != nil {
+					return err
 				}
 				winrmHost, port := target, 0
 				if hh, pp, err := net.SplitHostPort(target); err == nil {
@@ -136,11 +148,16 @@ func fixCommand(e *env) *cli.Command {
 			if len(hosts) == 0 {
 				fmt.Fprintf(e.Stdout, "  no open relay found: %s\n", before.Verdict)
 			}
-			stillOpen, applied := false, false
-			for _, r := range results {
-				fmt.Fprintf(e.Stdout, "  %s\n", r.summary())
+			stillOpen, applied, unverified := false, false, false
+			for i, r := range results {
+				line := r.summary()
+				if mx := hosts[i].mx; !strings.EqualFold(mx, r.host) {
+					line = mx + " at " + line // the WinRM host it was reached at
+				}
+				fmt.Fprintf(e.Stdout, "  %s\n", line)
 				stillOpen = stillOpen || r.stillOpen || (r.after == nil && !r.applied)
 				applied = applied || r.applied
+				unverified = unverified || r.unverified()
 			}
 			fmt.Fprintf(e.Stdout, "Evidence: %s\nReport:   %s\n", evPath, pdfPath)
 			if firstErr != nil {
@@ -151,6 +168,8 @@ func fixCommand(e *env) *cli.Command {
 				return withCode(exitStillOpen, nil)
 			case stillOpen || (len(hosts) > 0 && !applied && anyOpen(results)):
 				return withCode(exitOpen, nil)
+			case unverified:
+				return withCode(exitInconclusive, errors.New("a re-test was inconclusive: the change is not verified"))
 			}
 			return nil
 		},
@@ -175,6 +194,9 @@ func (h *hostResult) summary() string {
 	if h.after != nil {
 		after = string(h.after.Verdict)
 	}
+	if h.unverified() {
+		after += " (NOT VERIFIED)"
+	}
 	var did string
 	switch {
 	case h.out == nil:
@@ -198,6 +220,9 @@ type openHost struct {
 	mx       string
 	targets  []string // "address:port" of every endpoint of this host
 	triggers []string
+	// addr is the address the audit probed for it (its first open
+	// endpoint's): fix reaches WinRM there without --winrm-host.
+	addr string
 }
 
 func openHosts(r *audit.Result) []openHost {
@@ -220,6 +245,9 @@ func openHosts(r *audit.Result) []openHost {
 				h.targets = append(h.targets, tgt)
 			}
 			if ep.Verdict == audit.VerdictOpen {
+				if h.addr == "" {
+					h.addr = ep.Address
+				}
 				for _, id := range ep.Triggers {
 					if !contains(h.triggers, id) {
 						h.triggers = append(h.triggers, id)

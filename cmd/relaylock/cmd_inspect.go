@@ -115,6 +115,7 @@ func openRunner(c *cli.Context, e *env, host string) (remediate.Runner, string, 
 	if err != nil {
 		return nil, "", err
 	}
+	cfg.Dial = e.winrmDial
 	r, w2, err := remediate.NewWinRMRunner(cfg)
 	for _, w := range append(warnings, w2...) {
 		fmt.Fprintf(e.Stderr, "relaylock: warning: %s\n", w)

@@ -37,7 +37,7 @@ func remediateFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-prefix", Value: 8, Usage: "widest IPv4 allow entry, and widest union of them, accepted without --force, as a prefix length `BITS`"},
 		&cli.IntFlag{Name: "max-prefix6", Value: 32, Usage: "widest IPv6 allow entry, and widest union of them, accepted without --force, as a prefix length `BITS`"},
 		&cli.DurationFlag{Name: "ds2mb-timeout", Value: 5 * time.Minute, Usage: "Exchange 2000/2003: how long (`DURATION`) to wait for DS2MB to copy Active Directory into the metabase (it is notified within 15 s, and runs every 15 min)"},
-		&cli.StringSliceFlag{Name: "smtp-target", DefaultText: "the WinRM host", Usage: "`HOST[:PORT]` to probe before and after"},
+		&cli.StringSliceFlag{Name: "smtp-target", DefaultText: "the endpoints the --evidence audit found for the host, else the WinRM host", Usage: "`HOST[:PORT]` to probe before and after"},
 		&cli.BoolFlag{Name: "no-retest", Usage: "do not probe before and after (not recommended: nothing proves the fix)"},
 		dcFlag(),
 	}
@@ -53,7 +53,8 @@ func remediateCommand(e *env) *cli.Command {
 		UsageText: "relaylock remediate --winrm-host HOST --allow 192.0.2.10 --allow 198.51.100.0/24 [--dry-run] [--yes] [--evidence FILE]\n\n" +
 			"Exit codes: 0 remediated and the re-test is closed (or nothing to change); 1 error; 2 usage (a bad flag, or an --allow entry\n" +
 			"refused before anything is touched); 3 the host relays and nothing was applied (the change was declined, or --yes\n" +
-			"is missing while stdin is not a terminal); 4 applied but the re-test still shows a relay; 6 done, but the evidence file could not take\n" +
+			"is missing while stdin is not a terminal); 4 applied but the re-test still shows a relay; 5 the re-test\n" +
+			"could not test every endpoint (not verified); 6 done, but the evidence file could not take\n" +
 			"a record after the change began; 130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
@@ -72,9 +73,9 @@ func remediateCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			targets := c.StringSlice("smtp-target")
-			if len(targets) == 0 {
-				targets = []string{host}
+			targets, err := remediateTargets(c, fx, host)
+			if err != nil {
+				return err
 			}
 			res, err := fx.fixHost(c.Context, host, targets, req, nil)
 			if err != nil {
@@ -161,7 +162,16 @@ func (h *hostResult) exitErr() error {
 	if h.stillOpen {
 		return withCode(exitStillOpen, fmt.Errorf("%s still relays on re-test%s", h.host, triggerList(h.after)))
 	}
+	if h.unverified() {
+		return withCode(exitInconclusive, fmt.Errorf("%s: the re-test was %s: the change is not verified", h.host, h.after.Verdict))
+	}
 	return nil
+}
+
+// unverified: re-tested, but the re-test could not decide (an endpoint
+// that could not be tested), so nothing proves the change worked.
+func (h *hostResult) unverified() bool {
+	return h.after != nil && h.after.Verdict != audit.VerdictOpen && h.after.Verdict != audit.VerdictClosed
 }
 
 func (f *fixer) progress(format string, a ...any) {
@@ -487,6 +497,9 @@ func writeBeforeAfter(w io.Writer, before, after *audit.Result) {
 		bv = string(before.Verdict)
 	}
 	fmt.Fprintf(w, "Verdict: before %s, after %s\n", bv, after.Verdict)
+	if after.Verdict != audit.VerdictOpen && after.Verdict != audit.VerdictClosed {
+		fmt.Fprintln(w, "NOT VERIFIED: the re-test could not test every endpoint, so nothing proves the change closed the relay:")
+	}
 	writeEndpointReasons(w, after, true)
 }
 

@@ -115,7 +115,8 @@ func rollbackCommand(e *env) *cli.Command {
 // rollbackTargets are the endpoints to re-test after a restore, and where
 // they came from: --smtp-target; else the endpoints the backup names (the
 // ones probed before the change); else those of the evidence's last probe
-// of the host; else the WinRM host on --ports.
+// of the host; else those its last audit found for the host
+// (auditedEndpoints); else the WinRM host on --ports.
 func rollbackTargets(c *cli.Context, b *remediate.Backup, host string) ([]string, string) {
 	if t := c.StringSlice("smtp-target"); len(t) > 0 {
 		return t, "--smtp-target"
@@ -131,6 +132,9 @@ func rollbackTargets(c *cli.Context, b *remediate.Backup, host string) ([]string
 						return eps, "the endpoints of the last probe of " + b.Host + " in " + ev
 					}
 				}
+			}
+			if eps, _, _ := auditedEndpoints(bb, b.Host); len(eps) > 0 {
+				return eps, "the endpoints the audit in " + ev + " found for " + b.Host
 			}
 		}
 	}

@@ -29,9 +29,7 @@ import (
 // on another branch (the agreed table). When a code gets its constant in
 // app.go, this test fails until the entry is removed and cases for the
 // code are added to exitCases.
-var pendingExitCodes = map[int]string{
-	5: "inconclusive (issue 13)",
-}
+var pendingExitCodes = map[int]string{}
 
 // readmeTable returns the rows of the first Markdown table after heading.
 func readmeTable(t *testing.T, heading string) [][]string {
@@ -179,6 +177,13 @@ func exitCases(t *testing.T) map[int][]exitCase {
 			{"remediate: the Guest logon still relays", onLab(func() lab.Host { return lab.NewIIS(lab.IISAuthGuest) }, func(lr *labRun) []string {
 				return append(append([]string{"remediate", "--allow", "127.0.0.2", "--no-loopback", "--yes", "--restart", "never",
 					"--backup", filepath.Join(lr.dir, "b.json")}, lr.winrmArgs()...), lr.probeArgs()...)
+			})},
+		},
+		exitInconclusive: {
+			{"remediate: the re-test cannot reach the SMTP endpoint", onLab(iisOpen, func(lr *labRun) []string {
+				return append([]string{"remediate", "--allow", "192.0.2.10", "--no-loopback", "--yes", "--restart", "never",
+					"--smtp-target", "127.0.0.1:1", "--mail-domain", lr.lab.Domain, "--timeout", "5s",
+					"--backup", filepath.Join(lr.dir, "b.json")}, lr.winrmArgs()...)
 			})},
 		},
 		exitEvidence: {

@@ -64,6 +64,11 @@ func flagArgs(c *cli.Context, flags []cli.Flag, skip map[string]bool) []string {
 				continue // fix sets --winrm-port 0 for "the default port"
 			}
 			out = append(out, "--"+name, strconv.Itoa(c.Int(name)))
+		case *cli.StringFlag:
+			if c.String(name) == "" && f.Value == "" {
+				continue // fix resets --winrm-server-name per host
+			}
+			out = append(out, "--"+name, c.String(name))
 		case *cli.DurationFlag:
 			out = append(out, "--"+name, c.Duration(name).String())
 		case *cli.Float64Flag:
