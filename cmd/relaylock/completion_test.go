@@ -42,8 +42,8 @@ func TestCompletionCandidates(t *testing.T) {
 		{[]string{"re"}, []string{"remediate", "report"}, true},
 		{[]string{"audit", "--dn"}, []string{"--dns-server"}, true},
 		{[]string{"audit", "--form"}, []string{"--format"}, true},
-		{[]string{"audit", "--format", ""}, []string{"text", "json", "csv"}, true},
-		{[]string{"audit", "--format", "=", "j"}, []string{"json"}, true}, // bash splits at "="
+		{[]string{"audit", "--format", ""}, []string{"text", "json", "jsonl", "csv"}, true},
+		{[]string{"audit", "--format", "=", "j"}, []string{"json", "jsonl"}, true}, // bash splits at "="
 		{[]string{"audit", "--format=c"}, []string{"--format=csv"}, true},
 		{[]string{"inspect", "--format", ""}, []string{"text", "json"}, true},
 		{[]string{"verify", "--format", ""}, []string{"text", "json"}, true},
@@ -200,7 +200,7 @@ func TestCompletionInBash(t *testing.T) {
 	if got := compl("demo", "--platform", "exchange201"); !slices.Contains(got, "exchange2019") {
 		t.Errorf("demo --platform exchange201<TAB> = %q", got)
 	}
-	if got := compl("audit", "--format", "=", "j"); !slices.Equal(got, []string{"json"}) {
+	if got := compl("audit", "--format", "=", "j"); !slices.Equal(got, []string{"json", "jsonl"}) {
 		t.Errorf("audit --format=j<TAB> = %q", got)
 	}
 	if got := compl("rem"); !slices.Equal(got, []string{"remediate"}) {
