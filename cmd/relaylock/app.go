@@ -145,7 +145,7 @@ func newApp(e *env) *cli.App {
 			// No progress lines, and no progress bar either.
 			e.Quiet, e.StderrIsTerminal = true, false
 		}
-		return nil
+		return checkFlagText(c)
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
