@@ -184,6 +184,9 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	if err == nil {
 		return exitOK
 	}
+	// An error may quote a server (a reply, a fault, script output): no
+	// control character of it reaches the terminal.
+	stderr = printableLines{stderr}
 	var ce codeError
 	if errors.As(err, &ce) {
 		if ce.err != nil && ce.err.Error() != "" {

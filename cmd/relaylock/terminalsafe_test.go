@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -129,6 +131,24 @@ func TestPrintable(t *testing.T) {
 	for _, tc := range tests {
 		if got := audit.Printable(tc.in); got != tc.want {
 			t.Errorf("Printable(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestErrorMessagesPrintable: an error that quotes a server (a WinRM
+// fault, script output, a reply) reaches stderr escaped, its lines kept.
+func TestErrorMessagesPrintable(t *testing.T) {
+	for _, err := range []error{
+		errors.New("fault from host: " + hostileText + "\nsecond line"),
+		withCode(exitOpen, errors.New(hostileText)),
+		usagef("bad %s", hostileText),
+		fmt.Errorf("interrupted: %w: %s", context.Canceled, hostileText),
+	} {
+		var b bytes.Buffer
+		exitCode(context.Background(), &b, err)
+		terminalSafe(t, "stderr", b.String())
+		if !strings.Contains(b.String(), `\x1b[2J`) {
+			t.Errorf("the escape is not shown: %q", b.String())
 		}
 	}
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/relaylock/relaylock/audit"
 )
 
 // checkFlagText refuses (exit 2) a flag value with a control character,
@@ -67,4 +71,19 @@ func textValueError(s string) error {
 func isBidiControl(r rune) bool {
 	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) ||
 		r == 0x200E || r == 0x200F || r == 0x061C
+}
+
+// printableLines writes each line through audit.Printable, keeping the
+// line ends: for messages that may quote a server.
+type printableLines struct{ w io.Writer }
+
+func (p printableLines) Write(b []byte) (int, error) {
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		lines[i] = audit.Printable(l)
+	}
+	if _, err := io.WriteString(p.w, strings.Join(lines, "\n")); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
