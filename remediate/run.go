@@ -313,8 +313,12 @@ func (o Options) pending(ctx context.Context, rec *ChangeRecord, out *Outcome, c
 	}
 	rec.End = o.now()
 	_ = o.step("pending", out)
-	return fmt.Errorf("apply on %s: %w\nthe backup is %s; to undo the change instead of waiting, run:\n  relaylock rollback --winrm-host %s --backup %s",
-		o.Host, cause, o.BackupPath, o.Host, o.BackupPath)
+	rollbackCmd := fmt.Sprintf("relaylock rollback --winrm-host %s --backup %s", o.Host, o.BackupPath)
+	if o.RollbackCommand != "" {
+		rollbackCmd = o.RollbackCommand // with every flag this run used
+	}
+	return fmt.Errorf("apply on %s: %w\nthe backup is %s; to undo the change instead of waiting, run:\n  %s",
+		o.Host, cause, o.BackupPath, rollbackCmd)
 }
 
 // fail rolls back after a failed apply or read-back (unless disabled) and
