@@ -818,7 +818,7 @@ func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) e
 			if ctx.Err() != nil {
 				// Interrupted during the write: whether AD took it is
 				// unknown; the rest is not attempted.
-				errs = append(errs, fmt.Errorf("restore: interrupted while writing %s on %s, which may or may not have the saved values now (re-check with relaylock inspect): %w", w.DN, dc, err))
+				errs = append(errs, fmt.Errorf("restore: interrupted while writing to Active Directory on %s: %w", dc, err))
 				if rest := writesDN(des.Writes[i+1:]); len(rest) > 0 {
 					errs = append(errs, fmt.Errorf("restore: not written, the interrupt came first: %s", strings.Join(rest, ", ")))
 				}

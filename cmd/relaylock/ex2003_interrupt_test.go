@@ -118,3 +118,54 @@ func TestEx2003InterruptInDS2MBWait(t *testing.T) {
 		t.Fatal("AD does not hold the restored values")
 	}
 }
+
+// TestRollbackInterruptedDuringWrite: Ctrl-C while the restore's write is
+// on the host (it ran, its result never came back): exit 130, and the
+// message says that what the host has is unknown and that running the
+// same rollback again is safe, which it then does.
+func TestRollbackInterruptedDuringWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name, script string
+		host         func() lab.Host
+	}{
+		{"IIS", remediate.ScriptIISWrite, func() lab.Host { return lab.NewIIS(lab.IISAllExceptEmpty) }},
+		{"Exchange 2003", remediate.ScriptEx2003WriteAD, func() lab.Host { return lab.NewExchange2003(lab.Ex2003Open) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lr := startLab(t, tc.host())
+			ev, bk := filepath.Join(lr.dir, "ev.json"), filepath.Join(lr.dir, "backup.json")
+			code, out, errOut := lr.run(labTestPassword, append([]string{"remediate", "--allow", "192.0.2.10", "--no-loopback", "--yes",
+				"--restart", "never", "--no-retest", "--evidence", ev, "--backup", bk}, lr.winrmArgs()...)...)
+			if code != exitOK {
+				t.Fatalf("remediate: exit %d\n%s\n%s", code, out, errOut)
+			}
+			lr.lab.Faults.Add(lab.FaultRule{Kind: lab.FaultDelay, Delay: time.Minute, Times: 1, Script: tc.script, AfterRun: true})
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				defer cancel()
+				for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && lr.lab.Faults.Fired() == 0; {
+					time.Sleep(20 * time.Millisecond)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}()
+			rollback := append([]string{"rollback", "--backup", bk, "--no-retest", "--evidence", ev}, lr.winrmArgs()...)
+			code, out, errOut = runCLICtx(ctx, labTestPassword, rollback...)
+			t.Logf("rollback stderr:\n%s", errOut)
+			if code != exitCancelled {
+				t.Fatalf("rollback interrupted during the write: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitCancelled, out, errOut)
+			}
+			for _, w := range []string{"interrupted", "may or may not", "run the same rollback again", "relaylock inspect"} {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("rollback stderr lacks %q", w)
+				}
+			}
+			if rec := lastChange(t, ev); rec.Kind != "rollback" || rec.Result != "interrupted" {
+				t.Errorf("rollback change record: kind %q result %q, want an interrupted rollback", rec.Kind, rec.Result)
+			}
+			// The same command again restores the saved state.
+			if code, out, errOut := lr.run(labTestPassword, rollback...); code != exitOK {
+				t.Fatalf("rollback again: exit %d\n%s\n%s", code, out, errOut)
+			}
+		})
+	}
+}
