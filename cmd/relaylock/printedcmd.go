@@ -129,7 +129,9 @@ func flagArgs(c *cli.Context, flags []cli.Flag, skip map[string]bool) []string {
 func rollbackCommandLine(c *cli.Context, host, backup string, endpoints []string) string {
 	words := []string{"relaylock", "rollback", "--winrm-host", host, "--backup", backup}
 	words = append(words, flagArgs(c, winrmFlags(), map[string]bool{"winrm-host": true})...)
-	for _, n := range []string{"evidence", "ticket"} {
+	// --dc: the restore writes Active Directory where the change was
+	// written, not on another DC that has not had it replicated yet.
+	for _, n := range []string{"evidence", "ticket", "dc"} {
 		if v := c.String(n); v != "" {
 			words = append(words, "--"+n, v)
 		}
