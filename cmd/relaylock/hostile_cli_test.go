@@ -350,10 +350,7 @@ func TestOperatorInputReachesPowerShellOnlyAsData(t *testing.T) {
 			before := stateOf(t, host)
 			code, _, errOut := runCLI(t, pw, append(append([]string{"remediate", "--allow", "192.0.2.25", "--yes", "--restart", "never",
 				"--connector-name", s, "--evidence", filepath.Join(h.dir, "ev.json")}, h.winrmArgs()...), h.probeArgs()...)...)
-			// A control character is refused with the other flag checks
-			// (exit 2, naming --connector-name); the rest by the
-			// connector-name rules.
-			if code == exitOK || !strings.Contains(errOut, "connector name") && !(code == exitUsage && strings.Contains(errOut, "--connector-name")) {
+			if code == exitOK || !strings.Contains(errOut, "connector name") {
 				t.Errorf("--connector-name %q: exit %d; stderr:\n%s", s, code, errOut)
 			}
 			for _, r := range checkRuns(t, h) {
