@@ -28,7 +28,7 @@ func checkFlagText(c *cli.Context) error {
 	}
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
-		if vf, ok := f.(cli.VisibleFlag); (ok && !vf.IsVisible()) || !c.IsSet(name) {
+		if vf, ok := f.(cli.VisibleFlag); (ok && !vf.IsVisible()) || !c.IsSet(name) || ownTextRules[name] {
 			continue
 		}
 		var vals []string
@@ -48,6 +48,11 @@ func checkFlagText(c *cli.Context) error {
 	}
 	return nil
 }
+
+// ownTextRules are the flags whose values are checked by stricter rules
+// of their own, which refuse control characters too (exit 2) and say
+// which rule: --connector-name (the characters Exchange can store).
+var ownTextRules = map[string]bool{"connector-name": true}
 
 // textValueError says where s holds a character no flag value may hold.
 func textValueError(s string) error {
