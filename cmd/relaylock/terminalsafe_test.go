@@ -20,6 +20,7 @@ import (
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/audit/smtptest"
 	"github.com/relaylock/relaylock/remediate"
+	"github.com/relaylock/relaylock/report/evidence"
 )
 
 // hostileText has ESC sequences (clear screen, set title), BEL, CR, a bidi
@@ -177,4 +178,7 @@ func TestHostTextPrintable(t *testing.T) {
 	fmt.Fprint(printableLines{&b}, remediate.FormatPlan(&remediate.Plan{Host: "h", Platform: remediate.PlatformIIS,
 		Changes: []remediate.Change{{Object: "SmtpSvc/1\x1b", Setting: "RelayIpList", Current: "a\x1b[2J", New: "b", Why: "w"}}}))
 	terminalSafe(t, "plan", b.String())
+	b.Reset()
+	writeMismatches(&b, &evidence.CheckResult{Notes: []string{"n\x1b[2J"}, Problems: []string{"backup b\x1b]0;x\x07.json: file changed"}})
+	terminalSafe(t, "verify mismatches", b.String())
 }
