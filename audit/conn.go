@@ -87,11 +87,14 @@ func (p *prober) dial(ctx context.Context, host, addr string, implicitTLS bool, 
 		if ctx.Err() != nil {
 			return c, ctx.Err()
 		}
-		kind := ErrUnreachable
+		// The dial error stays wrapped (its errno tells refused from no
+		// route, connectFailure), except a timeout's: that would read as
+		// the run's own deadline.
+		perr := fmt.Errorf("%w: %w", ErrUnreachable, err)
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-			kind = ErrTimeout
+			perr = fmt.Errorf("%w: %v", ErrTimeout, err)
 		}
-		return c, &ProbeError{Host: host, Addr: addr, Command: "connect", Err: fmt.Errorf("%w: %v", kind, err)}
+		return c, &ProbeError{Host: host, Addr: addr, Command: "connect", Err: perr}
 	}
 	c.conn = nc
 	c.stop = context.AfterFunc(ctx, func() { nc.Close() })

@@ -519,6 +519,11 @@ func reasonFor(err error) string {
 	case errors.Is(err, ErrProtocol):
 		word = ReasonProtocol
 	}
+	if errors.As(err, &pe) && pe.Command == "connect" {
+		if why := connectFailure(err); why != "" {
+			detail = why
+		}
+	}
 	return word + " (" + detail + ")"
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // WriteSummary writes the human-readable result: per target its verdict
@@ -63,14 +64,48 @@ func WriteSummary(w io.Writer, r *Result) error {
 }
 
 // safe makes server-supplied text printable on one line.
-func safe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\t' {
-			return ' '
+func safe(s string) string { return Printable(s) }
+
+// Printable makes text that came from a server or an operator safe to
+// print as one line on a terminal or in a CSV cell, and keeps it
+// readable: control characters (C0, DEL, C1) become visible Go escapes
+// (\t \r \n \x1b \u0085), so a terminal interprets none of them; invalid
+// UTF-8 becomes U+FFFD; characters that reorder or hide text (bidi
+// controls and the other invisible format characters, Unicode category
+// Cf) become <U+202E>. Text without any of these comes back unchanged.
+func Printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || r < 0x20 || r >= 0x7f && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) {
+			clean = false
+			break
 		}
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return '?'
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		s = s[n:]
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			b.WriteRune(utf8.RuneError)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		case unicode.Is(unicode.Cf, r):
+			fmt.Fprintf(&b, "<U+%04X>", r)
+		default:
+			b.WriteRune(r)
 		}
-		return r
-	}, s)
+	}
+	return b.String()
 }

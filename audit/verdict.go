@@ -377,7 +377,11 @@ func aggregateTarget(t *TargetResult) {
 	case VerdictClosed:
 		t.Reason = fmt.Sprintf("all %d endpoints refused to relay", len(t.Endpoints))
 	default:
-		t.Reason = fmt.Sprintf("%s %s/%s: %s", worst.MXHost, hostPort(worst.Address, worst.Port), worst.TLS, worst.Reason)
+		ep := hostPort(worst.Address, worst.Port)
+		if !sameHost(worst.MXHost, ep) {
+			ep = worst.MXHost + " " + ep
+		}
+		t.Reason = fmt.Sprintf("%s/%s: %s", ep, worst.TLS, worst.Reason)
 	}
 }
 

@@ -664,6 +664,9 @@ func (d *Exchange2003Driver) waitSync(ctx context.Context, r Runner, host string
 	var last string
 	for {
 		out, err := runScript(ctx, r, host, ScriptIISRead, nil, nil)
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, errWaitInterrupted)
+		}
 		if err != nil {
 			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, err)
 		}
@@ -690,7 +693,7 @@ func (d *Exchange2003Driver) waitSync(ctx context.Context, r Runner, host string
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, ctx.Err())
+			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, errWaitInterrupted)
 		case <-t.C:
 		}
 	}
@@ -709,6 +712,23 @@ func pendingError(restore bool, dc string, timeouts []error) error {
 		ErrPending, what, dc, errors.Join(timeouts...), undo)
 }
 
+// interruptedWait is the error of a wait for DS2MB cut short by ctx
+// (Ctrl-C): the write stands in Active Directory, the metabase has not
+// taken it, which is pending (DS2MB) as after a timeout, and wraps both
+// ErrPending and ctx's error. notWritten are the Active Directory
+// objects the interrupt came before; they keep their values.
+func interruptedWait(ctx context.Context, restore bool, dc string, pending []error, notWritten []string) error {
+	err := pendingError(restore, dc, pending)
+	err = fmt.Errorf("%w; until DS2MB copies it, the metabase, which the SMTP service enforces, keeps the values it has now", err)
+	if len(notWritten) > 0 {
+		err = fmt.Errorf("%w; not written, the interrupt came first: %s", err, strings.Join(notWritten, ", "))
+	}
+	return fmt.Errorf("stopped while waiting for DS2MB (%w): %w", context.Cause(ctx), err)
+}
+
+// errWaitInterrupted: the wait for DS2MB ended because ctx did.
+var errWaitInterrupted = errors.New("the wait was interrupted before DS2MB had copied it")
+
 // Apply implements Driver: for each virtual server, write AD on the
 // inspection's DC, then wait until DS2MB has copied the values into the
 // metabase. Servers whose metabase has not caught up within the wait are
@@ -726,7 +746,7 @@ func (d *Exchange2003Driver) Apply(ctx context.Context, r Runner, plan *Plan) ([
 	}
 	var applied []Change
 	var pending []error
-	for _, w := range des.Writes {
+	for i, w := range des.Writes {
 		if err := d.writeAD(ctx, r, plan.Host, dc, w); err != nil {
 			return applied, err
 		}
@@ -736,6 +756,9 @@ func (d *Exchange2003Driver) Apply(ctx context.Context, r Runner, plan *Plan) ([
 				pending = append(pending, err)
 				continue
 			}
+			if errors.Is(err, errWaitInterrupted) {
+				return applied, interruptedWait(ctx, false, dc, append(pending, err), writesDN(des.Writes[i+1:]))
+			}
 			return applied, err
 		}
 		applied = append(applied, changesOf(plan, w.Server)...)
@@ -744,6 +767,15 @@ func (d *Exchange2003Driver) Apply(ctx context.Context, r Runner, plan *Plan) ([
 		return applied, pendingError(false, dc, pending)
 	}
 	return applied, nil
+}
+
+// writesDN are the Active Directory objects of ws.
+func writesDN(ws []Ex2003ADWrite) []string {
+	var dns []string
+	for _, w := range ws {
+		dns = append(dns, w.DN)
+	}
+	return dns
 }
 
 // Restore implements Driver: it writes the saved AD values (exact bytes,
@@ -770,7 +802,7 @@ func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) e
 		dc = d.DC
 	}
 	var errs, pending []error
-	for _, w := range des.Writes {
+	for i, w := range des.Writes {
 		var saved *Ex2003ADServer
 		for i := range st.AD {
 			if st.AD[i].DN == w.DN {
@@ -783,11 +815,23 @@ func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) e
 		}
 		back := Ex2003ADWrite{DN: saved.DN, Server: w.Server, RelayIpList: saved.RelayIpList, RelayForAuth: saved.RelayForAuthOn()}
 		if err := d.writeAD(ctx, r, b.Host, dc, back); err != nil {
+			if ctx.Err() != nil {
+				// Interrupted during the write: whether AD took it is
+				// unknown; the rest is not attempted.
+				errs = append(errs, fmt.Errorf("restore: interrupted while writing to Active Directory on %s: %w", dc, err))
+				if rest := writesDN(des.Writes[i+1:]); len(rest) > 0 {
+					errs = append(errs, fmt.Errorf("restore: not written, the interrupt came first: %s", strings.Join(rest, ", ")))
+				}
+				break
+			}
 			errs = append(errs, fmt.Errorf("restore: %w", err))
 			continue
 		}
 		if err := d.waitSync(ctx, r, b.Host, back); err != nil {
-			if errors.Is(err, ErrSyncTimeout) {
+			if errors.Is(err, errWaitInterrupted) && len(errs) == 0 {
+				return interruptedWait(ctx, true, dc, append(pending, err), writesDN(des.Writes[i+1:]))
+			}
+			if errors.Is(err, ErrSyncTimeout) || errors.Is(err, errWaitInterrupted) {
 				// The metabase-only values (below) are not written over a
 				// pending copy: DS2MB would overwrite them anyway.
 				pending = append(pending, err)

@@ -247,7 +247,7 @@ type ChangeRecord struct {
 	After        []Setting `json:"after"`
 	Planned      []Change  `json:"planned"`
 	Applied      []Change  `json:"applied"`
-	Result       string    `json:"result"` // "applied", "no-change", "rolled-back", "failed", "partial", "restored", "pending" (ErrPending: not rolled back)
+	Result       string    `json:"result"` // "applied", "no-change", "rolled-back", "failed", "partial", "restored", "pending" (ErrPending: not rolled back), "interrupted" (a rollback stopped by Ctrl-C before it was known to be done)
 	Error        string    `json:"error,omitempty"`
 	BackupFile   string    `json:"backup_file,omitempty"`
 	BackupSHA256 string    `json:"backup_sha256,omitempty"`

@@ -313,8 +313,12 @@ func (o Options) pending(ctx context.Context, rec *ChangeRecord, out *Outcome, c
 	}
 	rec.End = o.now()
 	_ = o.step("pending", out)
-	return fmt.Errorf("apply on %s: %w\nthe backup is %s; to undo the change instead of waiting, run:\n  relaylock rollback --winrm-host %s --backup %s",
-		o.Host, cause, o.BackupPath, o.Host, o.BackupPath)
+	rollbackCmd := fmt.Sprintf("relaylock rollback --winrm-host %s --backup %s", o.Host, o.BackupPath)
+	if o.RollbackCommand != "" {
+		rollbackCmd = o.RollbackCommand // with every flag this run used
+	}
+	return fmt.Errorf("apply on %s: %w\nthe backup is %s; to undo the change instead of waiting, run:\n  %s",
+		o.Host, cause, o.BackupPath, rollbackCmd)
 }
 
 // fail rolls back after a failed apply or read-back (unless disabled) and
@@ -504,6 +508,15 @@ func Rollback(ctx context.Context, o RollbackOptions) (*ChangeRecord, *Inspectio
 	o.Runner = &changeRunner{r: o.Runner, rec: rec}
 	if err := d.Restore(ctx, o.Runner, b); err != nil {
 		rec.Result, rec.Error, rec.End = "failed", err.Error(), now()
+		if ctx.Err() != nil && !errors.Is(err, ErrPending) {
+			// Ctrl-C with a write on the host: it may have run. The
+			// rollback writes the saved state whatever the host has, so
+			// running it again is safe.
+			rec.Result = "interrupted"
+			return rec, cur, fmt.Errorf("restore %s: %w\nthe host may or may not have the saved values now (a write was on its way); "+
+				"run the same rollback again, which writes the saved state whatever the host has, or see what it has with relaylock inspect --winrm-host %s",
+				o.Host, err, o.Host)
+		}
 		if errors.Is(err, ErrPending) {
 			// Written where it is made; not yet where it takes effect.
 			rec.Result, rec.Applied = "pending", want

@@ -149,7 +149,7 @@ func newApp(e *env) *cli.App {
 			// No progress lines, and no progress bar either.
 			e.Quiet, e.StderrIsTerminal = true, false
 		}
-		return nil
+		return checkFlagText(c)
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
@@ -188,6 +188,9 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	if err == nil {
 		return exitOK
 	}
+	// An error may quote a server (a reply, a fault, script output): no
+	// control character of it reaches the terminal.
+	stderr = printableLines{stderr}
 	var ce codeError
 	if errors.As(err, &ce) {
 		if ce.err != nil && ce.err.Error() != "" {

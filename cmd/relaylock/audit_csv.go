@@ -18,9 +18,9 @@ var auditCSVHeader = []string{"client", "target", "kind", "mx_host", "preference
 
 // writeAuditCSV writes one row per endpoint (RFC 4180, with a header
 // row), and one row for a target that has no endpoint (no MX, a DNS
-// failure), for spreadsheets. Cells that a spreadsheet would take for a
-// formula (banners and replies come from the server) are prefixed with a
-// single quote.
+// failure), for spreadsheets. Banners and replies come from the server:
+// control characters are escaped visibly and cells that a spreadsheet
+// would take for a formula are prefixed with a single quote (csvSafe).
 func writeAuditCSV(w io.Writer, r *audit.Result) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(auditCSVHeader); err != nil {
@@ -52,10 +52,15 @@ func writeAuditCSV(w io.Writer, r *audit.Result) error {
 	return cw.Error()
 }
 
-// csvSafe neutralises cells a spreadsheet would evaluate (OWASP "CSV
-// injection": a leading =, +, -, @, tab or carriage return).
+// csvSafe makes every cell safe to show: control characters are escaped
+// visibly (\x1b) and invalid UTF-8 replaced, as in the text output
+// (audit.Printable), so that `cat` on a terminal interprets nothing; and
+// cells a spreadsheet would evaluate (OWASP "CSV injection": a leading =,
+// +, -, @, tab or carriage return) are neutralised.
 func csvSafe(row []string) []string {
 	for i, s := range row {
+		s = audit.Printable(s)
+		row[i] = s
 		if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 			row[i] = "'" + s
 		}

@@ -130,7 +130,7 @@ func fixCommand(e *env) *cli.Command {
 				res, err := fx.fixHost(c.Context, winrmHost, h.targets, req, before)
 				results = append(results, res)
 				if err != nil {
-					fmt.Fprintf(e.Stderr, "relaylock: %s: %v\n", h.mx, err)
+					fmt.Fprintf(printableLines{e.Stderr}, "relaylock: %s: %v\n", h.mx, err) // may quote the host
 					if firstErr == nil {
 						firstErr = err
 					}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
@@ -118,7 +119,7 @@ func openRunner(c *cli.Context, e *env, host string) (remediate.Runner, string, 
 	cfg.Dial = e.winrmDial
 	r, w2, err := remediate.NewWinRMRunner(cfg)
 	for _, w := range append(warnings, w2...) {
-		fmt.Fprintf(e.Stderr, "relaylock: warning: %s\n", w)
+		fmt.Fprintf(e.Stderr, "relaylock: warning: %s\n", audit.Printable(w))
 	}
 	if err != nil {
 		return nil, "", err
@@ -144,6 +145,7 @@ func openFinding(insp *remediate.Inspection) bool {
 }
 
 func writeInspection(w io.Writer, insp *remediate.Inspection) {
+	w = printableLines{w} // everything here comes from the host
 	hi := insp.HostInfo
 	fmt.Fprintf(w, "Host:      %s (%s)\n", insp.Host, hi.ComputerName)
 	fmt.Fprintf(w, "Platform:  %s", insp.Platform)
@@ -204,5 +206,5 @@ func oneLineValue(v string) string {
 	if v == "" {
 		return "(empty)"
 	}
-	return v
+	return audit.Printable(v)
 }

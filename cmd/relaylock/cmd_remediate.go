@@ -178,7 +178,7 @@ func (f *fixer) progress(format string, a ...any) {
 	if f.e.Quiet {
 		return
 	}
-	fmt.Fprintf(f.e.Stderr, "relaylock: "+format+"\n", a...)
+	fmt.Fprintf(f.e.Stderr, "relaylock: %s\n", audit.Printable(fmt.Sprintf(format, a...)))
 }
 
 func (f *fixer) confirm(p *remediate.Plan) (bool, error) {
@@ -398,7 +398,7 @@ func (f *fixer) restart(ctx context.Context, r remediate.Runner, host string, ou
 func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
 	switch step {
 	case "plan":
-		fmt.Fprint(f.e.Stdout, remediate.FormatPlan(o.Plan))
+		fmt.Fprint(printableLines{f.e.Stdout}, remediate.FormatPlan(o.Plan)) // values come from the host
 	}
 	record := func(b *evidence.Bundle) {
 		switch step {

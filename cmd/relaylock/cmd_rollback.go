@@ -147,6 +147,7 @@ func rollbackTargets(c *cli.Context, b *remediate.Backup, host string) ([]string
 // have accepted own-domain forms as local recipients. With all false only
 // the endpoints that are not closed are listed.
 func writeEndpointReasons(w io.Writer, r *audit.Result, all bool) {
+	w = printableLines{w} // reasons quote servers
 	for _, t := range r.Targets {
 		if len(t.Endpoints) == 0 && (all || t.Verdict != audit.VerdictClosed) {
 			fmt.Fprintf(w, "  %s: %s: %s\n", t.Target, t.Verdict, orDash(t.Reason))

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -12,10 +15,19 @@ import (
 )
 
 // shellQuote quotes s for a POSIX shell, so that a printed command can be
-// pasted as printed.
+// pasted as printed. A value with a control character, an invisible or
+// reordering format character (bidi, Unicode category Cf) or invalid
+// UTF-8 is written in ANSI-C quoting, $'...' with those bytes as \xHH
+// (bash, zsh, ksh93, POSIX.1-2024 sh): the terminal then shows, and
+// interprets, none of them, and pasting the command reproduces the exact
+// value. Flag values never get here with one (checkFlagText refuses them);
+// other values, such as a file name, might.
 func shellQuote(s string) string {
 	if s == "" {
 		return "''"
+	}
+	if !printableValue(s) {
+		return ansiCQuote(s)
 	}
 	safe := true
 	for _, r := range s {
@@ -28,6 +40,41 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// printableValue reports whether s is valid UTF-8 without control or
+// format characters, so that a terminal shows it as it is.
+func printableValue(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// ansiCQuote writes s as $'...': backslash and quote escaped, and every
+// byte of a control or format character, and every invalid byte, as \xHH.
+func ansiCQuote(s string) string {
+	var b strings.Builder
+	b.WriteString("$'")
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == '\\' || r == '\'':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == utf8.RuneError && n <= 1, unicode.IsControl(r), unicode.Is(unicode.Cf, r):
+			for i := range n {
+				fmt.Fprintf(&b, `\x%02x`, s[i])
+			}
+		default:
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	b.WriteByte('\'')
+	return b.String()
 }
 
 // commandLine joins words into a command line a POSIX shell reads back as
@@ -87,7 +134,9 @@ func flagArgs(c *cli.Context, flags []cli.Flag, skip map[string]bool) []string {
 func rollbackCommandLine(c *cli.Context, host, backup string, endpoints []string) string {
 	words := []string{"relaylock", "rollback", "--winrm-host", host, "--backup", backup}
 	words = append(words, flagArgs(c, winrmFlags(), map[string]bool{"winrm-host": true})...)
-	for _, n := range []string{"evidence", "ticket"} {
+	// --dc: the restore writes Active Directory where the change was
+	// written, not on another DC that has not had it replicated yet.
+	for _, n := range []string{"evidence", "ticket", "dc"} {
 		if v := c.String(n); v != "" {
 			words = append(words, "--"+n, v)
 		}

@@ -316,7 +316,7 @@ func TestRollbackCommandLine(t *testing.T) {
 	app := &cli.App{Name: "t", Commands: []*cli.Command{cmd}}
 	if err := app.Run([]string{"t", "x", "--winrm-user", `CORP\admin`, "--winrm-auth", "kerberos", "--krb5-realm", "CORP.EXAMPLE",
 		"--winrm-password-file", "/root/pw file", "--winrm-legacy-tls", "--ports", "25,2525", "--timeout", "10s",
-		"--evidence", "ev.json", "--allow", "192.0.2.10", "--yes"}); err != nil {
+		"--evidence", "ev.json", "--allow", "192.0.2.10", "--yes", "--dc", "DC02.corp.example"}); err != nil {
 		t.Fatal(err)
 	}
 	words, err := splitShellWords(line)
@@ -325,7 +325,7 @@ func TestRollbackCommandLine(t *testing.T) {
 	}
 	want := []string{"relaylock", "rollback", "--winrm-host", "mail.corp.example", "--backup", "/srv/backups/b 1.json",
 		"--winrm-user", `CORP\admin`, "--winrm-auth", "kerberos", "--winrm-legacy-tls=true", "--winrm-password-file", "/root/pw file",
-		"--krb5-realm", "CORP.EXAMPLE", "--evidence", "ev.json", "--smtp-target", "192.0.2.25:2525", "--smtp-target", "[2001:db8::25]:25",
+		"--krb5-realm", "CORP.EXAMPLE", "--evidence", "ev.json", "--dc", "DC02.corp.example", "--smtp-target", "192.0.2.25:2525", "--smtp-target", "[2001:db8::25]:25",
 		"--timeout", "10s"}
 	if strings.Join(words, "\x00") != strings.Join(want, "\x00") {
 		t.Errorf("rollback command\n got %q\nwant %q", words, want)
