@@ -412,7 +412,7 @@ func TestRunCatch(t *testing.T) {
 		conf   Confirmation
 	}{
 		{"open relay confirmed", smtptest.Open(), VerdictOpen, ConfirmConfirmed},
-		{"accept then discard is not open", smtptest.Policy{AcceptAll: true, Pipelining: true}, VerdictInconclusive, ""},
+		{"accept everything, deliver nothing is closed", smtptest.Policy{AcceptAll: true, Pipelining: true}, VerdictClosed, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fc := &fakeCatcher{got: map[string]bool{}}
