@@ -117,6 +117,7 @@ var AuthVariants = []Case{
 func buildMatrix() []Case {
 	m := []Case{
 		{ID: "C1", Title: "control: legitimate inbound mail to postmaster", Kind: "control", From: "<{from}>", To: "<{pm}>", TLS: true},
+		{ID: "C1P", Title: "control: bare postmaster (RFC 5321 §4.5.1), for a host target whose name may not be a mail domain", Kind: "control", From: "<{from}>", To: "<postmaster>", Info: true, TLS: true},
 		{ID: "C2", Title: "control: nonexistent local user (recipient validation)", Kind: "control", From: "<{from}>", To: "<{R}@{T}>", Info: true, Own: OwnDomain},
 		{ID: "C2I", Title: "control: nonexistent local user at the server's address literal", Kind: "control", From: "<{from}>", To: "<{R}@[{I}]>", Info: true, Own: OwnLiteral, TLS: true},
 		{ID: "C2B", Title: "control: nonexistent local user at the banner host", Kind: "control", From: "<{from}>", To: "<{R}@{B}>", Info: true, Own: OwnBanner},

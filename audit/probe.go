@@ -63,6 +63,9 @@ func (p *prober) noteSource(a net.Addr) {
 type endpointSpec struct {
 	target     int
 	domain     string // {T}; "" for address targets without Options.MailDomain
+	// hostName: domain is a host target's own name (no MX, no
+	// Options.MailDomain), not necessarily a mail domain of the server.
+	hostName bool
 	mxHost     string
 	preference int
 	addr       netip.Addr
@@ -626,6 +629,9 @@ func (er *epRun) expand(cases []Case) []*testRun {
 				t.done, tr.Outcome, tr.Reason = true, OutcomeSkipped, err.Error()
 				break
 			}
+		}
+		if !t.done && cs.ID == "C1P" && !er.spec.hostName {
+			t.done, tr.Outcome, tr.Reason = true, OutcomeSkipped, "only for a host target without --mail-domain (C1 asks the domain's postmaster)"
 		}
 		if t.done {
 			continue

@@ -475,6 +475,13 @@ func (p *prober) resolve(ctx context.Context, idx int, t target, tr *TargetResul
 	for _, mx := range r.MX {
 		add(domain, mx.Host, mx.Preference, mx.Addresses)
 	}
+	if tr.Kind == "host" && p.opts.MailDomain == "" {
+		// {T} is the host's own name, which need not be a mail domain
+		// of the server: control C1P (bare postmaster) stands in for C1.
+		for i := range specs {
+			specs[i].hostName = true
+		}
+	}
 	if len(specs) == 0 {
 		tr.Reason = "no mail host has an address"
 		if err != nil {

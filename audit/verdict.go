@@ -298,7 +298,7 @@ func aggregateEndpoint(ep *EndpointResult) {
 	ep.Confirmation = ""
 	ep.AcceptAll = false
 	ep.Findings = nil
-	var c1 *TestResult
+	var c1, c1p *TestResult
 	counts := map[string]int{}
 	applicable, refused, senderRefused, asLocal, acceptAllClosed := 0, 0, 0, 0, 0
 	// own holds each own-name control (C2, C2I, C2B, C2U) by the name it
@@ -310,6 +310,8 @@ func aggregateEndpoint(ep *EndpointResult) {
 		switch {
 		case t.ID == "C1":
 			c1 = t
+		case t.ID == "C1P":
+			c1p = t
 		case t.ID == "C3":
 			if t.Outcome == OutcomeAccepted {
 				ep.AcceptAll, acceptsEverything = true, true
@@ -410,6 +412,12 @@ func aggregateEndpoint(ep *EndpointResult) {
 	ep.Verdict = VerdictInconclusive
 	if ep.Reason != "" && len(ep.Tests) == 0 {
 		return // set by the connection step (unreachable, refused, tls, ...)
+	}
+	if c1 != nil && c1.Outcome != OutcomeAccepted && c1p != nil && c1p.Outcome == OutcomeAccepted {
+		// A host target: its name need not be a mail domain of the
+		// server, but the server takes postmaster's mail (RFC 5321
+		// §4.5.1), so this vantage point is not blocked.
+		c1 = c1p
 	}
 	switch {
 	case c1 == nil:

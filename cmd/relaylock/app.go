@@ -14,12 +14,15 @@ import (
 
 // Exit codes, mapped in one place (README, "Exit codes").
 const (
-	exitOK        = 0   // no open relay; remediated and re-test closed
-	exitError     = 1   // runtime error
-	exitUsage     = 2   // bad flags or arguments
-	exitOpen      = 3   // an open relay was found
-	exitStillOpen = 4   // remediation applied but the re-test still shows a relay
-	exitCancelled = 130 // interrupted
+	exitOK        = 0 // no open relay; remediated and re-test closed
+	exitError     = 1 // runtime error
+	exitUsage     = 2 // bad flags or arguments
+	exitOpen      = 3 // an open relay was found
+	exitStillOpen = 4 // remediation applied but the re-test still shows a relay
+	// exitInconclusive: nothing found open, but at least one target or
+	// endpoint could not be tested (audit and every command that re-tests).
+	exitInconclusive = 5
+	exitCancelled    = 130 // interrupted
 )
 
 // env is everything a command may touch outside its arguments, so that

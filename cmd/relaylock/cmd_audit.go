@@ -44,7 +44,7 @@ func auditFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "timeout", Usage: "greeting and per-command timeout (default 60s)"},
 		&cli.DurationFlag{Name: "connect-timeout", Usage: "TCP connect timeout (default 15s)"},
 		&cli.DurationFlag{Name: "deadline", Usage: "stop the whole audit after this `DURATION`"},
-		&cli.DurationFlag{Name: "greylist-retry", Usage: "wait this long and retry greylisted tests once (0: report them inconclusive)"},
+		&cli.DurationFlag{Name: "greylist-retry", Value: audit.DefaultGreylistRetry, Usage: "retry greylisted tests (same sender, recipient and address) after the delay the server names, or a minute, for at most this `DURATION` in all; 0: report them inconclusive at once"},
 		&cli.BoolFlag{Name: "all-tests", Usage: "run every test even after an endpoint is found open"},
 		&cli.BoolFlag{Name: "helo-variants", Usage: "also try EHLO as the target's own names (tests E39a-d)"},
 		&cli.BoolFlag{Name: "auth-tests", Usage: "also try to relay after AUTH that must fail: an NTLM null session, a made-up account over LOGIN and PLAIN, a garbage CRAM-MD5 answer (tests A41a-d; the server may log failed logins)"},
@@ -138,10 +138,7 @@ func auditCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if res.Verdict == audit.VerdictOpen {
-				return withCode(exitOpen, nil)
-			}
-			return nil
+			return verdictExit(res)
 		},
 	}
 }

@@ -145,6 +145,14 @@ func fixCommand(e *env) *cli.Command {
 			case stillOpen || (len(hosts) > 0 && !applied && anyOpen(results)):
 				return withCode(exitOpen, nil)
 			}
+			if len(hosts) == 0 {
+				return verdictExit(before)
+			}
+			for _, r := range results {
+				if err := r.exitErr(); err != nil {
+					return err
+				}
+			}
 			return nil
 		},
 	}

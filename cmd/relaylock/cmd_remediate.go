@@ -155,6 +155,9 @@ func (h *hostResult) exitErr() error {
 	if h.stillOpen {
 		return withCode(exitStillOpen, fmt.Errorf("%s still relays on re-test%s", h.host, triggerList(h.after)))
 	}
+	if h.after != nil && h.after.Verdict == audit.VerdictInconclusive {
+		return withCode(exitInconclusive, fmt.Errorf("%s: the re-test is inconclusive%s", h.host, inconclusiveWhy(h.after)))
+	}
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
@@ -88,10 +87,7 @@ func rollbackCommand(e *env) *cli.Command {
 				return fmt.Errorf("re-test after the restore: %w", err)
 			}
 			fmt.Fprintf(e.Stdout, "Re-test after the restore: %s\n", r.Verdict)
-			if r.Verdict == audit.VerdictOpen {
-				return withCode(exitOpen, nil)
-			}
-			return nil
+			return verdictExit(r)
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -29,4 +30,29 @@ func retestFlags() []cli.Flag {
 // retestOptions builds the probe options for targets from those flags.
 func retestOptions(c *cli.Context, e *env, targets []string) (audit.Options, error) {
 	return auditOptions(c, e, targets)
+}
+
+// verdictExit maps an audit's overall verdict to the exit code: open 3,
+// inconclusive 5 (nothing found open, but something could not be
+// tested), closed or no-mail 0.
+func verdictExit(r *audit.Result) error {
+	switch {
+	case r == nil:
+		return nil
+	case r.Verdict == audit.VerdictOpen:
+		return withCode(exitOpen, nil)
+	case r.Verdict == audit.VerdictInconclusive:
+		return withCode(exitInconclusive, fmt.Errorf("inconclusive: nothing found open, but not everything could be tested%s", inconclusiveWhy(r)))
+	}
+	return nil
+}
+
+// inconclusiveWhy names the first inconclusive target and its reason.
+func inconclusiveWhy(r *audit.Result) string {
+	for _, t := range r.Targets {
+		if t.Verdict == audit.VerdictInconclusive {
+			return fmt.Sprintf(" (%s: %s)", t.Target, t.Reason)
+		}
+	}
+	return ""
 }
