@@ -159,6 +159,16 @@ type Config struct {
 	// AuthUser/AuthPassword, and lets authenticated clients relay, as a
 	// submission-capable MX does.
 	Auth bool
+	// PolicyService (Postfix only), when set, is a Postfix policy
+	// delegation server (SMTPD_POLICY_README) asked after the relay
+	// decision, as a greylisting server is deployed:
+	// smtpd_recipient_restrictions = check_policy_service inet:ADDR.
+	// StartGreylistPolicy is one; Debian's postgrey is another.
+	PolicyService netip.AddrPort
+	// AcceptAnyLocal (Postfix only) accepts any local part at every
+	// local name (local_recipient_maps empty: a catch-all, as IIS SMTP
+	// and luser_relay servers are) and still refuses to relay.
+	AcceptAnyLocal bool
 }
 
 // The account of an MTA started with Config.Auth.
