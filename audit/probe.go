@@ -61,11 +61,11 @@ func (p *prober) noteSource(a net.Addr) {
 
 // endpointSpec is one (MX host, address, port) to probe.
 type endpointSpec struct {
-	target     int
-	domain     string // {T}; "" for address targets without Options.MailDomain
+	target int
+	domain string // {T}; "" for address targets without Options.MailDomain
 	// hostName: domain is a host target's own name (no MX, no
 	// Options.MailDomain), not necessarily a mail domain of the server.
-	hostName bool
+	hostName   bool
 	mxHost     string
 	preference int
 	addr       netip.Addr

@@ -169,6 +169,10 @@ type Config struct {
 	// local name (local_recipient_maps empty: a catch-all, as IIS SMTP
 	// and luser_relay servers are) and still refuses to relay.
 	AcceptAnyLocal bool
+	// DiscardOutbound (Postfix only) discards every message for a remote
+	// recipient after accepting it (default_transport = discard): with an
+	// open mode, a server that accepts everything and delivers nothing.
+	DiscardOutbound bool
 }
 
 // The account of an MTA started with Config.Auth.

@@ -156,6 +156,9 @@ func (i *Instance) preparePostfix(cfg Config) error {
 		mainCF = append(mainCF, fmt.Sprintf("smtpd_recipient_restrictions = check_policy_service inet:%s:%d",
 			cfg.PolicyService.Addr(), cfg.PolicyService.Port()))
 	}
+	if cfg.DiscardOutbound {
+		mainCF = append(mainCF, "relayhost =", "default_transport = discard:accepted and dropped")
+	}
 	if cfg.AcceptAnyLocal {
 		mainCF[slices.Index(mainCF, "local_recipient_maps = inline:{ postmaster=ok }")] = "local_recipient_maps ="
 	}
