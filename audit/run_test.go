@@ -472,3 +472,102 @@ func TestRunGreylistRetryBatch(t *testing.T) {
 		t.Fatalf("server saw %d sessions; %d connections, %d round trips: want 2 and 8", n, ep.Connections, ep.RoundTrips)
 	}
 }
+
+// blockingCatcher is a catcher whose Wait blocks, as the real one does,
+// until every token asked for has arrived or ctx ends.
+type blockingCatcher struct {
+	mu      sync.Mutex
+	got     map[string]bool
+	changed chan struct{}
+}
+
+func (f *blockingCatcher) Recipient(tok string) string     { return tok + "@catch.example.org" }
+func (f *blockingCatcher) BounceAddress(tok string) string { return "b-" + tok + "@catch.example.org" }
+func (f *blockingCatcher) arrive(tok string) {
+	f.mu.Lock()
+	f.got[tok] = true
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+func (f *blockingCatcher) Wait(ctx context.Context, tokens []string) map[string]*CatchEvidence {
+	for {
+		f.mu.Lock()
+		out := map[string]*CatchEvidence{}
+		for _, t := range tokens {
+			if f.got[t] {
+				out[t] = &CatchEvidence{Arrived: true}
+			}
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		if len(out) == len(tokens) {
+			return out
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return out
+		}
+	}
+}
+
+// TestCatchWaitIsAMaximum: once an endpoint is confirmed open, its other
+// tokens are not waited for (unless AllTests), and the wait ends when
+// every endpoint is decided, not after the whole --catch-wait (issue 13
+// item 3, issue 16).
+func TestCatchWaitIsAMaximum(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		fc := &blockingCatcher{got: map[string]bool{}, changed: make(chan struct{})}
+		p := smtptest.Open()
+		var once sync.Once
+		p.Deliver = func(m smtptest.Message) {
+			// Only the first relayed message arrives; the others are lost.
+			once.Do(func() {
+				l, _, _ := strings.Cut(m.RcptTo[0], "@")
+				fc.arrive(l)
+			})
+		}
+		start := time.Now()
+		res, _ := testAudit(t, p, func(o *Options) { o.Catcher = fc; o.CatchWait = 4 * time.Second; o.AllTests = all })
+		took := time.Since(start)
+		ep := endpoint(t, res, "none")
+		if ep.Verdict != VerdictOpen || ep.Confirmation != ConfirmConfirmed {
+			dump(t, ep)
+			t.Fatalf("all=%v: %s (%s), want open (confirmed)", all, ep.Verdict, ep.Confirmation)
+		}
+		if !all && took > 3*time.Second {
+			t.Errorf("confirmed open, yet the run took %s: it waited for the endpoint's other tokens", took)
+		}
+		if all && took < 4*time.Second {
+			t.Errorf("--all-tests: the run took %s, less than the 4s catch wait", took)
+		}
+	}
+}
+
+// TestAcceptAnyLocalByEveryTargetKind: a closed server that accepts any
+// local part at each of its own names (its address literal, its banner
+// host, its domain), as IIS SMTP does into its Drop folder, is closed
+// whether it is audited by domain, host name or address (issue 13 item
+// 1). On the code before, by address: open via R13, R18, R19, R28 at
+// [127.0.0.1] and R14, R20 at the banner host.
+func TestAcceptAnyLocalByEveryTargetKind(t *testing.T) {
+	p := smtptest.Policy{Pipelining: true, AcceptAllLocal: true, Hostname: "mx.example.com"}
+	for _, tc := range []struct{ target, kind string }{
+		{"example.com", "domain"}, {"mx.example.com", "host"}, {"127.0.0.1", "address"},
+	} {
+		res, _ := testAudit(t, p, func(o *Options) {
+			o.Targets = []string{tc.target}
+			o.Resolver = &MockResolver{
+				MX:    map[string][]string{"example.com": {"mx.example.com"}},
+				Addrs: map[string][]netip.Addr{"mx.example.com": {netip.MustParseAddr("127.0.0.1")}},
+			}
+		})
+		tg := res.Targets[0]
+		ep := endpoint(t, res, "none")
+		if tg.Kind != tc.kind || tg.Verdict != VerdictClosed {
+			dump(t, ep)
+			t.Errorf("%s: %s target %s (%s), want a %s target, closed", tc.target, tg.Kind, tg.Verdict, ep.Reason, tc.kind)
+		}
+	}
+}
