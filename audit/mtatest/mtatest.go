@@ -165,9 +165,10 @@ type Config struct {
 	// smtpd_recipient_restrictions = check_policy_service inet:ADDR.
 	// StartGreylistPolicy is one; Debian's postgrey is another.
 	PolicyService netip.AddrPort
-	// AcceptAnyLocal (Postfix only) accepts any local part at every
-	// local name (local_recipient_maps empty: a catch-all, as IIS SMTP
-	// and luser_relay servers are) and still refuses to relay.
+	// AcceptAnyLocal accepts any local part at every local name and
+	// still refuses to relay: Postfix with local_recipient_maps empty (a
+	// catch-all, as IIS SMTP and luser_relay servers are), Exim with an
+	// accept-all redirect router.
 	AcceptAnyLocal bool
 	// DiscardOutbound (Postfix only) discards every message for a remote
 	// recipient after accepting it (default_transport = discard): with an
