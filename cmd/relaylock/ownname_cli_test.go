@@ -53,6 +53,12 @@ func TestCorrectFixReadsClosedByAddressAndHostName(t *testing.T) {
 					t.Errorf("audit %s after the fix: exit %d, want 0 (closed)\nstdout:\n%s\nstderr:\n%s", target, code, out, errOut)
 				}
 			}
+			// Rolled back, the same address-only re-test finds it open
+			// again: the own-name controls do not hide a real relay.
+			rb := append([]string{"rollback", "--backup", bk, "--evidence", ev, "--smtp-target", lr.lab.SMTPAddr, "--timeout", "10s"}, lr.winrmArgs()...)
+			if code, out, errOut := lr.run(labTestPassword, rb...); code != exitOpen {
+				t.Errorf("rollback --smtp-target %s: exit %d, want %d (open again)\nstdout:\n%s\nstderr:\n%s", lr.lab.SMTPAddr, code, exitOpen, out, errOut)
+			}
 		})
 	}
 }
