@@ -571,3 +571,26 @@ func TestAcceptAnyLocalByEveryTargetKind(t *testing.T) {
 		}
 	}
 }
+
+// TestGreylistedControlIsNotBlocked: with retrying off, a server that
+// greylists everything (C1 included) in milter-greylist's words is
+// inconclusive(greylisted), never "blocked" and never closed, and the
+// run does not wait (issue 13 item 2).
+func TestGreylistedControlIsNotBlocked(t *testing.T) {
+	p := smtptest.Policy{Pipelining: true, Decide: func(_ *smtptest.Session, _ string) (int, string) {
+		return 451, "4.7.1 Greylisting in action, please come back later"
+	}}
+	start := time.Now()
+	res, _ := testAudit(t, p, nil)
+	ep := endpoint(t, res, "none")
+	if ep.Verdict != VerdictInconclusive || !strings.HasPrefix(ep.Reason, ReasonGreylisted) {
+		dump(t, ep)
+		t.Fatalf("%s (%s), want inconclusive (greylisted)", ep.Verdict, ep.Reason)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s with retrying off", d)
+	}
+	if c1 := test(ep, "C1"); c1 == nil || c1.Greylisted == nil {
+		t.Errorf("C1 does not record its greylisting reply: %+v", c1)
+	}
+}

@@ -81,3 +81,16 @@ func TestInconclusiveExitCode(t *testing.T) {
 		}
 	}
 }
+
+// TestFixInconclusiveExitCode: fix whose audit finds nothing open but
+// could not test the domain exits 5, not 0.
+func TestFixInconclusiveExitCode(t *testing.T) {
+	lr := startLab(t, lab.NewIIS(lab.IISAllExceptEmpty))
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, labTestPassword, "fix", "nonexistent.invalid", "--allow", "127.0.0.2", "--yes",
+		"--dns-server", lr.lab.DNSAddr, "--timeout", "5s",
+		"--evidence", filepath.Join(dir, "ev.json"), "-o", filepath.Join(dir, "r.pdf"))
+	if code != exitInconclusive {
+		t.Errorf("fix nonexistent.invalid: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitInconclusive, out, errOut)
+	}
+}
