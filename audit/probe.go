@@ -19,6 +19,11 @@ type prober struct {
 	limiter *limiter
 	now     func() time.Time
 
+	// slots is Run's Concurrency semaphore: an endpoint that waits out
+	// greylisting gives its slot back for the wait, so every greylisted
+	// endpoint waits in parallel and others are probed meanwhile.
+	slots chan struct{}
+
 	mu      sync.Mutex
 	sources map[string]bool
 	// hosts holds a semaphore of Options.PerHost slots per address, so
@@ -248,12 +253,24 @@ func (er *epRun) greylistRetries(ctx context.Context, tests []*testRun) {
 			fmt.Fprintf(p.opts.Progress, "relaylock: %s/%s: %d test(s) greylisted (%s); waiting %s before retry %d (at most %s in all)\n",
 				er.addr(), er.mode, len(grey), grey[0].res.Reply.String(), wait.Round(time.Second), round, budget)
 		}
+		if p.slots != nil {
+			<-p.slots
+		}
 		tm := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 		case <-tm.C:
 		}
 		tm.Stop()
+		if p.slots != nil {
+			// Take a slot again before connecting (Run gives it back
+			// when the endpoint ends, also after cancellation).
+			select {
+			case p.slots <- struct{}{}:
+			case <-ctx.Done():
+				p.slots <- struct{}{}
+			}
+		}
 		rel, err := p.hostSlot(ctx, er.spec.addr)
 		if err != nil {
 			break

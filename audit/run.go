@@ -308,6 +308,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	sem := make(chan struct{}, opts.Concurrency)
+	p.slots = sem // an endpoint waiting out greylisting gives its slot back
 	var wg sync.WaitGroup
 	probe := func(s *slot) {
 		defer wg.Done()

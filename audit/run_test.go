@@ -594,3 +594,32 @@ func TestGreylistedControlIsNotBlocked(t *testing.T) {
 		t.Errorf("C1 does not record its greylisting reply: %+v", c1)
 	}
 }
+
+// TestGreylistWaitsInParallel: endpoints waiting out greylisting give
+// their concurrency slot back, so with Concurrency 1 two greylisted
+// endpoints wait at the same time, not one after the other.
+func TestGreylistWaitsInParallel(t *testing.T) {
+	var targets []string
+	for i := 0; i < 2; i++ {
+		srv := smtptest.Start(t, smtptest.Greylist())
+		targets = append(targets, srv.Addr())
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := Run(ctx, Options{Targets: targets, MailDomain: "example.com", HeloName: "probe.example.net",
+		Concurrency: 1, GreylistRetry: 10 * time.Second, GreylistInterval: 1500 * time.Millisecond,
+		ConnectTimeout: 2 * time.Second, GreetingTimeout: 3 * time.Second, CommandTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	for _, tg := range res.Targets {
+		if tg.Verdict != VerdictClosed {
+			t.Errorf("%s: %s (%s), want closed after the retry", tg.Target, tg.Verdict, tg.Reason)
+		}
+	}
+	if took > 2800*time.Millisecond {
+		t.Errorf("two greylisted endpoints with Concurrency 1 took %s: they waited one after the other", took)
+	}
+}
