@@ -216,8 +216,11 @@ func (er *epRun) greylistRetries(ctx context.Context, tests []*testRun) {
 	for round := 1; ctx.Err() == nil; round++ {
 		var grey, greyPlain, greyOwn []*testRun
 		var wait time.Duration
+		settled := er.isSettled()
 		for _, t := range tests {
-			if t.done && t.grey {
+			// Once the endpoint is open only the controls, which decide
+			// what the other results mean, are worth the wait.
+			if t.done && t.grey && (!settled || t.res.Kind == "control") {
 				grey = append(grey, t)
 				wait = max(wait, t.greyDelay)
 			}
@@ -273,6 +276,9 @@ func (er *epRun) greylistRetries(ctx context.Context, tests []*testRun) {
 		}
 		rel, err := p.hostSlot(ctx, er.spec.addr)
 		if err != nil {
+			for _, t := range grey {
+				er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: ReasonDeadline}, nil, -1)
+			}
 			break
 		}
 		c, err := er.connect(ctx, p.opts.HeloName)
