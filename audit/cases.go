@@ -48,6 +48,12 @@ type Case struct {
 	// the server qualifies with its own domain. On a server that accepts
 	// any local recipient (C2 accepted) their acceptance is ambiguous.
 	LocalForm bool
+	// Own names the server's own name that a LocalForm recipient ends at,
+	// or, for an own-name control, the name it tests: OwnDomain ({T}),
+	// OwnLiteral ([{I}]), OwnBanner ({B}) or OwnUnqualified (no domain:
+	// the server qualifies it with its own). A LocalForm test is judged
+	// against the control of its own name (aggregateEndpoint).
+	Own string
 	// TLS marks the tests rerun after STARTTLS (session variant 38).
 	TLS bool
 	// Nmap lists the nmap smtp-open-relay.nse test numbers this case
@@ -56,6 +62,21 @@ type Case struct {
 }
 
 const victim = "<{L}@{V}>"
+
+// The server's own names a recipient form can end at (Case.Own). Each
+// has its own accept-any-local control (relay-probes.md §8, C2): a
+// server may accept any local part at its address literal (IIS SMTP
+// does, into its Drop folder) and validate them at its domain, or the
+// other way round.
+const (
+	OwnDomain      = "domain"      // {T}: control C2
+	OwnLiteral     = "literal"     // [{I}]: control C2I
+	OwnBanner      = "banner"      // {B}: control C2B
+	OwnUnqualified = "unqualified" // no domain: control C2U
+)
+
+// ownControl maps an own name to the ID of its accept-any-local control.
+var ownControl = map[string]string{OwnDomain: "C2", OwnLiteral: "C2I", OwnBanner: "C2B", OwnUnqualified: "C2U"}
 
 // Matrix is the default test matrix, in the order it runs: controls,
 // sender variants 1-12, recipient variants 13-35 (each also as "b" with
@@ -96,7 +117,11 @@ var AuthVariants = []Case{
 func buildMatrix() []Case {
 	m := []Case{
 		{ID: "C1", Title: "control: legitimate inbound mail to postmaster", Kind: "control", From: "<{from}>", To: "<{pm}>", TLS: true},
-		{ID: "C2", Title: "control: nonexistent local user (recipient validation)", Kind: "control", From: "<{from}>", To: "<{R}@{T}>", Info: true},
+		{ID: "C1P", Title: "control: bare postmaster (RFC 5321 §4.5.1), for a host target whose name may not be a mail domain", Kind: "control", From: "<{from}>", To: "<postmaster>", Info: true, TLS: true},
+		{ID: "C2", Title: "control: nonexistent local user (recipient validation)", Kind: "control", From: "<{from}>", To: "<{R}@{T}>", Info: true, Own: OwnDomain},
+		{ID: "C2I", Title: "control: nonexistent local user at the server's address literal", Kind: "control", From: "<{from}>", To: "<{R}@[{I}]>", Info: true, Own: OwnLiteral, TLS: true},
+		{ID: "C2B", Title: "control: nonexistent local user at the banner host", Kind: "control", From: "<{from}>", To: "<{R}@{B}>", Info: true, Own: OwnBanner},
+		{ID: "C2U", Title: "control: nonexistent unqualified local user", Kind: "control", From: "<{from}>", To: "<{R}>", Info: true, Own: OwnUnqualified, TLS: true},
 		{ID: "C3", Title: "control: unresolvable domain (accepts everything?)", Kind: "control", From: "<{from}>", To: "<{R}@{R}.invalid>", Info: true},
 
 		{ID: "S1", Title: "null sender", Kind: "sender", From: "<>", To: victim, TLS: true, Nmap: []int{1}},
@@ -113,27 +138,27 @@ func buildMatrix() []Case {
 		{ID: "S12", Title: "sender at a nonexistent subdomain of the target", Kind: "sender", From: "<{u}@{R}.{T}>", To: victim},
 	}
 	rcpt := []Case{
-		{ID: "R13", Title: "percent hack via address literal", To: "<{L}%{V}@[{I}]>", TLS: true, Nmap: []int{5}, LocalForm: true},
-		{ID: "R14", Title: "percent hack via banner host", To: "<{L}%{V}@{B}>", Nmap: []int{6}, LocalForm: true},
-		{ID: "R15", Title: "percent hack via target domain", To: "<{L}%{V}@{T}>", LocalForm: true},
-		{ID: "R16", Title: "quoted whole address", To: `<"{L}@{V}">`, TLS: true, Nmap: []int{7}, LocalForm: true},
-		{ID: "R17", Title: "quoted percent, no domain", To: `<"{L}%{V}">`, Nmap: []int{8}, LocalForm: true},
-		{ID: "R18", Title: "double @ at address literal", To: "<{L}@{V}@[{I}]>", Nmap: []int{9}, LocalForm: true},
-		{ID: "R19", Title: "quoted local part at address literal", To: `<"{L}@{V}"@[{I}]>`, Nmap: []int{10}, LocalForm: true},
-		{ID: "R20", Title: "double @ at banner host", To: "<{L}@{V}@{B}>", Nmap: []int{11}, LocalForm: true},
-		{ID: "R21", Title: "double @ at target domain", To: "<{L}@{V}@{T}>", LocalForm: true},
-		{ID: "R22", Title: "quoted local part at target domain", To: `<"{L}@{V}"@{T}>`, LocalForm: true},
+		{ID: "R13", Title: "percent hack via address literal", To: "<{L}%{V}@[{I}]>", TLS: true, Nmap: []int{5}, LocalForm: true, Own: OwnLiteral},
+		{ID: "R14", Title: "percent hack via banner host", To: "<{L}%{V}@{B}>", Nmap: []int{6}, LocalForm: true, Own: OwnBanner},
+		{ID: "R15", Title: "percent hack via target domain", To: "<{L}%{V}@{T}>", LocalForm: true, Own: OwnDomain},
+		{ID: "R16", Title: "quoted whole address", To: `<"{L}@{V}">`, TLS: true, Nmap: []int{7}, LocalForm: true, Own: OwnUnqualified},
+		{ID: "R17", Title: "quoted percent, no domain", To: `<"{L}%{V}">`, Nmap: []int{8}, LocalForm: true, Own: OwnUnqualified},
+		{ID: "R18", Title: "double @ at address literal", To: "<{L}@{V}@[{I}]>", Nmap: []int{9}, LocalForm: true, Own: OwnLiteral},
+		{ID: "R19", Title: "quoted local part at address literal", To: `<"{L}@{V}"@[{I}]>`, Nmap: []int{10}, LocalForm: true, Own: OwnLiteral},
+		{ID: "R20", Title: "double @ at banner host", To: "<{L}@{V}@{B}>", Nmap: []int{11}, LocalForm: true, Own: OwnBanner},
+		{ID: "R21", Title: "double @ at target domain", To: "<{L}@{V}@{T}>", LocalForm: true, Own: OwnDomain},
+		{ID: "R22", Title: "quoted local part at target domain", To: `<"{L}@{V}"@{T}>`, LocalForm: true, Own: OwnDomain},
 		{ID: "R23", Title: "source route via address literal", To: "<@[{I}]:{L}@{V}>", TLS: true, Nmap: []int{12}},
 		{ID: "R24", Title: "source route via banner host", To: "<@{B}:{L}@{V}>", Nmap: []int{13}},
 		{ID: "R25", Title: "source route via target domain", To: "<@{T}:{L}@{V}>"},
 		{ID: "R26", Title: "multi-hop source route", To: "<@{B},@{T}:{L}@{V}>"},
-		{ID: "R27", Title: "bang path", To: "<{V}!{L}>", TLS: true, Nmap: []int{14}, LocalForm: true},
-		{ID: "R28", Title: "bang path at address literal", To: "<{V}!{L}@[{I}]>", Nmap: []int{15}, LocalForm: true},
-		{ID: "R29", Title: "bang path at banner host", To: "<{V}!{L}@{B}>", Nmap: []int{16}, LocalForm: true},
-		{ID: "R30", Title: "bang path at target domain", To: "<{V}!{L}@{T}>", LocalForm: true},
+		{ID: "R27", Title: "bang path", To: "<{V}!{L}>", TLS: true, Nmap: []int{14}, LocalForm: true, Own: OwnUnqualified},
+		{ID: "R28", Title: "bang path at address literal", To: "<{V}!{L}@[{I}]>", Nmap: []int{15}, LocalForm: true, Own: OwnLiteral},
+		{ID: "R29", Title: "bang path at banner host", To: "<{V}!{L}@{B}>", Nmap: []int{16}, LocalForm: true, Own: OwnBanner},
+		{ID: "R30", Title: "bang path at target domain", To: "<{V}!{L}@{T}>", LocalForm: true, Own: OwnDomain},
 		{ID: "R31", Title: "recipient without angle brackets", To: "{L}@{V}"},
 		{ID: "R32", Title: "trailing @", To: "<{L}@{V}@>"},
-		{ID: "R33", Title: "unqualified percent local part", To: "<{L}%{V}>", LocalForm: true},
+		{ID: "R33", Title: "unqualified percent local part", To: "<{L}%{V}>", LocalForm: true, Own: OwnUnqualified},
 		{ID: "R34", Title: "trailing dot on the recipient domain", To: "<{L}@{V}.>"},
 	}
 	for _, r := range rcpt {

@@ -27,16 +27,19 @@
 // dropped without "." (open-likely, the default depth "data"); depth
 // "rcpt" stops at RCPT (open-potential); depth "deliver" sends a marked
 // message (BuildTestMessage) and, with a Catcher, waits for it
-// (open-confirmed, bounced or accepted-not-delivered). RCPT 5xx and 4xx
-// with 4.7.1 or "relay" are denied; other 450/451 are greylisting
-// (retried after Options.GreylistRetry, else inconclusive); 421 or a
+// (open-confirmed, bounced or accepted-not-delivered). RCPT 5xx is
+// denied; a 4xx that speaks of greylisting, whatever its enhanced code,
+// and other 450/451 are retried with the same triplet within
+// Options.GreylistRetry, else inconclusive(greylisted); a 4xx whose own
+// words refuse (echoed addresses excluded) is denied; 421 or a
 // dropped connection is retried once on a new connection. MAIL 530/5.7.0
 // is auth-required; other MAIL 5xx leaves the test untested.
 //
-// A recipient form that ends at the server itself (percent hack, double @
-// or bang path at its own name, literal or domain; an unqualified
-// address) proves nothing on a server that accepts any local recipient
-// (C2 accepted, as IIS SMTP does with its Drop folder): it is recorded as
+// A recipient form that ends at one of the server's own names (percent
+// hack, double @ or bang path at its literal, banner host or domain; an
+// unqualified address) proves nothing where the server accepts a random
+// local part at that same name (its own-name control C2, C2I, C2B or C2U
+// accepted, as IIS SMTP does with its Drop folder): it is recorded as
 // accepted-as-local, does not make the endpoint open, and the closed
 // verdict says so. Catch mode delivers it and tells.
 //
@@ -64,8 +67,9 @@
 // same. PerHost bounds the connections to one address across the whole
 // run, also when several targets share a mail host; endpoints run
 // concurrently under a global connection rate (Options.Rate). Once an
-// endpoint is open, DATA steps and batches not yet started are skipped
-// unless Options.AllTests.
+// endpoint is open, batches not yet started are skipped (not sent) and
+// tests whose RCPT was accepted are recorded open-potential without their
+// DATA step, unless Options.AllTests.
 //
 // How many endpoints run at once (Options.Concurrency) is, by default,
 // chosen from the open-file limit and the memory available
@@ -74,7 +78,8 @@
 // on this machine (EMFILE, EADDRNOTAVAIL: the connect is then retried,
 // never reported as the server's failure) or when at least half of a
 // window of connects time out, raised again by rounds of successful
-// connects. Targets are fed in order to a bounded pool of resolvers, so
+// connects. An endpoint waiting out greylisting gives its slot back.
+// Targets are fed in order to a bounded pool of resolvers, so
 // goroutines follow the work in flight, not the number of targets.
 //
 // Options.OnTarget streams each target as it finishes, and

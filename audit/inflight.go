@@ -80,6 +80,17 @@ func (g *inflight) acquire(ctx context.Context) error {
 	}
 }
 
+// reacquire takes a slot back after a wait that released it: within the
+// limit like acquire, or, once ctx is done, over it, so that the release
+// that follows stays balanced.
+func (g *inflight) reacquire(ctx context.Context) {
+	if g.acquire(ctx) != nil {
+		g.mu.Lock()
+		g.active++
+		g.mu.Unlock()
+	}
+}
+
 func (g *inflight) release() {
 	g.mu.Lock()
 	g.active--

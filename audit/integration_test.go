@@ -351,8 +351,15 @@ func TestIntegrationDeliver(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			submitted := 0
 			for _, id := range ep.Triggers {
 				ts := findTest(t, ep, id)
+				if ts.Outcome == audit.OutcomeOpenPotential {
+					// Sent and accepted at RCPT after the endpoint was
+					// found open; its DATA was not tried (issue 13 item 5).
+					continue
+				}
+				submitted++
 				if ts.Outcome != audit.OutcomeSubmitted || ts.Token == "" {
 					t.Errorf("%s: outcome %s, token %q; want submitted with a token", id, ts.Outcome, ts.Token)
 					continue
@@ -368,6 +375,9 @@ func TestIntegrationDeliver(t *testing.T) {
 				if rcv := m.Header("Received"); len(rcv) == 0 || !strings.Contains(rcv[0], "by "+inst.Hostname) {
 					t.Errorf("%s: top Received %q, want one added by %s", id, rcv, inst.Hostname)
 				}
+			}
+			if submitted == 0 {
+				t.Errorf("no trigger submitted a message: %v", ep.Triggers)
 			}
 		})
 	}

@@ -77,8 +77,11 @@ func (p *prober) noteSource(a net.Addr) {
 
 // endpointSpec is one (MX host, address, port) to probe.
 type endpointSpec struct {
-	target     int
-	domain     string // {T}; "" for address targets without Options.MailDomain
+	target int
+	domain string // {T}; "" for address targets without Options.MailDomain
+	// hostName: domain is a host target's own name (no MX, no
+	// Options.MailDomain), not necessarily a mail domain of the server.
+	hostName   bool
 	mxHost     string
 	preference int
 	addr       netip.Addr
@@ -97,7 +100,10 @@ type testRun struct {
 	phase    int    // 0: MAIL/RCPT check; 1: full transaction with DATA
 	done     bool
 	attempts int
-	retried  bool // greylist retry done
+	// grey: the last answer was greylisting (decision.Retry), with the
+	// delay it named (greyDelay, 0 if none).
+	grey      bool
+	greyDelay time.Duration
 }
 
 // ownConn: the test needs a connection of its own (its own EHLO name, or
@@ -114,10 +120,13 @@ type epRun struct {
 	mu          sync.Mutex
 	transcripts []*Transcript
 	settled     bool
-	// c2 is the outcome of control C2 once known: whether the server
-	// accepts any local recipient decides what a LocalForm test proves.
-	c2          Outcome
-	pendingOpen bool // a LocalForm test was accepted before C2 was known
+	// own holds the outcome of each own-name control (C2, C2I, C2B, C2U)
+	// once known, by Case.Own: whether the server accepts any local part
+	// at a name decides what a LocalForm test at that name proves.
+	own map[string]Outcome
+	// pendingOpen: a LocalForm test at that name was accepted before its
+	// control was known.
+	pendingOpen map[string]bool
 	heloOnly    bool
 	rt, cmds    int
 	bannerSet   bool
@@ -200,45 +209,109 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 		}
 	}
 	er.run(ctx, c, release, plain, own)
-	// Greylisting (§8): retry once after Options.GreylistRetry.
-	if p.opts.GreylistRetry > 0 && ctx.Err() == nil {
+	er.greylistRetries(ctx, tests)
+	return res, starttls
+}
+
+// greylistRetries retries greylisted tests (controls included) with the
+// same sender, recipient and source address (relay-probes.md §8): after
+// the delay the server named, else Options.GreylistInterval, again and
+// again until none is greylisted or Options.GreylistRetry has passed
+// since the first wait began. The endpoint waits on its own goroutine,
+// so every endpoint waits in parallel; each attempt is a new connection
+// in the transcripts.
+func (er *epRun) greylistRetries(ctx context.Context, tests []*testRun) {
+	p := er.p
+	budget := p.opts.GreylistRetry
+	var start time.Time
+	for round := 1; ctx.Err() == nil; round++ {
 		var grey, greyPlain, greyOwn []*testRun
+		var wait time.Duration
+		settled := er.isSettled()
 		for _, t := range tests {
-			if t.res.Reason == ReasonGreylisted && !t.retried {
-				t.retried, t.done, t.phase, t.attempts = true, false, 0, 0
+			// Once the endpoint is open only the controls, which decide
+			// what the other results mean, are worth the wait.
+			if t.done && t.grey && (!settled || t.res.Kind == "control") {
 				grey = append(grey, t)
-				if t.ownConn() {
-					greyOwn = append(greyOwn, t)
-				} else {
-					greyPlain = append(greyPlain, t)
-				}
+				wait = max(wait, t.greyDelay)
 			}
 		}
-		if len(grey) > 0 {
-			if p.opts.Progress != nil {
-				fmt.Fprintf(p.opts.Progress, "relaylock: %s: %d tests greylisted, retrying in %s\n", er.addr(), len(grey), p.opts.GreylistRetry)
+		if len(grey) == 0 || budget <= 0 {
+			break
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		if wait == 0 {
+			wait = p.opts.GreylistInterval
+		} else {
+			// The named delay counts from the first attempt; a second
+			// more is margin for the server's clock.
+			wait += time.Second
+		}
+		left := budget - time.Since(start)
+		if left <= 0 {
+			break
+		}
+		wait = min(wait, left)
+		for _, t := range grey {
+			t.grey, t.done, t.phase, t.attempts = false, false, 0, 0
+			t.res.Attempts = round + 1
+			if t.ownConn() {
+				greyOwn = append(greyOwn, t)
+			} else {
+				greyPlain = append(greyPlain, t)
 			}
-			t := time.NewTimer(p.opts.GreylistRetry)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
+		}
+		if p.opts.Progress != nil {
+			fmt.Fprintf(p.opts.Progress, "relaylock: %s/%s: %d test(s) greylisted (%s); waiting %s before retry %d (at most %s in all)\n",
+				er.addr(), er.mode, len(grey), grey[0].res.Reply.String(), wait.Round(time.Second), round, budget)
+		}
+		// The endpoint gives its in-flight slot back for the wait, so
+		// every greylisted endpoint waits in parallel and others are
+		// probed meanwhile.
+		if p.gate != nil {
+			p.gate.release()
+		}
+		tm := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-tm.C:
+		}
+		tm.Stop()
+		if p.gate != nil {
+			// Take a slot again before connecting (Run gives it back
+			// when the endpoint ends, also after cancellation).
+			p.gate.reacquire(ctx)
+		}
+		rel, err := p.hostSlot(ctx, er.spec.addr)
+		if err != nil {
+			for _, t := range grey {
+				er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: ReasonDeadline}, nil, -1)
 			}
-			t.Stop()
-			if rel, err := p.hostSlot(ctx, spec.addr); err == nil {
-				if c, err := er.connect(ctx, p.opts.HeloName); err != nil {
-					rel()
-				} else {
-					er.run(ctx, c, rel, greyPlain, greyOwn)
-				}
-			}
+			break
+		}
+		c, err := er.connect(ctx, p.opts.HeloName)
+		if err != nil {
+			rel()
 			for _, t := range grey {
 				if !t.done {
-					er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: ReasonGreylisted}, nil, -1)
+					er.setOutcome(t, decision{Outcome: OutcomeInconclusive, Reason: reasonWord(reasonFor(err))}, nil, -1)
 				}
+			}
+			break
+		}
+		er.run(ctx, c, rel, greyPlain, greyOwn)
+	}
+	for _, t := range tests {
+		if t.done && t.grey {
+			t.res.Reason = ReasonGreylisted
+			if !start.IsZero() {
+				t.res.Reason += fmt.Sprintf(" (still greylisted after %d attempts over %s; --greylist-retry sets the wait)",
+					max(t.res.Attempts, 1), time.Since(start).Round(time.Second))
 			}
 		}
 	}
-	return res, starttls
 }
 
 // run runs tests on the endpoint. The plain ones go first to c (the
@@ -339,7 +412,7 @@ func skip(b []*testRun) {
 		if !t.done {
 			t.done = true
 			t.res.Outcome = OutcomeSkipped
-			t.res.Reason = "verdict already settled (--all-tests runs every test)"
+			t.res.Reason = "not sent: the endpoint was already found open (--all-tests runs every test)"
 		}
 	}
 }
@@ -595,6 +668,9 @@ func (er *epRun) expand(cases []Case) []*testRun {
 				break
 			}
 		}
+		if !t.done && cs.ID == "C1P" && !er.spec.hostName {
+			t.done, tr.Outcome, tr.Reason = true, OutcomeSkipped, "only for a host target without --mail-domain (C1 asks the domain's postmaster)"
+		}
 		if t.done {
 			continue
 		}
@@ -611,6 +687,10 @@ func (er *epRun) expand(cases []Case) []*testRun {
 func (er *epRun) setOutcome(t *testRun, d decision, rep *Reply, conn int) {
 	t.done = true
 	t.res.Outcome, t.res.Reason = d.Outcome, d.Reason
+	t.grey, t.greyDelay = d.Retry, d.Delay
+	if d.Retry && rep != nil && t.res.Greylisted == nil {
+		t.res.Greylisted = rep
+	}
 	if rep != nil {
 		t.res.Reply = rep
 	}
@@ -619,22 +699,30 @@ func (er *epRun) setOutcome(t *testRun, d decision, rep *Reply, conn int) {
 	}
 	er.mu.Lock()
 	defer er.mu.Unlock()
-	if t.res.ID == "C2" {
-		er.c2 = d.Outcome
-		if d.Outcome != OutcomeAccepted && er.pendingOpen {
+	cs := caseByID[t.res.ID]
+	if t.res.Kind == "control" && cs.Own != "" && !d.Retry {
+		if er.own == nil {
+			er.own = map[string]Outcome{}
+		}
+		er.own[cs.Own] = d.Outcome
+		if (isClosedOutcome(d.Outcome) || d.Outcome == OutcomeSenderRefused) && er.pendingOpen[cs.Own] {
 			er.settled = true
 		}
 	}
 	if _, open := isOpen(d.Outcome); open && t.res.Kind != "control" && t.res.Kind != "info" {
-		// A form that ends at the server itself settles the endpoint only
-		// when the server validates local recipients: otherwise its
-		// acceptance may be local delivery (aggregateEndpoint).
-		if caseByID[t.res.ID].LocalForm && d.Outcome != OutcomeOpenConfirmed {
-			if er.c2 == "" {
-				er.pendingOpen = true
-				return
-			}
-			if er.c2 == OutcomeAccepted {
+		// A form that ends at one of the server's own names settles the
+		// endpoint only when the server refuses a random local part at
+		// that name: otherwise its acceptance may be local delivery
+		// (aggregateEndpoint).
+		if cs.LocalForm && d.Outcome != OutcomeOpenConfirmed {
+			ctl := er.own[cs.Own]
+			if !isClosedOutcome(ctl) && ctl != OutcomeSenderRefused {
+				if ctl == "" {
+					if er.pendingOpen == nil {
+						er.pendingOpen = map[string]bool{}
+					}
+					er.pendingOpen[cs.Own] = true
+				}
 				return
 			}
 		}
@@ -772,7 +860,10 @@ func (er *epRun) dataSteps(ctx context.Context, c *client, tests []*testRun) {
 			continue
 		}
 		if er.isSettled() && er.p.opts.Catcher == nil {
-			skip([]*testRun{t})
+			// Its MAIL and RCPT were sent and answered: record what the
+			// server said, not "skipped" ("skipped" means not sent).
+			er.setOutcome(t, decision{Outcome: OutcomeOpenPotential,
+				Reason: "RCPT accepted; DATA not tried: the endpoint was already found open (--all-tests tries it)"}, t.res.Reply, -1)
 			continue
 		}
 		er.dataStep(ctx, c, t)
@@ -912,7 +1003,7 @@ func (er *epRun) decideTxn(t *testRun, reps []*Reply, rset bool, conn int) {
 		return
 	}
 	mail := reps[0]
-	d := decideMail(mail)
+	d := decideMail(mail, t.res.RcptTo)
 	if !d.Next {
 		if d.Reason == ReasonDropped {
 			t.res.Reply = mail
@@ -925,7 +1016,7 @@ func (er *epRun) decideTxn(t *testRun, reps []*Reply, rset bool, conn int) {
 		return
 	}
 	rcpt := reps[1]
-	d = decideRcpt(rcpt)
+	d = decideRcpt(rcpt, t.res.RcptTo)
 	if d.Reason == ReasonDropped {
 		t.res.Reply = rcpt
 		return
@@ -963,7 +1054,7 @@ func (er *epRun) dataStep(ctx context.Context, c *client, t *testRun) {
 		return
 	}
 	data := reps[len(reps)-1]
-	d := decideData(data)
+	d := decideData(data, t.res.RcptTo)
 	if !d.Next {
 		if d.Reason == ReasonDropped {
 			er.dropped(t, idx)
@@ -996,7 +1087,7 @@ func (er *epRun) dataStep(ctx context.Context, c *client, t *testRun) {
 		t.res.Reason = ReasonDropped + " (connection closed after the final dot; the message may or may not be queued)"
 		return
 	}
-	d = decideDot(dot)
+	d = decideDot(dot, t.res.RcptTo)
 	if !d.Next {
 		er.setOutcome(t, d, dot, idx)
 		return

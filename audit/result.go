@@ -51,7 +51,7 @@ const (
 	OutcomeAuthRequired    Outcome = "auth-required"  // 530 / 5.7.0 at MAIL or RCPT
 	OutcomeAccepted        Outcome = "accepted"       // controls and informational tests
 	OutcomeInconclusive    Outcome = "inconclusive"
-	OutcomeSkipped         Outcome = "skipped" // verdict already settled; --all-tests runs it
+	OutcomeSkipped         Outcome = "skipped" // not sent (verdict already settled, or no value for a placeholder)
 )
 
 // Result is one run of `relaylock audit`.
@@ -158,7 +158,11 @@ type EndpointResult struct {
 	Extensions   []string     `json:"extensions,omitempty"`
 	// AcceptAll is set when control C2 or C3 showed that the server
 	// accepts recipients it cannot have (no recipient validation).
-	AcceptAll   bool         `json:"accept_all,omitempty"`
+	AcceptAll bool `json:"accept_all,omitempty"`
+	// Findings are observations that do not make the endpoint open, such
+	// as an accept-everything server that delivered nothing in catch mode
+	// (a discard or backscatter risk).
+	Findings    []string     `json:"findings,omitempty"`
 	Triggers    []string     `json:"triggers,omitempty"` // test IDs that found it open
 	Tests       []TestResult `json:"tests"`
 	Transcripts []Transcript `json:"transcripts"`
@@ -190,6 +194,12 @@ type TestResult struct {
 	// the test ran on.
 	Conn  int    `json:"conn"`
 	Token string `json:"token,omitempty"` // catch and deliver modes
+	// Greylisted is the server's first answer when the test was
+	// greylisted and retried with the same sender, recipient and source
+	// address; Attempts counts the tries (both attempts are in the
+	// transcripts).
+	Greylisted *Reply `json:"greylisted,omitempty"`
+	Attempts   int    `json:"attempts,omitempty"`
 	// Catch holds what the catcher received for Token, if anything.
 	Catch *CatchEvidence `json:"catch,omitempty"`
 }

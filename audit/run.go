@@ -96,9 +96,15 @@ type Options struct {
 	// AuthTests adds the bogus-AUTH tests A41a-d (§8 test 41): failed
 	// logins, which the server may log; opt-in.
 	AuthTests bool
-	// GreylistRetry is how long to wait before retrying tests that got a
-	// greylisting 4xx; 0 reports them inconclusive(greylisted) at once.
+	// GreylistRetry bounds the total time an endpoint waits to retry
+	// greylisted tests (controls included), with the same sender,
+	// recipient and source address, after the delay the server names or
+	// GreylistInterval; 0 reports them inconclusive(greylisted) at once.
+	// The CLI's default is DefaultGreylistRetry.
 	GreylistRetry time.Duration
+	// GreylistInterval is the wait before a retry when the server names
+	// no delay (default 60 s).
+	GreylistInterval time.Duration
 	// Dialer opens TCP connections (tests, lab); default net.Dialer.
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TLSConfig is cloned for STARTTLS and implicit TLS. Its RootCAs
@@ -140,6 +146,11 @@ type Options struct {
 	// DNSServers is recorded in the result (the resolver uses its own).
 	DNSServers []string
 }
+
+// DefaultGreylistRetry is the CLI's default bound on the greylisting
+// wait: past postgrey's default delay of 300 s, with a retry a minute
+// apart when the server names no delay.
+const DefaultGreylistRetry = 6 * time.Minute
 
 // defaults fills zero values and checks the options.
 func (o *Options) defaults() error {
@@ -216,6 +227,9 @@ func (o *Options) defaults() error {
 	}
 	if o.TestsPerConn <= 0 {
 		o.TestsPerConn = 8
+	}
+	if o.GreylistInterval <= 0 {
+		o.GreylistInterval = 60 * time.Second
 	}
 	if o.CatchWait <= 0 {
 		o.CatchWait = 60 * time.Second
@@ -547,6 +561,13 @@ func (p *prober) resolve(ctx context.Context, idx int, t target, tr *TargetResul
 	for _, mx := range r.MX {
 		add(domain, mx.Host, mx.Preference, mx.Addresses)
 	}
+	if tr.Kind == "host" && p.opts.MailDomain == "" {
+		// {T} is the host's own name, which need not be a mail domain
+		// of the server: control C1P (bare postmaster) stands in for C1.
+		for i := range specs {
+			specs[i].hostName = true
+		}
+	}
 	if len(specs) == 0 {
 		tr.Reason = "no mail host has an address"
 		if err != nil {
@@ -558,27 +579,77 @@ func (p *prober) resolve(ctx context.Context, idx int, t target, tr *TargetResul
 
 // catch waits for the tokens of accepted messages and sets their outcome:
 // arrived → open-confirmed; bounced → closed (accept-then-bounce);
-// nothing → accepted-not-delivered.
+// nothing → accepted-not-delivered. CatchWait is a maximum: an endpoint
+// is decided once one of its tokens arrived (confirmed open; unless
+// AllTests) or all of them are accounted for, and the wait ends as soon
+// as every endpoint is decided.
 func (p *prober) catch(ctx context.Context, res *Result) {
-	var tokens []string
+	type epKey struct{ i, j int }
+	byEP := map[epKey][]string{}
+	var keys []epKey
+	total := 0
 	for i := range res.Targets {
 		for j := range res.Targets[i].Endpoints {
 			for _, t := range res.Targets[i].Endpoints[j].Tests {
 				if t.Token != "" && t.Outcome == OutcomeAccepted {
-					tokens = append(tokens, t.Token)
+					k := epKey{i, j}
+					if byEP[k] == nil {
+						keys = append(keys, k)
+					}
+					byEP[k] = append(byEP[k], t.Token)
+					total++
 				}
 			}
 		}
 	}
-	var got map[string]*CatchEvidence
-	if len(tokens) > 0 {
+	got := map[string]*CatchEvidence{}
+	confirmed := map[epKey]bool{}
+	start := time.Now()
+	if total > 0 {
 		if p.opts.Progress != nil {
-			fmt.Fprintf(p.opts.Progress, "relaylock: waiting up to %s for %d relayed test messages\n", p.opts.CatchWait, len(tokens))
+			fmt.Fprintf(p.opts.Progress, "relaylock: waiting up to %s for %d relayed test messages from %d endpoint(s)\n", p.opts.CatchWait, total, len(keys))
 		}
-		wctx, cancel := context.WithTimeout(ctx, p.opts.CatchWait)
-		got = p.opts.Catcher.Wait(wctx, tokens)
-		cancel()
+		deadline := start.Add(p.opts.CatchWait)
+		for ctx.Err() == nil && time.Now().Before(deadline) {
+			var needed []string
+			for _, k := range keys {
+				if confirmed[k] && !p.opts.AllTests {
+					continue
+				}
+				for _, tok := range byEP[k] {
+					if got[tok] == nil {
+						needed = append(needed, tok)
+					}
+				}
+			}
+			if len(needed) == 0 {
+				break
+			}
+			// Wait in slices, to notice an endpoint confirmed open
+			// meanwhile and stop waiting for its other tokens.
+			slice := time.Now().Add(250 * time.Millisecond)
+			if slice.After(deadline) {
+				slice = deadline
+			}
+			wctx, cancel := context.WithDeadline(ctx, slice)
+			for tok, ev := range p.opts.Catcher.Wait(wctx, needed) {
+				got[tok] = ev
+			}
+			cancel()
+			for _, k := range keys {
+				for _, tok := range byEP[k] {
+					if ev := got[tok]; ev != nil && ev.Arrived {
+						confirmed[k] = true
+					}
+				}
+			}
+		}
+		if p.opts.Progress != nil {
+			fmt.Fprintf(p.opts.Progress, "relaylock: catch wait over after %s (%d of %d messages accounted for)\n",
+				time.Since(start).Round(100*time.Millisecond), len(got), total)
+		}
 	}
+	waited := time.Since(start).Round(time.Second)
 	for i := range res.Targets {
 		for j := range res.Targets[i].Endpoints {
 			ep := &res.Targets[i].Endpoints[j]
@@ -595,9 +666,11 @@ func (p *prober) catch(ctx context.Context, res *Result) {
 				case ev != nil && ev.Bounce:
 					t.Outcome, t.Catch = OutcomeBounced, ev
 					t.Reason = "accepted, then bounced (not relayed; backscatter risk)"
+				case confirmed[epKey{i, j}] && !p.opts.AllTests:
+					t.Reason = "message accepted; not waited for at the catcher: the endpoint was already confirmed open (--all-tests waits)"
 				default:
 					t.Outcome = OutcomeNotDelivered
-					t.Reason = fmt.Sprintf("accepted, but nothing arrived within %s: not relayed (or discarded)", p.opts.CatchWait)
+					t.Reason = fmt.Sprintf("accepted, but nothing arrived within %s (--catch-wait %s): not relayed (or discarded)", waited, p.opts.CatchWait)
 				}
 			}
 			aggregateEndpoint(ep)

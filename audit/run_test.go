@@ -412,7 +412,7 @@ func TestRunCatch(t *testing.T) {
 		conf   Confirmation
 	}{
 		{"open relay confirmed", smtptest.Open(), VerdictOpen, ConfirmConfirmed},
-		{"accept then discard is not open", smtptest.Policy{AcceptAll: true, Pipelining: true}, VerdictInconclusive, ""},
+		{"accept everything, deliver nothing is closed", smtptest.Policy{AcceptAll: true, Pipelining: true}, VerdictClosed, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fc := &fakeCatcher{got: map[string]bool{}}
@@ -470,5 +470,156 @@ func TestRunGreylistRetryBatch(t *testing.T) {
 	}
 	if n := len(srv.Sessions()); n != 2 || ep.Connections != 2 || ep.RoundTrips != 8 {
 		t.Fatalf("server saw %d sessions; %d connections, %d round trips: want 2 and 8", n, ep.Connections, ep.RoundTrips)
+	}
+}
+
+// blockingCatcher is a catcher whose Wait blocks, as the real one does,
+// until every token asked for has arrived or ctx ends.
+type blockingCatcher struct {
+	mu      sync.Mutex
+	got     map[string]bool
+	changed chan struct{}
+}
+
+func (f *blockingCatcher) Recipient(tok string) string     { return tok + "@catch.example.org" }
+func (f *blockingCatcher) BounceAddress(tok string) string { return "b-" + tok + "@catch.example.org" }
+func (f *blockingCatcher) arrive(tok string) {
+	f.mu.Lock()
+	f.got[tok] = true
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+func (f *blockingCatcher) Wait(ctx context.Context, tokens []string) map[string]*CatchEvidence {
+	for {
+		f.mu.Lock()
+		out := map[string]*CatchEvidence{}
+		for _, t := range tokens {
+			if f.got[t] {
+				out[t] = &CatchEvidence{Arrived: true}
+			}
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		if len(out) == len(tokens) {
+			return out
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return out
+		}
+	}
+}
+
+// TestCatchWaitIsAMaximum: once an endpoint is confirmed open, its other
+// tokens are not waited for (unless AllTests), and the wait ends when
+// every endpoint is decided, not after the whole --catch-wait (issue 13
+// item 3, issue 16).
+func TestCatchWaitIsAMaximum(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		fc := &blockingCatcher{got: map[string]bool{}, changed: make(chan struct{})}
+		p := smtptest.Open()
+		var once sync.Once
+		p.Deliver = func(m smtptest.Message) {
+			// Only the first relayed message arrives; the others are lost.
+			once.Do(func() {
+				l, _, _ := strings.Cut(m.RcptTo[0], "@")
+				fc.arrive(l)
+			})
+		}
+		start := time.Now()
+		res, _ := testAudit(t, p, func(o *Options) { o.Catcher = fc; o.CatchWait = 4 * time.Second; o.AllTests = all })
+		took := time.Since(start)
+		ep := endpoint(t, res, "none")
+		if ep.Verdict != VerdictOpen || ep.Confirmation != ConfirmConfirmed {
+			dump(t, ep)
+			t.Fatalf("all=%v: %s (%s), want open (confirmed)", all, ep.Verdict, ep.Confirmation)
+		}
+		if !all && took > 3*time.Second {
+			t.Errorf("confirmed open, yet the run took %s: it waited for the endpoint's other tokens", took)
+		}
+		if all && took < 4*time.Second {
+			t.Errorf("--all-tests: the run took %s, less than the 4s catch wait", took)
+		}
+	}
+}
+
+// TestAcceptAnyLocalByEveryTargetKind: a closed server that accepts any
+// local part at each of its own names (its address literal, its banner
+// host, its domain), as IIS SMTP does into its Drop folder, is closed
+// whether it is audited by domain, host name or address (issue 13 item
+// 1). On the code before, by address: open via R13, R18, R19, R28 at
+// [127.0.0.1] and R14, R20 at the banner host.
+func TestAcceptAnyLocalByEveryTargetKind(t *testing.T) {
+	p := smtptest.Policy{Pipelining: true, AcceptAllLocal: true, Hostname: "mx.example.com"}
+	for _, tc := range []struct{ target, kind string }{
+		{"example.com", "domain"}, {"mx.example.com", "host"}, {"127.0.0.1", "address"},
+	} {
+		res, _ := testAudit(t, p, func(o *Options) {
+			o.Targets = []string{tc.target}
+			o.Resolver = &MockResolver{
+				MX:    map[string][]string{"example.com": {"mx.example.com"}},
+				Addrs: map[string][]netip.Addr{"mx.example.com": {netip.MustParseAddr("127.0.0.1")}},
+			}
+		})
+		tg := res.Targets[0]
+		ep := endpoint(t, res, "none")
+		if tg.Kind != tc.kind || tg.Verdict != VerdictClosed {
+			dump(t, ep)
+			t.Errorf("%s: %s target %s (%s), want a %s target, closed", tc.target, tg.Kind, tg.Verdict, ep.Reason, tc.kind)
+		}
+	}
+}
+
+// TestGreylistedControlIsNotBlocked: with retrying off, a server that
+// greylists everything (C1 included) in milter-greylist's words is
+// inconclusive(greylisted), never "blocked" and never closed, and the
+// run does not wait (issue 13 item 2).
+func TestGreylistedControlIsNotBlocked(t *testing.T) {
+	p := smtptest.Policy{Pipelining: true, Decide: func(_ *smtptest.Session, _ string) (int, string) {
+		return 451, "4.7.1 Greylisting in action, please come back later"
+	}}
+	start := time.Now()
+	res, _ := testAudit(t, p, nil)
+	ep := endpoint(t, res, "none")
+	if ep.Verdict != VerdictInconclusive || !strings.HasPrefix(ep.Reason, ReasonGreylisted) {
+		dump(t, ep)
+		t.Fatalf("%s (%s), want inconclusive (greylisted)", ep.Verdict, ep.Reason)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s with retrying off", d)
+	}
+	if c1 := test(ep, "C1"); c1 == nil || c1.Greylisted == nil {
+		t.Errorf("C1 does not record its greylisting reply: %+v", c1)
+	}
+}
+
+// TestGreylistWaitsInParallel: endpoints waiting out greylisting give
+// their concurrency slot back, so with Concurrency 1 two greylisted
+// endpoints wait at the same time, not one after the other.
+func TestGreylistWaitsInParallel(t *testing.T) {
+	var targets []string
+	for i := 0; i < 2; i++ {
+		srv := smtptest.Start(t, smtptest.Greylist())
+		targets = append(targets, srv.Addr())
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := Run(ctx, Options{Targets: targets, MailDomain: "example.com", HeloName: "probe.example.net",
+		Concurrency: 1, GreylistRetry: 10 * time.Second, GreylistInterval: 1500 * time.Millisecond,
+		ConnectTimeout: 2 * time.Second, GreetingTimeout: 3 * time.Second, CommandTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	for _, tg := range res.Targets {
+		if tg.Verdict != VerdictClosed {
+			t.Errorf("%s: %s (%s), want closed after the retry", tg.Target, tg.Verdict, tg.Reason)
+		}
+	}
+	if took > 2800*time.Millisecond {
+		t.Errorf("two greylisted endpoints with Concurrency 1 took %s: they waited one after the other", took)
 	}
 }

@@ -51,6 +51,9 @@ func WriteSummary(w io.Writer, r *Result) error {
 					}
 				}
 			}
+			for _, f := range ep.Findings {
+				fmt.Fprintf(bw, "    finding: %s\n", safe(f))
+			}
 			if ep.AcceptAll {
 				bw.WriteString("    note: accepts recipients it cannot have (control C2/C3): likely accept-then-bounce; only a delivery check confirms\n")
 			}

@@ -2,8 +2,11 @@ package audit
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Reasons for inconclusive (and some closed) results. They are short,
@@ -28,6 +31,10 @@ const (
 	ReasonDeadline       = "deadline reached"
 	ReasonNotTested      = "not tested"
 	ReasonControlPending = "control C1 inconclusive"
+	// ReasonControlPending2: a form at one of the server's own names was
+	// accepted, and the accept-any-local control at that name is
+	// undecided.
+	ReasonControlPending2 = "own-name control inconclusive"
 )
 
 // decision is what one reply means for a test (relay-probes.md §8,
@@ -36,29 +43,117 @@ type decision struct {
 	Outcome Outcome
 	Reason  string
 	Next    bool // go on: MAIL accepted → RCPT; RCPT accepted → DATA
-	Retry   bool // greylisting-like 4xx: retry once after Options.GreylistRetry
+	// Retry: greylisting (or a greylisting-like 450/451): retry with the
+	// same sender, recipient and source after Delay (0: the server named
+	// none) within Options.GreylistRetry.
+	Retry bool
+	Delay time.Duration
 }
 
-// isRelayText reports whether a reply's own words speak of relaying. The
-// addresses it echoes do not count: servers quote the recipient
-// ("450 4.2.0 <relaytest@example.net>: Recipient address rejected:
-// Greylisted"), and the default recipient's local part is "relaytest",
-// which would turn greylisting into a relay refusal (and an undecided
-// server into a closed one).
-func isRelayText(r *Reply) bool {
+// serverWords is a reply's text in lower case without the addresses it
+// echoes: anything in angle brackets, the recipient that was sent (in
+// any form: quoted, percent hack, bang path), and words holding an "@".
+// Servers quote the recipient ("450 4.2.0 <relaytest%example.net>:
+// Recipient address rejected: Greylisted"), and the default recipient's
+// local part is "relaytest", which would turn greylisting into a relay
+// refusal (and an undecided server into a closed one).
+func serverWords(r *Reply, sent string) string {
+	text := strings.ToLower(r.Text())
+	sent = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(sent), "<"), ">"))
+	if sent != "" {
+		text = strings.ReplaceAll(text, sent, " ")
+		if uq := strings.ReplaceAll(sent, `"`, ""); uq != sent && uq != "" {
+			text = strings.ReplaceAll(text, uq, " ")
+		}
+	}
+	var b strings.Builder
+	depth := 0
+	for _, ch := range text {
+		switch {
+		case ch == '<':
+			depth++
+		case ch == '>' && depth > 0:
+			depth--
+			b.WriteByte(' ')
+		case depth == 0:
+			b.WriteRune(ch)
+		}
+	}
 	var words []string
-	for _, w := range strings.Fields(strings.ToLower(r.Text())) {
+	for _, w := range strings.Fields(b.String()) {
 		if !strings.Contains(w, "@") {
 			words = append(words, w)
 		}
 	}
-	return strings.Contains(strings.Join(words, " "), "relay")
+	return strings.Join(words, " ")
+}
+
+// isRelayText reports whether a reply's own words speak of relaying
+// (echoed addresses excluded, serverWords).
+func isRelayText(r *Reply, sent string) bool {
+	return strings.Contains(serverWords(r, sent), "relay")
+}
+
+var (
+	greylistPhrases = []string{"greylist", "graylist", "grey-list", "gray-list", "grey list", "gray list",
+		"try again", "come back later", "please retry", "retry later", "try later"}
+	// "in 20 seconds", "wait 5 minutes", "retry after 300 s"
+	greylistInRE = regexp.MustCompile(`\b(?:in|after|wait)\s+(\d{1,6})\s*(seconds?|secs?|s\b|minutes?|mins?|m\b)`)
+)
+
+// isGreylistText reports whether a reply's own words speak of
+// greylisting (greylist/graylist, try again, come back later, please
+// retry, in N seconds/minutes), whatever its enhanced code: milter-greylist
+// answers "451 4.7.1 Greylisting in action, please come back later",
+// postgrey "450 4.2.0 <rcpt>: Recipient address rejected: Greylisted".
+func isGreylistText(r *Reply, sent string) bool {
+	w := serverWords(r, sent)
+	for _, p := range greylistPhrases {
+		if strings.Contains(w, p) {
+			return true
+		}
+	}
+	return greylistInRE.MatchString(w)
+}
+
+// greylistDelay is the wait a greylisting reply names ("please try
+// again in 20 seconds"), or 0.
+func greylistDelay(r *Reply, sent string) time.Duration {
+	m := greylistInRE.FindStringSubmatch(serverWords(r, sent))
+	if m == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		return 0
+	}
+	d := time.Duration(n) * time.Second
+	if strings.HasPrefix(m[2], "m") {
+		d = time.Duration(n) * time.Minute
+	}
+	return d
+}
+
+// isRefusalText: a temporary reply whose words refuse (Postfix's
+// "450 4.7.1 Client host rejected"), not greylisting.
+func isRefusalText(r *Reply, sent string) bool {
+	w := serverWords(r, sent)
+	for _, p := range []string{"reject", "denied", "refuse", "not allowed", "not permitted", "blocked"} {
+		if strings.Contains(w, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func greylisted(r *Reply, sent string) decision {
+	return decision{Outcome: OutcomeInconclusive, Reason: ReasonGreylisted, Retry: true, Delay: greylistDelay(r, sent)}
 }
 
 // decideMail: MAIL 250 → go on; 530 or 5.7.0 → auth-required (closed for
 // this port); other 5xx → sender-refused (untested, not passed); 4xx →
 // retry then inconclusive; 421 → dropped.
-func decideMail(r *Reply) decision {
+func decideMail(r *Reply, sent string) decision {
 	switch {
 	case r.Code/100 == 2:
 		return decision{Next: true}
@@ -69,21 +164,25 @@ func decideMail(r *Reply) decision {
 	case r.Code/100 == 5:
 		return decision{Outcome: OutcomeSenderRefused, Reason: ReasonSenderRefused}
 	case r.Code/100 == 4:
-		return decision{Outcome: OutcomeInconclusive, Reason: ReasonGreylisted, Retry: true}
+		return greylisted(r, sent)
 	}
 	return decision{Outcome: OutcomeInconclusive, Reason: ReasonProtocol}
 }
 
-// decideRcpt implements the RCPT rules of §8:
+// decideRcpt implements the RCPT rules of §8; sent is the recipient as
+// sent, so that the reply's echo of it is not read as the server's words:
 //   - 250/251 → candidate (DATA step);
 //   - 530 or 5.7.0 → auth-required;
 //   - 550, 551, 553, 554, 5.7.x, 501 and every other 5xx → denied;
-//   - 450/451/454 with 4.7.1 or "relay" in the text → denied (Postfix
-//     defer_unauth_destination's 454 4.7.1 is a refusal, not greylisting);
-//   - 421 → inconclusive(dropped); 452 → inconclusive;
-//   - other 450/451 → retry once, then inconclusive(greylisted);
-//   - other 4xx → inconclusive(temporary failure).
-func decideRcpt(r *Reply) decision {
+//   - 421 → inconclusive(dropped);
+//   - a 4xx that speaks of greylisting, whatever its enhanced code
+//     (4.7.1 included) → retry, then inconclusive(greylisted);
+//   - a 4xx whose own words refuse relaying (Postfix
+//     defer_unauth_destination's 454 4.7.1 Relay access denied) or refuse
+//     outright ("Client host rejected") → denied;
+//   - 452 → inconclusive; other 450/451 → retry, then
+//     inconclusive(greylisted); other 4xx → inconclusive(temporary failure).
+func decideRcpt(r *Reply, sent string) decision {
 	switch {
 	case r.Code == 250 || r.Code == 251 || r.Code/100 == 2:
 		return decision{Next: true}
@@ -93,12 +192,14 @@ func decideRcpt(r *Reply) decision {
 		return decision{Outcome: OutcomeDenied}
 	case r.Code == 421:
 		return decision{Outcome: OutcomeInconclusive, Reason: ReasonDropped}
-	case r.Code/100 == 4 && (r.Enhanced == "4.7.1" || isRelayText(r)):
+	case r.Code/100 == 4 && isGreylistText(r, sent):
+		return greylisted(r, sent)
+	case r.Code/100 == 4 && (isRelayText(r, sent) || isRefusalText(r, sent)):
 		return decision{Outcome: OutcomeDenied, Reason: "temporary-policy refusal"}
 	case r.Code == 452:
 		return decision{Outcome: OutcomeInconclusive, Reason: ReasonTooMany}
 	case r.Code == 450 || r.Code == 451:
-		return decision{Outcome: OutcomeInconclusive, Reason: ReasonGreylisted, Retry: true}
+		return greylisted(r, sent)
 	case r.Code/100 == 4:
 		return decision{Outcome: OutcomeInconclusive, Reason: ReasonTempFailure}
 	}
@@ -107,7 +208,7 @@ func decideRcpt(r *Reply) decision {
 
 // decideData: 354 → go on (drop, or send the message in deliver mode);
 // 5xx → denied-late; 421 → dropped; other 4xx → inconclusive.
-func decideData(r *Reply) decision {
+func decideData(r *Reply, sent string) decision {
 	switch {
 	case r.Code == 354 || r.Code/100 == 3:
 		return decision{Next: true}
@@ -115,6 +216,9 @@ func decideData(r *Reply) decision {
 		return decision{Outcome: OutcomeDeniedLate, Reason: "late reject at DATA"}
 	case r.Code == 421:
 		return decision{Outcome: OutcomeInconclusive, Reason: ReasonDropped}
+	case r.Code/100 == 4 && isGreylistText(r, sent):
+		// Greylisting at DATA (milter-greylist can defer there).
+		return greylisted(r, sent)
 	case r.Code/100 == 4:
 		return decision{Outcome: OutcomeInconclusive, Reason: ReasonTempFailure}
 	}
@@ -123,7 +227,7 @@ func decideData(r *Reply) decision {
 
 // decideDot: the reply to the final "." (RFC 5321 §4.2.5: 250 means the
 // server accepted responsibility for delivery).
-func decideDot(r *Reply) decision {
+func decideDot(r *Reply, _ string) decision {
 	switch {
 	case r.Code/100 == 2:
 		return decision{Next: true}
@@ -173,7 +277,7 @@ func isClosedOutcome(o Outcome) bool {
 // reasonOrder breaks ties when choosing the dominant reason.
 var reasonOrder = []string{ReasonBlocked, ReasonUnreachable, ReasonRefused, ReasonGreetingTemp, ReasonTimeout,
 	ReasonTLS, ReasonHeloRefused, ReasonGreylisted, ReasonDropped, ReasonDiscarded, ReasonSenderRefused,
-	ReasonTempFailure, ReasonTooMany, ReasonProtocol, ReasonDeadline}
+	ReasonTempFailure, ReasonTooMany, ReasonControlPending2, ReasonProtocol, ReasonDeadline}
 
 func reasonRank(r string) int {
 	for i, v := range reasonOrder {
@@ -193,38 +297,59 @@ func aggregateEndpoint(ep *EndpointResult) {
 	ep.Triggers = nil
 	ep.Confirmation = ""
 	ep.AcceptAll = false
-	var c1 *TestResult
+	ep.Findings = nil
+	var c1, c1p *TestResult
 	counts := map[string]int{}
-	applicable, refused, senderRefused, discarded, asLocal := 0, 0, 0, 0, 0
-	acceptsAnyLocal := false
+	applicable, refused, senderRefused, asLocal, acceptAllClosed := 0, 0, 0, 0, 0
+	// own holds each own-name control (C2, C2I, C2B, C2U) by the name it
+	// tests (Case.Own).
+	own := map[string]*TestResult{}
+	acceptsEverything := false
 	for i := range ep.Tests {
 		t := &ep.Tests[i]
-		switch t.ID {
-		case "C1":
+		switch {
+		case t.ID == "C1":
 			c1 = t
-		case "C2", "C3":
+		case t.ID == "C1P":
+			c1p = t
+		case t.ID == "C3":
+			if t.Outcome == OutcomeAccepted {
+				ep.AcceptAll, acceptsEverything = true, true
+			}
+		case t.Kind == "control" && caseByID[t.ID].Own != "":
+			own[caseByID[t.ID].Own] = t
 			if t.Outcome == OutcomeAccepted {
 				ep.AcceptAll = true
-				if t.ID == "C2" {
-					acceptsAnyLocal = true
-				}
 			}
 		}
 	}
+	var notDelivered []string
 	for i := range ep.Tests {
 		t := &ep.Tests[i]
 		if t.Kind == "control" || t.Kind == "info" {
 			continue
 		}
-		// A form that ends at the server itself, accepted by a server
-		// that takes any local recipient, looks exactly like local
-		// delivery: without a delivery check it proves nothing.
-		if acceptsAnyLocal && caseByID[t.ID].LocalForm &&
-			(t.Outcome == OutcomeOpenLikely || t.Outcome == OutcomeOpenPotential || t.Outcome == OutcomeAcceptedAsLocal) {
-			t.Outcome = OutcomeAcceptedAsLocal
-			t.Reason = "accepted as a local recipient by a server that accepts any local recipient (C2); only a delivery check (--catch-domain) can tell relay from local delivery"
-			asLocal++
-			continue
+		cs := caseByID[t.ID]
+		// A form that ends at one of the server's own names, accepted
+		// where a random local part at that same name is accepted too,
+		// looks exactly like local delivery: it is not evidence of
+		// relaying (relay-probes.md §8, C2 at every own name).
+		if cs.LocalForm && (t.Outcome == OutcomeOpenLikely || t.Outcome == OutcomeOpenPotential ||
+			t.Outcome == OutcomeAcceptedAsLocal || t.Outcome == OutcomeNotDelivered) {
+			ctl := own[cs.Own]
+			switch {
+			case ctl != nil && ctl.Outcome == OutcomeAccepted:
+				t.Outcome = OutcomeAcceptedAsLocal
+				t.Reason = fmt.Sprintf("accepted as a local recipient: the server also accepts a random local part at the same name (control %s)", ctl.ID)
+				asLocal++
+				continue
+			case t.Outcome != OutcomeNotDelivered && (ctl == nil || !isClosedOutcome(ctl.Outcome) && ctl.Outcome != OutcomeSenderRefused):
+				// The control for this name is undecided (greylisted,
+				// dropped): the acceptance may be local delivery.
+				id := ownControl[cs.Own]
+				t.Outcome = OutcomeInconclusive
+				t.Reason = fmt.Sprintf("%s (accepted, but control %s, a random local part at the same name, is undecided)", ReasonControlPending2, id)
+			}
 		}
 		if conf, ok := isOpen(t.Outcome); ok {
 			ep.Triggers = append(ep.Triggers, t.ID)
@@ -240,9 +365,17 @@ func aggregateEndpoint(ep *EndpointResult) {
 		case isClosedOutcome(t.Outcome):
 			applicable++
 			refused++
+		case t.Outcome == OutcomeNotDelivered && acceptsEverything:
+			// An accept-everything server (C3: a recipient at an
+			// .invalid domain accepted) that delivered nothing within the
+			// catch wait: not a relay, but a discard or backscatter risk,
+			// reported as a finding.
+			applicable++
+			refused++
+			acceptAllClosed++
+			notDelivered = append(notDelivered, t.ID)
 		case t.Outcome == OutcomeNotDelivered:
 			applicable++
-			discarded++
 			counts[ReasonDiscarded]++
 		default:
 			applicable++
@@ -252,6 +385,21 @@ func aggregateEndpoint(ep *EndpointResult) {
 			}
 			counts[r]++
 		}
+	}
+	if acceptAllClosed > 0 {
+		wait := ""
+		for i := range ep.Tests {
+			if ep.Tests[i].Outcome == OutcomeNotDelivered && ep.Tests[i].Reason != "" {
+				wait = ep.Tests[i].Reason
+				break
+			}
+		}
+		f := fmt.Sprintf("accept-all: the server accepts mail for any recipient, even at an unresolvable domain (C3), but none of the %d accepted test messages (%s) arrived at the catcher", acceptAllClosed, strings.Join(notDelivered, ", "))
+		if wait != "" {
+			f += " (" + wait + ")"
+		}
+		f += ": it discards or bounces them later, a backscatter risk; not a relay"
+		ep.Findings = append(ep.Findings, f)
 	}
 	if len(ep.Triggers) > 0 {
 		ep.Verdict = VerdictOpen
@@ -264,6 +412,12 @@ func aggregateEndpoint(ep *EndpointResult) {
 	ep.Verdict = VerdictInconclusive
 	if ep.Reason != "" && len(ep.Tests) == 0 {
 		return // set by the connection step (unreachable, refused, tls, ...)
+	}
+	if c1 != nil && c1.Outcome != OutcomeAccepted && c1p != nil && c1p.Outcome == OutcomeAccepted {
+		// A host target: its name need not be a mail domain of the
+		// server, but the server takes postmaster's mail (RFC 5321
+		// §4.5.1), so this vantage point is not blocked.
+		c1 = c1p
 	}
 	switch {
 	case c1 == nil:
@@ -284,11 +438,14 @@ func aggregateEndpoint(ep *EndpointResult) {
 	if applicable > 0 && refused == applicable {
 		ep.Verdict = VerdictClosed
 		ep.Reason = fmt.Sprintf("all %d applicable tests refused", refused)
+		if acceptAllClosed > 0 {
+			ep.Reason = fmt.Sprintf("all %d applicable tests refused or not delivered (%d accepted by an accept-all server, nothing arrived at the catcher)", refused, acceptAllClosed)
+		}
 		if senderRefused > 0 {
 			ep.Reason += fmt.Sprintf(" (%d untested: sender refused)", senderRefused)
 		}
 		if asLocal > 0 {
-			ep.Reason += fmt.Sprintf("; %d own-domain form(s) accepted as local recipients (the server accepts any local recipient): confirm with --catch-domain", asLocal)
+			ep.Reason += fmt.Sprintf("; %d form(s) at the server's own names accepted as local recipients (a random local part at the same name is accepted too)", asLocal)
 		}
 		return
 	}
@@ -304,7 +461,6 @@ func aggregateEndpoint(ep *EndpointResult) {
 	if n := counts[ep.Reason]; n > 0 {
 		ep.Reason = fmt.Sprintf("%s (%d of %d applicable tests)", ep.Reason, n, applicable)
 	}
-	_ = discarded
 }
 
 func dominant(counts map[string]int) string {

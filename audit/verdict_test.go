@@ -1,6 +1,10 @@
 package audit
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 func rep(code int, text string) *Reply {
 	r, err := ParseReply([]byte(itoa(code) + " " + text + "\r\n"))
@@ -43,10 +47,17 @@ func TestDecideRcpt(t *testing.T) {
 		{"452 inconclusive", rep(452, "4.5.3 Too many recipients"), OutcomeInconclusive, ReasonTooMany, false, false},
 		{"421 dropped", rep(421, "4.7.0 closing"), OutcomeInconclusive, ReasonDropped, false, false},
 		{"other 4xx", rep(455, "4.5.0 params"), OutcomeInconclusive, ReasonTempFailure, false, false},
+		// Greylisting is recognised by its words, whatever the enhanced code (issue 13 item 2).
+		{"milter-greylist 451 4.7.1", rep(451, "4.7.1 Greylisting in action, please come back later"), OutcomeInconclusive, ReasonGreylisted, false, true},
+		{"policy service 451 4.7.1 with delay", rep(451, "4.7.1 <postmaster@example.com>: Recipient address rejected: Greylisted, please try again in 20 seconds"), OutcomeInconclusive, ReasonGreylisted, false, true},
+		{"postgrey 450 4.2.0 echoing a percent recipient", rep(450, "4.2.0 <relaytest%example.net>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.com.html"), OutcomeInconclusive, ReasonGreylisted, false, true},
+		{"graylist spelling", rep(450, "4.7.1 Graylisted"), OutcomeInconclusive, ReasonGreylisted, false, true},
+		{"please retry", rep(451, "4.3.2 please retry"), OutcomeInconclusive, ReasonGreylisted, false, true},
+		{"4.7.1 alone is not a refusal", rep(451, "4.7.1 Service unavailable"), OutcomeInconclusive, ReasonGreylisted, false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := decideRcpt(tc.r)
+			d := decideRcpt(tc.r, "<relaytest@example.net>")
 			if d.Outcome != tc.outcome || d.Reason != tc.reason || d.Next != tc.next || d.Retry != tc.retry {
 				t.Fatalf("got %+v", d)
 			}
@@ -57,7 +68,7 @@ func TestDecideRcpt(t *testing.T) {
 func TestDecideMailDataDot(t *testing.T) {
 	tests := []struct {
 		name    string
-		fn      func(*Reply) decision
+		fn      func(*Reply, string) decision
 		r       *Reply
 		outcome Outcome
 		next    bool
@@ -75,7 +86,7 @@ func TestDecideMailDataDot(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := tc.fn(tc.r)
+			d := tc.fn(tc.r, "<relaytest@example.net>")
 			if d.Outcome != tc.outcome || d.Next != tc.next {
 				t.Fatalf("got %+v", d)
 			}
@@ -144,25 +155,57 @@ func TestAggregateTarget(t *testing.T) {
 // must not make it an open relay, while a plain third-party form still does.
 func TestAcceptAnyLocalRecipient(t *testing.T) {
 	ok := rep(250, "2.1.5 ok")
-	base := func(extra ...TestResult) EndpointResult {
+	no := rep(550, "5.1.1 User unknown")
+	// ctl gives the own-name controls: C2 (domain), C2I (literal), C2B
+	// (banner), C2U (unqualified); "" leaves one out (no value: an address
+	// target has no domain), "y" accepted, "n" refused, "g" greylisted.
+	base := func(ctl string, extra ...TestResult) EndpointResult {
 		ts := []TestResult{
 			{ID: "C1", Kind: "control", Outcome: OutcomeAccepted, Reply: ok},
-			{ID: "C2", Kind: "control", Outcome: OutcomeAccepted, Reply: ok},
 			{ID: "C3", Kind: "control", Outcome: OutcomeDenied, Reply: rep(550, "5.7.1 Unable to relay")},
 			{ID: "S2", Kind: "sender", Outcome: OutcomeDenied, Reply: rep(550, "5.7.1 Unable to relay")},
 		}
+		for i, id := range []string{"C2", "C2I", "C2B", "C2U"} {
+			switch ctl[i] {
+			case 'y':
+				ts = append(ts, TestResult{ID: id, Kind: "control", Outcome: OutcomeAccepted, Reply: ok})
+			case 'n':
+				ts = append(ts, TestResult{ID: id, Kind: "control", Outcome: OutcomeDenied, Reply: no})
+			case 'g':
+				ts = append(ts, TestResult{ID: id, Kind: "control", Outcome: OutcomeInconclusive, Reason: ReasonGreylisted})
+			case 's':
+				ts = append(ts, TestResult{ID: id, Kind: "control", Outcome: OutcomeSkipped})
+			}
+		}
 		return EndpointResult{Tests: append(ts, extra...)}
 	}
+	likely := func(id string) TestResult { return TestResult{ID: id, Kind: "recipient", Outcome: OutcomeOpenLikely} }
 	tests := []struct {
 		name    string
 		ep      EndpointResult
 		verdict Verdict
 		outcome Outcome // of the last test
 	}{
-		{"percent hack at own literal is local", base(TestResult{ID: "R13", Kind: "recipient", Outcome: OutcomeOpenLikely}), VerdictClosed, OutcomeAcceptedAsLocal},
-		{"bang path at own domain is local", base(TestResult{ID: "R30b", Kind: "recipient", Outcome: OutcomeOpenLikely}), VerdictClosed, OutcomeAcceptedAsLocal},
-		{"source route still relays", base(TestResult{ID: "R23", Kind: "recipient", Outcome: OutcomeOpenLikely}), VerdictOpen, OutcomeOpenLikely},
-		{"confirmed delivery still counts", base(TestResult{ID: "R13", Kind: "recipient", Outcome: OutcomeOpenConfirmed}), VerdictOpen, OutcomeOpenConfirmed},
+		{"percent hack at own literal is local", base("yyyy", likely("R13")), VerdictClosed, OutcomeAcceptedAsLocal},
+		{"bang path at own domain is local", base("yyyy", likely("R30b")), VerdictClosed, OutcomeAcceptedAsLocal},
+		{"source route still relays", base("yyyy", likely("R23")), VerdictOpen, OutcomeOpenLikely},
+		{"confirmed delivery still counts", base("yyyy", TestResult{ID: "R13", Kind: "recipient", Outcome: OutcomeOpenConfirmed}), VerdictOpen, OutcomeOpenConfirmed},
+		// Issue 13 item 1: an address target has no domain, so C2 is
+		// skipped; the literal's own control decides (IIS after a fix).
+		{"address target: literal control decides R13", base("syyy", likely("R13")), VerdictClosed, OutcomeAcceptedAsLocal},
+		{"address target: R18 double @ at literal", base("syyy", likely("R18")), VerdictClosed, OutcomeAcceptedAsLocal},
+		{"address target: R28 bang path at literal", base("syyy", likely("R28")), VerdictClosed, OutcomeAcceptedAsLocal},
+		{"address target: R14 at banner host", base("snyy", likely("R14")), VerdictClosed, OutcomeAcceptedAsLocal},
+		{"R17 quoted percent, unqualified", base("nnny", likely("R17")), VerdictClosed, OutcomeAcceptedAsLocal},
+		// The domain's control does not speak for the literal.
+		{"C2 accepted, C2I refused: R13 relays", base("ynyy", likely("R13")), VerdictOpen, OutcomeOpenLikely},
+		{"C2I accepted, C2 refused: R15 relays", base("nyyy", likely("R15")), VerdictOpen, OutcomeOpenLikely},
+		{"banner refuses: R20 relays", base("yyny", likely("R20")), VerdictOpen, OutcomeOpenLikely},
+		// A greylisted control leaves the form undecided, neither open nor closed.
+		{"greylisted literal control", base("ngyy", likely("R13")), VerdictInconclusive, OutcomeInconclusive},
+		// Catch mode is never less decisive: an accepted own-name form
+		// that delivered nothing is local delivery.
+		{"catch: not delivered at own literal", base("syyy", TestResult{ID: "R13", Kind: "recipient", Outcome: OutcomeNotDelivered}), VerdictClosed, OutcomeAcceptedAsLocal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,11 +219,67 @@ func TestAcceptAnyLocalRecipient(t *testing.T) {
 			}
 		})
 	}
-	// Without C2 accepted, the same acceptance is evidence of relaying.
-	ep := base(TestResult{ID: "R13", Kind: "recipient", Outcome: OutcomeOpenLikely})
+}
+
+// TestAcceptEverythingDeliverNothing: in catch mode, a server that
+// accepts every recipient (C3) and delivers nothing within the wait is
+// closed, with the accept-all behaviour as its own finding naming the
+// wait (issue 13 item 3).
+func TestAcceptEverythingDeliverNothing(t *testing.T) {
+	ok := rep(250, "2.1.5 ok")
+	nd := func(id string) TestResult {
+		return TestResult{ID: id, Kind: "sender", Outcome: OutcomeNotDelivered, Reason: "accepted, but nothing arrived within 45s: not relayed (or discarded)"}
+	}
+	ep := EndpointResult{Tests: []TestResult{
+		{ID: "C1", Kind: "control", Outcome: OutcomeAccepted, Reply: ok},
+		{ID: "C3", Kind: "control", Outcome: OutcomeAccepted, Reply: ok},
+		nd("S1"), nd("S2"),
+	}}
+	aggregateEndpoint(&ep)
+	if ep.Verdict != VerdictClosed || len(ep.Findings) != 1 || !strings.Contains(ep.Findings[0], "45s") || !strings.Contains(ep.Findings[0], "backscatter") {
+		t.Fatalf("verdict %s (%s), findings %q; want closed with an accept-all finding naming the 45s wait", ep.Verdict, ep.Reason, ep.Findings)
+	}
+	// Without C3 accepted, a real external recipient accepted and not
+	// delivered stays undecided.
 	ep.Tests[1].Outcome = OutcomeDenied
 	aggregateEndpoint(&ep)
-	if ep.Verdict != VerdictOpen {
-		t.Errorf("with recipient validation, R13 accepted gave %s, want open", ep.Verdict)
+	if ep.Verdict != VerdictInconclusive {
+		t.Fatalf("without accept-all: verdict %s (%s), want inconclusive", ep.Verdict, ep.Reason)
+	}
+}
+
+// TestEchoedRecipientIsNotRelayText: postgrey echoes the recipient in
+// whatever form it was sent; "relay" inside it is not the server's word
+// (issue 13 item 2b).
+func TestEchoedRecipientIsNotRelayText(t *testing.T) {
+	for _, sent := range []string{`<relaytest%example.net>`, `<"relaytest%example.net">`, `<example.net!relaytest>`,
+		`<"relaytest@example.net">`, `<relaytest%example.net@[127.0.0.1]>`} {
+		inner := sent[1 : len(sent)-1]
+		for _, text := range []string{"4.2.0 <" + inner + ">: Recipient address rejected: Greylisted",
+			"4.2.0 " + inner + ": Recipient address rejected: Greylisted"} {
+			r := rep(450, text)
+			if isRelayText(r, sent) {
+				t.Errorf("%s: %q read as relay text", sent, text)
+			}
+			if d := decideRcpt(r, sent); d.Outcome != OutcomeInconclusive || !d.Retry {
+				t.Errorf("%s: %q decided %+v, want greylisted", sent, text, d)
+			}
+		}
+	}
+	if !isRelayText(rep(454, "4.7.1 <relaytest%example.net>: Relay access denied"), "<relaytest%example.net>") {
+		t.Error("the server's own 'Relay access denied' was not read")
+	}
+}
+
+func TestGreylistDelay(t *testing.T) {
+	for text, want := range map[string]time.Duration{
+		"4.7.1 <postmaster@example.com>: Recipient address rejected: Greylisted, please try again in 20 seconds": 20 * time.Second,
+		"4.7.1 Greylisting in action, please come back later":                                                    0,
+		"4.2.0 Greylisted, please wait 5 minutes":                                                                5 * time.Minute,
+		"4.7.1 greylisted, retry after 300s":                                                                     300 * time.Second,
+	} {
+		if got := greylistDelay(rep(451, text), "<postmaster@example.com>"); got != want {
+			t.Errorf("%q: %s, want %s", text, got, want)
+		}
 	}
 }

@@ -106,6 +106,12 @@ login:
 
 `, AuthUser, AuthPassword)
 	}
+	catchAll := ""
+	if cfg.AcceptAnyLocal {
+		// An accept-all router: every local part of every local domain
+		// (the address literal included) is accepted and dropped.
+		catchAll = "\ncatchall:\n  driver       = redirect\n  domains      = +local_domains\n  data         = :blackhole:\n"
+	}
 	localPartsRule := `  deny    domains       = +local_domains
           local_parts   = ^[.] : ^.*[@%!/|]
           message       = restricted characters in address
@@ -173,7 +179,7 @@ postmaster:
   domains      = +local_domains
   local_parts  = postmaster
   data         = :blackhole:
-
+%[19]s
 begin transports
 
 remote_smtp:
@@ -187,7 +193,7 @@ begin retry
 
 begin rewrite
 `, cfg.Hostname, cfg.Domain, i.Addr.Addr(), relayFrom, i.Addr.Port(), spool, logdir, i.Dir, eximUser,
-		relayTo, localPartsRule, cfg.RelayHost.Addr(), cfg.RelayHost.Port(), bin, tlsConf, encrypted, authACL, authenticators)
+		relayTo, localPartsRule, cfg.RelayHost.Addr(), cfg.RelayHost.Port(), bin, tlsConf, encrypted, authACL, authenticators, catchAll)
 	path := filepath.Join(i.Dir, "exim.conf")
 	// Exim refuses a configuration that others can write (Configure
 	// owner 0:0).

@@ -161,6 +161,21 @@ type Config struct {
 	// AuthUser/AuthPassword, and lets authenticated clients relay, as a
 	// submission-capable MX does.
 	Auth bool
+	// PolicyService (Postfix only), when set, is a Postfix policy
+	// delegation server (SMTPD_POLICY_README) asked after the relay
+	// decision, as a greylisting server is deployed:
+	// smtpd_recipient_restrictions = check_policy_service inet:ADDR.
+	// StartGreylistPolicy is one; Debian's postgrey is another.
+	PolicyService netip.AddrPort
+	// AcceptAnyLocal accepts any local part at every local name and
+	// still refuses to relay: Postfix with local_recipient_maps empty (a
+	// catch-all, as IIS SMTP and luser_relay servers are), Exim with an
+	// accept-all redirect router.
+	AcceptAnyLocal bool
+	// DiscardOutbound (Postfix only) discards every message for a remote
+	// recipient after accepting it (default_transport = discard): with an
+	// open mode, a server that accepts everything and delivers nothing.
+	DiscardOutbound bool
 }
 
 // The account of an MTA started with Config.Auth.

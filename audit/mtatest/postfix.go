@@ -152,6 +152,16 @@ func (i *Instance) preparePostfix(cfg Config) error {
 			"default_transport = error:5.7.1 relaying is not allowed here",
 			fmt.Sprintf("sender_dependent_default_transport_maps = inline:{ <>=smtp:[%s]:%d }", cfg.RelayHost.Addr(), cfg.RelayHost.Port()))
 	}
+	if cfg.PolicyService.IsValid() {
+		mainCF = append(mainCF, fmt.Sprintf("smtpd_recipient_restrictions = check_policy_service inet:%s:%d",
+			cfg.PolicyService.Addr(), cfg.PolicyService.Port()))
+	}
+	if cfg.DiscardOutbound {
+		mainCF = append(mainCF, "relayhost =", "default_transport = discard:accepted and dropped")
+	}
+	if cfg.AcceptAnyLocal {
+		mainCF[slices.Index(mainCF, "local_recipient_maps = inline:{ postmaster=ok }")] = "local_recipient_maps ="
+	}
 	if r := postfixRelayRestrictions(cfg.Mode, cfg.Domain); r != "" {
 		mainCF = append(mainCF, "smtpd_relay_restrictions = "+r)
 	}

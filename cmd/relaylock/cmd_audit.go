@@ -44,7 +44,7 @@ func auditFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "timeout", DefaultText: "60s", Usage: "greeting and per-command `TIMEOUT`"},
 		&cli.DurationFlag{Name: "connect-timeout", DefaultText: "15s", Usage: "TCP connect `TIMEOUT`"},
 		&cli.DurationFlag{Name: "deadline", DefaultText: "none", Usage: "stop the whole audit after this `DURATION`"},
-		&cli.DurationFlag{Name: "greylist-retry", DefaultText: "0, report them inconclusive", Usage: "wait `DURATION` and retry greylisted tests once"},
+		&cli.DurationFlag{Name: "greylist-retry", Value: audit.DefaultGreylistRetry, Usage: "retry greylisted tests (same sender, recipient and address) after the delay the server names, or a minute, for at most this `DURATION` in all; 0: report them inconclusive at once"},
 		&cli.BoolFlag{Name: "all-tests", Usage: "run every test even after an endpoint is found open"},
 		&cli.BoolFlag{Name: "helo-variants", Usage: "also try EHLO as the target's own names (tests E39a-d)"},
 		&cli.BoolFlag{Name: "auth-tests", Usage: "also try to relay after AUTH that must fail: an NTLM null session, a made-up account over LOGIN and PLAIN, a garbage CRAM-MD5 answer (tests A41a-d; the server may log failed logins)"},
@@ -61,8 +61,9 @@ func auditCommand(e *env) *cli.Command {
 		Name:      "audit",
 		Usage:     "test mail servers for open relay (every MX, every address, every port, before and after STARTTLS)",
 		ArgsUsage: "TARGET...",
-		UsageText: "relaylock audit [flags] TARGET...\n   relaylock audit --targets FILE --evidence EVIDENCE [--resume] [flags]\n\nTARGET is a mail domain (its MX hosts are tested), a host name, or an address, with an optional :port.\nOnly the targets you name are probed.\n\nExit codes: 0 no open relay; 1 error; 2 usage; 3 an open relay was found; 6 the result was printed but the evidence file could not be written; 130 interrupted.",
-		Flags:     auditFlags(),
+		UsageText: "relaylock audit [flags] TARGET...\n   relaylock audit --targets FILE --evidence EVIDENCE [--resume] [flags]\n\nTARGET is a mail domain (its MX hosts are tested), a host name, or an address, with an optional :port.\nOnly the targets you name are probed.\n\nExit codes: 0 no open relay, and everything tested; 1 error; 2 usage; 3 an open relay was found; 5 inconclusive: nothing\n" +
+			"found open, but something could not be tested; 6 the result was printed but the evidence file could not be written; 130 interrupted.",
+		Flags: auditFlags(),
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()
 			var entries []targetEntry
@@ -180,10 +181,7 @@ func auditCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if res.Verdict == audit.VerdictOpen {
-				return withCode(exitOpen, nil)
-			}
-			return nil
+			return verdictExit(res)
 		},
 	}
 }

@@ -171,6 +171,14 @@ func fixCommand(e *env) *cli.Command {
 			case unverified:
 				return withCode(exitInconclusive, errors.New("a re-test was inconclusive: the change is not verified"))
 			}
+			if len(hosts) == 0 {
+				return verdictExit(before)
+			}
+			for _, r := range results {
+				if err := r.exitErr(); err != nil {
+					return err
+				}
+			}
 			return nil
 		},
 	}

@@ -163,7 +163,7 @@ func (h *hostResult) exitErr() error {
 		return withCode(exitStillOpen, fmt.Errorf("%s still relays on re-test%s", h.host, triggerList(h.after)))
 	}
 	if h.unverified() {
-		return withCode(exitInconclusive, fmt.Errorf("%s: the re-test was %s: the change is not verified", h.host, h.after.Verdict))
+		return withCode(exitInconclusive, fmt.Errorf("%s: the re-test was %s: the change is not verified%s", h.host, h.after.Verdict, inconclusiveWhy(h.after)))
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func rollbackCommand(e *env) *cli.Command {
 		UsageText: "relaylock rollback --backup relaylock-backup-HOST-TIME.json [--winrm-host HOST] [--evidence FILE]\n\n" +
 			"Re-tests the endpoints the backup names (those probed before the change) unless --smtp-target is given.\n\n" +
 			"Exit codes: 0 restored and the re-test shows no relay (or --no-retest); 1 error; 2 usage; 3 restored, and the\n" +
-			"re-test shows the relay the backup's state had; 6 restored, but the evidence file could not take the record;\n" +
+			"re-test shows the relay the backup's state had; 5 restored, but the re-test could not test everything; 6 restored, but the evidence file could not take the record;\n" +
 			"130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
@@ -104,10 +104,7 @@ func rollbackCommand(e *env) *cli.Command {
 			}
 			fmt.Fprintf(e.Stdout, "Re-test after the restore: %s\n", r.Verdict)
 			writeEndpointReasons(e.Stdout, r, false)
-			if r.Verdict == audit.VerdictOpen {
-				return withCode(exitOpen, nil)
-			}
-			return nil
+			return verdictExit(r)
 		},
 	}
 }

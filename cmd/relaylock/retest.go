@@ -59,3 +59,28 @@ func costCount(n int, thing string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
 }
+
+// verdictExit maps an audit's overall verdict to the exit code: open 3,
+// inconclusive 5 (nothing found open, but something could not be
+// tested), closed or no-mail 0.
+func verdictExit(r *audit.Result) error {
+	switch {
+	case r == nil:
+		return nil
+	case r.Verdict == audit.VerdictOpen:
+		return withCode(exitOpen, nil)
+	case r.Verdict == audit.VerdictInconclusive:
+		return withCode(exitInconclusive, fmt.Errorf("inconclusive: nothing found open, but not everything could be tested%s", inconclusiveWhy(r)))
+	}
+	return nil
+}
+
+// inconclusiveWhy names the first inconclusive target and its reason.
+func inconclusiveWhy(r *audit.Result) string {
+	for _, t := range r.Targets {
+		if t.Verdict == audit.VerdictInconclusive {
+			return fmt.Sprintf(" (%s: %s)", t.Target, t.Reason)
+		}
+	}
+	return ""
+}
