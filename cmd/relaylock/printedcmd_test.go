@@ -273,7 +273,8 @@ func TestInterruptDuringReadBackSummary(t *testing.T) {
 }
 
 // TestRetestShowsAcceptedAsLocal: the console's re-test says how many
-// own-domain forms were accepted as local recipients, as the PDF does.
+// forms at the server's own names were accepted as local recipients, as
+// the PDF does.
 func TestRetestShowsAcceptedAsLocal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
@@ -284,7 +285,7 @@ func TestRetestShowsAcceptedAsLocal(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("demo: exit %d\n%s\n%s", code, out, errOut)
 	}
-	re := regexp.MustCompile(`(\d+) own-domain form\(s\) accepted\s+as\s+local`)
+	re := regexp.MustCompile(`(\d+) form\(s\) at the server's own names accepted\s+as\s+local`)
 	cli := re.FindAllStringSubmatch(out, -1)
 	pdf := re.FindAllStringSubmatch(strings.Join(strings.Fields(pdfText(t, filepath.Join(dir, "demo-report.pdf"))), " "), -1)
 	if len(pdf) == 0 {
