@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Case is one row of the relay test matrix (relay-probes.md §8). From and
+// Case is one row of the relay test matrix (docs/relay-probes.md §8). From and
 // To are templates for the argument after "MAIL FROM:" and "RCPT TO:",
 // angle brackets included (some tests leave them out on purpose).
 //
@@ -40,7 +40,7 @@ type Case struct {
 	// connection (session variant 41).
 	Auth string
 	// Info marks informational tests, which never set the verdict
-	// (controls C2/C3, test 35, relay-probes.md §8).
+	// (controls C2/C3, test 35, docs/relay-probes.md §8).
 	Info bool
 	// LocalForm marks recipient forms whose destination, read the plain
 	// RFC 5321 way, is the server itself: a percent hack, double @ or bang
@@ -57,14 +57,14 @@ type Case struct {
 	// TLS marks the tests rerun after STARTTLS (session variant 38).
 	TLS bool
 	// Nmap lists the nmap smtp-open-relay.nse test numbers this case
-	// covers (relay-probes.md §1).
+	// covers (docs/relay-probes.md §1).
 	Nmap []int
 }
 
 const victim = "<{L}@{V}>"
 
 // The server's own names a recipient form can end at (Case.Own). Each
-// has its own accept-any-local control (relay-probes.md §8, C2): a
+// has its own accept-any-local control (docs/relay-probes.md §8, C2): a
 // server may accept any local part at its address literal (IIS SMTP
 // does, into its Drop folder) and validate them at its domain, or the
 // other way round.
@@ -105,7 +105,7 @@ const (
 // server that relays then treats a failed login as a login: an enabled
 // Guest account on Exchange 5.5-2003 and IIS SMTP with relaying for
 // authenticated clients, or the Windows 2000 SMTP null-session bug
-// (windows-relay.md §1.3). Each runs on its own connection, and is
+// (docs/windows-relay.md §1.3). Each runs on its own connection, and is
 // skipped when the server does not offer its mechanism.
 var AuthVariants = []Case{
 	{ID: "A41a", Title: "relay after AUTH NTLM as a null session (no user, no password)", Kind: "session", Auth: AuthNTLMNull, From: "<{from}>", To: victim, TLS: true},

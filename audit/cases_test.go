@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// nmapTests is the table of relay-probes.md §1 (nmap smtp-open-relay.nse):
+// nmapTests is the table of docs/relay-probes.md §1 (nmap smtp-open-relay.nse):
 // f=from, t=to, D=domain, I=ip literal content, S=server name.
 var nmapTests = []struct{ from, to string }{
 	{"<>", "<t@D>"}, {"<f@D>", "<t@D>"}, {"<f@S>", "<t@D>"}, {"<f@[I]>", "<t@D>"},

@@ -6,7 +6,7 @@
 //
 // # Test matrix
 //
-// Matrix (cases.go) holds the tests of relay-probes.md §8 as data:
+// Matrix (cases.go) holds the tests of docs/relay-probes.md §8 as data:
 // controls C1 (postmaster, must be accepted for a "closed" verdict), C2
 // (nonexistent local user) and C3 (.invalid domain), which flag servers
 // that accept everything (EndpointResult.AcceptAll); sender variants

@@ -123,7 +123,7 @@ var smtpdOpen = epWant{open: true, must: []string{"S1", "S2", "S5", "S6"}, mustN
 var expectations = map[mtatest.Kind]map[mtatest.Mode]expectation{
 	mtatest.Postfix: {
 		// defer_unauth_destination: a 4xx that is a refusal, not
-		// greylisting (relay-probes.md §5).
+		// greylisting (docs/relay-probes.md §5).
 		mtatest.Closed: {plain: epWant{denyCode: 454, denyEnhanced: "4.7.1"},
 			starttls: &epWant{denyCode: 454, denyEnhanced: "4.7.1"}},
 		mtatest.ClosedReject:     {plain: epWant{denyCode: 554, denyEnhanced: "5.7.1"}},
@@ -518,7 +518,7 @@ func TestIntegrationCatch(t *testing.T) {
 }
 
 // TestIntegrationIPv6Only is the relay that is open only over IPv6
-// (relay-probes.md §6: docker-mailserver#1405, mailcow#5242): one MX name
+// (docs/relay-probes.md §6: docker-mailserver#1405, mailcow#5242): one MX name
 // whose A record is a closed Postfix and whose AAAA record (::1, same
 // port) is an open one. The audit must probe both addresses, report the
 // IPv4 endpoint closed and the IPv6 one open, and call the domain open;

@@ -136,7 +136,7 @@ func (er *epRun) addr() string { return hostPort(er.spec.addr.String(), er.spec.
 
 // probeEndpoint probes one address and port: the plain (or implicit TLS)
 // session, then, if STARTTLS is advertised, the TLS rerun as a separate
-// EndpointResult (relay-probes.md §8 test 38).
+// EndpointResult (docs/relay-probes.md §8 test 38).
 func (p *prober) probeEndpoint(ctx context.Context, spec endpointSpec) []EndpointResult {
 	mode := "none"
 	if spec.port == 465 {
@@ -214,7 +214,7 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 }
 
 // greylistRetries retries greylisted tests (controls included) with the
-// same sender, recipient and source address (relay-probes.md §8): after
+// same sender, recipient and source address (docs/relay-probes.md §8): after
 // the delay the server named, else Options.GreylistInterval, again and
 // again until none is greylisted or Options.GreylistRetry has passed
 // since the first wait began. The endpoint waits on its own goroutine,

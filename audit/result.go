@@ -16,7 +16,7 @@ const (
 	VerdictNoMail       Verdict = "no-mail" // RFC 7505 null MX
 )
 
-// Confirmation says how strong an open verdict is (relay-probes.md §6, §8).
+// Confirmation says how strong an open verdict is (docs/relay-probes.md §6, §8).
 type Confirmation string
 
 const (
@@ -29,7 +29,7 @@ const (
 	ConfirmPotential Confirmation = "potential"
 )
 
-// Outcome is the result of one test (relay-probes.md §8, "Verdict rules").
+// Outcome is the result of one test (docs/relay-probes.md §8, "Verdict rules").
 type Outcome string
 
 const (

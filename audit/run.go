@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// Probe depths (relay-probes.md §4).
+// Probe depths (docs/relay-probes.md §4).
 const (
 	DepthRcpt    = "rcpt"    // stop at RCPT: open-potential
 	DepthData    = "data"    // DATA, drop on 354 without ".": open-likely (default)

@@ -37,7 +37,7 @@ const (
 	ReasonControlPending2 = "own-name control inconclusive"
 )
 
-// decision is what one reply means for a test (relay-probes.md §8,
+// decision is what one reply means for a test (docs/relay-probes.md §8,
 // "Verdict rules per test").
 type decision struct {
 	Outcome Outcome
@@ -333,7 +333,7 @@ func aggregateEndpoint(ep *EndpointResult) {
 		// A form that ends at one of the server's own names, accepted
 		// where a random local part at that same name is accepted too,
 		// looks exactly like local delivery: it is not evidence of
-		// relaying (relay-probes.md §8, C2 at every own name).
+		// relaying (docs/relay-probes.md §8, C2 at every own name).
 		if cs.LocalForm && (t.Outcome == OutcomeOpenLikely || t.Outcome == OutcomeOpenPotential ||
 			t.Outcome == OutcomeAcceptedAsLocal || t.Outcome == OutcomeNotDelivered) {
 			ctl := own[cs.Own]

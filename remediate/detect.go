@@ -116,7 +116,7 @@ func decodeHostInfo(recs []psframe.Record) (HostInfo, error) {
 }
 
 // exchangeVersion names the Exchange release from the Setup registry
-// values (windows-relay.md §4): v8.0 = 2007, v14 = 2010, v15 with
+// values (docs/windows-relay.md §4): v8.0 = 2007, v14 = 2010, v15 with
 // MsiProductMinor 0 = 2013, 1 = 2016, 2 = 2019 (MsiBuildMajor < 2562) or
 // Subscription Edition (>= 2562, CSS-Exchange
 // Get-ExchangeBuildVersionInformation.ps1); Exchange\Setup = 2000/2003.

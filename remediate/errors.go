@@ -113,7 +113,7 @@ func (f *FaultError) Is(target error) bool {
 }
 
 // timedOut reports the OperationTimeout fault that ends every idle
-// Receive long-poll (MS-WSMV 3.1.4.14; winrm.md §2.5).
+// Receive long-poll (MS-WSMV 3.1.4.14; docs/winrm.md §2.5).
 func (f *FaultError) timedOut() bool {
 	return strings.HasSuffix(f.Subcode, "TimedOut") || f.WSManCode == "2150858793"
 }

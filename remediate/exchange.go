@@ -2,7 +2,7 @@ package remediate
 
 // Exchange 2007 .. Subscription Edition: receive connectors, their
 // ms-Exch-SMTP-Accept-Any-Recipient permissions and accepted domains
-// (windows-relay.md section 3). The scripts are templates/powershell/
+// (docs/windows-relay.md section 3). The scripts are templates/powershell/
 // exchange-read.ps1 and exchange-write.ps1.
 //
 // One Go definition per wire format, shared with the lab
@@ -39,7 +39,7 @@ const (
 // Well-known names and SIDs.
 const (
 	// AnonymousLogonSID is NT AUTHORITY\ANONYMOUS LOGON; its name is
-	// localized, the SID is not (windows-relay.md 3.2, [S39]).
+	// localized, the SID is not (docs/windows-relay.md 3.2, [S39]).
 	AnonymousLogonSID = "S-1-5-7"
 	// AuthenticatedUsersSID is NT AUTHORITY\Authenticated Users, granted
 	// Accept-Any-Recipient by the ExchangeUsers permission group [S33].

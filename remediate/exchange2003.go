@@ -13,7 +13,7 @@ import (
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
 
-// This file is the Exchange 2000/2003 driver (windows-relay.md §2). The
+// This file is the Exchange 2000/2003 driver (docs/windows-relay.md §2). The
 // SMTP virtual servers of Exchange 2000/2003 are configured in Active
 // Directory (objectClass protocolCfgSMTPServer); the Metabase Update
 // service (DS2MB, in the System Attendant) copies them one way into the
@@ -61,7 +61,7 @@ const (
 
 // Ex2003RelayIpListAttr is the LDAP attribute of a protocolCfgSMTPServer
 // object holding the relay list. UNVERIFIED: the name is not found in any
-// public source (windows-relay.md §2.1); it is expected to hold the same
+// public source (docs/windows-relay.md §2.1); it is expected to hold the same
 // IPSECLIST blob DS2MB copies into RelayIpList. Scripts receive it as a
 // parameter, so this constant is the single point of correction.
 const Ex2003RelayIpListAttr = "msExchSmtpRelayIpList"
@@ -208,7 +208,7 @@ func sameRelayList(a, b RelayListBlob) bool {
 
 // ErrADUnavailable: Active Directory could not be read or written from
 // the host (often the WinRM second hop: NTLM/Basic sessions reach the DC
-// as ANONYMOUS LOGON, windows-relay.md §0).
+// as ANONYMOUS LOGON, docs/windows-relay.md §0).
 var ErrADUnavailable = errors.New("active directory unavailable")
 
 const recADVS = "advs"

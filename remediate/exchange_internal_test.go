@@ -37,7 +37,7 @@ func exchangeScripts(t *testing.T) map[string]string {
 
 // Every exchange script loads the shell with the one shared loader
 // (templates/powershell/lib/exchange-loader.ps1, expanded once per script)
-// and the loader does what windows-relay.md 3.4 asks.
+// and the loader does what docs/windows-relay.md 3.4 asks.
 func TestExchangeLoaderIdentical(t *testing.T) {
 	re := regexp.MustCompile(`(?s)# BEGIN exchange-loader.*# END exchange-loader`)
 	var first, firstName string

@@ -14,7 +14,7 @@ import (
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
 
-// This file is the IIS 6 SMTP driver (windows-relay.md §1). The settings
+// This file is the IIS 6 SMTP driver (docs/windows-relay.md §1). The settings
 // live in the IIS metabase and are read and written through WMI
 // (root\MicrosoftIISv2), which needs the "IIS 6 WMI Compatibility" feature
 // (Web-WMI).

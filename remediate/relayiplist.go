@@ -14,7 +14,7 @@ import (
 // This file is the codec for the IIS 6 metabase property RelayIpList
 // (ID 36970, type IPSECLIST), which holds the "Relay restrictions" of an
 // IIS SMTP virtual server and, through DS2MB, of an Exchange 2000/2003 SMTP
-// virtual server. Layout (windows-relay.md §1.2; struct names from
+// virtual server. Layout (docs/windows-relay.md §1.2; struct names from
 // Microsoft's rdns.hxx, values from GUI-generated samples):
 //
 //	0x00 iDenyAddr  self-relative offset of the deny ADDRESS_HEADER

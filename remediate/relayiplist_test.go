@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// Sample A (windows-relay.md §1.2): GUI "Only the list below" = {127.0.0.1}
+// Sample A (docs/windows-relay.md §1.2): GUI "Only the list below" = {127.0.0.1}
 // [S8 Salt docstring, S9].
 var sampleA = []byte{
 	24, 0, 0, 128, 32, 0, 0, 128, 60, 0, 0, 128, 68, 0, 0, 128,

@@ -116,7 +116,7 @@ func (r *WinRMRunner) Run(ctx context.Context, script string, params map[string]
 	stdout, stderr := &capBuffer{max: max, onCut: cancelRun}, &capBuffer{max: max, onCut: cancelRun}
 	// RunWithContextWithInput sends stdin, then EOF, while Receive runs
 	// (RunWithString deadlocks with stdin-reading scripts in the 2021
-	// version: winrm.md §0.2; this version routes it through the same
+	// version: docs/winrm.md §0.2; this version routes it through the same
 	// function, but say what we mean).
 	code, runErr := wc.RunWithContextWithInput(runCtx, psframe.CommandLine(), stdout, stderr, bytes.NewReader(payload))
 	run.End = time.Now().UTC()

@@ -39,7 +39,7 @@ import (
 
 // fakeWSMan is a minimal WS-Management (WinRS) server for the runner's
 // tests: Basic auth, Create/Command/Send/Receive/Signal/Delete as in
-// winrm.md §2.3-2.5, long-polling Receive with the OperationTimeout fault,
+// docs/winrm.md §2.3-2.5, long-polling Receive with the OperationTimeout fault,
 // and hooks to inject faults. The lab (internal/lab) has the full one.
 type fakeWSMan struct {
 	user, pass string
@@ -735,7 +735,7 @@ func BenchmarkCLIXMLMessages(b *testing.B) {
 
 // TestMasterzenBugsStillPresent documents, against the fake server, the
 // library behaviours the runner's own transport works around
-// (winrm.md §0) in the pinned version. It fails when a library upgrade
+// (docs/winrm.md §0) in the pinned version. It fails when a library upgrade
 // changes them, so that the workaround is reconsidered with it.
 func TestMasterzenBugsStillPresent(t *testing.T) {
 	newLib := func(t *testing.T, f *fakeWSMan, ntlm bool) *winrm.Client {

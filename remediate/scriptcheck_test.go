@@ -11,7 +11,7 @@ import (
 
 // Static checks over every embedded PowerShell script (templates/powershell/*.ps1).
 // They keep the scripts runnable on PowerShell 2.0 (Windows 2003 with
-// WMF 2.0, 2008 R2 default; windows-relay.md §0), free of code injection,
+// WMF 2.0, 2008 R2 default; docs/windows-relay.md §0), free of code injection,
 // ASCII only (psframe), and with the header STYLE.md lesson 6 asks for.
 // The messages say what to use instead. The tree-sitter parse check is in
 // psparse_test.go.

@@ -534,12 +534,12 @@ var errNTLMNotOffered = errors.New("the host offered neither Negotiate nor NTLM 
 // winrmClient builds a masterzen client whose requests all carry ctx: each
 // run gets its own cheap winrm.Client around the shared transport.
 func (c *winrmTransport) winrmClient(ctx context.Context, rec *postRecorder) (*winrm.Client, error) {
-	params := *winrm.DefaultParameters // copy: DefaultParameters is a shared pointer (winrm.md §1.2)
+	params := *winrm.DefaultParameters // copy: DefaultParameters is a shared pointer (docs/winrm.md §1.2)
 	params.Timeout = isoDuration(c.cfg.OperationTimeout)
 	// MaxEnvelopeSize, and the stdin chunk (EnvelopeSize-1000 raw bytes
 	// per Send, base64 on the wire: x4/3). 100 KiB keeps a full Send
 	// (~135 KB) under the 150 KB MaxEnvelopeSizekb of Windows Server
-	// 2008 R2-era hosts (winrm.md §1.4).
+	// 2008 R2-era hosts (docs/winrm.md §1.4).
 	params.EnvelopeSize = 100 << 10
 	var t winrm.Transporter
 	switch {

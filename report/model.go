@@ -374,7 +374,7 @@ func (m *model) controlsFor(in *remediate.Inspection) string {
 		for _, r := range in.HostInfo.ExchangeRoles {
 			edge = edge || strings.Contains(strings.ToLower(r), "edge")
 		}
-		// reporting.md §2.1: the CCI of V-259622 is not verified, so it is
+		// docs/reporting.md §2.1: the CCI of V-259622 is not verified, so it is
 		// not printed with it.
 		switch v := in.HostInfo.ExchangeVersion; {
 		case v == "2016" && edge:

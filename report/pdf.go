@@ -39,7 +39,7 @@ type doc struct {
 
 func newDoc(meta docMeta) *doc {
 	f := gofpdf.New("P", "mm", "A4", "")
-	// reporting.md §4.3 #5: gofpdf mutates the font bytes it is given, so
+	// docs/reporting.md §4.3 #5: gofpdf mutates the font bytes it is given, so
 	// each document gets fresh copies, or the second render in a process
 	// would differ from the first.
 	f.AddUTF8FontFromBytes(fontSans, "", bytes.Clone(goregular.TTF))

@@ -101,7 +101,7 @@ func render(w io.Writer, b *evidence.Bundle, opts Options) (lay *layout, err err
 		return nil, fmt.Errorf("%w: %v", ErrRender, err)
 	}
 	defer func() {
-		// gofpdf panics on some inputs (reporting.md §4.3 #3); clean()
+		// gofpdf panics on some inputs (docs/reporting.md §4.3 #3); clean()
 		// prevents the known ones, this catches the rest.
 		if p := recover(); p != nil {
 			lay, err = nil, fmt.Errorf("%w: %v", ErrRender, p)

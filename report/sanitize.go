@@ -15,7 +15,7 @@ import (
 // Banners, replies, connector names and script output come from servers
 // and admins, so they may hold anything. gofpdf panics on runes above
 // U+FFFF and silently draws an empty box for runes the font lacks
-// (reporting.md §4.3, items 3 and 4), and control or bidi characters would
+// (docs/reporting.md §4.3, items 3 and 4), and control or bidi characters would
 // hide or reorder what the reader sees. So:
 //
 //   - invalid UTF-8 bytes become U+FFFD (the font has it);

@@ -51,7 +51,7 @@ const (
 	// OpenMynetworks trusts all of 127.0.0.0/8, the prober's network
 	// included (Postfix mynetworks, Exim relay_from_hosts, OpenSMTPD's
 	// trusted table): the trusted network that is too wide, as when a
-	// proxy or NAT makes outside clients look internal (relay-probes.md
+	// proxy or NAT makes outside clients look internal (docs/relay-probes.md
 	// §6).
 	OpenMynetworks Mode = "open-mynetworks"
 	// OpenClientAccess is Postfix relaying for every client:
@@ -75,7 +75,7 @@ const (
 	OpenRelayToDomains Mode = "open-relay-to-domains"
 	// OpenAfterSTARTTLS is Exim trusting every encrypted session
 	// ("accept encrypted = *" before the relay check): closed in plain
-	// text, open after STARTTLS (relay-probes.md §8 test 38). It implies
+	// text, open after STARTTLS (docs/relay-probes.md §8 test 38). It implies
 	// Config.TLS.
 	OpenAfterSTARTTLS Mode = "open-after-starttls"
 	// BounceAfterAccept is Postfix accepting every recipient
@@ -84,7 +84,7 @@ const (
 	// transport, which bounces it to the sender, and null-sender mail,
 	// which cannot bounce, is discarded. Only Postfix's own bounces
 	// leave, to the relay host. Not open: an accept-then-bounce server, a
-	// backscatter source (relay-probes.md §8 "A bounce ... →
+	// backscatter source (docs/relay-probes.md §8 "A bounce ... →
 	// CLOSED(accept-then-bounce)"), which only a delivery check tells
 	// from an open relay.
 	BounceAfterAccept Mode = "bounce-after-accept"
@@ -511,7 +511,7 @@ var addrSeq atomic.Uint32
 // DualStack returns a 127.0.0.x address and ::1 with one port that is
 // free on both, for Config.Listen of two instances that serve one MX
 // name's A and AAAA records (the "open only over IPv6" case,
-// relay-probes.md §6).
+// docs/relay-probes.md §6).
 func DualStack() (v4, v6 netip.AddrPort, err error) {
 	for try := 0; try < 20; try++ {
 		a, err := freeAddr()

@@ -89,7 +89,7 @@ type Policy struct {
 	CRAMMD5     bool
 	// GuestAuth, when set and true at the time of a failed login, turns
 	// it into a login as Guest, as an enabled Guest account does on
-	// Exchange 5.5-2003 and IIS SMTP (windows-relay.md §1.3): the session
+	// Exchange 5.5-2003 and IIS SMTP (docs/windows-relay.md §1.3): the session
 	// is authenticated and, with the default rules, may relay.
 	GuestAuth func() bool
 	// Deliver is called for each message accepted after ".".

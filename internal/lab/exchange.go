@@ -2,7 +2,7 @@ package lab
 
 // The Exchange 2007+ simulation: one server's receive connectors, their
 // ms-Exch-SMTP-Accept-Any-Recipient permissions and the organisation's
-// accepted domains (windows-relay.md section 3). It answers relaylock's
+// accepted domains (docs/windows-relay.md section 3). It answers relaylock's
 // exchange-read with remediate.EncodeExchangeState and reads
 // exchange-write's parameters with remediate.DecodeExchangeOps: the same
 // Go code the driver uses, so scripts, lab and driver share one

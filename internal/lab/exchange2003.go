@@ -13,7 +13,7 @@ import (
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
 
-// This file simulates an Exchange 2003 server (windows-relay.md §2): the
+// This file simulates an Exchange 2003 server (docs/windows-relay.md §2): the
 // SMTP virtual servers' Active Directory objects on two domain
 // controllers, the IIS metabase that SMTPSVC enforces, and DS2MB.
 //

@@ -30,7 +30,7 @@
 //
 // # The WS-Management face
 //
-// WSMan (wsman.go) is a strict WinRS server (MS-WSMV; winrm.md §2): real
+// WSMan (wsman.go) is a strict WinRS server (MS-WSMV; docs/winrm.md §2): real
 // long-poll Receive ending in the w:TimedOut fault, Windows' faults for an
 // unknown shell or command, cmd.exe's 8191-character limit, MaxShellsPerUser,
 // MaxEnvelopeSizekb (HTTP 413), 415 for a wrong content type, and the
@@ -85,7 +85,7 @@ type Host interface {
 // GuestLogoner is a Host on which a failed SMTP AUTH can still log on:
 // with Basic authentication and the local Guest account enabled, IIS
 // SMTP and Exchange 5.5-2003 log a failed login on as Guest, which then
-// counts as authenticated for RelayForAuth (windows-relay.md §1.3
+// counts as authenticated for RelayForAuth (docs/windows-relay.md §1.3
 // [S53]). The SMTP face asks at every failed login.
 type GuestLogoner interface {
 	GuestLogon() bool
@@ -125,7 +125,7 @@ func hashText(s string) string {
 //
 // What it answers:
 //   - a command line over cmd.exe's 8191 characters: "The command line is
-//     too long." on stderr, exit 1, as Windows does (winrm.md §0.5);
+//     too long." on stderr, exit 1, as Windows does (docs/winrm.md §0.5);
 //   - psframe.CommandLine() with a payload: the script, identified by its
 //     exact text (ScriptName). The "detect" script is answered here for
 //     every platform, from h.HostInfo() through remediate.EncodeHostInfo,

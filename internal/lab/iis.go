@@ -14,7 +14,7 @@ import (
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
 
-// This file simulates an IIS 6 SMTP server (windows-relay.md §1): the
+// This file simulates an IIS 6 SMTP server (docs/windows-relay.md §1): the
 // metabase values of its virtual servers, read and written by relaylock's
 // iis-* scripts through WMI, and the relay decision SMTPSVC takes from
 // them. The records it answers with come from the same builders the

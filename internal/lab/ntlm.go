@@ -18,7 +18,7 @@ import (
 )
 
 // This file is a server-side NTLMv2 acceptor, enough for HTTP
-// "Negotiate"/"NTLM" authentication as WinRM does it (MS-NLMP; winrm.md
+// "Negotiate"/"NTLM" authentication as WinRM does it (MS-NLMP; docs/winrm.md
 // §3.2). It speaks raw NTLMSSP tokens, which is what go-ntlmssp (the
 // masterzen/winrm ClientNTLM transport), bodgit/ntlmssp (relaylock's
 // sealing transport) and requests-ntlm (pywinrm) send; SPNEGO-wrapped
@@ -58,7 +58,7 @@ const challengeBaseFlags = ntlmNegotiateUnicode | ntlmRequestTarget | ntlmNegoti
 // 3.2.5.1.1: the server's flags are the client's requests it supports).
 // So a client that does not ask for NEGOTIATE_KEY_EXCH never sees it:
 // go-ntlmssp (masterzen's ClientNTLM) refuses a challenge carrying
-// KEY_EXCH or LM_KEY (winrm.md §3.2), and asks for neither. LM_KEY (the
+// KEY_EXCH or LM_KEY (docs/winrm.md §3.2), and asks for neither. LM_KEY (the
 // NTLMv1 session key) is never echoed. SIGN, SEAL and KEY_EXCH are
 // echoed only when sealing is offered at all (challengeFlags).
 const challengeEchoFlags = ntlmNegotiateAlwaysSign | ntlmNegotiateExtendedSecure |

@@ -20,7 +20,7 @@ const debianPython = "/usr/bin/python3"
 
 // openSSLLegacy enables OpenSSL 3's legacy provider for the Python
 // process: ntlm-auth 1.4 (python3-ntlm-auth) computes NTOWF with
-// hashlib.new("md4"), which OpenSSL 3 only offers there (winrm.md §3.2).
+// hashlib.new("md4"), which OpenSSL 3 only offers there (docs/winrm.md §3.2).
 const openSSLLegacy = `openssl_conf = openssl_init
 [openssl_init]
 providers = provider_sect

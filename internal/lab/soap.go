@@ -1,7 +1,7 @@
 package lab
 
 // SOAP request parsing and the responses and faults of the WS-Man face,
-// shaped as Windows sends them (winrm.md §2.4-2.6; MS-WSMV 2.2.4.43).
+// shaped as Windows sends them (docs/winrm.md §2.4-2.6; MS-WSMV 2.2.4.43).
 
 import (
 	"bytes"
@@ -130,7 +130,7 @@ type wsFault struct {
 // Faults as Windows words them. Reasons end with a space, as Windows'
 // messages do.
 var (
-	// winrm.md §2.5; masterzen fixture_test.go operationTimeoutResponse.
+	// docs/winrm.md §2.5; masterzen fixture_test.go operationTimeoutResponse.
 	faultTimedOut = wsFault{"s:Receiver", "w:TimedOut",
 		"The WS-Management service cannot complete the operation within the time specified in OperationTimeout.  ", 2150858793}
 	// WinRb/WinRM#253, jborean93/pypsrp#22 (captured from Windows).
@@ -235,7 +235,7 @@ func parseDuration(s string, def time.Duration) time.Duration {
 }
 
 // commandLineTooLong reports whether cmd.exe would refuse line: its limit
-// is 8191 characters (UTF-16 code units) (winrm.md §0.5).
+// is 8191 characters (UTF-16 code units) (docs/winrm.md §0.5).
 func commandLineTooLong(line string) bool {
 	return len(line) > MaxCommandLine && len(utf16.Encode([]rune(line))) > MaxCommandLine
 }

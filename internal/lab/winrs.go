@@ -397,7 +397,7 @@ func (w *WSMan) receive(rw http.ResponseWriter, r *http.Request, env *reqEnvelop
 
 // receiveBodyLocked takes up to budget bytes of output and, once all
 // output is taken from a finished command, reports Done with the exit
-// code (pywinrm requires ExitCode with Done: winrm.md §2.4); w.mu held.
+// code (pywinrm requires ExitCode with Done: docs/winrm.md §2.4); w.mu held.
 func (w *WSMan) receiveBodyLocked(c *wsCommand, budget int) string {
 	var b strings.Builder
 	b.WriteString(`<rsp:ReceiveResponse>`)

@@ -19,7 +19,7 @@ import (
 )
 
 // This file is the lab's WS-Management face: the subset of MS-WSMV that
-// WinRS clients use to run a command in a cmd shell (winrm.md §2), spoken
+// WinRS clients use to run a command in a cmd shell (docs/winrm.md §2), spoken
 // strictly enough that the real masterzen/winrm client and pywinrm behave
 // against it as against Windows.
 //
@@ -73,7 +73,7 @@ var shortAction = map[string]string{
 	actionSignal:  "Signal",
 }
 
-// Limits, as documented for Windows (winrm.md §0.5, §2.7).
+// Limits, as documented for Windows (docs/winrm.md §0.5, §2.7).
 const (
 	// MaxCommandLine is cmd.exe's command-line limit in characters.
 	MaxCommandLine = 8191
@@ -423,7 +423,7 @@ func (w *WSMan) Verify(scripts ...string) error {
 type connKey struct{}
 
 // connState is per TCP connection: NTLM authenticates the connection, not
-// the request (MS-NLMP 3.1.5.1; winrm.md §3.2).
+// the request (MS-NLMP 3.1.5.1; docs/winrm.md §3.2).
 type connState struct {
 	mu            sync.Mutex
 	challenge     [8]byte
@@ -516,7 +516,7 @@ func (w *WSMan) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		mt = "application/soap+xml"
 	} else if r.TLS == nil && !w.cfg.AllowUnencrypted {
 		// AllowUnencrypted=false: an unsealed request over HTTP is refused
-		// with 401 (winrm.md §3.5, jborean93 in hashicorp/packer#6205).
+		// with 401 (docs/winrm.md §3.5, jborean93 in hashicorp/packer#6205).
 		w.record(Call{Status: http.StatusUnauthorized, Fault: "unencrypted"})
 		w.unauthorized(rw, "")
 		return

@@ -212,7 +212,7 @@ func TestMasterzenTransports(t *testing.T) {
 			if n := ts.OpenShells(); n != 0 {
 				t.Fatalf("%d shells left open", n)
 			}
-			// The wire sequence of one stdin-fed run (winrm.md §1.4).
+			// The wire sequence of one stdin-fed run (docs/winrm.md §1.4).
 			var seq []string
 			for _, call := range ts.Calls() {
 				if call.Status == http.StatusOK && call.Action != "" {
@@ -312,13 +312,13 @@ func TestLongPoll(t *testing.T) {
 		}
 	}
 	// 1.2 s idle with 250 ms polls: about 5 timeouts. A client spinning
-	// on instant answers would make hundreds of Receives (winrm.md §0.7).
+	// on instant answers would make hundreds of Receives (docs/winrm.md §0.7).
 	if timedOut < 3 || receives > 12 {
 		t.Fatalf("receives %d, timed out %d: want a few long polls", receives, timedOut)
 	}
 }
 
-// TestTimedOutFaultShape checks the raw fault against winrm.md §2.5: both
+// TestTimedOutFaultShape checks the raw fault against docs/winrm.md §2.5: both
 // pywinrm (code 2150858793) and masterzen ("OperationTimeout") key on it.
 func TestTimedOutFaultShape(t *testing.T) {
 	ts := startWSMan(t, false, WSManConfig{AllowUnencrypted: true})
@@ -590,7 +590,7 @@ func TestFaultInjection(t *testing.T) {
 		ts := startWSMan(t, true, WSManConfig{Faults: &Faults{}})
 		ts.cfg.Faults.Add(FaultRule{Kind: FaultInternalError, Action: "Create", Times: 1})
 		_, _, _, err := ts.client(t, clientOpts{}).RunCmdWithContext(context.Background(), "echo x")
-		// masterzen ignores the fault on Create (winrm.md §0.3) and sends
+		// masterzen ignores the fault on Create (docs/winrm.md §0.3) and sends
 		// Command without a ShellId, which the lab refuses as Windows does.
 		var ece *winrm.ExecuteCommandError
 		if !errors.As(err, &ece) || !strings.Contains(ece.Body, "requires the following selector: ShellId") {

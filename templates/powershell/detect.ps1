@@ -36,7 +36,7 @@ RL-Rec 'host' @('computer', $computer, 'domain', $domain, 'os_caption', $caption
 
 # Exchange 2007 and later: <base>\Setup holds MsiProductMajor/Minor and
 # MsiBuildMajor/Minor; each installed role is a <base>\<Name>Role subkey
-# (windows-relay.md section 4; CSS-Exchange Get-ExchangeBuildVersionInformation.ps1).
+# (docs/windows-relay.md section 4; CSS-Exchange Get-ExchangeBuildVersionInformation.ps1).
 $exGen = $null
 $exBase = $null
 foreach ($gen in @('v15', 'v14', 'v8')) {

@@ -13,7 +13,7 @@
 #   error  kind ad-unavailable when the directory cannot be searched (e.g. the WinRM second hop),
 #          kind schema-missing (exit 6) when the schema has no such attribute: reading it would
 #          silently return nothing, which looks like an unset (closed) relay list.
-# Searches the configuration naming context for (objectClass=protocolCfgSMTPServer), windows-relay.md 2.4.
+# Searches the configuration naming context for (objectClass=protocolCfgSMTPServer), docs/windows-relay.md 2.4.
 $attr = [string]$P['relayiplistattr']
 $dc = [string]$P['dc']
 if ($attr -notmatch '^[A-Za-z][A-Za-z0-9-]{0,63}$') {

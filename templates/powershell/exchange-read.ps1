@@ -13,7 +13,7 @@
 #             auth, groups (lists are newline-joined), comment (the connector's Comment: relaylock
 #             marks the connector it creates there)
 #   ace       id (connector identity), user, sid ($null when it cannot be resolved), inherited:
-#             every non-deny ACE granting ms-Exch-SMTP-Accept-Any-Recipient (windows-relay.md 3.2)
+#             every non-deny ACE granting ms-Exch-SMTP-Accept-Any-Recipient (docs/windows-relay.md 3.2)
 #   domain    name, domain, type, default (accepted domains)
 # relaylock:include hop-credential
 # relaylock:include hop-netonly

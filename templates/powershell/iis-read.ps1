@@ -7,7 +7,7 @@
 #   vs (IIsSmtpServerSetting: WMI's value, possibly inherited), domain (IIsSmtpDomainSetting),
 #   adsi (ADSI view of each server's and the service level's RelayIpList, and whether the node
 #   holds a value of its own), error.
-# Objects are fetched whole (never Get-WmiObject -Property), see windows-relay.md 1.4.
+# Objects are fetched whole (never Get-WmiObject -Property), see docs/windows-relay.md 1.4.
 $ns = 'root\MicrosoftIISv2'
 
 $svc = Get-WmiObject -Class Win32_Service -Filter "Name='SMTPSVC'"

@@ -1,6 +1,6 @@
 # BEGIN exchange-loader (templates/powershell/lib/exchange-loader.ps1, included by every
 # exchange-*.ps1 after hop-credential). Loads the Exchange cmdlets into this WinRS powershell.exe
-# (windows-relay.md 3.4 and 6; after microsoft/CSS-Exchange Shared/Confirm-ExchangeShell.ps1):
+# (docs/windows-relay.md 3.4 and 6; after microsoft/CSS-Exchange Shared/Confirm-ExchangeShell.ps1):
 #   - refuse a 32-bit process (CSS checks Is64BitProcess, .NET 4; [IntPtr]::Size on PS 2.0);
 #   - Edge: the snap-ins of exShell.psc1 + Exchange.ps1 (AD LDS is local: no second hop);
 #   - 2007: the Admin snap-in, the supported way there; its cmdlets take no credential, so with

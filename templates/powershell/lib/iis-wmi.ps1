@@ -1,7 +1,7 @@
 # BEGIN iis-wmi (templates/powershell/lib/iis-wmi.ps1, included by the iis-write scripts)
 # RL-IISFind returns the IIS 6 metabase object of WMI class $Class whose Name
 # is $Name. Objects are fetched whole (a -Property query breaks Put(),
-# windows-relay.md 1.4) and the name is compared as data, never put into a
+# docs/windows-relay.md 1.4) and the name is compared as data, never put into a
 # WQL filter. A missing root\MicrosoftIISv2 namespace (no Web-WMI, told by
 # its HRESULT, not its message) ends the script with the feature-missing
 # error (exit 3); no such object with
