@@ -79,6 +79,9 @@ func verdictExit(r *audit.Result) error {
 func inconclusiveWhy(r *audit.Result) string {
 	for _, t := range r.Targets {
 		if t.Verdict == audit.VerdictInconclusive {
+			if strings.HasPrefix(t.Reason, t.Target) { // the reason names it already
+				return " (" + t.Reason + ")"
+			}
 			return fmt.Sprintf(" (%s: %s)", t.Target, t.Reason)
 		}
 	}
