@@ -502,6 +502,27 @@ func (c *canonWriter) appendString(dst []byte, i, end int) []byte {
 // U+0009, U+000A, U+000C and U+000D as \b \t \n \f \r; every other
 // control character below U+0020 as \u00xx with lower-case hex; all
 // else (non-ASCII, '<', '/', U+2028 included) as itself.
+// appendByteEscape appends the JSON escape of an ASCII byte that must be
+// escaped: the short forms of RFC 8259 §7 where there is one, else \u00XX.
+// The RFC 8785 form and the legacy (Go encoding/json) form share it.
+func appendByteEscape(dst []byte, b byte) []byte {
+	switch b {
+	case '\\', '"':
+		return append(dst, '\\', b)
+	case '\b':
+		return append(dst, '\\', 'b')
+	case '\f':
+		return append(dst, '\\', 'f')
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	return append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+}
+
 func appendJCSString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -510,22 +531,7 @@ func appendJCSString(dst, s []byte) []byte {
 			continue
 		}
 		dst = append(dst, s[start:i]...)
-		switch b {
-		case '\\', '"':
-			dst = append(dst, '\\', b)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-		}
+		dst = appendByteEscape(dst, b)
 		start = i + 1
 	}
 	dst = append(dst, s[start:]...)
@@ -605,22 +611,7 @@ func appendString(dst, s []byte) []byte {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
+			dst = appendByteEscape(dst, b)
 			i++
 			start = i
 			continue
