@@ -142,16 +142,34 @@ func (p *prober) probeEndpoint(ctx context.Context, spec endpointSpec) []Endpoin
 	if spec.port == 465 {
 		mode = "implicit"
 	}
-	first, starttls := p.runEndpoint(ctx, spec, mode)
+	// The STARTTLS rerun starts once the plain session's first pass is
+	// done, so that it runs while the plain one waits to retry greylisted
+	// tests (each endpoint waits in parallel).
+	var second *EndpointResult
+	var wg sync.WaitGroup
+	first, _ := p.runEndpoint(ctx, spec, mode, func(starttls bool) {
+		if !starttls || ctx.Err() != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, _ := p.runEndpoint(ctx, spec, "starttls", nil)
+			second = &r
+		}()
+	})
+	wg.Wait()
 	out := []EndpointResult{first}
-	if starttls && ctx.Err() == nil {
-		second, _ := p.runEndpoint(ctx, spec, "starttls")
-		out = append(out, second)
+	if second != nil {
+		out = append(out, *second)
 	}
 	return out
 }
 
-func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string) (res EndpointResult, starttls bool) {
+// runEndpoint probes one endpoint in one mode. firstPass, if set, is
+// called once every test has had its first attempt (before any wait to
+// retry greylisted tests), with whether the server offers STARTTLS.
+func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string, firstPass func(starttls bool)) (res EndpointResult, starttls bool) {
 	res = EndpointResult{MXHost: spec.mxHost, Preference: spec.preference, Address: spec.addr.String(),
 		Port: spec.port, TLS: mode, Start: p.now(), Tests: []TestResult{}, Transcripts: []Transcript{}}
 	er := &epRun{p: p, spec: spec, mode: mode, res: &res}
@@ -209,6 +227,9 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 		}
 	}
 	er.run(ctx, c, release, plain, own)
+	if firstPass != nil {
+		firstPass(starttls)
+	}
 	er.greylistRetries(ctx, tests)
 	return res, starttls
 }
@@ -372,7 +393,7 @@ func (er *epRun) run(ctx context.Context, c *client, release func(), plain, own 
 				// The controls always run: they decide what every other
 				// result means (§8), also once the endpoint is open.
 				if er.isSettled() && !hasControl(b) {
-					skip(b)
+					er.skip(b)
 					if c != nil {
 						c.quit()
 						er.count(c)
@@ -407,14 +428,29 @@ func (er *epRun) run(ctx context.Context, c *client, release func(), plain, own 
 	}
 }
 
-func skip(b []*testRun) {
+// skip settles the tests of a batch not run because the endpoint is
+// already open: "skipped" if nothing of them was sent, else what the
+// server answered (rcptOnly).
+func (er *epRun) skip(b []*testRun) {
 	for _, t := range b {
-		if !t.done {
+		switch {
+		case t.done:
+		case t.phase == 1 && er.p.opts.Catcher == nil:
+			er.rcptOnly(t)
+		default:
 			t.done = true
 			t.res.Outcome = OutcomeSkipped
 			t.res.Reason = "not sent: the endpoint was already found open (--all-tests runs every test)"
 		}
 	}
+}
+
+// rcptOnly records a test whose MAIL and RCPT were sent and accepted but
+// whose DATA is not tried because the endpoint is already open: the
+// server's real answer, never "skipped", which means not sent.
+func (er *epRun) rcptOnly(t *testRun) {
+	er.setOutcome(t, decision{Outcome: OutcomeOpenPotential,
+		Reason: "RCPT accepted; DATA not tried: the endpoint was already found open (--all-tests tries it)"}, t.res.Reply, -1)
 }
 
 func (er *epRun) isSettled() bool {
@@ -856,14 +892,17 @@ func (er *epRun) runOn(ctx context.Context, c *client, tests []*testRun) []*test
 // waits for their messages).
 func (er *epRun) dataSteps(ctx context.Context, c *client, tests []*testRun) {
 	for _, t := range tests {
-		if t.done || t.phase != 1 || c.closed {
+		if t.done || t.phase != 1 {
 			continue
 		}
 		if er.isSettled() && er.p.opts.Catcher == nil {
-			// Its MAIL and RCPT were sent and answered: record what the
-			// server said, not "skipped" ("skipped" means not sent).
-			er.setOutcome(t, decision{Outcome: OutcomeOpenPotential,
-				Reason: "RCPT accepted; DATA not tried: the endpoint was already found open (--all-tests tries it)"}, t.res.Reply, -1)
+			// Its MAIL and RCPT were sent and answered (also when the
+			// connection closed after an earlier DATA): record what the
+			// server said, not "skipped".
+			er.rcptOnly(t)
+			continue
+		}
+		if c.closed {
 			continue
 		}
 		er.dataStep(ctx, c, t)

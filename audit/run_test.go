@@ -623,3 +623,73 @@ func TestGreylistWaitsInParallel(t *testing.T) {
 		t.Errorf("two greylisted endpoints with Concurrency 1 took %s: they waited one after the other", took)
 	}
 }
+
+// TestRunSkippedMeansNotSent: once an endpoint is found open, the tests
+// already sent in its batch keep the server's real answer; only tests
+// never sent are "skipped" (issue 13 item 5: S2-S12 were "skipped:
+// verdict already settled" although their 250 replies were in the
+// transcript).
+func TestRunSkippedMeansNotSent(t *testing.T) {
+	res, _ := testAudit(t, smtptest.Open(), nil)
+	ep := endpoint(t, res, "none")
+	if ep.Verdict != VerdictOpen {
+		t.Fatalf("verdict %s", ep.Verdict)
+	}
+	sent := map[string]bool{} // "MAIL FROM arg RCPT TO arg"
+	for _, tr := range ep.Transcripts {
+		from := ""
+		for _, l := range tr.Lines {
+			if l.Dir == "C" && strings.HasPrefix(l.Text, "MAIL FROM:") {
+				from = strings.TrimPrefix(l.Text, "MAIL FROM:")
+			}
+			if l.Dir == "C" && strings.HasPrefix(l.Text, "RCPT TO:") {
+				sent[from+" "+strings.TrimPrefix(l.Text, "RCPT TO:")] = true
+			}
+		}
+	}
+	recorded := 0
+	for _, ts := range ep.Tests {
+		if ts.RcptTo == "" {
+			continue
+		}
+		pair := ts.MailFrom + " " + ts.RcptTo
+		if ts.Outcome == OutcomeSkipped && sent[pair] {
+			t.Errorf("%s: %s (%s), but MAIL FROM:%s RCPT TO:%s is in the transcript", ts.ID, ts.Outcome, ts.Reason, ts.MailFrom, ts.RcptTo)
+		}
+		if ts.Outcome != OutcomeSkipped {
+			recorded++
+			if !sent[pair] {
+				t.Errorf("%s: %s, but MAIL FROM:%s RCPT TO:%s was never sent", ts.ID, ts.Outcome, ts.MailFrom, ts.RcptTo)
+			}
+		}
+	}
+	if recorded < 10 {
+		t.Errorf("only %d tests have a recorded outcome", recorded)
+	}
+}
+
+// TestRunGreylistWaitsInParallel: the STARTTLS rerun runs while the plain
+// session waits to retry its greylisted tests, so a server that greylists
+// both costs one wait, not two (issue 13 item 2); and a server that
+// greylists nothing costs none.
+func TestRunGreylistWaitsInParallel(t *testing.T) {
+	const interval = 1500 * time.Millisecond
+	p := smtptest.Policy{Pipelining: true, Greylist: true, StartTLS: true}
+	start := time.Now()
+	res, _ := testAudit(t, p, func(o *Options) { o.GreylistRetry, o.GreylistInterval = 30*time.Second, interval })
+	took := time.Since(start)
+	for _, mode := range []string{"none", "starttls"} {
+		if ep := endpoint(t, res, mode); ep.Verdict != VerdictClosed {
+			dump(t, ep)
+			t.Fatalf("%s: %s (%s), want closed", mode, ep.Verdict, ep.Reason)
+		}
+	}
+	if took >= 2*interval {
+		t.Errorf("took %s: the two sessions waited one after the other (each waits %s)", took, interval)
+	}
+	start = time.Now()
+	testAudit(t, smtptest.Policy{Pipelining: true, StartTLS: true}, func(o *Options) { o.GreylistRetry, o.GreylistInterval = 30*time.Second, interval })
+	if took := time.Since(start); took >= interval {
+		t.Errorf("a server that greylists nothing took %s", took)
+	}
+}
