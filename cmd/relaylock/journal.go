@@ -454,39 +454,89 @@ func mergeJournal(path string, entries []targetEntry, res *audit.Result, idx []i
 
 // readJournalTargets yields target i, for every i in order, from its
 // journal line at[i] or, where the journal lacks it, from fromRes[i].
+// Records are decoded on every CPU a few targets ahead of the one
+// yielded (at most two per CPU wait), so the memory stays that of a few
+// targets while the decoding keeps up with the encoder.
 func readJournalTargets(path string, entries []targetEntry, at []lineAt, fromRes map[int]*audit.TargetResult, yield func(*audit.TargetResult) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errJournal, err)
 	}
 	defer f.Close()
-	var buf []byte
-	for i, l := range at {
-		if l.n == 0 {
-			t := *fromRes[i]
-			t.Client, t.WinRMHost = entries[i].Client, entries[i].WinRMHost
-			if err := yield(&t); err != nil {
-				return err
+	type decoded struct {
+		t   *audit.TargetResult
+		err error
+	}
+	type job struct {
+		i   int
+		out chan decoded
+	}
+	workers := max(1, runtime.GOMAXPROCS(0))
+	jobs := make(chan job)
+	order := make(chan chan decoded, 2*workers)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()   // then close the file
+	defer close(done) // first stop the producer
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for i := range at {
+			out := make(chan decoded, 1)
+			select {
+			case order <- out:
+			case <-done:
+				return
 			}
-			continue
+			select {
+			case jobs <- job{i, out}:
+			case <-done:
+				return
+			}
 		}
-		if cap(buf) < l.n {
-			buf = make([]byte, l.n)
+	}()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				t, err := readJournalTarget(f, path, at, fromRes, j.i)
+				if t != nil {
+					t.Client, t.WinRMHost = entries[j.i].Client, entries[j.i].WinRMHost
+				}
+				j.out <- decoded{t, err}
+			}
+		}()
+	}
+	for out := range order {
+		d := <-out
+		if d.err != nil {
+			return d.err
 		}
-		buf = buf[:l.n]
-		if _, err := f.ReadAt(buf, l.off); err != nil {
-			return fmt.Errorf("%w %s: re-read at byte %d: %w", errJournal, path, l.off, err)
-		}
-		var rec journalRecord
-		if err := json.Unmarshal(buf, &rec); err != nil || rec.I != i {
-			return fmt.Errorf("%w %s: the record at byte %d changed while merging (target %d, %v)", errJournal, path, l.off, i, err)
-		}
-		rec.Target.Client, rec.Target.WinRMHost = entries[i].Client, entries[i].WinRMHost
-		if err := yield(&rec.Target); err != nil {
+		if err := yield(d.t); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// readJournalTarget reads target i back from the journal f (or takes a
+// copy of fromRes[i] if the journal lacks it).
+func readJournalTarget(f *os.File, path string, at []lineAt, fromRes map[int]*audit.TargetResult, i int) (*audit.TargetResult, error) {
+	l := at[i]
+	if l.n == 0 {
+		t := *fromRes[i]
+		return &t, nil
+	}
+	buf := make([]byte, l.n)
+	if _, err := f.ReadAt(buf, l.off); err != nil {
+		return nil, fmt.Errorf("%w %s: re-read at byte %d: %w", errJournal, path, l.off, err)
+	}
+	var rec journalRecord
+	if err := json.Unmarshal(buf, &rec); err != nil || rec.I != i {
+		return nil, fmt.Errorf("%w %s: the record at byte %d changed while merging (target %d, %v)", errJournal, path, l.off, i, err)
+	}
+	return &rec.Target, nil
 }
 
 // summarizeTarget keeps what the text summary prints of a target (the
