@@ -19,7 +19,8 @@ import (
 // An audit's targets (nearly all of a large audit) are marshalled and
 // written one target at a time, so no copy of the whole section is held:
 // writing a 1000-host audit needs a few hundred kilobytes besides the
-// bundle itself. TestEncodeMatchesEncoder holds the output to the
+// bundle itself. The targets may also come from a TargetSource
+// (AuditRun.Targets), so that not even the bundle holds them. TestEncodeMatchesEncoder holds the output to the
 // encoder's, byte for byte.
 
 // indenter re-indents compact JSON as json.Indent(dst, src, "", "  ")
