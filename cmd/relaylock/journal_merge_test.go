@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -169,6 +170,29 @@ func TestMergeJournalStreamed(t *testing.T) {
 	}
 	if saved, _ := os.ReadFile(p); !bytes.Equal(saved, want) {
 		t.Fatal("Save of the streamed run wrote different bytes")
+	}
+	// A consumer that stops early (the encoder on a write error) gets its
+	// error back, and the readers ahead of it end.
+	before := runtime.NumGoroutine()
+	stop := errors.New("disk full")
+	seen := 0
+	err = streamed.Targets(func(tr *audit.TargetResult) error {
+		if tr.Target != entries[seen].Target {
+			t.Fatalf("target %d is %s", seen, tr.Target)
+		}
+		if seen++; seen == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || seen != 3 {
+		t.Fatalf("stopped after %d targets with %v", seen, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left after an early stop, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	// A journal changed between the two reads is refused, not written.
 	if err := os.WriteFile(jp, []byte("{}\n"), 0o600); err != nil {
