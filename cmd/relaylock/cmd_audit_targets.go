@@ -136,20 +136,22 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 	}
 	fmt.Fprintf(e.Stderr, "relaylock: all %d targets done (%s); merging %s into %s\n", len(entries),
 		time.Since(started).Round(time.Millisecond), jp, evPath)
-	merged, err := mergeJournal(jp, entries, res, idx)
+	// Text output prints summaries: the evidence then reads the whole
+	// targets back from the journal one at a time. The JSON and CSV
+	// outputs print every test, so they keep the whole targets.
+	full := c.String("format") != "text"
+	m, err := mergeJournal(jp, entries, res, idx, full)
 	if err != nil {
 		return nil, err
 	}
-	for i := range entries {
-		merged.Targets[i].Client, merged.Targets[i].WinRMHost = entries[i].Client, entries[i].WinRMHost
-	}
+	merged := m.Result
 	all := make([]string, len(entries))
 	for i, en := range entries {
 		all[i] = en.Target
 	}
 	rec := newRecorder(c, all)
 	if err := rec.update(func(b *evidence.Bundle) {
-		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "audit", Result: merged})
+		b.Audits = append(b.Audits, m.Evidence("audit"))
 		msg := fmt.Sprintf("probed %s: %s", scopeText(all), merged.Verdict)
 		if len(done) > 0 {
 			msg += fmt.Sprintf(" (resumed: %d targets from the journal)", len(done))

@@ -10,15 +10,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/report/evidence"
 )
 
 // The audit journal: `relaylock audit --targets FILE --evidence EV` streams
@@ -33,7 +35,10 @@ import (
 // Update of the finished 140 MB bundle takes 6 s (load 2.4 s, seal and
 // encode 3.6 s) and 900 MB, so rewriting every 50 targets would cost 20
 // rewrites of 3 s on average, a minute, against 5 s of probing. An append
-// costs O(record); the merge at the end is a single Update.
+// costs O(record); the merge at the end is a single Update. The merge
+// streams (mergeJournal): with text output the evidence encoder reads the
+// targets back from the journal one at a time, so writing the evidence
+// needs memory for one target and each target's summary, not for all.
 //
 // Durability: each record is one write(2) to a file opened O_APPEND, so a
 // crash of relaylock (or Ctrl-C) loses no finished target; the file is
@@ -189,13 +194,20 @@ type journalState struct {
 	Valid  int64        // bytes up to the end of the last complete line
 }
 
+// lineAt is where a journal line is: its offset and length in bytes.
+type lineAt struct {
+	off int64
+	n   int
+}
+
 // scanJournal reads the journal at path, calling fn (if set) for every
-// record, from one goroutine at a time but not in file order: records are
+// record and the line it was read from, from one goroutine at a time but
+// not in file order: records are
 // decoded on every CPU, since a merge of 1000 targets decodes about 100 MB.
 // Without fn only the target indices are decoded. A last line without its
 // newline, or one that does not parse, is a torn write and is ignored; a
 // bad line before the last is an error.
-func scanJournal(path string, fn func(journalRecord) error) (*journalState, error) {
+func scanJournal(path string, fn func(journalRecord, lineAt) error) (*journalState, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -205,11 +217,13 @@ func scanJournal(path string, fn func(journalRecord) error) (*journalState, erro
 	st := &journalState{Done: map[int]bool{}}
 	type line struct {
 		n    int
+		at   lineAt
 		data []byte
 		last bool
 	}
 	type decoded struct {
 		n   int
+		at  lineAt
 		rec journalRecord
 		err error
 	}
@@ -222,7 +236,7 @@ func scanJournal(path string, fn func(journalRecord) error) (*journalState, erro
 			defer wg.Done()
 			for l := range lines {
 				var d decoded
-				d.n = l.n
+				d.n, d.at = l.n, l.at
 				if fn != nil {
 					d.err = json.Unmarshal(l.data, &d.rec)
 				} else {
@@ -246,8 +260,11 @@ func scanJournal(path string, fn func(journalRecord) error) (*journalState, erro
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(lines)
+		var off int64
 		for n := 1; ; n++ {
 			data, err := r.ReadBytes('\n')
+			at := lineAt{off, len(data)}
+			off += int64(len(data))
 			if errors.Is(err, io.EOF) {
 				if len(data) > 0 && n == 1 {
 					readErr <- fmt.Errorf("%w %s: line 1 is not a %s header", errJournal, path, journalSchema)
@@ -267,7 +284,7 @@ func scanJournal(path string, fn func(journalRecord) error) (*journalState, erro
 				continue
 			}
 			_, perr := r.Peek(1)
-			lines <- line{n: n, data: data, last: errors.Is(perr, io.EOF)}
+			lines <- line{n: n, at: at, data: data, last: errors.Is(perr, io.EOF)}
 		}
 	}()
 	// Valid is the end of the last good line: the header plus every
@@ -290,7 +307,7 @@ func scanJournal(path string, fn func(journalRecord) error) (*journalState, erro
 		default:
 			st.Done[d.rec.I] = true
 			if fn != nil && firstErr == nil {
-				if err := fn(d.rec); err != nil {
+				if err := fn(d.rec, d.at); err != nil {
 					firstErr, firstErrLine = err, 0
 				}
 			}
@@ -343,17 +360,55 @@ func lastNewline(f *os.File, size int64) int64 {
 	return 0
 }
 
+// mergedRun is a finished run assembled from the journal without holding
+// every target: Result has the run with each target in the form the
+// command prints (whole, or its summary), and Targets streams the whole
+// targets from the journal to the evidence encoder, one at a time.
+type mergedRun struct {
+	Result *audit.Result
+	// Full: Result.Targets are whole (the JSON and CSV outputs need them),
+	// and Targets is nil.
+	Full bool
+	// Targets yields every target in the targets file's order, read back
+	// from the journal (or, for one the journal lacks, from this
+	// invocation's result).
+	Targets evidence.TargetSource
+}
+
+// Evidence is the audit run to add to the evidence: the whole targets
+// if Result holds them, else Result without its targets and a source
+// that reads them back one at a time.
+func (m *mergedRun) Evidence(purpose string) evidence.AuditRun {
+	if m.Full {
+		return evidence.AuditRun{Purpose: purpose, Result: m.Result}
+	}
+	res := *m.Result
+	res.Targets = nil
+	return evidence.AuditRun{Purpose: purpose, Result: &res, Targets: m.Targets}
+}
+
 // mergeJournal assembles the whole run: every journaled target in the
 // targets file's order, and from res (this invocation's result, indexed
 // by idx, the targets file positions of res.Targets) every target the
 // journal lacks (cut short by --deadline). The vantage lists every source
-// address seen in the transcripts.
-func mergeJournal(path string, entries []targetEntry, res *audit.Result, idx []int) (*audit.Result, error) {
+// address seen in the transcripts. Each target gets its entry's client
+// and WinRM host.
+//
+// Memory: the journal is read twice, once here (every record decoded, in
+// parallel, and dropped after its summary, verdict and source addresses
+// are taken) and once by Targets, one record at a time through the
+// offsets noted here. Only with full are whole targets kept.
+func mergeJournal(path string, entries []targetEntry, res *audit.Result, idx []int, full bool) (*mergedRun, error) {
 	out := &audit.Result{Targets: make([]audit.TargetResult, len(entries))}
-	have := make([]bool, len(entries))
-	st, err := scanJournal(path, func(rec journalRecord) error {
+	at := make([]lineAt, len(entries)) // n == 0: not in the journal
+	seen := map[string]bool{}
+	st, err := scanJournal(path, func(rec journalRecord, l lineAt) error {
+		addSourceAddrs(seen, &rec.Target)
+		if !full {
+			summarizeTarget(&rec.Target)
+		}
 		out.Targets[rec.I] = rec.Target
-		have[rec.I] = true
+		at[rec.I] = l
 		return nil
 	})
 	if err != nil {
@@ -362,50 +417,159 @@ func mergeJournal(path string, entries []targetEntry, res *audit.Result, idx []i
 	out.Start = st.Header.Started
 	out.End = time.Now()
 	out.Options = st.Header.Options
+	var fromRes map[int]*audit.TargetResult
 	if res != nil {
 		out.Options, out.Vantage, out.End = res.Options, res.Vantage, res.End
+		fromRes = map[int]*audit.TargetResult{}
 		for j, i := range idx {
-			if !have[i] && j < len(res.Targets) {
+			if at[i].n == 0 && j < len(res.Targets) {
+				fromRes[i] = &res.Targets[j]
+				addSourceAddrs(seen, &res.Targets[j])
 				out.Targets[i] = res.Targets[j]
-				have[i] = true
 			}
 		}
 	}
 	for i := range out.Targets {
-		if !have[i] {
+		if at[i].n == 0 && fromRes[i] == nil {
 			return nil, fmt.Errorf("%w: target %s (line %d) has no result", errJournal, entries[i].Target, entries[i].Line)
 		}
+		out.Targets[i].Client, out.Targets[i].WinRMHost = entries[i].Client, entries[i].WinRMHost
 	}
-	out.Vantage.SourceAddrs = sourceAddrs(out.Targets, out.Vantage.SourceAddrs)
+	for _, a := range out.Vantage.SourceAddrs {
+		seen[a] = true
+	}
+	out.Vantage.SourceAddrs = slices.Sorted(maps.Keys(seen))
 	if out.Vantage.UTC.IsZero() {
 		out.Vantage.UTC = out.Start.UTC()
 	}
 	out.Aggregate()
-	return out, nil
+	m := &mergedRun{Result: out, Full: full}
+	if !full {
+		m.Targets = func(yield func(*audit.TargetResult) error) error {
+			return readJournalTargets(path, entries, at, fromRes, yield)
+		}
+	}
+	return m, nil
 }
 
-// sourceAddrs is the sorted union of known and every transcript's local
-// address.
-func sourceAddrs(ts []audit.TargetResult, known []string) []string {
-	seen := map[string]bool{}
-	for _, a := range known {
-		seen[a] = true
+// readJournalTargets yields target i, for every i in order, from its
+// journal line at[i] or, where the journal lacks it, from fromRes[i].
+// Records are decoded on every CPU a few targets ahead of the one
+// yielded (at most two per CPU wait), so the memory stays that of a few
+// targets while the decoding keeps up with the encoder.
+func readJournalTargets(path string, entries []targetEntry, at []lineAt, fromRes map[int]*audit.TargetResult, yield func(*audit.TargetResult) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errJournal, err)
 	}
-	for _, t := range ts {
-		for _, ep := range t.Endpoints {
-			for _, tr := range ep.Transcripts {
-				if ap, err := netip.ParseAddrPort(tr.Local); err == nil {
-					seen[ap.Addr().Unmap().String()] = true
+	defer f.Close()
+	type decoded struct {
+		t   *audit.TargetResult
+		err error
+	}
+	type job struct {
+		i   int
+		out chan decoded
+	}
+	workers := max(1, runtime.GOMAXPROCS(0))
+	jobs := make(chan job)
+	order := make(chan chan decoded, 2*workers)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()   // then close the file
+	defer close(done) // first stop the producer
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for i := range at {
+			out := make(chan decoded, 1)
+			select {
+			case order <- out:
+			case <-done:
+				return
+			}
+			select {
+			case jobs <- job{i, out}:
+			case <-done:
+				return
+			}
+		}
+	}()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				t, err := readJournalTarget(f, path, at, fromRes, j.i)
+				if t != nil {
+					t.Client, t.WinRMHost = entries[j.i].Client, entries[j.i].WinRMHost
 				}
+				j.out <- decoded{t, err}
+			}
+		}()
+	}
+	for out := range order {
+		d := <-out
+		if d.err != nil {
+			return d.err
+		}
+		if err := yield(d.t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readJournalTarget reads target i back from the journal f (or takes a
+// copy of fromRes[i] if the journal lacks it).
+func readJournalTarget(f *os.File, path string, at []lineAt, fromRes map[int]*audit.TargetResult, i int) (*audit.TargetResult, error) {
+	l := at[i]
+	if l.n == 0 {
+		t := *fromRes[i]
+		return &t, nil
+	}
+	buf := make([]byte, l.n)
+	if _, err := f.ReadAt(buf, l.off); err != nil {
+		return nil, fmt.Errorf("%w %s: re-read at byte %d: %w", errJournal, path, l.off, err)
+	}
+	var rec journalRecord
+	if err := json.Unmarshal(buf, &rec); err != nil || rec.I != i {
+		return nil, fmt.Errorf("%w %s: the record at byte %d changed while merging (target %d, %v)", errJournal, path, l.off, i, err)
+	}
+	return &rec.Target, nil
+}
+
+// summarizeTarget keeps what the text summary prints of a target (the
+// form Options.SummaryOnly keeps while probing): verdicts, reasons,
+// triggers, the triggering tests and the counters; no transcripts, DNS
+// answers, other tests or certificates.
+func summarizeTarget(t *audit.TargetResult) {
+	t.DNS = nil
+	for j := range t.Endpoints {
+		ep := &t.Endpoints[j]
+		kept := []audit.TestResult{}
+		for _, ts := range ep.Tests {
+			if slices.Contains(ep.Triggers, ts.ID) {
+				ts.Catch = nil
+				kept = append(kept, ts)
+			}
+		}
+		ep.Tests, ep.Transcripts = kept, []audit.Transcript{}
+		if ep.TLSInfo != nil {
+			ep.TLSInfo.Certificates = nil
+		}
+	}
+}
+
+// addSourceAddrs adds the local address of every transcript of t to seen.
+func addSourceAddrs(seen map[string]bool, t *audit.TargetResult) {
+	for _, ep := range t.Endpoints {
+		for _, tr := range ep.Transcripts {
+			if ap, err := netip.ParseAddrPort(tr.Local); err == nil {
+				seen[ap.Addr().Unmap().String()] = true
 			}
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for a := range seen {
-		out = append(out, a)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // sameRunOptions compares what decides the tests' meaning.

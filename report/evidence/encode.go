@@ -5,8 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+
+	"github.com/relaylock/relaylock/audit"
 )
 
 // The file form of a bundle is json.NewEncoder with SetIndent("", "  ")
@@ -16,7 +19,8 @@ import (
 // An audit's targets (nearly all of a large audit) are marshalled and
 // written one target at a time, so no copy of the whole section is held:
 // writing a 1000-host audit needs a few hundred kilobytes besides the
-// bundle itself. TestEncodeMatchesEncoder holds the output to the
+// bundle itself. The targets may also come from a TargetSource
+// (AuditRun.Targets), so that not even the bundle holds them. TestEncodeMatchesEncoder holds the output to the
 // encoder's, byte for byte.
 
 // indenter re-indents compact JSON as json.Indent(dst, src, "", "  ")
@@ -122,7 +126,10 @@ func (ind *indenter) flush() error {
 // jcs selects RFC 8785 (AlgJCS) over the legacy form.
 func hashSection(v any, file *indenter, jcs bool) (string, error) {
 	h := sha256.New()
-	if a, ok := v.(*AuditRun); ok && a.Result != nil && a.Result.Targets != nil {
+	if a, ok := v.(*AuditRun); ok && a.Result != nil && (a.Result.Targets != nil || a.Targets != nil) {
+		if a.Targets != nil && a.Result.Targets != nil {
+			return "", errors.New("audit run has both Result.Targets and a TargetSource")
+		}
 		skel, err := auditSkeleton(a)
 		if err != nil {
 			return "", err
@@ -134,6 +141,9 @@ func hashSection(v any, file *indenter, jcs bool) (string, error) {
 			return hex.EncodeToString(h.Sum(nil)), nil
 		}
 		// A later field follows the targets: marshal the run whole.
+		if a.Targets != nil {
+			return "", errors.New("audit run JSON: the targets are not its last field")
+		}
 	}
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -160,16 +170,28 @@ func hashAudit(h io.Writer, a *AuditRun, data []byte, file *indenter, jcs bool) 
 	if file != nil {
 		file.Write(data[:at])
 	}
-	targets := a.Result.Targets
+	source := a.Targets
+	if source == nil {
+		targets := a.Result.Targets
+		source = func(yield func(*audit.TargetResult) error) error {
+			for i := range targets {
+				if err := yield(&targets[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
 	c := canonWriter{data: data, w: h, out: make([]byte, 0, canonFlush+1024), spliceAt: at, jcs: jcs,
 		splice: func(yield func([]byte)) error {
 			if file != nil {
 				file.writeString("[")
 			}
-			for i := range targets {
-				elem, err := json.Marshal(&targets[i])
+			i := 0
+			err := source(func(t *audit.TargetResult) error {
+				elem, err := json.Marshal(t)
 				if err != nil {
-					return fmt.Errorf("targets[%d]: %w", i, err)
+					return err
 				}
 				if file != nil {
 					if i > 0 {
@@ -178,6 +200,11 @@ func hashAudit(h io.Writer, a *AuditRun, data []byte, file *indenter, jcs bool) 
 					file.Write(elem)
 				}
 				yield(elem)
+				i++
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("targets[%d]: %w", i, err)
 			}
 			if file != nil {
 				file.writeString("]")

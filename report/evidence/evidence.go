@@ -108,7 +108,20 @@ type AuditRun struct {
 	// Result is the audit's full result: vantage, DNS answers, endpoints,
 	// tests and transcripts.
 	Result *audit.Result `json:"result"`
+	// Targets, if set, supplies Result.Targets to the encoder one target
+	// at a time, in order, instead of Result.Targets (which must then be
+	// nil): Save writes and hashes each target as it comes, so a run of
+	// any size is written holding one target. The file and its seal are
+	// byte for byte those of the same run with Result.Targets filled.
+	// Targets may be called more than once (Seal, then Save) and must
+	// yield the same targets each time. Nothing sets it when reading.
+	Targets TargetSource `json:"-"`
 }
+
+// TargetSource calls yield with each target of an audit run, in order,
+// stopping at yield's first error, and returns that error or its own.
+// The TargetResult passed to yield is not kept after yield returns.
+type TargetSource func(yield func(*audit.TargetResult) error) error
 
 // BackupRef records a backup written by remediate.
 type BackupRef struct {
