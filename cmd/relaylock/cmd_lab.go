@@ -150,9 +150,13 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated, sealed boo
 	} else {
 		fmt.Fprintf(out, "  WinRM  %s  (plain HTTP, AllowUnencrypted=true)\n", l.WinRMURL)
 	}
-	fmt.Fprintf(out, "  user   %s  (Basic and NTLM; also SMTP AUTH)\n", l.User)
 	if strings.Contains(l.User, `\`) {
+		// WinRM Basic takes local accounts only, as on Windows: the
+		// printed commands use relaylock's default, NTLM.
+		fmt.Fprintf(out, "  user   %s  (NTLM, not Basic: Windows takes only local accounts over Basic; also SMTP AUTH)\n", l.User)
 		fmt.Fprintln(out, "         a domain account: the scripts pass it explicitly to Active Directory and the Exchange shell (the second hop)")
+	} else {
+		fmt.Fprintf(out, "  user   %s  (a local account: NTLM or Basic; also SMTP AUTH)\n", l.User)
 	}
 	if generated {
 		fmt.Fprintf(out, "  password %s  (generated lab password; set RELAYLOCK_WINRM_PASSWORD to choose one)\n", l.Password)
