@@ -211,6 +211,9 @@ func CheckSecondHop(ctx context.Context, r Runner, info HostInfo) (*HopCheck, *S
 		return nil, nil, nil
 	}
 	run, err := r.Run(ctx, HopCheckScript, map[string]string{"target": target})
+	if qe := shellQuotaError(info, target, run); qe != nil {
+		return nil, run, qe
+	}
 	if run == nil || run.Output == nil {
 		if err == nil {
 			err = errors.New("no result frame")
@@ -304,6 +307,42 @@ func pinFrom(ctx context.Context, insp *Inspection) context.Context {
 // the snap-ins and an imported remote session).
 const ExchangeShellMinMemoryMB = 512
 
+// ErrShellMemoryQuota reports that WinRM most likely ended the script
+// for exceeding MaxMemoryPerShellMB while it loaded the Exchange shell.
+var ErrShellMemoryQuota = errors.New("WinRM shell memory quota (MaxMemoryPerShellMB) exceeded")
+
+// ShellMemoryQuotaFix is the command that raises the quota on the host.
+const ShellMemoryQuotaFix = `Set-Item WSMan:\localhost\Shell\MaxMemoryPerShellMB 1024`
+
+// shellQuotaError is the error of a hop check that loaded the Exchange
+// shell (2007+) and ended without any result frame, on a host whose
+// known quota is below ExchangeShellMinMemoryMB: WinRM ends a process
+// whose allocation exceeds the quota, so it prints no result. It is nil
+// otherwise. The script ran no change: nothing was read or changed.
+func shellQuotaError(info HostInfo, target string, run *ScriptRun) error {
+	if info.Platform != PlatformExchange || target == "ad" || run == nil || run.Output != nil || run.ExitCode == 0 ||
+		info.WinRSMaxMemoryMB <= 0 || info.WinRSMaxMemoryMB >= ExchangeShellMinMemoryMB {
+		return nil
+	}
+	return fmt.Errorf("%w on %s: the script that loads the Exchange shell ended without a result (exit code %d) and WinRM limits each remote shell to %d MB "+
+		"(MaxMemoryPerShellMB, %s), less than the Exchange shell needs; nothing was read or changed. On the host, as an administrator: %s "+
+		"(WinRM 2.0: winrm set winrm/config/winrs @{MaxMemoryPerShellMB=\"1024\"}), then check with relaylock doctor",
+		ErrShellMemoryQuota, info.ComputerName, run.ExitCode, info.WinRSMaxMemoryMB, quotaSource(info), ShellMemoryQuotaFix)
+}
+
+// quotaSource says where detect found the MaxMemoryPerShellMB it reported.
+func quotaSource(info HostInfo) string {
+	switch info.WinRSMaxMemorySource {
+	case "wsman":
+		return "read from the WSMan: drive"
+	case "registry":
+		return "read from the registry"
+	case "default":
+		return "WinRM's default for PowerShell " + info.PSVersion + "; the real value could not be read"
+	}
+	return "as detect reported it"
+}
+
 // quotaWarnings warns when WinRM's shell memory quota is likely too small
 // for loading the Exchange shell (Exchange 2007+ only).
 func quotaWarnings(info HostInfo) []string {
@@ -315,5 +354,5 @@ func quotaWarnings(info HostInfo) []string {
 		src = ", WinRM's default for PowerShell " + info.PSVersion + "; the real value could not be read"
 	}
 	return []string{fmt.Sprintf("WinRM limits each remote shell to %d MB (MaxMemoryPerShellMB%s): loading the Exchange shell may exceed it, and WinRM then ends the script without a result. "+
-		"If a read fails without an Exchange error, raise it on the host: winrm set winrm/config/winrs @{MaxMemoryPerShellMB=\"1024\"}", info.WinRSMaxMemoryMB, src)}
+		"If a read fails without an Exchange error, raise it on the host: "+ShellMemoryQuotaFix+" (WinRM 2.0: winrm set winrm/config/winrs @{MaxMemoryPerShellMB=\"1024\"})", info.WinRSMaxMemoryMB, src)}
 }

@@ -34,7 +34,7 @@ func labCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "lab",
 		Usage: "run a simulated Windows mail host (an open relay) on loopback: DNS, SMTP and WinRM, for practice, training and scripting",
-		UsageText: "relaylock lab [--platform iis|exchange2003|exchange2016|exchange2019|...] [--listen ADDR] [--smtp-port N] [--winrm-port N] [--dns-port N] [--domain D] [--http | --sealed-http]\n\n" +
+		UsageText: "relaylock lab [--platform iis|exchange2003|exchange2016|exchange2019|...] [--listen ADDR] [--smtp-port N] [--winrm-port N] [--dns-port N] [--domain D] [--http | --sealed-http] [--max-memory-per-shell-mb N]\n\n" +
 			"Runs until interrupted (Ctrl-C). The lab listens on loopback only. The WinRM password is RELAYLOCK_WINRM_PASSWORD\n" +
 			"when set, otherwise a generated one that is printed (it is a lab password). Services and example commands go to\n" +
 			"stdout; every WinRM command run and every SMTP recipient decision is logged to stderr.\n\n" +
@@ -48,6 +48,7 @@ func labCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "domain", Usage: "mail `DOMAIN` whose MX the simulated host is (default: the host's own domain, corp.example for the built-in platforms)"},
 			&cli.BoolFlag{Name: "http", Usage: "serve WinRM over plain HTTP (as a host with AllowUnencrypted=true) instead of HTTPS"},
 			&cli.BoolFlag{Name: "sealed-http", Usage: "serve WinRM as a default Windows listener does: plain HTTP that requires NTLM message encryption (AllowUnencrypted=false)"},
+			&cli.IntFlag{Name: "max-memory-per-shell-mb", Usage: "the host's WinRS MaxMemoryPerShellMB `MB`, enforced on every script (the Exchange 2007/2010 shell under PowerShell 2.0 is charged ~200 MB, an unverified estimate); 0: WinRM's default for the platform (150 before Windows Server 2012, else 1024), reported but not enforced"},
 			&cli.StringFlag{Name: "language", Value: "en-US", Usage: "`LANG` of the host's error messages: en-US or de-DE (relaylock classifies errors the same in both)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -68,6 +69,9 @@ func labCommand(e *env) *cli.Command {
 			}
 			if lang := c.String("language"); lang != "en-US" && lang != "de-DE" {
 				return usagef("--language %q: want en-US or de-DE", lang)
+			}
+			if mb := c.Int("max-memory-per-shell-mb"); mb < 0 {
+				return usagef("--max-memory-per-shell-mb %d: want 0 (WinRM's default) or more", mb)
 			}
 			for _, f := range []string{"smtp-port", "winrm-port", "dns-port"} {
 				if p := c.Int(f); p < 0 || p > 65535 {
@@ -90,7 +94,8 @@ func labCommand(e *env) *cli.Command {
 				Password:   password,
 				PlainHTTP:  c.Bool("http"),
 				SealedHTTP: c.Bool("sealed-http"),
-				WinRM:      lab.WSManConfig{Language: c.String("language")},
+				WinRM: lab.WSManConfig{Language: c.String("language"),
+					Conditions: lab.HostConditions{MaxMemoryPerShellMB: c.Int("max-memory-per-shell-mb")}},
 				Logf: func(format string, args ...any) {
 					logMu.Lock()
 					defer logMu.Unlock()
@@ -150,9 +155,13 @@ func printLab(e *env, l *lab.Lab, platform, caFile string, generated, sealed boo
 	} else {
 		fmt.Fprintf(out, "  WinRM  %s  (plain HTTP, AllowUnencrypted=true)\n", l.WinRMURL)
 	}
-	fmt.Fprintf(out, "  user   %s  (Basic and NTLM; also SMTP AUTH)\n", l.User)
 	if strings.Contains(l.User, `\`) {
+		// WinRM Basic takes local accounts only, as on Windows: the
+		// printed commands use relaylock's default, NTLM.
+		fmt.Fprintf(out, "  user   %s  (NTLM, not Basic: Windows takes only local accounts over Basic; also SMTP AUTH)\n", l.User)
 		fmt.Fprintln(out, "         a domain account: the scripts pass it explicitly to Active Directory and the Exchange shell (the second hop)")
+	} else {
+		fmt.Fprintf(out, "  user   %s  (a local account: NTLM or Basic; also SMTP AUTH)\n", l.User)
 	}
 	if generated {
 		fmt.Fprintf(out, "  password %s  (generated lab password; set RELAYLOCK_WINRM_PASSWORD to choose one)\n", l.Password)

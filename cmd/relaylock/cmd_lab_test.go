@@ -116,6 +116,7 @@ func TestLabCommandUsage(t *testing.T) {
 		{"--listen", "192.0.2.7"},
 		{"--platform", "exchange1999"},
 		{"--smtp-port", "70000"},
+		{"--max-memory-per-shell-mb", "-1"},
 		{"extra"},
 	} {
 		e, _, errb := labEnv("")

@@ -24,9 +24,10 @@ type HostConditions struct {
 	NoSecondHop bool
 	// NotDomainJoined: the host is in a workgroup.
 	NotDomainJoined bool
-	// MaxMemoryPerShellMB is the quota the host reports; 0 means WinRM's
-	// default for the host's OS: 150 (WinRM 2.0, Windows before 6.2),
-	// else 1024.
+	// MaxMemoryPerShellMB is the host's WinRS memory quota, reported by
+	// doctor.ps1 and detect.ps1 and, when set, enforced on every script
+	// (memquota.go); 0 means WinRM's default for the host's OS: 150
+	// (WinRM 2.0, Windows before 6.2), else 1024, reported only.
 	MaxMemoryPerShellMB int
 	// QuotasUnreadable: WSMan:\localhost cannot be read (not an
 	// administrator: E_ACCESSDENIED).
@@ -44,6 +45,14 @@ func hostInfo(h Host, c HostConditions) remediate.HostInfo {
 	info := h.HostInfo()
 	if c.Process32Bit {
 		info.Is64BitProcess = false
+	}
+	if c.MaxMemoryPerShellMB > 0 && info.WinRSMaxMemoryMB > 0 {
+		// An administrator's value: detect.ps1 reads it from the WSMan:
+		// drive, or on PowerShell 2.0 from the registry.
+		info.WinRSMaxMemoryMB, info.WinRSMaxMemorySource = c.MaxMemoryPerShellMB, "wsman"
+		if strings.HasPrefix(info.PSVersion, "2.") {
+			info.WinRSMaxMemorySource = "registry"
+		}
 	}
 	return info
 }
@@ -74,13 +83,7 @@ func doctorAnswer(h Host, p Process, params map[string]string) []psframe.Record 
 	ps.Set("clr", clr).Set("is64", detectBoolText(info.Is64BitProcess)).Set("codepage", cp).Set("os_version", info.OSVersion+".0")
 	recs = append(recs, *ps)
 
-	mem := c.MaxMemoryPerShellMB
-	if mem == 0 {
-		mem = 1024
-		if osBefore62(info.OSVersion) {
-			mem = 150
-		}
-	}
+	mem := shellQuotaMB(info, c)
 	for _, q := range []struct{ name, value string }{
 		{"MaxMemoryPerShellMB", strconv.Itoa(mem)},
 		{"MaxEnvelopeSizekb", strconv.Itoa(p.EnvelopeKB)},

@@ -163,6 +163,11 @@ func dispatch(h Host, p Process, commandLine string, stdin []byte) (stdout, stde
 	if out, ok := p.Replay[name]; ok {
 		return replay(out, nonce)
 	}
+	if overQuota(hostInfo(h, p.Conditions), p.Conditions, name) {
+		// WinRM ends the process when an allocation exceeds
+		// MaxMemoryPerShellMB (memquota.go): no result frame.
+		return nil, []byte(outOfMemoryText), 1
+	}
 	if name == remediate.DetectScript {
 		return psframe.EncodeOutput(nonce, remediate.EncodeHostInfo(hostInfo(h, p.Conditions)), 0), nil, 0
 	}

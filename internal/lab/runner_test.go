@@ -14,7 +14,8 @@ import (
 // TestRemediateRunnerAgainstLab runs relaylock's own WinRM runner
 // (remediate.WinRMRunner) against every registered platform of the lab:
 // detect must give back the host's HostInfo, over HTTPS with NTLM and
-// Basic, verifying the lab CA; a wrong password must be remediate.ErrAuth
+// Basic (a local account; a domain account over Basic is ErrAuth, as on
+// Windows), verifying the lab CA; a wrong password must be remediate.ErrAuth
 // and an injected access-denied fault remediate.ErrAccessDenied.
 func TestRemediateRunnerAgainstLab(t *testing.T) {
 	// The test host always runs, so the test checks something even
@@ -38,9 +39,8 @@ func TestRemediateRunnerAgainstLab(t *testing.T) {
 				TLSServerName: l.TLSServerName, User: l.User, Password: l.Password, OperationTimeout: 5 * time.Second}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			for _, auth := range []string{remediate.AuthNTLM, remediate.AuthBasic} {
-				cfg := base
-				cfg.Auth = auth
+			detect := func(l *Lab, cfg remediate.WinRMConfig) {
+				t.Helper()
 				r, _, err := remediate.NewWinRMRunner(cfg)
 				if err != nil {
 					t.Fatal(err)
@@ -49,8 +49,35 @@ func TestRemediateRunnerAgainstLab(t *testing.T) {
 				want := l.Host.HostInfo()
 				if err != nil || info.ComputerName != want.ComputerName || info.OSVersion != want.OSVersion ||
 					info.ExchangeVersion != want.ExchangeVersion || info.Platform == "" {
-					t.Fatalf("%s: detect %+v, %v; want %+v", auth, info, err, want)
+					t.Fatalf("%s as %s: detect %+v, %v; want %+v", cfg.Auth, cfg.User, info, err, want)
 				}
+			}
+			ntlm := base
+			ntlm.Auth = remediate.AuthNTLM
+			detect(l, ntlm)
+			// Basic logs on local accounts only: the Exchange labs' domain
+			// account gets the 401 Windows gives (ErrAuth), a local
+			// account on the same platform gets in.
+			basic := base
+			basic.Auth = remediate.AuthBasic
+			if isDomainAccount(l.User) {
+				r, _, _ := remediate.NewWinRMRunner(basic)
+				if _, _, err := remediate.Detect(ctx, r); !errors.Is(err, remediate.ErrAuth) {
+					t.Fatalf("basic with the domain account %s: %v, want ErrAuth", l.User, err)
+				}
+				local := cfg
+				local.User = "Administrator"
+				ll := startLab(t, local)
+				if err := os.WriteFile(ca, ll.CACertPEM, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				basic.Port, basic.TLSServerName, basic.User, basic.Password = ll.WinRMPort, ll.TLSServerName, ll.User, ll.Password
+				detect(ll, basic)
+				if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				detect(l, basic)
 			}
 			if err := l.WinRM.Verify(remediate.DetectScript); err != nil {
 				t.Fatal(err)

@@ -560,12 +560,17 @@ func (w *WSMan) authenticate(rw http.ResponseWriter, r *http.Request, body []byt
 			return true
 		}
 	case strings.EqualFold(scheme, "Basic") && !w.cfg.DisableBasic:
-		// Real WinRM logs on local accounts only with Basic; the lab
-		// accepts its one account in any form, and models the
-		// consequence where it matters: a local account (no DOMAIN\ or
-		// @domain) does not cross the second hop (secondhop.go).
-		if u, p, ok := r.BasicAuth(); ok && w.userMatches(u, "") && p == w.cfg.Password {
+		// WinRM's Basic logs on local accounts only ("Authentication for
+		// Remote Connections": Basic is not usable with domain
+		// accounts), so a host whose one account is a domain account
+		// answers Basic with the same 401 as a wrong password.
+		if u, p, ok := r.BasicAuth(); ok && w.basicUserMatches(u) && p == w.cfg.Password {
 			return true
+		}
+		if u, _, ok := r.BasicAuth(); ok {
+			w.record(Call{Status: http.StatusUnauthorized, Fault: w.basicRefusal(u)})
+			w.unauthorized(rw, "")
+			return false
 		}
 	case (strings.EqualFold(scheme, "Negotiate") || strings.EqualFold(scheme, "NTLM")) && !w.cfg.DisableNTLM:
 		raw, err := base64.StdEncoding.DecodeString(tok)
@@ -631,7 +636,7 @@ func (w *WSMan) authenticate(rw http.ResponseWriter, r *http.Request, body []byt
 // userMatches compares a presented user name (and NTLM domain) with the
 // configured account, case-insensitively as Windows does. The NTLM domain
 // may be empty, the NetBIOS or DNS domain, or the computer name (a local
-// account); a Basic user may carry "DOMAIN\" or "@domain".
+// account). Basic has its own rule (basicUserMatches).
 func (w *WSMan) userMatches(user, domain string) bool {
 	wantDom, wantName, hasDom := strings.Cut(w.cfg.User, `\`)
 	if !hasDom {
@@ -651,6 +656,40 @@ func (w *WSMan) userMatches(user, domain string) bool {
 		return true
 	}
 	return false
+}
+
+// basicUserMatches is userMatches for Basic: the host's account must be
+// a local one, and the name may carry no domain but the computer's own
+// ("MACHINE\\name" or ".\\name", which Windows resolves to the local
+// account database).
+func (w *WSMan) basicUserMatches(user string) bool {
+	if isDomainAccount(w.cfg.User) {
+		return false
+	}
+	name, domain := user, ""
+	if d, n, ok := strings.Cut(user, `\`); ok {
+		domain, name = d, n
+	} else if strings.Contains(user, "@") {
+		return false // a UPN names a domain account
+	}
+	if domain != "" && domain != "." && !strings.EqualFold(domain, w.cfg.Machine) {
+		return false
+	}
+	return strings.EqualFold(name, w.cfg.User)
+}
+
+// basicRefusal names, in the call record, why a Basic logon was refused:
+// "basic-domain-account" when a domain account was presented or is the
+// host's only account (Windows answers both with a bare 401), else
+// "basic-bad-credentials".
+func (w *WSMan) basicRefusal(presented string) string {
+	if isDomainAccount(w.cfg.User) || strings.Contains(presented, "@") {
+		return "basic-domain-account"
+	}
+	if d, _, ok := strings.Cut(presented, `\`); ok && d != "." && !strings.EqualFold(d, w.cfg.Machine) {
+		return "basic-domain-account"
+	}
+	return "basic-bad-credentials"
 }
 
 // unauthorized writes the 401 a Windows host sends: no body, no SOAP

@@ -62,7 +62,7 @@ func (h *echoHost) RelayAllowed(netip.Addr, bool, string) bool { return false }
 func (h *echoHost) LocalDomains() []string                     { return []string{"lab.relaylock.test"} }
 
 const (
-	testUser = `LAB\relaylock`
+	testUser = "relaylock" // a local account: WinRM Basic takes no other
 	testPass = "Lab-Pa55word!"
 )
 
@@ -824,5 +824,61 @@ func TestCtrlCBeforeStdin(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if len(ts.Runs()) != 0 {
 		t.Fatalf("the interrupted command ran: %+v", ts.Runs())
+	}
+}
+
+// TestBasicLocalAccountsOnly: WinRM's Basic logs on local accounts only
+// (Microsoft, "Authentication for Remote Connections"). A host whose
+// account is a domain account refuses Basic with the 401 of a wrong
+// password, in every form of the name, while NTLM still logs it on; a
+// host with a local account takes it bare, as .\name or MACHINE\name, and
+// refuses a domain-qualified form.
+func TestBasicLocalAccountsOnly(t *testing.T) {
+	basic := func(ts *testServer, user string) (int, []Call) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+ts.Addr().String()+"/wsman", strings.NewReader(soapRequest(actionCreate, "", "PT5S", "")))
+		req.SetBasicAuth(user, testPass)
+		req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, ts.Calls()
+	}
+	local := startWSMan(t, false, WSManConfig{AllowUnencrypted: true, Machine: "MAIL01", NetBIOSDomain: "CORP"})
+	domain := startWSMan(t, false, WSManConfig{AllowUnencrypted: true, User: `CORP\relaylock`, Password: testPass})
+	for _, tc := range []struct {
+		ts    *testServer
+		user  string
+		ok    bool
+		fault string
+	}{
+		{local, "relaylock", true, ""},
+		{local, `.\relaylock`, true, ""},
+		{local, `mail01\RelayLock`, true, ""},
+		{local, `CORP\relaylock`, false, "basic-domain-account"},
+		{local, "relaylock@corp.example", false, "basic-domain-account"},
+		{local, "someone", false, "basic-bad-credentials"},
+		{domain, `CORP\relaylock`, false, "basic-domain-account"},
+		{domain, "relaylock@corp", false, "basic-domain-account"},
+		{domain, "relaylock", false, "basic-domain-account"},
+	} {
+		status, calls := basic(tc.ts, tc.user)
+		if tc.ok {
+			if status == http.StatusUnauthorized {
+				t.Errorf("%s on %s: 401, want logged on", tc.user, tc.ts.cfg.User)
+			}
+			continue
+		}
+		last := calls[len(calls)-1]
+		if status != http.StatusUnauthorized || last.Fault != tc.fault {
+			t.Errorf("%s on %s: %d %q, want 401 %q", tc.user, tc.ts.cfg.User, status, last.Fault, tc.fault)
+		}
+	}
+	// The domain account still logs on with NTLM.
+	c := domain.client(t, clientOpts{ntlm: true, user: `CORP\relaylock`, password: testPass})
+	if _, err := c.CreateShell(); err != nil {
+		t.Fatalf("NTLM with the domain account: %v", err)
 	}
 }

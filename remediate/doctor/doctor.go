@@ -316,6 +316,10 @@ func (d *run) auth() {
 	for _, w := range want {
 		for _, o := range offered {
 			if strings.EqualFold(w, o) {
+				if d.cfg.Auth == remediate.AuthBasic && domainAccount(d.cfg.User) {
+					d.add(CheckAuth, Fail, detail+"; but "+basicDomainWhy(d.cfg.User), basicDomainFix)
+					return
+				}
 				d.add(CheckAuth, Pass, detail+"; relaylock uses "+d.cfg.Auth+" ("+o+")", "")
 				return
 			}
@@ -329,6 +333,25 @@ func (d *run) auth() {
 	d.add(CheckAuth, Fail, detail+"; relaylock is set to "+d.cfg.Auth, fix)
 }
 
+// domainAccount reports whether a --winrm-user names a domain account
+// (DOMAIN\user or user@domain) rather than a local one (user, .\user).
+func domainAccount(user string) bool {
+	if d, _, ok := strings.Cut(user, `\`); ok {
+		return d != "."
+	}
+	return strings.Contains(user, "@")
+}
+
+// basicDomainWhy says why a domain account cannot log on with Basic:
+// WinRM's Basic authentication takes local accounts only (Microsoft,
+// "Authentication for Remote Connections"); the host answers it with the
+// same 401 as a wrong password.
+func basicDomainWhy(user string) string {
+	return "WinRM Basic authentication logs on local accounts only, and " + user + " is a domain account: Windows refuses it with 401 whatever the password"
+}
+
+const basicDomainFix = "use --winrm-auth ntlm (or kerberos) with the domain account; or, for IIS only, a local administrator account (no DOMAIN\\) with Basic: Exchange needs a domain account for the second hop"
+
 // login: the detect script runs (credentials accepted, allowed to run
 // commands).
 func (d *run) login() {
@@ -336,6 +359,9 @@ func (d *run) login() {
 	if err != nil && info.ComputerName == "" {
 		fix := "see the error"
 		switch {
+		case errors.Is(err, remediate.ErrAuth) && d.cfg.Auth == remediate.AuthBasic && domainAccount(d.cfg.User):
+			d.add(CheckLogin, Fail, "running relaylock's detect script failed: "+err.Error()+": "+basicDomainWhy(d.cfg.User), basicDomainFix)
+			return
 		case errors.Is(err, remediate.ErrAuth):
 			fix = "check --winrm-user (DOMAIN\\user or user@REALM) and the password; a local account other than Administrator needs LocalAccountTokenFilterPolicy=1"
 		case errors.Is(err, remediate.ErrAccessDenied):
@@ -433,7 +459,7 @@ func (d *run) quotas() {
 		d.add(CheckMemoryQuota, Skip, unreadable("MaxMemoryPerShellMB", hr), "")
 	} else if exchange && mb < MinMemoryPerShellMBExchange {
 		d.add(CheckMemoryQuota, Fail, fmt.Sprintf("MaxMemoryPerShellMB is %d: loading the Exchange shell in a WinRM shell can exceed it, and WinRM then ends the script", mb),
-			fmt.Sprintf(`on the host: winrm set winrm/config/winrs @{MaxMemoryPerShellMB="%d"}`, MinMemoryPerShellMBExchange))
+			fmt.Sprintf(`on the host: Set-Item WSMan:\localhost\Shell\MaxMemoryPerShellMB %d (or winrm set winrm/config/winrs @{MaxMemoryPerShellMB="%d"})`, MinMemoryPerShellMBExchange, MinMemoryPerShellMBExchange))
 	} else {
 		d.add(CheckMemoryQuota, Pass, fmt.Sprintf("MaxMemoryPerShellMB is %d", mb), "")
 	}

@@ -96,6 +96,12 @@ func TestDoctorCatchesEachFault(t *testing.T) {
 		{name: "wrong password", lab: func() lab.Config { return lab.Config{Platform: "iis"} },
 			cfg:  func(t *testing.T, c *remediate.WinRMConfig) { c.Password = "wrong" },
 			fail: []string{doctor.CheckLogin}, fixHas: "password", pass: []string{doctor.CheckAuth}},
+		{name: "Basic with a domain account", lab: func() lab.Config { return lab.Config{Platform: "exchange2016"} },
+			cfg:  func(t *testing.T, c *remediate.WinRMConfig) { c.Auth = remediate.AuthBasic },
+			fail: []string{doctor.CheckAuth, doctor.CheckLogin}, fixHas: "--winrm-auth ntlm"},
+		{name: "Basic with a local account", lab: func() lab.Config { return lab.Config{Platform: "iis"} },
+			cfg:  func(t *testing.T, c *remediate.WinRMConfig) { c.Auth = remediate.AuthBasic },
+			pass: []string{doctor.CheckAuth, doctor.CheckLogin, doctor.CheckStdin}},
 		{name: "stdin over MaxEnvelopeSizekb", lab: func() lab.Config {
 			return lab.Config{Platform: "iis", WinRM: lab.WSManConfig{MaxEnvelopeSize: 64 << 10}}
 		}, fail: []string{doctor.CheckStdin}, fixHas: "MaxEnvelopeSizekb", pass: []string{doctor.CheckLogin}},
@@ -154,6 +160,9 @@ func TestDoctorCatchesEachFault(t *testing.T) {
 				if got[id].Status != doctor.Fail {
 					t.Errorf("%s = %s, want fail:\n%s", id, got[id].Status, text.String())
 				}
+			}
+			if tc.name == "Basic with a domain account" && !strings.Contains(got[doctor.CheckLogin].Detail, "local accounts only") {
+				t.Errorf("login detail %q does not say why a domain account fails over Basic", got[doctor.CheckLogin].Detail)
 			}
 			if len(tc.fail) > 0 && !strings.Contains(got[tc.fail[0]].Fix, tc.fixHas) {
 				t.Errorf("%s fix %q, want it to mention %q", tc.fail[0], got[tc.fail[0]].Fix, tc.fixHas)
