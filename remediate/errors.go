@@ -43,6 +43,12 @@ var (
 	ErrConfig = errors.New("invalid winrm configuration")
 )
 
+// ErrRefusedUnlessForced marks a refusal that Request.Force lifts (a
+// RelayIpList whose ADSI reading differs from relaylock's decoding). The
+// library's words stay free of flag names because they are stored in the
+// evidence; cmd/ names the flag when it prints the error.
+var ErrRefusedUnlessForced = errors.New("refused unless forced")
+
 // hostError is an error of one kind (one of the sentinels above) with a
 // readable message and an optional cause. errors.Is matches both the kind
 // and the cause (Go 1.20 multi-unwrap).
