@@ -979,7 +979,11 @@ func runScript(ctx context.Context, r Runner, host, script string, params map[st
 			switch e.Str("kind") {
 			case ErrorKindFeatureMissing:
 				if err == nil || !errors.Is(err, ErrFeatureMissing) {
-					return nil, fmt.Errorf("%w: %s is not installed on %s (%s)", ErrFeatureMissing, featureText(e.Str("feature")), host, e.Str("message"))
+					fm := fmt.Errorf("%w: %s is not installed on %s (%s)", ErrFeatureMissing, featureText(e.Str("feature")), host, e.Str("message"))
+					if e.Str("feature") == "Web-WMI" {
+						fm = withKind(fm, ErrWebWMIMissing)
+					}
+					return nil, fm
 				}
 			case errorKindADUnavailable:
 				return nil, fmt.Errorf("%w: script %s on %s: %s", ErrADUnavailable, script, host, e.Str("message"))
