@@ -141,11 +141,11 @@ func (d Ex2003DC) Describe() string {
 	case d.Source == DCSourceDSAccess:
 		return d.Name + " (the DSAccess configuration domain controller, which DS2MB reads)"
 	case d.Source == DCSourceOperator && d.ReadByDS2MB():
-		return d.Name + " (--dc; the DSAccess configuration domain controller, which DS2MB reads)"
+		return d.Name + " (named by the operator; the DSAccess configuration domain controller, which DS2MB reads)"
 	case d.Source == DCSourceOperator && d.DS2MB != "":
-		return d.Name + " (--dc; DS2MB reads " + d.DS2MB + ", so a change reaches the metabase only after AD replication)"
+		return d.Name + " (named by the operator; DS2MB reads " + d.DS2MB + ", so a change reaches the metabase only after AD replication)"
 	case d.Source == DCSourceOperator:
-		return d.Name + " (--dc; which DC DS2MB reads could not be learnt)"
+		return d.Name + " (named by the operator; which DC DS2MB reads could not be learnt)"
 	}
 	return d.Name + " (picked by the domain controller locator: DSAccess could not be asked which DC DS2MB reads; name a domain controller to choose)"
 }

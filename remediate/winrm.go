@@ -984,7 +984,7 @@ func (t *libTransport) classifyLib(ctx context.Context, err error) error {
 	case libSays(err, libTextKerberosAuth):
 		return kindErr(ErrAuth, err, "kerberos authentication failed for %s at %s", t.c.cfg.User, t.c.cfg.hostPort())
 	case libSays(err, libTextKDCUnreachable):
-		return withKind(kindErr(ErrUnreachable, err, "cannot reach a Kerberos KDC for %s (check --krb5-conf %s)", t.c.cfg.User, t.c.cfg.KrbConfig), ErrKDCUnreachable)
+		return withKind(kindErr(ErrUnreachable, err, "cannot reach a Kerberos KDC for %s (Kerberos configuration %s)", t.c.cfg.User, t.c.cfg.KrbConfig), ErrKDCUnreachable)
 	}
 	// masterzen/winrm puts a non-200 answer's body into its error text
 	// ("http error %d: %s"): a SOAP fault there is parsed, as XML, into a

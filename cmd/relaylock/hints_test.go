@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/remediate"
 )
 
@@ -57,5 +58,16 @@ func TestForceAdviceNamesFlags(t *testing.T) {
 		if got := hintFor(tc.err); got != tc.want {
 			t.Errorf("hintFor(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// Without a terminal and without --yes, the library says the change was
+// not confirmed (ErrNoConfirmer) and cmd/ names the flag.
+func TestNotConfirmedNamesYes(t *testing.T) {
+	lr := startLab(t, lab.NewIIS(lab.IISAllExceptEmpty))
+	args := append(append([]string{"remediate", "--allow", "192.0.2.10"}, lr.winrmArgs()...), lr.probeArgs()...)
+	code, _, errOut := lr.run(labTestPassword, args...)
+	if code != exitOpen || !strings.Contains(errOut, "stdin is not a terminal, and the change was not confirmed in advance; pass --yes to apply without asking") {
+		t.Fatalf("exit %d, want %d with the --yes advice\n%s", code, exitOpen, errOut)
 	}
 }
