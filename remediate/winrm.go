@@ -185,13 +185,13 @@ func (c WinRMConfig) Validate() (warnings []string, err error) {
 			return bad("--winrm-insecure and --winrm-ca contradict each other: pick one")
 		}
 		if c.Insecure {
-			warnings = append(warnings, fmt.Sprintf("certificate verification for %s is disabled (--winrm-insecure): anyone on the path can impersonate the host and read the session", c.hostPort()))
+			warnings = append(warnings, fmt.Sprintf("certificate verification for %s is disabled: anyone on the path can impersonate the host and read the session", c.hostPort()))
 		}
 		if c.AllowUnencrypted {
-			warnings = append(warnings, "--winrm-allow-unencrypted has no effect over HTTPS")
+			warnings = append(warnings, "allowing unencrypted WinRM has no effect over HTTPS")
 		}
 		if c.LegacyTLS {
-			warnings = append(warnings, fmt.Sprintf("legacy TLS for %s (--winrm-legacy-tls): TLS 1.0/1.1, RSA key exchange and 3DES are accepted", c.hostPort()))
+			warnings = append(warnings, fmt.Sprintf("legacy TLS for %s is enabled: TLS 1.0/1.1, RSA key exchange and 3DES are accepted", c.hostPort()))
 		}
 	} else {
 		if c.Insecure || c.CACertFile != "" || c.TLSServerName != "" || c.LegacyTLS {
