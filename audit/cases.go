@@ -78,21 +78,27 @@ const (
 // ownControl maps an own name to the ID of its accept-any-local control.
 var ownControl = map[string]string{OwnDomain: "C2", OwnLiteral: "C2I", OwnBanner: "C2B", OwnUnqualified: "C2U"}
 
-// Matrix is the default test matrix, in the order it runs: controls,
+// matrix is the default test matrix, in the order it runs: controls,
 // sender variants 1-12, recipient variants 13-35 (each also as "b" with
-// the spoofed local sender {u}@{T} where §8 asks for it).
-var Matrix = buildMatrix()
+// the spoofed local sender {u}@{T} where §8 asks for it). It is unexported
+// so that no caller can change the tests another run makes; Matrix hands
+// out copies.
+var matrix = buildMatrix()
 
-// HeloVariants are the opt-in EHLO-trust tests (§8 test 39,
+// Matrix returns a copy of the default test matrix, in the order it runs.
+// Changing the copy does not change what Run tests.
+func Matrix() []Case { return append([]Case(nil), matrix...) }
+
+// heloVariants are the opt-in EHLO-trust tests (§8 test 39,
 // Options.HeloVariants).
-var HeloVariants = []Case{
+var heloVariants = []Case{
 	{ID: "E39a", Title: "EHLO with the target domain", Kind: "session", Helo: "{T}", From: "<{from}>", To: victim},
 	{ID: "E39b", Title: "EHLO with the MX host name", Kind: "session", Helo: "{MH}", From: "<{from}>", To: victim},
 	{ID: "E39c", Title: "EHLO localhost", Kind: "session", Helo: "localhost", From: "<{from}>", To: victim},
 	{ID: "E39d", Title: "EHLO with the server's address literal", Kind: "session", Helo: "[{I}]", From: "<{from}>", To: victim},
 }
 
-// Bogus AUTH exchanges of the AuthVariants (§8 test 41).
+// Bogus AUTH exchanges of the authVariants (§8 test 41).
 const (
 	AuthNTLMNull    = "ntlm-null-session" // NTLM with no user and no password (MS02-011, CVE-2002-0054)
 	AuthLogin       = "login-made-up"     // AUTH LOGIN, an account that does not exist
@@ -100,14 +106,14 @@ const (
 	AuthCRAMGarbage = "cram-md5-garbage"  // AUTH CRAM-MD5 answered with garbage (Nessus 10262)
 )
 
-// AuthVariants are the opt-in bogus-AUTH tests (§8 test 41,
+// authVariants are the opt-in bogus-AUTH tests (§8 test 41,
 // Options.AuthTests): MAIL and RCPT after an AUTH that must fail. A
 // server that relays then treats a failed login as a login: an enabled
 // Guest account on Exchange 5.5-2003 and IIS SMTP with relaying for
 // authenticated clients, or the Windows 2000 SMTP null-session bug
 // (docs/windows-relay.md §1.3). Each runs on its own connection, and is
 // skipped when the server does not offer its mechanism.
-var AuthVariants = []Case{
+var authVariants = []Case{
 	{ID: "A41a", Title: "relay after AUTH NTLM as a null session (no user, no password)", Kind: "session", Auth: AuthNTLMNull, From: "<{from}>", To: victim, TLS: true},
 	{ID: "A41b", Title: "relay after AUTH LOGIN with a made-up account", Kind: "session", Auth: AuthLogin, From: "<{from}>", To: victim, TLS: true},
 	{ID: "A41c", Title: "relay after AUTH PLAIN with a made-up account", Kind: "session", Auth: AuthPlain, From: "<{from}>", To: victim, TLS: true},
@@ -186,7 +192,7 @@ func buildMatrix() []Case {
 // its ID.
 var caseByID = func() map[string]Case {
 	m := map[string]Case{}
-	for _, list := range [][]Case{Matrix, HeloVariants, AuthVariants} {
+	for _, list := range [][]Case{matrix, heloVariants, authVariants} {
 		for _, c := range list {
 			m[c.ID] = c
 		}

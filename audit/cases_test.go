@@ -24,7 +24,7 @@ func TestMatrixCoversNmap(t *testing.T) {
 	cp := caseParams{U: "f", R: "r", P: "D", L: "t", V: "D", T: "target.test", B: "S", M: "", I: "IPv6:2001:db8::1", LO: "IPv6:::1"}
 	cp.From = cp.U + "@" + cp.P
 	got := map[string]string{}
-	for _, c := range Matrix {
+	for _, c := range matrix {
 		from, err1 := expand(c.From, cp)
 		to, err2 := expand(c.To, cp)
 		if err1 == nil && err2 == nil {
@@ -41,21 +41,21 @@ func TestMatrixCoversNmap(t *testing.T) {
 			continue
 		}
 		covered[i+1] = true
-		for _, c := range Matrix {
+		for _, c := range matrix {
 			if c.ID == id && len(c.Nmap) > 0 && c.Nmap[0] != i+1 {
 				t.Errorf("nmap test %d matched %s, which claims nmap %v", i+1, id, c.Nmap)
 			}
 		}
 	}
-	if len(covered) != 16 || len(Matrix) <= 16 {
-		t.Fatalf("covered %d of 16, matrix has %d tests", len(covered), len(Matrix))
+	if len(covered) != 16 || len(matrix) <= 16 {
+		t.Fatalf("covered %d of 16, matrix has %d tests", len(covered), len(matrix))
 	}
 }
 
 func TestMatrixIDsUnique(t *testing.T) {
 	seen := map[string]bool{}
 	tls := 0
-	for _, c := range append(append([]Case(nil), Matrix...), HeloVariants...) {
+	for _, c := range append(append([]Case(nil), matrix...), heloVariants...) {
 		if seen[c.ID] {
 			t.Errorf("duplicate ID %s", c.ID)
 		}
@@ -127,7 +127,7 @@ func TestExpandSkipsTooLong(t *testing.T) {
 	er := &epRun{p: &prober{opts: Options{ProbeDomain: "example.net", To: strings.Repeat("v", 40) + "@victim.test", Depth: DepthData}},
 		spec: endpointSpec{domain: strings.Repeat("t", 60) + ".example.com", mxHost: "mx.example.com", addr: netip.MustParseAddr("2001:db8::25")},
 		res:  &EndpointResult{BannerHost: "mx.example.com"}}
-	runs := er.expand(Matrix)
+	runs := er.expand(matrix)
 	skipped := 0
 	for _, r := range runs {
 		if err := checkPath("RCPT TO:", r.res.RcptTo); err != nil && r.res.Outcome != OutcomeSkipped {
@@ -152,5 +152,22 @@ func TestNewToken(t *testing.T) {
 	a, b := NewToken(), NewToken()
 	if a == b || len(a) != 18 || strings.ToLower(a) != a {
 		t.Fatalf("tokens %q %q", a, b)
+	}
+}
+
+// TestMatrixReturnsCopy proves a caller cannot change the tests a run
+// makes through the slice Matrix returns.
+func TestMatrixReturnsCopy(t *testing.T) {
+	m := Matrix()
+	if len(m) != len(matrix) || len(m) == 0 {
+		t.Fatalf("Matrix() has %d cases, the matrix %d", len(m), len(matrix))
+	}
+	id, to := matrix[0].ID, matrix[0].To
+	m[0].ID, m[0].To = "X", "<x@example.invalid>"
+	if matrix[0].ID != id || matrix[0].To != to {
+		t.Fatalf("changing the copy changed the matrix: %+v", matrix[0])
+	}
+	if again := Matrix(); again[0].ID != id || len(again) != len(matrix) {
+		t.Fatalf("a second Matrix() sees the change: %+v", again[0])
 	}
 }

@@ -6,8 +6,8 @@
 //
 // # Test matrix
 //
-// Matrix (cases.go) holds the tests of docs/relay-probes.md §8 as data:
-// controls C1 (postmaster, must be accepted for a "closed" verdict), C2
+// Matrix (cases.go) returns, as data, a copy of the tests of
+// docs/relay-probes.md §8: controls C1 (postmaster, must be accepted for a "closed" verdict), C2
 // (nonexistent local user) and C3 (.invalid domain), which flag servers
 // that accept everything (EndpointResult.AcceptAll); sender variants
 // S1-S12 (null sender, server names and literals, spoofed local sender,

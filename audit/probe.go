@@ -192,24 +192,24 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 		return res, false
 	}
 	starttls = mode == "none" && c.has("STARTTLS")
-	cases := Matrix
+	cases := matrix
 	if mode == "starttls" {
 		cases = nil
-		for _, cs := range Matrix {
+		for _, cs := range matrix {
 			if cs.TLS {
 				cases = append(cases, cs)
 			}
 		}
 	} else {
 		if p.opts.HeloVariants {
-			cases = append(append([]Case(nil), cases...), HeloVariants...)
+			cases = append(append([]Case(nil), cases...), heloVariants...)
 		}
 		if p.opts.AuthTests {
-			cases = append(append([]Case(nil), cases...), AuthVariants...)
+			cases = append(append([]Case(nil), cases...), authVariants...)
 		}
 	}
 	if mode == "starttls" && p.opts.AuthTests {
-		for _, cs := range AuthVariants {
+		for _, cs := range authVariants {
 			if cs.TLS {
 				cases = append(cases, cs)
 			}

@@ -141,13 +141,9 @@ func (e *AllowError) Error() string { return e.Describe(e.Entry.String()) }
 // Describe words the refusal for the entry as written.
 func (e *AllowError) Describe(entry string) string {
 	if e.All {
-		return fmt.Sprintf("allow entry %s covers every address: that keeps the host an open relay (use --force only if you really mean it)", entry)
+		return fmt.Sprintf("allow entry %s covers every address: that keeps the host an open relay (refused unless forced)", entry)
 	}
-	flag := "--max-prefix"
-	if e.Entry.From.Is6() {
-		flag = "--max-prefix6"
-	}
-	return fmt.Sprintf("allow entry %s is wider than /%d (about a /%d): refusing without --force (raise the limit with %s)", entry, e.Limit, e.Len, flag)
+	return fmt.Sprintf("allow entry %s is wider than /%d (about a /%d): refused unless forced or the limit is raised", entry, e.Limit, e.Len)
 }
 
 // CheckAllowList refuses dangerous allow lists unless force is set: an
@@ -158,7 +154,7 @@ func (e *AllowError) Describe(entry string) string {
 // refused entry is an *AllowError, a refused union an *AllowUnionError.
 func CheckAllowList(allow []AddrRange, maxV4, maxV6 int, force bool) error {
 	if len(allow) == 0 {
-		return errors.New("the allow list is empty: name at least one client with --allow (relaying stays limited to authenticated clients and loopback only with --allow 127.0.0.1)")
+		return errors.New("the allow list is empty: name at least one client (to limit relaying to authenticated clients and loopback, allow 127.0.0.1 only)")
 	}
 	if force {
 		return nil
@@ -273,9 +269,9 @@ func (e *AllowUnionError) Error() string { return e.Describe(nil) }
 // Describe words the refusal naming the entries as typed: typed[i] is how
 // the operator wrote entry i (nil: the family is named only).
 func (e *AllowUnionError) Describe(typed []string) string {
-	fam, flag := "IPv4", "--max-prefix"
+	fam := "IPv4"
 	if e.IPv6 {
-		fam, flag = "IPv6", "--max-prefix6"
+		fam = "IPv6"
 	}
 	what, verb := "the "+fam+" allow entries", "together cover"
 	if len(e.Entries) == 1 {
@@ -295,13 +291,13 @@ func (e *AllowUnionError) Describe(typed []string) string {
 		what += " " + strings.Join(names, ", ")
 	}
 	if e.All {
-		return fmt.Sprintf("%s %s every %s address: that keeps the host an open relay (use --force only if you really mean it)", what, verb, fam)
+		return fmt.Sprintf("%s %s every %s address: that keeps the host an open relay (refused unless forced)", what, verb, fam)
 	}
 	count := "more addresses"
 	if !e.IPv6 {
 		count = e.Size.String() + " addresses, more"
 	}
-	return fmt.Sprintf("%s %s %s than a /%d network holds (it takes a /%d): refusing without --force (raise the limit with %s)", what, verb, count, e.Limit, e.Len, flag)
+	return fmt.Sprintf("%s %s %s than a /%d network holds (it takes a /%d): refused unless forced or the limit is raised", what, verb, count, e.Limit, e.Len)
 }
 
 // HostBitsError is a CIDR allow entry with bits set after the prefix

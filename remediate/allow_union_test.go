@@ -82,8 +82,8 @@ func TestCheckAllowListUnion(t *testing.T) {
 			if tc.all && !strings.Contains(msg, "every") {
 				t.Errorf("message does not say it covers everything: %s", msg)
 			}
-			if !tc.all && !strings.Contains(msg, "--force") {
-				t.Errorf("message does not name --force: %s", msg)
+			if !tc.all && !strings.Contains(msg, "unless forced") {
+				t.Errorf("message does not say a force lifts it: %s", msg)
 			}
 			if err := CheckAllowList(allow, tc.limits[0], tc.limits[1], true); err != nil {
 				t.Errorf("--force: %v", err)

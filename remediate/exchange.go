@@ -834,7 +834,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 				Title: "Accepted domain " + d.Name + " covers " + d.DomainName,
 				Detail: fmt.Sprintf("The accepted domain %q (%s) matches every recipient domain under %q. %s", d.DomainName, d.DomainType,
 					strings.TrimPrefix(d.DomainName, "*."), wildcardNote(relayType)),
-				Remediation: "Remove the accepted domain (relaylock does it with --fix-domains) and list the real domains instead.",
+				Remediation: "Remove the accepted domain (relaylock does it when the operator asks to fix accepted domains) and list the real domains instead.",
 			})
 			continue
 		}
@@ -844,7 +844,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 				Title: "Exchange relays mail for " + d.DomainName + " (" + d.DomainType + ")",
 				Detail: "Exchange accepts mail from anyone for recipients in " + d.DomainName + " and forwards it through its send connectors. " +
 					"This relays only to this domain (and its subdomains when it starts with *.), not to arbitrary domains; it is expected for shared address spaces and hybrid setups.",
-				Remediation: "Keep it if the domain really is shared with another mail system; otherwise set its DomainType to Authoritative (relaylock does it with --fix-domains).",
+				Remediation: "Keep it if the domain really is shared with another mail system; otherwise set its DomainType to Authoritative (relaylock does it when the operator asks to fix accepted domains).",
 			})
 		}
 	}
@@ -866,7 +866,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 	if s.Loader == "snapin" {
 		fs = append(fs, Finding{ID: FindExchLoader, Severity: SeverityInfo, Setting: "Loader", Value: s.Loader,
 			Title:       "Exchange cmdlets were loaded from the local snap-in",
-			Detail:      "Connect-ExchangeServer failed, so the unsupported local snap-in was used (it bypasses RBAC); relaylock reads through it but changes nothing through it without --force. " + strings.Join(s.Warnings, " "),
+			Detail:      "Connect-ExchangeServer failed, so the unsupported local snap-in was used (it bypasses RBAC); relaylock reads through it but changes nothing through it unless forced. " + strings.Join(s.Warnings, " "),
 			Remediation: "Make the Exchange remote shell work (http://<server>/PowerShell/, the Microsoft.Exchange session configuration), then run relaylock again."})
 	}
 	return fs
@@ -1175,9 +1175,9 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 		}
 		if !req.FixDomains {
 			if broad {
-				p.note("Accepted domain %s (%s, %s) covers every recipient domain under it: remove it (--fix-domains does).", d.Name, d.DomainName, d.DomainType)
+				p.note("Accepted domain %s (%s, %s) covers every recipient domain under it: remove it (relaylock does when asked to fix accepted domains).", d.Name, d.DomainName, d.DomainType)
 			} else {
-				p.note("Accepted domain %s (%s) is %s: Exchange relays to it from anyone, for that domain only; left unchanged (--fix-domains makes it Authoritative).", d.Name, d.DomainName, d.DomainType)
+				p.note("Accepted domain %s (%s) is %s: Exchange relays to it from anyone, for that domain only; left unchanged (asked to fix accepted domains, relaylock makes it Authoritative).", d.Name, d.DomainName, d.DomainType)
 			}
 			continue
 		}
@@ -1190,14 +1190,14 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 			var chs []Change
 			for _, row := range domainRows(d) {
 				chs = append(chs, Change{Object: o, Setting: row.Name, Current: row.Value, New: ValueAbsent,
-					Why: "Accepted domain " + d.DomainName + " matches almost every recipient domain (requested with --fix-domains)."})
+					Why: "Accepted domain " + d.DomainName + " matches almost every recipient domain (the operator asked to fix accepted domains)."})
 			}
 			p.add(ExchangeOp{Kind: OpRemoveDomain, Identity: d.Name}, chs...)
 			continue
 		}
 		p.add(ExchangeOp{Kind: OpSetDomain, Identity: d.Name, DomainType: "Authoritative"},
 			Change{Object: o, Setting: SetDomainType, Current: d.DomainType, New: "Authoritative",
-				Why: "Relay domain: Exchange accepts mail for " + d.DomainName + " from anyone and forwards it (requested with --fix-domains; recipients that do not exist in Exchange will now be rejected)."})
+				Why: "Relay domain: Exchange accepts mail for " + d.DomainName + " from anyone and forwards it (the operator asked to fix accepted domains; recipients that do not exist in Exchange will now be rejected)."})
 	}
 
 	// 4. Authenticated relay.
@@ -1277,7 +1277,7 @@ func checkOwnConnector(c ExchangeConnector) error {
 	if d := exchangeDefaultConnector(c.Name, c.serverName()); d != "" {
 		why = "it is " + d
 	}
-	return fmt.Errorf("%w: --connector-name names %s, and %s. As the dedicated relay connector it would get the allowed clients as its only RemoteIPRanges, new bindings, AuthMechanism and PermissionGroups, and ANONYMOUS LOGON relay. Choose a name no connector has yet (the default is %q); nothing was changed",
+	return fmt.Errorf("%w: the relay connector name given names %s, and %s. As the dedicated relay connector it would get the allowed clients as its only RemoteIPRanges, new bindings, AuthMechanism and PermissionGroups, and ANONYMOUS LOGON relay. Choose a name no connector has yet (the default is %q); nothing was changed",
 		ErrForeignConnector, c.Identity, why, DefaultRelayConnectorName)
 }
 
@@ -1427,9 +1427,9 @@ var ErrExchangeWrite = errors.New("exchange-write failed")
 // ErrUnsupportedShell: the Exchange cmdlets came from the bare snap-in on
 // Exchange 2010 or later (Connect-ExchangeServer failed), which Microsoft
 // supports for *-TransportAgent cmdlets only; relaylock writes through it
-// only with --force (Request.Force).
+// only when forced (Request.Force). cmd/ names the flag.
 var ErrUnsupportedShell = errors.New("refusing to change Exchange through the bare snap-in: Microsoft supports the local Exchange snap-in on 2010 and later for *-TransportAgent cmdlets only (\"may result in irreparable damage\"); " +
-	"fix the Exchange remote shell (http://<server>/PowerShell/) so that Connect-ExchangeServer works, or pass --force to write through the snap-in anyway")
+	"fix the Exchange remote shell (http://<server>/PowerShell/) so that Connect-ExchangeServer works, or force the write through the snap-in")
 
 // exParams are the parameters every Exchange script of a run gets: the
 // pinned domain controller (WithDomainController), if any.

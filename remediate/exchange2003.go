@@ -141,13 +141,13 @@ func (d Ex2003DC) Describe() string {
 	case d.Source == DCSourceDSAccess:
 		return d.Name + " (the DSAccess configuration domain controller, which DS2MB reads)"
 	case d.Source == DCSourceOperator && d.ReadByDS2MB():
-		return d.Name + " (--dc; the DSAccess configuration domain controller, which DS2MB reads)"
+		return d.Name + " (named by the operator; the DSAccess configuration domain controller, which DS2MB reads)"
 	case d.Source == DCSourceOperator && d.DS2MB != "":
-		return d.Name + " (--dc; DS2MB reads " + d.DS2MB + ", so a change reaches the metabase only after AD replication)"
+		return d.Name + " (named by the operator; DS2MB reads " + d.DS2MB + ", so a change reaches the metabase only after AD replication)"
 	case d.Source == DCSourceOperator:
-		return d.Name + " (--dc; which DC DS2MB reads could not be learnt)"
+		return d.Name + " (named by the operator; which DC DS2MB reads could not be learnt)"
 	}
-	return d.Name + " (picked by the domain controller locator: DSAccess could not be asked which DC DS2MB reads; pass --dc to choose)"
+	return d.Name + " (picked by the domain controller locator: DSAccess could not be asked which DC DS2MB reads; name a domain controller to choose)"
 }
 
 // sameHost compares DC names case-insensitively, a short name matching the
@@ -568,7 +568,7 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 		seen[vs.Name] = true
 		if !req.Force {
 			if mm := st.Metabase.adsiMismatchOf(vs); mm != "" {
-				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes without --force", vs.Name, ErrRelayList, mm)
+				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes: %w", vs.Name, ErrRelayList, mm, ErrRefusedUnlessForced)
 			}
 		}
 		rfa := Ex2003MetabaseRelayForAuth(a.RelayForAuthOn())

@@ -264,7 +264,7 @@ func TestExchangeBareSnapinRefusedWithoutForce(t *testing.T) {
 	r := &lab.DirectRunner{Host: h}
 	req := remediate.Request{Allow: []remediate.AddrRange{mustRange(t, "192.0.2.25")}}
 	_, err := remediate.Remediate(ctx, remediate.Options{Host: "ex1", Runner: r, Yes: true, BackupPath: filepath.Join(t.TempDir(), "b.json"), Request: req})
-	if !errors.Is(err, remediate.ErrUnsupportedShell) || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), "irreparable damage") {
+	if !errors.Is(err, remediate.ErrUnsupportedShell) || !strings.Contains(err.Error(), "force the write") || !strings.Contains(err.Error(), "irreparable damage") {
 		t.Fatalf("err = %v", err)
 	}
 	if hostState(t, h) != before || len(h.Writes()) != 0 {

@@ -99,6 +99,12 @@ func (e ScriptError) AccessDenied() bool {
 	return e.Type == "System.UnauthorizedAccessException" || e.Inner == "System.UnauthorizedAccessException"
 }
 
+// webWMIMissing reports a missing Web-WMI: named as the feature, or the
+// WMI namespace it provides (root\MicrosoftIISv2) is not there.
+func (e ScriptError) webWMIMissing() bool {
+	return (e.Kind == ErrorKindFeatureMissing && e.Feature == "Web-WMI") || e.HResult == HResultInvalidNamespace
+}
+
 // FeatureMissing reports a missing Windows feature or snap-in, and names it.
 func (e ScriptError) FeatureMissing() (string, bool) {
 	switch {

@@ -950,14 +950,14 @@ func iisFindings(prefix string, st IISState, prober []netip.Addr, fix string) []
 				fs = append(fs, Finding{
 					ID: prefix + FindingDecodeMismatch, Title: "IIS reads the relay list differently from relaylock", Severity: SeverityMedium,
 					Object: vs.Name, Setting: SettingRelayIpList, Value: vs.RelayIpList.String(),
-					Detail:      "IIS's own reading of RelayIpList (ADSI IIsIPSecurity) differs from relaylock's decoding of the stored bytes: " + mm + ". Parts of the IPSECLIST layout are inferred from public samples; trust the ADSI view and the external probe. relaylock will not write hand-built bytes to this server without --force.",
+					Detail:      "IIS's own reading of RelayIpList (ADSI IIsIPSecurity) differs from relaylock's decoding of the stored bytes: " + mm + ". Parts of the IPSECLIST layout are inferred from public samples; trust the ADSI view and the external probe. relaylock will not write hand-built bytes to this server unless forced.",
 					Remediation: "Check the Relay dialog of the virtual server, and report the RelayIpList value to the relaylock maintainers.",
 				})
 			}
 		}
 		fs = append(fs, authGuestFinding(prefix, st, vs)...)
 	}
-	fs = append(fs, domainFindings(prefix, st.Domains, "Clear \"Allow incoming mail to be relayed to this domain\" on the remote domain unless it is a domain this server is a backup MX for (relaylock remediate --fix-domains).")...)
+	fs = append(fs, domainFindings(prefix, st.Domains, "Clear \"Allow incoming mail to be relayed to this domain\" on the remote domain unless it is a domain this server is a backup MX for (relaylock clears it when the operator asks to fix relay domains).")...)
 	return fs
 }
 
@@ -979,7 +979,11 @@ func runScript(ctx context.Context, r Runner, host, script string, params map[st
 			switch e.Str("kind") {
 			case ErrorKindFeatureMissing:
 				if err == nil || !errors.Is(err, ErrFeatureMissing) {
-					return nil, fmt.Errorf("%w: %s is not installed on %s (%s)", ErrFeatureMissing, featureText(e.Str("feature")), host, e.Str("message"))
+					fm := fmt.Errorf("%w: %s is not installed on %s (%s)", ErrFeatureMissing, featureText(e.Str("feature")), host, e.Str("message"))
+					if e.Str("feature") == "Web-WMI" {
+						fm = withKind(fm, ErrWebWMIMissing)
+					}
+					return nil, fm
 				}
 			case errorKindADUnavailable:
 				return nil, fmt.Errorf("%w: script %s on %s: %s", ErrADUnavailable, script, host, e.Str("message"))
@@ -1212,13 +1216,13 @@ func planDomains(st IISState, req Request, p *Plan, desired *[]IISDomainWrite) {
 			continue
 		}
 		if !req.FixDomains {
-			p.Notes = append(p.Notes, fmt.Sprintf("remote domain %s (%s) allows relaying to it (RouteAction %d); not changed without --fix-domains", d.DomainName(), d.Name, d.RouteAction))
+			p.Notes = append(p.Notes, fmt.Sprintf("remote domain %s (%s) allows relaying to it (RouteAction %d); not changed unless the operator asks to fix relay domains", d.DomainName(), d.Name, d.RouteAction))
 			continue
 		}
 		n := d.RouteAction &^ RouteActionDomainRelay
 		*desired = append(*desired, IISDomainWrite{Name: d.Name, RouteAction: n})
 		p.Changes = append(p.Changes, Change{Object: d.Name, Setting: SettingRouteAction, Current: strconv.FormatInt(d.RouteAction, 10), New: strconv.FormatInt(n, 10),
-			Why: "clear \"Allow incoming mail to be relayed to this domain\" (--fix-domains)"})
+			Why: "clear \"Allow incoming mail to be relayed to this domain\" (the operator asked to fix relay domains)"})
 	}
 }
 
@@ -1248,7 +1252,7 @@ func (IISDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 		// are compared on the value the server enforces.
 		if !req.Force {
 			if mm := st.adsiMismatchOf(vs); mm != "" {
-				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes without --force", vs.Name, ErrRelayList, mm)
+				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes: %w", vs.Name, ErrRelayList, mm, ErrRefusedUnlessForced)
 			}
 		}
 		want, wantRFA, ch, notes, err := planRelay(st.relayTargetOf(vs), req, why)

@@ -282,7 +282,7 @@ func TestIISRemoteDomains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Changes) != 0 || len(p.Notes) == 0 || !strings.Contains(strings.Join(p.Notes, "\n"), "--fix-domains") {
+	if len(p.Changes) != 0 || len(p.Notes) == 0 || !strings.Contains(strings.Join(p.Notes, "\n"), "fix relay domains") {
 		t.Fatalf("without FixDomains: changes %+v notes %v", p.Changes, p.Notes)
 	}
 	req.FixDomains = true

@@ -58,7 +58,7 @@ func driverWith(p Platform, o HostOptions) (Driver, error) {
 	}
 	dd, ok := d.(DCDriver)
 	if !ok {
-		return nil, fmt.Errorf("--dc %s: %w (%s)", o.DC, ErrDCNotApplicable, p)
+		return nil, fmt.Errorf("domain controller %s: %w (%s)", o.DC, ErrDCNotApplicable, p)
 	}
 	return dd.WithDC(o.DC), nil
 }
@@ -109,8 +109,11 @@ func InspectHostWith(ctx context.Context, r Runner, host string, prober []netip.
 // Errors of a remediation run, for callers that map them to exit codes.
 var (
 	// ErrNotConfirmed: the operator declined, or no terminal to ask and
-	// no --yes.
+	// no confirmation in advance (Options.Yes).
 	ErrNotConfirmed = errors.New("change not confirmed")
+	// ErrNoConfirmer: with ErrNotConfirmed, there was nobody to ask
+	// (Options.Confirm nil, Options.Yes false). cmd/ names its flag.
+	ErrNoConfirmer = errors.New("no terminal to confirm the change")
 	// ErrReadBack: the settings read back after the change differ from
 	// the plan.
 	ErrReadBack = errors.New("read-back does not match the plan")
@@ -236,7 +239,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 	}
 	if !o.Yes {
 		if o.Confirm == nil {
-			return out, fmt.Errorf("%w: stdin is not a terminal; pass --yes to apply without asking", ErrNotConfirmed)
+			return out, withKind(fmt.Errorf("%w: stdin is not a terminal, and the change was not confirmed in advance", ErrNotConfirmed), ErrNoConfirmer)
 		}
 		ok, err := o.Confirm(plan)
 		if err != nil {

@@ -185,13 +185,13 @@ func (c WinRMConfig) Validate() (warnings []string, err error) {
 			return bad("--winrm-insecure and --winrm-ca contradict each other: pick one")
 		}
 		if c.Insecure {
-			warnings = append(warnings, fmt.Sprintf("certificate verification for %s is disabled (--winrm-insecure): anyone on the path can impersonate the host and read the session", c.hostPort()))
+			warnings = append(warnings, fmt.Sprintf("certificate verification for %s is disabled: anyone on the path can impersonate the host and read the session", c.hostPort()))
 		}
 		if c.AllowUnencrypted {
-			warnings = append(warnings, "--winrm-allow-unencrypted has no effect over HTTPS")
+			warnings = append(warnings, "allowing unencrypted WinRM has no effect over HTTPS")
 		}
 		if c.LegacyTLS {
-			warnings = append(warnings, fmt.Sprintf("legacy TLS for %s (--winrm-legacy-tls): TLS 1.0/1.1, RSA key exchange and 3DES are accepted", c.hostPort()))
+			warnings = append(warnings, fmt.Sprintf("legacy TLS for %s is enabled: TLS 1.0/1.1, RSA key exchange and 3DES are accepted", c.hostPort()))
 		}
 	} else {
 		if c.Insecure || c.CACertFile != "" || c.TLSServerName != "" || c.LegacyTLS {
@@ -693,7 +693,7 @@ func lostDuring(cfg WinRMConfig, action string, err error) error {
 	op := action[strings.LastIndex(action, "/")+1:]
 	switch op {
 	case "Send", "Receive":
-		return kindErr(ErrUnreachable, he.cause, "lost the connection to %s during %s: the script's outcome on the host is unknown", cfg.hostPort(), op)
+		return withKind(kindErr(ErrUnreachable, he.cause, "lost the connection to %s during %s: the script's outcome on the host is unknown", cfg.hostPort(), op), ErrOutcomeUnknown)
 	}
 	return err
 }
@@ -705,7 +705,7 @@ func connectFailed(err error) bool {
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return true
 	}
-	return strings.Contains(err.Error(), "TLS handshake timeout")
+	return libSays(err, libTextTLSHandshakeTimeout)
 }
 
 // errPollTimeout is what an idle Receive long-poll ends with. masterzen
@@ -760,7 +760,11 @@ func readResponse(cfg WinRMConfig, resp *http.Response) (string, error) {
 	if len(snippet) > 200 {
 		snippet = snippet[:200] + "..."
 	}
-	return "", kindErr(ErrWinRM, nil, "%s answered HTTP %d (%s) with content type %q: %q", cfg.hostPort(), resp.StatusCode, http.StatusText(resp.StatusCode), resp.Header.Get("Content-Type"), snippet)
+	err = kindErr(ErrWinRM, nil, "%s answered HTTP %d (%s) with content type %q: %q", cfg.hostPort(), resp.StatusCode, http.StatusText(resp.StatusCode), resp.Header.Get("Content-Type"), snippet)
+	if resp.StatusCode == http.StatusRequestEntityTooLarge {
+		err = withKind(err, ErrEnvelopeTooLarge)
+	}
+	return "", err
 }
 
 func offered(resp *http.Response) string {
@@ -974,19 +978,25 @@ func (t *libTransport) Post(wc *winrm.Client, m *soap.SoapMessage) (string, erro
 }
 
 func (t *libTransport) classifyLib(ctx context.Context, err error) error {
-	s := err.Error()
 	switch {
-	case strings.Contains(s, "401"):
+	case libSays(err, libTextHTTP401):
 		return kindErr(ErrAuth, err, "authentication failed for %s at %s", t.c.cfg.User, t.c.cfg.hostPort())
-	case strings.Contains(s, "KDC_ERR_PREAUTH_FAILED"), strings.Contains(s, "KDC_ERR_C_PRINCIPAL_UNKNOWN"):
+	case libSays(err, libTextKerberosAuth):
 		return kindErr(ErrAuth, err, "kerberos authentication failed for %s at %s", t.c.cfg.User, t.c.cfg.hostPort())
-	case strings.Contains(s, "Networking_Error") || strings.Contains(s, "error sending to a KDC"):
-		return kindErr(ErrUnreachable, err, "cannot reach a Kerberos KDC for %s (check --krb5-conf %s)", t.c.cfg.User, t.c.cfg.KrbConfig)
+	case libSays(err, libTextKDCUnreachable):
+		return withKind(kindErr(ErrUnreachable, err, "cannot reach a Kerberos KDC for %s (Kerberos configuration %s)", t.c.cfg.User, t.c.cfg.KrbConfig), ErrKDCUnreachable)
 	}
+	// masterzen/winrm puts a non-200 answer's body into its error text
+	// ("http error %d: %s"): a SOAP fault there is parsed, as XML, into a
+	// typed *FaultError.
+	s := err.Error()
 	if i := strings.Index(s, "<"); i >= 0 {
 		if f := parseFault([]byte(s[i:])); f != nil {
 			return f
 		}
+	}
+	if libSays(err, libTextHTTP413) {
+		return withKind(classifyTransport(ctx, t.c.cfg, err), ErrEnvelopeTooLarge)
 	}
 	return classifyTransport(ctx, t.c.cfg, err)
 }

@@ -49,9 +49,9 @@ func allowFrom(c *cli.Context) ([]remediate.AddrRange, error) {
 		if canon := ae.Entry.String(); canon != typed[ae.Index] {
 			msg += fmt.Sprintf(" (as a network: %s)", canon)
 		}
-		return nil, usagef("--allow: %s", msg)
+		return nil, usagef("--allow: %s; %s", msg, allowLimitAdvice(ae.All, ae.Entry.From.Is6()))
 	case errors.As(err, &ue):
-		return nil, usagef("--allow: %s", ue.Describe(typed))
+		return nil, usagef("--allow: %s; %s", ue.Describe(typed), allowLimitAdvice(ue.All, ue.IPv6))
 	case err != nil:
 		return nil, usagef("--allow: %v", err)
 	}

@@ -252,6 +252,9 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	}
 	if err != nil {
 		if errors.Is(err, remediate.ErrNotConfirmed) {
+			if errors.Is(err, remediate.ErrNoConfirmer) {
+				err = fmt.Errorf("%w; pass --yes to apply without asking", err)
+			}
 			// Nothing was applied: exit 3 when the host relays (README
 			// "Exit codes"), as the command's help says.
 			if relays(res.before, out) {

@@ -149,7 +149,7 @@ func TestEx2003DomainController(t *testing.T) {
 		h.ReplicateNow()
 		time.Sleep(100 * time.Millisecond) // DS2MB's notification delay
 		code, out, errOut = lr.run(labTestPassword, append([]string{"inspect", "--dc", "dc02"}, lr.winrmArgs()...)...)
-		if code != exitOK || !strings.Contains(out, "in sync") || !strings.Contains(out, "--dc; DS2MB reads "+lab.Ex2003ConfigDC) {
+		if code != exitOK || !strings.Contains(out, "in sync") || !strings.Contains(out, "named by the operator; DS2MB reads "+lab.Ex2003ConfigDC) {
 			t.Fatalf("inspect after replication: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
 	})

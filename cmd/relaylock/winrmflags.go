@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -263,7 +264,8 @@ func readPasswordFile(f string) (string, []string, error) {
 // winrmHint returns advice for the WinRM runner's error kinds ("" when
 // none applies); hintFor calls it.
 func winrmHint(err error) string {
-	s := err.Error()
+	var unknownCA x509.UnknownAuthorityError
+	var wrongName x509.HostnameError
 	switch {
 	case errors.Is(err, remediate.ErrConfig):
 		return ""
@@ -271,27 +273,27 @@ func winrmHint(err error) string {
 		return "check --winrm-user (DOMAIN\\user, user@domain or a local user) and the password; the host must allow the mechanism (winrm get winrm/config/service/auth); a local administrator other than the built-in one needs LocalAccountTokenFilterPolicy=1"
 	case errors.Is(err, remediate.ErrTLS):
 		switch {
-		case strings.Contains(s, "unknown authority"):
+		case errors.As(err, &unknownCA):
 			return "pass the CA that issued the WinRM listener's certificate with --winrm-ca FILE (or, not recommended, --winrm-insecure)"
-		case strings.Contains(s, "certificate is valid for"), strings.Contains(s, "doesn't contain any IP SANs"):
+		case errors.As(err, &wrongName):
 			return "the certificate names another host: give that name with --winrm-server-name NAME"
-		case strings.Contains(s, "protocol version"), strings.Contains(s, "handshake failure"):
+		case errors.Is(err, remediate.ErrTLSVersion):
 			return "old Windows (2003/2008) listeners speak only TLS 1.0 and old ciphers: add --winrm-legacy-tls"
-		case strings.Contains(s, "HTTP vs HTTPS"):
+		case errors.Is(err, remediate.ErrSchemeMismatch):
 			return "port 5986 is HTTPS (default), 5985 plain HTTP (--winrm-http)"
 		}
 		return "check the WinRM listener's certificate (winrm enumerate winrm/config/listener on the host)"
 	case errors.Is(err, remediate.ErrUnreachable):
-		if strings.Contains(s, "Kerberos KDC") {
+		if errors.Is(err, remediate.ErrKDCUnreachable) {
 			return "check the realm's kdc in --krb5-conf (the KDC must be reachable on port 88), or use NTLM (--winrm-auth ntlm)"
 		}
-		if strings.Contains(s, "outcome on the host is unknown") {
+		if errors.Is(err, remediate.ErrOutcomeUnknown) {
 			return "run 'relaylock inspect' to see the host's current settings before trying again"
 		}
 		return "is a WinRM listener running and reachable? on the host: winrm enumerate winrm/config/listener (an HTTPS listener: winrm quickconfig -transport:https); check the firewall for 5986/5985"
 	case errors.Is(err, remediate.ErrAccessDenied):
 		return "the WinRM user must be a local administrator (on Exchange also an organization administrator)"
-	case errors.Is(err, remediate.ErrFeatureMissing) && strings.Contains(s, "Web-WMI"):
+	case errors.Is(err, remediate.ErrWebWMIMissing):
 		return "install the IIS 6 WMI Compatibility role service on the host: Install-WindowsFeature Web-WMI (Windows Server 2008 R2: Add-WindowsFeature Web-WMI)"
 	case errors.Is(err, remediate.ErrFeatureMissing):
 		return "run relaylock against a server with the Exchange management tools installed"

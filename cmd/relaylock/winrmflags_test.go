@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -209,14 +210,21 @@ func TestWinRMHint(t *testing.T) {
 		want string
 	}{
 		{fmt.Errorf("x: %w", remediate.ErrAuth), "LocalAccountTokenFilterPolicy"},
-		{fmt.Errorf("x509: certificate signed by unknown authority: %w", remediate.ErrTLS), "--winrm-ca"},
-		{fmt.Errorf("x509: certificate is valid for a, not b: %w", remediate.ErrTLS), "--winrm-server-name"},
-		{fmt.Errorf("tls: protocol version not supported: %w", remediate.ErrTLS), "--winrm-legacy-tls"},
+		// Classified by type and sentinel, not by text: the messages below
+		// say nothing that would match the old text checks.
+		{fmt.Errorf("tls to h: %w: %w", remediate.ErrTLS, x509.UnknownAuthorityError{}), "--winrm-ca"},
+		{fmt.Errorf("tls to h: %w: %w", remediate.ErrTLS, x509.HostnameError{Host: "b", Certificate: &x509.Certificate{DNSNames: []string{"a"}}}), "--winrm-server-name"},
+		{fmt.Errorf("tls to h: %w: %w", remediate.ErrTLS, x509.HostnameError{Host: "192.0.2.1", Certificate: &x509.Certificate{}}), "--winrm-server-name"},
+		{fmt.Errorf("tls to h: %w (%w)", remediate.ErrTLS, remediate.ErrTLSVersion), "--winrm-legacy-tls"},
+		{fmt.Errorf("h: %w (%w)", remediate.ErrTLS, remediate.ErrSchemeMismatch), "--winrm-http"},
+		{fmt.Errorf("x509: certificate signed by unknown authority: %w", remediate.ErrTLS), "winrm enumerate winrm/config/listener on the host"},
 		{fmt.Errorf("cannot reach h:5986: %w", remediate.ErrUnreachable), "winrm enumerate"},
-		{fmt.Errorf("lost the connection: the script's outcome on the host is unknown: %w", remediate.ErrUnreachable), "relaylock inspect"},
-		{fmt.Errorf("Web-WMI (IIS 6 WMI Compatibility) is not installed: %w", remediate.ErrFeatureMissing), "Install-WindowsFeature Web-WMI"},
+		{fmt.Errorf("lost h: %w (%w)", remediate.ErrUnreachable, remediate.ErrOutcomeUnknown), "relaylock inspect"},
+		{fmt.Errorf("the script's outcome on the host is unknown: %w", remediate.ErrUnreachable), "winrm enumerate"},
+		{fmt.Errorf("not installed: %w (%w)", remediate.ErrFeatureMissing, remediate.ErrWebWMIMissing), "Install-WindowsFeature Web-WMI"},
+		{fmt.Errorf("Web-WMI is not installed: %w", remediate.ErrFeatureMissing), "Exchange management tools"},
 		{fmt.Errorf("x: %w", remediate.ErrAccessDenied), "local administrator"},
-		{fmt.Errorf("cannot reach a Kerberos KDC for a@B: %w", remediate.ErrUnreachable), "--krb5-conf"},
+		{fmt.Errorf("no KDC for a@B: %w (%w)", remediate.ErrUnreachable, remediate.ErrKDCUnreachable), "--krb5-conf"},
 		{fmt.Errorf("x: %w", remediate.ErrNoSMTPService), "not supported"},
 		{errors.New("other"), ""},
 	}

@@ -240,7 +240,7 @@ func (d *run) listener() {
 		case errors.As(err, &ci):
 			fix = "the listener's certificate is not valid (" + ci.Error() + "): renew it and bind it to the HTTPS listener"
 		case errors.As(err, &ua):
-		case strings.Contains(err.Error(), "protocol version") || strings.Contains(err.Error(), "handshake failure"):
+		case remediate.TLSVersionMismatch(err):
 			fix = "the host offers only old TLS (Windows 2003/2008): pass --winrm-legacy-tls, or enable TLS 1.2 on the host"
 		}
 		d.add(CheckCertificate, Fail, "TLS handshake with "+hp+" failed: "+err.Error(), fix)
@@ -417,7 +417,7 @@ func (d *run) doctorScript() {
 	run, err := d.r.Run(d.ctx, "doctor", map[string]string{"blob": blob})
 	if err != nil {
 		fix := "see the error"
-		if strings.Contains(err.Error(), "413") || strings.Contains(err.Error(), "MaxEnvelopeSize") {
+		if errors.Is(err, remediate.ErrEnvelopeTooLarge) {
 			fix = fmt.Sprintf(`on the host: winrm set winrm/config @{MaxEnvelopeSizekb="500"} (at least %d)`, MinEnvelopeSizekb)
 		}
 		if errors.Is(err, psframe.ErrFrame) {

@@ -1,5 +1,17 @@
 package evidence
 
+// Why the lock-file PID logic is hand-written: the evidence lock is a
+// file created with O_EXCL next to the evidence (store.go), because that
+// works the same on every OS and on network shares (SMB, NFS) where the
+// kernel locks that github.com/gofrs/flock wraps (flock(2), LockFileEx)
+// are unreliable or not shared between clients. gofrs/flock is served by
+// the module proxy here (v0.7.1 to v0.13.2), but a kernel lock would not
+// say who holds it, and the lock file does: this file only writes
+// "pid N host H since T" and, for a lock left by a killed process, asks
+// the OS whether that pid still runs (kill(2) signal 0, OpenProcess). That
+// is a few lines per OS; a dependency for it would not remove the stale
+// lock handling, only move it.
+
 import (
 	"fmt"
 	"os"

@@ -2,7 +2,11 @@
 
 package evidence
 
-import "golang.org/x/sys/windows"
+import (
+	"errors"
+
+	"golang.org/x/sys/windows"
+)
 
 // processAlive opens the process for a query; a process that has ended
 // either cannot be opened (ERROR_INVALID_PARAMETER) or has an exit code
@@ -10,7 +14,7 @@ import "golang.org/x/sys/windows"
 func processAlive(pid int) bool {
 	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, uint32(pid))
 	if err != nil {
-		return err != windows.ERROR_INVALID_PARAMETER
+		return !errors.Is(err, windows.ERROR_INVALID_PARAMETER)
 	}
 	defer windows.CloseHandle(h)
 	var code uint32
