@@ -63,6 +63,9 @@ func (r *renderer) plainClean() string {
 	return s
 }
 
+// plainTests is how many triggering tests the plain-words paragraph names.
+const plainTests = 3
+
 // plainFinding tells one relay finding: what was wrong, the cause, the
 // change and the proof.
 func (r *renderer) plainFinding(f *finding) []string {
@@ -73,6 +76,10 @@ func (r *renderer) plainFinding(f *finding) []string {
 		if contains(ep.Triggers, tr.ID) {
 			tests = append(tests, tr.ID+" "+tr.Title)
 		}
+	}
+	// Plain words name a few of the forms; the finding lists them all.
+	if len(tests) > plainTests {
+		tests = append(tests[:plainTests:plainTests], r.t.get("summary.plain.tests.more", "n", fmt.Sprint(len(tests)-plainTests)))
 	}
 	s := []string{r.t.get("summary.plain.wrong", "endpoint", f.Row.Key.String(), "tests", orDash(strings.Join(tests, "; ")))}
 

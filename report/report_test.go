@@ -879,6 +879,17 @@ func TestPlainSummary(t *testing.T) {
 	if got := plainOf(t, b, tx); !strings.Contains(got, "found it still relaying (1 test(s) relayed: R1): the problem is not fixed.") {
 		t.Errorf("open re-test:\n%s", got)
 	}
+	// Many triggering tests: plain words name a few, the finding the rest.
+	b = fixtureBundle()
+	ep = &b.Audits[0].Result.Targets[0].Endpoints[0]
+	for i := 0; i < 5; i++ {
+		id := fmt.Sprintf("R9%d", i)
+		ep.Tests = append(ep.Tests, audit.TestResult{ID: id, Title: "extra form"})
+		ep.Triggers = append(ep.Triggers, id)
+	}
+	if got := plainOf(t, b, tx); !strings.Contains(got, "; and 4 more, listed in the finding)") || strings.Contains(got, "R94") {
+		t.Errorf("many triggers:\n%s", got)
+	}
 	// Nothing changed, nothing re-tested.
 	b = fixtureBundle()
 	b.Changes, b.Audits = nil, b.Audits[:1]
