@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"net/smtp"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,15 +19,7 @@ import (
 func TestExchangeOverWinRM(t *testing.T) {
 	h := Exchange2016OpenCustomConnector()
 	l := startLab(t, Config{Host: h, Platform: "exchange2016", Password: "pw-Exch-16", WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}})
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := remediate.NewWinRMRunner(remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, CACertFile: ca,
-		TLSServerName: l.TLSServerName, User: l.User, Password: l.Password, OperationTimeout: 5 * time.Second, Auth: remediate.AuthNTLM})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := ntlmRunner(t, l)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	prober := []netip.Addr{netip.MustParseAddr("127.0.0.1")}

@@ -13,6 +13,22 @@ import (
 	"github.com/relaylock/relaylock/remediate"
 )
 
+// ntlmRunner is relaylock's WinRM runner for lab l: HTTPS with the lab's
+// CA, NTLM, as an operator runs it.
+func ntlmRunner(t *testing.T, l *Lab) remediate.Runner {
+	t.Helper()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := remediate.NewWinRMRunner(remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, CACertFile: ca,
+		TLSServerName: l.TLSServerName, User: l.User, Password: l.Password, OperationTimeout: 5 * time.Second, Auth: remediate.AuthNTLM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // TestIISOverWinRM drives the IIS driver through the real WinRM client
 // and the lab's WS-Management face: the scripts travel as the embedded
 // text, parameters as data, and a missing Web-WMI reaches the caller as
@@ -20,16 +36,7 @@ import (
 func TestIISOverWinRM(t *testing.T) {
 	runner := func(t *testing.T, h Host) remediate.Runner {
 		l := startLab(t, Config{Host: h, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}})
-		ca := filepath.Join(t.TempDir(), "ca.pem")
-		if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		r, _, err := remediate.NewWinRMRunner(remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, CACertFile: ca,
-			TLSServerName: l.TLSServerName, User: l.User, Password: l.Password, OperationTimeout: 5 * time.Second, Auth: remediate.AuthNTLM})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
+		return ntlmRunner(t, l)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -98,15 +105,7 @@ func TestIISInheritedRelayListOverWinRM(t *testing.T) {
 			h := NewIIS(IISInheritedOpen)
 			tc.setup(h)
 			l := startLab(t, Config{Host: h, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}})
-			ca := filepath.Join(t.TempDir(), "ca.pem")
-			if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			r, _, err := remediate.NewWinRMRunner(remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, CACertFile: ca,
-				TLSServerName: l.TLSServerName, User: l.User, Password: l.Password, OperationTimeout: 5 * time.Second, Auth: remediate.AuthNTLM})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := ntlmRunner(t, l)
 			insp, err := remediate.InspectHost(ctx, r, "smtp01", prober)
 			if err != nil {
 				t.Fatal(err)
@@ -199,15 +198,7 @@ func TestIISUnsortedRelayListOverWinRM(t *testing.T) {
 	}
 
 	l := startLab(t, Config{Host: h, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}})
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, l.CACertPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r, _, err := remediate.NewWinRMRunner(remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, HTTPS: true, CACertFile: ca,
-		TLSServerName: l.TLSServerName, User: l.User, Password: l.Password, OperationTimeout: 5 * time.Second, Auth: remediate.AuthNTLM})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := ntlmRunner(t, l)
 	insp, err := remediate.InspectHost(ctx, r, "smtp01", nil)
 	if err != nil {
 		t.Fatal(err)
