@@ -12,14 +12,21 @@ import (
 	"github.com/relaylock/relaylock/audit/smtptest"
 )
 
-func TestAuditCommandExitCodes(t *testing.T) {
-	open := smtptest.Serve(t, smtptest.Open())
-	closed := smtptest.Serve(t, smtptest.Closed554())
+// resolveExampleMX makes the CLI resolve example.com to one MX,
+// mx.example.com at 127.0.0.1, for the rest of the test.
+func resolveExampleMX(t *testing.T) {
+	t.Helper()
 	testResolver = &audit.MockResolver{
 		MX:    map[string][]string{"example.com": {"mx.example.com"}},
 		Addrs: map[string][]netip.Addr{"mx.example.com": {netip.MustParseAddr("127.0.0.1")}},
 	}
 	t.Cleanup(func() { testResolver = nil })
+}
+
+func TestAuditCommandExitCodes(t *testing.T) {
+	open := smtptest.Serve(t, smtptest.Open())
+	closed := smtptest.Serve(t, smtptest.Closed554())
+	resolveExampleMX(t)
 	port := func(a string) string { return a[strings.LastIndex(a, ":")+1:] }
 	tests := []struct {
 		name string

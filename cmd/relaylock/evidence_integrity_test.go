@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/audit/smtptest"
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/report"
@@ -111,11 +110,7 @@ func auditFixture(t *testing.T, open bool) []string {
 		srv = smtptest.Open()
 	}
 	addr := smtptest.Serve(t, srv)
-	testResolver = &audit.MockResolver{
-		MX:    map[string][]string{"example.com": {"mx.example.com"}},
-		Addrs: map[string][]netip.Addr{"mx.example.com": {netip.MustParseAddr("127.0.0.1")}},
-	}
-	t.Cleanup(func() { testResolver = nil })
+	resolveExampleMX(t)
 	return []string{"audit", "--ports", addr[strings.LastIndex(addr, ":")+1:], "--helo", "probe.example.net", "--probe-domain", "example.net"}
 }
 

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -20,11 +19,7 @@ import (
 func TestAuditFormatCSV(t *testing.T) {
 	open := smtptest.Serve(t, smtptest.Open())
 	closed := smtptest.Serve(t, smtptest.Closed554())
-	testResolver = &audit.MockResolver{
-		MX:    map[string][]string{"example.com": {"mx.example.com"}},
-		Addrs: map[string][]netip.Addr{"mx.example.com": {netip.MustParseAddr("127.0.0.1")}},
-	}
-	t.Cleanup(func() { testResolver = nil })
+	resolveExampleMX(t)
 	var stdout, stderr bytes.Buffer
 	e := &env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
 	code := run(context.Background(), []string{"relaylock", "audit", "--format", "csv", "--helo", "probe.example.net",
