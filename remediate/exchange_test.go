@@ -35,7 +35,9 @@ func exDriver(t *testing.T) remediate.Driver {
 
 func exInspect(t *testing.T, h *lab.ExchangeHost) *remediate.Inspection {
 	t.Helper()
-	insp, err := exDriver(t).Inspect(context.Background(), &lab.DirectRunner{Host: h}, "ex1.corp.example", h.HostInfo(), []netip.Addr{prober})
+	// The host prepared as the README asks (a WinRM 2.0 host's shell
+	// memory quota raised: lab.HostPreparation).
+	insp, err := exDriver(t).Inspect(context.Background(), &lab.DirectRunner{Host: h, Conditions: lab.PreparedConditions(h)}, "ex1.corp.example", h.HostInfo(), []netip.Addr{prober})
 	if err != nil {
 		t.Fatalf("inspect: %v", err)
 	}
@@ -142,7 +144,7 @@ func TestExchangeRemediateCycle(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.host()
-			run := &lab.DirectRunner{Host: h}
+			run := &lab.DirectRunner{Host: h, Conditions: lab.PreparedConditions(h)}
 			before := h.State()
 			if !h.RelayAllowed(stranger, false, "elsewhere.example") {
 				t.Fatal("scenario is not an open relay to begin with")

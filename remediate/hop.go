@@ -311,8 +311,14 @@ const ExchangeShellMinMemoryMB = 512
 // for exceeding MaxMemoryPerShellMB while it loaded the Exchange shell.
 var ErrShellMemoryQuota = errors.New("WinRM shell memory quota (MaxMemoryPerShellMB) exceeded")
 
-// ShellMemoryQuotaFix is the command that raises the quota on the host.
-const ShellMemoryQuotaFix = `Set-Item WSMan:\localhost\Shell\MaxMemoryPerShellMB 1024`
+// ShellMemoryQuotaFix is the command that raises the quota on the host
+// (PowerShell's WSMan: drive); ShellMemoryQuotaFixWinRM2 is the same with
+// winrm.cmd, the form Microsoft's WinRM 2.0 documentation uses (in
+// PowerShell, quote the hashtable: '@{...}').
+const (
+	ShellMemoryQuotaFix       = `Set-Item WSMan:\localhost\Shell\MaxMemoryPerShellMB 1024`
+	ShellMemoryQuotaFixWinRM2 = `winrm set winrm/config/winrs @{MaxMemoryPerShellMB="1024"}`
+)
 
 // shellQuotaError is the error of a hop check that loaded the Exchange
 // shell (2007+) and ended without any result frame, on a host whose
@@ -326,8 +332,17 @@ func shellQuotaError(info HostInfo, target string, run *ScriptRun) error {
 	}
 	return fmt.Errorf("%w on %s: the script that loads the Exchange shell ended without a result (exit code %d) and WinRM limits each remote shell to %d MB "+
 		"(MaxMemoryPerShellMB, %s), less than the Exchange shell needs; nothing was read or changed. On the host, as an administrator: %s "+
-		"(WinRM 2.0: winrm set winrm/config/winrs @{MaxMemoryPerShellMB=\"1024\"}), then check with relaylock doctor",
-		ErrShellMemoryQuota, info.ComputerName, run.ExitCode, info.WinRSMaxMemoryMB, quotaSource(info), ShellMemoryQuotaFix)
+		"(WinRM 2.0: %s), then check with relaylock doctor",
+		ErrShellMemoryQuota, info.ComputerName, run.ExitCode, info.WinRSMaxMemoryMB, quotaSource(info), ShellMemoryQuotaFix, ShellMemoryQuotaFixWinRM2)
+}
+
+// ShellQuotaError is the ErrShellMemoryQuota error of a run of a script
+// that loads the Exchange shell (exchange-read, exchange-write, hop-check
+// on 2007+) and ended without a result on a host whose known quota is
+// below ExchangeShellMinMemoryMB, or nil (for doctor, which reads through
+// the driver).
+func ShellQuotaError(info HostInfo, run *ScriptRun) error {
+	return shellQuotaError(info, hopTarget(info), run)
 }
 
 // quotaSource says where detect found the MaxMemoryPerShellMB it reported.
@@ -354,5 +369,5 @@ func quotaWarnings(info HostInfo) []string {
 		src = ", WinRM's default for PowerShell " + info.PSVersion + "; the real value could not be read"
 	}
 	return []string{fmt.Sprintf("WinRM limits each remote shell to %d MB (MaxMemoryPerShellMB%s): loading the Exchange shell may exceed it, and WinRM then ends the script without a result. "+
-		"If a read fails without an Exchange error, raise it on the host: "+ShellMemoryQuotaFix+" (WinRM 2.0: winrm set winrm/config/winrs @{MaxMemoryPerShellMB=\"1024\"})", info.WinRSMaxMemoryMB, src)}
+		"If a read fails without an Exchange error, raise it on the host: "+ShellMemoryQuotaFix+" (WinRM 2.0: "+ShellMemoryQuotaFixWinRM2+")", info.WinRSMaxMemoryMB, src)}
 }

@@ -68,7 +68,10 @@ func TestSecondHopScriptsWithoutCredentialFail(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.platform+"/"+tc.script, func(t *testing.T) {
 			h := hopPlatforms()[tc.platform]()
-			run, err := (&lab.DirectRunner{Host: h, NoHop: true}).Run(ctx, tc.script, tc.params)
+			// The host prepared as the README asks (WinRM 2.0's quota
+			// raised), so that the second hop is what fails.
+			cond := lab.PreparedConditions(h)
+			run, err := (&lab.DirectRunner{Host: h, NoHop: true, Conditions: cond}).Run(ctx, tc.script, tc.params)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +91,7 @@ func TestSecondHopScriptsWithoutCredentialFail(t *testing.T) {
 				t.Errorf("run.Hop = %q, want the no-credential note", run.Hop)
 			}
 			// The same script with the credential as data passes.
-			run, err = (&lab.DirectRunner{Host: h}).Run(ctx, tc.script, tc.params)
+			run, err = (&lab.DirectRunner{Host: h, Conditions: cond}).Run(ctx, tc.script, tc.params)
 			if err != nil || run.Output.ExitCode != 0 {
 				t.Fatalf("with the credential: %v\n%s", err, run.Stdout)
 			}
@@ -113,9 +116,12 @@ func TestSecondHopCheckedBeforeAnyRead(t *testing.T) {
 			runner func(h lab.Host) *lab.DirectRunner
 			want   string
 		}{
-			{"no credential", func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h, NoHop: true} }, "relaylock had none to pass"},
+			// Hosts prepared as the README asks (WinRM 2.0's quota raised).
+			{"no credential", func(h lab.Host) *lab.DirectRunner {
+				return &lab.DirectRunner{Host: h, NoHop: true, Conditions: lab.PreparedConditions(h)}
+			}, "relaylock had none to pass"},
 			{"wrong password", func(h lab.Host) *lab.DirectRunner {
-				return &lab.DirectRunner{Host: h, Hop: remediate.HopCredential{User: lab.DefaultDirectory.User, Password: "wrong"}}
+				return &lab.DirectRunner{Host: h, Hop: remediate.HopCredential{User: lab.DefaultDirectory.User, Password: "wrong"}, Conditions: lab.PreparedConditions(h)}
 			}, "refused"},
 		} {
 			t.Run(name+"/"+variant.name, func(t *testing.T) {
@@ -176,7 +182,7 @@ func TestSecondHopRemediateAndRollback(t *testing.T) {
 				x.SetSyncDelay(10 * time.Millisecond)
 			}
 			before := hostState(t, h)
-			r := &lab.DirectRunner{Host: h}
+			r := &lab.DirectRunner{Host: h, Conditions: lab.PreparedConditions(h)} // prepared as the README asks
 			bk := filepath.Join(t.TempDir(), "backup.json")
 			out, err := remediate.Remediate(context.Background(), remediate.Options{Host: "mail", Runner: r, Yes: true, BackupPath: bk,
 				Request: remediate.Request{Allow: []remediate.AddrRange{mustRange(t, "192.0.2.25")}, SyncTimeout: 5 * time.Second}})
@@ -286,23 +292,46 @@ func TestExchangeBareSnapinRefusedWithoutForce(t *testing.T) {
 }
 
 // WinRM 2.0's 150 MB shell quota is reported before the Exchange shell
-// loads; later hosts (1024 MB) get no warning.
+// loads and, left at that default, ends the hop check: relaylock stops
+// with ErrShellMemoryQuota and the README's fix, having read nothing.
+// Raised as the README asks, the same host is inspected without the
+// warning; later hosts (1024 MB) never get it.
 func TestExchangeShellQuotaWarning(t *testing.T) {
 	for _, tc := range []struct {
-		host lab.Host
-		want bool
+		host     func() lab.Host
+		prepared bool
+		warn     bool
 	}{
-		{lab.Exchange2010OpenDefault(), true},
-		{lab.Exchange2007OpenDefault(), true},
-		{lab.Exchange2016OpenCustomConnector(), false},
+		{func() lab.Host { return lab.Exchange2010OpenDefault() }, false, true},
+		{func() lab.Host { return lab.Exchange2007OpenDefault() }, false, true},
+		{func() lab.Host { return lab.Exchange2010OpenDefault() }, true, false},
+		{func() lab.Host { return lab.Exchange2007OpenDefault() }, true, false},
+		{func() lab.Host { return lab.Exchange2016OpenCustomConnector() }, false, false},
 	} {
-		insp, err := remediate.InspectHost(context.Background(), &lab.DirectRunner{Host: tc.host}, "ex1", []netip.Addr{netip.MustParseAddr("203.0.113.9")})
-		if err != nil {
-			t.Fatal(err)
+		h := tc.host()
+		r := &lab.DirectRunner{Host: h}
+		if tc.prepared {
+			r.Conditions = lab.PreparedConditions(h)
 		}
-		got := strings.Contains(strings.Join(insp.Warnings, "\n"), "MaxMemoryPerShellMB")
-		if got != tc.want {
-			t.Errorf("%s: quota warning %v, want %v (%v)", tc.host.HostInfo().ExchangeVersion, got, tc.want, insp.Warnings)
+		name := fmt.Sprintf("%s prepared=%v", h.HostInfo().ExchangeVersion, tc.prepared)
+		insp, err := remediate.InspectHost(context.Background(), r, "ex1", []netip.Addr{netip.MustParseAddr("203.0.113.9")})
+		if insp == nil {
+			t.Fatalf("%s: no inspection: %v", name, err)
+		}
+		if got := strings.Contains(strings.Join(insp.Warnings, "\n"), "MaxMemoryPerShellMB"); got != tc.warn {
+			t.Errorf("%s: quota warning %v, want %v (%v)", name, got, tc.warn, insp.Warnings)
+		}
+		if !tc.warn {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, remediate.ErrShellMemoryQuota) || !strings.Contains(err.Error(), remediate.ShellMemoryQuotaFixWinRM2) {
+			t.Errorf("%s: %v, want ErrShellMemoryQuota with the README's fix", name, err)
+		}
+		if len(insp.Settings) != 0 || len(insp.Runs) != 2 {
+			t.Errorf("%s: read past the failed hop check: %d runs, %d settings", name, len(insp.Runs), len(insp.Settings))
 		}
 	}
 }

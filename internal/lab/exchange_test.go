@@ -59,7 +59,9 @@ func TestExchangeRelayAllowed(t *testing.T) {
 
 func exRunOps(t *testing.T, h *ExchangeHost, ops ...remediate.ExchangeOp) *remediate.ScriptRun {
 	t.Helper()
-	run, err := (&DirectRunner{Host: h}).Run(context.Background(), remediate.ExchangeWriteScript, remediate.EncodeExchangeOps(ops))
+	// A host prepared as the README asks (WinRM 2.0's quota raised), so
+	// that the cmdlets' own checks answer.
+	run, err := (&DirectRunner{Host: h, Conditions: PreparedConditions(h)}).Run(context.Background(), remediate.ExchangeWriteScript, remediate.EncodeExchangeOps(ops))
 	if err != nil {
 		t.Fatal(err)
 	}
