@@ -13,6 +13,7 @@ import (
 
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/remediate"
+	"github.com/relaylock/relaylock/templates"
 )
 
 // hopPlatforms are the lab hosts that need the second hop, by name.
@@ -364,5 +365,85 @@ func TestHopCredentialDefaults(t *testing.T) {
 	}
 	if p := remediate.RecordedParams(map[string]string{"a": "1", remediate.HopPasswordParam: "q"}); len(p) != 1 || p["a"] != "1" {
 		t.Errorf("RecordedParams = %v", p)
+	}
+}
+
+// The AD second-hop check binds to the domain controller the run names
+// (--dc), as the read and the write will: LDAP://DC/... A serverless bind
+// reaches the site's DC (on the Exchange 2003 lab not the one DS2MB
+// reads); a named DC that does not exist fails with "The server is not
+// operational." (0x8007203A), one that does not accept the hop
+// credential with the logon error (0x8007052E), and a process without
+// credentials with the double-hop error (0x80072020). Each failure stops
+// relaylock after detect and hop-check, before any read.
+func TestSecondHopBindsToNamedDC(t *testing.T) {
+	foreign := lab.DefaultDirectory
+	foreign.ForeignDCs = []string{lab.Ex2003ConfigDC}
+	for _, tc := range []struct {
+		name    string
+		dc      string
+		runner  func(h lab.Host) *lab.DirectRunner
+		boundTo string // the DC that answered; "" = the check must fail
+		hresult string
+		down    bool // ErrDCUnreachable
+		what    string
+	}{
+		{"serverless: the site's DC", "", func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h} }, lab.Ex2003OtherDC, "", false, ""},
+		{"named DC", lab.Ex2003ConfigDC, func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h} }, lab.Ex2003ConfigDC, "", false, ""},
+		{"named by its short name", "DC02", func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h} }, lab.Ex2003OtherDC, "", false, ""},
+		{"named DC that does not exist", "DC09.corp.example", func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h} },
+			"", remediate.HResultServerDown, true, "on domain controller DC09.corp.example"},
+		{"named DC that refuses the hop credential", lab.Ex2003ConfigDC, func(h lab.Host) *lab.DirectRunner {
+			return &lab.DirectRunner{Host: h, Directory: foreign}
+		}, "", remediate.HResultLogonFailure, false, "on domain controller " + lab.Ex2003ConfigDC},
+		{"named DC, no credential to pass", lab.Ex2003ConfigDC, func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h, NoHop: true} },
+			"", "0x80072020", false, "on domain controller " + lab.Ex2003ConfigDC},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := lab.NewExchange2003(lab.Ex2003Open)
+			before := hostState(t, h)
+			insp, err := remediate.InspectHostWith(context.Background(), tc.runner(h), "mail", nil, remediate.HostOptions{DC: tc.dc})
+			if insp == nil || len(insp.Runs) < 2 || insp.Runs[1].Script != remediate.HopCheckScript {
+				t.Fatalf("no hop-check run: %+v, %v", insp, err)
+			}
+			hop := insp.Runs[1]
+			if got := hop.Params[remediate.DomainControllerParam]; got != tc.dc {
+				t.Errorf("hop-check params %v, want dc %q", hop.Params, tc.dc)
+			}
+			if tc.boundTo != "" {
+				if err != nil {
+					t.Fatalf("inspect: %v", err)
+				}
+				if rec, _ := hop.Output.First("hop"); rec.Str("dc") != tc.boundTo {
+					t.Errorf("the check bound to %q, want %q", rec.Str("dc"), tc.boundTo)
+				}
+				return
+			}
+			var he *remediate.SecondHopError
+			if !errors.Is(err, remediate.ErrSecondHop) || !errors.As(err, &he) {
+				t.Fatalf("err = %v, want a SecondHopError", err)
+			}
+			if he.HResult != tc.hresult || he.DC != tc.dc || !strings.Contains(he.What, tc.what) {
+				t.Errorf("SecondHopError %+v, want HRESULT %s, DC %s, what ~%q", he, tc.hresult, tc.dc, tc.what)
+			}
+			if got := errors.Is(err, remediate.ErrDCUnreachable); got != tc.down {
+				t.Errorf("ErrDCUnreachable %v, want %v: %v", got, tc.down, err)
+			}
+			if len(insp.Runs) != 2 || len(insp.Settings) != 0 {
+				t.Errorf("read past the failed check: %d runs", len(insp.Runs))
+			}
+			if hostState(t, h) != before {
+				t.Error("the host changed")
+			}
+		})
+	}
+	// Every LDAP path of the check goes through the DC prefix: no
+	// serverless literal is left to bind past --dc.
+	src, err := templates.Script(remediate.HopCheckScript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(src, "'LDAP://RootDSE'") || strings.Contains(src, "('LDAP://' + $cfg)") {
+		t.Error("hop-check.ps1 still binds serverless whatever dc says")
 	}
 }
