@@ -1308,29 +1308,9 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 		ranges = append(ranges, r.String())
 		v6 = v6 || r.From.Is6()
 	}
-	// Listen where every other port-25 connector of the role listens, so the
-	// dedicated connector's narrow ranges win whichever of local binding or
-	// remote range Exchange weighs first.
-	bindings := []string{"0.0.0.0:25"}
-	if v6 {
-		bindings = append(bindings, "[::]:25")
-	}
+	// Microsoft's documented form (exchange_bindings.go).
+	bindings := relayConnectorBindings(v6)
 	role := dedicatedRole(s)
-	for _, c := range s.Connectors {
-		if !strings.EqualFold(c.TransportRole, role) || strings.EqualFold(c.Identity, identity) {
-			continue
-		}
-		for _, b := range c.Bindings {
-			ip, port, ok := exSplitBinding(b)
-			if !ok || port != 25 || ip == "0.0.0.0" || ip == "::" || exContainsFold(bindings, b) {
-				continue
-			}
-			if a, err := netip.ParseAddr(ip); err == nil && (a.Is4() || v6) {
-				bindings = append(bindings, strings.TrimSpace(b))
-			}
-		}
-	}
-	sort.Strings(bindings[1:])
 	// Method A of [S32]: AnonymousUsers plus the anonymous Accept-Any-Recipient
 	// ACE (minimum rights; not ExternalAuthoritative). AuthMechanism is set
 	// explicitly to Tls so the result does not depend on version defaults.
@@ -1338,7 +1318,8 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 		Bindings: bindings, RemoteIPRanges: ranges, AuthMechanism: []string{"Tls"}, PermissionGroups: []string{"AnonymousUsers"},
 		AnyRecipient: []ExchangeACE{{User: s.AnonymousName, SID: AnonymousLogonSID}}}
 	// Exchange refuses two connectors of a role with the same binding and
-	// the same remote range [S33]: say so before touching the host.
+	// the same remote range, or ranges that overlap partly [S33]: say so
+	// before touching the host.
 	for _, c := range s.Connectors {
 		if strings.EqualFold(c.Identity, identity) || !strings.EqualFold(c.TransportRole, role) {
 			continue
@@ -1353,9 +1334,15 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 					if x == r {
 						return fmt.Errorf("allow entry %s on %s is already the RemoteIPRanges entry of receive connector %s: Exchange refuses a second connector with the same binding and range; remove the entry from the allow list or from %s", r, b, c.Identity, c.Identity)
 					}
+					if exRangesConflict(x, r) {
+						return fmt.Errorf("allow entry %s on %s overlaps the RemoteIPRanges entry %s of receive connector %s without either holding the other: Exchange refuses connectors that share a binding with partly overlapping ranges; change the allow entry or %s so that one holds the other", r, b, x, c.Identity, c.Identity)
+					}
 				}
 			}
 		}
+	}
+	for _, n := range specificBindingNotes(s, role, identity, exCanonRanges(ranges)) {
+		p.note("%s", n)
 	}
 	o := connectorObject(identity)
 	why := "Dedicated relay connector for the allowed clients (" + exCanonRanges(ranges) + "): anonymous senders from these addresses may relay, nobody else (Microsoft's anonymous relay recipe)."

@@ -35,7 +35,9 @@ func exDriver(t *testing.T) remediate.Driver {
 
 func exInspect(t *testing.T, h *lab.ExchangeHost) *remediate.Inspection {
 	t.Helper()
-	insp, err := exDriver(t).Inspect(context.Background(), &lab.DirectRunner{Host: h}, "ex1.corp.example", h.HostInfo(), []netip.Addr{prober})
+	// The host prepared as the README asks (a WinRM 2.0 host's shell
+	// memory quota raised: lab.HostPreparation).
+	insp, err := exDriver(t).Inspect(context.Background(), &lab.DirectRunner{Host: h, Conditions: lab.PreparedConditions(h)}, "ex1.corp.example", h.HostInfo(), []netip.Addr{prober})
 	if err != nil {
 		t.Fatalf("inspect: %v", err)
 	}
@@ -142,7 +144,7 @@ func TestExchangeRemediateCycle(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.host()
-			run := &lab.DirectRunner{Host: h}
+			run := &lab.DirectRunner{Host: h, Conditions: lab.PreparedConditions(h)}
 			before := h.State()
 			if !h.RelayAllowed(stranger, false, "elsewhere.example") {
 				t.Fatal("scenario is not an open relay to begin with")
@@ -522,8 +524,14 @@ func TestExchangeExistingDedicatedConnector(t *testing.T) {
 	if c := got[remediate.SetRemoteIPRanges]; c.Current != "172.16.0.0/12" || c.New != "10.1.2.0/24, 192.168.7.10" {
 		t.Errorf("ranges change = %+v", c)
 	}
-	if c := got[remediate.SetBindings]; c.New != "0.0.0.0:25, 192.0.2.25:25" {
-		t.Errorf("bindings change = %+v (the dedicated connector must also listen where App Relay does)", c)
+	// Microsoft's documented form, 0.0.0.0:25, which the connector has:
+	// no bindings change, and the plan names App Relay's specific binding
+	// as the unverified case.
+	if c, ok := got[remediate.SetBindings]; ok {
+		t.Errorf("bindings change = %+v, want none (0.0.0.0:25 already)", c)
+	}
+	if !strings.Contains(strings.Join(plan.Notes, "\n"), `EX1\App Relay listens on 192.0.2.25:25`) {
+		t.Errorf("the plan does not name App Relay's specific binding: %q", plan.Notes)
 	}
 	if c, ok := got[remediate.SetAnyRecipient]; !ok || !strings.Contains(c.New, "S-1-5-7") {
 		t.Errorf("ACE change = %+v", c)
@@ -542,13 +550,95 @@ func TestExchangeExistingDedicatedConnector(t *testing.T) {
 	}
 }
 
+// Exchange refuses a connector whose binding and remote range another
+// connector has, or whose range overlaps another's on the same binding
+// without one holding the other; the plan refuses before touching the
+// host, and the lab's New-ReceiveConnector refuses as Exchange does.
 func TestExchangePlanRefusesDuplicateRange(t *testing.T) {
-	h := lab.Exchange2019Closed()
-	exWrite(t, h, remediate.ExchangeOp{Kind: remediate.OpNewConnector, Name: "Scanners", Server: "EX1",
-		Role: "FrontendTransport", Bindings: []string{"0.0.0.0:25"}, Ranges: []string{"10.1.2.0/24"}, Auth: []string{"Tls"}, Groups: []string{"AnonymousUsers"}})
-	_, err := exDriver(t).Plan(exInspect(t, h), exRequest(false))
-	if err == nil || !strings.Contains(err.Error(), `EX1\Scanners`) {
-		t.Fatalf("err = %v, want a refusal naming the conflicting connector", err)
+	for _, tc := range []struct {
+		name, ranges string
+		refused      bool
+		says         string
+	}{
+		{"same range", "10.1.2.0/24", true, "is already the RemoteIPRanges entry"},
+		{"partly overlapping", "10.1.2.128-10.1.3.10", true, "without either holding the other"},
+		{"holding the allow entry", "10.0.0.0/8", false, ""},
+		{"held by the allow entry", "10.1.2.64/26", false, ""},
+		{"disjoint", "10.9.0.0/16", false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := lab.Exchange2019Closed()
+			exWrite(t, h, remediate.ExchangeOp{Kind: remediate.OpNewConnector, Name: "Scanners", Server: "EX1",
+				Role: "FrontendTransport", Bindings: []string{"0.0.0.0:25"}, Ranges: []string{tc.ranges}, Auth: []string{"Tls"}, Groups: []string{"AnonymousUsers"}})
+			plan, err := exDriver(t).Plan(exInspect(t, h), exRequest(false))
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("plan: %v", err)
+				}
+				// Exchange (the lab) takes the documented form next to it.
+				if _, err := exDriver(t).Apply(context.Background(), &lab.DirectRunner{Host: h}, plan); err != nil {
+					t.Fatalf("apply: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), `EX1\Scanners`) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("err = %v, want a refusal naming the conflicting connector (%q)", err, tc.says)
+			}
+			// What Exchange itself answers to the same connector.
+			run, _ := (&lab.DirectRunner{Host: h}).Run(context.Background(), remediate.ExchangeWriteScript, remediate.EncodeExchangeOps([]remediate.ExchangeOp{{
+				Kind: remediate.OpNewConnector, Name: remediate.DefaultRelayConnectorName, Server: "EX1", Role: "FrontendTransport",
+				Bindings: []string{"0.0.0.0:25"}, Ranges: []string{"10.1.2.0/24", "192.168.7.10"}, Auth: []string{"Tls"}, Groups: []string{"AnonymousUsers"}}}))
+			if run == nil || run.ExitCode == 0 || !strings.Contains(strings.Join(run.Errors, " "), `conflict with the settings on Receive connector "EX1\Scanners"`) {
+				t.Errorf("New-ReceiveConnector on the lab: %+v", run)
+			}
+		})
+	}
+}
+
+// The dedicated relay connector is created in Microsoft's documented form,
+// -Bindings 0.0.0.0:25 (and [::]:25 for IPv6 clients) -RemoteIPRanges
+// <allowed>, never with another connector's specific address; Exchange
+// (the lab) takes it, and a second plan finds nothing to change.
+func TestExchangeRelayConnectorBindings(t *testing.T) {
+	for _, tc := range []struct {
+		allow    []string
+		bindings string
+	}{
+		{[]string{"10.1.2.0/24", "192.168.7.10"}, "0.0.0.0:25"},
+		{[]string{"10.1.2.0/24", "2001:db8:7::/64"}, "0.0.0.0:25, [::]:25"},
+	} {
+		h := lab.Exchange2016OpenCustomConnector() // App Relay listens on 192.0.2.25:25
+		req := exRequest(false)
+		req.Allow = nil
+		for _, a := range tc.allow {
+			req.Allow = append(req.Allow, mustRange(t, a))
+		}
+		plan, err := exDriver(t).Plan(exInspect(t, h), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := `Receive connector EX1\` + remediate.DefaultRelayConnectorName
+		found := false
+		for _, c := range plan.Changes {
+			if c.Object == obj && c.Setting == remediate.SetBindings {
+				found = true
+				if c.New != tc.bindings {
+					t.Errorf("%v: new connector's bindings %q, want %q", tc.allow, c.New, tc.bindings)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("%v: no bindings row for the new connector: %+v", tc.allow, plan.Changes)
+		}
+		if !strings.Contains(strings.Join(plan.Notes, "\n"), "exchange-binding-precedence") {
+			t.Errorf("%v: the plan does not name the unverified precedence: %q", tc.allow, plan.Notes)
+		}
+		if _, err := exDriver(t).Apply(context.Background(), &lab.DirectRunner{Host: h}, plan); err != nil {
+			t.Fatalf("%v: apply: %v", tc.allow, err)
+		}
+		if again, err := exDriver(t).Plan(exInspect(t, h), req); err != nil || len(again.Changes) != 0 {
+			t.Errorf("%v: second plan: %v %+v", tc.allow, err, again)
+		}
 	}
 }
 

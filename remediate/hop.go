@@ -204,13 +204,29 @@ func hopTarget(info HostInfo) string {
 // (2010+), with the runner's explicit credential. It reads nothing else
 // and changes nothing. On failure the error wraps ErrSecondHop, says
 // "second hop" and lists SecondHopFixes. Hosts that need no second hop
-// (IIS SMTP, Edge) return (nil, nil, nil). doctor calls it too.
+// (IIS SMTP, Edge) return (nil, nil, nil). The AD bind is serverless
+// (CheckSecondHopOn names a domain controller).
 func CheckSecondHop(ctx context.Context, r Runner, info HostInfo) (*HopCheck, *ScriptRun, error) {
+	return CheckSecondHopOn(ctx, r, info, "")
+}
+
+// CheckSecondHopOn is CheckSecondHop with the AD bind on domain
+// controller dc (LDAP://dc/...), the one the run reads and writes
+// through: a serverless bind reaches the DC the locator picks, so it could
+// pass while the named DC cannot be reached. An empty dc binds
+// serverless. A named DC that does not answer is also ErrDCUnreachable.
+func CheckSecondHopOn(ctx context.Context, r Runner, info HostInfo, dc string) (*HopCheck, *ScriptRun, error) {
 	target := hopTarget(info)
 	if target == "" || target == "edge" {
 		return nil, nil, nil
 	}
-	run, err := r.Run(ctx, HopCheckScript, map[string]string{"target": target})
+	params := map[string]string{"target": target}
+	if dc != "" && target != "exchange" {
+		params[DomainControllerParam] = dc
+	} else {
+		dc = ""
+	}
+	run, err := r.Run(ctx, HopCheckScript, params)
 	if qe := shellQuotaError(info, target, run); qe != nil {
 		return nil, run, qe
 	}
@@ -225,11 +241,12 @@ func CheckSecondHop(ctx context.Context, r Runner, info HostInfo) (*HopCheck, *S
 		hc.Explicit, _ = e.Bool("explicit")
 		return hc, run, nil
 	}
-	he := &SecondHopError{Host: info.ComputerName, What: target, Reason: strings.Join(run.Errors, "; ")}
+	he := &SecondHopError{Host: info.ComputerName, What: target, Reason: strings.Join(run.Errors, "; "), DC: dc}
 	if er, ok := run.Output.First("hoperror"); ok {
 		he.What, he.Reason = er.Str("what"), strings.TrimSpace(er.Str("message"))
-		if hr := er.Str("hresult"); hr != "" {
-			he.Reason += " (" + hr + ")"
+		he.HResult = normHResult(er.Str("hresult"))
+		if he.HResult != "" {
+			he.Reason += " (" + he.HResult + ")"
 		}
 		he.Explicit, _ = er.Bool("explicit")
 	} else if he.Reason == "" && err != nil {
@@ -238,17 +255,35 @@ func CheckSecondHop(ctx context.Context, r Runner, info HostInfo) (*HopCheck, *S
 	return nil, run, he
 }
 
-// SecondHopError is a failed second hop; errors.Is(err, ErrSecondHop).
+// ErrDCUnreachable reports that the domain controller named for the run
+// does not exist or does not answer LDAP from the host
+// (HResultServerDown); it comes with ErrSecondHop.
+var ErrDCUnreachable = errors.New("the named domain controller cannot be reached")
+
+// SecondHopError is a failed second hop; errors.Is(err, ErrSecondHop),
+// and errors.Is(err, ErrDCUnreachable) when the named DC did not answer.
 type SecondHopError struct {
 	Host     string
 	What     string // "Active Directory", "the Exchange shell (http://.../PowerShell/)"
 	Reason   string // the Windows error, with its HRESULT
 	Explicit bool   // explicit credentials were passed
+	// DC is the domain controller the check bound to ("" serverless);
+	// HResult the Windows error's HRESULT, when the script had one.
+	DC, HResult string
 }
+
+func (e *SecondHopError) dcDown() bool { return e.DC != "" && e.HResult == HResultServerDown }
 
 func (e *SecondHopError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "second hop: %s cannot reach %s from its WinRM session: %s", e.Host, e.What, e.Reason)
+	if e.dcDown() {
+		fmt.Fprintf(&b, "\nthe domain controller %s, named for this run, does not exist or does not answer LDAP from %s: check its name, or name none to use the one Exchange reads from; nothing was read or changed", e.DC, e.Host)
+		return b.String()
+	}
+	if e.DC != "" {
+		fmt.Fprintf(&b, "\nthe check bound to the domain controller named for this run, %s, as the write will", e.DC)
+	}
 	if e.Explicit {
 		b.WriteString("\nrelaylock passed your credentials explicitly and they were refused or could not reach the service; check the account, its password and its rights")
 	} else {
@@ -261,7 +296,9 @@ func (e *SecondHopError) Error() string {
 	return b.String()
 }
 
-func (e *SecondHopError) Is(target error) bool { return target == ErrSecondHop }
+func (e *SecondHopError) Is(target error) bool {
+	return target == ErrSecondHop || target == ErrDCUnreachable && e.dcDown()
+}
 
 // ---- one domain controller per run (Exchange 2007+) ------------------------
 
@@ -311,8 +348,14 @@ const ExchangeShellMinMemoryMB = 512
 // for exceeding MaxMemoryPerShellMB while it loaded the Exchange shell.
 var ErrShellMemoryQuota = errors.New("WinRM shell memory quota (MaxMemoryPerShellMB) exceeded")
 
-// ShellMemoryQuotaFix is the command that raises the quota on the host.
-const ShellMemoryQuotaFix = `Set-Item WSMan:\localhost\Shell\MaxMemoryPerShellMB 1024`
+// ShellMemoryQuotaFix is the command that raises the quota on the host
+// (PowerShell's WSMan: drive); ShellMemoryQuotaFixWinRM2 is the same with
+// winrm.cmd, the form Microsoft's WinRM 2.0 documentation uses (in
+// PowerShell, quote the hashtable: '@{...}').
+const (
+	ShellMemoryQuotaFix       = `Set-Item WSMan:\localhost\Shell\MaxMemoryPerShellMB 1024`
+	ShellMemoryQuotaFixWinRM2 = `winrm set winrm/config/winrs @{MaxMemoryPerShellMB="1024"}`
+)
 
 // shellQuotaError is the error of a hop check that loaded the Exchange
 // shell (2007+) and ended without any result frame, on a host whose
@@ -326,8 +369,17 @@ func shellQuotaError(info HostInfo, target string, run *ScriptRun) error {
 	}
 	return fmt.Errorf("%w on %s: the script that loads the Exchange shell ended without a result (exit code %d) and WinRM limits each remote shell to %d MB "+
 		"(MaxMemoryPerShellMB, %s), less than the Exchange shell needs; nothing was read or changed. On the host, as an administrator: %s "+
-		"(WinRM 2.0: winrm set winrm/config/winrs @{MaxMemoryPerShellMB=\"1024\"}), then check with relaylock doctor",
-		ErrShellMemoryQuota, info.ComputerName, run.ExitCode, info.WinRSMaxMemoryMB, quotaSource(info), ShellMemoryQuotaFix)
+		"(WinRM 2.0: %s), then check with relaylock doctor",
+		ErrShellMemoryQuota, info.ComputerName, run.ExitCode, info.WinRSMaxMemoryMB, quotaSource(info), ShellMemoryQuotaFix, ShellMemoryQuotaFixWinRM2)
+}
+
+// ShellQuotaError is the ErrShellMemoryQuota error of a run of a script
+// that loads the Exchange shell (exchange-read, exchange-write, hop-check
+// on 2007+) and ended without a result on a host whose known quota is
+// below ExchangeShellMinMemoryMB, or nil (for doctor, which reads through
+// the driver).
+func ShellQuotaError(info HostInfo, run *ScriptRun) error {
+	return shellQuotaError(info, hopTarget(info), run)
 }
 
 // quotaSource says where detect found the MaxMemoryPerShellMB it reported.
@@ -354,5 +406,5 @@ func quotaWarnings(info HostInfo) []string {
 		src = ", WinRM's default for PowerShell " + info.PSVersion + "; the real value could not be read"
 	}
 	return []string{fmt.Sprintf("WinRM limits each remote shell to %d MB (MaxMemoryPerShellMB%s): loading the Exchange shell may exceed it, and WinRM then ends the script without a result. "+
-		"If a read fails without an Exchange error, raise it on the host: "+ShellMemoryQuotaFix+" (WinRM 2.0: winrm set winrm/config/winrs @{MaxMemoryPerShellMB=\"1024\"})", info.WinRSMaxMemoryMB, src)}
+		"If a read fails without an Exchange error, raise it on the host: "+ShellMemoryQuotaFix+" (WinRM 2.0: "+ShellMemoryQuotaFixWinRM2+")", info.WinRSMaxMemoryMB, src)}
 }

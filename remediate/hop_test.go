@@ -13,6 +13,7 @@ import (
 
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/remediate"
+	"github.com/relaylock/relaylock/templates"
 )
 
 // hopPlatforms are the lab hosts that need the second hop, by name.
@@ -68,7 +69,10 @@ func TestSecondHopScriptsWithoutCredentialFail(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.platform+"/"+tc.script, func(t *testing.T) {
 			h := hopPlatforms()[tc.platform]()
-			run, err := (&lab.DirectRunner{Host: h, NoHop: true}).Run(ctx, tc.script, tc.params)
+			// The host prepared as the README asks (WinRM 2.0's quota
+			// raised), so that the second hop is what fails.
+			cond := lab.PreparedConditions(h)
+			run, err := (&lab.DirectRunner{Host: h, NoHop: true, Conditions: cond}).Run(ctx, tc.script, tc.params)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +92,7 @@ func TestSecondHopScriptsWithoutCredentialFail(t *testing.T) {
 				t.Errorf("run.Hop = %q, want the no-credential note", run.Hop)
 			}
 			// The same script with the credential as data passes.
-			run, err = (&lab.DirectRunner{Host: h}).Run(ctx, tc.script, tc.params)
+			run, err = (&lab.DirectRunner{Host: h, Conditions: cond}).Run(ctx, tc.script, tc.params)
 			if err != nil || run.Output.ExitCode != 0 {
 				t.Fatalf("with the credential: %v\n%s", err, run.Stdout)
 			}
@@ -113,9 +117,12 @@ func TestSecondHopCheckedBeforeAnyRead(t *testing.T) {
 			runner func(h lab.Host) *lab.DirectRunner
 			want   string
 		}{
-			{"no credential", func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h, NoHop: true} }, "relaylock had none to pass"},
+			// Hosts prepared as the README asks (WinRM 2.0's quota raised).
+			{"no credential", func(h lab.Host) *lab.DirectRunner {
+				return &lab.DirectRunner{Host: h, NoHop: true, Conditions: lab.PreparedConditions(h)}
+			}, "relaylock had none to pass"},
 			{"wrong password", func(h lab.Host) *lab.DirectRunner {
-				return &lab.DirectRunner{Host: h, Hop: remediate.HopCredential{User: lab.DefaultDirectory.User, Password: "wrong"}}
+				return &lab.DirectRunner{Host: h, Hop: remediate.HopCredential{User: lab.DefaultDirectory.User, Password: "wrong"}, Conditions: lab.PreparedConditions(h)}
 			}, "refused"},
 		} {
 			t.Run(name+"/"+variant.name, func(t *testing.T) {
@@ -176,7 +183,7 @@ func TestSecondHopRemediateAndRollback(t *testing.T) {
 				x.SetSyncDelay(10 * time.Millisecond)
 			}
 			before := hostState(t, h)
-			r := &lab.DirectRunner{Host: h}
+			r := &lab.DirectRunner{Host: h, Conditions: lab.PreparedConditions(h)} // prepared as the README asks
 			bk := filepath.Join(t.TempDir(), "backup.json")
 			out, err := remediate.Remediate(context.Background(), remediate.Options{Host: "mail", Runner: r, Yes: true, BackupPath: bk,
 				Request: remediate.Request{Allow: []remediate.AddrRange{mustRange(t, "192.0.2.25")}, SyncTimeout: 5 * time.Second}})
@@ -286,23 +293,46 @@ func TestExchangeBareSnapinRefusedWithoutForce(t *testing.T) {
 }
 
 // WinRM 2.0's 150 MB shell quota is reported before the Exchange shell
-// loads; later hosts (1024 MB) get no warning.
+// loads and, left at that default, ends the hop check: relaylock stops
+// with ErrShellMemoryQuota and the README's fix, having read nothing.
+// Raised as the README asks, the same host is inspected without the
+// warning; later hosts (1024 MB) never get it.
 func TestExchangeShellQuotaWarning(t *testing.T) {
 	for _, tc := range []struct {
-		host lab.Host
-		want bool
+		host     func() lab.Host
+		prepared bool
+		warn     bool
 	}{
-		{lab.Exchange2010OpenDefault(), true},
-		{lab.Exchange2007OpenDefault(), true},
-		{lab.Exchange2016OpenCustomConnector(), false},
+		{func() lab.Host { return lab.Exchange2010OpenDefault() }, false, true},
+		{func() lab.Host { return lab.Exchange2007OpenDefault() }, false, true},
+		{func() lab.Host { return lab.Exchange2010OpenDefault() }, true, false},
+		{func() lab.Host { return lab.Exchange2007OpenDefault() }, true, false},
+		{func() lab.Host { return lab.Exchange2016OpenCustomConnector() }, false, false},
 	} {
-		insp, err := remediate.InspectHost(context.Background(), &lab.DirectRunner{Host: tc.host}, "ex1", []netip.Addr{netip.MustParseAddr("203.0.113.9")})
-		if err != nil {
-			t.Fatal(err)
+		h := tc.host()
+		r := &lab.DirectRunner{Host: h}
+		if tc.prepared {
+			r.Conditions = lab.PreparedConditions(h)
 		}
-		got := strings.Contains(strings.Join(insp.Warnings, "\n"), "MaxMemoryPerShellMB")
-		if got != tc.want {
-			t.Errorf("%s: quota warning %v, want %v (%v)", tc.host.HostInfo().ExchangeVersion, got, tc.want, insp.Warnings)
+		name := fmt.Sprintf("%s prepared=%v", h.HostInfo().ExchangeVersion, tc.prepared)
+		insp, err := remediate.InspectHost(context.Background(), r, "ex1", []netip.Addr{netip.MustParseAddr("203.0.113.9")})
+		if insp == nil {
+			t.Fatalf("%s: no inspection: %v", name, err)
+		}
+		if got := strings.Contains(strings.Join(insp.Warnings, "\n"), "MaxMemoryPerShellMB"); got != tc.warn {
+			t.Errorf("%s: quota warning %v, want %v (%v)", name, got, tc.warn, insp.Warnings)
+		}
+		if !tc.warn {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, remediate.ErrShellMemoryQuota) || !strings.Contains(err.Error(), remediate.ShellMemoryQuotaFixWinRM2) {
+			t.Errorf("%s: %v, want ErrShellMemoryQuota with the README's fix", name, err)
+		}
+		if len(insp.Settings) != 0 || len(insp.Runs) != 2 {
+			t.Errorf("%s: read past the failed hop check: %d runs, %d settings", name, len(insp.Runs), len(insp.Settings))
 		}
 	}
 }
@@ -335,5 +365,85 @@ func TestHopCredentialDefaults(t *testing.T) {
 	}
 	if p := remediate.RecordedParams(map[string]string{"a": "1", remediate.HopPasswordParam: "q"}); len(p) != 1 || p["a"] != "1" {
 		t.Errorf("RecordedParams = %v", p)
+	}
+}
+
+// The AD second-hop check binds to the domain controller the run names
+// (--dc), as the read and the write will: LDAP://DC/... A serverless bind
+// reaches the site's DC (on the Exchange 2003 lab not the one DS2MB
+// reads); a named DC that does not exist fails with "The server is not
+// operational." (0x8007203A), one that does not accept the hop
+// credential with the logon error (0x8007052E), and a process without
+// credentials with the double-hop error (0x80072020). Each failure stops
+// relaylock after detect and hop-check, before any read.
+func TestSecondHopBindsToNamedDC(t *testing.T) {
+	foreign := lab.DefaultDirectory
+	foreign.ForeignDCs = []string{lab.Ex2003ConfigDC}
+	for _, tc := range []struct {
+		name    string
+		dc      string
+		runner  func(h lab.Host) *lab.DirectRunner
+		boundTo string // the DC that answered; "" = the check must fail
+		hresult string
+		down    bool // ErrDCUnreachable
+		what    string
+	}{
+		{"serverless: the site's DC", "", func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h} }, lab.Ex2003OtherDC, "", false, ""},
+		{"named DC", lab.Ex2003ConfigDC, func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h} }, lab.Ex2003ConfigDC, "", false, ""},
+		{"named by its short name", "DC02", func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h} }, lab.Ex2003OtherDC, "", false, ""},
+		{"named DC that does not exist", "DC09.corp.example", func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h} },
+			"", remediate.HResultServerDown, true, "on domain controller DC09.corp.example"},
+		{"named DC that refuses the hop credential", lab.Ex2003ConfigDC, func(h lab.Host) *lab.DirectRunner {
+			return &lab.DirectRunner{Host: h, Directory: foreign}
+		}, "", remediate.HResultLogonFailure, false, "on domain controller " + lab.Ex2003ConfigDC},
+		{"named DC, no credential to pass", lab.Ex2003ConfigDC, func(h lab.Host) *lab.DirectRunner { return &lab.DirectRunner{Host: h, NoHop: true} },
+			"", "0x80072020", false, "on domain controller " + lab.Ex2003ConfigDC},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := lab.NewExchange2003(lab.Ex2003Open)
+			before := hostState(t, h)
+			insp, err := remediate.InspectHostWith(context.Background(), tc.runner(h), "mail", nil, remediate.HostOptions{DC: tc.dc})
+			if insp == nil || len(insp.Runs) < 2 || insp.Runs[1].Script != remediate.HopCheckScript {
+				t.Fatalf("no hop-check run: %+v, %v", insp, err)
+			}
+			hop := insp.Runs[1]
+			if got := hop.Params[remediate.DomainControllerParam]; got != tc.dc {
+				t.Errorf("hop-check params %v, want dc %q", hop.Params, tc.dc)
+			}
+			if tc.boundTo != "" {
+				if err != nil {
+					t.Fatalf("inspect: %v", err)
+				}
+				if rec, _ := hop.Output.First("hop"); rec.Str("dc") != tc.boundTo {
+					t.Errorf("the check bound to %q, want %q", rec.Str("dc"), tc.boundTo)
+				}
+				return
+			}
+			var he *remediate.SecondHopError
+			if !errors.Is(err, remediate.ErrSecondHop) || !errors.As(err, &he) {
+				t.Fatalf("err = %v, want a SecondHopError", err)
+			}
+			if he.HResult != tc.hresult || he.DC != tc.dc || !strings.Contains(he.What, tc.what) {
+				t.Errorf("SecondHopError %+v, want HRESULT %s, DC %s, what ~%q", he, tc.hresult, tc.dc, tc.what)
+			}
+			if got := errors.Is(err, remediate.ErrDCUnreachable); got != tc.down {
+				t.Errorf("ErrDCUnreachable %v, want %v: %v", got, tc.down, err)
+			}
+			if len(insp.Runs) != 2 || len(insp.Settings) != 0 {
+				t.Errorf("read past the failed check: %d runs", len(insp.Runs))
+			}
+			if hostState(t, h) != before {
+				t.Error("the host changed")
+			}
+		})
+	}
+	// Every LDAP path of the check goes through the DC prefix: no
+	// serverless literal is left to bind past --dc.
+	src, err := templates.Script(remediate.HopCheckScript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(src, "'LDAP://RootDSE'") || strings.Contains(src, "('LDAP://' + $cfg)") {
+		t.Error("hop-check.ps1 still binds serverless whatever dc says")
 	}
 }

@@ -26,6 +26,13 @@ const (
 	// HResultInsufficientRights is HRESULT_FROM_WIN32
 	// (ERROR_DS_INSUFF_ACCESS_RIGHTS), LDAP result 50.
 	HResultInsufficientRights = "0x80072098"
+	// HResultServerDown is HRESULT_FROM_WIN32(ERROR_DS_SERVER_DOWN), "The
+	// server is not operational.": an LDAP bind to a server (a named
+	// domain controller) that does not exist or does not answer.
+	HResultServerDown = "0x8007203A"
+	// HResultLogonFailure is HRESULT_FROM_WIN32(ERROR_LOGON_FAILURE): the
+	// server refused the credentials.
+	HResultLogonFailure = "0x8007052E"
 )
 
 // fqidSnapinMissing starts the FullyQualifiedErrorId of Add-PSSnapin for a

@@ -78,7 +78,7 @@ func InspectHostWith(ctx context.Context, r Runner, host string, prober []netip.
 		pre = append(pre, *run)
 	}
 	warnings := quotaWarnings(info)
-	hc, hrun, herr := CheckSecondHop(ctx, r, info)
+	hc, hrun, herr := CheckSecondHopOn(ctx, r, info, o.DC)
 	if hrun != nil {
 		pre = append(pre, *hrun)
 	}

@@ -68,4 +68,11 @@ var UnverifiedFacts = []UnverifiedFact{
 		Fact:        "RL-HResult finds the HRESULT of WMI (ManagementException.ErrorCode), ADSI/LDAP (COMException.ErrorCode) and .NET exceptions (HResult by reflection) under PowerShell 2.0's CLR 2, behind 2.0's ActionPreferenceStopException (through its ErrorRecord)",
 		Consequence: "an error is classified as a plain script failure (exit code and message shown) instead of 'feature missing' or 'access denied'; nothing else changes",
 		Where:       "templates/powershell/prologue.ps1, remediate/hresult.go"},
+	{ID: "exchange-binding-precedence",
+		Fact: "which receive connector takes a connection when one listens on the specific local address the client connected to (e.g. 192.0.2.25:25) and the relay connector on 0.0.0.0:25 " +
+			"with RemoteIPRanges that match the client more narrowly: Microsoft documents \"the most specific match\" of remote ranges, not how it weighs a specific local binding. " +
+			"relaylock creates the relay connector in the documented form (-Bindings 0.0.0.0:25 -RemoteIPRanges <allowed>, one address per family) and predicts by remote range, the specific binding breaking ties",
+		Consequence: "if Exchange prefers the specific binding, allowed clients that send to that address land on the other connector and are refused relay: fails closed (nothing opens, the re-test from the prober is unaffected); " +
+			"the plan names each such connector and the fix (send to another address of the server, or add the clients to that connector)",
+		Where: "remediate/exchange_bindings.go (relayConnectorBindings, specificBindingNotes), remediate/exchange.go (EffectiveConnector)"},
 }

@@ -48,7 +48,7 @@ func labCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "domain", Usage: "mail `DOMAIN` whose MX the simulated host is (default: the host's own domain, corp.example for the built-in platforms)"},
 			&cli.BoolFlag{Name: "http", Usage: "serve WinRM over plain HTTP (as a host with AllowUnencrypted=true) instead of HTTPS"},
 			&cli.BoolFlag{Name: "sealed-http", Usage: "serve WinRM as a default Windows listener does: plain HTTP that requires NTLM message encryption (AllowUnencrypted=false)"},
-			&cli.IntFlag{Name: "max-memory-per-shell-mb", Usage: "the host's WinRS MaxMemoryPerShellMB `MB`, enforced on every script (the Exchange 2007/2010 shell under PowerShell 2.0 is charged ~200 MB, an unverified estimate); 0: WinRM's default for the platform (150 before Windows Server 2012, else 1024), reported but not enforced"},
+			&cli.IntFlag{Name: "max-memory-per-shell-mb", Usage: "the host's WinRS MaxMemoryPerShellMB `MB`, enforced on every script (the Exchange 2007/2010 shell under PowerShell 2.0 is charged ~200 MB, an unverified estimate); 0: WinRM's default for the platform, enforced too (150 before Windows Server 2012, else 1024: the Exchange 2007/2010 labs end the Exchange shell until raised)"},
 			&cli.StringFlag{Name: "language", Value: "en-US", Usage: "`LANG` of the host's error messages: en-US or de-DE (relaylock classifies errors the same in both)"},
 		},
 		Action: func(c *cli.Context) error {

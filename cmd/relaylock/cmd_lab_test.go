@@ -191,3 +191,34 @@ func TestLabCommandHTTPConflict(t *testing.T) {
 		t.Fatalf("exit %d, want %d (%s)", code, exitUsage, errb.String())
 	}
 }
+
+// `relaylock lab` models WinRM 2.0 strictly: an Exchange 2010 lab at the
+// default quota says that the Exchange shell will end out of memory and
+// how the administrator raises the quota; raised, it says nothing.
+func TestLabCommandWinRM2Quota(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		note bool
+	}{
+		{nil, true},
+		{[]string{"--max-memory-per-shell-mb", "1024"}, false},
+	} {
+		e, out, errb := labEnv("Chosen-Lab-Pw1")
+		ctx, cancel := context.WithCancel(context.Background())
+		codec := make(chan int, 1)
+		go func() {
+			codec <- run(ctx, append([]string{"relaylock", "lab", "--platform", "exchange2010"}, tc.args...), e)
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), "Press Ctrl-C") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		<-codec
+		note := strings.Contains(errb.String(), "MaxMemoryPerShellMB is 150") &&
+			strings.Contains(errb.String(), `winrm set winrm/config/winrs @{MaxMemoryPerShellMB="1024"}`)
+		if note != tc.note {
+			t.Errorf("%v: quota note %v, want %v\nstdout:\n%s\nstderr:\n%s", tc.args, note, tc.note, out.String(), errb.String())
+		}
+	}
+}

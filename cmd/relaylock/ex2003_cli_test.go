@@ -153,6 +153,22 @@ func TestEx2003DomainController(t *testing.T) {
 			t.Fatalf("inspect after replication: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
 	})
+	t.Run("--dc that does not exist", func(t *testing.T) {
+		// The second-hop check binds to the named DC, over WinRM: it
+		// fails with the Windows error before any read or change.
+		h := lab.NewExchange2003(lab.Ex2003Open)
+		lr := startLab(t, h)
+		before := h.ADState()
+		code, out, errOut := lr.run(labTestPassword, append([]string{"remediate", "--allow", "192.0.2.10", "--yes", "--dc", "DC09.corp.example"}, lr.winrmArgs()...)...)
+		for _, want := range []string{"second hop", "on domain controller DC09.corp.example", "0x8007203A", "does not exist or does not answer LDAP", "nothing was read or changed"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("stderr lacks %q", want)
+			}
+		}
+		if code != exitError || fmt.Sprint(h.ADState()) != fmt.Sprint(before) {
+			t.Fatalf("exit %d, host changed %v\nstdout:\n%s\nstderr:\n%s", code, fmt.Sprint(h.ADState()) != fmt.Sprint(before), out, errOut)
+		}
+	})
 	t.Run("--dc on IIS", func(t *testing.T) {
 		lr := startLab(t, lab.NewIIS(lab.IISClosed))
 		code, _, errOut := lr.run(labTestPassword, append([]string{"inspect", "--dc", "dc01"}, lr.winrmArgs()...)...)

@@ -313,7 +313,9 @@ func TestRemediateAndRollbackAgainstLab(t *testing.T) {
 	for _, tc := range runs {
 		t.Run(tc.name, func(t *testing.T) {
 			host := tc.host()
-			lr := startLabConfig(t, lab.Config{Host: host, Password: labTestPassword, SealedHTTP: tc.sealed})
+			// Each host prepared as the README asks (on WinRM 2.0 the
+			// shell memory quota raised: lab.HostPreparation).
+			lr := startLabConfig(t, lab.Config{Host: host, Password: labTestPassword, SealedHTTP: tc.sealed, PrepareHost: true})
 			if tc.sealed {
 				t.Cleanup(func() {
 					if soap, sealed, _ := lab.SealStats(lr.lab.WinRM.Calls()); soap == 0 || sealed != soap {

@@ -34,23 +34,29 @@ func TestSecondHopOverWinRM(t *testing.T) {
 		code   int
 		want   []string // in stderr (failures) or stdout
 		sealed bool
+		// prepared: the host's administrator ran what the README asks
+		// (lab.HostPreparation: WinRM 2.0's memory quota raised).
+		prepared bool
 	}{
 		{"IIS, Basic, local account", func() lab.Host { return lab.NewIIS(lab.IISAllExceptEmpty) }, "Administrator",
-			[]string{"--winrm-auth", "basic"}, exitOpen, []string{"IIS-RELAY-ALL-EXCEPT-EMPTY"}, false},
+			[]string{"--winrm-auth", "basic"}, exitOpen, []string{"IIS-RELAY-ALL-EXCEPT-EMPTY"}, false, false},
 		{"Exchange 2003, Basic, local account", func() lab.Host { return lab.NewExchange2003(lab.Ex2003Open) }, "Administrator",
 			[]string{"--winrm-auth", "basic"}, exitError,
-			[]string{"second hop", "Active Directory (LDAP)", "0x8007052E", "were refused", "--hop-user"}, false},
+			[]string{"second hop", "Active Directory (LDAP)", "0x8007052E", "were refused", "--hop-user"}, false, false},
 		{"Exchange 2016, NTLM sealed HTTP, local account", func() lab.Host { return lab.Exchange2016OpenCustomConnector() }, "Administrator",
-			nil, exitError, []string{"second hop", "the Exchange shell (http://ex1.corp.example/PowerShell/)", "Access is denied"}, true},
+			nil, exitError, []string{"second hop", "the Exchange shell (http://ex1.corp.example/PowerShell/)", "Access is denied"}, true, false},
 		{"Exchange 2007, NTLM, domain account", func() lab.Host { return lab.Exchange2007OpenDefault() }, "",
-			nil, exitOpen, []string{"Platform:  exchange (Exchange 2007", "MaxMemoryPerShellMB"}, false},
+			nil, exitOpen, []string{"Platform:  exchange (Exchange 2007"}, false, true},
+		// Unprepared, WinRM 2.0's 150 MB default ends the hop check.
+		{"Exchange 2007, NTLM, WinRM 2.0's default quota", func() lab.Host { return lab.Exchange2007OpenDefault() }, "",
+			nil, exitError, []string{"MaxMemoryPerShellMB", "150 MB", `winrm set winrm/config/winrs @{MaxMemoryPerShellMB="1024"}`, "nothing was read or changed"}, false, false},
 		{"Exchange 2019, refused --hop-user", func() lab.Host { return lab.Exchange2019AnonDefaultFrontend() }, "",
-			[]string{"--hop-user", `CORP\someone-else`}, exitError, []string{"second hop", "refused", "Ways to fix it"}, false},
+			[]string{"--hop-user", `CORP\someone-else`}, exitError, []string{"second hop", "refused", "Ways to fix it"}, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			host := tc.host()
-			lr := startLabConfig(t, lab.Config{Host: host, User: tc.user, Password: labTestPassword, SealedHTTP: tc.sealed})
+			lr := startLabConfig(t, lab.Config{Host: host, User: tc.user, Password: labTestPassword, SealedHTTP: tc.sealed, PrepareHost: tc.prepared})
 			before := stateOf(t, host)
 			ev := filepath.Join(lr.dir, "ev.json")
 			args := append(append([]string{"inspect", "--evidence", ev}, lr.winrmArgs()...), tc.extra...)
@@ -114,7 +120,8 @@ func TestFixAcrossTheSecondHop(t *testing.T) {
 		"exchange2019": func() lab.Host { return lab.Exchange2019AnonDefaultFrontend() },
 	} {
 		t.Run(name, func(t *testing.T) {
-			lr := startLab(t, mk())
+			// Prepared as the README asks (WinRM 2.0's quota raised).
+			lr := startLabConfig(t, lab.Config{Host: mk(), Password: labTestPassword, PrepareHost: true})
 			_, smtpPort, _ := net.SplitHostPort(lr.lab.SMTPAddr)
 			ev := filepath.Join(lr.dir, "ev.json")
 			args := []string{"fix", lr.lab.Domain, "--dns-server", lr.lab.DNSAddr, "--ports", smtpPort, "--timeout", "10s",

@@ -30,6 +30,11 @@ type DirectRunner struct {
 	Directory Directory
 	Hop       remediate.HopCredential
 	NoHop     bool
+	// Conditions are the host's conditions (doctor.go); the zero value
+	// is a host at WinRM's defaults, so a WinRM 2.0 host ends the
+	// Exchange shell's scripts at 150 MB (memquota.go) unless they raise
+	// MaxMemoryPerShellMB.
+	Conditions HostConditions
 }
 
 // Run implements remediate.Runner.
@@ -68,7 +73,7 @@ func (d *DirectRunner) Run(ctx context.Context, script string, params map[string
 			return run, fmt.Errorf("run %s: %w", script, err)
 		}
 	}
-	stdout, stderr, code := Dispatch(withDirectory(d.Host, dir), psframe.CommandLine(), psframe.EncodePayload(full, p))
+	stdout, stderr, code := DispatchWith(withDirectory(d.Host, dir), d.Conditions, psframe.CommandLine(), psframe.EncodePayload(full, p))
 	run.End = time.Now().UTC()
 	run.Stdout, run.Stderr, run.ExitCode = string(stdout), string(stderr), code
 	out, err := psframe.DecodeOutput(nonce, stdout)

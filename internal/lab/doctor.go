@@ -25,9 +25,10 @@ type HostConditions struct {
 	// NotDomainJoined: the host is in a workgroup.
 	NotDomainJoined bool
 	// MaxMemoryPerShellMB is the host's WinRS memory quota, reported by
-	// doctor.ps1 and detect.ps1 and, when set, enforced on every script
+	// doctor.ps1 and detect.ps1 and enforced on every script
 	// (memquota.go); 0 means WinRM's default for the host's OS: 150
-	// (WinRM 2.0, Windows before 6.2), else 1024, reported only.
+	// (WinRM 2.0, Windows before 6.2), else 1024. Apply sets it as an
+	// administrator's command on the host does.
 	MaxMemoryPerShellMB int
 	// QuotasUnreadable: WSMan:\localhost cannot be read (not an
 	// administrator: E_ACCESSDENIED).

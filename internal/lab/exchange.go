@@ -836,8 +836,10 @@ func (h *ExchangeHost) newConnector(op remediate.ExchangeOp) error {
 
 // validate checks a connector's values as the cmdlets do: IP ranges (IP,
 // a-b range, CIDR), bindings IP:port, enum values, and that no other
-// connector of the role has the same binding with the same remote range
-// (Exchange requires a unique combination).
+// connector of the role has the same binding with the same remote range,
+// or one that overlaps it partly (Exchange requires a unique combination;
+// overlapping ranges only "as long as one IP address range is completely
+// overlapped by another", New-ReceiveConnector).
 func (h *ExchangeHost) validate(c, self *exConnector) error {
 	if len(c.bindings) == 0 {
 		return fmt.Errorf("The Bindings parameter can't be empty.")
@@ -881,7 +883,7 @@ func (h *ExchangeHost) validate(c, self *exConnector) error {
 				for _, or := range o.ranges {
 					x, _ := remediate.ParseExchangeIPRange(r)
 					y, err := remediate.ParseExchangeIPRange(or)
-					if err == nil && x == y {
+					if err == nil && (x == y || partlyOverlap(x, y)) {
 						return fmt.Errorf("The values that you specified for the Bindings and RemoteIPRanges parameters conflict with the settings on Receive connector \"%s\\%s\". A Receive connector must have a unique combination of a local IP address & port bindings and remote IP address ranges.", labServer, o.name)
 					}
 				}

@@ -495,7 +495,7 @@ func adUnavailableRecord() []psframe.Record {
 func dcUnreachable(dc string) []psframe.Record {
 	return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).
 		Set("message", "domain controller "+dc+": The server is not operational.\r\n").
-		Set("type", "System.Runtime.InteropServices.COMException").Set("kind", "ad-unavailable")}
+		Set("type", "System.Runtime.InteropServices.COMException").Set("hresult", remediate.HResultServerDown).Set("kind", "ad-unavailable")}
 }
 
 // Handle implements Host.

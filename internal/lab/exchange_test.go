@@ -59,7 +59,9 @@ func TestExchangeRelayAllowed(t *testing.T) {
 
 func exRunOps(t *testing.T, h *ExchangeHost, ops ...remediate.ExchangeOp) *remediate.ScriptRun {
 	t.Helper()
-	run, err := (&DirectRunner{Host: h}).Run(context.Background(), remediate.ExchangeWriteScript, remediate.EncodeExchangeOps(ops))
+	// A host prepared as the README asks (WinRM 2.0's quota raised), so
+	// that the cmdlets' own checks answer.
+	run, err := (&DirectRunner{Host: h, Conditions: PreparedConditions(h)}).Run(context.Background(), remediate.ExchangeWriteScript, remediate.EncodeExchangeOps(ops))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +90,10 @@ func TestExchangeCmdletValidation(t *testing.T) {
 		{"no TransportRole on 2010", Exchange2010OpenDefault, []remediate.ExchangeOp{good}, "parameter name 'TransportRole'", 0},
 		{"binding and range conflict", Exchange2019Closed, []remediate.ExchangeOp{with(func(o *remediate.ExchangeOp) { o.Ranges = []string{"0.0.0.0-255.255.255.255"} })},
 			"conflict with the settings on Receive connector \"EX1\\Default Frontend EX1\"", 0},
+		{"partly overlapping range on the same binding", Exchange2019Closed, []remediate.ExchangeOp{good,
+			with(func(o *remediate.ExchangeOp) { o.Name = "Relay 2"; o.Ranges = []string{"10.0.0.0-10.0.0.5"} }),  // holds 10.0.0.5: allowed
+			with(func(o *remediate.ExchangeOp) { o.Name = "Relay 3"; o.Ranges = []string{"10.0.0.3-10.0.0.9"} })}, // partly over Relay 2's
+			"conflict with the settings on Receive connector \"EX1\\Relay 2\"", 2},
 		{"unknown auth", Exchange2019Closed, []remediate.ExchangeOp{with(func(o *remediate.ExchangeOp) { o.Auth = []string{"Anonymous"} })}, "AuthMechanisms", 0},
 		{"remove missing ACE", Exchange2019Closed, []remediate.ExchangeOp{{Kind: remediate.OpRemoveACE, Identity: `EX1\Default Frontend EX1`, SID: remediate.AnonymousLogonSID}},
 			"the ACE doesn't exist", 0},

@@ -134,9 +134,18 @@ func hashText(s string) string {
 //     run_cmd, winrm-cli) have something to run: "echo TEXT", "hostname",
 //     "ver", "exit /b N" (see cmdBuiltin);
 //   - anything else: cmd.exe's "is not recognized" error, exit 1.
+//
+// The host's conditions are the zero HostConditions: WinRM's defaults
+// (DispatchWith takes others).
 func Dispatch(h Host, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
+	return DispatchWith(h, HostConditions{}, commandLine, stdin)
+}
+
+// DispatchWith is Dispatch on a host with conditions c (for example a
+// MaxMemoryPerShellMB its administrator raised: HostConditions.Apply).
+func DispatchWith(h Host, c HostConditions, commandLine string, stdin []byte) (stdout, stderr []byte, code int) {
 	stdout, stderr, code, _ = runProcess(h, Process{CodePage: psframe.ShellCodePage, ConsoleStdin: psframe.ConsoleModeStdin == "TRUE",
-		EnvelopeKB: DefaultMaxEnvelopeSize / 1024}, commandLine, stdin)
+		EnvelopeKB: DefaultMaxEnvelopeSize / 1024, Conditions: c}, commandLine, stdin)
 	return stdout, stderr, code
 }
 

@@ -67,6 +67,13 @@ type Config struct {
 	// DisableNTLM, MaxShellsPerUser, ...). User, Password, Faults and
 	// AllowUnencrypted and DisableSealing are set by Start.
 	WinRM WSManConfig
+	// HostCommands are commands the host's administrator ran before the
+	// lab starts, as HostConditions.Apply takes them (for example
+	// remediate.ShellMemoryQuotaFixWinRM2); they change WinRM.Conditions.
+	// PrepareHost adds HostPreparation's: the host is prepared as the
+	// README asks. Lab.HostCommands lists what was applied.
+	HostCommands []string
+	PrepareHost  bool
 	// Logf, when set, receives one line per WinRM command run and per
 	// SMTP recipient decided (for `relaylock lab`, practice and training).
 	// Passwords are never logged.
@@ -98,6 +105,9 @@ type Lab struct {
 
 	User     string
 	Password string
+	// HostCommands are the administrator's commands applied to the host
+	// (Config.HostCommands and, with Config.PrepareHost, HostPreparation).
+	HostCommands []string
 
 	// WinRM is the WS-Man server: Calls, Runs, Verify, CountCalls.
 	WinRM *WSMan
@@ -200,6 +210,16 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 
 	// WinRM.
 	wcfg := cfg.WinRM
+	l.HostCommands = append([]string(nil), cfg.HostCommands...)
+	if cfg.PrepareHost {
+		l.HostCommands = append(l.HostCommands, HostPreparation(l.Host)...)
+	}
+	if wcfg.Conditions, err = wcfg.Conditions.ApplyAll(l.HostCommands); err != nil {
+		return nil, err
+	}
+	if note := quotaNote(l.Host, wcfg.Conditions); note != "" && cfg.Logf != nil {
+		cfg.Logf("%s", note)
+	}
 	wcfg.User, wcfg.Password, wcfg.Faults = l.User, l.Password, l.Faults
 	wcfg.AllowUnencrypted = cfg.PlainHTTP
 	wcfg.DisableSealing = cfg.PlainHTTP

@@ -26,7 +26,10 @@ func TestRemediateRunnerSealedHTTP(t *testing.T) {
 			name = "test-host"
 		}
 		t.Run(name, func(t *testing.T) {
-			cfg := Config{Platform: platform, SealedHTTP: true, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}}
+			// Each host prepared as the README asks (on WinRM 2.0: the
+			// shell memory quota raised; TestShellMemoryQuotaByDefault
+			// shows the unprepared host).
+			cfg := Config{Platform: platform, SealedHTTP: true, PrepareHost: true, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}}
 			if platform == "" {
 				cfg.Host = &echoHost{}
 			}

@@ -29,6 +29,11 @@ import (
 // DefaultDirectory.
 type Directory struct {
 	User, Password string
+	// ForeignDCs are domain controllers that answer LDAP but do not
+	// accept this account (another domain's, without a trust): a bind to
+	// one of them with the explicit credential fails with the logon
+	// error.
+	ForeignDCs []string
 }
 
 // LabNetBIOSDomain is the NetBIOS name of the simulated AD domain
@@ -152,6 +157,7 @@ const (
 	hrNoLogonSession  = "0x8009030E" // SEC_E_NO_CREDENTIALS / no logon session (WinRM Kerberos client)
 	msgOperationsErr  = "An operations error occurred.\r\n"
 	msgLogonFailure   = "The user name or password is incorrect.\r\n"
+	msgServerDown     = "The server is not operational.\r\n" // ERROR_DS_SERVER_DOWN
 	typeDSCOM         = "System.DirectoryServices.DirectoryServicesCOMException"
 	typeADOperation   = "Microsoft.Exchange.Data.Directory.ADOperationException"
 	typePSRemoting    = "System.Management.Automation.Remoting.PSRemotingTransportException"
@@ -172,6 +178,14 @@ func remotingAccessDenied(uri string) string {
 
 func adOperationFailed(extra string) string {
 	return "Active Directory operation failed on " + labDC + ". This error is not retriable. Additional information: " + extra
+}
+
+// onDC is hop-check's " on domain controller DC" for a named DC.
+func onDC(params map[string]string) string {
+	if dc := params[remediate.DomainControllerParam]; dc != "" {
+		return " on domain controller " + dc
+	}
+	return ""
 }
 
 // hopFailure answers a hop script that did not get through (o is
@@ -198,9 +212,9 @@ func hopFailure(info remediate.HostInfo, script string, params map[string]string
 			}
 			rec.Set("what", "the Exchange shell ("+uri+")").Set("message", msg).Set("type", typePSRemoting).Set("hresult", hr)
 		case "exchange2007":
-			rec.Set("what", "Active Directory (LDAP, as the Exchange 2007 snap-in will)").Set("message", ldapMsg).Set("type", typeDSCOM).Set("hresult", ldapHR)
+			rec.Set("what", "Active Directory (LDAP"+onDC(params)+", as the Exchange 2007 snap-in will)").Set("message", ldapMsg).Set("type", typeDSCOM).Set("hresult", ldapHR)
 		default:
-			rec.Set("what", "Active Directory (LDAP)").Set("message", ldapMsg).Set("type", typeDSCOM).Set("hresult", ldapHR)
+			rec.Set("what", "Active Directory (LDAP"+onDC(params)+")").Set("message", ldapMsg).Set("type", typeDSCOM).Set("hresult", ldapHR)
 		}
 		return []psframe.Record{*rec}, 6
 	case remediate.ScriptEx2003ReadAD, remediate.ScriptEx2003WriteAD:
@@ -236,18 +250,111 @@ func hopFailure(info remediate.HostInfo, script string, params map[string]string
 	return recs, 3
 }
 
-// hopSuccess answers hop-check for a credential that got through.
-func hopSuccess(params map[string]string) []psframe.Record {
+// hopSuccess answers hop-check for a credential that got through; dc is
+// the domain controller whose RootDSE answered the AD bind.
+func hopSuccess(params map[string]string, dc string) []psframe.Record {
 	rec := psframe.NewRecord("hop").Set("explicit", "True")
 	switch params["target"] {
 	case "exchange":
 		rec.Set("method", "remote-explicit").Set("dc", "")
 	case "exchange2007":
-		rec.Set("method", "netonly").Set("dc", labDC)
+		rec.Set("method", "netonly").Set("dc", dc)
 	default:
-		rec.Set("method", "ldap-explicit").Set("dc", labDC)
+		rec.Set("method", "ldap-explicit").Set("dc", dc)
 	}
 	return []psframe.Record{*rec}
+}
+
+// domainControllers is a Host whose domain has named domain controllers.
+type domainControllers interface {
+	// siteDC is the DC a serverless bind (LDAP://RootDSE) reaches: the
+	// DC locator's choice for the host's site.
+	siteDC() string
+	// findDC returns the DC of the domain called name (DNS name or first
+	// label), if there is one.
+	findDC(name string) (string, bool)
+}
+
+// bindDC is hop-check's AD bind: to the named domain controller dc, or
+// serverless. It returns the DC that answers, or, for a bind that fails
+// before the credential matters, the script's answer: a DC the domain
+// does not have (or that does not answer) is "The server is not
+// operational." (0x8007203A) whatever the credential; a DC that does not
+// accept the explicit credential (Directory.ForeignDCs) is the logon
+// error (0x8007052E).
+func (h *hopHost) bindDC(dc string, o hopOutcome) (string, []psframe.Record, int) {
+	dcs, ok := h.Host.(domainControllers)
+	if !ok {
+		return labDC, nil, 0
+	}
+	if dc == "" {
+		return dcs.siteDC(), nil, 0
+	}
+	name, ok := dcs.findDC(dc)
+	explicit := detectBoolText(o != hopNone)
+	what := "Active Directory (LDAP on domain controller " + dc + ")"
+	switch {
+	case !ok:
+		return "", []psframe.Record{*psframe.NewRecord("hoperror").Set("what", what).Set("message", msgServerDown).
+			Set("type", typeDSCOM).Set("hresult", remediate.HResultServerDown).Set("explicit", explicit)}, 6
+	case o == hopExplicit && containsFold(h.dir.ForeignDCs, name):
+		return "", []psframe.Record{*psframe.NewRecord("hoperror").Set("what", what).Set("message", msgLogonFailure).
+			Set("type", typeDSCOM).Set("hresult", hrLogonFailure).Set("explicit", explicit)}, 6
+	}
+	return name, nil, 0
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// siteDC implements domainControllers: the first DC (labDC unless
+// AddDomainController changed the list) serves the site.
+func (h *ExchangeHost) siteDC() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.dcs) == 0 {
+		return labDC
+	}
+	return h.dcs[0]
+}
+
+func (h *ExchangeHost) findDC(name string) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	dcs := h.dcs
+	if len(dcs) == 0 {
+		dcs = []string{labDC}
+	}
+	for _, d := range dcs {
+		short, _, _ := strings.Cut(d, ".")
+		if strings.EqualFold(name, d) || strings.EqualFold(name, short) {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+// siteDC implements domainControllers: the locator's DC
+// (Ex2003OtherDC), not necessarily the one DS2MB reads.
+func (h *Ex2003Host) siteDC() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dcs[h.locator].name
+}
+
+func (h *Ex2003Host) findDC(name string) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if i := h.dcIndex(name); i >= 0 {
+		return h.dcs[i].name, true
+	}
+	return "", false
 }
 
 // hopHost is a Host behind the second hop: scripts that reach AD or the
@@ -277,8 +384,15 @@ func (h *hopHost) Handle(script string, params map[string]string) ([]psframe.Rec
 	}
 	clean, o := splitHop(params, h.dir)
 	if script == remediate.HopCheckScript {
-		if err := checkParams(clean, "target"); err != nil {
+		names := []string{"target"}
+		if _, ok := clean[remediate.DomainControllerParam]; ok {
+			names = append(names, remediate.DomainControllerParam) // optional
+		}
+		if err := checkParams(clean, names...); err != nil {
 			return errorRecord(err.Error(), "bad-parameter"), 1, ""
+		}
+		if !reDCName.MatchString(clean[remediate.DomainControllerParam]) {
+			return errorRecord("parameter dc is not a host name", "bad-parameter"), 2, ""
 		}
 		switch clean["target"] {
 		case "ad", "exchange2007", "exchange":
@@ -286,12 +400,21 @@ func (h *hopHost) Handle(script string, params map[string]string) ([]psframe.Rec
 			return errorRecord("parameter target is not ad, exchange2007 or exchange", "bad-parameter"), 2, ""
 		}
 	}
+	named := ""
+	if script == remediate.HopCheckScript && clean["target"] != "exchange" {
+		// The AD bind: on the named DC (LDAP://DC/...) or serverless.
+		var recs []psframe.Record
+		var code int
+		if named, recs, code = h.bindDC(clean[remediate.DomainControllerParam], o); recs != nil {
+			return recs, code, ""
+		}
+	}
 	if o != hopExplicit {
 		recs, code := hopFailure(info, script, params, o)
 		return recs, code, ""
 	}
 	if script == remediate.HopCheckScript {
-		return hopSuccess(clean), 0, ""
+		return hopSuccess(clean, named), 0, ""
 	}
 	if hh, ok := h.Host.(HopHandler); ok {
 		return hh.HandleHop(script, clean, true)

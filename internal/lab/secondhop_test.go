@@ -80,7 +80,8 @@ func TestWSManSecondHop(t *testing.T) {
 			continue // platforms other tests register
 		}
 		t.Run(platform, func(t *testing.T) {
-			l := startLab(t, Config{Platform: platform, SealedHTTP: true, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}})
+			// Prepared as the README asks (WinRM 2.0's quota raised).
+			l := startLab(t, Config{Platform: platform, SealedHTTP: true, PrepareHost: true, WinRM: WSManConfig{MaxOperationTimeout: 5 * time.Second}})
 			cfg := remediate.WinRMConfig{Host: l.WinRMHost, Port: l.WinRMPort, Auth: remediate.AuthNTLM,
 				User: l.User, Password: l.Password, OperationTimeout: 5 * time.Second}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

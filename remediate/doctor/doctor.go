@@ -459,7 +459,7 @@ func (d *run) quotas() {
 		d.add(CheckMemoryQuota, Skip, unreadable("MaxMemoryPerShellMB", hr), "")
 	} else if exchange && mb < MinMemoryPerShellMBExchange {
 		d.add(CheckMemoryQuota, Fail, fmt.Sprintf("MaxMemoryPerShellMB is %d: loading the Exchange shell in a WinRM shell can exceed it, and WinRM then ends the script", mb),
-			fmt.Sprintf(`on the host: Set-Item WSMan:\localhost\Shell\MaxMemoryPerShellMB %d (or winrm set winrm/config/winrs @{MaxMemoryPerShellMB="%d"})`, MinMemoryPerShellMBExchange, MinMemoryPerShellMBExchange))
+			memoryQuotaFix)
 	} else {
 		d.add(CheckMemoryQuota, Pass, fmt.Sprintf("MaxMemoryPerShellMB is %d", mb), "")
 	}
@@ -552,10 +552,20 @@ func (d *run) platform() {
 		d.add(CheckExchange, Skip, "Exchange 2000/2003 has no Exchange shell; relaylock uses LDAP and the metabase", "")
 	case remediate.PlatformExchange:
 		drv, err := remediate.DriverFor(d.info.Platform)
+		var insp *remediate.Inspection
 		if err == nil {
-			_, err = drv.Inspect(d.ctx, d.r, d.cfg.Host, *d.info, nil)
+			insp, err = drv.Inspect(d.ctx, d.r, d.cfg.Host, *d.info, nil)
+		}
+		var quotaErr error
+		if err != nil && insp != nil && len(insp.Runs) > 0 {
+			quotaErr = remediate.ShellQuotaError(*d.info, &insp.Runs[len(insp.Runs)-1])
 		}
 		switch {
+		case quotaErr != nil:
+			// WinRM ended the shell before it reached AD: the quota, not
+			// the second hop (WinRM 2.0's default of 150 MB).
+			d.add(CheckExchange, Fail, quotaErr.Error(), memoryQuotaFix)
+			d.add(CheckSecondHop, Skip, "not reached: WinRM ended the Exchange shell's script (MaxMemoryPerShellMB, see the memory quota check). "+raw, "")
 		case err == nil:
 			d.add(CheckExchange, Pass, "the Exchange Management Shell loaded and read the receive connectors", "")
 			d.add(CheckSecondHop, Pass, "the Exchange cmdlets reached Active Directory. "+raw, "")
@@ -575,6 +585,10 @@ func (d *run) platform() {
 		d.skip("unknown platform", CheckSecondHop, CheckExchange)
 	}
 }
+
+// memoryQuotaFix raises MaxMemoryPerShellMB to MinMemoryPerShellMBExchange.
+var memoryQuotaFix = fmt.Sprintf(`on the host, as an administrator: Set-Item WSMan:\localhost\Shell\MaxMemoryPerShellMB %d (or winrm set winrm/config/winrs @{MaxMemoryPerShellMB="%d"})`,
+	MinMemoryPerShellMBExchange, MinMemoryPerShellMBExchange)
 
 const secondHopFix = "the WinRM second hop: the session holds no credentials for the domain controller (NTLM, or Kerberos without delegation): " +
 	"see README 'Second hop' for the arrangement relaylock supports (explicit credentials), or enable CredSSP / Kerberos constrained delegation for the account"

@@ -9,6 +9,9 @@
 #                         from the impersonating thread, as the snap-in will do
 #            exchange     Exchange 2010+: open and close the Exchange remote PowerShell session
 #                         (http://<fqdn>/PowerShell/, Kerberos) without importing it
+#   dc       the domain controller the run reads and writes AD through ('' or absent: none named). The AD
+#            binds go to it (LDAP://<dc>/RootDSE, LDAP://<dc>/<configuration NC>), so the check proves the
+#            DC the write will use; without it they are serverless (the DC locator picks the site's DC).
 #   the second-hop credential (lib/hop-credential.ps1)
 # Records:
 #   hop       method, explicit (True/False), dc (the DC that answered the AD bind, when known)
@@ -17,6 +20,15 @@
 # relaylock:include hop-netonly
 
 $target = [string]$P['target']
+$dcName = [string]$P['dc']
+if ($dcName -notmatch '^([A-Za-z0-9][A-Za-z0-9.-]{0,254})?$') {
+    RL-Rec 'error' @('message', 'parameter dc is not a host name', 'kind', 'bad-parameter')
+    RL-End 2
+}
+# LDAP path prefix: 'LDAP://DC/' for a named domain controller, 'LDAP://' (serverless) otherwise.
+$rlhLdap = 'LDAP://'
+$rlhOn = ''
+if ($dcName -ne '') { $rlhLdap = 'LDAP://' + $dcName + '/'; $rlhOn = ' on domain controller ' + $dcName }
 
 function RLH-Fail([string]$what, $ex) {
     RL-Rec 'hoperror' @('what', $what, 'message', [string]$ex.Message, 'type', $ex.GetType().FullName,
@@ -24,19 +36,20 @@ function RLH-Fail([string]$what, $ex) {
     RL-End 6
 }
 
-# RLH-AD binds the configuration naming context and returns the DC that answered.
+# RLH-AD binds the configuration naming context, on the named DC when there is one ($rlhLdap),
+# and returns the DC that answered.
 function RLH-AD([bool]$explicit) {
     if ($explicit) {
-        $root = RL-DirEntry 'LDAP://RootDSE'
+        $root = RL-DirEntry ($rlhLdap + 'RootDSE')
     } else {
-        $root = New-Object DirectoryServices.DirectoryEntry('LDAP://RootDSE')
+        $root = New-Object DirectoryServices.DirectoryEntry(($rlhLdap + 'RootDSE'))
     }
     $cfg = [string]$root.Properties['configurationNamingContext'].Value
     $dc = [string]$root.Properties['dnsHostName'].Value
     if ($explicit) {
-        $e = RL-DirEntry ('LDAP://' + $cfg)
+        $e = RL-DirEntry ($rlhLdap + $cfg)
     } else {
-        $e = New-Object DirectoryServices.DirectoryEntry(('LDAP://' + $cfg))
+        $e = New-Object DirectoryServices.DirectoryEntry(($rlhLdap + $cfg))
     }
     $e.RefreshCache([string[]]@('distinguishedName'))
     return $dc
@@ -44,7 +57,7 @@ function RLH-AD([bool]$explicit) {
 
 switch ($target) {
     'ad' {
-        try { $dc = RLH-AD $rlHopExplicit } catch { RLH-Fail 'Active Directory (LDAP)' $_.Exception }
+        try { $dc = RLH-AD $rlHopExplicit } catch { RLH-Fail ('Active Directory (LDAP' + $rlhOn + ')') $_.Exception }
         $m = 'ldap-process'
         if ($rlHopExplicit) { $m = 'ldap-explicit' }
         RL-Rec 'hop' @('method', $m, 'explicit', $rlHopExplicit, 'dc', $dc)
@@ -56,7 +69,7 @@ switch ($target) {
         } catch {
             RLH-Fail 'a runas /netonly logon (LogonUser LOGON32_LOGON_NEW_CREDENTIALS)' $_.Exception
         }
-        try { $dc = RLH-AD $false } catch { RLH-Fail 'Active Directory (LDAP, as the Exchange 2007 snap-in will)' $_.Exception }
+        try { $dc = RLH-AD $false } catch { RLH-Fail ('Active Directory (LDAP' + $rlhOn + ', as the Exchange 2007 snap-in will)') $_.Exception }
         RL-Rec 'hop' @('method', $m, 'explicit', $rlHopExplicit, 'dc', $dc)
     }
     'exchange' {
