@@ -162,7 +162,7 @@ func TestDemoAsReadmeSays(t *testing.T) {
 func changeResults(b *evidence.Bundle) []string {
 	var s []string
 	for _, c := range b.Changes {
-		s = append(s, c.Result)
+		s = append(s, string(c.Result))
 	}
 	return s
 }
@@ -280,7 +280,7 @@ func TestFixThroughTerminal(t *testing.T) {
 	}
 	var purposes []string
 	for _, a := range b.Audits {
-		purposes = append(purposes, a.Purpose+":"+string(a.Result.Verdict))
+		purposes = append(purposes, string(a.Purpose)+":"+string(a.Result.Verdict))
 	}
 	if strings.Join(purposes, ",") != "audit:open,retest:closed" {
 		t.Errorf("audits = %v, want audit:open,retest:closed", purposes)

@@ -90,7 +90,7 @@ func (b *Bundle) sections() []section {
 		value: header{b.Schema, b.ID, b.Created, b.Engagement, b.Tool}}}
 	for i := range b.Audits {
 		a := &b.Audits[i]
-		l := a.Purpose
+		l := string(a.Purpose)
 		if a.Result != nil {
 			l += " " + a.Result.Start.UTC().Format(time.RFC3339)
 		}
