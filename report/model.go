@@ -135,7 +135,8 @@ type model struct {
 	findings []*finding
 	retested bool // any re-test run exists
 	first    int  // index of the first audit run, -1 if none
-	// Records by link ID (the first of an ID wins).
+	// Records by link ID (Inspection.Ref, ChangeRecord.ID; the first of
+	// an ID wins).
 	inspByID   map[string]*remediate.Inspection
 	changeByID map[string]*remediate.ChangeRecord
 }
@@ -163,8 +164,11 @@ func buildModel(b *evidence.Bundle) (*model, error) {
 	m := &model{b: b, digest: h.Digest, hashes: h, time: contentTime(b), first: -1,
 		inspByID: map[string]*remediate.Inspection{}, changeByID: map[string]*remediate.ChangeRecord{}}
 	for i := range b.Inspections {
-		if in := &b.Inspections[i]; in.ID != "" && m.inspByID[in.ID] == nil {
-			m.inspByID[in.ID] = in
+		// Inspections recorded before IDs existed are found by the ID
+		// derived from them, which a newer change may name (a rollback
+		// names its backup's inspection).
+		if in := &b.Inspections[i]; m.inspByID[in.Ref()] == nil {
+			m.inspByID[in.Ref()] = in
 		}
 	}
 	for i := range b.Changes {
@@ -298,21 +302,27 @@ var severities = []string{"High", "Medium", "Low", "Info"}
 // change it verifies (evidence.AuditRun.Change), and a change the
 // inspection it was planned from (remediate.ChangeRecord.Inspection) and
 // its backup (BackupSHA256). A record without a link (recorded before
-// links existed) is tied by host name instead, by byHostName.
+// links existed), or whose link names nothing in the evidence (verify
+// notes it), is tied by host name instead, by byHostName.
 
-// linkedChanges returns the IDs of the changes the re-tests of an
-// endpoint verify, in the order of the re-tests.
+// linkedChanges returns the IDs of the changes in the evidence that the
+// re-tests of an endpoint verify, in the order of the re-tests.
 func (m *model) linkedChanges(r *row) []string {
 	var ids []string
 	if r == nil {
 		return nil
 	}
 	for _, ref := range r.Retests {
-		if id := m.b.Audits[ref.Run].Change; id != "" && !slices.Contains(ids, id) {
+		if id := m.b.Audits[ref.Run].Change; m.changeByID[id] != nil && !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
 	}
 	return ids
+}
+
+// linked reports whether a change names an inspection in the evidence.
+func (m *model) linked(c *remediate.ChangeRecord) bool {
+	return c.Inspection != "" && m.inspByID[c.Inspection] != nil
 }
 
 // inspectionFor finds the inspection of the host behind an endpoint: the
@@ -321,12 +331,12 @@ func (m *model) linkedChanges(r *row) []string {
 func (m *model) inspectionFor(r *row) *remediate.Inspection {
 	var want []string
 	for _, id := range m.linkedChanges(r) {
-		if c := m.changeByID[id]; c != nil && c.Inspection != "" {
+		if c := m.changeByID[id]; m.linked(c) {
 			want = append(want, c.Inspection)
 		}
 	}
 	for i := range m.b.Inspections {
-		if in := &m.b.Inspections[i]; in.ID != "" && slices.Contains(want, in.ID) {
+		if in := &m.b.Inspections[i]; slices.Contains(want, in.Ref()) {
 			return in
 		}
 	}
@@ -341,8 +351,8 @@ func (m *model) changesFor(host string, r *row) []*remediate.ChangeRecord {
 	var insp []string // the IDs of the host's inspections
 	if host != "" {
 		for i := range m.b.Inspections {
-			if in := &m.b.Inspections[i]; in.ID != "" && norm(in.Host) == norm(host) {
-				insp = append(insp, in.ID)
+			if in := &m.b.Inspections[i]; norm(in.Host) == norm(host) {
+				insp = append(insp, in.Ref())
 			}
 		}
 	}
@@ -351,10 +361,10 @@ func (m *model) changesFor(host string, r *row) []*remediate.ChangeRecord {
 	for i := range m.b.Changes {
 		c := &m.b.Changes[i]
 		var mine bool
-		if c.Inspection != "" {
+		if m.linked(c) {
 			mine = slices.Contains(insp, c.Inspection) || slices.Contains(verified, c.ID)
 		} else {
-			mine = byHostName{m}.change(host, r, c)
+			mine = slices.Contains(verified, c.ID) || byHostName{m}.change(host, r, c)
 		}
 		if mine {
 			out = append(out, c)

@@ -441,6 +441,7 @@ func rawElements(raw []byte) ([][]byte, error) {
 func check(b *Bundle, in *Integrity, ss []section, dir string) *CheckResult {
 	r := checkSeal(b, in, ss)
 	checkFiles(r, b, in, dir)
+	r.Notes = append(r.Notes, checkLinks(b)...)
 	return r
 }
 
