@@ -163,12 +163,16 @@ type Artifact struct {
 	SHA256  string    `json:"sha256"`  // hex SHA-256 of the file's bytes
 	Size    int64     `json:"size"`    // bytes
 	Created time.Time `json:"created"` // when it was written (UTC)
-	// Kind is "report" for a PDF report.
+	// Kind is ArtifactReport for a PDF report.
 	Kind string `json:"kind,omitempty"`
 	// EvidenceDigest is the bundle's Digest the artifact was produced from
 	// (the hash the report prints).
 	EvidenceDigest string `json:"evidence_digest,omitempty"`
 }
+
+// ArtifactReport is Artifact.Kind of a PDF report rendered from the
+// evidence. It is a word of the evidence and must never change.
+const ArtifactReport = "report"
 
 // LogEntry is one line of the account of what was done.
 type LogEntry struct {
