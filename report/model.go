@@ -136,9 +136,10 @@ type model struct {
 	retested bool // any re-test run exists
 	first    int  // index of the first audit run, -1 if none
 	// Records by link ID (Inspection.Ref, ChangeRecord.ID; the first of
-	// an ID wins).
+	// an ID wins), and the ID of each inspection, in order.
 	inspByID   map[string]*remediate.Inspection
 	changeByID map[string]*remediate.ChangeRecord
+	inspRefs   []string
 }
 
 func norm(s string) string { return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), ".")) }
@@ -162,13 +163,16 @@ func buildModel(b *evidence.Bundle) (*model, error) {
 		return nil, err
 	}
 	m := &model{b: b, digest: h.Digest, hashes: h, time: contentTime(b), first: -1,
-		inspByID: map[string]*remediate.Inspection{}, changeByID: map[string]*remediate.ChangeRecord{}}
+		inspByID: map[string]*remediate.Inspection{}, changeByID: map[string]*remediate.ChangeRecord{},
+		inspRefs: make([]string, len(b.Inspections))}
 	for i := range b.Inspections {
 		// Inspections recorded before IDs existed are found by the ID
 		// derived from them, which a newer change may name (a rollback
 		// names its backup's inspection).
-		if in := &b.Inspections[i]; m.inspByID[in.Ref()] == nil {
-			m.inspByID[in.Ref()] = in
+		in := &b.Inspections[i]
+		m.inspRefs[i] = in.Ref()
+		if m.inspByID[m.inspRefs[i]] == nil {
+			m.inspByID[m.inspRefs[i]] = in
 		}
 	}
 	for i := range b.Changes {
@@ -335,9 +339,9 @@ func (m *model) inspectionFor(r *row) *remediate.Inspection {
 			want = append(want, c.Inspection)
 		}
 	}
-	for i := range m.b.Inspections {
-		if in := &m.b.Inspections[i]; slices.Contains(want, in.Ref()) {
-			return in
+	for i, id := range m.inspRefs {
+		if slices.Contains(want, id) {
+			return &m.b.Inspections[i]
 		}
 	}
 	return byHostName{m}.inspection(r)
@@ -351,12 +355,13 @@ func (m *model) changesFor(host string, r *row) []*remediate.ChangeRecord {
 	var insp []string // the IDs of the host's inspections
 	if host != "" {
 		for i := range m.b.Inspections {
-			if in := &m.b.Inspections[i]; norm(in.Host) == norm(host) {
-				insp = append(insp, in.Ref())
+			if norm(m.b.Inspections[i].Host) == norm(host) {
+				insp = append(insp, m.inspRefs[i])
 			}
 		}
 	}
 	verified := m.linkedChanges(r)
+	byName := byHostName{m}.change(host, r)
 	var out []*remediate.ChangeRecord
 	for i := range m.b.Changes {
 		c := &m.b.Changes[i]
@@ -364,7 +369,7 @@ func (m *model) changesFor(host string, r *row) []*remediate.ChangeRecord {
 		if m.linked(c) {
 			mine = slices.Contains(insp, c.Inspection) || slices.Contains(verified, c.ID)
 		} else {
-			mine = slices.Contains(verified, c.ID) || byHostName{m}.change(host, r, c)
+			mine = slices.Contains(verified, c.ID) || byName(c)
 		}
 		if mine {
 			out = append(out, c)
@@ -399,9 +404,9 @@ func (l byHostName) inspection(r *row) *remediate.Inspection {
 	return nil
 }
 
-// change reports whether a change was made on the inspected host, or on
+// change returns whether a change was made on the inspected host, or on
 // the MX host name or address of the endpoint.
-func (l byHostName) change(host string, r *row, c *remediate.ChangeRecord) bool {
+func (l byHostName) change(host string, r *row) func(c *remediate.ChangeRecord) bool {
 	names := []string{}
 	if host != "" {
 		names = append(names, norm(host))
@@ -409,7 +414,7 @@ func (l byHostName) change(host string, r *row, c *remediate.ChangeRecord) bool 
 	if r != nil {
 		names = append(names, norm(r.Key.Host), norm(r.Key.Addr))
 	}
-	return slices.Contains(names, norm(c.Host))
+	return func(c *remediate.ChangeRecord) bool { return slices.Contains(names, norm(c.Host)) }
 }
 
 // applied reports whether the changes, in order, leave a remediation in
