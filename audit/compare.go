@@ -2,7 +2,9 @@ package audit
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
+	"strings"
 )
 
 // TestDiff is one test's outcome before and after a change, on one
@@ -15,9 +17,24 @@ type TestDiff struct {
 	After    Outcome `json:"after"`
 }
 
-// EndpointKey names an endpoint in diffs and grids: "address:port/tls".
+// EndpointKey is an endpoint's identity, "address:port/tls", the one
+// function that says whether two results are of the same endpoint: the
+// first audit, its re-tests, diffs and the report meet on it. The address
+// is in canonical form (an IPv4-mapped IPv6 address as IPv4, IPv6 in
+// RFC 5952 form and in brackets; anything else lower case, without a
+// trailing dot), then the port and the TLS mode. The MX host name is not
+// part of it: a re-test of one host is usually run against its address.
 func EndpointKey(e EndpointResult) string {
-	return fmt.Sprintf("%s/%s", joinHostPortString(e.Address, e.Port), e.TLS)
+	return joinHostPortString(canonicalAddr(e.Address), e.Port) + "/" + e.TLS
+}
+
+// canonicalAddr is an address in canonical form, anything else in lower
+// case without surrounding space or a trailing dot.
+func canonicalAddr(s string) string {
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return a.Unmap().String()
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
 }
 
 func joinHostPortString(addr string, port int) string {

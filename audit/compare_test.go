@@ -32,3 +32,27 @@ func TestCompare(t *testing.T) {
 		t.Error("IsOpen misclassifies outcomes")
 	}
 }
+
+// EndpointKey is the one identity of an endpoint: the same address
+// written another way is the same endpoint; another port or TLS mode is
+// not.
+func TestEndpointKey(t *testing.T) {
+	tests := []struct {
+		addr string
+		port int
+		tls  string
+		want string
+	}{
+		{"192.0.2.1", 25, TLSNone, "192.0.2.1:25/none"},
+		{"::ffff:192.0.2.1", 25, TLSNone, "192.0.2.1:25/none"},
+		{"2001:DB8:0:0::25", 587, TLSStartTLS, "[2001:db8::25]:587/starttls"},
+		{"[2001:db8::25]", 465, TLSImplicit, "[2001:db8::25]:465/implicit"},
+		{" MX.Example.COM. ", 25, TLSNone, "mx.example.com:25/none"},
+		{"192.0.2.1", 25, "", "192.0.2.1:25/"},
+	}
+	for _, tc := range tests {
+		if got := EndpointKey(EndpointResult{Address: tc.addr, Port: tc.port, TLS: tc.tls}); got != tc.want {
+			t.Errorf("EndpointKey(%q, %d, %q) = %q, want %q", tc.addr, tc.port, tc.tls, got, tc.want)
+		}
+	}
+}

@@ -114,7 +114,7 @@ func (t *testRun) ownConn() bool { return t.helo != "" || t.auth != "" }
 type epRun struct {
 	p    *prober
 	spec endpointSpec
-	mode string // "none", "implicit", "starttls"
+	mode string // TLSNone, TLSImplicit or TLSStartTLS
 	res  *EndpointResult
 
 	mu          sync.Mutex
@@ -134,14 +134,20 @@ type epRun struct {
 
 func (er *epRun) addr() string { return hostPort(er.spec.addr.String(), er.spec.port) }
 
+// tlsMode is the TLS mode an endpoint is first probed in: implicit TLS on
+// port 465 (RFC 8314 section 3.3), else plain.
+func tlsMode(port int) string {
+	if port == 465 {
+		return TLSImplicit
+	}
+	return TLSNone
+}
+
 // probeEndpoint probes one address and port: the plain (or implicit TLS)
 // session, then, if STARTTLS is advertised, the TLS rerun as a separate
 // EndpointResult (docs/relay-probes.md §8 test 38).
 func (p *prober) probeEndpoint(ctx context.Context, spec endpointSpec) []EndpointResult {
-	mode := "none"
-	if spec.port == 465 {
-		mode = "implicit"
-	}
+	mode := tlsMode(spec.port)
 	// The STARTTLS rerun starts once the plain session's first pass is
 	// done, so that it runs while the plain one waits to retry greylisted
 	// tests (each endpoint waits in parallel).
@@ -154,7 +160,7 @@ func (p *prober) probeEndpoint(ctx context.Context, spec endpointSpec) []Endpoin
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, _ := p.runEndpoint(ctx, spec, "starttls", nil)
+			r, _ := p.runEndpoint(ctx, spec, TLSStartTLS, nil)
 			second = &r
 		}()
 	})
@@ -191,9 +197,9 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 		res.Reason = reasonFor(err)
 		return res, false
 	}
-	starttls = mode == "none" && c.has("STARTTLS")
+	starttls = mode == TLSNone && c.has("STARTTLS")
 	cases := matrix
-	if mode == "starttls" {
+	if mode == TLSStartTLS {
 		cases = nil
 		for _, cs := range matrix {
 			if cs.TLS {
@@ -208,7 +214,7 @@ func (p *prober) runEndpoint(ctx context.Context, spec endpointSpec, mode string
 			cases = append(append([]Case(nil), cases...), authVariants...)
 		}
 	}
-	if mode == "starttls" && p.opts.AuthTests {
+	if mode == TLSStartTLS && p.opts.AuthTests {
 		for _, cs := range authVariants {
 			if cs.TLS {
 				cases = append(cases, cs)
@@ -495,7 +501,7 @@ func (er *epRun) connect(ctx context.Context, helo string) (*client, error) {
 	idx := len(er.transcripts)
 	er.transcripts = append(er.transcripts, &Transcript{Conn: idx, Remote: er.addr()})
 	er.mu.Unlock()
-	c, err := er.p.dial(ctx, er.spec.mxHost, er.addr(), er.mode == "implicit", idx)
+	c, err := er.p.dial(ctx, er.spec.mxHost, er.addr(), er.mode == TLSImplicit, idx)
 	er.mu.Lock()
 	er.transcripts[idx] = c.tr
 	er.mu.Unlock()
@@ -546,7 +552,7 @@ func (er *epRun) connect(ctx context.Context, helo string) (*client, error) {
 		return nil, &ProbeError{Host: er.spec.mxHost, Addr: er.addr(), Command: "EHLO/HELO", Code: ref.Code,
 			Enhanced: ref.Enhanced, Line: ref.String(), Err: errHeloRefused}
 	}
-	if er.mode == "starttls" {
+	if er.mode == TLSStartTLS {
 		if !c.has("STARTTLS") {
 			c.quit()
 			er.count(c)

@@ -141,14 +141,21 @@ type DNSQuery struct {
 	Error     string    `json:"error,omitempty"`
 }
 
+// The TLS modes of an endpoint (EndpointResult.TLS). They are words of
+// the evidence and the JSON output and must never change.
+const (
+	TLSNone     = "none"     // plain SMTP (STARTTLS not used)
+	TLSStartTLS = "starttls" // the tests rerun after STARTTLS (RFC 3207)
+	TLSImplicit = "implicit" // TLS from the first byte (port 465, RFC 8314)
+)
+
 // EndpointResult is the result for one (MX host, address, port, TLS state).
 type EndpointResult struct {
 	MXHost     string `json:"mx_host"`
 	Preference int    `json:"preference"`
 	Address    string `json:"address"`
 	Port       int    `json:"port"`
-	// TLS is "none", "starttls" (tests rerun after STARTTLS) or "implicit"
-	// (port 465).
+	// TLS is TLSNone, TLSStartTLS or TLSImplicit.
 	TLS          string       `json:"tls"`
 	Verdict      Verdict      `json:"verdict"`
 	Reason       string       `json:"reason,omitempty"`

@@ -499,10 +499,7 @@ func notReached(tr *TargetResult, t target) {
 }
 
 func notTested(p *prober, s endpointSpec) EndpointResult {
-	mode := "none"
-	if s.port == 465 {
-		mode = "implicit"
-	}
+	mode := tlsMode(s.port)
 	return EndpointResult{MXHost: s.mxHost, Preference: s.preference, Address: s.addr.String(), Port: s.port, TLS: mode,
 		Verdict: VerdictInconclusive, Reason: ReasonDeadline + " (not tested)", Tests: []TestResult{},
 		Transcripts: []Transcript{}, Start: p.now(), End: p.now()}

@@ -38,8 +38,12 @@ func TestIISEx2003RemediateFlow(t *testing.T) {
 			if err != nil {
 				t.Fatalf("remediate: %v", err)
 			}
-			if out.NoChange || out.Change == nil || out.Change.Result != "applied" {
+			if out.NoChange || out.Change == nil || out.Change.Result != remediate.ResultApplied {
 				t.Fatalf("outcome %+v", out)
+			}
+			// The change names the inspection it was planned from.
+			if id := out.Change.Inspection; id == "" || id != out.Before.Ref() {
+				t.Errorf("change names inspection %q, planned from %q", id, out.Before.Ref())
 			}
 			if tc.h.RelayAllowed(iisStranger, false, "elsewhere.example") || !tc.h.RelayAllowed(iisOffice, false, "elsewhere.example") {
 				t.Fatal("relay decisions after remediate are wrong")
@@ -59,8 +63,13 @@ func TestIISEx2003RemediateFlow(t *testing.T) {
 			if err != nil {
 				t.Fatalf("rollback: %v (%+v)", err, rec)
 			}
-			if rec.Result != "restored" {
+			if rec.Result != remediate.ResultRestored {
 				t.Fatalf("rollback result %q %v", rec.Result, rec.Mismatches)
+			}
+			// The rollback names the inspection its backup file holds:
+			// the one the remediation was planned from.
+			if rec.Inspection != out.Change.Inspection || rec.Kind != remediate.ChangeRollback {
+				t.Errorf("rollback (%s) names inspection %q, the remediation %q", rec.Kind, rec.Inspection, out.Change.Inspection)
 			}
 			if !tc.h.RelayAllowed(iisStranger, false, "elsewhere.example") {
 				t.Fatal("rollback did not bring the old (open) state back")

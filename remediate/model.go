@@ -2,6 +2,8 @@ package remediate
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/netip"
 	"time"
@@ -138,6 +140,10 @@ type Finding struct {
 
 // Inspection is the result of reading one host.
 type Inspection struct {
+	// ID names the inspection in the evidence (Ref), so that a change
+	// record can name the inspection it was planned from. Inspections
+	// recorded before IDs existed have none.
+	ID       string    `json:"id,omitempty"`
 	Host     string    `json:"host"`
 	Time     time.Time `json:"time"`
 	Platform Platform  `json:"platform"`
@@ -155,6 +161,23 @@ type Inspection struct {
 	// acting on the inspection (e.g. a WinRM memory quota too small for
 	// the Exchange shell).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Ref is the inspection's ID: ID when set, else the one derived from its
+// host, time and platform, "INS-20260506T070809Z-1a2b3c4d". The derived
+// ID is the same for every copy of the inspection (the one a backup holds,
+// the one recorded in the evidence), so a change record can name the
+// inspection before the evidence has recorded it. It is "" for nil.
+func (in *Inspection) Ref() string {
+	if in == nil {
+		return ""
+	}
+	if in.ID != "" {
+		return in.ID
+	}
+	t := in.Time.UTC()
+	h := sha256.Sum256([]byte(in.Host + "\n" + t.Format(time.RFC3339Nano) + "\n" + string(in.Platform)))
+	return "INS-" + t.Format("20060102T150405Z") + "-" + hex.EncodeToString(h[:4])
 }
 
 // Request is what the operator asked remediate to do.
@@ -231,31 +254,96 @@ type Backup struct {
 // BackupSchema is the current Backup.Schema.
 const BackupSchema = "relaylock.backup/v1"
 
+// ChangeKind says what a change record did to a host. Its values are
+// written to the evidence ("kind") and must never change.
+type ChangeKind string
+
+const (
+	// ChangeRemediate: the planned change that restricts relaying
+	// (relaylock remediate, fix).
+	ChangeRemediate ChangeKind = "remediate"
+	// ChangeRollback: the state saved in a backup written back (relaylock
+	// rollback). Its Planned changes are the remediation's reversed.
+	ChangeRollback ChangeKind = "rollback"
+)
+
+// ChangeResult is how a change ended. Its values are written to the
+// evidence ("result") and must never change. A remediation ends applied,
+// pending, failed, partial or rolled-back; a rollback ends restored,
+// pending, failed or interrupted.
+type ChangeResult string
+
+const (
+	// ResultApplied: every planned change was made and read back as
+	// planned; the change is in effect.
+	ResultApplied ChangeResult = "applied"
+	// ResultNoChange is listed by the first version of the schema for a
+	// plan with nothing to change. No relaylock writes it (a plan with no
+	// change makes no change record); a reader may still meet it.
+	ResultNoChange ChangeResult = "no-change"
+	// ResultRolledBack: the change failed (write or read-back) and the
+	// backup was written back automatically; the host has its prior
+	// state.
+	ResultRolledBack ChangeResult = "rolled-back"
+	// ResultFailed: a remediation failed with automatic rollback off (the
+	// host may be partly changed), or a rollback failed or read back other
+	// values than the backup's.
+	ResultFailed ChangeResult = "failed"
+	// ResultPartial: a remediation failed and so did its automatic
+	// rollback; the host may be partly changed.
+	ResultPartial ChangeResult = "partial"
+	// ResultRestored: a rollback wrote the backup's state and read it
+	// back; the remediation is no longer in effect.
+	ResultRestored ChangeResult = "restored"
+	// ResultPending (ErrPending, Exchange 2000/2003): written to Active
+	// Directory, not yet copied to the metabase by DS2MB within the wait;
+	// not rolled back.
+	ResultPending ChangeResult = "pending"
+	// ResultInterrupted: a rollback stopped by Ctrl-C while a write was on
+	// its way; the host may or may not have the saved state.
+	ResultInterrupted ChangeResult = "interrupted"
+)
+
 // ChangeRecord is the evidence of one applied (or attempted) change.
 type ChangeRecord struct {
-	ID           string    `json:"id"`
-	Kind         string    `json:"kind"` // "remediate" or "rollback"
-	Host         string    `json:"host"`
-	Platform     Platform  `json:"platform"`
-	OSUser       string    `json:"os_user"`
-	WinRMUser    string    `json:"winrm_user"`
-	Ticket       string    `json:"ticket,omitempty"`
-	Start        time.Time `json:"start"`
-	End          time.Time `json:"end"`
-	Scripts      []string  `json:"scripts"` // SHA-256 of each script run, in the order of Runs
-	Before       []Setting `json:"before"`
-	After        []Setting `json:"after"`
-	Planned      []Change  `json:"planned"`
-	Applied      []Change  `json:"applied"`
-	Result       string    `json:"result"` // "applied", "no-change", "rolled-back", "failed", "partial", "restored", "pending" (ErrPending: not rolled back), "interrupted" (a rollback stopped by Ctrl-C before it was known to be done)
-	Error        string    `json:"error,omitempty"`
-	BackupFile   string    `json:"backup_file,omitempty"`
-	BackupSHA256 string    `json:"backup_sha256,omitempty"`
-	Mismatches   []string  `json:"mismatches,omitempty"`
+	ID           string       `json:"id"`
+	Kind         ChangeKind   `json:"kind"`
+	Host         string       `json:"host"`
+	Platform     Platform     `json:"platform"`
+	OSUser       string       `json:"os_user"`
+	WinRMUser    string       `json:"winrm_user"`
+	Ticket       string       `json:"ticket,omitempty"`
+	Start        time.Time    `json:"start"`
+	End          time.Time    `json:"end"`
+	Scripts      []string     `json:"scripts"` // SHA-256 of each script run, in the order of Runs
+	Before       []Setting    `json:"before"`
+	After        []Setting    `json:"after"`
+	Planned      []Change     `json:"planned"`
+	Applied      []Change     `json:"applied"`
+	Result       ChangeResult `json:"result"`
+	Error        string       `json:"error,omitempty"`
+	BackupFile   string       `json:"backup_file,omitempty"`
+	BackupSHA256 string       `json:"backup_sha256,omitempty"`
+	Mismatches   []string     `json:"mismatches,omitempty"`
 	// Runs are every script run of the change, in order: the writes, the
 	// read-back and any restore (for a rollback also the read before it),
 	// each with the SHA-256 of the exact script text sent, its parameters
 	// (secrets redacted), output and exit code. Added after Scripts, so
 	// omitted when empty: older evidence re-encodes to the same bytes.
 	Runs []ScriptRun `json:"runs,omitempty"`
+	// Inspection is the ID (Inspection.Ref) of the inspection the change
+	// was planned from: for a remediation the inspection read before it,
+	// for a rollback the one its backup holds (the state it restores).
+	// The backup is named by BackupSHA256. Records written before links
+	// existed have no Inspection.
+	Inspection string `json:"inspection,omitempty"`
+}
+
+// Ref is the change's ID, "" for nil: what a re-test names as the change
+// it verifies (evidence.AuditRun.Change).
+func (c *ChangeRecord) Ref() string {
+	if c == nil {
+		return ""
+	}
+	return c.ID
 }

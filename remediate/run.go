@@ -264,7 +264,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 	}
 
 	rec := &ChangeRecord{
-		ID: changeID(o.Host, o.now()), Kind: "remediate", Host: o.Host, Platform: before.Platform,
+		ID: changeID(o.Host, o.now()), Kind: ChangeRemediate, Host: o.Host, Platform: before.Platform, Inspection: before.Ref(),
 		OSUser: o.OSUser, WinRMUser: o.WinRMUser, Ticket: o.Ticket, Start: o.now(),
 		Before: touched(before.Settings, plan.Changes), Planned: plan.Changes,
 		BackupFile: o.BackupPath, BackupSHA256: sum,
@@ -297,7 +297,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 		rec.Error = "read-back mismatch"
 		return out, o.fail(ctx, d, b, rec, out, fmt.Errorf("%w on %s: %s", ErrReadBack, o.Host, strings.Join(mm, "; ")))
 	}
-	rec.Result = "applied"
+	rec.Result = ResultApplied
 	rec.End = o.now()
 	return out, o.step("readback", out)
 }
@@ -308,7 +308,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 // back: the rollback would race the copy DS2MB is about to make. The
 // settings as they are now are read back for the evidence, not compared.
 func (o Options) pending(ctx context.Context, rec *ChangeRecord, out *Outcome, cause error) error {
-	rec.Result = "pending"
+	rec.Result = ResultPending
 	rec.Error = cause.Error()
 	if after, err := InspectHostWith(ctx, o.Runner, o.Host, o.Prober, o.HostOptions); err == nil {
 		out.After = after
@@ -333,7 +333,7 @@ func (o Options) fail(ctx context.Context, d Driver, b *Backup, rec *ChangeRecor
 		rollbackCmd = o.RollbackCommand
 	}
 	if o.NoAutoRollback {
-		rec.Result = "failed"
+		rec.Result = ResultFailed
 		_ = o.step("failed", out)
 		return fmt.Errorf("%w\nthe host may be partly changed (%s); automatic rollback is off; to restore the saved state run:\n  %s",
 			cause, describeApplied(rec), rollbackCmd)
@@ -343,18 +343,18 @@ func (o Options) fail(ctx context.Context, d Driver, b *Backup, rec *ChangeRecor
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
 	if err := d.Restore(rctx, o.Runner, b); errors.Is(err, ErrPending) {
-		rec.Result = "pending"
+		rec.Result = ResultPending
 		rec.Error += "; rollback: " + err.Error()
 		_ = o.step("pending", out)
 		return fmt.Errorf("%w; the rollback was written but is %w", cause, err)
 	} else if err != nil {
-		rec.Result = "partial"
+		rec.Result = ResultPartial
 		rec.Error += "; rollback: " + err.Error()
 		_ = o.step("failed", out)
 		return fmt.Errorf("%w; %w: %v\nthe host may be partly changed (%s); when it is reachable again run:\n  %s",
 			cause, ErrRollbackFailed, err, describeApplied(rec), rollbackCmd)
 	}
-	rec.Result = "rolled-back"
+	rec.Result = ResultRolledBack
 	_ = o.step("rollback", out)
 	return fmt.Errorf("%w; %w: the host is back in its prior state (backup %s)", cause, ErrRolledBack, o.BackupPath)
 }
@@ -502,7 +502,7 @@ func Rollback(ctx context.Context, o RollbackOptions) (*ChangeRecord, *Inspectio
 		}
 		want = append(want, Change{Object: c.Object, Setting: c.Setting, Current: c.New, New: v, Why: "restore the state saved in the backup"})
 	}
-	rec := &ChangeRecord{ID: changeID(o.Host, now()), Kind: "rollback", Host: o.Host, Platform: b.Platform,
+	rec := &ChangeRecord{ID: changeID(o.Host, now()), Kind: ChangeRollback, Host: o.Host, Platform: b.Platform, Inspection: b.Inspection.Ref(),
 		OSUser: o.OSUser, WinRMUser: o.WinRMUser, Ticket: o.Ticket, Start: now(),
 		Before: touched(cur.Settings, want), Planned: want, BackupFile: o.BackupFile, BackupSHA256: o.BackupSHA256}
 	for _, run := range cur.Runs {
@@ -510,19 +510,19 @@ func Rollback(ctx context.Context, o RollbackOptions) (*ChangeRecord, *Inspectio
 	}
 	o.Runner = &changeRunner{r: o.Runner, rec: rec}
 	if err := d.Restore(ctx, o.Runner, b); err != nil {
-		rec.Result, rec.Error, rec.End = "failed", err.Error(), now()
+		rec.Result, rec.Error, rec.End = ResultFailed, err.Error(), now()
 		if ctx.Err() != nil && !errors.Is(err, ErrPending) {
 			// Ctrl-C with a write on the host: it may have run. The
 			// rollback writes the saved state whatever the host has, so
 			// running it again is safe.
-			rec.Result = "interrupted"
+			rec.Result = ResultInterrupted
 			return rec, cur, fmt.Errorf("restore %s: %w\nthe host may or may not have the saved values now (a write was on its way); "+
 				"run the same rollback again, which writes the saved state whatever the host has, or see what it has with relaylock inspect --winrm-host %s",
 				o.Host, err, o.Host)
 		}
 		if errors.Is(err, ErrPending) {
 			// Written where it is made; not yet where it takes effect.
-			rec.Result, rec.Applied = "pending", want
+			rec.Result, rec.Applied = ResultPending, want
 			if after, aerr := InspectHostWith(ctx, o.Runner, o.Host, o.Prober, o.HostOptions); aerr == nil {
 				rec.After = touched(after.Settings, want)
 				return rec, after, fmt.Errorf("restore %s: %w", o.Host, err)
@@ -532,17 +532,17 @@ func Rollback(ctx context.Context, o RollbackOptions) (*ChangeRecord, *Inspectio
 	}
 	after, err := InspectHostWith(ctx, o.Runner, o.Host, o.Prober, o.HostOptions)
 	if err != nil {
-		rec.Result, rec.Error, rec.End = "failed", err.Error(), now()
+		rec.Result, rec.Error, rec.End = ResultFailed, err.Error(), now()
 		return rec, nil, fmt.Errorf("read back %s after restore: %w", o.Host, err)
 	}
 	rec.After = touched(after.Settings, want)
 	rec.Applied = want
 	rec.End = now()
 	if mm := Compare(want, after.Settings); len(mm) > 0 {
-		rec.Result, rec.Mismatches = "failed", mm
+		rec.Result, rec.Mismatches = ResultFailed, mm
 		return rec, after, fmt.Errorf("%w after restore on %s: %s", ErrReadBack, o.Host, strings.Join(mm, "; "))
 	}
-	rec.Result = "restored"
+	rec.Result = ResultRestored
 	return rec, after, nil
 }
 

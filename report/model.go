@@ -25,7 +25,9 @@ const (
 	stNotTested    = "NOT TESTED"
 )
 
-// epKey identifies an endpoint across audits.
+// epKey is how an endpoint is shown: under the host name it was first
+// seen under. Its identity, which rows are keyed by, is
+// audit.EndpointKey.
 type epKey struct {
 	Host string
 	Addr string
@@ -43,10 +45,10 @@ func (k epKey) String() string {
 		s = strings.TrimSuffix(k.Host, ".") + " " + s
 	}
 	switch k.TLS {
-	case "", "none":
-	case "starttls":
+	case "", audit.TLSNone:
+	case audit.TLSStartTLS:
 		s += " STARTTLS"
-	case "implicit":
+	case audit.TLSImplicit:
 		s += " TLS"
 	default:
 		s += " " + k.TLS
@@ -57,7 +59,7 @@ func (k epKey) String() string {
 // epRef is one endpoint result in one audit run.
 type epRef struct {
 	Run     int // index in Bundle.Audits
-	Purpose string
+	Purpose evidence.Purpose
 	Target  string
 	EP      *audit.EndpointResult
 }
@@ -66,6 +68,9 @@ type epRef struct {
 type row struct {
 	Key           epKey
 	Before, After *epRef
+	// Retests are every re-test of the endpoint, in order; After is the
+	// last.
+	Retests []*epRef
 }
 
 func verdictWord(v audit.Verdict) string {
@@ -95,10 +100,18 @@ func (r *row) afterStatus() string {
 	return verdictWord(r.After.EP.Verdict)
 }
 
+// findingKind says what a finding is about.
+type findingKind string
+
+const (
+	findingRelay  findingKind = "relay"  // an endpoint open in the first audit
+	findingConfig findingKind = "config" // a setting on an inspected host no relay finding explains
+)
+
 // finding is one finding as the report shows it.
 type finding struct {
 	ID        string
-	Kind      string // "relay" or "config"
+	Kind      findingKind
 	Title     string
 	Severity  string // "High", "Medium", "Low", "Info"
 	StatusKey string // texts key suffix: "open", "remediated", ...
@@ -122,27 +135,51 @@ type model struct {
 	findings []*finding
 	retested bool // any re-test run exists
 	first    int  // index of the first audit run, -1 if none
-}
-
-// canonAddr writes an IP address in its canonical form ("2001:db8::25"),
-// anything else lower case.
-func canonAddr(s string) string {
-	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return a.Unmap().String()
-	}
-	return norm(s)
+	// Records by link ID (Inspection.Ref, ChangeRecord.ID; the first of
+	// an ID wins), and the ID of each inspection, in order.
+	inspByID   map[string]*remediate.Inspection
+	changeByID map[string]*remediate.ChangeRecord
+	inspRefs   []string
 }
 
 func norm(s string) string { return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), ".")) }
 
-func isRetest(purpose string) bool { return strings.Contains(purpose, "retest") }
+// isRetest reports whether an audit run re-tests a change. A purpose
+// this build does not know is not a re-test: it cannot prove a change.
+func isRetest(p evidence.Purpose) bool {
+	switch p {
+	case evidence.PurposeRetest, evidence.PurposeRollbackRetest:
+		return true
+	case evidence.PurposeAudit:
+		return false
+	default:
+		return false
+	}
+}
 
 func buildModel(b *evidence.Bundle) (*model, error) {
 	h, err := evidence.Compute(b)
 	if err != nil {
 		return nil, err
 	}
-	m := &model{b: b, digest: h.Digest, hashes: h, time: contentTime(b), first: -1}
+	m := &model{b: b, digest: h.Digest, hashes: h, time: contentTime(b), first: -1,
+		inspByID: map[string]*remediate.Inspection{}, changeByID: map[string]*remediate.ChangeRecord{},
+		inspRefs: make([]string, len(b.Inspections))}
+	for i := range b.Inspections {
+		// Inspections recorded before IDs existed are found by the ID
+		// derived from them, which a newer change may name (a rollback
+		// names its backup's inspection).
+		in := &b.Inspections[i]
+		m.inspRefs[i] = in.Ref()
+		if m.inspByID[m.inspRefs[i]] == nil {
+			m.inspByID[m.inspRefs[i]] = in
+		}
+	}
+	for i := range b.Changes {
+		if c := &b.Changes[i]; c.ID != "" && m.changeByID[c.ID] == nil {
+			m.changeByID[c.ID] = c
+		}
+	}
 	// The first audit: the first run with purpose "audit", else the first run.
 	for i, a := range b.Audits {
 		if a.Result != nil && !isRetest(a.Purpose) {
@@ -158,35 +195,32 @@ func buildModel(b *evidence.Bundle) (*model, error) {
 			}
 		}
 	}
-	// An endpoint is its address, port and TLS state: a re-test of one
-	// host is usually run against the address (its MX host name is then
-	// the address), and must still meet the first audit's row. The row
-	// keeps the host name it was first seen under.
-	index := map[epKey]*row{}
-	add := func(k epKey) *row {
-		id := epKey{Addr: canonAddr(k.Addr), Port: k.Port, TLS: k.TLS}
-		r := index[id]
-		if r == nil {
-			r = &row{Key: k}
-			index[id] = r
-			m.rows = append(m.rows, r)
-		}
-		return r
-	}
-	eachEP := func(i int, fn func(k epKey, ref *epRef)) {
+	// Rows are keyed by the endpoint's identity (audit.EndpointKey): a
+	// re-test of one host is usually run against the address (its MX host
+	// name is then the address), and must still meet the first audit's
+	// row. The row keeps the host name it was first seen under.
+	index := map[string]*row{}
+	eachEP := func(i int, fn func(r *row, ref *epRef)) {
 		a := b.Audits[i]
 		for ti := range a.Result.Targets {
 			t := &a.Result.Targets[ti]
 			for ei := range t.Endpoints {
 				ep := &t.Endpoints[ei]
-				fn(epKey{ep.MXHost, ep.Address, ep.Port, ep.TLS}, &epRef{Run: i, Purpose: a.Purpose, Target: t.Target, EP: ep})
+				id := audit.EndpointKey(*ep)
+				r := index[id]
+				if r == nil {
+					r = &row{Key: epKey{ep.MXHost, ep.Address, ep.Port, ep.TLS}}
+					index[id] = r
+					m.rows = append(m.rows, r)
+				}
+				fn(r, &epRef{Run: i, Purpose: a.Purpose, Target: t.Target, EP: ep})
 			}
 		}
 	}
 	if m.first >= 0 {
 		m.offset = b.Audits[m.first].Result.Vantage.LocalOffset
-		eachEP(m.first, func(k epKey, ref *epRef) {
-			if r := add(k); r.Before == nil {
+		eachEP(m.first, func(r *row, ref *epRef) {
+			if r.Before == nil {
 				r.Before = ref
 			}
 		})
@@ -196,7 +230,10 @@ func buildModel(b *evidence.Bundle) (*model, error) {
 			continue
 		}
 		m.retested = true
-		eachEP(i, func(k epKey, ref *epRef) { add(k).After = ref }) // the latest wins
+		eachEP(i, func(r *row, ref *epRef) {
+			r.After = ref // the latest wins
+			r.Retests = append(r.Retests, ref)
+		})
 	}
 
 	// Relay findings: one per endpoint open in the first audit.
@@ -207,7 +244,7 @@ func buildModel(b *evidence.Bundle) (*model, error) {
 			continue
 		}
 		n++
-		f := &finding{ID: fmt.Sprintf("RLY-%03d", n), Kind: "relay", Severity: "High", Row: r}
+		f := &finding{ID: fmt.Sprintf("RLY-%03d", n), Kind: findingRelay, Severity: "High", Row: r}
 		f.Insp = m.inspectionFor(r)
 		if f.Insp != nil {
 			f.Host = f.Insp.Host
@@ -233,7 +270,7 @@ func buildModel(b *evidence.Bundle) (*model, error) {
 		for j := range in.Findings {
 			cf := &in.Findings[j]
 			n++
-			f := &finding{ID: fmt.Sprintf("CFG-%03d", n), Kind: "config", Title: cf.Title,
+			f := &finding{ID: fmt.Sprintf("CFG-%03d", n), Kind: findingConfig, Title: cf.Title,
 				Severity: severityWord(cf.Severity), Host: in.Host, Insp: in, Config: cf, Changes: changes,
 				Causes: []remediate.Finding{*cf}, StatusKey: "open"}
 			if changed(changes, cf.Object, cf.Setting) {
@@ -265,19 +302,101 @@ func severityWord(s remediate.Severity) string {
 
 var severities = []string{"High", "Medium", "Low", "Info"}
 
-// inspectionFor finds the first inspection of the host behind an endpoint:
+// Records are tied together by the IDs they carry: a re-test names the
+// change it verifies (evidence.AuditRun.Change), and a change the
+// inspection it was planned from (remediate.ChangeRecord.Inspection) and
+// its backup (BackupSHA256). A record without a link (recorded before
+// links existed), or whose link names nothing in the evidence (verify
+// notes it), is tied by host name instead, by byHostName.
+
+// linkedChanges returns the IDs of the changes in the evidence that the
+// re-tests of an endpoint verify, in the order of the re-tests.
+func (m *model) linkedChanges(r *row) []string {
+	var ids []string
+	if r == nil {
+		return nil
+	}
+	for _, ref := range r.Retests {
+		if id := m.b.Audits[ref.Run].Change; m.changeByID[id] != nil && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// linked reports whether a change names an inspection in the evidence.
+func (m *model) linked(c *remediate.ChangeRecord) bool {
+	return c.Inspection != "" && m.inspByID[c.Inspection] != nil
+}
+
+// inspectionFor finds the inspection of the host behind an endpoint: the
+// first in the evidence that a change verified by a re-test of the
+// endpoint was planned from; failing that, by host name (byHostName).
+func (m *model) inspectionFor(r *row) *remediate.Inspection {
+	var want []string
+	for _, id := range m.linkedChanges(r) {
+		if c := m.changeByID[id]; m.linked(c) {
+			want = append(want, c.Inspection)
+		}
+	}
+	for i, id := range m.inspRefs {
+		if slices.Contains(want, id) {
+			return &m.b.Inspections[i]
+		}
+	}
+	return byHostName{m}.inspection(r)
+}
+
+// changesFor returns the change records of an inspected host, or of the
+// host behind an endpoint, in order. A linked change belongs to it when
+// it was planned from an inspection of the host or a re-test of the
+// endpoint verified it; a change without a link, by byHostName.
+func (m *model) changesFor(host string, r *row) []*remediate.ChangeRecord {
+	var insp []string // the IDs of the host's inspections
+	if host != "" {
+		for i := range m.b.Inspections {
+			if norm(m.b.Inspections[i].Host) == norm(host) {
+				insp = append(insp, m.inspRefs[i])
+			}
+		}
+	}
+	verified := m.linkedChanges(r)
+	byName := byHostName{m}.change(host, r)
+	var out []*remediate.ChangeRecord
+	for i := range m.b.Changes {
+		c := &m.b.Changes[i]
+		var mine bool
+		if m.linked(c) {
+			mine = slices.Contains(insp, c.Inspection) || slices.Contains(verified, c.ID)
+		} else {
+			mine = slices.Contains(verified, c.ID) || byName(c)
+		}
+		if mine {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// byHostName is the fallback for evidence recorded before records were
+// linked by ID: it ties audits, inspections and changes together by
+// normalised host name, exactly as earlier versions of the report did.
+// It is used only for records that carry no link.
+type byHostName struct{ m *model }
+
+// inspection finds the first inspection of the host behind an endpoint:
 // by MX host name, address or banner host, or by a re-test run that names
 // the WinRM host and covers the endpoint.
-func (m *model) inspectionFor(r *row) *remediate.Inspection {
+func (l byHostName) inspection(r *row) *remediate.Inspection {
 	names := []string{norm(r.Key.Host), norm(r.Key.Addr)}
 	if r.Before != nil && r.Before.EP.BannerHost != "" {
 		names = append(names, norm(r.Before.EP.BannerHost))
 	}
-	if r.After != nil && m.b.Audits[r.After.Run].Host != "" {
-		names = append(names, norm(m.b.Audits[r.After.Run].Host))
+	if r.After != nil && l.m.b.Audits[r.After.Run].Host != "" {
+		names = append(names, norm(l.m.b.Audits[r.After.Run].Host))
 	}
-	for i := range m.b.Inspections {
-		in := &m.b.Inspections[i]
+	for i := range l.m.b.Inspections {
+		in := &l.m.b.Inspections[i]
 		if slices.Contains(names, norm(in.Host)) || (in.HostInfo.ComputerName != "" && slices.Contains(names, norm(in.HostInfo.ComputerName))) {
 			return in
 		}
@@ -285,8 +404,9 @@ func (m *model) inspectionFor(r *row) *remediate.Inspection {
 	return nil
 }
 
-// changesFor returns the change records for a host, in order.
-func (m *model) changesFor(host string, r *row) []*remediate.ChangeRecord {
+// change returns whether a change was made on the inspected host, or on
+// the MX host name or address of the endpoint.
+func (l byHostName) change(host string, r *row) func(c *remediate.ChangeRecord) bool {
 	names := []string{}
 	if host != "" {
 		names = append(names, norm(host))
@@ -294,24 +414,43 @@ func (m *model) changesFor(host string, r *row) []*remediate.ChangeRecord {
 	if r != nil {
 		names = append(names, norm(r.Key.Host), norm(r.Key.Addr))
 	}
-	var out []*remediate.ChangeRecord
-	for i := range m.b.Changes {
-		c := &m.b.Changes[i]
-		if slices.Contains(names, norm(c.Host)) {
-			out = append(out, c)
-		}
-	}
-	return out
+	return func(c *remediate.ChangeRecord) bool { return slices.Contains(names, norm(c.Host)) }
 }
 
+// applied reports whether the changes, in order, leave a remediation in
+// effect: the last that decides is a remediation applied (or partly
+// applied and not rolled back), not a rollback that restored the state
+// before it.
 func applied(cs []*remediate.ChangeRecord) bool {
 	ok := false
 	for _, c := range cs {
-		switch {
-		case c.Kind == "rollback" && (c.Result == "applied" || c.Result == "rolled-back"):
-			ok = false
-		case c.Result == "applied" || c.Result == "partial":
-			ok = true
+		switch c.Kind {
+		case remediate.ChangeRemediate:
+			switch c.Result {
+			case remediate.ResultApplied, remediate.ResultPartial:
+				ok = true
+			case remediate.ResultNoChange, remediate.ResultRolledBack, remediate.ResultFailed,
+				remediate.ResultPending, remediate.ResultRestored, remediate.ResultInterrupted:
+				// Not in effect, or not known to be: this record changes
+				// nothing about what went before.
+			default:
+				// A result this build does not know: as above.
+			}
+		case remediate.ChangeRollback:
+			switch c.Result {
+			case remediate.ResultRestored, remediate.ResultPending,
+				remediate.ResultApplied, remediate.ResultRolledBack:
+				// The saved state is back (pending: written, DS2MB is
+				// copying it). Applied and rolled-back are no rollback's
+				// result; they were read as done.
+				ok = false
+			case remediate.ResultNoChange, remediate.ResultFailed, remediate.ResultPartial, remediate.ResultInterrupted:
+				// The restore did not finish: what went before stands
+				// until a re-test says otherwise.
+			default:
+			}
+		default:
+			// A kind this build does not know decides nothing.
 		}
 	}
 	return ok
@@ -429,7 +568,7 @@ func contentTime(b *evidence.Bundle) time.Time {
 // remediated: a change nobody saw working proves nothing.
 func (m *model) counts() (found, remediated, openAfter, unverified int) {
 	for _, f := range m.findings {
-		if f.Kind != "relay" {
+		if f.Kind != findingRelay {
 			continue
 		}
 		found++

@@ -21,7 +21,7 @@ func (r *renderer) plainSummary() string {
 	var s []string
 	var relays, configs []*finding
 	for _, f := range m.findings {
-		if f.Kind == "relay" {
+		if f.Kind == findingRelay {
 			relays = append(relays, f)
 		} else {
 			configs = append(configs, f)
@@ -102,7 +102,7 @@ func (r *renderer) plainFinding(f *finding) []string {
 	var main *remediate.Change
 	n := 0
 	for _, c := range f.Changes {
-		if c.Kind == "rollback" {
+		if c.Kind == remediate.ChangeRollback {
 			continue
 		}
 		for i := range c.Applied {
@@ -131,7 +131,7 @@ func (r *renderer) plainFinding(f *finding) []string {
 			"after", r.value(main.Object, main.Setting, main.New), "more", more, "change", rec.ID, "ticket", ticket))
 	case len(f.Changes) > 0:
 		last := f.Changes[len(f.Changes)-1]
-		s = append(s, r.t.get("summary.plain.changed.none_in_effect", "change", last.ID, "kind", last.Kind, "result", last.Result))
+		s = append(s, r.t.get("summary.plain.changed.none_in_effect", "change", last.ID, "kind", string(last.Kind), "result", string(last.Result)))
 	default:
 		s = append(s, r.t.get("summary.plain.unchanged"))
 	}

@@ -998,14 +998,14 @@ func (r *renderer) inventory() {
 // ---- Findings ----
 
 func (r *renderer) findingTitle(f *finding) string {
-	if f.Kind == "relay" {
+	if f.Kind == findingRelay {
 		return r.t.get("finding.relay.title", "endpoint", f.Row.Key.String())
 	}
 	return clean(f.Title + " (" + f.Host + ")")
 }
 
 func (r *renderer) findingAsset(f *finding) string {
-	if f.Kind == "relay" {
+	if f.Kind == findingRelay {
 		s := f.Row.Key.String()
 		if f.Host != "" {
 			s += "\nhost " + f.Host
@@ -1028,7 +1028,7 @@ func (r *renderer) findingsSummary() {
 	var rows [][]cellSpec
 	for _, f := range m.findings {
 		initial := stOpen
-		if f.Kind == "config" {
+		if f.Kind == findingConfig {
 			initial = "SET"
 		}
 		rows = append(rows, []cellSpec{{text: f.ID, bold: true}, txt(r.findingAsset(f)), txt(r.findingTitle(f)), txt(f.Severity), stat(initial), txt(r.status(f.StatusKey)), txt(f.Controls)})
@@ -1093,7 +1093,7 @@ func (r *renderer) findingBlock(f *finding) {
 	pairs := [][2]string{
 		{r.l("Status"), r.status(f.StatusKey)},
 	}
-	if f.Kind == "relay" {
+	if f.Kind == findingRelay {
 		pairs = append(pairs, [2]string{r.l("Severity"), r.t.get("finding.relay.severity")})
 	} else {
 		pairs = append(pairs, [2]string{r.l("Severity"), f.Severity})
@@ -1114,7 +1114,7 @@ func (r *renderer) findingBlock(f *finding) {
 	pairs = append(pairs, [2]string{r.l("Asset"), asset})
 
 	var hashes []string
-	if f.Kind == "relay" && f.Row.Before != nil {
+	if f.Kind == findingRelay && f.Row.Before != nil {
 		ref := f.Row.Before
 		run := b.Audits[ref.Run]
 		var det []string
@@ -1159,7 +1159,7 @@ func (r *renderer) findingBlock(f *finding) {
 			rc = append(rc, s)
 		}
 		pairs = append(pairs, [2]string{r.l("Root cause"), strings.Join(rc, "\n\n")})
-	} else if f.Kind == "relay" {
+	} else if f.Kind == findingRelay {
 		pairs = append(pairs, [2]string{r.l("Root cause"), r.l("Not determined: the host was not inspected over WinRM.")})
 	}
 	if f.Insp != nil {
@@ -1176,7 +1176,7 @@ func (r *renderer) findingBlock(f *finding) {
 	}
 	// Remediation.
 	rem := ""
-	if f.Kind == "relay" {
+	if f.Kind == findingRelay {
 		rem = r.t.get(relayRemediationKey(f.Insp))
 	}
 	for _, c := range f.Causes {

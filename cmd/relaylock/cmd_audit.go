@@ -158,7 +158,7 @@ func auditCommand(e *env) *cli.Command {
 				}
 				rec := newRecorder(c, opts.Targets)
 				if werr := rec.update(func(b *evidence.Bundle) {
-					b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "audit", Result: res})
+					b.Audits = append(b.Audits, evidence.AuditRun{Purpose: evidence.PurposeAudit, Result: res})
 					rec.log(b, "audit", "", fmt.Sprintf("probed %s: %s", scopeText(opts.Targets), res.Verdict))
 				}); werr != nil {
 					evErr = werr // the result is printed below all the same

@@ -151,7 +151,7 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 	}
 	rec := newRecorder(c, all)
 	if err := rec.update(func(b *evidence.Bundle) {
-		b.Audits = append(b.Audits, m.Evidence("audit"))
+		b.Audits = append(b.Audits, m.Evidence(evidence.PurposeAudit))
 		msg := fmt.Sprintf("probed %s: %s", scopeText(all), merged.Verdict)
 		if len(done) > 0 {
 			msg += fmt.Sprintf(" (resumed: %d targets from the journal)", len(done))

@@ -13,7 +13,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report"
+	"github.com/relaylock/relaylock/report/evidence"
 )
 
 func fixCommand(e *env) *cli.Command {
@@ -86,7 +88,7 @@ func fixCommand(e *env) *cli.Command {
 			fx.rec.engagement.Scope = []string{domain}
 
 			fx.progress("step 1/5: auditing %s from outside", domain)
-			before, err := fx.probe(c.Context, []string{domain}, "audit", "")
+			before, err := fx.probe(c.Context, []string{domain}, evidence.PurposeAudit, "", "")
 			if err != nil {
 				return fmt.Errorf("audit %s: %w", domain, err)
 			}
@@ -213,7 +215,7 @@ func (h *hostResult) summary() string {
 		did = fmt.Sprintf("pending (DS2MB): %d change(s) written to Active Directory, not yet in the metabase; re-check with relaylock inspect; backup %s", len(h.out.Change.Applied), h.out.BackupFile)
 	case h.out.NoChange:
 		did = "no change needed"
-	case h.out.Change != nil && h.out.Change.Result == "rolled-back":
+	case h.out.Change != nil && h.out.Change.Result == remediate.ResultRolledBack:
 		did = fmt.Sprintf("%d change(s) applied, then rolled back: the host is back in its prior state (backup %s)", len(h.out.Change.Applied), h.out.BackupFile)
 	case h.applied:
 		did = fmt.Sprintf("%d change(s) applied, backup %s", len(h.out.Change.Applied), h.out.BackupFile)

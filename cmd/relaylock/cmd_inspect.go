@@ -62,7 +62,7 @@ func inspectCommand(e *env) *cli.Command {
 			var evErr error // printed after the result
 			if insp != nil {
 				evErr = rec.update(func(b *evidence.Bundle) {
-					b.Inspections = append(b.Inspections, *insp)
+					b.AddInspection(*insp)
 					rec.log(b, "inspect", host, fmt.Sprintf("inspected %s as %s (WinRM user %s): %d finding(s)", host, insp.Platform, user, len(insp.Findings)))
 				})
 			}

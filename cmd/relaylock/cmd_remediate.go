@@ -203,7 +203,7 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	retest := !c.Bool("no-retest")
 	if retest && before == nil {
 		f.progress("probing %s from outside before the change", strings.Join(targets, ", "))
-		r, err := f.probe(ctx, targets, "audit", host)
+		r, err := f.probe(ctx, targets, evidence.PurposeAudit, host, "")
 		if err != nil {
 			return res, fmt.Errorf("probe before the change: %w", err)
 		}
@@ -247,7 +247,7 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	// A change rolled back (after a failure, or Ctrl-C during the
 	// read-back) is no longer applied: the summary must say what stderr
 	// said.
-	if out != nil && out.Change != nil && len(out.Change.Applied) > 0 && out.Change.Result != "rolled-back" {
+	if out != nil && out.Change != nil && len(out.Change.Applied) > 0 && out.Change.Result != remediate.ResultRolledBack {
 		res.applied = true
 	}
 	if err != nil {
@@ -291,7 +291,7 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 		f.authRetest[host] = true
 	}
 	f.progress("re-testing %s from outside", strings.Join(targets, ", "))
-	after, err := f.probe(ctx, targets, "retest", host)
+	after, err := f.probe(ctx, targets, evidence.PurposeRetest, host, out.Change.Ref())
 	if err != nil {
 		return res, fmt.Errorf("re-test: %w", err)
 	}
@@ -299,7 +299,7 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	if after.Verdict == audit.VerdictOpen && !out.NoChange {
 		if f.restart(ctx, runner, host, out) {
 			f.progress("re-testing %s after the restart", strings.Join(targets, ", "))
-			if again, err := f.probe(ctx, targets, "retest", host); err == nil {
+			if again, err := f.probe(ctx, targets, evidence.PurposeRetest, host, out.Change.Ref()); err == nil {
 				res.after = again
 			} else {
 				return res, fmt.Errorf("re-test after restart: %w", err)
@@ -407,7 +407,7 @@ func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
 		switch step {
 		case "plan":
 			if o.Before != nil {
-				b.Inspections = append(b.Inspections, *o.Before)
+				b.AddInspection(*o.Before)
 			}
 			b.Plans = append(b.Plans, *o.Plan)
 			f.rec.log(b, "plan", host, fmt.Sprintf("%d change(s) planned", len(o.Plan.Changes)))
@@ -419,7 +419,7 @@ func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
 				upsertChange(b, *o.Change)
 			}
 			if (step == "readback" || step == "pending") && o.After != nil {
-				b.Inspections = append(b.Inspections, *o.After)
+				b.AddInspection(*o.After)
 			}
 			f.rec.log(b, step, host, stepMessage(step, o))
 		}
@@ -461,12 +461,12 @@ func upsertChange(b *evidence.Bundle, c remediate.ChangeRecord) {
 }
 
 // probe runs an audit of targets and records it in the evidence.
-func (f *fixer) probe(ctx context.Context, targets []string, purpose, host string) (*audit.Result, error) {
+func (f *fixer) probe(ctx context.Context, targets []string, purpose evidence.Purpose, host, change string) (*audit.Result, error) {
 	opts, err := retestOptions(f.c, f.e, targets)
 	if err != nil {
 		return nil, err
 	}
-	if purpose == "retest" && f.authRetest[host] {
+	if purpose == evidence.PurposeRetest && f.authRetest[host] {
 		opts.AuthTests = true
 	}
 	r, err := runProbe(ctx, f.e, opts)
@@ -474,9 +474,9 @@ func (f *fixer) probe(ctx context.Context, targets []string, purpose, host strin
 		return nil, err
 	}
 	f.progress("%s %s: %s", purpose, strings.Join(targets, ", "), probeCost(r))
-	f.rec.updateOrWarn(f.e.Stderr, "the "+purpose+" of "+strings.Join(targets, ", "), func(b *evidence.Bundle) {
-		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: purpose, Host: host, Result: r})
-		f.rec.log(b, purpose, host, fmt.Sprintf("probed %s: %s", strings.Join(targets, ", "), r.Verdict))
+	f.rec.updateOrWarn(f.e.Stderr, "the "+string(purpose)+" of "+strings.Join(targets, ", "), func(b *evidence.Bundle) {
+		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: purpose, Host: host, Change: change, Result: r})
+		f.rec.log(b, string(purpose), host, fmt.Sprintf("probed %s: %s", strings.Join(targets, ", "), r.Verdict))
 	})
 	return r, nil
 }

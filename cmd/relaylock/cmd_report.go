@@ -130,7 +130,7 @@ func runReport(ctx context.Context, e *env, o reportOptions) error {
 	if err := report.WriteFile(o.Output, b, o.Render); err != nil {
 		return err
 	}
-	a, err := evidence.RecordArtifact(ctx, o.Evidence, o.Output, "report")
+	a, err := evidence.RecordArtifact(ctx, o.Evidence, o.Output, evidence.ArtifactReport)
 	if err != nil {
 		return fmt.Errorf("record report in evidence: %w", err)
 	}
@@ -182,7 +182,7 @@ func checkReportOutput(o reportOptions, b *evidence.Bundle) error {
 		}
 	}
 	for i, a := range b.Artifacts {
-		if (o.Accept || a.Kind != "report") && sameRecordedFile(a.Path, o.Evidence, o.Output) {
+		if (o.Accept || a.Kind != evidence.ArtifactReport) && sameRecordedFile(a.Path, o.Evidence, o.Output) {
 			why := ""
 			if o.Accept {
 				why = ", rendered from the sealed evidence; a report of modified evidence must not take its place"

@@ -69,7 +69,7 @@ func rollbackCommand(e *env) *cli.Command {
 				fx.rec.updateOrWarn(e.Stderr, "the rollback record of "+host, func(bb *evidence.Bundle) {
 					upsertChange(bb, *rec)
 					if after != nil {
-						bb.Inspections = append(bb.Inspections, *after)
+						bb.AddInspection(*after)
 					}
 					msg := "restored the saved state and read it back"
 					switch {
@@ -98,7 +98,7 @@ func rollbackCommand(e *env) *cli.Command {
 				}
 			}
 			fx.progress("re-testing %s after the restore (%s)", strings.Join(targets, ", "), from)
-			r, err := fx.probe(c.Context, targets, "rollback-retest", host)
+			r, err := fx.probe(c.Context, targets, evidence.PurposeRollbackRetest, host, rec.Ref())
 			if err != nil {
 				return fmt.Errorf("re-test after the restore: %w", err)
 			}

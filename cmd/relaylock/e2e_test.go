@@ -21,6 +21,7 @@ import (
 
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/internal/needs"
+	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -145,8 +146,13 @@ func TestDemoAsReadmeSays(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(b.Changes) != 1 || b.Changes[0].Result != "applied" || len(b.Backups) != 1 {
+			if len(b.Changes) != 1 || b.Changes[0].Result != remediate.ResultApplied || len(b.Backups) != 1 {
 				t.Errorf("evidence: %d change(s) (%v), %d backup(s); want one applied change and one backup", len(b.Changes), changeResults(b), len(b.Backups))
+			}
+			if _, vr, err := evidence.LoadVerified(ev); err != nil {
+				t.Error(err)
+			} else {
+				assertLinked(t, b, vr)
 			}
 			// The password is the lab's own and never appears in any file.
 			assertNoSecretInDir(t, out, "Lab-")
@@ -162,7 +168,7 @@ func TestDemoAsReadmeSays(t *testing.T) {
 func changeResults(b *evidence.Bundle) []string {
 	var s []string
 	for _, c := range b.Changes {
-		s = append(s, c.Result)
+		s = append(s, string(c.Result))
 	}
 	return s
 }
@@ -280,7 +286,7 @@ func TestFixThroughTerminal(t *testing.T) {
 	}
 	var purposes []string
 	for _, a := range b.Audits {
-		purposes = append(purposes, a.Purpose+":"+string(a.Result.Verdict))
+		purposes = append(purposes, string(a.Purpose)+":"+string(a.Result.Verdict))
 	}
 	if strings.Join(purposes, ",") != "audit:open,retest:closed" {
 		t.Errorf("audits = %v, want audit:open,retest:closed", purposes)

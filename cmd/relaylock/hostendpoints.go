@@ -29,7 +29,7 @@ import (
 func auditedEndpoints(b *evidence.Bundle, host string) (eps []string, domain string, run int) {
 	for i := len(b.Audits) - 1; i >= 0; i-- {
 		a := b.Audits[i]
-		if a.Purpose != "audit" || a.Host != "" || a.Result == nil {
+		if a.Purpose != evidence.PurposeAudit || a.Host != "" || a.Result == nil {
 			continue
 		}
 		if eps, domain := hostEndpoints(a.Result, host); len(eps) > 0 {

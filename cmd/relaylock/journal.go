@@ -378,7 +378,7 @@ type mergedRun struct {
 // Evidence is the audit run to add to the evidence: the whole targets
 // if Result holds them, else Result without its targets and a source
 // that reads them back one at a time.
-func (m *mergedRun) Evidence(purpose string) evidence.AuditRun {
+func (m *mergedRun) Evidence(purpose evidence.Purpose) evidence.AuditRun {
 	if m.Full {
 		return evidence.AuditRun{Purpose: purpose, Result: m.Result}
 	}

@@ -385,9 +385,13 @@ func TestRemediateAndRollbackAgainstLab(t *testing.T) {
 				t.Errorf("after rollback: stranger RCPT got %d, want 250 (open again)", code)
 			}
 			// Both change records carry their script runs (issue 15 item 3).
-			b, _, err := evidence.LoadVerified(ev)
+			b, vr, err := evidence.LoadVerified(ev)
 			if err != nil {
 				t.Fatal(err)
+			}
+			assertLinked(t, b, vr)
+			if n := len(b.Audits); n < 2 || b.Audits[n-1].Purpose != evidence.PurposeRollbackRetest || b.Audits[n-1].Change != b.Changes[len(b.Changes)-1].ID {
+				t.Errorf("the last audit is not the rollback's re-test naming the rollback: %d audits", n)
 			}
 			for _, ch := range b.Changes {
 				if len(ch.Runs) == 0 || len(ch.Scripts) != len(ch.Runs) {

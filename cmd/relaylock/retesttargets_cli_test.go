@@ -42,7 +42,7 @@ func coverText(t *testing.T, lr *labRun, ev string) string {
 
 // retestEndpointsIn lists the "address:port" of every endpoint of the
 // evidence's audit runs of purpose.
-func retestEndpointsIn(t *testing.T, ev, purpose string) []string {
+func retestEndpointsIn(t *testing.T, ev string, purpose evidence.Purpose) []string {
 	t.Helper()
 	b, err := evidence.Load(ev)
 	if err != nil {
@@ -86,7 +86,7 @@ func TestRemediateRetestsAuditedEndpoints(t *testing.T) {
 	if strings.Contains(errOut, "the re-test targets the WinRM host") {
 		t.Errorf("fell back to the WinRM host although the audit found its endpoint:\n%s", errOut)
 	}
-	for _, purpose := range []string{"retest", "audit"} {
+	for _, purpose := range []evidence.Purpose{evidence.PurposeRetest, evidence.PurposeAudit} {
 		eps := retestEndpointsIn(t, ev, purpose)
 		if len(eps) == 0 {
 			t.Errorf("no %s run in the evidence", purpose)

@@ -98,15 +98,37 @@ type Tool struct {
 	Arch      string `json:"arch"`       // runtime.GOARCH
 }
 
+// Purpose says why an audit run was made. Its values are written to the
+// evidence ("purpose") and must never change.
+type Purpose string
+
+const (
+	// PurposeAudit: a look from outside before any change (relaylock
+	// audit; fix's first step; remediate's probe before the change). The
+	// report's "before" column is the first one.
+	PurposeAudit Purpose = "audit"
+	// PurposeRetest: the re-test after a remediation, to see whether the
+	// change closed the relay. It names the change (AuditRun.Change).
+	PurposeRetest Purpose = "retest"
+	// PurposeRollbackRetest: the re-test after a rollback, to see the
+	// host as the restored state leaves it. It names the rollback.
+	PurposeRollbackRetest Purpose = "rollback-retest"
+)
+
 // AuditRun is one audit with its purpose.
 type AuditRun struct {
-	// Purpose is "audit" (the first look), "retest" (after a remediation)
-	// or "rollback-retest" (after a rollback).
-	Purpose string `json:"purpose"`
+	Purpose Purpose `json:"purpose"`
 	// Host is, for re-tests, the WinRM host that was re-tested.
 	Host string `json:"host,omitempty"`
+	// Change is, for a re-test, the ID of the change record
+	// (remediate.ChangeRecord.ID) it verifies: the remediation for
+	// PurposeRetest, the rollback for PurposeRollbackRetest. Empty for a
+	// re-test of a host that needed no change, and in runs recorded
+	// before links existed.
+	Change string `json:"change,omitempty"`
 	// Result is the audit's full result: vantage, DNS answers, endpoints,
-	// tests and transcripts.
+	// tests and transcripts. It must stay the last JSON field: the encoder
+	// splices the targets in at the end of the run's JSON (hashAudit).
 	Result *audit.Result `json:"result"`
 	// Targets, if set, supplies Result.Targets to the encoder one target
 	// at a time, in order, instead of Result.Targets (which must then be
@@ -141,12 +163,16 @@ type Artifact struct {
 	SHA256  string    `json:"sha256"`  // hex SHA-256 of the file's bytes
 	Size    int64     `json:"size"`    // bytes
 	Created time.Time `json:"created"` // when it was written (UTC)
-	// Kind is "report" for a PDF report.
+	// Kind is ArtifactReport for a PDF report.
 	Kind string `json:"kind,omitempty"`
 	// EvidenceDigest is the bundle's Digest the artifact was produced from
 	// (the hash the report prints).
 	EvidenceDigest string `json:"evidence_digest,omitempty"`
 }
+
+// ArtifactReport is Artifact.Kind of a PDF report rendered from the
+// evidence. It is a word of the evidence and must never change.
+const ArtifactReport = "report"
 
 // LogEntry is one line of the account of what was done.
 type LogEntry struct {
@@ -156,4 +182,13 @@ type LogEntry struct {
 	Step    string `json:"step"`
 	Host    string `json:"host,omitempty"`
 	Message string `json:"message"`
+}
+
+// AddInspection records an inspection under its ID (Inspection.Ref, set
+// in the record), the ID the change records planned from it name, and
+// returns the ID.
+func (b *Bundle) AddInspection(in remediate.Inspection) string {
+	in.ID = in.Ref()
+	b.Inspections = append(b.Inspections, in)
+	return in.ID
 }

@@ -90,7 +90,7 @@ func (b *Bundle) sections() []section {
 		value: header{b.Schema, b.ID, b.Created, b.Engagement, b.Tool}}}
 	for i := range b.Audits {
 		a := &b.Audits[i]
-		l := a.Purpose
+		l := string(a.Purpose)
 		if a.Result != nil {
 			l += " " + a.Result.Start.UTC().Format(time.RFC3339)
 		}
@@ -441,6 +441,7 @@ func rawElements(raw []byte) ([][]byte, error) {
 func check(b *Bundle, in *Integrity, ss []section, dir string) *CheckResult {
 	r := checkSeal(b, in, ss)
 	checkFiles(r, b, in, dir)
+	r.Notes = append(r.Notes, checkLinks(b)...)
 	return r
 }
 

@@ -263,7 +263,7 @@ func VerifySignature(bundlePath string, trusted ed25519.PublicKey) (*SignatureCh
 // RecordArtifact records the file at path (a report) in the evidence file
 // at bundlePath with its SHA-256, size and the evidence digest it was
 // produced from, replacing an earlier record of the same path, and logs
-// it. kind is "report" for a PDF report.
+// it. kind is ArtifactReport for a PDF report.
 func RecordArtifact(ctx context.Context, bundlePath, path, kind string) (*Artifact, error) {
 	sum, err := SHA256File(path)
 	if err != nil {
