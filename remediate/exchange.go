@@ -928,8 +928,6 @@ func expectedExchangePrincipal(user string) bool {
 
 type exchangeDriver struct{}
 
-func init() { RegisterDriver(exchangeDriver{}) }
-
 func (exchangeDriver) Platform() Platform { return PlatformExchange }
 
 func runExchange(ctx context.Context, r Runner, script string, params map[string]string) (*ScriptRun, error) {

@@ -304,8 +304,6 @@ type Exchange2003Driver struct {
 	DC string
 }
 
-func init() { RegisterDriver(&Exchange2003Driver{}) }
-
 // WithDC implements DCDriver.
 func (d *Exchange2003Driver) WithDC(dc string) Driver {
 	d2 := *d

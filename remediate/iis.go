@@ -1034,8 +1034,6 @@ type IISDomainWrite struct {
 // IISDriver is the IIS 6 SMTP driver.
 type IISDriver struct{}
 
-func init() { RegisterDriver(IISDriver{}) }
-
 // Platform implements Driver.
 func (IISDriver) Platform() Platform { return PlatformIIS }
 

@@ -97,13 +97,6 @@ type ExchangeHost struct {
 
 var _ Host = (*ExchangeHost)(nil)
 
-func init() {
-	Register("exchange2016", func() Host { return Exchange2016OpenCustomConnector() })
-	Register("exchange2019", func() Host { return Exchange2019AnonDefaultFrontend() })
-	Register("exchange2010", func() Host { return Exchange2010OpenDefault() })
-	Register("exchange2007", func() Host { return Exchange2007OpenDefault() })
-}
-
 func allRanges() []string {
 	return []string{"0.0.0.0-255.255.255.255", "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
 }

@@ -35,10 +35,6 @@ import (
 // builders the driver decodes (remediate.EncodeIISState, Ex2003ADRecord,
 // Ex2003DCRecord, Ex2003SchemaRecord).
 
-func init() {
-	Register("exchange2003", func() Host { return NewExchange2003(Ex2003Open) })
-}
-
 // Ex2003Scenario is a starting state of a simulated Exchange 2003 server.
 type Ex2003Scenario int
 

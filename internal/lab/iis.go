@@ -21,10 +21,6 @@ import (
 // driver decodes (remediate.EncodeIISState, IISServerRecord,
 // IISDomainRecord), so script output, lab and driver share one contract.
 
-func init() {
-	Register("iis", func() Host { return NewIIS(IISAllExceptEmpty) })
-}
-
 // IISScenario is a starting state of a simulated IIS SMTP server.
 type IISScenario int
 
