@@ -17,9 +17,10 @@ import (
 // This file simulates an IIS 6 SMTP server (docs/windows-relay.md §1): the
 // metabase values of its virtual servers, read and written by relaylock's
 // iis-* scripts through WMI, and the relay decision SMTPSVC takes from
-// them. The records it answers with come from the same builders the
-// driver decodes (remediate.EncodeIISState, IISServerRecord,
-// IISDomainRecord), so script output, lab and driver share one contract.
+// them. It reads and writes RelayIpList values with its own IPSECLIST codec
+// (ipseclist.go) and prints its own records, built from the scripts
+// (iis_records.go): the driver's decoders are checked by the lab, not
+// shared with it.
 
 // IISScenario is a starting state of a simulated IIS SMTP server.
 type IISScenario int
@@ -97,7 +98,7 @@ func (m *iisMetabase) adsiView(name string, own remediate.RelayListBlob) remedia
 	if m.adsiError != "" {
 		return remediate.IISADSIView{Name: name, Error: m.adsiError}
 	}
-	v := remediate.ADSIViewOf(name, own)
+	v := adsiViewOf(name, own)
 	if o, ok := m.adsiOverride[strings.ToLower(name)]; ok {
 		v = o
 		v.Name = name
@@ -158,20 +159,9 @@ func iisBaseState(computer string) remediate.IISState {
 	}
 }
 
-func mustBlob(l remediate.RelayList) remediate.RelayListBlob {
-	b, err := remediate.BlobOf(l)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func hostMask(ip string, bits int) remediate.IPMask {
-	m, err := remediate.IPMaskFromPrefix(netip.PrefixFrom(netip.MustParseAddr(ip), bits))
-	if err != nil {
-		panic(err)
-	}
-	return m
+// blobOf is the RelayIpList value of l, in the lab's own encoding.
+func blobOf(l ipsecList) remediate.RelayListBlob {
+	return remediate.RelayListBlob{Bytes: encodeIPSecList(l)}
 }
 
 // NewIIS returns a simulated IIS SMTP server (Windows Server 2019,
@@ -193,17 +183,17 @@ func NewIIS(s IISScenario) *IISHost {
 	}
 	st := iisBaseState(h.info.ComputerName)
 	vs := &st.Servers[0]
-	loopback := mustBlob(remediate.RelayList{Grant: []remediate.IPMask{hostMask("127.0.0.1", 32)}, Flags: 1})
+	loopback := blobOf(ipsecList{grant: []ipsecEntry{ipsecHost("127.0.0.1")}, flags: 1})
 	switch s {
 	case IISAllExceptEmpty:
 		vs.RelayIpList = remediate.RelayListBlob{Bytes: []byte{}}
 	case IISGrantEveryone:
-		vs.RelayIpList = mustBlob(remediate.RelayList{Grant: []remediate.IPMask{hostMask("0.0.0.0", 0)}, Flags: 1})
+		vs.RelayIpList = blobOf(ipsecList{grant: []ipsecEntry{ipsecPrefix("0.0.0.0/0")}, flags: 1})
 	case IISClosed:
 		vs.RelayIpList = loopback
 	case IISUnset:
 	case IISDenyList:
-		vs.RelayIpList = mustBlob(remediate.RelayList{GrantByDefault: true, Deny: []remediate.IPMask{hostMask("192.0.2.66", 32)}, Flags: 1})
+		vs.RelayIpList = blobOf(ipsecList{grantByDefault: true, deny: []ipsecEntry{ipsecHost("192.0.2.66")}, flags: 1})
 	case IISNoWebWMI:
 		vs.RelayIpList = remediate.RelayListBlob{Bytes: []byte{}}
 		h.mb.webWMI = false
@@ -420,20 +410,23 @@ func iisRelayAllowed(st remediate.IISState, server string, client netip.Addr, au
 		return true
 	}
 	eff, _ := st.EffectiveRelayList(vs)
-	l, err := eff.Decode()
-	if err != nil || l.Null {
+	if eff.Null {
 		return false
 	}
-	if l.GrantByDefault {
-		return !bsearchListed(l.Deny, client)
+	l, err := decodeIPSecList(eff.Bytes)
+	if err != nil {
+		return false
 	}
-	return bsearchListed(l.Grant, client)
+	if l.grantByDefault {
+		return !bsearchListed(l.deny, client)
+	}
+	return bsearchListed(l.grant, client)
 }
 
 // bsearchListed looks client up in each run of same-mask entries by
 // binary search over the stored order ("test all mask for this family, do
 // bsearch on each", a comment in Microsoft's rdns.hxx).
-func bsearchListed(ms []remediate.IPMask, client netip.Addr) bool {
+func bsearchListed(ms []ipsecEntry, client netip.Addr) bool {
 	client = client.Unmap()
 	if !client.Is4() {
 		return false
@@ -441,10 +434,10 @@ func bsearchListed(ms []remediate.IPMask, client netip.Addr) bool {
 	c := client.As4()
 	for start := 0; start < len(ms); {
 		end := start + 1
-		for end < len(ms) && ms[end].Mask == ms[start].Mask {
+		for end < len(ms) && ms[end].mask == ms[start].mask {
 			end++
 		}
-		run, mask := ms[start:end], ms[start].Mask
+		run, mask := ms[start:end], ms[start].mask
 		var key [4]byte
 		for i := range 4 {
 			key[i] = c[i] & mask[i]
@@ -452,7 +445,7 @@ func bsearchListed(ms []remediate.IPMask, client netip.Addr) bool {
 		masked := func(i int) [4]byte {
 			var a [4]byte
 			for j := range 4 {
-				a[j] = run[i].IP[j] & mask[j]
+				a[j] = run[i].addr[j] & mask[j]
 			}
 			return a
 		}
@@ -516,7 +509,7 @@ func (m *iisMetabase) handle(script string, params map[string]string) (recs []ps
 		if !m.webWMI {
 			return missingNamespace(), 3, true
 		}
-		return remediate.EncodeIISState(m.readState()), 0, true
+		return iisReadRecs(m.readState()), 0, true
 	case remediate.ScriptIISWrite:
 		if err := checkParams(params, "server", "relayiplist", "relayforauth"); err != nil {
 			return errorRecord(err.Error(), "bad-parameter"), 1, true
@@ -539,18 +532,15 @@ func (m *iisMetabase) handle(script string, params map[string]string) (recs []ps
 		if i < 0 {
 			return errorRecord("no SMTP virtual server named "+params["server"], "not-found"), 4, true
 		}
-		b, err := remediate.ParseRelayListBlob(strings.ToUpper(ril))
-		if err != nil {
-			return errorRecord(err.Error(), "bad-parameter"), 2, true
-		}
+		b, _ := blobParam(ril) // the pattern above admits only values it reads
 		m.st.Servers[i].RelayIpList = b
 		m.st.Servers[i].RelayForAuth = n
 		var recs []psframe.Record
 		if m.st.ServiceLevel != nil {
-			recs = append(recs, remediate.IISServiceLevelRecord(*m.st.ServiceLevel))
+			recs = append(recs, iisSvcRec(*m.st.ServiceLevel))
 		}
 		vs := m.st.Servers[i]
-		return append(recs, remediate.IISServerRecord(m.wmiServer(vs)), remediate.IISADSIRecord(m.adsiView(vs.Name, vs.RelayIpList))), 0, true
+		return append(recs, iisVSRec(m.wmiServer(vs)), iisADSIRec(m.adsiView(vs.Name, vs.RelayIpList))), 0, true
 	case remediate.ScriptIISWriteDomain:
 		if err := checkParams(params, "domain", "routeaction"); err != nil {
 			return errorRecord(err.Error(), "bad-parameter"), 1, true
@@ -569,7 +559,7 @@ func (m *iisMetabase) handle(script string, params map[string]string) (recs []ps
 		for i := range m.st.Domains {
 			if strings.EqualFold(m.st.Domains[i].Name, params["domain"]) { // PowerShell -eq
 				m.st.Domains[i].RouteAction = n
-				return []psframe.Record{remediate.IISDomainRecord(m.st.Domains[i])}, 0, true
+				return []psframe.Record{iisDomainRec(m.st.Domains[i])}, 0, true
 			}
 		}
 		return errorRecord("no SMTP domain named "+params["domain"], "not-found"), 4, true
