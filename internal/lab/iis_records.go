@@ -25,7 +25,7 @@ func psBool(b bool) string {
 }
 
 // setHex sets a byte[] field as the prologue's RL-Hex prints it: $null
-// for an unset value, ” for a zero-length one, else upper-case hex
+// for an unset value, the empty string for a zero-length one, else upper-case hex
 // without separators (BitConverter.ToString with the dashes removed).
 func setHex(r *psframe.Record, name string, b remediate.RelayListBlob) {
 	switch {
