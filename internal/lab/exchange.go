@@ -3,10 +3,10 @@ package lab
 // The Exchange 2007+ simulation: one server's receive connectors, their
 // ms-Exch-SMTP-Accept-Any-Recipient permissions and the organisation's
 // accepted domains (docs/windows-relay.md section 3). It answers relaylock's
-// exchange-read with remediate.EncodeExchangeState and reads
-// exchange-write's parameters with remediate.DecodeExchangeOps: the same
-// Go code the driver uses, so scripts, lab and driver share one
-// definition of each wire format.
+// exchange-read and reads exchange-write's parameters with its own code,
+// written from the two scripts (exchange_ops.go), not with the driver's
+// encoder and decoder: the lab checks the driver's wire formats instead of
+// sharing them.
 //
 // Cmdlet behaviour is simulated strictly: unknown identities, duplicate
 // names, invalid IP ranges, bindings or enum values and conflicting
@@ -516,7 +516,7 @@ func (h *ExchangeHost) handle(script string, params map[string]string, explicit 
 	if script == remediate.ExchangeReadScript {
 		st := h.stateAtLocked(dc)
 		st.Loader, st.DomainController = loader, dc
-		return remediate.EncodeExchangeState(st), 0, ""
+		return exReadRecs(st), 0, ""
 	}
 	if loader == "snapin" && params["allow_snapin"] != "yes" {
 		return []psframe.Record{*errRec("refusing to write through the bare Exchange snap-in: Microsoft supports it on Exchange 2010 and later for *-TransportAgent cmdlets only (\"may result in irreparable damage\"); fix the Exchange remote shell or pass --force").
@@ -530,13 +530,17 @@ func (h *ExchangeHost) handle(script string, params map[string]string, explicit 
 		}
 	}
 	h.writes = append(h.writes, cp)
-	ops, err := remediate.DecodeExchangeOps(params)
+	ops, err := exWriteOps(params)
 	if err != nil {
-		return []psframe.Record{*errRec("Cannot convert value to type System.Int32: " + err.Error())}, 1, ""
+		return []psframe.Record{*errRec(err.Error())}, 1, ""
 	}
 	var recs []psframe.Record
 	for i, op := range ops {
-		if err := h.apply(op); err != nil {
+		err := op.err
+		if err == nil {
+			err = h.apply(op)
+		}
+		if err != nil {
 			recs = append(recs, *errRec(err.Error()).Set("op", strconv.Itoa(i+1)).Set("kind", op.Kind))
 			return recs, 1, ""
 		}
@@ -681,11 +685,11 @@ func (h *ExchangeHost) connectorByIdentity(id string) (*exConnector, error) {
 	return nil, notFound(id)
 }
 
-func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
+func (h *ExchangeHost) apply(op exOp) error {
 	switch op.Kind {
-	case remediate.OpNewConnector:
+	case exOpNewConnector:
 		return h.newConnector(op)
-	case remediate.OpSetConnector:
+	case exOpSetConnector:
 		c, err := h.connectorByIdentity(op.Identity)
 		if err != nil {
 			return err
@@ -693,15 +697,15 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		next := *c
 		for _, f := range op.Set {
 			switch f {
-			case remediate.FieldEnabled:
+			case exFieldEnabled:
 				next.enabled = op.Enabled
-			case remediate.FieldBindings:
+			case exFieldBindings:
 				next.bindings = exClone(op.Bindings)
-			case remediate.FieldRanges:
+			case exFieldRanges:
 				next.ranges = exClone(op.Ranges)
-			case remediate.FieldAuth:
+			case exFieldAuth:
 				next.auth = flagsOrNone(op.Auth)
-			case remediate.FieldGroups:
+			case exFieldGroups:
 				next.groups = flagsOrNone(op.Groups)
 			default:
 				return fmt.Errorf("A parameter cannot be found that matches parameter name '%s'.", f)
@@ -712,7 +716,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		}
 		*c = next
 		return nil
-	case remediate.OpRemoveConnector:
+	case exOpRemoveConnector:
 		c, err := h.connectorByIdentity(op.Identity)
 		if err != nil {
 			return err
@@ -724,7 +728,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 			}
 		}
 		return nil
-	case remediate.OpAddACE, remediate.OpRemoveACE:
+	case exOpAddACE, exOpRemoveACE:
 		c, err := h.connectorByIdentity(op.Identity)
 		if err != nil {
 			return err
@@ -739,7 +743,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 				idx = i
 			}
 		}
-		if op.Kind == remediate.OpAddACE {
+		if op.Kind == exOpAddACE {
 			if idx < 0 {
 				c.explicit = append(c.explicit, ace)
 			}
@@ -758,7 +762,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		}
 		c.explicit = keep
 		return nil
-	case remediate.OpSetDomain:
+	case exOpSetDomain:
 		d := h.domain(op.Identity)
 		if d == nil {
 			return notFound(op.Identity)
@@ -768,7 +772,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		}
 		d.DomainType = op.DomainType
 		return nil
-	case remediate.OpNewDomain:
+	case exOpNewDomain:
 		if h.domain(op.Name) != nil || op.Name == "" {
 			return fmt.Errorf("An accepted domain with the name '%s' already exists.", op.Name)
 		}
@@ -777,7 +781,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		}
 		h.domains = append(h.domains, remediate.ExchangeAcceptedDomain{Name: op.Name, DomainName: op.DomainName, DomainType: op.DomainType})
 		return nil
-	case remediate.OpRemoveDomain:
+	case exOpRemoveDomain:
 		for i, d := range h.domains {
 			if strings.EqualFold(d.Name, op.Identity) {
 				if d.Default {
@@ -792,7 +796,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 	return fmt.Errorf("unknown operation kind: %s", op.Kind)
 }
 
-func (h *ExchangeHost) newConnector(op remediate.ExchangeOp) error {
+func (h *ExchangeHost) newConnector(op exOp) error {
 	if op.Server != "" && !strings.EqualFold(op.Server, labServer) {
 		return notFound(op.Server)
 	}
