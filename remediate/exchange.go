@@ -5,14 +5,12 @@ package remediate
 // (docs/windows-relay.md section 3). The scripts are templates/powershell/
 // exchange-read.ps1 and exchange-write.ps1.
 //
-// One Go definition per wire format, shared with the lab
-// (internal/lab/exchange.go) so that script output, lab and driver cannot
-// drift apart:
-//   - exchange-read prints the records that EncodeExchangeState builds and
-//     decodeExchangeRead parses (record and field names are listed in the
-//     script's header);
-//   - exchange-write takes the parameters that EncodeExchangeOps builds and
-//     DecodeExchangeOps parses (listed in that script's header).
+// The wire formats (exchange_scripts.go) follow the scripts' headers:
+//   - exchange-read prints the records decodeExchangeRead parses;
+//   - exchange-write takes the parameters encodeExchangeOps builds.
+//
+// The lab (internal/lab) has its own code for both, written from the
+// scripts, so that a driver bug cannot hide behind the same bug in the lab.
 
 import (
 	"context"
@@ -313,28 +311,28 @@ func (s *ExchangeState) Normalize() {
 
 // Operation kinds of exchange-write.
 const (
-	OpNewConnector    = "new-connector"
-	OpSetConnector    = "set-connector"
-	OpRemoveConnector = "remove-connector"
-	OpAddACE          = "add-ace"
-	OpRemoveACE       = "remove-ace"
-	OpSetDomain       = "set-domain"
-	OpNewDomain       = "new-domain"
-	OpRemoveDomain    = "remove-domain"
+	opNewConnector    = "new-connector"
+	opSetConnector    = "set-connector"
+	opRemoveConnector = "remove-connector"
+	opAddACE          = "add-ace"
+	opRemoveACE       = "remove-ace"
+	opSetDomain       = "set-domain"
+	opNewDomain       = "new-domain"
+	opRemoveDomain    = "remove-domain"
 )
 
-// Fields set-connector can set (ExchangeOp.Set).
+// Fields set-connector can set (exchangeOp.Set).
 const (
-	FieldEnabled  = "enabled"
-	FieldBindings = "bindings"
-	FieldRanges   = "ranges"
-	FieldAuth     = "auth"
-	FieldGroups   = "groups"
+	fieldEnabled  = "enabled"
+	fieldBindings = "bindings"
+	fieldRanges   = "ranges"
+	fieldAuth     = "auth"
+	fieldGroups   = "groups"
 )
 
-// ExchangeOp is one exchange-write operation. Every field travels as a
-// psframe parameter (data), see EncodeExchangeOps.
-type ExchangeOp struct {
+// exchangeOp is one exchange-write operation. Every field travels as a
+// psframe parameter (data), see encodeExchangeOps.
+type exchangeOp struct {
 	Kind       string   `json:"kind"`
 	Identity   string   `json:"identity,omitempty"` // connector identity or accepted domain name
 	Name       string   `json:"name,omitempty"`
@@ -405,7 +403,7 @@ func (exchangeDriver) Inspect(ctx context.Context, r Runner, host string, info H
 // exchangeDesired is Plan.Desired: the operations and, for each, the
 // indexes of the Plan.Changes it makes.
 type exchangeDesired struct {
-	Ops       []ExchangeOp `json:"ops"`
+	Ops       []exchangeOp `json:"ops"`
 	OpChanges [][]int      `json:"op_changes"`
 	// AllowSnapin lets exchange-write run through the bare snap-in on
 	// 2010+ (Request.Force), and the rollback of such a change too.

@@ -38,11 +38,10 @@ import (
 //     DS2MB is about to make; relaylock inspect shows when it has caught up.
 //   - Restore writes the saved AD values back and waits likewise.
 //
-// Records of ex2003-read-ad and ex2003-write-ad (built by Ex2003ADRecord,
-// Ex2003DCRecord and Ex2003SchemaRecord, decoded here; the lab uses the
-// same builders):
+// Records of ex2003-read-ad and ex2003-write-ad, decoded here (the lab
+// builds its own from the scripts):
 //
-//	dc     name source ds2mb           (read: the DC used; see DCSource*)
+//	dc     name source ds2mb           (read: the DC used; see dcSource*)
 //	schema dn                          (read: the attributeSchema object)
 //	advs   dn relayiplist relayforauth authflags smarthost
 //	error  kind ad-unavailable | schema-missing | bad-parameter | not-found
@@ -65,10 +64,10 @@ const (
 // parameter, so this constant is the single point of correction.
 const Ex2003RelayIpListAttr = "msExchSmtpRelayIpList"
 
-// Ex2003MetabaseRelayForAuth is the metabase RelayForAuth value DS2MB
+// ex2003MetabaseRelayForAuth is the metabase RelayForAuth value DS2MB
 // writes for the AD boolean msExchSmtpRelayForAuth. UNVERIFIED mapping
 // (TRUE -> RelayForAuthEnabled, FALSE -> 0).
-func Ex2003MetabaseRelayForAuth(ad bool) int64 {
+func ex2003MetabaseRelayForAuth(ad bool) int64 {
 	if ad {
 		return RelayForAuthEnabled
 	}
@@ -106,21 +105,21 @@ var ErrPending = errors.New("pending (DS2MB)")
 var ErrSchemaAttribute = errors.New("relay-list attribute not in the Active Directory schema")
 
 // Sources of the domain controller an Exchange 2000/2003 run uses
-// (Ex2003DC.Source).
+// (ex2003DC.Source).
 const (
-	// DCSourceOperator: named with --dc.
-	DCSourceOperator = "operator"
-	// DCSourceDSAccess: the DSAccess configuration DC
+	// dcSourceOperator: named with --dc.
+	dcSourceOperator = "operator"
+	// dcSourceDSAccess: the DSAccess configuration DC
 	// (Exchange_DSAccessDC Type 0), which DS2MB reads (Metabase Update
 	// Service, Exchange 2003).
-	DCSourceDSAccess = "dsaccess"
-	// DCSourceLocator: DSAccess could not be asked; the DC a serverless
+	dcSourceDSAccess = "dsaccess"
+	// dcSourceLocator: DSAccess could not be asked; the DC a serverless
 	// bind reached (RootDSE dnsHostName). DS2MB may read another one.
-	DCSourceLocator = "locator"
+	dcSourceLocator = "locator"
 )
 
-// Ex2003DC is the domain controller of one Exchange 2000/2003 run.
-type Ex2003DC struct {
+// ex2003DC is the domain controller of one Exchange 2000/2003 run.
+type ex2003DC struct {
 	Name   string `json:"name"`
 	Source string `json:"source"`
 	// DS2MB is the DSAccess configuration DC, which DS2MB reads; "" when
@@ -130,20 +129,20 @@ type Ex2003DC struct {
 
 // ReadByDS2MB reports whether writes to this DC are seen by DS2MB without
 // waiting for AD replication.
-func (d Ex2003DC) ReadByDS2MB() bool {
+func (d ex2003DC) ReadByDS2MB() bool {
 	return d.DS2MB != "" && sameHost(d.Name, d.DS2MB)
 }
 
 // Describe says which DC it is and why it was chosen.
-func (d Ex2003DC) Describe() string {
+func (d ex2003DC) Describe() string {
 	switch {
-	case d.Source == DCSourceDSAccess:
+	case d.Source == dcSourceDSAccess:
 		return d.Name + " (the DSAccess configuration domain controller, which DS2MB reads)"
-	case d.Source == DCSourceOperator && d.ReadByDS2MB():
+	case d.Source == dcSourceOperator && d.ReadByDS2MB():
 		return d.Name + " (named by the operator; the DSAccess configuration domain controller, which DS2MB reads)"
-	case d.Source == DCSourceOperator && d.DS2MB != "":
+	case d.Source == dcSourceOperator && d.DS2MB != "":
 		return d.Name + " (named by the operator; DS2MB reads " + d.DS2MB + ", so a change reaches the metabase only after AD replication)"
-	case d.Source == DCSourceOperator:
+	case d.Source == dcSourceOperator:
 		return d.Name + " (named by the operator; which DC DS2MB reads could not be learnt)"
 	}
 	return d.Name + " (picked by the domain controller locator: DSAccess could not be asked which DC DS2MB reads; name a domain controller to choose)"
@@ -165,29 +164,12 @@ const (
 	recADSchema = "schema"
 )
 
-// Ex2003DCRecord is the "dc" record ex2003-read-ad prints first.
-func Ex2003DCRecord(d Ex2003DC) psframe.Record {
-	r := psframe.NewRecord(recADDC).Set("name", d.Name).Set("source", d.Source)
-	if d.DS2MB == "" {
-		r.SetNull("ds2mb")
-	} else {
-		r.Set("ds2mb", d.DS2MB)
-	}
-	return *r
-}
-
-// Ex2003SchemaRecord is the "schema" record ex2003-read-ad prints when the
-// relay-list attribute is in the schema: the attributeSchema object's DN.
-func Ex2003SchemaRecord(dn string) psframe.Record {
-	return *psframe.NewRecord(recADSchema).Set("dn", dn)
-}
-
-func decodeDC(r psframe.Record) (Ex2003DC, error) {
-	d := Ex2003DC{Name: r.Str("name"), Source: r.Str("source"), DS2MB: r.Str("ds2mb")}
+func decodeDC(r psframe.Record) (ex2003DC, error) {
+	d := ex2003DC{Name: r.Str("name"), Source: r.Str("source"), DS2MB: r.Str("ds2mb")}
 	switch {
 	case d.Name == "":
 		return d, errors.New("record dc: empty name")
-	case d.Source != DCSourceOperator && d.Source != DCSourceDSAccess && d.Source != DCSourceLocator:
+	case d.Source != dcSourceOperator && d.Source != dcSourceDSAccess && d.Source != dcSourceLocator:
 		return d, fmt.Errorf("record dc: unknown source %q", truncateText(d.Source, 20))
 	}
 	return d, nil
@@ -251,20 +233,6 @@ func (a Ex2003ADServer) OnServer(name string) bool {
 	return strings.Contains(strings.ToLower(a.DN), ",cn="+strings.ToLower(name)+",cn=servers,")
 }
 
-// Ex2003ADRecord is the "advs" record both AD scripts print.
-func Ex2003ADRecord(a Ex2003ADServer) psframe.Record {
-	r := psframe.NewRecord(recADVS).Set("dn", a.DN)
-	setBlob(r, "relayiplist", a.RelayIpList)
-	for _, f := range [][2]string{{"relayforauth", a.RelayForAuth}, {"authflags", a.AuthFlags}, {"smarthost", a.SmartHost}} {
-		if f[1] == "" {
-			r.SetNull(f[0])
-		} else {
-			r.Set(f[0], f[1])
-		}
-	}
-	return *r
-}
-
 func decodeADServer(r psframe.Record) (Ex2003ADServer, error) {
 	a := Ex2003ADServer{DN: r.Str("dn"), RelayForAuth: r.Str("relayforauth"), AuthFlags: r.Str("authflags"), SmartHost: r.Str("smarthost")}
 	if a.DN == "" {
@@ -281,7 +249,7 @@ type Ex2003State struct {
 	AD       []Ex2003ADServer `json:"ad"`
 	// DC is the domain controller AD was read from, which the plan's
 	// writes go to.
-	DC *Ex2003DC `json:"dc,omitempty"`
+	DC *ex2003DC `json:"dc,omitempty"`
 	// RelayAttrSchema is the DN of the attributeSchema object of
 	// Ex2003RelayIpListAttr, found before the read.
 	RelayAttrSchema string `json:"relay_attr_schema,omitempty"`

@@ -50,7 +50,7 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes: %w", vs.Name, ErrRelayList, mm, ErrRefusedUnlessForced)
 			}
 		}
-		rfa := Ex2003MetabaseRelayForAuth(a.RelayForAuthOn())
+		rfa := ex2003MetabaseRelayForAuth(a.RelayForAuthOn())
 		want, wantRFA, adCh, notes, err := planRelay(relayTarget{object: a.DN, cur: a.RelayIpList, rfa: rfa}, req, why+" (Active Directory, copied to the metabase by DS2MB)")
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", a.DN, err)
@@ -62,7 +62,7 @@ func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) 
 			}
 		}
 		// The metabase must end up with the same values once DS2MB ran.
-		wantMB := Ex2003MetabaseRelayForAuth(wantRFA != 0)
+		wantMB := ex2003MetabaseRelayForAuth(wantRFA != 0)
 		// The metabase side is compared decoded: DS2MB need not keep the
 		// exact bytes, so no raw row is planned for it.
 		var mbCh []Change
@@ -322,7 +322,7 @@ func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) e
 		// When the metabase disagreed with AD before the change (a
 		// metabase-only edit), put that exact state back too: it was the
 		// prior state, which the next periodic DS2MB run would undo anyway.
-		if vs, ok := st.Metabase.Server(w.Server); ok && (!vs.RelayIpList.Equal(back.RelayIpList) || vs.RelayForAuth != Ex2003MetabaseRelayForAuth(back.RelayForAuth)) {
+		if vs, ok := st.Metabase.Server(w.Server); ok && (!vs.RelayIpList.Equal(back.RelayIpList) || vs.RelayForAuth != ex2003MetabaseRelayForAuth(back.RelayForAuth)) {
 			if err := writeServer(ctx, r, b.Host, IISServerWrite{Name: vs.Name, RelayIpList: vs.RelayIpList, RelayForAuth: vs.RelayForAuth}); err != nil {
 				errs = append(errs, fmt.Errorf("restore the metabase-only values: %w", err))
 			}

@@ -31,11 +31,11 @@ func exParams(ctx context.Context) map[string]string {
 }
 
 // exRunOps runs ops and returns how many completed ('done' records).
-func exRunOps(ctx context.Context, r Runner, ops []ExchangeOp, allowSnapin bool) (int, *ScriptRun, error) {
+func exRunOps(ctx context.Context, r Runner, ops []exchangeOp, allowSnapin bool) (int, *ScriptRun, error) {
 	if len(ops) == 0 {
 		return 0, nil, nil
 	}
-	params := EncodeExchangeOps(ops)
+	params := encodeExchangeOps(ops)
 	for k, v := range exParams(ctx) {
 		params[k] = v
 	}
@@ -132,7 +132,7 @@ func (exchangeDriver) Restore(ctx context.Context, r Runner, b *Backup) error {
 	return nil
 }
 
-func restoreOps(old, cur *ExchangeState, plan *Plan) ([]ExchangeOp, error) {
+func restoreOps(old, cur *ExchangeState, plan *Plan) ([]exchangeOp, error) {
 	touched := map[string]bool{}
 	for _, c := range plan.Changes {
 		touched[c.Object] = true
@@ -141,10 +141,10 @@ func restoreOps(old, cur *ExchangeState, plan *Plan) ([]ExchangeOp, error) {
 	for _, o := range plan.Created {
 		created[o] = true
 	}
-	var ops []ExchangeOp
+	var ops []exchangeOp
 	for _, oc := range cur.Connectors {
 		if created[connectorObject(oc.Identity)] && old.Connector(oc.Identity) == nil {
-			ops = append(ops, ExchangeOp{Kind: OpRemoveConnector, Identity: oc.Identity})
+			ops = append(ops, exchangeOp{Kind: opRemoveConnector, Identity: oc.Identity})
 		}
 	}
 	for _, oc := range old.Connectors {
@@ -155,21 +155,21 @@ func restoreOps(old, cur *ExchangeState, plan *Plan) ([]ExchangeOp, error) {
 		if nc == nil {
 			return nil, fmt.Errorf("receive connector %s no longer exists: recreate it by hand from the backup", oc.Identity)
 		}
-		set := ExchangeOp{Kind: OpSetConnector, Identity: oc.Identity}
+		set := exchangeOp{Kind: opSetConnector, Identity: oc.Identity}
 		if oc.Enabled != nc.Enabled {
-			set.Set, set.Enabled = append(set.Set, FieldEnabled), oc.Enabled
+			set.Set, set.Enabled = append(set.Set, fieldEnabled), oc.Enabled
 		}
 		if exCanonSet(oc.Bindings, "") != exCanonSet(nc.Bindings, "") {
-			set.Set, set.Bindings = append(set.Set, FieldBindings), oc.Bindings
+			set.Set, set.Bindings = append(set.Set, fieldBindings), oc.Bindings
 		}
 		if exCanonRanges(oc.RemoteIPRanges) != exCanonRanges(nc.RemoteIPRanges) {
-			set.Set, set.Ranges = append(set.Set, FieldRanges), oc.RemoteIPRanges
+			set.Set, set.Ranges = append(set.Set, fieldRanges), oc.RemoteIPRanges
 		}
 		if exCanonSet(oc.AuthMechanism, "None") != exCanonSet(nc.AuthMechanism, "None") {
-			set.Set, set.Auth = append(set.Set, FieldAuth), oc.AuthMechanism
+			set.Set, set.Auth = append(set.Set, fieldAuth), oc.AuthMechanism
 		}
 		if exCanonSet(oc.PermissionGroups, "None") != exCanonSet(nc.PermissionGroups, "None") {
-			set.Set, set.Groups = append(set.Set, FieldGroups), oc.PermissionGroups
+			set.Set, set.Groups = append(set.Set, fieldGroups), oc.PermissionGroups
 		}
 		if len(set.Set) > 0 {
 			ops = append(ops, set)
@@ -180,12 +180,12 @@ func restoreOps(old, cur *ExchangeState, plan *Plan) ([]ExchangeOp, error) {
 		// Exchange derives again from the values restored above.
 		for _, a := range oc.AnyRecipient {
 			if !a.Inherited && a.IsAnonymous(old.AnonymousName) && !exHasACE(nc.AnyRecipient, a) {
-				ops = append(ops, ExchangeOp{Kind: OpAddACE, Identity: oc.Identity, User: a.User, SID: a.SID})
+				ops = append(ops, exchangeOp{Kind: opAddACE, Identity: oc.Identity, User: a.User, SID: a.SID})
 			}
 		}
 		for _, a := range nc.AnyRecipient {
 			if !a.Inherited && a.IsAnonymous(cur.AnonymousName) && !exHasACE(oc.AnyRecipient, a) {
-				ops = append(ops, ExchangeOp{Kind: OpRemoveACE, Identity: oc.Identity, User: a.User, SID: a.SID})
+				ops = append(ops, exchangeOp{Kind: opRemoveACE, Identity: oc.Identity, User: a.User, SID: a.SID})
 			}
 		}
 	}
@@ -196,9 +196,9 @@ func restoreOps(old, cur *ExchangeState, plan *Plan) ([]ExchangeOp, error) {
 		nd := cur.Domain(od.Name)
 		switch {
 		case nd == nil:
-			ops = append(ops, ExchangeOp{Kind: OpNewDomain, Name: od.Name, DomainName: od.DomainName, DomainType: od.DomainType})
+			ops = append(ops, exchangeOp{Kind: opNewDomain, Name: od.Name, DomainName: od.DomainName, DomainType: od.DomainType})
 		case !strings.EqualFold(nd.DomainType, od.DomainType):
-			ops = append(ops, ExchangeOp{Kind: OpSetDomain, Identity: od.Name, DomainType: od.DomainType})
+			ops = append(ops, exchangeOp{Kind: opSetDomain, Identity: od.Name, DomainType: od.DomainType})
 		}
 	}
 	return ops, nil

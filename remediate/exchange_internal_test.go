@@ -102,8 +102,8 @@ func TestExchangeScriptRules(t *testing.T) {
 	}
 }
 
-// Every field name EncodeExchangeState writes appears in the script's
-// RL-Rec calls, and every op parameter EncodeExchangeOps writes is read
+// Every field name encodeExchangeState writes appears in the script's
+// RL-Rec calls, and every op parameter encodeExchangeOps writes is read
 // by exchange-write: the Go mirror and the scripts name the same things.
 func TestExchangeWireNamesMatchScripts(t *testing.T) {
 	scripts := exchangeScripts(t)
@@ -111,16 +111,16 @@ func TestExchangeWireNamesMatchScripts(t *testing.T) {
 		Warnings:   []string{"w"},
 		Connectors: []ExchangeConnector{{Identity: `EX1\C`, Name: "C", Server: "EX1", Bindings: []string{"0.0.0.0:25"}, AnyRecipient: []ExchangeACE{{User: "A", SID: "S-1-5-7"}}}},
 		Domains:    []ExchangeAcceptedDomain{{Name: "d", DomainName: "d", DomainType: "Authoritative"}}}
-	for _, r := range EncodeExchangeState(st) {
+	for _, r := range encodeExchangeState(st) {
 		for _, f := range r.Fields {
 			if !strings.Contains(scripts[ExchangeReadScript], "'"+f.Name+"', ") {
 				t.Errorf("exchange-read never prints field %s.%s", r.Type, f.Name)
 			}
 		}
 	}
-	op := ExchangeOp{Kind: OpSetConnector, Identity: "i", Name: "n", Server: "s", Role: "r", Set: []string{FieldEnabled}, Enabled: true,
+	op := exchangeOp{Kind: opSetConnector, Identity: "i", Name: "n", Server: "s", Role: "r", Set: []string{fieldEnabled}, Enabled: true,
 		Bindings: []string{"b"}, Ranges: []string{"r"}, Auth: []string{"a"}, Groups: []string{"g"}, User: "u", SID: "S", DomainName: "d", DomainType: "t"}
-	for k := range EncodeExchangeOps([]ExchangeOp{op}) {
+	for k := range encodeExchangeOps([]exchangeOp{op}) {
 		if k == "ops" {
 			if !strings.Contains(scripts[ExchangeWriteScript], "$P['ops']") {
 				t.Error("exchange-write does not read ops")
@@ -132,7 +132,7 @@ func TestExchangeWireNamesMatchScripts(t *testing.T) {
 			t.Errorf("exchange-write never reads parameter op<i>_%s", field)
 		}
 	}
-	for _, kind := range []string{OpNewConnector, OpSetConnector, OpRemoveConnector, OpAddACE, OpRemoveACE, OpSetDomain, OpNewDomain, OpRemoveDomain} {
+	for _, kind := range []string{opNewConnector, opSetConnector, opRemoveConnector, opAddACE, opRemoveACE, opSetDomain, opNewDomain, opRemoveDomain} {
 		if !strings.Contains(scripts[ExchangeWriteScript], "'"+kind+"' {") {
 			t.Errorf("exchange-write does not handle %s", kind)
 		}
@@ -149,7 +149,7 @@ func TestExchangeStateRoundTrip(t *testing.T) {
 			{Identity: `EX1\A`, Name: "A", Server: "EX1", Enabled: true, Bindings: []string{"0.0.0.0:2525"}, RemoteIPRanges: []string{"0.0.0.0-255.255.255.255"}},
 		},
 		Domains: []ExchangeAcceptedDomain{{Name: "z", DomainName: "*", DomainType: "InternalRelay"}, {Name: "a", DomainName: "a.example", DomainType: "Authoritative", Default: true}}}
-	out := &psframe.Output{Records: EncodeExchangeState(st)}
+	out := &psframe.Output{Records: encodeExchangeState(st)}
 	got, err := decodeExchangeRead(out)
 	if err != nil {
 		t.Fatal(err)
@@ -265,8 +265,8 @@ func FuzzExchangeOps(f *testing.F) {
 	f.Add(`Relay'; Remove-Item C:/; '`, "$(x)\r\n 1.2.3.4 ", "`n")
 	f.Add("", "", "")
 	f.Fuzz(func(t *testing.T, name, ranges, identity string) {
-		op := ExchangeOp{Kind: OpNewConnector, Name: name, Identity: identity, Ranges: strings.Split(ranges, "\n"), User: name}
-		got, err := DecodeExchangeOps(EncodeExchangeOps([]ExchangeOp{op}))
+		op := exchangeOp{Kind: opNewConnector, Name: name, Identity: identity, Ranges: strings.Split(ranges, "\n"), User: name}
+		got, err := decodeExchangeOps(encodeExchangeOps([]exchangeOp{op}))
 		if err != nil || len(got) != 1 {
 			t.Fatalf("decode: %v %d", err, len(got))
 		}

@@ -18,7 +18,7 @@ type exchangePlanner struct {
 	desired exchangeDesired
 }
 
-func (p *exchangePlanner) add(op ExchangeOp, changes ...Change) {
+func (p *exchangePlanner) add(op exchangeOp, changes ...Change) {
 	var idx []int
 	for _, c := range changes {
 		idx = append(idx, len(p.plan.Changes))
@@ -170,7 +170,7 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 			if isDefaultFrontend(c) {
 				why += " This connector receives the Internet's mail: its RemoteIPRanges stay as they are, only the relay right goes."
 			}
-			p.add(ExchangeOp{Kind: OpRemoveACE, Identity: c.Identity, User: a.User, SID: a.SID},
+			p.add(exchangeOp{Kind: opRemoveACE, Identity: c.Identity, User: a.User, SID: a.SID},
 				Change{Object: connectorObject(c.Identity), Setting: SetAnyRecipient, Current: exCanonACEs(c.AnyRecipient),
 					New: exCanonACEs(keep), Why: why})
 			c.AnyRecipient = keep
@@ -182,7 +182,7 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 					auth = append(auth, m)
 				}
 			}
-			p.add(ExchangeOp{Kind: OpSetConnector, Identity: c.Identity, Set: []string{FieldAuth}, Auth: auth},
+			p.add(exchangeOp{Kind: opSetConnector, Identity: c.Identity, Set: []string{fieldAuth}, Auth: auth},
 				Change{Object: connectorObject(c.Identity), Setting: SetAuthMechanism, Current: exCanonSet(c.AuthMechanism, "None"),
 					New: exCanonSet(auth, "None"),
 					Why: "ExternalAuthoritative makes every client in " + exCanonRanges(c.RemoteIPRanges) + " a trusted server that may relay; the allowed clients relay through the dedicated connector instead."})
@@ -219,10 +219,10 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 				chs = append(chs, Change{Object: o, Setting: row.Name, Current: row.Value, New: ValueAbsent,
 					Why: "Accepted domain " + d.DomainName + " matches almost every recipient domain (the operator asked to fix accepted domains)."})
 			}
-			p.add(ExchangeOp{Kind: OpRemoveDomain, Identity: d.Name}, chs...)
+			p.add(exchangeOp{Kind: opRemoveDomain, Identity: d.Name}, chs...)
 			continue
 		}
-		p.add(ExchangeOp{Kind: OpSetDomain, Identity: d.Name, DomainType: "Authoritative"},
+		p.add(exchangeOp{Kind: opSetDomain, Identity: d.Name, DomainType: "Authoritative"},
 			Change{Object: o, Setting: SetDomainType, Current: d.DomainType, New: "Authoritative",
 				Why: "Relay domain: Exchange accepts mail for " + d.DomainName + " from anyone and forwards it (the operator asked to fix accepted domains; recipients that do not exist in Exchange will now be rejected)."})
 	}
@@ -402,10 +402,10 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 				chs = append(chs, c)
 			}
 		}
-		p.add(ExchangeOp{Kind: OpNewConnector, Name: name, Server: s.Server, Role: want.TransportRole,
+		p.add(exchangeOp{Kind: opNewConnector, Name: name, Server: s.Server, Role: want.TransportRole,
 			Bindings: want.Bindings, Ranges: want.RemoteIPRanges, Auth: want.AuthMechanism, Groups: want.PermissionGroups,
 			Comment: RelayConnectorComment}, chs...)
-		p.add(ExchangeOp{Kind: OpAddACE, Identity: identity, User: s.AnonymousName, SID: AnonymousLogonSID}, ace)
+		p.add(exchangeOp{Kind: opAddACE, Identity: identity, User: s.AnonymousName, SID: AnonymousLogonSID}, ace)
 		p.plan.Created = append(p.plan.Created, o)
 		return nil
 	}
@@ -417,7 +417,7 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 	}
 	curRows := connectorRows(s.RoleAware, *cur)
 	wantRows := connectorRows(s.RoleAware, want)
-	op := ExchangeOp{Kind: OpSetConnector, Identity: identity}
+	op := exchangeOp{Kind: opSetConnector, Identity: identity}
 	var chs []Change
 	for i, row := range wantRows {
 		if row.Name == SetAnyRecipient || row.Name == SetAnyRecipientInherited || row.Name == SetTransportRole || row.Value == curRows[i].Value {
@@ -426,15 +426,15 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 		chs = append(chs, Change{Object: o, Setting: row.Name, Current: curRows[i].Value, New: row.Value, Why: why})
 		switch row.Name {
 		case SetEnabled:
-			op.Set, op.Enabled = append(op.Set, FieldEnabled), true
+			op.Set, op.Enabled = append(op.Set, fieldEnabled), true
 		case SetBindings:
-			op.Set, op.Bindings = append(op.Set, FieldBindings), want.Bindings
+			op.Set, op.Bindings = append(op.Set, fieldBindings), want.Bindings
 		case SetRemoteIPRanges:
-			op.Set, op.Ranges = append(op.Set, FieldRanges), want.RemoteIPRanges
+			op.Set, op.Ranges = append(op.Set, fieldRanges), want.RemoteIPRanges
 		case SetAuthMechanism:
-			op.Set, op.Auth = append(op.Set, FieldAuth), want.AuthMechanism
+			op.Set, op.Auth = append(op.Set, fieldAuth), want.AuthMechanism
 		case SetPermissionGroups:
-			op.Set, op.Groups = append(op.Set, FieldGroups), want.PermissionGroups
+			op.Set, op.Groups = append(op.Set, fieldGroups), want.PermissionGroups
 		}
 	}
 	if len(op.Set) > 0 {
@@ -442,7 +442,7 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 	}
 	if !cur.HasAnonymousRelay(s.AnonymousName, false) {
 		after := append(append([]ExchangeACE(nil), cur.AnyRecipient...), want.AnyRecipient[0])
-		p.add(ExchangeOp{Kind: OpAddACE, Identity: identity, User: s.AnonymousName, SID: AnonymousLogonSID},
+		p.add(exchangeOp{Kind: opAddACE, Identity: identity, User: s.AnonymousName, SID: AnonymousLogonSID},
 			Change{Object: o, Setting: SetAnyRecipient, Current: exCanonACEs(cur.AnyRecipient), New: exCanonACEs(after), Why: why})
 	}
 	return nil

@@ -17,12 +17,11 @@ import (
 // (root\MicrosoftIISv2), which needs the "IIS 6 WMI Compatibility" feature
 // (Web-WMI).
 //
-// Contract between scripts, driver and lab: the records the scripts
-// iis-read, iis-write and iis-write-domain print are built by the
-// Encode*/iis*Record functions in this file and read by the Decode*
-// functions next to them. The lab (internal/lab/iis.go) answers those
-// scripts by calling the same Encode functions on its simulated state, so
-// script output, lab and driver cannot drift apart. Records:
+// Contract between scripts and driver: the records the scripts iis-read,
+// iis-write and iis-write-domain print are read by the decoders in
+// iis_scripts.go. The lab (internal/lab) builds them with its own code,
+// written from the scripts, and reads RelayIpList with its own codec, so a
+// driver bug cannot hide behind the same bug in the lab. Records:
 //
 //	service  name present state startmode           (SMTPSVC, Win32_Service)
 //	guest    name enabled                           (local account with RID 501)
@@ -115,32 +114,6 @@ type IISADSIView struct {
 	GrantByDefault bool     `json:"grant_by_default"`
 	IPGrant        []string `json:"ip_grant,omitempty"` // "IP, MASK"
 	IPDeny         []string `json:"ip_deny,omitempty"`
-}
-
-// ADSIViewOf is what ADSI shows for a RelayIpList value, derived from
-// relaylock's decoder (the lab uses it; on a real host ADSI is read).
-func ADSIViewOf(name string, b RelayListBlob) IISADSIView {
-	v := IISADSIView{Name: name}
-	l, err := b.Decode()
-	if err != nil {
-		v.Error = "Unspecified error"
-		return v
-	}
-	if l.Null {
-		return v
-	}
-	v.Present, v.GrantByDefault = true, l.GrantByDefault
-	for _, m := range l.Grant {
-		v.IPGrant = append(v.IPGrant, adsiEntry(m))
-	}
-	for _, m := range l.Deny {
-		v.IPDeny = append(v.IPDeny, adsiEntry(m))
-	}
-	return v
-}
-
-func adsiEntry(m IPMask) string {
-	return netip.AddrFrom4(m.IP).String() + ", " + netip.AddrFrom4(m.Mask).String()
 }
 
 func parseADSIEntries(es []string) ([]IPMask, error) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/relaylock/relaylock/remediate/psframe"
@@ -14,18 +13,7 @@ import (
 // into IISState (iis.go). Record and field names are listed in the script's
 // header (templates/powershell/).
 
-// --- records (shared with the lab) ----------------------------------------
-
-func setBlob(r *psframe.Record, name string, b RelayListBlob) {
-	switch {
-	case b.Null:
-		r.SetNull(name)
-	case len(b.Bytes) == 0:
-		r.Set(name, "")
-	default:
-		r.Set(name, b.String())
-	}
-}
+// --- records ----------------------------------------------------------------
 
 func getBlob(r psframe.Record, name string) (RelayListBlob, error) {
 	if !r.Has(name) {
@@ -43,96 +31,6 @@ func getBlob(r psframe.Record, name string) (RelayListBlob, error) {
 		return RelayListBlob{}, fmt.Errorf("record %s: field %s: %w", r.Type, name, ErrRelayList)
 	}
 	return b, nil
-}
-
-func boolText(b bool) string {
-	if b {
-		return "True"
-	}
-	return "False"
-}
-
-// IISServiceRecord is the "service" record for a Windows service.
-func IISServiceRecord(s ServiceInfo) psframe.Record {
-	r := psframe.NewRecord(iisRecService).Set("name", s.Name).Set("present", boolText(s.Present)).
-		Set("state", s.State).Set("startmode", s.StartMode)
-	return *r
-}
-
-// IISServiceLevelRecord is the "svc" record of the service level, as
-// iis-read and iis-write print it.
-func IISServiceLevelRecord(s IISRelaySettings) psframe.Record {
-	r := psframe.NewRecord(iisRecSvc).Set("name", s.Name)
-	setBlob(r, "relayiplist", s.RelayIpList)
-	r.Set("relayforauth", strconv.FormatInt(s.RelayForAuth, 10))
-	return *r
-}
-
-// IISServerRecord is the "vs" record for one virtual server, as iis-read
-// and iis-write print it.
-func IISServerRecord(vs IISVirtualServer) psframe.Record {
-	r := psframe.NewRecord(iisRecVS).Set("name", vs.Name).Set("comment", vs.Comment)
-	setBlob(r, "relayiplist", vs.RelayIpList)
-	r.Set("relayforauth", strconv.FormatInt(vs.RelayForAuth, 10))
-	if vs.AuthFlags == "" {
-		r.SetNull("authflags")
-	} else {
-		r.Set("authflags", vs.AuthFlags)
-	}
-	r.Set("authanonymous", boolText(vs.AuthAnonymous)).Set("authbasic", boolText(vs.AuthBasic)).
-		Set("authntlm", boolText(vs.AuthNTLM)).Set("smarthost", vs.SmartHost).
-		Set("smarthosttype", strconv.FormatInt(vs.SmartHostType, 10))
-	return *r
-}
-
-// IISDomainRecord is the "domain" record for one domain object.
-func IISDomainRecord(d IISDomain) psframe.Record {
-	r := psframe.NewRecord(iisRecDomain).Set("name", d.Name).Set("routeaction", strconv.FormatInt(d.RouteAction, 10)).
-		Set("relayforauth", strconv.FormatInt(d.RelayForAuth, 10))
-	setBlob(r, "relayiplist", d.RelayIpList)
-	return *r
-}
-
-// EncodeIISState returns the records iis-read prints for st.
-func EncodeIISState(st IISState) []psframe.Record {
-	recs := []psframe.Record{IISServiceRecord(st.Service)}
-	if st.Guest != nil {
-		recs = append(recs, *psframe.NewRecord(iisRecGuest).Set("name", st.Guest.Name).Set("enabled", boolText(st.Guest.Enabled)))
-	}
-	if st.ServiceLevel != nil {
-		recs = append(recs, IISServiceLevelRecord(*st.ServiceLevel))
-	}
-	for _, vs := range st.Servers {
-		recs = append(recs, IISServerRecord(vs))
-	}
-	for _, d := range st.Domains {
-		recs = append(recs, IISDomainRecord(d))
-	}
-	for _, v := range st.ADSI {
-		recs = append(recs, IISADSIRecord(v))
-	}
-	return recs
-}
-
-// IISADSIRecord is the "adsi" record iis-read prints for one virtual
-// server: name and error on failure, else present, grantbydefault and the
-// IPGrant / IPDeny strings joined by newlines.
-func IISADSIRecord(v IISADSIView) psframe.Record {
-	r := psframe.NewRecord(iisRecADSI).Set("name", v.Name)
-	if v.Error != "" {
-		r.Set("error", v.Error)
-		return *r
-	}
-	if v.Own == nil {
-		r.SetNull("own")
-	} else {
-		r.Set("own", boolText(*v.Own))
-	}
-	r.Set("present", boolText(v.Present))
-	if v.Present {
-		r.Set("grantbydefault", boolText(v.GrantByDefault)).SetList("ipgrant", v.IPGrant).SetList("ipdeny", v.IPDeny)
-	}
-	return *r
 }
 
 func decodeADSI(r psframe.Record) (IISADSIView, error) {

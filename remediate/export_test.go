@@ -1,0 +1,25 @@
+package remediate
+
+// Names the external tests (package remediate_test) use and the package
+// does not export: exchange-write's operations, for tests that drive the
+// Exchange lab directly or check what the driver sent.
+
+type ExchangeOp = exchangeOp
+
+const (
+	OpNewConnector    = opNewConnector
+	OpSetConnector    = opSetConnector
+	OpRemoveConnector = opRemoveConnector
+	OpAddACE          = opAddACE
+	OpRemoveACE       = opRemoveACE
+	OpSetDomain       = opSetDomain
+	OpNewDomain       = opNewDomain
+	OpRemoveDomain    = opRemoveDomain
+
+	FieldRanges = fieldRanges
+)
+
+var (
+	EncodeExchangeOps = encodeExchangeOps
+	DecodeExchangeOps = decodeExchangeOps
+)
