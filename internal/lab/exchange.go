@@ -168,7 +168,7 @@ func newExchange15(version, build, osCaption, osVersion string) *ExchangeHost {
 }
 
 func (h *ExchangeHost) anonACE() remediate.ExchangeACE {
-	return remediate.ExchangeACE{User: h.anonName, SID: remediate.AnonymousLogonSID}
+	return remediate.ExchangeACE{User: h.anonName, SID: sidAnonymousLogon}
 }
 
 func (h *ExchangeHost) connector(name string) *exConnector {
@@ -233,7 +233,7 @@ func Exchange2016InternalRelayDomain() *ExchangeHost {
 func Exchange2016InheritedAnonymous() *ExchangeHost {
 	h := Exchange2016OpenCustomConnector()
 	c := h.connector("App Relay")
-	c.explicit = []remediate.ExchangeACE{{User: h.anonName, SID: remediate.AnonymousLogonSID, Inherited: true}}
+	c.explicit = []remediate.ExchangeACE{{User: h.anonName, SID: sidAnonymousLogon, Inherited: true}}
 	return h
 }
 
@@ -359,7 +359,7 @@ func (h *ExchangeHost) stateLocked() *remediate.ExchangeState {
 	if loader == "" {
 		loader = "remote"
 	}
-	s := &remediate.ExchangeState{Server: labServer, Loader: loader, AnonymousSID: remediate.AnonymousLogonSID,
+	s := &remediate.ExchangeState{Server: labServer, Loader: loader, AnonymousSID: sidAnonymousLogon,
 		AnonymousName: h.anonName, RoleAware: h.roleAware}
 	for _, c := range h.connectors {
 		ec := remediate.ExchangeConnector{Identity: labServer + `\` + c.name, Name: c.name, Server: labServer,
@@ -385,7 +385,7 @@ func (h *ExchangeHost) groupACEs(c *exConnector) []remediate.ExchangeACE {
 	var a []remediate.ExchangeACE
 	has := func(list []string, s string) bool { return exContainsFold(list, s) }
 	if has(c.groups, "ExchangeUsers") {
-		a = append(a, remediate.ExchangeACE{User: h.authName, SID: remediate.AuthenticatedUsersSID})
+		a = append(a, remediate.ExchangeACE{User: h.authName, SID: sidAuthenticatedUsers})
 	}
 	if has(c.groups, "ExchangeServers") {
 		a = append(a, remediate.ExchangeACE{User: labExchangeServers, SID: labExchServersSID})
@@ -424,33 +424,35 @@ func (h *ExchangeHost) LocalDomains() []string {
 }
 
 // RelayAllowed implements Host. The connector answering client on port 25
-// is the one whose RemoteIPRanges match it most specifically [S33]
-// (remediate.ExchangeState.EffectiveConnector). Relay is allowed when it
-// grants ANONYMOUS LOGON Accept-Any-Recipient, or is ExternalAuthoritative,
-// or rcptDomain matches a relay (InternalRelay/ExternalRelay) accepted
-// domain, including "*"; an authenticated client relays when the connector
-// grants ExchangeUsers, or when a client submission connector it can reach
-// does (the lab's SMTP face is one port; a real client would use 587).
+// is the one whose RemoteIPRanges match it most specifically (receiving,
+// exchange_relay.go). Relay is allowed when it grants ANONYMOUS LOGON
+// Accept-Any-Recipient, or is ExternalAuthoritative, or rcptDomain matches
+// a relay (InternalRelay/ExternalRelay) accepted domain, including "*"; an
+// authenticated client relays when the connector grants ExchangeUsers, or
+// when a client submission connector it can reach does (the lab's SMTP face
+// is one port; a real client would use 587).
 func (h *ExchangeHost) RelayAllowed(client netip.Addr, authenticated bool, rcptDomain string) bool {
-	s := h.State()
-	c := s.EffectiveConnector(client.Unmap(), 25)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	client = client.Unmap()
+	c := h.receiving(client, 25)
 	if c == nil {
 		return false
 	}
-	if relayDomainMatches(s.Domains, rcptDomain) {
+	if relayDomainMatches(h.domains, rcptDomain) {
 		return true
 	}
-	if c.HasAnonymousRelay(s.AnonymousName, false) || c.HasAuth("ExternalAuthoritative") {
+	if h.grantsAnonymous(c) || exContainsFold(c.auth, "ExternalAuthoritative") {
 		return true
 	}
 	if !authenticated {
 		return false
 	}
-	if c.HasGroup("ExchangeUsers") {
+	if exContainsFold(c.groups, "ExchangeUsers") {
 		return true
 	}
-	for _, o := range s.Connectors {
-		if o.Enabled && o.HasGroup("ExchangeUsers") && o.MatchSize(client.Unmap()) != nil {
+	for _, o := range h.connectors {
+		if o.enabled && exContainsFold(o.groups, "ExchangeUsers") && o.matchSize(client) != nil {
 			return true
 		}
 	}
@@ -852,7 +854,7 @@ func (h *ExchangeHost) validate(c, self *exConnector) error {
 		return fmt.Errorf("The RemoteIPRanges parameter can't be empty.")
 	}
 	for _, r := range c.ranges {
-		if _, err := remediate.ParseExchangeIPRange(r); err != nil || strings.ContainsAny(r, " \t") {
+		if _, err := parseExIPRange(r); err != nil {
 			return fmt.Errorf("Cannot bind parameter 'RemoteIPRanges'. Cannot convert value \"%s\" to type \"Microsoft.Exchange.Data.IPRange\". Error: \"'%s' isn't a valid IP range.\"", r, r)
 		}
 	}
@@ -876,8 +878,8 @@ func (h *ExchangeHost) validate(c, self *exConnector) error {
 			}
 			for _, r := range c.ranges {
 				for _, or := range o.ranges {
-					x, _ := remediate.ParseExchangeIPRange(r)
-					y, err := remediate.ParseExchangeIPRange(or)
+					x, _ := parseExIPRange(r)
+					y, err := parseExIPRange(or)
 					if err == nil && x == y {
 						return fmt.Errorf("The values that you specified for the Bindings and RemoteIPRanges parameters conflict with the settings on Receive connector \"%s\\%s\". A Receive connector must have a unique combination of a local IP address & port bindings and remote IP address ranges.", labServer, o.name)
 					}
@@ -892,10 +894,10 @@ func (h *ExchangeHost) validate(c, self *exConnector) error {
 // by SID when given (the script translates it), else by name.
 func (h *ExchangeHost) principal(user, sid string) (remediate.ExchangeACE, error) {
 	switch {
-	case sid == remediate.AnonymousLogonSID || (sid == "" && strings.EqualFold(user, h.anonName)):
+	case sid == sidAnonymousLogon || (sid == "" && strings.EqualFold(user, h.anonName)):
 		return h.anonACE(), nil
-	case sid == remediate.AuthenticatedUsersSID || (sid == "" && strings.EqualFold(user, h.authName)):
-		return remediate.ExchangeACE{User: h.authName, SID: remediate.AuthenticatedUsersSID}, nil
+	case sid == sidAuthenticatedUsers || (sid == "" && strings.EqualFold(user, h.authName)):
+		return remediate.ExchangeACE{User: h.authName, SID: sidAuthenticatedUsers}, nil
 	case strings.EqualFold(user, labExchangeServers) || sid == labExchServersSID:
 		return remediate.ExchangeACE{User: labExchangeServers, SID: labExchServersSID}, nil
 	case strings.EqualFold(user, labExtSecured):

@@ -77,7 +77,7 @@ func exWriteOps(p map[string]string) ([]exOp, error) {
 			Bindings: psList(p[pre+"bindings"]), Ranges: psList(p[pre+"ranges"]), Auth: psList(p[pre+"auth"]),
 			Groups: psList(p[pre+"groups"]), User: p[pre+"user"], SID: p[pre+"sid"],
 			DomainName: p[pre+"domain"], DomainType: p[pre+"type"]}
-		if op.Kind == exOpSetConnector && containsFold(op.Set, exFieldEnabled) {
+		if op.Kind == exOpSetConnector && exContainsFold(op.Set, exFieldEnabled) {
 			switch strings.ToLower(strings.TrimSpace(p[pre+"enabled"])) {
 			case "true":
 				op.Enabled = true
@@ -89,16 +89,6 @@ func exWriteOps(p map[string]string) ([]exOp, error) {
 		ops = append(ops, op)
 	}
 	return ops, nil
-}
-
-// containsFold is PowerShell's -contains on strings (case-insensitive).
-func containsFold(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // exReadRecs is exchange-read's output for s, built from the script

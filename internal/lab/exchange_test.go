@@ -169,7 +169,7 @@ func exOpParams(ops []exOp) map[string]string {
 				p[pre+k] = v
 			}
 		}
-		if op.Kind == exOpSetConnector && containsFold(op.Set, exFieldEnabled) {
+		if op.Kind == exOpSetConnector && exContainsFold(op.Set, exFieldEnabled) {
 			p[pre+"enabled"] = map[bool]string{true: "True", false: "False"}[op.Enabled]
 		}
 	}
