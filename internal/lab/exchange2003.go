@@ -284,7 +284,7 @@ func (h *Ex2003Host) SetDSAccessUnavailable(v bool) {
 }
 
 // SetSchemaWithoutRelayAttr removes the relay-list attribute
-// (remediate.Ex2003RelayIpListAttr) from the simulated schema.
+// (ex2003RelayListAttr) from the simulated schema.
 func (h *Ex2003Host) SetSchemaWithoutRelayAttr(v bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -554,7 +554,7 @@ func (h *Ex2003Host) readAD(params map[string]string) ([]psframe.Record, int, st
 		dc = h.dcs[idx].name
 	}
 	recs := []psframe.Record{ex2003DCRec(dc, source, ds2mb)}
-	if h.noSchemaAttr || !strings.EqualFold(attr, remediate.Ex2003RelayIpListAttr) {
+	if h.noSchemaAttr || !strings.EqualFold(attr, ex2003RelayListAttr) {
 		recs = append(recs, *psframe.NewRecord(psframe.ErrorRecord).
 			Set("message", "no attributeSchema with lDAPDisplayName "+attr+" in "+ex2003SchemaNC+" on "+dc).
 			Set("kind", "schema-missing").Set("attribute", attr))
@@ -604,10 +604,10 @@ func (h *Ex2003Host) writeAD(params map[string]string) ([]psframe.Record, int, s
 	if idx < 0 {
 		return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", "There is no such object on the server.\r\n").
 			Set("type", "System.Management.Automation.MethodInvocationException").
-			Set("inner", "System.DirectoryServices.DirectoryServicesCOMException").Set("hresult", remediate.HResultNoSuchObject).
+			Set("inner", "System.DirectoryServices.DirectoryServicesCOMException").Set("hresult", hresultNoSuchObject).
 			Set("kind", "not-found")}, 4, ""
 	}
-	if !strings.EqualFold(attr, remediate.Ex2003RelayIpListAttr) || h.noSchemaAttr {
+	if !strings.EqualFold(attr, ex2003RelayListAttr) || h.noSchemaAttr {
 		// CommitChanges on an attribute the class does not have; the
 		// prologue's trap prints it.
 		return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", "The specified directory service attribute or value does not exist.\r\n").

@@ -143,7 +143,7 @@ func iisBaseState(computer string) remediate.IISState {
 		ServiceLevel: &remediate.IISRelaySettings{Name: "SmtpSvc", RelayIpList: remediate.RelayListBlob{Null: true}},
 		Servers: []remediate.IISVirtualServer{{
 			Name: "SmtpSvc/1", Comment: "[SMTP Virtual Server #1]",
-			RelayIpList: remediate.RelayListBlob{Null: true}, RelayForAuth: remediate.RelayForAuthEnabled,
+			RelayIpList: remediate.RelayListBlob{Null: true}, RelayForAuth: relayForAuthOn,
 			AuthFlags: "1", AuthAnonymous: true,
 		}},
 		Domains: []remediate.IISDomain{{
@@ -200,7 +200,7 @@ func NewIIS(s IISScenario) *IISHost {
 		h.info.Features[1].Installed = false
 	case IISRemoteDomainWildcard:
 		vs.RelayIpList = loopback
-		st.Domains = append(st.Domains, remediate.IISDomain{Name: "SmtpSvc/1/Domain/*", RouteAction: remediate.RouteActionDomainRelay | 0x2, RelayIpList: remediate.RelayListBlob{Null: true}})
+		st.Domains = append(st.Domains, remediate.IISDomain{Name: "SmtpSvc/1/Domain/*", RouteAction: routeActionRelay | 0x2, RelayIpList: remediate.RelayListBlob{Null: true}})
 	case IISAuthGuest:
 		vs.RelayIpList = loopback
 		vs.AuthBasic = true
@@ -243,8 +243,8 @@ func (h *IISHost) LocalDomains() []string {
 func (m *iisMetabase) localDomains() []string {
 	var ds []string
 	for _, d := range m.st.Domains {
-		if !d.RelayAllowed() && !strings.Contains(d.DomainName(), "*") {
-			ds = append(ds, d.DomainName())
+		if _, name := iisDomainParts(d.Name); d.RouteAction&routeActionRelay == 0 && !strings.Contains(name, "*") {
+			ds = append(ds, name)
 		}
 	}
 	sort.Strings(ds)
@@ -379,12 +379,12 @@ func (h *IISHost) GuestLogon() bool {
 // iisGuestLogon: the virtual server takes Basic logins and the local
 // Guest account is enabled, so a failed login logs on as Guest.
 func iisGuestLogon(st remediate.IISState, server string) bool {
-	vs, ok := st.Server(server)
+	vs, ok := iisServer(st, server)
 	return ok && vs.AuthBasic && st.Guest != nil && st.Guest.Enabled
 }
 
-// iisRelayAllowed decides relaying from the metabase exactly as the
-// driver reads it: a remote domain with the relay flag that matches the
+// iisRelayAllowed decides relaying from the metabase, with the lab's own
+// reading of it: a remote domain with the relay flag that matches the
 // recipient domain (wildcards included) overrides the Access tab [S14b];
 // authenticated clients relay when RelayForAuth is non-zero; otherwise
 // the effective RelayIpList decides (null: nobody; zero-length: everyone;
@@ -397,19 +397,25 @@ func iisRelayAllowed(st remediate.IISState, server string, client netip.Addr, au
 	if !st.Service.Present || st.Service.State != "Running" {
 		return false
 	}
-	vs, ok := st.Server(server)
+	vs, ok := iisServer(st, server)
 	if !ok {
 		return false
 	}
 	for _, d := range st.Domains {
-		if strings.EqualFold(d.VirtualServerOf(), vs.Name) && d.RelayAllowed() && remediate.RemoteDomainMatches(d.DomainName(), rcptDomain) {
+		srv, name := iisDomainParts(d.Name)
+		if strings.EqualFold(srv, vs.Name) && d.RouteAction&routeActionRelay != 0 && remoteDomainMatches(name, rcptDomain) {
 			return true
 		}
 	}
 	if authenticated && vs.RelayForAuth != 0 {
 		return true
 	}
-	eff, _ := st.EffectiveRelayList(vs)
+	// RelayIpList is inheritable: a server without a value of its own
+	// enforces the service level's.
+	eff := vs.RelayIpList
+	if eff.Null && st.ServiceLevel != nil {
+		eff = st.ServiceLevel.RelayIpList
+	}
 	if eff.Null {
 		return false
 	}
@@ -494,9 +500,9 @@ func missingNamespace() []psframe.Record {
 	return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).
 		Set("message", "Invalid namespace ").
 		Set("type", "System.Management.ManagementException").Set("inner", "System.Management.ManagementException").
-		Set("hresult", remediate.HResultInvalidNamespace).
+		Set("hresult", hresultInvalidNamespace).
 		Set("fqid", "GetWMIManagementException,Microsoft.PowerShell.Commands.GetWmiObjectCommand").Set("line", "48").
-		Set("kind", remediate.ErrorKindFeatureMissing).Set("feature", "Web-WMI").Set("namespace", `root\MicrosoftIISv2`)}
+		Set("kind", "feature-missing").Set("feature", "Web-WMI").Set("namespace", `root\MicrosoftIISv2`)}
 }
 
 // handle answers the iis-* scripts; ok is false for other scripts.

@@ -196,3 +196,54 @@ func ds2mbRelayForAuth(ad bool) int64 {
 	}
 	return 0
 }
+
+// Metabase values the lab's IIS and DS2MB use.
+const (
+	// routeActionRelay is the RouteAction bit of IIsSmtpDomainSetting for
+	// "Allow incoming mail to be relayed to this domain" (SMTP_DOMAIN_RELAY,
+	// 0x1000; docs/windows-relay.md §1.3).
+	routeActionRelay = 0x1000
+	// relayForAuthOn is the RelayForAuth the lab's own scenarios set: -1,
+	// "enabled" in the Windows Server 2003 metabase reference. IIS and the
+	// lab treat any non-zero value as enabled.
+	relayForAuthOn = -1
+)
+
+// iisServer finds a virtual server by its WMI Name (PowerShell -eq: case
+// does not matter).
+func iisServer(st remediate.IISState, name string) (remediate.IISVirtualServer, bool) {
+	for _, vs := range st.Servers {
+		if strings.EqualFold(vs.Name, name) {
+			return vs, true
+		}
+	}
+	return remediate.IISVirtualServer{}, false
+}
+
+// iisDomainParts splits a domain object's Name, "SmtpSvc/1/Domain/x",
+// into its virtual server and its mail domain.
+func iisDomainParts(name string) (server, domain string) {
+	if s, d, ok := strings.Cut(name, "/Domain/"); ok {
+		return s, d
+	}
+	return "", name
+}
+
+// remoteDomainMatches: a remote domain "*" takes every recipient domain,
+// "*.example.com" every domain under example.com, any other name itself.
+func remoteDomainMatches(pattern, domain string) bool {
+	p := strings.ToLower(strings.TrimSuffix(pattern, "."))
+	d := strings.ToLower(strings.TrimSuffix(domain, "."))
+	if p == "*" {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(p, "*"); ok && strings.HasPrefix(rest, ".") {
+		return strings.HasSuffix(d, rest)
+	}
+	return p == d
+}
+
+// ex2003RelayListAttr is the relay-list attribute of protocolCfgSMTPServer
+// in the lab's simulated schema. No public source names it
+// (docs/windows-relay.md §2.1); the lab assumes the name relaylock asks for.
+const ex2003RelayListAttr = "msExchSmtpRelayIpList"

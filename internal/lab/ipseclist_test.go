@@ -94,3 +94,26 @@ func TestIPSecListRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoteDomainMatches(t *testing.T) {
+	for _, tt := range []struct {
+		pattern, domain string
+		want            bool
+	}{
+		{"*", "example.org", true},
+		{"*.example.com", "mail.example.com", true},
+		{"*.example.com", "MAIL.Example.COM.", true},
+		{"*.example.com", "example.com", false},
+		{"*.example.com", "badexample.com", false},
+		{"example.com", "example.com", true},
+		{"example.com", "sub.example.com", false},
+		{"*example.com", "badexample.com", false},
+	} {
+		if got := remoteDomainMatches(tt.pattern, tt.domain); got != tt.want {
+			t.Errorf("remoteDomainMatches(%q, %q) = %v", tt.pattern, tt.domain, got)
+		}
+	}
+	if s, d := iisDomainParts("SmtpSvc/1/Domain/*.example.com"); s != "SmtpSvc/1" || d != "*.example.com" {
+		t.Errorf("iisDomainParts = %q, %q", s, d)
+	}
+}
