@@ -32,12 +32,12 @@ const (
 
 // Well-known names and SIDs.
 const (
-	// AnonymousLogonSID is NT AUTHORITY\ANONYMOUS LOGON; its name is
+	// anonymousLogonSID is NT AUTHORITY\ANONYMOUS LOGON; its name is
 	// localized, the SID is not (docs/windows-relay.md 3.2, [S39]).
-	AnonymousLogonSID = "S-1-5-7"
-	// AuthenticatedUsersSID is NT AUTHORITY\Authenticated Users, granted
+	anonymousLogonSID = "S-1-5-7"
+	// authenticatedUsersSID is NT AUTHORITY\Authenticated Users, granted
 	// Accept-Any-Recipient by the ExchangeUsers permission group [S33].
-	AuthenticatedUsersSID = "S-1-5-11"
+	authenticatedUsersSID = "S-1-5-11"
 	// RightAcceptAnyRecipient is the extended right that lets a sender
 	// relay through a receive connector [S33].
 	RightAcceptAnyRecipient = "ms-Exch-SMTP-Accept-Any-Recipient"
@@ -112,7 +112,7 @@ type ExchangeAcceptedDomain struct {
 // not be read.
 func (a ExchangeACE) IsAnonymous(anonName string) bool {
 	if a.SID != "" {
-		return a.SID == AnonymousLogonSID
+		return a.SID == anonymousLogonSID
 	}
 	return anonName != "" && strings.EqualFold(a.User, anonName)
 }
@@ -160,7 +160,7 @@ func (c ExchangeConnector) Ports() []int {
 // separately (they are treated as "anything" by callers that must be safe).
 func (c ExchangeConnector) Ranges() (ok []AddrRange, bad []string) {
 	for _, s := range c.RemoteIPRanges {
-		r, err := ParseExchangeIPRange(s)
+		r, err := parseExchangeIPRange(s)
 		if err != nil {
 			bad = append(bad, s)
 			continue
@@ -170,11 +170,11 @@ func (c ExchangeConnector) Ranges() (ok []AddrRange, bad []string) {
 	return ok, bad
 }
 
-// ParseExchangeIPRange parses a RemoteIPRanges entry in the forms
+// parseExchangeIPRange parses a RemoteIPRanges entry in the forms
 // Set-ReceiveConnector accepts [S32]: an address, FIRST-LAST, a CIDR
 // prefix, and the older address(mask) form, e.g.
 // "192.168.1.0(255.255.255.0)" (contiguous IPv4 masks only).
-func ParseExchangeIPRange(s string) (AddrRange, error) {
+func parseExchangeIPRange(s string) (AddrRange, error) {
 	t := strings.TrimSpace(s)
 	if ip, mask, ok := strings.Cut(t, "("); ok && strings.HasSuffix(mask, ")") {
 		a, err1 := netip.ParseAddr(strings.TrimSpace(ip))

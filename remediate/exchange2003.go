@@ -66,10 +66,10 @@ const Ex2003RelayIpListAttr = "msExchSmtpRelayIpList"
 
 // ex2003MetabaseRelayForAuth is the metabase RelayForAuth value DS2MB
 // writes for the AD boolean msExchSmtpRelayForAuth. UNVERIFIED mapping
-// (TRUE -> RelayForAuthEnabled, FALSE -> 0).
+// (TRUE -> relayForAuthEnabled, FALSE -> 0).
 func ex2003MetabaseRelayForAuth(ad bool) int64 {
 	if ad {
-		return RelayForAuthEnabled
+		return relayForAuthEnabled
 	}
 	return RelayForAuthDisabled
 }

@@ -38,7 +38,7 @@ func exCanonRanges(in []string) string {
 	var rs []AddrRange
 	var bad []string
 	for _, s := range in {
-		if r, err := ParseExchangeIPRange(s); err == nil {
+		if r, err := parseExchangeIPRange(s); err == nil {
 			rs = append(rs, r)
 		} else {
 			bad = append(bad, strings.TrimSpace(s))
@@ -246,7 +246,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 				Title:    "Anonymous senders may relay through receive connector " + c.Name,
 				Detail: fmt.Sprintf("%s (ANONYMOUS LOGON, %s) holds %s on %s, which accepts connections from %s on %s%s. "+
 					"Any client whose address matches these ranges most specifically can send mail to any domain.",
-					a.User, AnonymousLogonSID, RightAcceptAnyRecipient, c.Identity, ranges,
+					a.User, anonymousLogonSID, RightAcceptAnyRecipient, c.Identity, ranges,
 					exCanonSet(c.Bindings, "(no bindings)"), enabledNote(c)),
 				Remediation: "Remove-ADPermission the anonymous " + RightAcceptAnyRecipient + " right from this connector and put the clients that must relay on a dedicated connector whose RemoteIPRanges list only them (Microsoft Learn, \"Allow anonymous relay on Exchange servers\").",
 			}
@@ -272,7 +272,7 @@ func exchangeFindings(s *ExchangeState, prober []netip.Addr) []Finding {
 			})
 		}
 		for _, a := range c.AnyRecipient {
-			if a.IsAnonymous(s.AnonymousName) || a.SID == AuthenticatedUsersSID || expectedExchangePrincipal(a.User) {
+			if a.IsAnonymous(s.AnonymousName) || a.SID == authenticatedUsersSID || expectedExchangePrincipal(a.User) {
 				continue
 			}
 			fs = append(fs, Finding{ID: FindExchRelayRightOther, Severity: SeverityMedium, Object: o, Setting: SetAnyRecipient,

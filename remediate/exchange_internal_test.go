@@ -107,7 +107,7 @@ func TestExchangeScriptRules(t *testing.T) {
 // by exchange-write: the Go mirror and the scripts name the same things.
 func TestExchangeWireNamesMatchScripts(t *testing.T) {
 	scripts := exchangeScripts(t)
-	st := &ExchangeState{Server: "EX1", Loader: "remote", AnonymousSID: AnonymousLogonSID, AnonymousName: "A", RoleAware: true,
+	st := &ExchangeState{Server: "EX1", Loader: "remote", AnonymousSID: anonymousLogonSID, AnonymousName: "A", RoleAware: true,
 		Warnings:   []string{"w"},
 		Connectors: []ExchangeConnector{{Identity: `EX1\C`, Name: "C", Server: "EX1", Bindings: []string{"0.0.0.0:25"}, AnyRecipient: []ExchangeACE{{User: "A", SID: "S-1-5-7"}}}},
 		Domains:    []ExchangeAcceptedDomain{{Name: "d", DomainName: "d", DomainType: "Authoritative"}}}
@@ -140,12 +140,12 @@ func TestExchangeWireNamesMatchScripts(t *testing.T) {
 }
 
 func TestExchangeStateRoundTrip(t *testing.T) {
-	st := &ExchangeState{Server: "EX1", Loader: "snapin", AnonymousSID: AnonymousLogonSID, AnonymousName: "NT-AUTORITÄT\\ANONYMOUS-ANMELDUNG",
+	st := &ExchangeState{Server: "EX1", Loader: "snapin", AnonymousSID: anonymousLogonSID, AnonymousName: "NT-AUTORITÄT\\ANONYMOUS-ANMELDUNG",
 		Warnings: []string{"Connect-ExchangeServer failed"},
 		Connectors: []ExchangeConnector{
 			{Identity: `EX1\B`, Name: "B", Server: "EX1", Enabled: false, Bindings: []string{"0.0.0.0:25", "[::]:25"},
 				RemoteIPRanges: []string{"10.0.0.0/8"}, AuthMechanism: []string{"Tls"}, PermissionGroups: nil,
-				AnyRecipient: []ExchangeACE{{User: "NT-AUTORITÄT\\ANONYMOUS-ANMELDUNG", SID: AnonymousLogonSID}, {User: `MS Exchange\Externally Secured Servers`, Inherited: true}}},
+				AnyRecipient: []ExchangeACE{{User: "NT-AUTORITÄT\\ANONYMOUS-ANMELDUNG", SID: anonymousLogonSID}, {User: `MS Exchange\Externally Secured Servers`, Inherited: true}}},
 			{Identity: `EX1\A`, Name: "A", Server: "EX1", Enabled: true, Bindings: []string{"0.0.0.0:2525"}, RemoteIPRanges: []string{"0.0.0.0-255.255.255.255"}},
 		},
 		Domains: []ExchangeAcceptedDomain{{Name: "z", DomainName: "*", DomainType: "InternalRelay"}, {Name: "a", DomainName: "a.example", DomainType: "Authoritative", Default: true}}}
@@ -208,14 +208,14 @@ func TestCoveredBy(t *testing.T) {
 func TestParseExchangeIPRange(t *testing.T) {
 	for in, want := range map[string]string{"10.0.0.1": "10.0.0.1", "192.168.1.0(255.255.255.0)": "192.168.1.0/24",
 		"192.168.1.77( 255.255.0.0 )": "192.168.0.0/16", "10.0.0.0-10.0.0.9": "10.0.0.0-10.0.0.9", "2001:db8::/32": "2001:db8::/32"} {
-		r, err := ParseExchangeIPRange(in)
+		r, err := parseExchangeIPRange(in)
 		if err != nil || r.String() != want {
-			t.Errorf("ParseExchangeIPRange(%q) = %v, %v; want %s", in, r, err, want)
+			t.Errorf("parseExchangeIPRange(%q) = %v, %v; want %s", in, r, err, want)
 		}
 	}
 	for _, in := range []string{"10.0.0.0(255.0.255.0)", "10.0.0.0(255.255.255.0", "2001:db8::(ffff::)", "x(255.0.0.0)", "10.0.0.1; x"} {
-		if _, err := ParseExchangeIPRange(in); !errors.Is(err, ErrAllowSyntax) {
-			t.Errorf("ParseExchangeIPRange(%q): err = %v, want ErrAllowSyntax", in, err)
+		if _, err := parseExchangeIPRange(in); !errors.Is(err, ErrAllowSyntax) {
+			t.Errorf("parseExchangeIPRange(%q): err = %v, want ErrAllowSyntax", in, err)
 		}
 	}
 }

@@ -363,7 +363,7 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 	// explicitly to Tls so the result does not depend on version defaults.
 	want := ExchangeConnector{Identity: identity, Name: name, Server: s.Server, TransportRole: role, Enabled: true,
 		Bindings: bindings, RemoteIPRanges: ranges, AuthMechanism: []string{"Tls"}, PermissionGroups: []string{"AnonymousUsers"},
-		AnyRecipient: []ExchangeACE{{User: s.AnonymousName, SID: AnonymousLogonSID}}}
+		AnyRecipient: []ExchangeACE{{User: s.AnonymousName, SID: anonymousLogonSID}}}
 	// Exchange refuses two connectors of a role with the same binding and
 	// the same remote range [S33]: say so before touching the host.
 	for _, c := range s.Connectors {
@@ -405,7 +405,7 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 		p.add(exchangeOp{Kind: opNewConnector, Name: name, Server: s.Server, Role: want.TransportRole,
 			Bindings: want.Bindings, Ranges: want.RemoteIPRanges, Auth: want.AuthMechanism, Groups: want.PermissionGroups,
 			Comment: RelayConnectorComment}, chs...)
-		p.add(exchangeOp{Kind: opAddACE, Identity: identity, User: s.AnonymousName, SID: AnonymousLogonSID}, ace)
+		p.add(exchangeOp{Kind: opAddACE, Identity: identity, User: s.AnonymousName, SID: anonymousLogonSID}, ace)
 		p.plan.Created = append(p.plan.Created, o)
 		return nil
 	}
@@ -442,7 +442,7 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 	}
 	if !cur.HasAnonymousRelay(s.AnonymousName, false) {
 		after := append(append([]ExchangeACE(nil), cur.AnyRecipient...), want.AnyRecipient[0])
-		p.add(exchangeOp{Kind: opAddACE, Identity: identity, User: s.AnonymousName, SID: AnonymousLogonSID},
+		p.add(exchangeOp{Kind: opAddACE, Identity: identity, User: s.AnonymousName, SID: anonymousLogonSID},
 			Change{Object: o, Setting: SetAnyRecipient, Current: exCanonACEs(cur.AnyRecipient), New: exCanonACEs(after), Why: why})
 	}
 	return nil

@@ -19,6 +19,14 @@ const (
 	FieldRanges = fieldRanges
 )
 
+// Microsoft's values the external tests write into lab state or expect.
+const (
+	AnonymousLogonSID       = anonymousLogonSID
+	HResultInvalidNamespace = hresultInvalidNamespace
+	RelayForAuthEnabled     = relayForAuthEnabled
+	RouteActionDomainRelay  = routeActionDomainRelay
+)
+
 var (
 	EncodeExchangeOps = encodeExchangeOps
 	DecodeExchangeOps = decodeExchangeOps

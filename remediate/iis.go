@@ -71,9 +71,9 @@ const (
 	iisRecADSI    = "adsi"
 )
 
-// ErrorKindFeatureMissing is the "kind" of an error record that says a
+// errorKindFeatureMissing is the "kind" of an error record that says a
 // Windows feature is missing; its "feature" field names it.
-const ErrorKindFeatureMissing = "feature-missing"
+const errorKindFeatureMissing = "feature-missing"
 
 // errorKindADUnavailable is the "kind" of an error record that says Active
 // Directory could not be reached (ex2003-* scripts).
@@ -280,7 +280,7 @@ func (d IISDomain) DomainName() string {
 
 // RelayAllowed reports whether the remote domain has "Allow incoming mail
 // to be relayed to this domain" set.
-func (d IISDomain) RelayAllowed() bool { return d.RouteAction&RouteActionDomainRelay != 0 }
+func (d IISDomain) RelayAllowed() bool { return d.RouteAction&routeActionDomainRelay != 0 }
 
 // VirtualServerOf returns the virtual server a domain object belongs to
 // ("SmtpSvc/1" for "SmtpSvc/1/Domain/x").
@@ -289,21 +289,6 @@ func (d IISDomain) VirtualServerOf() string {
 		return d.Name[:i]
 	}
 	return ""
-}
-
-// RemoteDomainMatches reports whether a remote-domain name (which may be
-// "*" or "*.example.com" [S14b]) matches a recipient domain.
-func RemoteDomainMatches(pattern, domain string) bool {
-	p := strings.ToLower(strings.TrimSuffix(pattern, "."))
-	d := strings.ToLower(strings.TrimSuffix(domain, "."))
-	switch {
-	case p == "*":
-		return true
-	case strings.HasPrefix(p, "*."):
-		return strings.HasSuffix(d, p[1:])
-	default:
-		return p == d
-	}
 }
 
 // EffectiveRelayList is the RelayIpList a virtual server enforces: its own
@@ -344,7 +329,7 @@ func runScript(ctx context.Context, r Runner, host, script string, params map[st
 	if run != nil && run.Output != nil {
 		for _, e := range run.Output.Of(psframe.ErrorRecord) {
 			switch e.Str("kind") {
-			case ErrorKindFeatureMissing:
+			case errorKindFeatureMissing:
 				if err == nil || !errors.Is(err, ErrFeatureMissing) {
 					fm := fmt.Errorf("%w: %s is not installed on %s (%s)", ErrFeatureMissing, featureText(e.Str("feature")), host, e.Str("message"))
 					if e.Str("feature") == "Web-WMI" {

@@ -73,7 +73,7 @@ func u32of(a netip.Addr) uint32 {
 
 func rfaWanted(req Request) int64 {
 	if req.AllowAuthenticated {
-		return RelayForAuthEnabled
+		return relayForAuthEnabled
 	}
 	return RelayForAuthDisabled
 }
@@ -171,7 +171,7 @@ func planDomains(st IISState, req Request, p *Plan, desired *[]IISDomainWrite) {
 			p.Notes = append(p.Notes, fmt.Sprintf("remote domain %s (%s) allows relaying to it (RouteAction %d); not changed unless the operator asks to fix relay domains", d.DomainName(), d.Name, d.RouteAction))
 			continue
 		}
-		n := d.RouteAction &^ RouteActionDomainRelay
+		n := d.RouteAction &^ routeActionDomainRelay
 		*desired = append(*desired, IISDomainWrite{Name: d.Name, RouteAction: n})
 		p.Changes = append(p.Changes, Change{Object: d.Name, Setting: SettingRouteAction, Current: strconv.FormatInt(d.RouteAction, 10), New: strconv.FormatInt(n, 10),
 			Why: "clear \"Allow incoming mail to be relayed to this domain\" (the operator asked to fix relay domains)"})

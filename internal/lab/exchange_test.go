@@ -90,7 +90,7 @@ func TestExchangeCmdletValidation(t *testing.T) {
 		{"binding and range conflict", Exchange2019Closed, []exOp{with(func(o *exOp) { o.Ranges = []string{"0.0.0.0-255.255.255.255"} })},
 			"conflict with the settings on Receive connector \"EX1\\Default Frontend EX1\"", 0},
 		{"unknown auth", Exchange2019Closed, []exOp{with(func(o *exOp) { o.Auth = []string{"Anonymous"} })}, "AuthMechanisms", 0},
-		{"remove missing ACE", Exchange2019Closed, []exOp{{Kind: exOpRemoveACE, Identity: `EX1\Default Frontend EX1`, SID: remediate.AnonymousLogonSID}},
+		{"remove missing ACE", Exchange2019Closed, []exOp{{Kind: exOpRemoveACE, Identity: `EX1\Default Frontend EX1`, SID: sidAnonymousLogon}},
 			"the ACE doesn't exist", 0},
 		{"unknown principal", Exchange2019Closed, []exOp{{Kind: exOpAddACE, Identity: `EX1\Default Frontend EX1`, User: `CONTOSO\Nobody`}}, "couldn't be found", 0},
 		{"remove default domain", Exchange2019Closed, []exOp{{Kind: exOpRemoveDomain, Identity: LabExchangeDomain}}, "default accepted domain", 0},
@@ -116,7 +116,7 @@ func TestExchangeWriteOps(t *testing.T) {
 	run := exRunOps(t, h,
 		exOp{Kind: exOpNewConnector, Name: "Relay", Server: "EX1", Role: "FrontendTransport",
 			Bindings: []string{"0.0.0.0:25"}, Ranges: []string{"10.0.0.5", "10.0.1.0/24"}, Auth: []string{"Tls"}, Groups: []string{"AnonymousUsers"}},
-		exOp{Kind: exOpAddACE, Identity: `EX1\Relay`, User: "ignored: the SID decides", SID: remediate.AnonymousLogonSID},
+		exOp{Kind: exOpAddACE, Identity: `EX1\Relay`, User: "ignored: the SID decides", SID: sidAnonymousLogon},
 		exOp{Kind: exOpNewDomain, Name: "partner", DomainName: "partner.example", DomainType: "ExternalRelay"},
 	)
 	if run.ExitCode != 0 || len(run.Output.Of("done")) != 3 {
