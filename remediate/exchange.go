@@ -41,15 +41,15 @@ const (
 	// RightAcceptAnyRecipient is the extended right that lets a sender
 	// relay through a receive connector [S33].
 	RightAcceptAnyRecipient = "ms-Exch-SMTP-Accept-Any-Recipient"
-	// DefaultRelayConnectorName is the dedicated connector relaylock
+	// defaultRelayConnectorName is the dedicated connector relaylock
 	// creates for the allowed clients unless Request.ConnectorName is set.
-	DefaultRelayConnectorName = "relaylock Relay"
-	// RelayConnectorComment is the Comment relaylock gives the connector
+	defaultRelayConnectorName = "relaylock Relay"
+	// relayConnectorComment is the Comment relaylock gives the connector
 	// it creates (New-ReceiveConnector -Comment): it is how a later run
 	// knows the connector is relaylock's to reconfigure. A connector is
-	// relaylock's when its Comment starts with RelayConnectorMarker.
-	RelayConnectorComment = RelayConnectorMarker + " dedicated relay connector for the allowed clients; relaylock remediate reconfigures it and relaylock rollback removes it."
-	RelayConnectorMarker  = "[relaylock]"
+	// relaylock's when its Comment starts with relayConnectorMarker.
+	relayConnectorComment = relayConnectorMarker + " dedicated relay connector for the allowed clients; relaylock remediate reconfigures it and relaylock rollback removes it."
+	relayConnectorMarker  = "[relaylock]"
 )
 
 // ExchangeState is everything exchange-read reports about one server.
@@ -87,7 +87,7 @@ type ExchangeConnector struct {
 	AuthMechanism    []string      `json:"auth_mechanism"`
 	PermissionGroups []string      `json:"permission_groups"`
 	AnyRecipient     []ExchangeACE `json:"accept_any_recipient"`
-	// Comment is the connector's administrator note; RelayConnectorMarker
+	// Comment is the connector's administrator note; relayConnectorMarker
 	// at its start marks the connector relaylock created.
 	Comment string `json:"comment,omitempty"`
 }
@@ -348,7 +348,7 @@ type exchangeOp struct {
 	SID        string   `json:"sid,omitempty"`
 	DomainName string   `json:"domain_name,omitempty"`
 	DomainType string   `json:"domain_type,omitempty"`
-	// Comment: new-connector's -Comment (RelayConnectorComment).
+	// Comment: new-connector's -Comment (relayConnectorComment).
 	Comment string `json:"comment,omitempty"`
 }
 

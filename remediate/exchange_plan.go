@@ -112,7 +112,7 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 	}
 	name := req.ConnectorName
 	if name == "" {
-		name = DefaultRelayConnectorName
+		name = defaultRelayConnectorName
 	}
 	if err := CheckConnectorName(name); err != nil {
 		return nil, fmt.Errorf("plan exchange: %w", err)
@@ -249,15 +249,15 @@ func (exchangeDriver) Plan(insp *Inspection, req Request) (*Plan, error) {
 // and an anonymous relay right on the Internet-facing connector).
 var ErrForeignConnector = errors.New("refusing to reconfigure a receive connector relaylock did not create")
 
-// IsRelaylockConnector reports whether relaylock created c: its Comment
-// carries RelayConnectorMarker, or (connectors made before the marker)
+// isRelaylockConnector reports whether relaylock created c: its Comment
+// carries relayConnectorMarker, or (connectors made before the marker)
 // it has the default dedicated name and is none of Exchange's defaults.
-func IsRelaylockConnector(c ExchangeConnector) bool {
+func isRelaylockConnector(c ExchangeConnector) bool {
 	if exchangeDefaultConnector(c.Name, c.serverName()) != "" {
 		return false
 	}
-	return strings.HasPrefix(strings.TrimSpace(c.Comment), RelayConnectorMarker) ||
-		strings.EqualFold(c.Name, DefaultRelayConnectorName)
+	return strings.HasPrefix(strings.TrimSpace(c.Comment), relayConnectorMarker) ||
+		strings.EqualFold(c.Name, defaultRelayConnectorName)
 }
 
 // exchangeDefaultConnector says which of the receive connectors Exchange
@@ -297,15 +297,15 @@ func (c ExchangeConnector) serverName() string {
 // checkOwnConnector refuses to reconfigure an existing connector that
 // relaylock did not create (ErrForeignConnector), naming it and why.
 func checkOwnConnector(c ExchangeConnector) error {
-	if IsRelaylockConnector(c) {
+	if isRelaylockConnector(c) {
 		return nil
 	}
-	why := "its Comment does not start with " + RelayConnectorMarker + ", the mark relaylock gives the connector it creates"
+	why := "its Comment does not start with " + relayConnectorMarker + ", the mark relaylock gives the connector it creates"
 	if d := exchangeDefaultConnector(c.Name, c.serverName()); d != "" {
 		why = "it is " + d
 	}
 	return fmt.Errorf("%w: the relay connector name given names %s, and %s. As the dedicated relay connector it would get the allowed clients as its only RemoteIPRanges, new bindings, AuthMechanism and PermissionGroups, and ANONYMOUS LOGON relay. Choose a name no connector has yet (the default is %q); nothing was changed",
-		ErrForeignConnector, c.Identity, why, DefaultRelayConnectorName)
+		ErrForeignConnector, c.Identity, why, defaultRelayConnectorName)
 }
 
 func isDefaultFrontend(c ExchangeConnector) bool {
@@ -404,7 +404,7 @@ func planDedicated(p *exchangePlanner, s *ExchangeState, cur *ExchangeConnector,
 		}
 		p.add(exchangeOp{Kind: opNewConnector, Name: name, Server: s.Server, Role: want.TransportRole,
 			Bindings: want.Bindings, Ranges: want.RemoteIPRanges, Auth: want.AuthMechanism, Groups: want.PermissionGroups,
-			Comment: RelayConnectorComment}, chs...)
+			Comment: relayConnectorComment}, chs...)
 		p.add(exchangeOp{Kind: opAddACE, Identity: identity, User: s.AnonymousName, SID: anonymousLogonSID}, ace)
 		p.plan.Created = append(p.plan.Created, o)
 		return nil

@@ -27,7 +27,15 @@ const (
 	RouteActionDomainRelay  = routeActionDomainRelay
 )
 
+// The dedicated relay connector relaylock creates and recognises.
+const (
+	DefaultRelayConnectorName = defaultRelayConnectorName
+	RelayConnectorComment     = relayConnectorComment
+	RelayConnectorMarker      = relayConnectorMarker
+)
+
 var (
-	EncodeExchangeOps = encodeExchangeOps
-	DecodeExchangeOps = decodeExchangeOps
+	IsRelaylockConnector = isRelaylockConnector
+	EncodeExchangeOps    = encodeExchangeOps
+	DecodeExchangeOps    = decodeExchangeOps
 )
