@@ -1,46 +1,30 @@
 package remediate
 
 import (
+	"errors"
 	"fmt"
-	"sort"
-	"sync"
 )
 
-var (
-	driversMu sync.Mutex
-	drivers   = map[Platform]Driver{}
-)
+// ErrUnknownPlatform is returned by DriverFor for a platform that has no
+// driver.
+var ErrUnknownPlatform = errors.New("no driver for platform")
 
-// RegisterDriver makes a platform's driver available; each platform file
-// calls it from init.
-func RegisterDriver(d Driver) {
-	driversMu.Lock()
-	defer driversMu.Unlock()
-	if _, dup := drivers[d.Platform()]; dup {
-		panic("remediate: driver registered twice: " + string(d.Platform()))
-	}
-	drivers[d.Platform()] = d
-}
-
-// DriverFor returns the driver for a platform.
+// DriverFor returns the driver for a platform. The switch is the only place
+// that maps a platform to its driver: from here a reader follows Plan and
+// Apply into iis_*.go, exchange2003*.go or exchange_*.go.
 func DriverFor(p Platform) (Driver, error) {
-	driversMu.Lock()
-	defer driversMu.Unlock()
-	d, ok := drivers[p]
-	if !ok {
-		return nil, fmt.Errorf("no driver for platform %q", p)
+	switch p {
+	case PlatformIIS:
+		return IISDriver{}, nil
+	case PlatformExchange2003:
+		return &Exchange2003Driver{}, nil
+	case PlatformExchange:
+		return exchangeDriver{}, nil
 	}
-	return d, nil
+	return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownPlatform, p, Platforms())
 }
 
-// Platforms lists the registered platforms, sorted.
+// Platforms lists every platform that has a driver, sorted.
 func Platforms() []Platform {
-	driversMu.Lock()
-	defer driversMu.Unlock()
-	ps := make([]Platform, 0, len(drivers))
-	for p := range drivers {
-		ps = append(ps, p)
-	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
-	return ps
+	return []Platform{PlatformExchange, PlatformExchange2003, PlatformIIS}
 }

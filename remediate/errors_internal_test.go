@@ -125,9 +125,9 @@ func TestWebWMIMissing(t *testing.T) {
 		e    ScriptError
 		want bool
 	}{
-		{ScriptError{Kind: ErrorKindFeatureMissing, Feature: "Web-WMI"}, true},
-		{ScriptError{HResult: HResultInvalidNamespace}, true},
-		{ScriptError{Kind: ErrorKindFeatureMissing, Feature: "RSAT-ADDS"}, false},
+		{ScriptError{Kind: errorKindFeatureMissing, Feature: "Web-WMI"}, true},
+		{ScriptError{HResult: hresultInvalidNamespace}, true},
+		{ScriptError{Kind: errorKindFeatureMissing, Feature: "RSAT-ADDS"}, false},
 		{ScriptError{Message: "Web-WMI is not installed"}, false}, // text alone says nothing
 	} {
 		if got := tc.e.webWMIMissing(); got != tc.want {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -39,11 +38,10 @@ import (
 //     DS2MB is about to make; relaylock inspect shows when it has caught up.
 //   - Restore writes the saved AD values back and waits likewise.
 //
-// Records of ex2003-read-ad and ex2003-write-ad (built by Ex2003ADRecord,
-// Ex2003DCRecord and Ex2003SchemaRecord, decoded here; the lab uses the
-// same builders):
+// Records of ex2003-read-ad and ex2003-write-ad, decoded here (the lab
+// builds its own from the scripts):
 //
-//	dc     name source ds2mb           (read: the DC used; see DCSource*)
+//	dc     name source ds2mb           (read: the DC used; see dcSource*)
 //	schema dn                          (read: the attributeSchema object)
 //	advs   dn relayiplist relayforauth authflags smarthost
 //	error  kind ad-unavailable | schema-missing | bad-parameter | not-found
@@ -66,12 +64,12 @@ const (
 // parameter, so this constant is the single point of correction.
 const Ex2003RelayIpListAttr = "msExchSmtpRelayIpList"
 
-// Ex2003MetabaseRelayForAuth is the metabase RelayForAuth value DS2MB
+// ex2003MetabaseRelayForAuth is the metabase RelayForAuth value DS2MB
 // writes for the AD boolean msExchSmtpRelayForAuth. UNVERIFIED mapping
-// (TRUE -> RelayForAuthEnabled, FALSE -> 0).
-func Ex2003MetabaseRelayForAuth(ad bool) int64 {
+// (TRUE -> relayForAuthEnabled, FALSE -> 0).
+func ex2003MetabaseRelayForAuth(ad bool) int64 {
 	if ad {
-		return RelayForAuthEnabled
+		return relayForAuthEnabled
 	}
 	return RelayForAuthDisabled
 }
@@ -107,21 +105,21 @@ var ErrPending = errors.New("pending (DS2MB)")
 var ErrSchemaAttribute = errors.New("relay-list attribute not in the Active Directory schema")
 
 // Sources of the domain controller an Exchange 2000/2003 run uses
-// (Ex2003DC.Source).
+// (ex2003DC.Source).
 const (
-	// DCSourceOperator: named with --dc.
-	DCSourceOperator = "operator"
-	// DCSourceDSAccess: the DSAccess configuration DC
+	// dcSourceOperator: named with --dc.
+	dcSourceOperator = "operator"
+	// dcSourceDSAccess: the DSAccess configuration DC
 	// (Exchange_DSAccessDC Type 0), which DS2MB reads (Metabase Update
 	// Service, Exchange 2003).
-	DCSourceDSAccess = "dsaccess"
-	// DCSourceLocator: DSAccess could not be asked; the DC a serverless
+	dcSourceDSAccess = "dsaccess"
+	// dcSourceLocator: DSAccess could not be asked; the DC a serverless
 	// bind reached (RootDSE dnsHostName). DS2MB may read another one.
-	DCSourceLocator = "locator"
+	dcSourceLocator = "locator"
 )
 
-// Ex2003DC is the domain controller of one Exchange 2000/2003 run.
-type Ex2003DC struct {
+// ex2003DC is the domain controller of one Exchange 2000/2003 run.
+type ex2003DC struct {
 	Name   string `json:"name"`
 	Source string `json:"source"`
 	// DS2MB is the DSAccess configuration DC, which DS2MB reads; "" when
@@ -131,20 +129,20 @@ type Ex2003DC struct {
 
 // ReadByDS2MB reports whether writes to this DC are seen by DS2MB without
 // waiting for AD replication.
-func (d Ex2003DC) ReadByDS2MB() bool {
+func (d ex2003DC) ReadByDS2MB() bool {
 	return d.DS2MB != "" && sameHost(d.Name, d.DS2MB)
 }
 
 // Describe says which DC it is and why it was chosen.
-func (d Ex2003DC) Describe() string {
+func (d ex2003DC) Describe() string {
 	switch {
-	case d.Source == DCSourceDSAccess:
+	case d.Source == dcSourceDSAccess:
 		return d.Name + " (the DSAccess configuration domain controller, which DS2MB reads)"
-	case d.Source == DCSourceOperator && d.ReadByDS2MB():
+	case d.Source == dcSourceOperator && d.ReadByDS2MB():
 		return d.Name + " (named by the operator; the DSAccess configuration domain controller, which DS2MB reads)"
-	case d.Source == DCSourceOperator && d.DS2MB != "":
+	case d.Source == dcSourceOperator && d.DS2MB != "":
 		return d.Name + " (named by the operator; DS2MB reads " + d.DS2MB + ", so a change reaches the metabase only after AD replication)"
-	case d.Source == DCSourceOperator:
+	case d.Source == dcSourceOperator:
 		return d.Name + " (named by the operator; which DC DS2MB reads could not be learnt)"
 	}
 	return d.Name + " (picked by the domain controller locator: DSAccess could not be asked which DC DS2MB reads; name a domain controller to choose)"
@@ -166,29 +164,12 @@ const (
 	recADSchema = "schema"
 )
 
-// Ex2003DCRecord is the "dc" record ex2003-read-ad prints first.
-func Ex2003DCRecord(d Ex2003DC) psframe.Record {
-	r := psframe.NewRecord(recADDC).Set("name", d.Name).Set("source", d.Source)
-	if d.DS2MB == "" {
-		r.SetNull("ds2mb")
-	} else {
-		r.Set("ds2mb", d.DS2MB)
-	}
-	return *r
-}
-
-// Ex2003SchemaRecord is the "schema" record ex2003-read-ad prints when the
-// relay-list attribute is in the schema: the attributeSchema object's DN.
-func Ex2003SchemaRecord(dn string) psframe.Record {
-	return *psframe.NewRecord(recADSchema).Set("dn", dn)
-}
-
-func decodeDC(r psframe.Record) (Ex2003DC, error) {
-	d := Ex2003DC{Name: r.Str("name"), Source: r.Str("source"), DS2MB: r.Str("ds2mb")}
+func decodeDC(r psframe.Record) (ex2003DC, error) {
+	d := ex2003DC{Name: r.Str("name"), Source: r.Str("source"), DS2MB: r.Str("ds2mb")}
 	switch {
 	case d.Name == "":
 		return d, errors.New("record dc: empty name")
-	case d.Source != DCSourceOperator && d.Source != DCSourceDSAccess && d.Source != DCSourceLocator:
+	case d.Source != dcSourceOperator && d.Source != dcSourceDSAccess && d.Source != dcSourceLocator:
 		return d, fmt.Errorf("record dc: unknown source %q", truncateText(d.Source, 20))
 	}
 	return d, nil
@@ -252,20 +233,6 @@ func (a Ex2003ADServer) OnServer(name string) bool {
 	return strings.Contains(strings.ToLower(a.DN), ",cn="+strings.ToLower(name)+",cn=servers,")
 }
 
-// Ex2003ADRecord is the "advs" record both AD scripts print.
-func Ex2003ADRecord(a Ex2003ADServer) psframe.Record {
-	r := psframe.NewRecord(recADVS).Set("dn", a.DN)
-	setBlob(r, "relayiplist", a.RelayIpList)
-	for _, f := range [][2]string{{"relayforauth", a.RelayForAuth}, {"authflags", a.AuthFlags}, {"smarthost", a.SmartHost}} {
-		if f[1] == "" {
-			r.SetNull(f[0])
-		} else {
-			r.Set(f[0], f[1])
-		}
-	}
-	return *r
-}
-
 func decodeADServer(r psframe.Record) (Ex2003ADServer, error) {
 	a := Ex2003ADServer{DN: r.Str("dn"), RelayForAuth: r.Str("relayforauth"), AuthFlags: r.Str("authflags"), SmartHost: r.Str("smarthost")}
 	if a.DN == "" {
@@ -282,7 +249,7 @@ type Ex2003State struct {
 	AD       []Ex2003ADServer `json:"ad"`
 	// DC is the domain controller AD was read from, which the plan's
 	// writes go to.
-	DC *Ex2003DC `json:"dc,omitempty"`
+	DC *ex2003DC `json:"dc,omitempty"`
 	// RelayAttrSchema is the DN of the attributeSchema object of
 	// Ex2003RelayIpListAttr, found before the read.
 	RelayAttrSchema string `json:"relay_attr_schema,omitempty"`
@@ -303,8 +270,6 @@ type Exchange2003Driver struct {
 	// ex2003-read-ad use the one DS2MB reads.
 	DC string
 }
-
-func init() { RegisterDriver(&Exchange2003Driver{}) }
 
 // WithDC implements DCDriver.
 func (d *Exchange2003Driver) WithDC(dc string) Driver {
@@ -533,324 +498,4 @@ func ex2003State(insp *Inspection) (Ex2003State, error) {
 		return st, fmt.Errorf("inspection state: %w", err)
 	}
 	return st, nil
-}
-
-// Plan implements Driver.
-func (d *Exchange2003Driver) Plan(insp *Inspection, req Request) (*Plan, error) {
-	st, err := ex2003State(insp)
-	if err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
-	}
-	if st.ADError != "" {
-		return nil, fmt.Errorf("plan: %w: the settings must be written to Active Directory (DS2MB undoes metabase-only changes): %s", ErrADUnavailable, st.ADError)
-	}
-	if st.DC == nil {
-		return nil, errors.New("plan: the inspection did not say which domain controller it read")
-	}
-	p := &Plan{Host: insp.Host, Platform: PlatformExchange2003, Changes: []Change{}}
-	des := Ex2003Desired{SyncTimeout: req.SyncTimeout, DC: st.DC.Name}
-	if !st.DC.ReadByDS2MB() {
-		p.Notes = append(p.Notes, "writes go to domain controller "+st.DC.Describe())
-	}
-	for _, s := range insp.HostInfo.Services {
-		if s.Name == "MSExchangeSA" && s.Present && s.State != "" && s.State != "Running" {
-			p.Notes = append(p.Notes, "the System Attendant (MSExchangeSA), which runs DS2MB, is "+s.State+": the change stays pending (DS2MB) until it runs")
-		}
-	}
-	why := allowWhy(req)
-	seen := map[string]bool{}
-	for _, a := range st.AD {
-		vs, ok := st.Metabase.Server(a.MetabaseName())
-		if !ok {
-			p.Notes = append(p.Notes, a.DN+": no metabase virtual server "+a.MetabaseName()+" on this host; not changed")
-			continue
-		}
-		seen[vs.Name] = true
-		if !req.Force {
-			if mm := st.Metabase.adsiMismatchOf(vs); mm != "" {
-				return nil, fmt.Errorf("plan %s: %w: IIS (ADSI) reads the relay list differently from relaylock (%s); not writing hand-built bytes: %w", vs.Name, ErrRelayList, mm, ErrRefusedUnlessForced)
-			}
-		}
-		rfa := Ex2003MetabaseRelayForAuth(a.RelayForAuthOn())
-		want, wantRFA, adCh, notes, err := planRelay(relayTarget{object: a.DN, cur: a.RelayIpList, rfa: rfa}, req, why+" (Active Directory, copied to the metabase by DS2MB)")
-		if err != nil {
-			return nil, fmt.Errorf("plan %s: %w", a.DN, err)
-		}
-		p.Notes = append(p.Notes, notes...)
-		for i := range adCh {
-			if adCh[i].Setting == SettingRelayForAuth {
-				adCh[i].Current, adCh[i].New = adRFAText(a.RelayForAuthOn()), adRFAText(wantRFA != 0)
-			}
-		}
-		// The metabase must end up with the same values once DS2MB ran.
-		wantMB := Ex2003MetabaseRelayForAuth(wantRFA != 0)
-		// The metabase side is compared decoded: DS2MB need not keep the
-		// exact bytes, so no raw row is planned for it.
-		var mbCh []Change
-		if !sameRelayList(vs.RelayIpList, want) {
-			mbCh = append(mbCh,
-				Change{Object: vs.Name, Setting: SettingRelayIpList, Current: DescribeBlob(vs.RelayIpList), New: DescribeBlob(want), Why: "copied from Active Directory by DS2MB"})
-		}
-		if (vs.RelayForAuth != 0) != (wantRFA != 0) {
-			mbCh = append(mbCh, Change{Object: vs.Name, Setting: SettingRelayForAuth, Current: strconv.FormatInt(vs.RelayForAuth, 10), New: strconv.FormatInt(wantMB, 10), Why: "copied from Active Directory by DS2MB"})
-		}
-		if len(adCh) == 0 && len(mbCh) > 0 {
-			p.Notes = append(p.Notes, a.DN+": Active Directory already holds the requested values; the object is rewritten so that DS2MB copies them into the metabase of "+vs.Name)
-		}
-		if len(adCh)+len(mbCh) > 0 {
-			p.Changes = append(p.Changes, adCh...)
-			p.Changes = append(p.Changes, mbCh...)
-			des.Writes = append(des.Writes, Ex2003ADWrite{DN: a.DN, Server: vs.Name, RelayIpList: want, RelayForAuth: wantRFA != 0})
-		}
-	}
-	for _, vs := range st.Metabase.Servers {
-		if seen[vs.Name] {
-			continue
-		}
-		eff, _ := st.Metabase.EffectiveRelayList(vs)
-		if l, err := eff.Decode(); err != nil || !l.Null && (l.GrantByDefault || l.IsOpenToAll()) {
-			return nil, fmt.Errorf("plan: virtual server %s relays (%s) but has no Active Directory object under %s: relaylock cannot change it (a metabase-only change is undone by DS2MB); change it in Exchange System Manager",
-				vs.Name, DescribeBlob(eff), insp.HostInfo.ComputerName)
-		}
-		p.Notes = append(p.Notes, "metabase virtual server "+vs.Name+" has no Active Directory object on this server; not changed (a metabase-only change would be undone by DS2MB)")
-	}
-	for _, dm := range st.Metabase.Domains {
-		if dm.RelayAllowed() {
-			p.Notes = append(p.Notes, fmt.Sprintf("metabase domain %s allows relaying to it (RouteAction %d); on Exchange 2003 change it in Exchange System Manager (relaylock does not write Exchange domain objects)", dm.DomainName(), dm.RouteAction))
-		}
-	}
-	guestNotes(st.Metabase, p)
-	if p.Desired, err = json.Marshal(des); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-func (d *Exchange2003Driver) writeAD(ctx context.Context, r Runner, host, dc string, w Ex2003ADWrite) error {
-	params := map[string]string{
-		"dn": w.DN, "relayiplistattr": Ex2003RelayIpListAttr, "relayiplist": w.RelayIpList.String(),
-		"relayforauth": strings.ToUpper(adRFAText(w.RelayForAuth)), "dc": dc,
-	}
-	out, err := runScript(ctx, r, host, ScriptEx2003WriteAD, params, nil)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", w.DN, err)
-	}
-	rec, ok := out.First(recADVS)
-	if !ok {
-		return fmt.Errorf("write %s: the script reported no read-back", w.DN)
-	}
-	got, err := decodeADServer(rec)
-	if err != nil {
-		return fmt.Errorf("write %s: read-back: %w", w.DN, err)
-	}
-	if !sameRelayList(got.RelayIpList, w.RelayIpList) || got.RelayForAuthOn() != w.RelayForAuth {
-		return fmt.Errorf("write %s on %s: read back %s / RelayForAuth %s, wrote %s / %v", w.DN, dc, DescribeBlob(got.RelayIpList), got.RelayForAuth, DescribeBlob(w.RelayIpList), w.RelayForAuth)
-	}
-	return nil
-}
-
-// waitSync polls the metabase until server has the values, or fails with
-// ErrSyncTimeout.
-func (d *Exchange2003Driver) waitSync(ctx context.Context, r Runner, host string, w Ex2003ADWrite) error {
-	timeout, poll := d.SyncTimeout, d.PollInterval
-	if timeout <= 0 {
-		timeout = DefaultDS2MBTimeout
-	}
-	if poll <= 0 {
-		poll = DefaultDS2MBPoll
-	}
-	deadline := time.Now().Add(timeout)
-	step := firstDS2MBPoll
-	var last string
-	for {
-		out, err := runScript(ctx, r, host, ScriptIISRead, nil, nil)
-		if err != nil && ctx.Err() != nil {
-			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, errWaitInterrupted)
-		}
-		if err != nil {
-			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, err)
-		}
-		st, err := DecodeIISState(out)
-		if err != nil {
-			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, err)
-		}
-		vs, ok := st.Server(w.Server)
-		if !ok {
-			return fmt.Errorf("wait for DS2MB: virtual server %s disappeared from the metabase", w.Server)
-		}
-		if sameRelayList(vs.RelayIpList, w.RelayIpList) && (vs.RelayForAuth != 0) == w.RelayForAuth {
-			return nil
-		}
-		last = fmt.Sprintf("%s, RelayForAuth %d", DescribeBlob(vs.RelayIpList), vs.RelayForAuth)
-		if !time.Now().Before(deadline) {
-			return fmt.Errorf("%w: after %s the metabase of %s still has %s; Active Directory has %s, RelayForAuth %s", ErrSyncTimeout, timeout, w.Server, last, DescribeBlob(w.RelayIpList), adRFAText(w.RelayForAuth))
-		}
-		// Back off from a short first pause: DS2MB usually runs within
-		// seconds of the AD change notification.
-		wait := min(step, poll, time.Until(deadline)+time.Millisecond)
-		step *= 2
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("wait for DS2MB on %s: %w", w.Server, errWaitInterrupted)
-		case <-t.C:
-		}
-	}
-}
-
-// pendingError is the ErrPending of the writes whose metabase has not
-// caught up; restore is true for a rollback's writes.
-func pendingError(restore bool, dc string, timeouts []error) error {
-	what, undo := "the change was", "nothing was rolled back: a rollback would race the copy"
-	if restore {
-		what, undo = "the saved values were", "the restore stands"
-	}
-	return fmt.Errorf("%w: %s written to Active Directory on %s and read back there, but DS2MB has not copied it into the metabase yet (%w); "+
-		"%s: DS2MB copies it within about 15 s of its change notification and every 15 minutes (is the System Attendant, MSExchangeSA, running?); "+
-		"re-check with relaylock inspect (the DS2MB row of each Active Directory object says \"in sync\" once the metabase has it), then re-test",
-		ErrPending, what, dc, errors.Join(timeouts...), undo)
-}
-
-// interruptedWait is the error of a wait for DS2MB cut short by ctx
-// (Ctrl-C): the write stands in Active Directory, the metabase has not
-// taken it, which is pending (DS2MB) as after a timeout, and wraps both
-// ErrPending and ctx's error. notWritten are the Active Directory
-// objects the interrupt came before; they keep their values.
-func interruptedWait(ctx context.Context, restore bool, dc string, pending []error, notWritten []string) error {
-	err := pendingError(restore, dc, pending)
-	err = fmt.Errorf("%w; until DS2MB copies it, the metabase, which the SMTP service enforces, keeps the values it has now", err)
-	if len(notWritten) > 0 {
-		err = fmt.Errorf("%w; not written, the interrupt came first: %s", err, strings.Join(notWritten, ", "))
-	}
-	return fmt.Errorf("stopped while waiting for DS2MB (%w): %w", context.Cause(ctx), err)
-}
-
-// errWaitInterrupted: the wait for DS2MB ended because ctx did.
-var errWaitInterrupted = errors.New("the wait was interrupted before DS2MB had copied it")
-
-// Apply implements Driver: for each virtual server, write AD on the
-// inspection's DC, then wait until DS2MB has copied the values into the
-// metabase. Servers whose metabase has not caught up within the wait are
-// reported together as ErrPending (their AD changes count as applied),
-// after the remaining servers were written.
-func (d *Exchange2003Driver) Apply(ctx context.Context, r Runner, plan *Plan) ([]Change, error) {
-	var des Ex2003Desired
-	if err := json.Unmarshal(plan.Desired, &des); err != nil {
-		return nil, fmt.Errorf("apply: plan: %w", err)
-	}
-	d = d.withTimeout(des)
-	dc := des.DC
-	if d.DC != "" {
-		dc = d.DC
-	}
-	var applied []Change
-	var pending []error
-	for i, w := range des.Writes {
-		if err := d.writeAD(ctx, r, plan.Host, dc, w); err != nil {
-			return applied, err
-		}
-		applied = append(applied, changesOf(plan, w.DN)...)
-		if err := d.waitSync(ctx, r, plan.Host, w); err != nil {
-			if errors.Is(err, ErrSyncTimeout) {
-				pending = append(pending, err)
-				continue
-			}
-			if errors.Is(err, errWaitInterrupted) {
-				return applied, interruptedWait(ctx, false, dc, append(pending, err), writesDN(des.Writes[i+1:]))
-			}
-			return applied, err
-		}
-		applied = append(applied, changesOf(plan, w.Server)...)
-	}
-	if len(pending) > 0 {
-		return applied, pendingError(false, dc, pending)
-	}
-	return applied, nil
-}
-
-// writesDN are the Active Directory objects of ws.
-func writesDN(ws []Ex2003ADWrite) []string {
-	var dns []string
-	for _, w := range ws {
-		dns = append(dns, w.DN)
-	}
-	return dns
-}
-
-// Restore implements Driver: it writes the saved AD values (exact bytes,
-// null included) back and waits for DS2MB to copy them into the metabase.
-// When the saved metabase values differed from AD (a metabase-only edit),
-// it then writes those back into the metabase as well, so the host is
-// exactly as before; the next periodic DS2MB run will undo that edit, as
-// it would have without relaylock.
-func (d *Exchange2003Driver) Restore(ctx context.Context, r Runner, b *Backup) error {
-	if b == nil || b.Inspection == nil || b.Plan == nil {
-		return errors.New("restore: backup lacks the inspection or the plan")
-	}
-	st, err := ex2003State(b.Inspection)
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	var des Ex2003Desired
-	if err := json.Unmarshal(b.Plan.Desired, &des); err != nil {
-		return fmt.Errorf("restore: plan: %w", err)
-	}
-	d = d.withTimeout(des)
-	dc := des.DC
-	if d.DC != "" {
-		dc = d.DC
-	}
-	var errs, pending []error
-	for i, w := range des.Writes {
-		var saved *Ex2003ADServer
-		for i := range st.AD {
-			if st.AD[i].DN == w.DN {
-				saved = &st.AD[i]
-			}
-		}
-		if saved == nil {
-			errs = append(errs, fmt.Errorf("restore %s: not in the backup", w.DN))
-			continue
-		}
-		back := Ex2003ADWrite{DN: saved.DN, Server: w.Server, RelayIpList: saved.RelayIpList, RelayForAuth: saved.RelayForAuthOn()}
-		if err := d.writeAD(ctx, r, b.Host, dc, back); err != nil {
-			if ctx.Err() != nil {
-				// Interrupted during the write: whether AD took it is
-				// unknown; the rest is not attempted.
-				errs = append(errs, fmt.Errorf("restore: interrupted while writing to Active Directory on %s: %w", dc, err))
-				if rest := writesDN(des.Writes[i+1:]); len(rest) > 0 {
-					errs = append(errs, fmt.Errorf("restore: not written, the interrupt came first: %s", strings.Join(rest, ", ")))
-				}
-				break
-			}
-			errs = append(errs, fmt.Errorf("restore: %w", err))
-			continue
-		}
-		if err := d.waitSync(ctx, r, b.Host, back); err != nil {
-			if errors.Is(err, errWaitInterrupted) && len(errs) == 0 {
-				return interruptedWait(ctx, true, dc, append(pending, err), writesDN(des.Writes[i+1:]))
-			}
-			if errors.Is(err, ErrSyncTimeout) || errors.Is(err, errWaitInterrupted) {
-				// The metabase-only values (below) are not written over a
-				// pending copy: DS2MB would overwrite them anyway.
-				pending = append(pending, err)
-			} else {
-				errs = append(errs, fmt.Errorf("restore: %w", err))
-			}
-			continue
-		}
-		// When the metabase disagreed with AD before the change (a
-		// metabase-only edit), put that exact state back too: it was the
-		// prior state, which the next periodic DS2MB run would undo anyway.
-		if vs, ok := st.Metabase.Server(w.Server); ok && (!vs.RelayIpList.Equal(back.RelayIpList) || vs.RelayForAuth != Ex2003MetabaseRelayForAuth(back.RelayForAuth)) {
-			if err := writeServer(ctx, r, b.Host, IISServerWrite{Name: vs.Name, RelayIpList: vs.RelayIpList, RelayForAuth: vs.RelayForAuth}); err != nil {
-				errs = append(errs, fmt.Errorf("restore the metabase-only values: %w", err))
-			}
-		}
-	}
-	if len(errs) == 0 && len(pending) > 0 {
-		return fmt.Errorf("restore: %w", pendingError(true, dc, pending))
-	}
-	return errors.Join(append(errs, pending...)...)
 }

@@ -102,25 +102,25 @@ func TestExchangeScriptRules(t *testing.T) {
 	}
 }
 
-// Every field name EncodeExchangeState writes appears in the script's
-// RL-Rec calls, and every op parameter EncodeExchangeOps writes is read
+// Every field name encodeExchangeState writes appears in the script's
+// RL-Rec calls, and every op parameter encodeExchangeOps writes is read
 // by exchange-write: the Go mirror and the scripts name the same things.
 func TestExchangeWireNamesMatchScripts(t *testing.T) {
 	scripts := exchangeScripts(t)
-	st := &ExchangeState{Server: "EX1", Loader: "remote", AnonymousSID: AnonymousLogonSID, AnonymousName: "A", RoleAware: true,
+	st := &ExchangeState{Server: "EX1", Loader: "remote", AnonymousSID: anonymousLogonSID, AnonymousName: "A", RoleAware: true,
 		Warnings:   []string{"w"},
 		Connectors: []ExchangeConnector{{Identity: `EX1\C`, Name: "C", Server: "EX1", Bindings: []string{"0.0.0.0:25"}, AnyRecipient: []ExchangeACE{{User: "A", SID: "S-1-5-7"}}}},
 		Domains:    []ExchangeAcceptedDomain{{Name: "d", DomainName: "d", DomainType: "Authoritative"}}}
-	for _, r := range EncodeExchangeState(st) {
+	for _, r := range encodeExchangeState(st) {
 		for _, f := range r.Fields {
 			if !strings.Contains(scripts[ExchangeReadScript], "'"+f.Name+"', ") {
 				t.Errorf("exchange-read never prints field %s.%s", r.Type, f.Name)
 			}
 		}
 	}
-	op := ExchangeOp{Kind: OpSetConnector, Identity: "i", Name: "n", Server: "s", Role: "r", Set: []string{FieldEnabled}, Enabled: true,
+	op := exchangeOp{Kind: opSetConnector, Identity: "i", Name: "n", Server: "s", Role: "r", Set: []string{fieldEnabled}, Enabled: true,
 		Bindings: []string{"b"}, Ranges: []string{"r"}, Auth: []string{"a"}, Groups: []string{"g"}, User: "u", SID: "S", DomainName: "d", DomainType: "t"}
-	for k := range EncodeExchangeOps([]ExchangeOp{op}) {
+	for k := range encodeExchangeOps([]exchangeOp{op}) {
 		if k == "ops" {
 			if !strings.Contains(scripts[ExchangeWriteScript], "$P['ops']") {
 				t.Error("exchange-write does not read ops")
@@ -132,7 +132,7 @@ func TestExchangeWireNamesMatchScripts(t *testing.T) {
 			t.Errorf("exchange-write never reads parameter op<i>_%s", field)
 		}
 	}
-	for _, kind := range []string{OpNewConnector, OpSetConnector, OpRemoveConnector, OpAddACE, OpRemoveACE, OpSetDomain, OpNewDomain, OpRemoveDomain} {
+	for _, kind := range []string{opNewConnector, opSetConnector, opRemoveConnector, opAddACE, opRemoveACE, opSetDomain, opNewDomain, opRemoveDomain} {
 		if !strings.Contains(scripts[ExchangeWriteScript], "'"+kind+"' {") {
 			t.Errorf("exchange-write does not handle %s", kind)
 		}
@@ -140,16 +140,16 @@ func TestExchangeWireNamesMatchScripts(t *testing.T) {
 }
 
 func TestExchangeStateRoundTrip(t *testing.T) {
-	st := &ExchangeState{Server: "EX1", Loader: "snapin", AnonymousSID: AnonymousLogonSID, AnonymousName: "NT-AUTORITÄT\\ANONYMOUS-ANMELDUNG",
+	st := &ExchangeState{Server: "EX1", Loader: "snapin", AnonymousSID: anonymousLogonSID, AnonymousName: "NT-AUTORITÄT\\ANONYMOUS-ANMELDUNG",
 		Warnings: []string{"Connect-ExchangeServer failed"},
 		Connectors: []ExchangeConnector{
 			{Identity: `EX1\B`, Name: "B", Server: "EX1", Enabled: false, Bindings: []string{"0.0.0.0:25", "[::]:25"},
 				RemoteIPRanges: []string{"10.0.0.0/8"}, AuthMechanism: []string{"Tls"}, PermissionGroups: nil,
-				AnyRecipient: []ExchangeACE{{User: "NT-AUTORITÄT\\ANONYMOUS-ANMELDUNG", SID: AnonymousLogonSID}, {User: `MS Exchange\Externally Secured Servers`, Inherited: true}}},
+				AnyRecipient: []ExchangeACE{{User: "NT-AUTORITÄT\\ANONYMOUS-ANMELDUNG", SID: anonymousLogonSID}, {User: `MS Exchange\Externally Secured Servers`, Inherited: true}}},
 			{Identity: `EX1\A`, Name: "A", Server: "EX1", Enabled: true, Bindings: []string{"0.0.0.0:2525"}, RemoteIPRanges: []string{"0.0.0.0-255.255.255.255"}},
 		},
 		Domains: []ExchangeAcceptedDomain{{Name: "z", DomainName: "*", DomainType: "InternalRelay"}, {Name: "a", DomainName: "a.example", DomainType: "Authoritative", Default: true}}}
-	out := &psframe.Output{Records: EncodeExchangeState(st)}
+	out := &psframe.Output{Records: encodeExchangeState(st)}
 	got, err := decodeExchangeRead(out)
 	if err != nil {
 		t.Fatal(err)
@@ -208,14 +208,14 @@ func TestCoveredBy(t *testing.T) {
 func TestParseExchangeIPRange(t *testing.T) {
 	for in, want := range map[string]string{"10.0.0.1": "10.0.0.1", "192.168.1.0(255.255.255.0)": "192.168.1.0/24",
 		"192.168.1.77( 255.255.0.0 )": "192.168.0.0/16", "10.0.0.0-10.0.0.9": "10.0.0.0-10.0.0.9", "2001:db8::/32": "2001:db8::/32"} {
-		r, err := ParseExchangeIPRange(in)
+		r, err := parseExchangeIPRange(in)
 		if err != nil || r.String() != want {
-			t.Errorf("ParseExchangeIPRange(%q) = %v, %v; want %s", in, r, err, want)
+			t.Errorf("parseExchangeIPRange(%q) = %v, %v; want %s", in, r, err, want)
 		}
 	}
 	for _, in := range []string{"10.0.0.0(255.0.255.0)", "10.0.0.0(255.255.255.0", "2001:db8::(ffff::)", "x(255.0.0.0)", "10.0.0.1; x"} {
-		if _, err := ParseExchangeIPRange(in); !errors.Is(err, ErrAllowSyntax) {
-			t.Errorf("ParseExchangeIPRange(%q): err = %v, want ErrAllowSyntax", in, err)
+		if _, err := parseExchangeIPRange(in); !errors.Is(err, ErrAllowSyntax) {
+			t.Errorf("parseExchangeIPRange(%q): err = %v, want ErrAllowSyntax", in, err)
 		}
 	}
 }
@@ -265,8 +265,8 @@ func FuzzExchangeOps(f *testing.F) {
 	f.Add(`Relay'; Remove-Item C:/; '`, "$(x)\r\n 1.2.3.4 ", "`n")
 	f.Add("", "", "")
 	f.Fuzz(func(t *testing.T, name, ranges, identity string) {
-		op := ExchangeOp{Kind: OpNewConnector, Name: name, Identity: identity, Ranges: strings.Split(ranges, "\n"), User: name}
-		got, err := DecodeExchangeOps(EncodeExchangeOps([]ExchangeOp{op}))
+		op := exchangeOp{Kind: opNewConnector, Name: name, Identity: identity, Ranges: strings.Split(ranges, "\n"), User: name}
+		got, err := decodeExchangeOps(encodeExchangeOps([]exchangeOp{op}))
 		if err != nil || len(got) != 1 {
 			t.Fatalf("decode: %v %d", err, len(got))
 		}

@@ -131,7 +131,7 @@ func TestHostOutputLocalizedError(t *testing.T) {
 		t.Fatalf("exit code %d", out.ExitCode)
 	}
 	es := ScriptErrors(out)
-	if len(es) != 1 || es[0].HResult != HResultInvalidNamespace || es[0].Message != "Ungültiger Namespace" {
+	if len(es) != 1 || es[0].HResult != hresultInvalidNamespace || es[0].Message != "Ungültiger Namespace" {
 		t.Fatalf("errors %+v", es)
 	}
 	run := &ScriptRun{Script: ScriptIISRead, ExitCode: 3, Output: out}

@@ -17,15 +17,12 @@ const (
 	HResultAccessDenied = "0x80070005"
 	// HResultWBEMAccessDenied is WBEM_E_ACCESS_DENIED (WMI).
 	HResultWBEMAccessDenied = "0x80041003"
-	// HResultInvalidNamespace is WBEM_E_INVALID_NAMESPACE: a WMI namespace
+	// hresultInvalidNamespace is WBEM_E_INVALID_NAMESPACE: a WMI namespace
 	// such as root\MicrosoftIISv2 (Web-WMI) does not exist.
-	HResultInvalidNamespace = "0x8004100E"
-	// HResultNoSuchObject is HRESULT_FROM_WIN32(ERROR_DS_NO_SUCH_OBJECT),
-	// LDAP result 32: "There is no such object on the server."
-	HResultNoSuchObject = "0x80072030"
-	// HResultInsufficientRights is HRESULT_FROM_WIN32
+	hresultInvalidNamespace = "0x8004100E"
+	// hresultInsufficientRights is HRESULT_FROM_WIN32
 	// (ERROR_DS_INSUFF_ACCESS_RIGHTS), LDAP result 50.
-	HResultInsufficientRights = "0x80072098"
+	hresultInsufficientRights = "0x80072098"
 	// HResultServerDown is HRESULT_FROM_WIN32(ERROR_DS_SERVER_DOWN), "The
 	// server is not operational.": an LDAP bind to a server (a named
 	// domain controller) that does not exist or does not answer.
@@ -100,7 +97,7 @@ func (e ScriptError) String() string {
 // exception type.
 func (e ScriptError) AccessDenied() bool {
 	switch e.HResult {
-	case HResultAccessDenied, HResultWBEMAccessDenied, HResultInsufficientRights:
+	case HResultAccessDenied, HResultWBEMAccessDenied, hresultInsufficientRights:
 		return true
 	}
 	return e.Type == "System.UnauthorizedAccessException" || e.Inner == "System.UnauthorizedAccessException"
@@ -109,15 +106,15 @@ func (e ScriptError) AccessDenied() bool {
 // webWMIMissing reports a missing Web-WMI: named as the feature, or the
 // WMI namespace it provides (root\MicrosoftIISv2) is not there.
 func (e ScriptError) webWMIMissing() bool {
-	return (e.Kind == ErrorKindFeatureMissing && e.Feature == "Web-WMI") || e.HResult == HResultInvalidNamespace
+	return (e.Kind == errorKindFeatureMissing && e.Feature == "Web-WMI") || e.HResult == hresultInvalidNamespace
 }
 
 // FeatureMissing reports a missing Windows feature or snap-in, and names it.
 func (e ScriptError) FeatureMissing() (string, bool) {
 	switch {
-	case e.Kind == ErrorKindFeatureMissing:
+	case e.Kind == errorKindFeatureMissing:
 		return featureText(e.Feature), true
-	case e.HResult == HResultInvalidNamespace:
+	case e.HResult == hresultInvalidNamespace:
 		return "a WMI namespace (for IIS: Web-WMI, IIS 6 WMI Compatibility)", true
 	case strings.HasPrefix(e.FQID, fqidSnapinMissing):
 		return "the Exchange management tools (PowerShell snap-in)", true

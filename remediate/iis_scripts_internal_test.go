@@ -80,7 +80,7 @@ func TestIISEx2003ScriptHygiene(t *testing.T) {
 	}
 }
 
-// TestIISStateRecordsRoundTrip: what the lab prints (EncodeIISState) is
+// TestIISStateRecordsRoundTrip: what the lab prints (encodeIISState) is
 // what the driver decodes.
 func TestIISStateRecordsRoundTrip(t *testing.T) {
 	st := IISState{
@@ -101,7 +101,7 @@ func TestIISStateRecordsRoundTrip(t *testing.T) {
 		},
 	}
 	// Through the real framing, so $null and "" survive as they would.
-	out, err := psframe.DecodeOutput("n", psframe.EncodeOutput("n", EncodeIISState(st), 0))
+	out, err := psframe.DecodeOutput("n", psframe.EncodeOutput("n", encodeIISState(st), 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestIISStateRecordsRoundTrip(t *testing.T) {
 		t.Fatal("null and zero-length lists mixed up")
 	}
 	ad := Ex2003ADServer{DN: "CN=1,CN=SMTP", RelayIpList: RelayListBlob{Bytes: []byte{}}, RelayForAuth: "False"}
-	out, err = psframe.DecodeOutput("n", psframe.EncodeOutput("n", []psframe.Record{Ex2003ADRecord(ad)}, 0))
+	out, err = psframe.DecodeOutput("n", psframe.EncodeOutput("n", []psframe.Record{ex2003ADRecord(ad)}, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

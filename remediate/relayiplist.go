@@ -44,20 +44,20 @@ import (
 // --- UNVERIFIED points (single place of correction) -----------------------
 
 const (
-	// RelayForAuthEnabled is the value written to RelayForAuth to let
+	// relayForAuthEnabled is the value written to RelayForAuth to let
 	// authenticated clients relay. UNVERIFIED: the Windows 2003 metabase
 	// reference says -1 [S2], the IIS 6.0 SDK says 1 [S3]. Readers treat
 	// any non-zero value as enabled.
-	RelayForAuthEnabled = -1
+	relayForAuthEnabled = -1
 	// RelayForAuthDisabled clears "Allow all computers which successfully
 	// authenticate to relay".
 	RelayForAuthDisabled = 0
 
-	// RouteActionDomainRelay is the RouteAction bit of a remote domain
+	// routeActionDomainRelay is the RouteAction bit of a remote domain
 	// (IIsSmtpDomainSetting) for "Allow incoming mail to be relayed to
 	// this domain". UNVERIFIED: SMTP_DOMAIN_RELAY 0x1000 from a community
 	// flag table [S4].
-	RouteActionDomainRelay = 0x1000
+	routeActionDomainRelay = 0x1000
 
 	// relayListDefaultFlags is dwFlags for lists built from scratch (1 in
 	// every public sample; existing flags are preserved).

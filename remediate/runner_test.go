@@ -418,7 +418,7 @@ func TestRunnerErrors(t *testing.T) {
 			f.script = func(string, map[string]string) ([]psframe.Record, int, string) {
 				return []psframe.Record{*psframe.NewRecord("error").Set("message", `Invalid namespace `).
 					Set("type", "System.Management.ManagementException").Set("hresult", "0x8004100E").
-					Set("kind", ErrorKindFeatureMissing).Set("feature", "Web-WMI")}, 3, ""
+					Set("kind", errorKindFeatureMissing).Set("feature", "Web-WMI")}, 3, ""
 			}
 		}, ErrFeatureMissing, "Web-WMI (IIS 6 WMI Compatibility) is not installed"},
 		{"iis wmi missing, German", func(f *fakeWSMan, c *WinRMConfig) {

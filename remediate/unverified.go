@@ -47,7 +47,7 @@ var UnverifiedFacts = []UnverifiedFact{
 	{ID: "dsaccess-config-dc",
 		Fact:        "DS2MB reads the DSAccess configuration domain controller (Exchange_DSAccessDC Type 0, per the Metabase Update Service page), and that instance's Name binds as an LDAP server name",
 		Consequence: "if DS2MB reads another DC, the change is reported pending (DS2MB) until AD replication, never rolled back; if the Name does not bind, the read fails as ad-unavailable: name the domain controller explicitly",
-		Where:       "templates/powershell/ex2003-read-ad.ps1, remediate/exchange2003.go (Ex2003DC)"},
+		Where:       "templates/powershell/ex2003-read-ad.ps1, remediate/exchange2003.go (ex2003DC)"},
 	{ID: "ipseclist-masks",
 		Fact:        "the IPSECLIST encoding of masks other than /32 (cFullBytes/LastByte) and of deny lists",
 		Consequence: "such lists are flagged in the plan; the ADSI cross-check and the re-test show a wrong encoding",

@@ -1,18 +1,16 @@
 package lab
 
-import "github.com/relaylock/relaylock/remediate"
-
 // partlyOverlap reports whether two RemoteIPRanges entries share an
 // address while neither contains the other: Exchange refuses that
 // between receive connectors with a common binding ("Multiple Receive
 // connectors on the same server can have overlapping remote IP address
 // ranges as long as one IP address range is completely overlapped by
 // another", New-ReceiveConnector).
-func partlyOverlap(x, y remediate.AddrRange) bool {
-	if x.From.BitLen() != y.From.BitLen() || x.To.Less(y.From) || y.To.Less(x.From) {
+func partlyOverlap(x, y exIPRange) bool {
+	if x.lo.BitLen() != y.lo.BitLen() || x.hi.Less(y.lo) || y.hi.Less(x.lo) {
 		return false
 	}
-	xInY := !x.From.Less(y.From) && !y.To.Less(x.To)
-	yInX := !y.From.Less(x.From) && !x.To.Less(y.To)
+	xInY := !x.lo.Less(y.lo) && !y.hi.Less(x.hi)
+	yInX := !y.lo.Less(x.lo) && !x.hi.Less(y.hi)
 	return !xInY && !yInX
 }

@@ -91,7 +91,7 @@ func doctorAnswer(h Host, p Process, params map[string]string) []psframe.Record 
 	} {
 		r := psframe.NewRecord("quota").Set("name", q.name)
 		if c.QuotasUnreadable {
-			r.SetNull("value").Set("hresult", remediate.HResultAccessDenied)
+			r.SetNull("value").Set("hresult", hresultAccessDenied)
 		} else {
 			r.Set("value", q.value).SetNull("hresult")
 		}

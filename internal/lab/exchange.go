@@ -3,10 +3,10 @@ package lab
 // The Exchange 2007+ simulation: one server's receive connectors, their
 // ms-Exch-SMTP-Accept-Any-Recipient permissions and the organisation's
 // accepted domains (docs/windows-relay.md section 3). It answers relaylock's
-// exchange-read with remediate.EncodeExchangeState and reads
-// exchange-write's parameters with remediate.DecodeExchangeOps: the same
-// Go code the driver uses, so scripts, lab and driver share one
-// definition of each wire format.
+// exchange-read and reads exchange-write's parameters with its own code,
+// written from the two scripts (exchange_ops.go), not with the driver's
+// encoder and decoder: the lab checks the driver's wire formats instead of
+// sharing them.
 //
 // Cmdlet behaviour is simulated strictly: unknown identities, duplicate
 // names, invalid IP ranges, bindings or enum values and conflicting
@@ -97,13 +97,6 @@ type ExchangeHost struct {
 
 var _ Host = (*ExchangeHost)(nil)
 
-func init() {
-	Register("exchange2016", func() Host { return Exchange2016OpenCustomConnector() })
-	Register("exchange2019", func() Host { return Exchange2019AnonDefaultFrontend() })
-	Register("exchange2010", func() Host { return Exchange2010OpenDefault() })
-	Register("exchange2007", func() Host { return Exchange2007OpenDefault() })
-}
-
 func allRanges() []string {
 	return []string{"0.0.0.0-255.255.255.255", "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
 }
@@ -175,7 +168,7 @@ func newExchange15(version, build, osCaption, osVersion string) *ExchangeHost {
 }
 
 func (h *ExchangeHost) anonACE() remediate.ExchangeACE {
-	return remediate.ExchangeACE{User: h.anonName, SID: remediate.AnonymousLogonSID}
+	return remediate.ExchangeACE{User: h.anonName, SID: sidAnonymousLogon}
 }
 
 func (h *ExchangeHost) connector(name string) *exConnector {
@@ -240,7 +233,7 @@ func Exchange2016InternalRelayDomain() *ExchangeHost {
 func Exchange2016InheritedAnonymous() *ExchangeHost {
 	h := Exchange2016OpenCustomConnector()
 	c := h.connector("App Relay")
-	c.explicit = []remediate.ExchangeACE{{User: h.anonName, SID: remediate.AnonymousLogonSID, Inherited: true}}
+	c.explicit = []remediate.ExchangeACE{{User: h.anonName, SID: sidAnonymousLogon, Inherited: true}}
 	return h
 }
 
@@ -366,7 +359,7 @@ func (h *ExchangeHost) stateLocked() *remediate.ExchangeState {
 	if loader == "" {
 		loader = "remote"
 	}
-	s := &remediate.ExchangeState{Server: labServer, Loader: loader, AnonymousSID: remediate.AnonymousLogonSID,
+	s := &remediate.ExchangeState{Server: labServer, Loader: loader, AnonymousSID: sidAnonymousLogon,
 		AnonymousName: h.anonName, RoleAware: h.roleAware}
 	for _, c := range h.connectors {
 		ec := remediate.ExchangeConnector{Identity: labServer + `\` + c.name, Name: c.name, Server: labServer,
@@ -392,7 +385,7 @@ func (h *ExchangeHost) groupACEs(c *exConnector) []remediate.ExchangeACE {
 	var a []remediate.ExchangeACE
 	has := func(list []string, s string) bool { return exContainsFold(list, s) }
 	if has(c.groups, "ExchangeUsers") {
-		a = append(a, remediate.ExchangeACE{User: h.authName, SID: remediate.AuthenticatedUsersSID})
+		a = append(a, remediate.ExchangeACE{User: h.authName, SID: sidAuthenticatedUsers})
 	}
 	if has(c.groups, "ExchangeServers") {
 		a = append(a, remediate.ExchangeACE{User: labExchangeServers, SID: labExchServersSID})
@@ -431,33 +424,35 @@ func (h *ExchangeHost) LocalDomains() []string {
 }
 
 // RelayAllowed implements Host. The connector answering client on port 25
-// is the one whose RemoteIPRanges match it most specifically [S33]
-// (remediate.ExchangeState.EffectiveConnector). Relay is allowed when it
-// grants ANONYMOUS LOGON Accept-Any-Recipient, or is ExternalAuthoritative,
-// or rcptDomain matches a relay (InternalRelay/ExternalRelay) accepted
-// domain, including "*"; an authenticated client relays when the connector
-// grants ExchangeUsers, or when a client submission connector it can reach
-// does (the lab's SMTP face is one port; a real client would use 587).
+// is the one whose RemoteIPRanges match it most specifically (receiving,
+// exchange_relay.go). Relay is allowed when it grants ANONYMOUS LOGON
+// Accept-Any-Recipient, or is ExternalAuthoritative, or rcptDomain matches
+// a relay (InternalRelay/ExternalRelay) accepted domain, including "*"; an
+// authenticated client relays when the connector grants ExchangeUsers, or
+// when a client submission connector it can reach does (the lab's SMTP face
+// is one port; a real client would use 587).
 func (h *ExchangeHost) RelayAllowed(client netip.Addr, authenticated bool, rcptDomain string) bool {
-	s := h.State()
-	c := s.EffectiveConnector(client.Unmap(), 25)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	client = client.Unmap()
+	c := h.receiving(client, 25)
 	if c == nil {
 		return false
 	}
-	if relayDomainMatches(s.Domains, rcptDomain) {
+	if relayDomainMatches(h.domains, rcptDomain) {
 		return true
 	}
-	if c.HasAnonymousRelay(s.AnonymousName, false) || c.HasAuth("ExternalAuthoritative") {
+	if h.grantsAnonymous(c) || exContainsFold(c.auth, "ExternalAuthoritative") {
 		return true
 	}
 	if !authenticated {
 		return false
 	}
-	if c.HasGroup("ExchangeUsers") {
+	if exContainsFold(c.groups, "ExchangeUsers") {
 		return true
 	}
-	for _, o := range s.Connectors {
-		if o.Enabled && o.HasGroup("ExchangeUsers") && o.MatchSize(client.Unmap()) != nil {
+	for _, o := range h.connectors {
+		if o.enabled && exContainsFold(o.groups, "ExchangeUsers") && o.matchSize(client) != nil {
 			return true
 		}
 	}
@@ -523,7 +518,7 @@ func (h *ExchangeHost) handle(script string, params map[string]string, explicit 
 	if script == remediate.ExchangeReadScript {
 		st := h.stateAtLocked(dc)
 		st.Loader, st.DomainController = loader, dc
-		return remediate.EncodeExchangeState(st), 0, ""
+		return exReadRecs(st), 0, ""
 	}
 	if loader == "snapin" && params["allow_snapin"] != "yes" {
 		return []psframe.Record{*errRec("refusing to write through the bare Exchange snap-in: Microsoft supports it on Exchange 2010 and later for *-TransportAgent cmdlets only (\"may result in irreparable damage\"); fix the Exchange remote shell or pass --force").
@@ -537,13 +532,17 @@ func (h *ExchangeHost) handle(script string, params map[string]string, explicit 
 		}
 	}
 	h.writes = append(h.writes, cp)
-	ops, err := remediate.DecodeExchangeOps(params)
+	ops, err := exWriteOps(params)
 	if err != nil {
-		return []psframe.Record{*errRec("Cannot convert value to type System.Int32: " + err.Error())}, 1, ""
+		return []psframe.Record{*errRec(err.Error())}, 1, ""
 	}
 	var recs []psframe.Record
 	for i, op := range ops {
-		if err := h.apply(op); err != nil {
+		err := op.err
+		if err == nil {
+			err = h.apply(op)
+		}
+		if err != nil {
 			recs = append(recs, *errRec(err.Error()).Set("op", strconv.Itoa(i+1)).Set("kind", op.Kind))
 			return recs, 1, ""
 		}
@@ -688,11 +687,11 @@ func (h *ExchangeHost) connectorByIdentity(id string) (*exConnector, error) {
 	return nil, notFound(id)
 }
 
-func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
+func (h *ExchangeHost) apply(op exOp) error {
 	switch op.Kind {
-	case remediate.OpNewConnector:
+	case exOpNewConnector:
 		return h.newConnector(op)
-	case remediate.OpSetConnector:
+	case exOpSetConnector:
 		c, err := h.connectorByIdentity(op.Identity)
 		if err != nil {
 			return err
@@ -700,15 +699,15 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		next := *c
 		for _, f := range op.Set {
 			switch f {
-			case remediate.FieldEnabled:
+			case exFieldEnabled:
 				next.enabled = op.Enabled
-			case remediate.FieldBindings:
+			case exFieldBindings:
 				next.bindings = exClone(op.Bindings)
-			case remediate.FieldRanges:
+			case exFieldRanges:
 				next.ranges = exClone(op.Ranges)
-			case remediate.FieldAuth:
+			case exFieldAuth:
 				next.auth = flagsOrNone(op.Auth)
-			case remediate.FieldGroups:
+			case exFieldGroups:
 				next.groups = flagsOrNone(op.Groups)
 			default:
 				return fmt.Errorf("A parameter cannot be found that matches parameter name '%s'.", f)
@@ -719,7 +718,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		}
 		*c = next
 		return nil
-	case remediate.OpRemoveConnector:
+	case exOpRemoveConnector:
 		c, err := h.connectorByIdentity(op.Identity)
 		if err != nil {
 			return err
@@ -731,7 +730,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 			}
 		}
 		return nil
-	case remediate.OpAddACE, remediate.OpRemoveACE:
+	case exOpAddACE, exOpRemoveACE:
 		c, err := h.connectorByIdentity(op.Identity)
 		if err != nil {
 			return err
@@ -746,7 +745,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 				idx = i
 			}
 		}
-		if op.Kind == remediate.OpAddACE {
+		if op.Kind == exOpAddACE {
 			if idx < 0 {
 				c.explicit = append(c.explicit, ace)
 			}
@@ -765,7 +764,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		}
 		c.explicit = keep
 		return nil
-	case remediate.OpSetDomain:
+	case exOpSetDomain:
 		d := h.domain(op.Identity)
 		if d == nil {
 			return notFound(op.Identity)
@@ -775,7 +774,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		}
 		d.DomainType = op.DomainType
 		return nil
-	case remediate.OpNewDomain:
+	case exOpNewDomain:
 		if h.domain(op.Name) != nil || op.Name == "" {
 			return fmt.Errorf("An accepted domain with the name '%s' already exists.", op.Name)
 		}
@@ -784,7 +783,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 		}
 		h.domains = append(h.domains, remediate.ExchangeAcceptedDomain{Name: op.Name, DomainName: op.DomainName, DomainType: op.DomainType})
 		return nil
-	case remediate.OpRemoveDomain:
+	case exOpRemoveDomain:
 		for i, d := range h.domains {
 			if strings.EqualFold(d.Name, op.Identity) {
 				if d.Default {
@@ -799,7 +798,7 @@ func (h *ExchangeHost) apply(op remediate.ExchangeOp) error {
 	return fmt.Errorf("unknown operation kind: %s", op.Kind)
 }
 
-func (h *ExchangeHost) newConnector(op remediate.ExchangeOp) error {
+func (h *ExchangeHost) newConnector(op exOp) error {
 	if op.Server != "" && !strings.EqualFold(op.Server, labServer) {
 		return notFound(op.Server)
 	}
@@ -857,7 +856,7 @@ func (h *ExchangeHost) validate(c, self *exConnector) error {
 		return fmt.Errorf("The RemoteIPRanges parameter can't be empty.")
 	}
 	for _, r := range c.ranges {
-		if _, err := remediate.ParseExchangeIPRange(r); err != nil || strings.ContainsAny(r, " \t") {
+		if _, err := parseExIPRange(r); err != nil {
 			return fmt.Errorf("Cannot bind parameter 'RemoteIPRanges'. Cannot convert value \"%s\" to type \"Microsoft.Exchange.Data.IPRange\". Error: \"'%s' isn't a valid IP range.\"", r, r)
 		}
 	}
@@ -881,8 +880,8 @@ func (h *ExchangeHost) validate(c, self *exConnector) error {
 			}
 			for _, r := range c.ranges {
 				for _, or := range o.ranges {
-					x, _ := remediate.ParseExchangeIPRange(r)
-					y, err := remediate.ParseExchangeIPRange(or)
+					x, _ := parseExIPRange(r)
+					y, err := parseExIPRange(or)
 					if err == nil && (x == y || partlyOverlap(x, y)) {
 						return fmt.Errorf("The values that you specified for the Bindings and RemoteIPRanges parameters conflict with the settings on Receive connector \"%s\\%s\". A Receive connector must have a unique combination of a local IP address & port bindings and remote IP address ranges.", labServer, o.name)
 					}
@@ -897,10 +896,10 @@ func (h *ExchangeHost) validate(c, self *exConnector) error {
 // by SID when given (the script translates it), else by name.
 func (h *ExchangeHost) principal(user, sid string) (remediate.ExchangeACE, error) {
 	switch {
-	case sid == remediate.AnonymousLogonSID || (sid == "" && strings.EqualFold(user, h.anonName)):
+	case sid == sidAnonymousLogon || (sid == "" && strings.EqualFold(user, h.anonName)):
 		return h.anonACE(), nil
-	case sid == remediate.AuthenticatedUsersSID || (sid == "" && strings.EqualFold(user, h.authName)):
-		return remediate.ExchangeACE{User: h.authName, SID: remediate.AuthenticatedUsersSID}, nil
+	case sid == sidAuthenticatedUsers || (sid == "" && strings.EqualFold(user, h.authName)):
+		return remediate.ExchangeACE{User: h.authName, SID: sidAuthenticatedUsers}, nil
 	case strings.EqualFold(user, labExchangeServers) || sid == labExchServersSID:
 		return remediate.ExchangeACE{User: labExchangeServers, SID: labExchServersSID}, nil
 	case strings.EqualFold(user, labExtSecured):

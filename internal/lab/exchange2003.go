@@ -31,13 +31,8 @@ import (
 //   - The schema may lack the relay-list attribute (its name is UNVERIFIED).
 //
 // Replication and DS2MB are evaluated lazily, in time order, whenever the
-// host is used, so the simulation needs no goroutine. Records come from the
-// builders the driver decodes (remediate.EncodeIISState, Ex2003ADRecord,
-// Ex2003DCRecord, Ex2003SchemaRecord).
-
-func init() {
-	Register("exchange2003", func() Host { return NewExchange2003(Ex2003Open) })
-}
+// host is used, so the simulation needs no goroutine. The lab prints its own
+// records, built from the scripts (iis_records.go), not the driver's.
 
 // Ex2003Scenario is a starting state of a simulated Exchange 2003 server.
 type Ex2003Scenario int
@@ -289,7 +284,7 @@ func (h *Ex2003Host) SetDSAccessUnavailable(v bool) {
 }
 
 // SetSchemaWithoutRelayAttr removes the relay-list attribute
-// (remediate.Ex2003RelayIpListAttr) from the simulated schema.
+// (ex2003RelayListAttr) from the simulated schema.
 func (h *Ex2003Host) SetSchemaWithoutRelayAttr(v bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -450,7 +445,7 @@ func (h *Ex2003Host) sync() {
 				b = withoutSelfRelativeBits(b)
 			}
 			h.mb.st.Servers[i].RelayIpList = b
-			h.mb.st.Servers[i].RelayForAuth = remediate.Ex2003MetabaseRelayForAuth(a.RelayForAuthOn())
+			h.mb.st.Servers[i].RelayForAuth = ds2mbRelayForAuth(a.RelayForAuthOn())
 		}
 	}
 }
@@ -544,30 +539,30 @@ func (h *Ex2003Host) readAD(params map[string]string) ([]psframe.Record, int, st
 	if h.dsaccessUnavailable {
 		ds2mb = ""
 	}
-	idx, source := -1, remediate.DCSourceOperator
+	idx, source := -1, dcSourceOperator
 	switch {
 	case dc != "":
 		if idx = h.dcIndex(dc); idx < 0 {
 			return dcUnreachable(dc), 5, ""
 		}
 	case ds2mb != "":
-		idx, source = 0, remediate.DCSourceDSAccess
+		idx, source = 0, dcSourceDSAccess
 	default:
-		idx, source = h.locator, remediate.DCSourceLocator
+		idx, source = h.locator, dcSourceLocator
 	}
 	if dc == "" {
 		dc = h.dcs[idx].name
 	}
-	recs := []psframe.Record{remediate.Ex2003DCRecord(remediate.Ex2003DC{Name: dc, Source: source, DS2MB: ds2mb})}
-	if h.noSchemaAttr || !strings.EqualFold(attr, remediate.Ex2003RelayIpListAttr) {
+	recs := []psframe.Record{ex2003DCRec(dc, source, ds2mb)}
+	if h.noSchemaAttr || !strings.EqualFold(attr, ex2003RelayListAttr) {
 		recs = append(recs, *psframe.NewRecord(psframe.ErrorRecord).
 			Set("message", "no attributeSchema with lDAPDisplayName "+attr+" in "+ex2003SchemaNC+" on "+dc).
 			Set("kind", "schema-missing").Set("attribute", attr))
 		return recs, 6, ""
 	}
-	recs = append(recs, remediate.Ex2003SchemaRecord("CN=ms-Exch-Smtp-Relay-Ip-List,"+ex2003SchemaNC))
+	recs = append(recs, *psframe.NewRecord("schema").Set("dn", "CN=ms-Exch-Smtp-Relay-Ip-List,"+ex2003SchemaNC))
 	for _, a := range h.dcs[idx].ad {
-		recs = append(recs, remediate.Ex2003ADRecord(a.Ex2003ADServer))
+		recs = append(recs, ex2003ADVSRec(a.Ex2003ADServer))
 	}
 	return recs, 0, ""
 }
@@ -609,32 +604,29 @@ func (h *Ex2003Host) writeAD(params map[string]string) ([]psframe.Record, int, s
 	if idx < 0 {
 		return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", "There is no such object on the server.\r\n").
 			Set("type", "System.Management.Automation.MethodInvocationException").
-			Set("inner", "System.DirectoryServices.DirectoryServicesCOMException").Set("hresult", remediate.HResultNoSuchObject).
+			Set("inner", "System.DirectoryServices.DirectoryServicesCOMException").Set("hresult", hresultNoSuchObject).
 			Set("kind", "not-found")}, 4, ""
 	}
-	if !strings.EqualFold(attr, remediate.Ex2003RelayIpListAttr) || h.noSchemaAttr {
+	if !strings.EqualFold(attr, ex2003RelayListAttr) || h.noSchemaAttr {
 		// CommitChanges on an attribute the class does not have; the
 		// prologue's trap prints it.
 		return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).Set("message", "The specified directory service attribute or value does not exist.\r\n").
 			Set("type", "System.Management.Automation.MethodInvocationException").
 			Set("inner", "System.Runtime.InteropServices.COMException").Set("hresult", hresultNoAttributeOrValue)}, 1, ""
 	}
-	b, err := remediate.ParseRelayListBlob(strings.ToUpper(ril))
-	if err != nil {
-		return errorRecord(err.Error(), "bad-parameter"), 2, ""
-	}
+	b, _ := blobParam(ril) // the pattern above admits only values it reads
 	a := h.dcs[on].ad[idx].Ex2003ADServer
 	a.RelayIpList = b
 	a.RelayForAuth = map[string]string{"TRUE": "True", "FALSE": "False"}[rfa]
 	got := h.writeOn(on, idx, a)
-	return []psframe.Record{remediate.Ex2003ADRecord(got.Ex2003ADServer)}, 0, ""
+	return []psframe.Record{ex2003ADVSRec(got.Ex2003ADServer)}, 0, ""
 }
 
 // withoutSelfRelativeBits clears bit 31 of every offset of an IPSECLIST
 // (the four header references and each entry's iFirstAddress). The result
 // decodes to the same list.
 func withoutSelfRelativeBits(b remediate.RelayListBlob) remediate.RelayListBlob {
-	if _, err := b.Decode(); err != nil || len(b.Bytes) < 24 {
+	if _, err := decodeIPSecList(b.Bytes); b.Null || err != nil || len(b.Bytes) < 24 {
 		return b
 	}
 	out := append([]byte(nil), b.Bytes...)

@@ -132,12 +132,12 @@ func TestEx2003Replication(t *testing.T) {
 	if err != nil || run.ExitCode != 0 {
 		t.Fatal(err)
 	}
-	if dc, _ := run.Output.First("dc"); dc.Str("name") != Ex2003ConfigDC || dc.Str("source") != remediate.DCSourceDSAccess || dc.Str("ds2mb") != Ex2003ConfigDC {
+	if dc, _ := run.Output.First("dc"); dc.Str("name") != Ex2003ConfigDC || dc.Str("source") != dcSourceDSAccess || dc.Str("ds2mb") != Ex2003ConfigDC {
 		t.Fatalf("dc record %+v", dc)
 	}
 	h.SetDSAccessUnavailable(true)
 	run, _ = r.Run(ctx, remediate.ScriptEx2003ReadAD, map[string]string{"relayiplistattr": remediate.Ex2003RelayIpListAttr, "dc": ""})
-	if dc, _ := run.Output.First("dc"); dc.Str("name") != Ex2003OtherDC || dc.Str("source") != remediate.DCSourceLocator || !dc.IsNull("ds2mb") {
+	if dc, _ := run.Output.First("dc"); dc.Str("name") != Ex2003OtherDC || dc.Str("source") != dcSourceLocator || !dc.IsNull("ds2mb") {
 		t.Fatalf("dc record without DSAccess %+v", dc)
 	}
 	run, _ = r.Run(ctx, remediate.ScriptEx2003ReadAD, map[string]string{"relayiplistattr": remediate.Ex2003RelayIpListAttr, "dc": "dc09"})

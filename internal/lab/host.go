@@ -20,8 +20,8 @@
 //	//        verify against l.TLSServerName; l.User / l.Password
 //	//        (Basic and NTLM; also SMTP AUTH PLAIN/LOGIN).
 //
-// Platforms register themselves (Register, from init) and are listed by
-// Platforms; tests may pass their own Host in Config.Host.
+// NewHost builds a platform by name with one explicit switch (platforms.go),
+// and Platforms lists the names; tests may pass their own Host in Config.Host.
 //
 // The SMTP face sees the real client address. To test allow lists, probe
 // from another loopback address: on Linux every 127.0.0.0/8 address is

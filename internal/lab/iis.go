@@ -17,13 +17,10 @@ import (
 // This file simulates an IIS 6 SMTP server (docs/windows-relay.md §1): the
 // metabase values of its virtual servers, read and written by relaylock's
 // iis-* scripts through WMI, and the relay decision SMTPSVC takes from
-// them. The records it answers with come from the same builders the
-// driver decodes (remediate.EncodeIISState, IISServerRecord,
-// IISDomainRecord), so script output, lab and driver share one contract.
-
-func init() {
-	Register("iis", func() Host { return NewIIS(IISAllExceptEmpty) })
-}
+// them. It reads and writes RelayIpList values with its own IPSECLIST codec
+// (ipseclist.go) and prints its own records, built from the scripts
+// (iis_records.go): the driver's decoders are checked by the lab, not
+// shared with it.
 
 // IISScenario is a starting state of a simulated IIS SMTP server.
 type IISScenario int
@@ -101,7 +98,7 @@ func (m *iisMetabase) adsiView(name string, own remediate.RelayListBlob) remedia
 	if m.adsiError != "" {
 		return remediate.IISADSIView{Name: name, Error: m.adsiError}
 	}
-	v := remediate.ADSIViewOf(name, own)
+	v := adsiViewOf(name, own)
 	if o, ok := m.adsiOverride[strings.ToLower(name)]; ok {
 		v = o
 		v.Name = name
@@ -146,7 +143,7 @@ func iisBaseState(computer string) remediate.IISState {
 		ServiceLevel: &remediate.IISRelaySettings{Name: "SmtpSvc", RelayIpList: remediate.RelayListBlob{Null: true}},
 		Servers: []remediate.IISVirtualServer{{
 			Name: "SmtpSvc/1", Comment: "[SMTP Virtual Server #1]",
-			RelayIpList: remediate.RelayListBlob{Null: true}, RelayForAuth: remediate.RelayForAuthEnabled,
+			RelayIpList: remediate.RelayListBlob{Null: true}, RelayForAuth: relayForAuthOn,
 			AuthFlags: "1", AuthAnonymous: true,
 		}},
 		Domains: []remediate.IISDomain{{
@@ -162,20 +159,9 @@ func iisBaseState(computer string) remediate.IISState {
 	}
 }
 
-func mustBlob(l remediate.RelayList) remediate.RelayListBlob {
-	b, err := remediate.BlobOf(l)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func hostMask(ip string, bits int) remediate.IPMask {
-	m, err := remediate.IPMaskFromPrefix(netip.PrefixFrom(netip.MustParseAddr(ip), bits))
-	if err != nil {
-		panic(err)
-	}
-	return m
+// blobOf is the RelayIpList value of l, in the lab's own encoding.
+func blobOf(l ipsecList) remediate.RelayListBlob {
+	return remediate.RelayListBlob{Bytes: encodeIPSecList(l)}
 }
 
 // NewIIS returns a simulated IIS SMTP server (Windows Server 2019,
@@ -197,24 +183,24 @@ func NewIIS(s IISScenario) *IISHost {
 	}
 	st := iisBaseState(h.info.ComputerName)
 	vs := &st.Servers[0]
-	loopback := mustBlob(remediate.RelayList{Grant: []remediate.IPMask{hostMask("127.0.0.1", 32)}, Flags: 1})
+	loopback := blobOf(ipsecList{grant: []ipsecEntry{ipsecHost("127.0.0.1")}, flags: 1})
 	switch s {
 	case IISAllExceptEmpty:
 		vs.RelayIpList = remediate.RelayListBlob{Bytes: []byte{}}
 	case IISGrantEveryone:
-		vs.RelayIpList = mustBlob(remediate.RelayList{Grant: []remediate.IPMask{hostMask("0.0.0.0", 0)}, Flags: 1})
+		vs.RelayIpList = blobOf(ipsecList{grant: []ipsecEntry{ipsecPrefix("0.0.0.0/0")}, flags: 1})
 	case IISClosed:
 		vs.RelayIpList = loopback
 	case IISUnset:
 	case IISDenyList:
-		vs.RelayIpList = mustBlob(remediate.RelayList{GrantByDefault: true, Deny: []remediate.IPMask{hostMask("192.0.2.66", 32)}, Flags: 1})
+		vs.RelayIpList = blobOf(ipsecList{grantByDefault: true, deny: []ipsecEntry{ipsecHost("192.0.2.66")}, flags: 1})
 	case IISNoWebWMI:
 		vs.RelayIpList = remediate.RelayListBlob{Bytes: []byte{}}
 		h.mb.webWMI = false
 		h.info.Features[1].Installed = false
 	case IISRemoteDomainWildcard:
 		vs.RelayIpList = loopback
-		st.Domains = append(st.Domains, remediate.IISDomain{Name: "SmtpSvc/1/Domain/*", RouteAction: remediate.RouteActionDomainRelay | 0x2, RelayIpList: remediate.RelayListBlob{Null: true}})
+		st.Domains = append(st.Domains, remediate.IISDomain{Name: "SmtpSvc/1/Domain/*", RouteAction: routeActionRelay | 0x2, RelayIpList: remediate.RelayListBlob{Null: true}})
 	case IISAuthGuest:
 		vs.RelayIpList = loopback
 		vs.AuthBasic = true
@@ -257,8 +243,8 @@ func (h *IISHost) LocalDomains() []string {
 func (m *iisMetabase) localDomains() []string {
 	var ds []string
 	for _, d := range m.st.Domains {
-		if !d.RelayAllowed() && !strings.Contains(d.DomainName(), "*") {
-			ds = append(ds, d.DomainName())
+		if _, name := iisDomainParts(d.Name); d.RouteAction&routeActionRelay == 0 && !strings.Contains(name, "*") {
+			ds = append(ds, name)
 		}
 	}
 	sort.Strings(ds)
@@ -393,12 +379,12 @@ func (h *IISHost) GuestLogon() bool {
 // iisGuestLogon: the virtual server takes Basic logins and the local
 // Guest account is enabled, so a failed login logs on as Guest.
 func iisGuestLogon(st remediate.IISState, server string) bool {
-	vs, ok := st.Server(server)
+	vs, ok := iisServer(st, server)
 	return ok && vs.AuthBasic && st.Guest != nil && st.Guest.Enabled
 }
 
-// iisRelayAllowed decides relaying from the metabase exactly as the
-// driver reads it: a remote domain with the relay flag that matches the
+// iisRelayAllowed decides relaying from the metabase, with the lab's own
+// reading of it: a remote domain with the relay flag that matches the
 // recipient domain (wildcards included) overrides the Access tab [S14b];
 // authenticated clients relay when RelayForAuth is non-zero; otherwise
 // the effective RelayIpList decides (null: nobody; zero-length: everyone;
@@ -411,33 +397,42 @@ func iisRelayAllowed(st remediate.IISState, server string, client netip.Addr, au
 	if !st.Service.Present || st.Service.State != "Running" {
 		return false
 	}
-	vs, ok := st.Server(server)
+	vs, ok := iisServer(st, server)
 	if !ok {
 		return false
 	}
 	for _, d := range st.Domains {
-		if strings.EqualFold(d.VirtualServerOf(), vs.Name) && d.RelayAllowed() && remediate.RemoteDomainMatches(d.DomainName(), rcptDomain) {
+		srv, name := iisDomainParts(d.Name)
+		if strings.EqualFold(srv, vs.Name) && d.RouteAction&routeActionRelay != 0 && remoteDomainMatches(name, rcptDomain) {
 			return true
 		}
 	}
 	if authenticated && vs.RelayForAuth != 0 {
 		return true
 	}
-	eff, _ := st.EffectiveRelayList(vs)
-	l, err := eff.Decode()
-	if err != nil || l.Null {
+	// RelayIpList is inheritable: a server without a value of its own
+	// enforces the service level's.
+	eff := vs.RelayIpList
+	if eff.Null && st.ServiceLevel != nil {
+		eff = st.ServiceLevel.RelayIpList
+	}
+	if eff.Null {
 		return false
 	}
-	if l.GrantByDefault {
-		return !bsearchListed(l.Deny, client)
+	l, err := decodeIPSecList(eff.Bytes)
+	if err != nil {
+		return false
 	}
-	return bsearchListed(l.Grant, client)
+	if l.grantByDefault {
+		return !bsearchListed(l.deny, client)
+	}
+	return bsearchListed(l.grant, client)
 }
 
 // bsearchListed looks client up in each run of same-mask entries by
 // binary search over the stored order ("test all mask for this family, do
 // bsearch on each", a comment in Microsoft's rdns.hxx).
-func bsearchListed(ms []remediate.IPMask, client netip.Addr) bool {
+func bsearchListed(ms []ipsecEntry, client netip.Addr) bool {
 	client = client.Unmap()
 	if !client.Is4() {
 		return false
@@ -445,10 +440,10 @@ func bsearchListed(ms []remediate.IPMask, client netip.Addr) bool {
 	c := client.As4()
 	for start := 0; start < len(ms); {
 		end := start + 1
-		for end < len(ms) && ms[end].Mask == ms[start].Mask {
+		for end < len(ms) && ms[end].mask == ms[start].mask {
 			end++
 		}
-		run, mask := ms[start:end], ms[start].Mask
+		run, mask := ms[start:end], ms[start].mask
 		var key [4]byte
 		for i := range 4 {
 			key[i] = c[i] & mask[i]
@@ -456,7 +451,7 @@ func bsearchListed(ms []remediate.IPMask, client netip.Addr) bool {
 		masked := func(i int) [4]byte {
 			var a [4]byte
 			for j := range 4 {
-				a[j] = run[i].IP[j] & mask[j]
+				a[j] = run[i].addr[j] & mask[j]
 			}
 			return a
 		}
@@ -505,9 +500,9 @@ func missingNamespace() []psframe.Record {
 	return []psframe.Record{*psframe.NewRecord(psframe.ErrorRecord).
 		Set("message", "Invalid namespace ").
 		Set("type", "System.Management.ManagementException").Set("inner", "System.Management.ManagementException").
-		Set("hresult", remediate.HResultInvalidNamespace).
+		Set("hresult", hresultInvalidNamespace).
 		Set("fqid", "GetWMIManagementException,Microsoft.PowerShell.Commands.GetWmiObjectCommand").Set("line", "48").
-		Set("kind", remediate.ErrorKindFeatureMissing).Set("feature", "Web-WMI").Set("namespace", `root\MicrosoftIISv2`)}
+		Set("kind", "feature-missing").Set("feature", "Web-WMI").Set("namespace", `root\MicrosoftIISv2`)}
 }
 
 // handle answers the iis-* scripts; ok is false for other scripts.
@@ -520,7 +515,7 @@ func (m *iisMetabase) handle(script string, params map[string]string) (recs []ps
 		if !m.webWMI {
 			return missingNamespace(), 3, true
 		}
-		return remediate.EncodeIISState(m.readState()), 0, true
+		return iisReadRecs(m.readState()), 0, true
 	case remediate.ScriptIISWrite:
 		if err := checkParams(params, "server", "relayiplist", "relayforauth"); err != nil {
 			return errorRecord(err.Error(), "bad-parameter"), 1, true
@@ -543,18 +538,15 @@ func (m *iisMetabase) handle(script string, params map[string]string) (recs []ps
 		if i < 0 {
 			return errorRecord("no SMTP virtual server named "+params["server"], "not-found"), 4, true
 		}
-		b, err := remediate.ParseRelayListBlob(strings.ToUpper(ril))
-		if err != nil {
-			return errorRecord(err.Error(), "bad-parameter"), 2, true
-		}
+		b, _ := blobParam(ril) // the pattern above admits only values it reads
 		m.st.Servers[i].RelayIpList = b
 		m.st.Servers[i].RelayForAuth = n
 		var recs []psframe.Record
 		if m.st.ServiceLevel != nil {
-			recs = append(recs, remediate.IISServiceLevelRecord(*m.st.ServiceLevel))
+			recs = append(recs, iisSvcRec(*m.st.ServiceLevel))
 		}
 		vs := m.st.Servers[i]
-		return append(recs, remediate.IISServerRecord(m.wmiServer(vs)), remediate.IISADSIRecord(m.adsiView(vs.Name, vs.RelayIpList))), 0, true
+		return append(recs, iisVSRec(m.wmiServer(vs)), iisADSIRec(m.adsiView(vs.Name, vs.RelayIpList))), 0, true
 	case remediate.ScriptIISWriteDomain:
 		if err := checkParams(params, "domain", "routeaction"); err != nil {
 			return errorRecord(err.Error(), "bad-parameter"), 1, true
@@ -573,7 +565,7 @@ func (m *iisMetabase) handle(script string, params map[string]string) (recs []ps
 		for i := range m.st.Domains {
 			if strings.EqualFold(m.st.Domains[i].Name, params["domain"]) { // PowerShell -eq
 				m.st.Domains[i].RouteAction = n
-				return []psframe.Record{remediate.IISDomainRecord(m.st.Domains[i])}, 0, true
+				return []psframe.Record{iisDomainRec(m.st.Domains[i])}, 0, true
 			}
 		}
 		return errorRecord("no SMTP domain named "+params["domain"], "not-found"), 4, true

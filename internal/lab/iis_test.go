@@ -49,7 +49,7 @@ func TestIISRelayAllowedByScenario(t *testing.T) {
 func TestIISRelayDomainMatching(t *testing.T) {
 	h := NewIIS(IISClosed)
 	st := h.State()
-	st.Domains = append(st.Domains, remediate.IISDomain{Name: "SmtpSvc/1/Domain/*.partner.example", RouteAction: remediate.RouteActionDomainRelay, RelayIpList: remediate.RelayListBlob{Null: true}})
+	st.Domains = append(st.Domains, remediate.IISDomain{Name: "SmtpSvc/1/Domain/*.partner.example", RouteAction: routeActionRelay, RelayIpList: remediate.RelayListBlob{Null: true}})
 	h.SetState(st)
 	for rcpt, want := range map[string]bool{"mx.partner.example": true, "PARTNER.example": false, "partner.example.evil": false, "other.example": false} {
 		if got := h.RelayAllowed(labStranger, false, rcpt); got != want {

@@ -173,20 +173,14 @@ func TestIISUnsortedRelayListOverWinRM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	listed := []string{"192.0.2.10", "127.0.0.1", "10.0.0.5"} // the stored order
-	var grant []remediate.IPMask
+	var grant []ipsecEntry
 	for _, a := range listed {
-		grant = append(grant, hostMask(a, 32))
+		grant = append(grant, ipsecHost(a))
 	}
-	sorted := mustBlob(remediate.RelayList{Grant: grant, Flags: 1})
-	// A /32 group ends with its addresses: write them in the order above.
-	raw := append([]byte(nil), sorted.Bytes...)
-	for i, a := range listed {
-		ip := netip.MustParseAddr(a).As4()
-		copy(raw[len(raw)-4*len(listed)+4*i:], ip[:])
-	}
+	// The lab's encoder keeps the order it is given.
 	h := NewIIS(IISClosed)
 	st := h.State()
-	st.Servers[0].RelayIpList = remediate.RelayListBlob{Bytes: raw}
+	st.Servers[0].RelayIpList = blobOf(ipsecList{grant: grant, flags: 1})
 	h.SetState(st)
 	for _, a := range listed {
 		if h.RelayAllowed(netip.MustParseAddr(a), false, "x.example") {

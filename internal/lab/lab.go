@@ -21,7 +21,7 @@ import (
 // Config configures a lab: one simulated Windows mail host with its DNS,
 // SMTP and WinRM faces, all on loopback.
 type Config struct {
-	// Platform is a registered platform name (Platforms()); ignored when
+	// Platform is a platform name NewHost knows (Platforms()); ignored when
 	// Host is set.
 	Platform string
 	// Host, when set, is the simulated host to use (tests bring their own).

@@ -10,6 +10,7 @@ import (
 	"net/textproto"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -221,38 +222,41 @@ func TestLabStopsWithContext(t *testing.T) {
 	t.Fatal("lab still listening after its context ended")
 }
 
-var registerTestEcho sync.Once
-
-func TestRegistry(t *testing.T) {
-	// The registry is global: register once per test binary, so that
-	// -count=N runs the test again instead of failing on a duplicate.
-	registerTestEcho.Do(func() { Register("test-echo", func() Host { return &echoHost{} }) })
-	if !slices.Contains(Platforms(), "test-echo") {
-		t.Fatalf("Platforms() = %v", Platforms())
+// TestPlatforms: NewHost knows every name Platforms lists (whatever the
+// case), each name gives a host of a platform remediate has a driver for,
+// every remediate platform has at least one lab host, and an unknown name
+// is a clear error.
+func TestPlatforms(t *testing.T) {
+	names := Platforms()
+	if !slices.IsSorted(names) || len(slices.Compact(slices.Clone(names))) != len(names) {
+		t.Fatalf("Platforms() = %v, want sorted and unique", names)
 	}
-	if h, err := NewHost("Test-Echo"); err != nil || h == nil {
-		t.Fatal(err)
+	covered := map[remediate.Platform]bool{}
+	for _, name := range names {
+		h, err := NewHost(strings.ToUpper(name))
+		if err != nil || h == nil {
+			t.Fatalf("NewHost(%q): %v", name, err)
+		}
+		p := h.HostInfo().Platform
+		if _, err := remediate.DriverFor(p); err != nil {
+			t.Errorf("%s: host platform %q: %v", name, p, err)
+		}
+		covered[p] = true
 	}
-	if _, err := NewHost("exchange1999"); !errors.Is(err, ErrUnknownPlatform) {
-		t.Fatal(err)
+	for _, p := range remediate.Platforms() {
+		if !covered[p] {
+			t.Errorf("no lab platform simulates %s", p)
+		}
 	}
-	for _, bad := range []func(){
-		func() { Register("test-echo", func() Host { return &echoHost{} }) },
-		func() { Register("", func() Host { return &echoHost{} }) },
-		func() { Register("UPPER", func() Host { return &echoHost{} }) },
-		func() { Register("nil", nil) },
-	} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Error("bad registration did not panic")
-				}
-			}()
-			bad()
-		}()
+	for _, bad := range []string{"exchange1999", "", "iis-smtp"} {
+		_, err := NewHost(bad)
+		if !errors.Is(err, ErrUnknownPlatform) || !strings.Contains(err.Error(), strconv.Quote(bad)) || !strings.Contains(err.Error(), "exchange2016") {
+			t.Errorf("NewHost(%q) = %v, want ErrUnknownPlatform naming it and the known ones", bad, err)
+		}
 	}
-	l := startLab(t, Config{Platform: "test-echo"})
-	if l.Platform != "test-echo" {
+	// A test's own host: the lab reports no platform name for it.
+	l := startLab(t, Config{Platform: "ignored", Host: &echoHost{}})
+	if l.Platform != "" {
 		t.Fatal(l.Platform)
 	}
 }

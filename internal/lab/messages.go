@@ -3,7 +3,6 @@ package lab
 import (
 	"strings"
 
-	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/remediate/psframe"
 )
 
@@ -15,7 +14,7 @@ import (
 // are the lab's renderings in the style of German Windows, not quotations;
 // nothing in relaylock may depend on any of them.
 
-// HRESULTs the lab's hosts report besides remediate's.
+// HRESULTs the lab's hosts report (winerror.h, wbemcli.h numbers).
 const (
 	// hresultOperationsError is HRESULT_FROM_WIN32(ERROR_DS_OPERATIONS_ERROR),
 	// LDAP result 1: what an LDAP bind without credentials (the WinRM
@@ -23,19 +22,29 @@ const (
 	hresultOperationsError = "0x80072020"
 	// hresultNoAttributeOrValue is HRESULT_FROM_WIN32(ERROR_DS_NO_ATTRIBUTE_OR_VALUE).
 	hresultNoAttributeOrValue = "0x8007200A"
+	// hresultAccessDenied is E_ACCESSDENIED (HRESULT_FROM_WIN32(5)).
+	hresultAccessDenied = "0x80070005"
+	// hresultInvalidNamespace is WBEM_E_INVALID_NAMESPACE (WMI).
+	hresultInvalidNamespace = "0x8004100E"
+	// hresultNoSuchObject is HRESULT_FROM_WIN32(ERROR_DS_NO_SUCH_OBJECT),
+	// LDAP result 32.
+	hresultNoSuchObject = "0x80072030"
+	// hresultInsufficientRights is
+	// HRESULT_FROM_WIN32(ERROR_DS_INSUFF_ACCESS_RIGHTS), LDAP result 50.
+	hresultInsufficientRights = "0x80072098"
 )
 
 var messageCatalogue = map[string]map[string]string{
-	remediate.HResultInvalidNamespace: {
+	hresultInvalidNamespace: {
 		"de-DE": "Ungültiger Namespace ",
 	},
-	remediate.HResultNoSuchObject: {
+	hresultNoSuchObject: {
 		"de-DE": "Auf dem Server ist kein solches Objekt vorhanden.\r\n",
 	},
-	remediate.HResultAccessDenied: {
+	hresultAccessDenied: {
 		"de-DE": "Zugriff verweigert (Ausnahme von HRESULT: 0x80070005 (E_ACCESSDENIED))",
 	},
-	remediate.HResultInsufficientRights: {
+	hresultInsufficientRights: {
 		"de-DE": "Die Zugriffsrechte reichen nicht aus, um den Vorgang auszuführen.\r\n",
 	},
 	hresultOperationsError: {

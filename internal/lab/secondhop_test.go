@@ -57,7 +57,7 @@ func TestHopCredentialOnlyWhereNeeded(t *testing.T) {
 	}
 	h := Exchange2016OpenCustomConnector()
 	if _, err := (&DirectRunner{Host: h}).Run(context.Background(), remediate.ExchangeWriteScript,
-		remediate.EncodeExchangeOps([]remediate.ExchangeOp{{Kind: remediate.OpSetDomain, Identity: LabExchangeDomain, DomainType: "Authoritative"}})); err != nil {
+		exOpParams([]exOp{{Kind: exOpSetDomain, Identity: LabExchangeDomain, DomainType: "Authoritative"}})); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range h.Writes() {
