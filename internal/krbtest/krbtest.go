@@ -493,3 +493,20 @@ func (k *KDC) Close() error {
 	})
 	return k.closeErr
 }
+
+// Kinit gets a TGT for principal (name or name@REALM) into the
+// credential cache file ccache with MIT's kinit (krb5-user), the password
+// on its stdin.
+func (k *KDC) Kinit(ctx context.Context, principal, password, ccache string) error {
+	kinit, err := exec.LookPath("kinit")
+	if err != nil {
+		return fmt.Errorf("%w: kinit: %w: %s", ErrUnavailable, err, Install)
+	}
+	cmd := exec.CommandContext(ctx, kinit, principal)
+	cmd.Env = append(append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}, k.Env()...), "KRB5CCNAME=FILE:"+ccache)
+	cmd.Stdin = strings.NewReader(password + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("krbtest: kinit %s: %w: %s", principal, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
