@@ -46,12 +46,18 @@ type krbLab struct {
 
 func startKerberosLab(t *testing.T, cfg Config) *krbLab {
 	t.Helper()
+	return startKerberosLabWith(t, newLabKDC(t), cfg)
+}
+
+// newLabKDC starts a KDC for the lab's realm holding the lab account.
+func newLabKDC(t *testing.T) *krbtest.KDC {
+	t.Helper()
 	requireKDC(t)
 	kdc := krbtest.Serve(t, krbtest.Config{Domains: []string{LabExchangeDomain}})
 	if err := kdc.AddUser(context.Background(), "Administrator", krbTestPassword); err != nil {
 		t.Fatal(err)
 	}
-	return startKerberosLabWith(t, kdc, cfg)
+	return kdc
 }
 
 // startKerberosLabWith starts a Kerberos lab on kdc (several labs may
