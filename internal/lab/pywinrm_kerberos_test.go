@@ -104,4 +104,3 @@ func TestPywinrmKerberos(t *testing.T) {
 		})
 	}
 }
-
