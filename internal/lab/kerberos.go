@@ -4,12 +4,14 @@ package lab
 // GSS-API token, RFC 4121, either bare or wrapped in SPNEGO, RFC 4178),
 // as a domain-joined Windows host's WinRM service is one for its
 // HTTP/<fqdn> service principal. The ticket is checked with the
-// service's keytab by gokrb5's service code: it must decrypt with the
-// key of the lab's SPN (a ticket for another SPN, or a keytab from
-// before a re-key, fails), be current within the clock skew (an expired
-// ticket fails), and its authenticator must decrypt with the ticket's
-// session key and name the ticket's client. Any failure is a bare 401,
-// as Windows answers it.
+// service's keytab by gokrb5's AP-REQ verification (messages.APReq.Verify):
+// it must decrypt with the key of the lab's SPN (a ticket for another
+// SPN, or a keytab from before a re-key, fails), be current within the
+// clock skew (an expired ticket fails), and its authenticator must
+// decrypt with the ticket's session key, name the ticket's client and
+// be within the skew of now. A replayed authenticator fails too
+// (krbAcceptor.replayed). Any failure is a bare 401, as Windows answers
+// it.
 //
 // The logon is a network logon. Unless the authenticator carries a
 // delegated TGT (GSS_C_DELEG_FLAG with a KRB-CRED, RFC 4121 §4.1.1.1),
@@ -27,12 +29,14 @@ package lab
 // checked, which is Windows' default CbtHardeningLevel (Relaxed).
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jcmturner/gofork/encoding/asn1"
@@ -47,7 +51,6 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
-	"github.com/jcmturner/gokrb5/v8/service"
 	"github.com/jcmturner/gokrb5/v8/spnego"
 	"github.com/jcmturner/gokrb5/v8/types"
 )
@@ -102,6 +105,39 @@ type krbAcceptor struct {
 	spn   types.PrincipalName
 	kt    *keytab.Keytab
 	skew  time.Duration
+
+	mu   sync.Mutex
+	seen map[[32]byte]time.Time // replay cache: authenticator ciphertext hash → when seen
+}
+
+// replayed reports whether this authenticator was presented before
+// within the skew, and remembers it. The cache is keyed by a hash of the
+// authenticator's ciphertext, as MIT's has been since krb5 1.18, not by
+// client and time as RFC 4120 §3.2.3 first described (and gokrb5's
+// service cache does): masterzen/winrm posts a Send and a Receive
+// concurrently, each with a new authenticator, and two of them can carry
+// the same microsecond. Whether Windows keys its replay detection the
+// same way is not verified here.
+func (a *krbAcceptor) replayed(cipher []byte) bool {
+	h := sha256.Sum256(cipher)
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.seen == nil {
+		a.seen = map[[32]byte]time.Time{}
+	}
+	if t, ok := a.seen[h]; ok && now.Sub(t) <= 2*a.skew {
+		return true
+	}
+	if len(a.seen) >= 4096 {
+		for k, t := range a.seen {
+			if now.Sub(t) > 2*a.skew {
+				delete(a.seen, k)
+			}
+		}
+	}
+	a.seen[h] = now
+	return false
 }
 
 func newKrbAcceptor(c *KerberosConfig) (*krbAcceptor, error) {
@@ -171,11 +207,15 @@ func (w *WSMan) acceptKerberos(rw http.ResponseWriter, scheme string, raw []byte
 		!strings.EqualFold(apreq.Ticket.SName.NameString[1], a.spn.NameString[1]) {
 		return refuse(faultKrbSPN)
 	}
-	settings := service.NewSettings(a.kt, service.MaxClockSkew(a.skew), service.DecodePAC(false),
-		service.KeytabPrincipal(a.spn.PrincipalNameString()))
-	ok, _, err := service.VerifyAPREQ(&apreq, settings)
+	// The ticket: decrypted with the SPN's key from the keytab, current
+	// within the skew, the authenticator decrypted with its session key,
+	// naming its client, and within the skew of now.
+	ok, err := apreq.Verify(a.kt, a.skew, types.HostAddress{}, &a.spn)
 	if err != nil || !ok {
 		return refuse(krbFault(err))
+	}
+	if a.replayed(apreq.EncryptedAuthenticator.Cipher) {
+		return refuse(faultKrbReplay)
 	}
 	cname := apreq.Ticket.DecryptedEncPart.CName.PrincipalNameString()
 	crealm := apreq.Ticket.DecryptedEncPart.CRealm

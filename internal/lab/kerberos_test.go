@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jcmturner/gofork/encoding/asn1"
+	"github.com/jcmturner/gokrb5/v8/asn1tools"
 	"github.com/jcmturner/gokrb5/v8/client"
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/crypto"
@@ -474,5 +476,52 @@ func TestKerberosMutualAndDelegationFlags(t *testing.T) {
 	ck.Checksum[20] = gssapi.ContextFlagDeleg
 	if f, d := gssChecksumFlags(ck); d || f != gssapi.ContextFlagDeleg {
 		t.Errorf("flag only: %d %v", f, d)
+	}
+}
+
+// Two authenticators with the same client, time and microsecond but
+// different contents (masterzen/winrm's concurrent Send and Receive can
+// make them) are not a replay; the same authenticator twice is.
+func TestKerberosReplayCacheKeysOnTheAuthenticator(t *testing.T) {
+	kl := startKerberosLab(t, Config{Platform: "iis"})
+	kc, _ := config.Load(kl.kdc.Krb5Conf)
+	cl := client.NewWithPassword("Administrator", kl.kdc.Realm, krbTestPassword, kc, client.DisablePAFXFAST(true))
+	tkt, key, err := cl.GetServiceTicket(kl.KerberosSPN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	token := func(seq int64) string {
+		auth, err := types.NewAuthenticator(kl.kdc.Realm, cl.Credentials.CName())
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth.CTime, auth.Cusec, auth.SeqNumber = now.Truncate(time.Second), now.Nanosecond()/1000, seq
+		req, err := messages.NewAPReq(tkt, key, auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := req.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		oid, _ := asn1.Marshal(gssapi.OIDKRB5.OID())
+		return base64.StdEncoding.EncodeToString(asn1tools.AddASNAppTag(append(append(oid, 0x01, 0x00), b...), 0))
+	}
+	first, second := token(1), token(2)
+	for i, tc := range []struct {
+		tok  string
+		want int
+	}{{first, http.StatusOK}, {second, http.StatusOK}, {first, http.StatusUnauthorized}} {
+		req, _ := http.NewRequest(http.MethodPost, kl.WinRMURL, strings.NewReader(""))
+		req.Header.Set("Authorization", "Kerberos "+tc.tok)
+		resp, err := httpClientFor(t, kl).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("request %d: %d, want %d", i, resp.StatusCode, tc.want)
+		}
 	}
 }

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaylock/relaylock/internal/krbtest"
+	"github.com/relaylock/relaylock/internal/lab"
+	"github.com/relaylock/relaylock/internal/needs"
+)
+
+// Kerberos without delegation, end to end (issue 14): relaylock's
+// Kerberos client (--winrm-auth kerberos, masterzen/winrm over gokrb5)
+// against the lab as a Kerberos acceptor, with tickets from a real MIT
+// KDC (internal/krbtest). The password comes from the environment, as
+// in every other lab test, never from argv.
+
+// startKerberosLabCLI starts a lab for host that accepts Kerberos for
+// HTTP/<lab host>, with a KDC whose realm (CORP.EXAMPLE) holds the lab
+// account, CORP\Administrator, with password. winrmArgs then log on
+// with Kerberos.
+func startKerberosLabCLI(t *testing.T, host lab.Host, password string) *labRun {
+	t.Helper()
+	if err := krbtest.Available(); err != nil {
+		needs.Missing(t, "MIT Kerberos KDC", err.Error())
+	}
+	kdc := krbtest.Serve(t, krbtest.Config{Domains: []string{lab.LabExchangeDomain}})
+	ctx := context.Background()
+	if err := kdc.AddUser(ctx, "Administrator", password); err != nil {
+		t.Fatal(err)
+	}
+	lr := startLabConfig(t, lab.Config{Host: host, Password: password, Kerberos: &lab.KerberosConfig{Realm: kdc.Realm,
+		KeytabFor: func(spn string) ([]byte, error) { return kdc.ServiceKeytab(ctx, spn) }}})
+	lr.krb = kdc
+	return lr
+}
+
+// kerberosUser is the lab account as a Kerberos principal.
+func (lr *labRun) kerberosUser() string { return "Administrator@" + lr.krb.Realm }
+
+// kerberosFlags are the Kerberos flags after --winrm-host/--winrm-port:
+// the principal, the KDC's krb5.conf, the SPN (the host is addressed by
+// IP, so the default HTTP/127.0.0.1 would name no service) and the CA.
+func (lr *labRun) kerberosFlags() []string {
+	return []string{"--winrm-user", lr.kerberosUser(), "--winrm-auth", "kerberos", "--krb5-conf", lr.krb.Krb5Conf,
+		"--winrm-spn", lr.lab.KerberosSPN, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName}
+}
+
+// fixWinRMArgs point fix's --winrm-host mapping (MX name = lab address)
+// at the lab, with the lab's authentication.
+func (lr *labRun) fixWinRMArgs() []string {
+	args := []string{"--winrm-host", lr.lab.MXHost + "=" + net.JoinHostPort(lr.lab.WinRMHost, fmt.Sprint(lr.lab.WinRMPort))}
+	if lr.krb != nil {
+		return append(args, lr.kerberosFlags()...)
+	}
+	return append(args, "--winrm-user", lr.lab.User, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName)
+}
+
+// refusals lists the lab's 401 answers with their reason.
+func refusals(lr *labRun) []string {
+	var out []string
+	for _, c := range lr.lab.WinRM.Calls() {
+		if c.Status == 401 && c.Fault != "ntlm-challenge" {
+			out = append(out, c.Time.Format("15:04:05.000000")+" "+c.Fault)
+		}
+	}
+	return out
+}
+
+// assertKerberosOnly checks that every WinRM request came with Kerberos
+// (no NTLM handshake, no refusal) and none asked for delegation.
+func assertKerberosOnly(t *testing.T, lr *labRun) {
+	t.Helper()
+	logons := lr.lab.WinRM.KerberosLogons()
+	if len(logons) == 0 {
+		t.Fatal("no Kerberos logon: the test did not use Kerberos")
+	}
+	for _, lo := range logons {
+		if lo.Delegated || lo.GSSFlags&1 != 0 || !strings.EqualFold(lo.Client, lr.kerberosUser()) {
+			t.Errorf("Kerberos logon %+v", lo)
+		}
+	}
+	for _, c := range lr.lab.WinRM.Calls() {
+		if c.Fault == "ntlm-challenge" {
+			t.Fatalf("an NTLM handshake: %+v", c)
+		}
+	}
+}
+
+// TestKerberosInspectRemediateRollbackFix runs inspect, remediate,
+// rollback and fix over Kerberos on every lab platform, over HTTPS (the
+// client does not encrypt Kerberos messages itself). The Exchange
+// platforms cross the second hop with the password passed explicitly
+// (the Kerberos logon has no network credentials).
+func TestKerberosInspectRemediateRollbackFix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	tests := []struct {
+		name    string
+		host    func() lab.Host
+		finding string
+		hop     bool
+	}{
+		{"iis", func() lab.Host { return lab.NewIIS(lab.IISAllExceptEmpty) }, "IIS-RELAY-ALL-EXCEPT-EMPTY", false},
+		{"exchange2003", func() lab.Host {
+			h := lab.NewExchange2003(lab.Ex2003Open)
+			h.SetSyncDelay(50 * time.Millisecond)
+			return h
+		}, "", true},
+		{"exchange2007", func() lab.Host { return lab.Exchange2007OpenDefault() }, "", true},
+		{"exchange2010", func() lab.Host { return lab.Exchange2010OpenDefault() }, "", true},
+		{"exchange2016", func() lab.Host { return lab.Exchange2016OpenCustomConnector() }, "", true},
+		{"exchange2019", func() lab.Host { return lab.Exchange2019AnonDefaultFrontend() }, "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			host := tc.host()
+			lr := startKerberosLabCLI(t, host, labTestPassword)
+			original := stateOf(t, host)
+			ev, bk := filepath.Join(lr.dir, "ev.json"), filepath.Join(lr.dir, "backup.json")
+			run := func(want int, args ...string) (string, string) {
+				t.Helper()
+				code, out, errOut := lr.run(labTestPassword, args...)
+				if code != want {
+					t.Fatalf("%s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s\nrefused requests: %v", args[0], code, want, out, errOut, refusals(lr))
+				}
+				if strings.Contains(strings.Join(args, " "), labTestPassword) {
+					t.Fatal("the password is in argv")
+				}
+				return out, errOut
+			}
+
+			out, _ := run(exitOpen, append([]string{"inspect", "--evidence", ev}, lr.winrmArgs()...)...)
+			if tc.finding != "" && !strings.Contains(out, tc.finding) {
+				t.Errorf("inspect lacks %s:\n%s", tc.finding, out)
+			}
+			if stateOf(t, host) != original {
+				t.Fatal("inspect changed the host")
+			}
+
+			out, _ = run(exitOK, append(append([]string{"remediate", "--allow", "192.0.2.25", "--no-loopback", "--yes", "--restart", "never",
+				"--ds2mb-timeout", "10s", "--evidence", ev, "--backup", bk}, lr.winrmArgs()...), lr.probeArgs()...)...)
+			if !strings.Contains(out, "Verdict: before open, after closed") {
+				t.Errorf("remediate output lacks the before/after verdict:\n%s", out)
+			}
+			if code := rcpt(t, lr.smtpTarget(), nil, "", ""); code < 500 {
+				t.Errorf("after remediate: stranger RCPT got %d, want a refusal", code)
+			}
+
+			run(exitOpen, append(append([]string{"rollback", "--backup", bk, "--evidence", ev}, lr.winrmArgs()...), lr.probeArgs()...)...)
+			if got := stateOf(t, host); got != original {
+				t.Errorf("state after rollback differs from the original:\n got %s\nwant %s", got, original)
+			}
+
+			_, smtpPort, _ := net.SplitHostPort(lr.lab.SMTPAddr)
+			run(exitOK, append([]string{"fix", lr.lab.Domain, "--dns-server", lr.lab.DNSAddr, "--ports", smtpPort, "--timeout", "10s",
+				"--allow", "192.0.2.25", "--no-loopback", "--restart", "never", "--yes", "--ds2mb-timeout", "10s",
+				"--evidence", filepath.Join(lr.dir, "fix.json"), "-o", filepath.Join(lr.dir, "fix.pdf")}, lr.fixWinRMArgs()...)...)
+			if code := rcpt(t, lr.smtpTarget(), nil, "", ""); code < 500 {
+				t.Errorf("after fix: stranger RCPT got %d, want a refusal", code)
+			}
+
+			assertKerberosOnly(t, lr)
+			explicit := 0
+			for _, r := range lr.lab.WinRM.Runs() {
+				if r.ExplicitHop {
+					explicit++
+				}
+			}
+			if tc.hop && explicit == 0 {
+				t.Error("no script crossed the second hop with the explicit credential")
+			}
+		})
+	}
+}
+
+// Without a credential to pass explicitly (a Kerberos credential cache,
+// no password, no --hop-user), the scripts reach the second hop with the
+// Kerberos logon's own token, which holds no network credentials: the
+// lab answers as Windows does, relaylock names the second hop with its
+// fixes and changes nothing. With --hop-user it passes.
+func TestKerberosSecondHopNeedsExplicitCredential(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	for _, tc := range []struct {
+		name string
+		host func() lab.Host
+		want []string
+	}{
+		{"exchange2016", func() lab.Host { return lab.Exchange2016OpenCustomConnector() },
+			[]string{"second hop", "the Exchange shell (http://ex1.corp.example/PowerShell/)", "0x8009030e", "--hop-user"}},
+		{"exchange2003", func() lab.Host { return lab.NewExchange2003(lab.Ex2003Open) },
+			[]string{"second hop", "Active Directory (LDAP)", "0x80072020", "--hop-user"}},
+		{"exchange2007", func() lab.Host { return lab.Exchange2007OpenDefault() },
+			[]string{"second hop", "Active Directory (LDAP, as the Exchange 2007 snap-in will)", "0x80072020", "--hop-user"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host := tc.host()
+			lr := startKerberosLabCLI(t, host, labTestPassword)
+			before := stateOf(t, host)
+			ccache := filepath.Join(t.TempDir(), "ccache")
+			if err := lr.krb.Kinit(context.Background(), lr.kerberosUser(), labTestPassword, ccache); err != nil {
+				t.Fatal(err)
+			}
+			args := append(append([]string{"inspect", "--evidence", filepath.Join(lr.dir, "ev.json")}, lr.winrmArgs()...), "--krb5-ccache", ccache)
+			code, out, errOut := runCLIEnv(t, nil, args...)
+			if code != exitError {
+				t.Fatalf("inspect without a second-hop credential: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitError, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(strings.ToLower(out+errOut), strings.ToLower(w)) {
+					t.Errorf("output lacks %q\nstdout:\n%s\nstderr:\n%s", w, out, errOut)
+				}
+			}
+			if stateOf(t, host) != before {
+				t.Error("inspect changed the host")
+			}
+			assertKerberosOnly(t, lr)
+			// The lab ran hop-check and refused it for want of network
+			// credentials; no script carried one.
+			hopRan := false
+			for _, r := range lr.lab.WinRM.Runs() {
+				hopRan = hopRan || r.Script == "hop-check"
+				if r.ExplicitHop {
+					t.Errorf("%s carried an explicit credential", r.Script)
+				}
+			}
+			if !hopRan {
+				t.Fatal("hop-check never ran: the refusal did not come from the lab")
+			}
+
+			// The same logon with --hop-user and its password passes.
+			code, out, errOut = runCLIEnv(t, map[string]string{"RELAYLOCK_HOP_PASSWORD": labTestPassword},
+				append(args, "--hop-user", lr.lab.User)...)
+			if code != exitOpen {
+				t.Fatalf("inspect with --hop-user: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOpen, out, errOut)
+			}
+		})
+	}
+}
