@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -243,5 +246,61 @@ func TestKerberosSecondHopNeedsExplicitCredential(t *testing.T) {
 				t.Fatalf("inspect with --hop-user: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOpen, out, errOut)
 			}
 		})
+	}
+}
+
+// TestLabCommandKerberos: `relaylock lab --kerberos` starts a KDC with
+// the lab, prints its krb5.conf and an inspect command over Kerberos
+// that works as printed, and removes the KDC's files when it stops.
+func TestLabCommandKerberos(t *testing.T) {
+	if err := krbtest.Available(); err != nil {
+		needs.Missing(t, "MIT Kerberos KDC", err.Error())
+	}
+	const password = "Lab-Krb-Pw-93be"
+	e, out, errb := labEnv(password)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	codec := make(chan int, 1)
+	go func() {
+		codec <- run(ctx, []string{"relaylock", "lab", "--platform", "exchange2016", "--kerberos"}, e)
+	}()
+	var cmdLine, conf string
+	for deadline := time.Now().Add(15 * time.Second); cmdLine == ""; {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "krb5.conf" {
+				conf = f[1]
+			}
+			if strings.HasPrefix(l, "  relaylock inspect ") && strings.Contains(l, "--winrm-auth kerberos") {
+				cmdLine = l
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Kerberos command: stdout %q stderr %q", out.String(), errb.String())
+		}
+		select {
+		case code := <-codec:
+			t.Fatalf("lab exited %d: %s", code, errb.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if strings.Contains(out.String(), password) {
+		t.Error("the lab printed the password it was given")
+	}
+	args := strings.Fields(cmdLine)[1:]
+	for i, a := range args {
+		if a == "--winrm-ca" {
+			args[i+1] = regexp.MustCompile(`--winrm-ca (\S+)`).FindStringSubmatch(out.String())[1]
+		}
+	}
+	code, stdout, stderr := runCLI(t, password, append(args, "--evidence", filepath.Join(t.TempDir(), "ev.json"))...)
+	if code != exitOpen || !strings.Contains(stdout, "Platform:  exchange") {
+		t.Fatalf("the printed Kerberos inspect: exit %d\nstdout:\n%s\nstderr:\n%s\nlab stderr:\n%s", code, stdout, stderr, errb.String())
+	}
+	cancel()
+	if code := <-codec; code != exitOK {
+		t.Errorf("lab exit %d: %s", code, errb.String())
+	}
+	if _, err := os.Stat(conf); conf == "" || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("krb5.conf %q left behind: %v", conf, err)
 	}
 }
