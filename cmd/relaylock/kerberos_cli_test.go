@@ -29,16 +29,23 @@ import (
 // with Kerberos.
 func startKerberosLabCLI(t *testing.T, host lab.Host, password string) *labRun {
 	t.Helper()
+	return startKerberosLabCLIConfig(t, lab.Config{Host: host, Password: password})
+}
+
+// startKerberosLabCLIConfig is startKerberosLabCLI for a lab.Config
+// (Host and Password set; Kerberos is filled in).
+func startKerberosLabCLIConfig(t *testing.T, cfg lab.Config) *labRun {
+	t.Helper()
 	if err := krbtest.Available(); err != nil {
 		needs.Missing(t, "MIT Kerberos KDC", err.Error())
 	}
 	kdc := krbtest.Serve(t, krbtest.Config{Domains: []string{lab.LabExchangeDomain}})
 	ctx := context.Background()
-	if err := kdc.AddUser(ctx, "Administrator", password); err != nil {
+	if err := kdc.AddUser(ctx, "Administrator", cfg.Password); err != nil {
 		t.Fatal(err)
 	}
-	lr := startLabConfig(t, lab.Config{Host: host, Password: password, Kerberos: &lab.KerberosConfig{Realm: kdc.Realm,
-		KeytabFor: func(spn string) ([]byte, error) { return kdc.ServiceKeytab(ctx, spn) }}})
+	cfg.Kerberos = &lab.KerberosConfig{Realm: kdc.Realm, KeytabFor: func(spn string) ([]byte, error) { return kdc.ServiceKeytab(ctx, spn) }}
+	lr := startLabConfig(t, cfg)
 	lr.krb = kdc
 	return lr
 }
@@ -48,10 +55,15 @@ func (lr *labRun) kerberosUser() string { return "Administrator@" + lr.krb.Realm
 
 // kerberosFlags are the Kerberos flags after --winrm-host/--winrm-port:
 // the principal, the KDC's krb5.conf, the SPN (the host is addressed by
-// IP, so the default HTTP/127.0.0.1 would name no service) and the CA.
+// IP, so the default HTTP/127.0.0.1 would name no service) and the CA
+// (over plain HTTP: --winrm-http, and the test adds
+// --winrm-allow-unencrypted where it wants it).
 func (lr *labRun) kerberosFlags() []string {
-	return []string{"--winrm-user", lr.kerberosUser(), "--winrm-auth", "kerberos", "--krb5-conf", lr.krb.Krb5Conf,
-		"--winrm-spn", lr.lab.KerberosSPN, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName}
+	args := []string{"--winrm-user", lr.kerberosUser(), "--winrm-auth", "kerberos", "--krb5-conf", lr.krb.Krb5Conf, "--winrm-spn", lr.lab.KerberosSPN}
+	if !lr.lab.HTTPS {
+		return append(args, "--winrm-http")
+	}
+	return append(args, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName)
 }
 
 // fixWinRMArgs point fix's --winrm-host mapping (MX name = lab address)
@@ -302,5 +314,47 @@ func TestLabCommandKerberos(t *testing.T) {
 	}
 	if _, err := os.Stat(conf); conf == "" || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("krb5.conf %q left behind: %v", conf, err)
+	}
+}
+
+// Kerberos over plain HTTP: relaylock's Kerberos does not encrypt
+// messages, so it refuses plain HTTP unless --winrm-allow-unencrypted,
+// a listener that requires encryption (the Windows default) refuses it
+// with 401, and one with AllowUnencrypted=true accepts it. The second
+// hop's password is never sent in clear text: Exchange hosts cannot be
+// read that way.
+func TestKerberosOverPlainHTTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	for _, tc := range []struct {
+		name   string
+		cfg    lab.Config
+		allow  bool
+		code   int
+		stderr string
+	}{
+		{"relaylock refuses without --winrm-allow-unencrypted", lab.Config{Host: lab.NewIIS(lab.IISAllExceptEmpty), PlainHTTP: true}, false, exitUsage, "kerberos over plain HTTP is not encrypted"},
+		{"listener requires encryption", lab.Config{Host: lab.NewIIS(lab.IISAllExceptEmpty), SealedHTTP: true}, true, exitError, "authentication failed"},
+		{"AllowUnencrypted=true, IIS", lab.Config{Host: lab.NewIIS(lab.IISAllExceptEmpty), PlainHTTP: true}, true, exitOpen, "commands and output travel unencrypted"},
+		{"AllowUnencrypted=true, Exchange: no password in clear text", lab.Config{Host: lab.Exchange2016OpenCustomConnector(), PlainHTTP: true}, true, exitError, "second hop"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Password = labTestPassword
+			lr := startKerberosLabCLIConfig(t, tc.cfg)
+			args := append([]string{"inspect"}, lr.winrmArgs()...)
+			if tc.allow {
+				args = append(args, "--winrm-allow-unencrypted")
+			}
+			code, out, errOut := lr.run(labTestPassword, args...)
+			if code != tc.code || !strings.Contains(errOut, tc.stderr) {
+				t.Fatalf("exit %d, want %d with %q\nstdout:\n%s\nstderr:\n%s\nrefused requests: %v", code, tc.code, tc.stderr, out, errOut, refusals(lr))
+			}
+			for _, r := range lr.lab.WinRM.Runs() {
+				if r.ExplicitHop {
+					t.Errorf("%s carried the second-hop password over plain HTTP", r.Script)
+				}
+			}
+		})
 	}
 }
