@@ -358,3 +358,24 @@ func TestKerberosOverPlainHTTP(t *testing.T) {
 		})
 	}
 }
+
+// doctor over Kerberos: the host offers Kerberos, the login works, the
+// session itself cannot read the domain (no network credentials, no
+// delegation), and the second hop passes with the explicit credential.
+func TestKerberosDoctor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	lr := startKerberosLabCLI(t, lab.Exchange2016OpenCustomConnector(), labTestPassword)
+	code, out, errOut := lr.run(labTestPassword, append([]string{"doctor"}, lr.winrmArgs()...)...)
+	if code != exitOK {
+		t.Fatalf("doctor: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, w := range []string{"kerberos auth as " + lr.kerberosUser(), "Kerberos", "relaylock uses kerberos",
+		"PASS  second-hop", "cannot read the domain (HRESULT 0x80072020)", "it has no network credentials"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("doctor output lacks %q:\n%s", w, out)
+		}
+	}
+	assertKerberosOnly(t, lr)
+}
