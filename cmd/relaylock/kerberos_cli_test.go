@@ -379,3 +379,20 @@ func TestKerberosDoctor(t *testing.T) {
 	}
 	assertKerberosOnly(t, lr)
 }
+
+// A service principal the KDC does not know is named as such, with the
+// flag that fixes it.
+func TestKerberosUnknownSPN(t *testing.T) {
+	lr := startKerberosLabCLI(t, lab.NewIIS(lab.IISAllExceptEmpty), labTestPassword)
+	args := append([]string{"inspect"}, lr.winrmArgs()...)
+	for i, a := range args {
+		if a == "--winrm-spn" {
+			args[i+1] = "HTTP/unknown.corp.example"
+		}
+	}
+	code, out, errOut := lr.run(labTestPassword, args...)
+	if code != exitError || !strings.Contains(errOut, "knows no service principal HTTP/unknown.corp.example") ||
+		!strings.Contains(errOut, "hint: give the host's service principal with --winrm-spn") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
