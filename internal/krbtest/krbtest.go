@@ -496,13 +496,13 @@ func (k *KDC) Close() error {
 
 // Kinit gets a TGT for principal (name or name@REALM) into the
 // credential cache file ccache with MIT's kinit (krb5-user), the password
-// on its stdin.
-func (k *KDC) Kinit(ctx context.Context, principal, password, ccache string) error {
+// on its stdin; opts are further kinit options ("-f": forwardable).
+func (k *KDC) Kinit(ctx context.Context, principal, password, ccache string, opts ...string) error {
 	kinit, err := exec.LookPath("kinit")
 	if err != nil {
 		return fmt.Errorf("%w: kinit: %w: %s", ErrUnavailable, err, Install)
 	}
-	cmd := exec.CommandContext(ctx, kinit, principal)
+	cmd := exec.CommandContext(ctx, kinit, append(opts, principal)...)
 	cmd.Env = append(append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}, k.Env()...), "KRB5CCNAME=FILE:"+ccache)
 	cmd.Stdin = strings.NewReader(password + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -18,7 +18,10 @@ import (
 // TGT into a temp credential cache (password on kinit's stdin; the
 // Python process never sees it). pywinrm must accept the lab's AP-REP
 // and run commands; with a keytab that no longer holds the service's
-// key (exported before a re-key) it must get 401.
+// key (exported before a re-key) it must get 401. Asked to delegate
+// (with a forwardable TGT), MIT puts a KRB-CRED into the authenticator,
+// and the lab recognises it as a delegated logon; relaylock's own client
+// never does (TestKerberosAcceptorEveryPlatform).
 func TestPywinrmKerberos(t *testing.T) {
 	requireKDC(t)
 	if err := exec.Command(debianPython, "-c", "import winrm, requests_kerberos, kerberos").Run(); err != nil {
@@ -27,9 +30,11 @@ func TestPywinrmKerberos(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		staleKeys bool
+		delegate  bool
 	}{
-		{"keytab matches", false},
-		{"wrong keytab", true},
+		{"keytab matches", false, false},
+		{"wrong keytab", true, false},
+		{"delegation asked", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			kdc := newLabKDC(t)
@@ -48,10 +53,18 @@ func TestPywinrmKerberos(t *testing.T) {
 			kl := startKerberosLabWith(t, kdc, cfg)
 			dir := t.TempDir()
 			ccache := filepath.Join(dir, "ccache")
-			if err := kl.kdc.Kinit(context.Background(), "Administrator@"+kl.kdc.Realm, krbTestPassword, ccache); err != nil {
+			var opts []string
+			if tc.delegate {
+				opts = []string{"-f"} // a forwardable TGT
+			}
+			if err := kl.kdc.Kinit(context.Background(), "Administrator@"+kl.kdc.Realm, krbTestPassword, ccache, opts...); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(debianPython, filepath.Join("testdata", "pywinrm_kerberos.py"), kl.WinRMURL, kl.ca, kl.Hostname)
+			delegate := "no"
+			if tc.delegate {
+				delegate = "yes"
+			}
+			cmd := exec.Command(debianPython, filepath.Join("testdata", "pywinrm_kerberos.py"), kl.WinRMURL, kl.ca, kl.Hostname, delegate)
 			cmd.Env = []string{
 				"PATH=/usr/bin:/bin",
 				"HOME=" + dir,
@@ -97,7 +110,7 @@ func TestPywinrmKerberos(t *testing.T) {
 				t.Fatal("no Kerberos logon recorded")
 			}
 			for _, lo := range logons {
-				if !lo.Mutual || lo.Delegated || lo.SPNEGO || !strings.EqualFold(lo.Client, "Administrator@"+kl.kdc.Realm) {
+				if !lo.Mutual || lo.Delegated != tc.delegate || lo.SPNEGO || !strings.EqualFold(lo.Client, "Administrator@"+kl.kdc.Realm) {
 					t.Errorf("logon %+v", lo)
 				}
 			}
