@@ -56,6 +56,9 @@ var (
 	ErrSchemeMismatch = errors.New("HTTP vs HTTPS mismatch")
 	// ErrKDCUnreachable: no Kerberos KDC of the user's realm answered.
 	ErrKDCUnreachable = errors.New("kerberos KDC unreachable")
+	// ErrKerberosSPN: the KDC knows no service principal of the name a
+	// ticket was asked for (KDC_ERR_S_PRINCIPAL_UNKNOWN), with ErrAuth.
+	ErrKerberosSPN = errors.New("kerberos service principal unknown to the KDC")
 	// ErrOutcomeUnknown: the connection was lost after a command may have
 	// started on the host, so what it did there is unknown.
 	ErrOutcomeUnknown = errors.New("outcome on the host unknown")
@@ -93,6 +96,7 @@ const (
 	libTextHTTP413                            // masterzen/winrm: "http error 413: ..." (MaxEnvelopeSizekb)
 	libTextKerberosAuth                       // gokrb5: KDC_ERR_PREAUTH_FAILED, KDC_ERR_C_PRINCIPAL_UNKNOWN
 	libTextKDCUnreachable                     // gokrb5: Networking_Error, "error sending to a KDC"
+	libTextKerberosSPN                        // gokrb5: KDC_ERR_S_PRINCIPAL_UNKNOWN (no such service principal)
 	libTextCanceled                           // a library that flattened context.Canceled into text
 	libTextMalformedHTTP                      // net/http: HTTPS listener answered a plain HTTP request
 	libTextTLSHandshakeTimeout                // net/http: TLS handshake timeout
@@ -120,6 +124,8 @@ func libSays(err error, t libText) bool {
 		return strings.Contains(s, "http error 413") || strings.Contains(s, "http response error: 413")
 	case libTextKerberosAuth:
 		return strings.Contains(s, "KDC_ERR_PREAUTH_FAILED") || strings.Contains(s, "KDC_ERR_C_PRINCIPAL_UNKNOWN")
+	case libTextKerberosSPN:
+		return strings.Contains(s, "KDC_ERR_S_PRINCIPAL_UNKNOWN")
 	case libTextKDCUnreachable:
 		return strings.Contains(s, "Networking_Error") || strings.Contains(s, "error sending to a KDC")
 	case libTextCanceled:

@@ -983,6 +983,8 @@ func (t *libTransport) classifyLib(ctx context.Context, err error) error {
 		return kindErr(ErrAuth, err, "authentication failed for %s at %s", t.c.cfg.User, t.c.cfg.hostPort())
 	case libSays(err, libTextKerberosAuth):
 		return kindErr(ErrAuth, err, "kerberos authentication failed for %s at %s", t.c.cfg.User, t.c.cfg.hostPort())
+	case libSays(err, libTextKerberosSPN):
+		return withKind(kindErr(ErrAuth, err, "the Kerberos KDC knows no service principal %s (for %s)", t.c.cfg.SPN, t.c.cfg.hostPort()), ErrKerberosSPN)
 	case libSays(err, libTextKDCUnreachable):
 		return withKind(kindErr(ErrUnreachable, err, "cannot reach a Kerberos KDC for %s (Kerberos configuration %s)", t.c.cfg.User, t.c.cfg.KrbConfig), ErrKDCUnreachable)
 	}

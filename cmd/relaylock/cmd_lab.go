@@ -49,6 +49,7 @@ func labCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "http", Usage: "serve WinRM over plain HTTP (as a host with AllowUnencrypted=true) instead of HTTPS"},
 			&cli.BoolFlag{Name: "sealed-http", Usage: "serve WinRM as a default Windows listener does: plain HTTP that requires NTLM message encryption (AllowUnencrypted=false)"},
 			&cli.IntFlag{Name: "max-memory-per-shell-mb", Usage: "the host's WinRS MaxMemoryPerShellMB `MB`, enforced on every script (the Exchange 2007/2010 shell under PowerShell 2.0 is charged ~200 MB, an unverified estimate); 0: WinRM's default for the platform, enforced too (150 before Windows Server 2012, else 1024: the Exchange 2007/2010 labs end the Exchange shell until raised)"},
+			&cli.BoolFlag{Name: "kerberos", Usage: "also accept Kerberos for HTTP/<host>, with tickets from a throwaway MIT KDC on loopback (Debian krb5-kdc, krb5-admin-server)"},
 			&cli.StringFlag{Name: "language", Value: "en-US", Usage: "`LANG` of the host's error messages: en-US or de-DE (relaylock classifies errors the same in both)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -84,7 +85,15 @@ func labCommand(e *env) *cli.Command {
 			if generated {
 				password = lab.RandomPassword()
 			}
+			var krb *lab.KerberosRealm
+			if c.Bool("kerberos") {
+				if krb, err = lab.StartKerberosRealm(c.Context, password); err != nil {
+					return fmt.Errorf("start the lab's KDC: %w", err)
+				}
+				defer krb.Close()
+			}
 			l, err := lab.Start(c.Context, lab.Config{
+				Kerberos:   krb.Config(),
 				Platform:   platform,
 				Listen:     ip.String(),
 				SMTPPort:   c.Int("smtp-port"),
@@ -114,6 +123,7 @@ func labCommand(e *env) *cli.Command {
 				defer os.Remove(caFile)
 			}
 			printLab(e, l, platform, caFile, generated, c.Bool("sealed-http"))
+			krb.Print(e.Stdout, l, caFile, c.Bool("sealed-http"))
 			<-c.Context.Done()
 			fmt.Fprintln(e.Stderr, "relaylock: lab: stopping")
 			return l.Close()

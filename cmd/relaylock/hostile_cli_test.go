@@ -114,12 +114,18 @@ func h9ScanDir(t *testing.T, dir string, forms map[string][]byte, extra *regexp.
 // TestNoSecretLeaksAnywhere runs every command that touches a host with a
 // known password and looks for it, in every encoding, in all output, the
 // lab's logs, the evidence, the backups and the PDF reports (bytes and
-// text).
+// text), over NTLM and over Kerberos (a real MIT KDC).
 func TestNoSecretLeaksAnywhere(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
 	needTool(t, "pdftotext")
+	for _, auth := range []string{"ntlm", "kerberos"} {
+		t.Run(auth, func(t *testing.T) { noSecretLeaksAnywhere(t, auth) })
+	}
+}
+
+func noSecretLeaksAnywhere(t *testing.T, auth string) {
 	const password = "Leak-Canary-Pw-7c2e91d4"
 	// A second-hop password of another account (--hop-user): the lab's
 	// directory refuses it, so the error path is covered too.
@@ -129,7 +135,13 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 		forms["hop "+k] = v
 	}
 	host := lab.Exchange2016OpenCustomConnector()
-	h := startLabWith(t, host, password)
+	var h *labRun
+	if auth == "kerberos" {
+		h = startKerberosLabCLI(t, host, password)
+		defer assertKerberosOnly(t, h)
+	} else {
+		h = startLabWith(t, host, password)
+	}
 	work := filepath.Join(h.dir, "work")
 	if err := os.Mkdir(work, 0o700); err != nil {
 		t.Fatal(err)
@@ -146,8 +158,7 @@ func TestNoSecretLeaksAnywhere(t *testing.T) {
 	}
 	_, smtpPort, _ := net.SplitHostPort(h.lab.SMTPAddr)
 	winrm := h.winrmArgs()
-	fixWinRM := []string{"--winrm-host", h.lab.MXHost + "=" + net.JoinHostPort(h.lab.WinRMHost, fmt.Sprint(h.lab.WinRMPort)),
-		"--winrm-user", h.lab.User, "--winrm-ca", h.ca, "--winrm-server-name", h.lab.TLSServerName}
+	fixWinRM := h.fixWinRMArgs()
 	cat := func(parts ...[]string) []string {
 		var out []string
 		for _, p := range parts {

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaylock/relaylock/internal/krbtest"
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/report/evidence"
 )
@@ -40,6 +41,9 @@ type labRun struct {
 	// sealed: WinRM is plain HTTP with NTLM message encryption required
 	// (lab.Config.SealedHTTP), the default Windows listener.
 	sealed bool
+	// krb is the KDC of a lab that accepts Kerberos (kerberos_cli_test.go):
+	// winrmArgs then log on with Kerberos.
+	krb *krbtest.KDC
 }
 
 func startLab(t *testing.T, host lab.Host) *labRun {
@@ -85,7 +89,11 @@ func (lr *labRun) logText() string {
 
 // winrmArgs are the flags that reach the lab's WinRM face.
 func (lr *labRun) winrmArgs() []string {
-	args := []string{"--winrm-host", lr.lab.WinRMHost, "--winrm-port", fmt.Sprint(lr.lab.WinRMPort), "--winrm-user", lr.lab.User}
+	args := []string{"--winrm-host", lr.lab.WinRMHost, "--winrm-port", fmt.Sprint(lr.lab.WinRMPort)}
+	if lr.krb != nil {
+		return append(args, lr.kerberosFlags()...)
+	}
+	args = append(args, "--winrm-user", lr.lab.User)
 	if lr.sealed {
 		return append(args, "--winrm-http")
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -125,9 +124,8 @@ func TestFixAcrossTheSecondHop(t *testing.T) {
 			_, smtpPort, _ := net.SplitHostPort(lr.lab.SMTPAddr)
 			ev := filepath.Join(lr.dir, "ev.json")
 			args := []string{"fix", lr.lab.Domain, "--dns-server", lr.lab.DNSAddr, "--ports", smtpPort, "--timeout", "10s",
-				"--allow", "192.0.2.25", "--restart", "never", "--yes", "--evidence", ev, "-o", filepath.Join(lr.dir, "r.pdf"),
-				"--winrm-host", lr.lab.MXHost + "=" + net.JoinHostPort(lr.lab.WinRMHost, fmt.Sprint(lr.lab.WinRMPort)),
-				"--winrm-user", lr.lab.User, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName}
+				"--allow", "192.0.2.25", "--restart", "never", "--yes", "--evidence", ev, "-o", filepath.Join(lr.dir, "r.pdf")}
+			args = append(args, lr.fixWinRMArgs()...)
 			code, out, errOut := lr.run(labTestPassword, args...)
 			if code != exitOK {
 				t.Fatalf("fix: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)

@@ -269,6 +269,8 @@ func winrmHint(err error) string {
 	switch {
 	case errors.Is(err, remediate.ErrConfig):
 		return ""
+	case errors.Is(err, remediate.ErrKerberosSPN):
+		return "give the host's service principal with --winrm-spn HTTP/<its DNS name> (setspn -L <host> lists it)"
 	case errors.Is(err, remediate.ErrAuth):
 		return "check --winrm-user (DOMAIN\\user, user@domain or a local user) and the password; the host must allow the mechanism (winrm get winrm/config/service/auth); a local administrator other than the built-in one needs LocalAccountTokenFilterPolicy=1"
 	case errors.Is(err, remediate.ErrTLS):

@@ -63,6 +63,13 @@ type Config struct {
 	// (NTLM message encryption, MS-WSMV 2.2.9.1) and any other request,
 	// Basic included, gets 401. It excludes PlainHTTP.
 	SealedHTTP bool
+	// Kerberos, when set, makes the WinRM face a Kerberos acceptor as well
+	// (kerberos.go). Its SPN defaults to HTTP/<Hostname>, its keytab to
+	// KeytabFor's answer for that SPN, and the lab account to
+	// CORP\Administrator on every platform: Kerberos logs on domain
+	// accounts only. The logon holds no network credentials (no
+	// delegation), so the second hop needs explicit credentials.
+	Kerberos *KerberosConfig
 	// WinRM holds further WS-Man options (MaxOperationTimeout, DisableBasic,
 	// DisableNTLM, MaxShellsPerUser, ...). User, Password, Faults and
 	// AllowUnencrypted and DisableSealing are set by Start.
@@ -108,6 +115,9 @@ type Lab struct {
 	// HostCommands are the administrator's commands applied to the host
 	// (Config.HostCommands and, with Config.PrepareHost, HostPreparation).
 	HostCommands []string
+	// KerberosSPN and KerberosRealm name the service principal the WinRM
+	// face accepts tickets for ("" without Config.Kerberos).
+	KerberosSPN, KerberosRealm string
 
 	// WinRM is the WS-Man server: Calls, Runs, Verify, CountCalls.
 	WinRM *WSMan
@@ -122,6 +132,25 @@ type Lab struct {
 	smtpDone  chan struct{}
 	stopMu    sync.Mutex
 	stop      func() bool
+}
+
+// kerberos completes kc for this lab (SPN, keytab) and checks it.
+func (l *Lab) kerberos(kc KerberosConfig) (*KerberosConfig, error) {
+	if kc.SPN == "" {
+		kc.SPN = "HTTP/" + l.Hostname
+	}
+	if len(kc.Keytab) == 0 && kc.KeytabFor != nil {
+		kt, err := kc.KeytabFor(kc.SPN)
+		if err != nil {
+			return nil, fmt.Errorf("%w: keytab for %s: %w", ErrKerberosConfig, kc.SPN, err)
+		}
+		kc.Keytab = kt
+	}
+	if _, err := newKrbAcceptor(&kc); err != nil {
+		return nil, err
+	}
+	l.KerberosSPN, l.KerberosRealm = kc.SPN, kc.Realm
+	return &kc, nil
 }
 
 // ErrNotLoopback is returned for a Listen address outside loopback: the
@@ -170,7 +199,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	// of an Exchange host (the second hop needs one: Active Directory
 	// does not know local accounts, secondhop.go).
 	defUser := "Administrator"
-	if p := info.Platform; p == remediate.PlatformExchange || p == remediate.PlatformExchange2003 {
+	if p := info.Platform; p == remediate.PlatformExchange || p == remediate.PlatformExchange2003 || cfg.Kerberos != nil {
 		defUser = LabNetBIOSDomain + `\Administrator`
 	}
 	l.User = firstNonEmpty(cfg.User, defUser)
@@ -219,6 +248,11 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	if note := quotaNote(l.Host, wcfg.Conditions); note != "" && cfg.Logf != nil {
 		cfg.Logf("%s", note)
+	}
+	if cfg.Kerberos != nil {
+		if wcfg.Kerberos, err = l.kerberos(*cfg.Kerberos); err != nil {
+			return nil, err
+		}
 	}
 	wcfg.User, wcfg.Password, wcfg.Faults = l.User, l.Password, l.Faults
 	wcfg.AllowUnencrypted = cfg.PlainHTTP

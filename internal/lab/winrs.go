@@ -208,6 +208,11 @@ func (w *WSMan) startLocked(s *wsShell, c *wsCommand) {
 	c.script = run.Script
 	proc := Process{CodePage: s.codepage, ConsoleStdin: c.console, Language: w.cfg.Language, Replay: w.cfg.Replay,
 		Conditions: w.cfg.Conditions, EnvelopeKB: w.cfg.MaxEnvelopeSize / 1024}
+	// Every WS-Man logon is a network logon without delegation (NTLM,
+	// Basic, Kerberos without a forwarded TGT): the process holds no
+	// network credentials, so doctor.ps1's own LDAP read fails too
+	// (secondhop.go, kerberos.go).
+	proc.Conditions.NoSecondHop = true
 	w.commands.Add(1)
 	go func() {
 		defer w.commands.Done()

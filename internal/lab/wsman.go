@@ -129,6 +129,9 @@ type WSManConfig struct {
 	DNSDomain     string
 	// Faults, when set, injects failures (faults.go).
 	Faults *Faults
+	// Kerberos, when set, makes the host a Kerberos acceptor for one
+	// service principal (kerberos.go).
+	Kerberos *KerberosConfig
 	// Conditions are host-wide conditions (doctor.go).
 	Conditions HostConditions
 	// Replay maps a script name to a framed output written by hand from
@@ -199,6 +202,9 @@ type WSMan struct {
 	idle     *sync.Cond
 	closing  chan struct{}
 	commands sync.WaitGroup
+
+	krb       *krbAcceptor // nil: no Kerberos
+	krbLogons []KerberosLogon
 
 	srv    *http.Server
 	ln     net.Listener
@@ -271,6 +277,10 @@ func NewWSMan(h Host, cfg WSManConfig) *WSMan {
 	// WinRM account when that is a domain account (secondhop.go).
 	w := &WSMan{host: withDirectory(h, directoryFor(cfg.User, cfg.Password)), cfg: cfg, shells: map[string]*wsShell{}, closing: make(chan struct{})}
 	w.idle = sync.NewCond(&w.mu)
+	var err error
+	if w.krb, err = newKrbAcceptor(cfg.Kerberos); err != nil && cfg.Logf != nil {
+		cfg.Logf("winrm: Kerberos disabled: %v", err) // lab.Start checks it first
+	}
 	return w
 }
 
@@ -572,6 +582,10 @@ func (w *WSMan) authenticate(rw http.ResponseWriter, r *http.Request, body []byt
 			w.unauthorized(rw, "")
 			return false
 		}
+	case (strings.EqualFold(scheme, "Negotiate") || strings.EqualFold(scheme, "Kerberos")) && w.krb != nil && isKerberosToken(decodeToken(tok)):
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		return w.acceptKerberos(rw, scheme, decodeToken(tok), cs)
 	case (strings.EqualFold(scheme, "Negotiate") || strings.EqualFold(scheme, "NTLM")) && !w.cfg.DisableNTLM:
 		raw, err := base64.StdEncoding.DecodeString(tok)
 		if err != nil {
@@ -698,8 +712,11 @@ func (w *WSMan) basicRefusal(presented string) string {
 // offers.
 func (w *WSMan) unauthorized(rw http.ResponseWriter, _ string) {
 	h := rw.Header()
-	if !w.cfg.DisableNTLM {
+	if !w.cfg.DisableNTLM || w.krb != nil {
 		h.Add("WWW-Authenticate", "Negotiate")
+	}
+	if w.krb != nil {
+		h.Add("WWW-Authenticate", "Kerberos")
 	}
 	if !w.cfg.DisableBasic {
 		h.Add("WWW-Authenticate", `Basic realm="WSMAN"`)
