@@ -5,43 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"runtime/debug"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
+
+	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
 )
 
-// Exit codes, mapped in one place (README, "Exit codes").
+// The exit codes are engagement's (README, "Exit codes"); cmd only maps
+// errors to them (exitCode).
 const (
-	exitOK           = 0   // no open relay; remediated and re-test closed
-	exitError        = 1   // runtime error
-	exitUsage        = 2   // bad flags or arguments
-	exitOpen         = 3   // an open relay was found
-	exitStillOpen    = 4   // remediation applied but the re-test still shows a relay
-	exitInconclusive = 5   // nothing found open, but an endpoint could not be tested
-	exitEvidence     = 6   // the result was printed, but the evidence file could not be written (nothing open)
-	exitCancelled    = 130 // interrupted
+	exitOK           = engagement.ExitOK
+	exitError        = engagement.ExitError
+	exitUsage        = engagement.ExitUsage
+	exitOpen         = engagement.ExitOpen
+	exitStillOpen    = engagement.ExitStillOpen
+	exitInconclusive = engagement.ExitInconclusive
+	exitEvidence     = engagement.ExitEvidence
+	exitCancelled    = engagement.ExitCancelled
 )
 
 // env is everything a command may touch outside its arguments, so that
 // tests can run the whole CLI in-process.
-type env struct {
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	Getenv func(string) string
-	// StdinIsTerminal and StderrIsTerminal decide prompts and progress.
-	StdinIsTerminal  bool
-	StderrIsTerminal bool
-	// Quiet (--quiet) drops progress lines; results, warnings and errors
-	// are still printed.
-	Quiet bool
-	// winrmDial, when set, opens the WinRM connections (a test seam).
-	winrmDial func(ctx context.Context, network, addr string) (net.Conn, error)
-}
+type env = engagement.Env
 
 func newEnv() *env {
 	return &env{
@@ -54,28 +44,22 @@ func newEnv() *env {
 	}
 }
 
-// usageError marks errors in how relaylock was called (exit code 2).
-type usageError struct{ msg string }
+type usageError = engagement.UsageError
 
-func (e usageError) Error() string { return e.msg }
+func usagef(format string, a ...any) error { return engagement.Usagef(format, a...) }
 
-func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+func withCode(code int, err error) error { return engagement.WithCode(code, err) }
 
-// exitError carries an exit code other than 1 with an optional message.
-type codeError struct {
-	code int
-	err  error
-}
-
-func (e codeError) Error() string {
-	if e.err == nil {
-		return ""
-	}
-	return e.err.Error()
-}
-func (e codeError) Unwrap() error { return e.err }
-
-func withCode(code int, err error) error { return codeError{code: code, err: err} }
+// Test seams, copied into the Env of every run (runApp).
+var (
+	// testResolver replaces DNS.
+	testResolver audit.MailResolver
+	// beforeEvidenceWrite runs just before a command writes its result to
+	// the evidence file.
+	beforeEvidenceWrite func(path string)
+	// testOnlyCatchStarted is told the catcher's address.
+	testOnlyCatchStarted func(addr string)
+)
 
 // Version and commit; set with -ldflags "-X main.version=... -X main.commit=..."
 // or read from the build's VCS stamp.
@@ -143,7 +127,7 @@ func newApp(e *env) *cli.App {
 			completionCommand(e),
 		},
 	}
-	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{Msg: err.Error()} }
 	app.Before = func(c *cli.Context) error {
 		if c.Bool("quiet") {
 			// No progress lines, and no progress bar either.
@@ -160,12 +144,26 @@ func newApp(e *env) *cli.App {
 	}
 	// After the --quiet hook, which it chains: a command's Before runs
 	// both.
-	addEvidencePreflight(app.Commands)
+	addEvidencePreflight(e, app.Commands)
 	return app
 }
 
 // runApp runs the CLI on args without mapping errors to exit codes.
 func runApp(ctx context.Context, e *env, args []string) error {
+	run := *e // this run's own: --quiet and the lost evidence write
+	e = &run
+	if e.Version == "" {
+		e.Version, e.Commit = buildVersion()
+	}
+	if testResolver != nil && e.Resolver == nil {
+		e.Resolver = testResolver
+	}
+	if beforeEvidenceWrite != nil && e.BeforeEvidenceWrite == nil {
+		e.BeforeEvidenceWrite = beforeEvidenceWrite
+	}
+	if testOnlyCatchStarted != nil && e.CatchStarted == nil {
+		e.CatchStarted = testOnlyCatchStarted
+	}
 	app := newApp(e)
 	if words, ok := completionRequest(args); ok {
 		app.Setup()
@@ -190,17 +188,17 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	}
 	// An error may quote a server (a reply, a fault, script output): no
 	// control character of it reaches the terminal.
-	stderr = printableLines{stderr}
-	var ce codeError
+	stderr = printableLines{W: stderr}
+	var ce engagement.CodeError
 	if errors.As(err, &ce) {
-		if ce.err != nil && ce.err.Error() != "" {
-			fmt.Fprintf(stderr, "relaylock: %v\n", ce.err)
+		if ce.Err != nil && ce.Err.Error() != "" {
+			fmt.Fprintf(stderr, "relaylock: %v\n", ce.Err)
 		}
-		return ce.code
+		return ce.Code
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "relaylock: %v\nhint: run 'relaylock help' for usage\n", ue.msg)
+		fmt.Fprintf(stderr, "relaylock: %v\nhint: run 'relaylock help' for usage\n", ue.Msg)
 		return exitUsage
 	}
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {

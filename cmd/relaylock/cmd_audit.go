@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -22,9 +23,6 @@ var (
 	auditExtraFlags []cli.Flag
 	auditSetupCatch func(c *cli.Context, e *env, opts *audit.Options) (cleanup func(), err error)
 )
-
-// testResolver, when set by tests, replaces DNS for `relaylock audit`.
-var testResolver audit.MailResolver
 
 func auditFlags() []cli.Flag {
 	flags := []cli.Flag{
@@ -141,7 +139,7 @@ func auditCommand(e *env) *cli.Command {
 						}
 					}
 				}
-				res, err = runProbe(c.Context, e, opts)
+				res, err = engagement.RunProbe(c.Context, e, opts)
 				if err != nil && res == nil {
 					if errors.Is(err, audit.ErrBadTarget) {
 						return usagef("%v", err)
@@ -156,10 +154,10 @@ func auditCommand(e *env) *cli.Command {
 						return fmt.Errorf("write the result: %w", werr)
 					}
 				}
-				rec := newRecorder(c, opts.Targets)
-				if werr := rec.update(func(b *evidence.Bundle) {
+				rec := newRecorder(c, e, opts.Targets)
+				if werr := rec.Update(func(b *evidence.Bundle) {
 					b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "audit", Result: res})
-					rec.log(b, "audit", "", fmt.Sprintf("probed %s: %s", scopeText(opts.Targets), res.Verdict))
+					rec.Log(b, "audit", "", fmt.Sprintf("probed %s: %s", scopeText(opts.Targets), res.Verdict))
 				}); werr != nil {
 					evErr = werr // the result is printed below all the same
 				}
@@ -249,8 +247,8 @@ func auditOptions(c *cli.Context, e *env, targets []string) (audit.Options, erro
 	if e.StderrIsTerminal {
 		opts.Progress = e.Stderr
 	}
-	if testResolver != nil {
-		opts.Resolver = testResolver
+	if e.Resolver != nil {
+		opts.Resolver = e.Resolver
 	} else {
 		r, err := audit.NewDNSResolver(audit.DNSConfig{Servers: opts.DNSServers})
 		if err != nil {

@@ -42,9 +42,6 @@ func catchFlags() []cli.Flag {
 	}
 }
 
-// testOnlyCatchStarted, when set by tests, is told the catcher's address.
-var testOnlyCatchStarted func(addr string)
-
 // catchDNSCheckTimeout bounds the pre-flight look-up of the catch domain.
 const catchDNSCheckTimeout = 10 * time.Second
 
@@ -91,8 +88,8 @@ func setupCatch(c *cli.Context, e *env, opts *audit.Options) (cleanup func(), er
 		}
 		return nil, fmt.Errorf("catch mode: %w", err)
 	}
-	if testOnlyCatchStarted != nil {
-		testOnlyCatchStarted(cat.Addr())
+	if e.CatchStarted != nil {
+		e.CatchStarted(cat.Addr())
 	}
 	fmt.Fprintf(e.Stderr, "relaylock: catch mode: listening on %s for mail to *@%s only; waiting up to %s after the probes\n",
 		cat.Addr(), cat.Domain(), wait)

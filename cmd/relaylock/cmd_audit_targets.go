@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -115,7 +116,7 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 			tr.Client, tr.WinRMHost = entries[i].Client, entries[i].WinRMHost
 			w.add(i, tr)
 		}
-		res, runErr = runProbe(c.Context, e, opts)
+		res, runErr = engagement.RunProbe(c.Context, e, opts)
 	}
 	if cerr := w.close(); cerr != nil {
 		return nil, cerr
@@ -149,14 +150,14 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 	for i, en := range entries {
 		all[i] = en.Target
 	}
-	rec := newRecorder(c, all)
-	if err := rec.update(func(b *evidence.Bundle) {
+	rec := newRecorder(c, e, all)
+	if err := rec.Update(func(b *evidence.Bundle) {
 		b.Audits = append(b.Audits, m.Evidence("audit"))
 		msg := fmt.Sprintf("probed %s: %s", scopeText(all), merged.Verdict)
 		if len(done) > 0 {
 			msg += fmt.Sprintf(" (resumed: %d targets from the journal)", len(done))
 		}
-		rec.log(b, "audit", "", msg)
+		rec.Log(b, "audit", "", msg)
 	}); err != nil {
 		// Every target stays in the journal: --resume writes them.
 		return merged, &evidenceWriteError{fmt.Errorf("%w\nhint: every target is kept in %s; once the evidence file can be written, run the same command with --resume to add them without probing again", err, jp)}

@@ -48,7 +48,7 @@ func doctorCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := newRecorder(c, []string{host}).update(func(b *evidence.Bundle) {
+			if err := newRecorder(c, e, []string{host}).Update(func(b *evidence.Bundle) {
 				for _, ch := range rep.Checks {
 					b.Log = append(b.Log, evidence.LogEntry{Time: rep.Time, Step: "doctor", Host: host, Message: ch.LogLine()})
 				}

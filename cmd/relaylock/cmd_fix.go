@@ -83,7 +83,7 @@ func fixCommand(e *env) *cli.Command {
 					return err
 				}
 			}
-			fx.rec.engagement.Scope = []string{domain}
+			fx.rec.SetScope([]string{domain})
 
 			fx.progress("step 1/5: auditing %s from outside", domain)
 			before, err := fx.probe(c.Context, []string{domain}, "audit", "")
@@ -130,7 +130,7 @@ func fixCommand(e *env) *cli.Command {
 				res, err := fx.fixHost(c.Context, winrmHost, h.targets, req, before)
 				results = append(results, res)
 				if err != nil {
-					fmt.Fprintf(printableLines{e.Stderr}, "relaylock: %s: %v\n", h.mx, err) // may quote the host
+					fmt.Fprintf(printableLines{W: e.Stderr}, "relaylock: %s: %v\n", h.mx, err) // may quote the host
 					if firstErr == nil {
 						firstErr = err
 					}

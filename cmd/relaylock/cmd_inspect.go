@@ -57,13 +57,13 @@ func inspectCommand(e *env) *cli.Command {
 				return err
 			}
 			defer closeRunner(runner)
-			rec := newRecorder(c, []string{host})
+			rec := newRecorder(c, e, []string{host})
 			insp, ierr := remediate.InspectHostWith(c.Context, runner, host, prober, ho)
 			var evErr error // printed after the result
 			if insp != nil {
-				evErr = rec.update(func(b *evidence.Bundle) {
+				evErr = rec.Update(func(b *evidence.Bundle) {
 					b.Inspections = append(b.Inspections, *insp)
-					rec.log(b, "inspect", host, fmt.Sprintf("inspected %s as %s (WinRM user %s): %d finding(s)", host, insp.Platform, user, len(insp.Findings)))
+					rec.Log(b, "inspect", host, fmt.Sprintf("inspected %s as %s (WinRM user %s): %d finding(s)", host, insp.Platform, user, len(insp.Findings)))
 				})
 			}
 			if ierr != nil && evErr != nil {
@@ -116,7 +116,7 @@ func openRunner(c *cli.Context, e *env, host string) (remediate.Runner, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	cfg.Dial = e.winrmDial
+	cfg.Dial = e.WinRMDial
 	r, w2, err := remediate.NewWinRMRunner(cfg)
 	for _, w := range append(warnings, w2...) {
 		fmt.Fprintf(e.Stderr, "relaylock: warning: %s\n", audit.Printable(w))
@@ -145,7 +145,7 @@ func openFinding(insp *remediate.Inspection) bool {
 }
 
 func writeInspection(w io.Writer, insp *remediate.Inspection) {
-	w = printableLines{w} // everything here comes from the host
+	w = printableLines{W: w} // everything here comes from the host
 	hi := insp.HostInfo
 	fmt.Fprintf(w, "Host:      %s (%s)\n", insp.Host, hi.ComputerName)
 	fmt.Fprintf(w, "Platform:  %s", insp.Platform)

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
@@ -114,7 +115,7 @@ func requestFrom(c *cli.Context) (remediate.Request, error) {
 type fixer struct {
 	c   *cli.Context
 	e   *env
-	rec *recorder
+	rec *engagement.Recorder
 	// interactive is true when the operator can be asked.
 	interactive bool
 	in          *bufio.Reader
@@ -140,7 +141,7 @@ func newFixer(c *cli.Context, e *env) (*fixer, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fixer{c: c, e: e, rec: newRecorder(c, nil), interactive: e.StdinIsTerminal, in: bufio.NewReader(e.Stdin), backupDir: dir, hostOpts: ho}
+	f := &fixer{c: c, e: e, rec: newRecorder(c, e, nil), interactive: e.StdinIsTerminal, in: bufio.NewReader(e.Stdin), backupDir: dir, hostOpts: ho}
 	f.newRunner = func(host string) (remediate.Runner, string, error) { return openRunner(c, e, host) }
 	return f, nil
 }
@@ -379,7 +380,7 @@ func (f *fixer) restart(ctx context.Context, r remediate.Runner, host string, ou
 	}
 	f.progress("restarting %s on %s", svc, host)
 	run, err := r.Run(ctx, "service-restart", map[string]string{"service": svc})
-	f.rec.updateOrWarn(f.e.Stderr, "the restart of "+svc+" on "+host, func(b *evidence.Bundle) {
+	f.rec.UpdateOrWarn(f.e.Stderr, "the restart of "+svc+" on "+host, func(b *evidence.Bundle) {
 		msg := "restarted " + svc
 		if err != nil {
 			msg = "restart of " + svc + " failed: " + err.Error()
@@ -387,7 +388,7 @@ func (f *fixer) restart(ctx context.Context, r remediate.Runner, host string, ou
 		if run != nil {
 			msg += " (script sha256 " + run.SHA256 + ")"
 		}
-		f.rec.log(b, "restart", host, msg)
+		f.rec.Log(b, "restart", host, msg)
 	})
 	if err != nil {
 		fmt.Fprintf(f.e.Stderr, "relaylock: warning: restart %s: %v\n", svc, err)
@@ -401,7 +402,7 @@ func (f *fixer) restart(ctx context.Context, r remediate.Runner, host string, ou
 func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
 	switch step {
 	case "plan":
-		fmt.Fprint(printableLines{f.e.Stdout}, remediate.FormatPlan(o.Plan)) // values come from the host
+		fmt.Fprint(printableLines{W: f.e.Stdout}, remediate.FormatPlan(o.Plan)) // values come from the host
 	}
 	record := func(b *evidence.Bundle) {
 		switch step {
@@ -410,10 +411,10 @@ func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
 				b.Inspections = append(b.Inspections, *o.Before)
 			}
 			b.Plans = append(b.Plans, *o.Plan)
-			f.rec.log(b, "plan", host, fmt.Sprintf("%d change(s) planned", len(o.Plan.Changes)))
+			f.rec.Log(b, "plan", host, fmt.Sprintf("%d change(s) planned", len(o.Plan.Changes)))
 		case "backup":
 			b.Backups = append(b.Backups, evidence.BackupRef{File: o.BackupFile, SHA256: o.BackupSHA256, Backup: o.Backup})
-			f.rec.log(b, "backup", host, "backup written and synced: "+o.BackupFile+" (sha256 "+o.BackupSHA256+")")
+			f.rec.Log(b, "backup", host, "backup written and synced: "+o.BackupFile+" (sha256 "+o.BackupSHA256+")")
 		default: // apply, readback, rollback, failed, pending
 			if o.Change != nil {
 				upsertChange(b, *o.Change)
@@ -421,16 +422,16 @@ func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
 			if (step == "readback" || step == "pending") && o.After != nil {
 				b.Inspections = append(b.Inspections, *o.After)
 			}
-			f.rec.log(b, step, host, stepMessage(step, o))
+			f.rec.Log(b, step, host, stepMessage(step, o))
 		}
 	}
 	if step == "plan" || step == "backup" {
 		// Nothing has changed yet: no change without its backup recorded.
-		return f.rec.update(record)
+		return f.rec.Update(record)
 	}
 	// The change has happened: carry on (read back, roll back, re-test)
 	// and say that its record is missing.
-	f.rec.updateOrWarn(f.e.Stderr, "the "+step+" record of "+host, record)
+	f.rec.UpdateOrWarn(f.e.Stderr, "the "+step+" record of "+host, record)
 	return nil
 }
 
@@ -469,14 +470,14 @@ func (f *fixer) probe(ctx context.Context, targets []string, purpose, host strin
 	if purpose == "retest" && f.authRetest[host] {
 		opts.AuthTests = true
 	}
-	r, err := runProbe(ctx, f.e, opts)
+	r, err := engagement.RunProbe(ctx, f.e, opts)
 	if err != nil {
 		return nil, err
 	}
 	f.progress("%s %s: %s", purpose, strings.Join(targets, ", "), probeCost(r))
-	f.rec.updateOrWarn(f.e.Stderr, "the "+purpose+" of "+strings.Join(targets, ", "), func(b *evidence.Bundle) {
+	f.rec.UpdateOrWarn(f.e.Stderr, "the "+purpose+" of "+strings.Join(targets, ", "), func(b *evidence.Bundle) {
 		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: purpose, Host: host, Result: r})
-		f.rec.log(b, purpose, host, fmt.Sprintf("probed %s: %s", strings.Join(targets, ", "), r.Verdict))
+		f.rec.Log(b, purpose, host, fmt.Sprintf("probed %s: %s", strings.Join(targets, ", "), r.Verdict))
 	})
 	return r, nil
 }

@@ -195,7 +195,7 @@ func checkReportOutput(o reportOptions, b *evidence.Bundle) error {
 
 // writeMismatches prints what relaylock verify prints for each problem.
 func writeMismatches(w io.Writer, r *evidence.CheckResult) {
-	w = printableLines{w} // names and values from the evidence file
+	w = printableLines{W: w} // names and values from the evidence file
 	for _, l := range r.Notes {
 		fmt.Fprintf(w, "note      %s\n", l)
 	}

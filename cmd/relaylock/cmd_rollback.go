@@ -66,7 +66,7 @@ func rollbackCommand(e *env) *cli.Command {
 				HostOptions: fx.hostOpts,
 			})
 			if rec != nil {
-				fx.rec.updateOrWarn(e.Stderr, "the rollback record of "+host, func(bb *evidence.Bundle) {
+				fx.rec.UpdateOrWarn(e.Stderr, "the rollback record of "+host, func(bb *evidence.Bundle) {
 					upsertChange(bb, *rec)
 					if after != nil {
 						bb.Inspections = append(bb.Inspections, *after)
@@ -78,7 +78,7 @@ func rollbackCommand(e *env) *cli.Command {
 					case rerr != nil:
 						msg = "restore failed: " + rerr.Error()
 					}
-					fx.rec.log(bb, "rollback", host, msg)
+					fx.rec.Log(bb, "rollback", host, msg)
 				})
 			}
 			if rerr != nil {
@@ -144,7 +144,7 @@ func rollbackTargets(c *cli.Context, b *remediate.Backup, host string) ([]string
 // have accepted own-domain forms as local recipients. With all false only
 // the endpoints that are not closed are listed.
 func writeEndpointReasons(w io.Writer, r *audit.Result, all bool) {
-	w = printableLines{w} // reasons quote servers
+	w = printableLines{W: w} // reasons quote servers
 	for _, t := range r.Targets {
 		if len(t.Endpoints) == 0 && (all || t.Verdict != audit.VerdictClosed) {
 			fmt.Fprintf(w, "  %s: %s: %s\n", t.Target, t.Verdict, orDash(t.Reason))

@@ -119,7 +119,7 @@ func runVerify(e *env, path, pubkey string, verbose bool, format string) error {
 	if err != nil {
 		return err
 	}
-	w := printableLines{e.Stdout} // an evidence file to verify may come from anyone
+	w := printableLines{W: e.Stdout} // an evidence file to verify may come from anyone
 	fmt.Fprintf(w, "evidence: %s\nreport id: %s\ndigest:   %s\n", path, o.ReportID, o.Digest)
 	if verbose {
 		for _, l := range o.OK {

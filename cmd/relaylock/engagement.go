@@ -1,16 +1,14 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"net/netip"
 	"os/user"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -24,87 +22,15 @@ func evidenceFlags() []cli.Flag {
 	}
 }
 
-// recorder adds sections to the evidence file named by --evidence; with no
-// file it does nothing.
-type recorder struct {
-	ctx        context.Context // bounds the wait for the evidence lock (Ctrl-C)
-	app        *cli.App        // where a lost write is noted (evidenceLost)
-	path       string
-	tool       evidence.Tool
-	engagement evidence.Engagement
-	now        func() time.Time
+// newRecorder is the recorder of the evidence flags.
+func newRecorder(c *cli.Context, e *env, scope []string) *engagement.Recorder {
+	return engagement.NewRecorder(c.Context, e, evidenceOptions(c), scope)
 }
 
-func newRecorder(c *cli.Context, scope []string) *recorder {
-	ver, rev := buildVersion()
-	return &recorder{
-		ctx:  c.Context,
-		app:  c.App,
-		path: c.String("evidence"),
-		tool: evidence.CurrentTool(ver, rev),
-		engagement: evidence.Engagement{
-			Client:        c.String("client"),
-			Authorization: c.String("authorization"),
-			Operator:      osUser(),
-			Scope:         scope,
-			Ticket:        c.String("ticket"),
-		},
-		now: func() time.Time { return time.Now().UTC() },
-	}
-}
-
-// update applies fn to the evidence, keeping what is already there.
-func (r *recorder) update(fn func(b *evidence.Bundle)) error {
-	if r == nil || r.path == "" {
-		return nil
-	}
-	if beforeEvidenceWrite != nil {
-		beforeEvidenceWrite(r.path)
-	}
-	ctx := r.ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	err := evidence.Update(ctx, r.path, func(b *evidence.Bundle) error {
-		b.Tool = r.tool
-		mergeEngagement(&b.Engagement, r.engagement)
-		fn(b)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("write evidence %s: %w", r.path, err)
-	}
-	return nil
-}
-
-// log records one line of the account of what was done.
-func (r *recorder) log(b *evidence.Bundle, step, host, msg string) {
-	b.Log = append(b.Log, evidence.LogEntry{Time: r.now(), Step: step, Host: host, Message: msg})
-}
-
-func mergeEngagement(dst *evidence.Engagement, src evidence.Engagement) {
-	if src.Client != "" {
-		dst.Client = src.Client
-	}
-	if src.Authorization != "" {
-		dst.Authorization = src.Authorization
-	}
-	if src.Operator != "" {
-		dst.Operator = src.Operator
-	}
-	if src.Ticket != "" {
-		dst.Ticket = src.Ticket
-	}
-	seen := map[string]bool{}
-	for _, s := range dst.Scope {
-		seen[s] = true
-	}
-	for _, s := range src.Scope {
-		if !seen[s] {
-			dst.Scope = append(dst.Scope, s)
-			seen[s] = true
-		}
-	}
+// evidenceOptions maps the evidence flags.
+func evidenceOptions(c *cli.Context) engagement.EvidenceOptions {
+	return engagement.EvidenceOptions{Path: c.String("evidence"), Client: c.String("client"),
+		Authorization: c.String("authorization"), Ticket: c.String("ticket")}
 }
 
 func osUser() string {

@@ -164,7 +164,7 @@ func TestFixDialsTheAuditedAddress(t *testing.T) {
 	var mu sync.Mutex
 	var dialled []string
 	e, out, errb := labEnv(labTestPassword)
-	e.winrmDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	e.WinRMDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		mu.Lock()
 		dialled = append(dialled, addr)
 		mu.Unlock()

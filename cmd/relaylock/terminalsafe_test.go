@@ -175,7 +175,7 @@ func TestHostTextPrintable(t *testing.T) {
 		{Target: "u", Endpoints: []audit.EndpointResult{{Address: "127.0.0.1", Port: 25, Verdict: audit.VerdictInconclusive, Reason: "dropped (421 \x1b[5m\xff)"}}}}}, true)
 	terminalSafe(t, "endpoint reasons", b.String())
 	b.Reset()
-	fmt.Fprint(printableLines{&b}, remediate.FormatPlan(&remediate.Plan{Host: "h", Platform: remediate.PlatformIIS,
+	fmt.Fprint(printableLines{W: &b}, remediate.FormatPlan(&remediate.Plan{Host: "h", Platform: remediate.PlatformIIS,
 		Changes: []remediate.Change{{Object: "SmtpSvc/1\x1b", Setting: "RelayIpList", Current: "a\x1b[2J", New: "b", Why: "w"}}}))
 	terminalSafe(t, "plan", b.String())
 	b.Reset()

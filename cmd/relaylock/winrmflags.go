@@ -36,12 +36,9 @@ const (
 // maxPasswordFile bounds what is read from --winrm-password-file.
 const maxPasswordFile = 64 << 10
 
-// testOnlyReadPassword replaces the terminal prompt in tests.
-var testOnlyReadPassword func() ([]byte, error)
-
-func readPasswordFromTerminal() ([]byte, error) {
-	if testOnlyReadPassword != nil {
-		return testOnlyReadPassword()
+func readPasswordFromTerminal(e *env) ([]byte, error) {
+	if e.ReadPassword != nil {
+		return e.ReadPassword()
 	}
 	return term.ReadPassword(int(os.Stdin.Fd()))
 }
@@ -137,7 +134,7 @@ func winrmConfigFrom(c *cli.Context, e *env, host string) (remediate.WinRMConfig
 	// Configuration mistakes are usage errors; the transport warnings
 	// come from NewWinRMRunner.
 	if _, err := cfg.WithDefaults().Validate(); err != nil {
-		return remediate.WinRMConfig{}, nil, usageError{err.Error()}
+		return remediate.WinRMConfig{}, nil, usageError{Msg: err.Error()}
 	}
 	return cfg, warnings, nil
 }
@@ -183,7 +180,7 @@ func hopCredential(c *cli.Context, e *env, cfg *remediate.WinRMConfig, host stri
 		return usagef("no password for --hop-user %s: set %s, use --hop-password-file FILE, or run on a terminal to be prompted", user, envHopPassword)
 	}
 	fmt.Fprintf(e.Stderr, "Password of %s (for Active Directory and the Exchange shell on %s): ", user, host)
-	b, err := readPasswordFromTerminal()
+	b, err := readPasswordFromTerminal(e)
 	fmt.Fprintln(e.Stderr)
 	if err != nil {
 		return fmt.Errorf("read password from the terminal: %w", err)
@@ -214,7 +211,7 @@ func winrmPassword(c *cli.Context, e *env, user, host string) (string, []string,
 		return "", nil, usagef("no WinRM password for %s: set %s, use --winrm-password-file FILE, or run on a terminal to be prompted", user, envWinRMPassword)
 	}
 	fmt.Fprintf(e.Stderr, "WinRM password for %s at %s: ", user, host)
-	b, err := readPasswordFromTerminal()
+	b, err := readPasswordFromTerminal(e)
 	fmt.Fprintln(e.Stderr)
 	if err != nil {
 		return "", nil, fmt.Errorf("read password from the terminal: %w", err)

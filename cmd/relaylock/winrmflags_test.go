@@ -151,9 +151,8 @@ func TestWinRMCredentialRules(t *testing.T) {
 
 func TestWinRMPasswordPrompt(t *testing.T) {
 	prompted := 0
-	testOnlyReadPassword = func() ([]byte, error) { prompted++; return []byte(testPW), nil }
-	t.Cleanup(func() { testOnlyReadPassword = nil })
 	e, stderr := winrmEnv(nil)
+	e.ReadPassword = func() ([]byte, error) { prompted++; return []byte(testPW), nil }
 	e.StdinIsTerminal = true
 	cfg, _, err := parseWinRM(t, e, "--winrm-host", "mail", "--winrm-user", "admin")
 	if err != nil {
@@ -167,6 +166,7 @@ func TestWinRMPasswordPrompt(t *testing.T) {
 	}
 	// With the password in the environment there is no prompt.
 	e2, _ := winrmEnv(map[string]string{envWinRMPassword: "x"})
+	e2.ReadPassword = e.ReadPassword
 	e2.StdinIsTerminal = true
 	if _, _, err := parseWinRM(t, e2, "--winrm-host", "mail", "--winrm-user", "admin"); err != nil || prompted != 1 {
 		t.Errorf("prompted although the environment had the password (err %v)", err)
