@@ -91,7 +91,27 @@ func buildVersion() (ver, rev string) {
 	return ver, rev
 }
 
-func newApp(e *env) *cli.App {
+// runners are the jobs the commands run. Tests replace one (gh's runF) to
+// see the options a command line maps to, without running anything.
+type runners struct {
+	audit  func(context.Context, *env, engagement.AuditOptions) error
+	report func(context.Context, *env, engagement.ReportOptions) error
+	verify func(context.Context, *env, engagement.VerifyOptions) error
+	keygen func(context.Context, *env, engagement.KeygenOptions) error
+}
+
+func defaultRunners() runners {
+	return runners{
+		audit:  engagement.Audit,
+		report: engagement.Report,
+		verify: engagement.Verify,
+		keygen: engagement.Keygen,
+	}
+}
+
+func newApp(e *env) *cli.App { return buildApp(e, defaultRunners()) }
+
+func buildApp(e *env, r runners) *cli.App {
 	ver, rev := buildVersion()
 	app := &cli.App{
 		Name:                 "relaylock",
@@ -113,15 +133,15 @@ func newApp(e *env) *cli.App {
 			return unknownCommand(c.App, c.Args().First())
 		},
 		Commands: []*cli.Command{
-			auditCommand(e),
+			auditCommand(e, r.audit),
 			inspectCommand(e),
 			doctorCommand(e),
 			remediateCommand(e),
 			rollbackCommand(e),
 			fixCommand(e),
-			reportCommand(e),
-			verifyCommand(e),
-			keygenCommand(e),
+			reportCommand(e, r.report),
+			verifyCommand(e, r.verify),
+			keygenCommand(e, r.keygen),
 			labCommand(e),
 			demoCommand(e),
 			completionCommand(e),
@@ -150,6 +170,11 @@ func newApp(e *env) *cli.App {
 
 // runApp runs the CLI on args without mapping errors to exit codes.
 func runApp(ctx context.Context, e *env, args []string) error {
+	return runAppWith(ctx, e, args, defaultRunners())
+}
+
+// runAppWith is runApp with the jobs r.
+func runAppWith(ctx context.Context, e *env, args []string, r runners) error {
 	run := *e // this run's own: --quiet and the lost evidence write
 	e = &run
 	if e.Version == "" {
@@ -164,7 +189,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	if testOnlyCatchStarted != nil && e.CatchStarted == nil {
 		e.CatchStarted = testOnlyCatchStarted
 	}
-	app := newApp(e)
+	app := buildApp(e, r)
 	if words, ok := completionRequest(args); ok {
 		app.Setup()
 		writeCompletions(e.Stdout, app, words)

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/report"
 )
 
@@ -172,7 +173,7 @@ func fixCommand(e *env) *cli.Command {
 				return withCode(exitInconclusive, errors.New("a re-test was inconclusive: the change is not verified"))
 			}
 			if len(hosts) == 0 {
-				return verdictExit(before)
+				return engagement.VerdictExit(before)
 			}
 			for _, r := range results {
 				if err := r.exitErr(); err != nil {
@@ -304,10 +305,6 @@ func parseWinRMMap(ss []string) (map[string]string, error) {
 // writeReport renders the PDF from the evidence through the report
 // command's path: recorded as an artifact, signed when a key is given.
 func writeReport(c *cli.Context, fx *fixer, evPath, pdfPath string) error {
-	o := reportOptions{Evidence: evPath, Output: pdfPath, SignKey: c.String("sign-key"),
-		Render: report.Options{Client: c.String("client")}}
-	if err := o.validate(); err != nil {
-		return err
-	}
-	return runReport(c.Context, fx.e, o)
+	return engagement.Report(c.Context, fx.e, engagement.ReportOptions{Evidence: evPath, Output: pdfPath, SignKey: c.String("sign-key"),
+		Render: report.Options{Client: c.String("client")}})
 }

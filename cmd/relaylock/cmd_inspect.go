@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
@@ -82,7 +83,7 @@ func inspectCommand(e *env) *cli.Command {
 				writeInspection(e.Stdout, insp)
 			}
 			if evErr != nil {
-				return evidenceWriteFailed(e.Stderr, openFinding(insp), evErr)
+				return engagement.EvidenceWriteFailed(e.Stderr, openFinding(insp), evErr)
 			}
 			if openFinding(insp) {
 				return withCode(exitOpen, nil)

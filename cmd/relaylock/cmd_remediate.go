@@ -164,7 +164,7 @@ func (h *hostResult) exitErr() error {
 		return withCode(exitStillOpen, fmt.Errorf("%s still relays on re-test%s", h.host, triggerList(h.after)))
 	}
 	if h.unverified() {
-		return withCode(exitInconclusive, fmt.Errorf("%s: the re-test was %s: the change is not verified%s", h.host, h.after.Verdict, inconclusiveWhy(h.after)))
+		return withCode(exitInconclusive, fmt.Errorf("%s: the re-test was %s: the change is not verified%s", h.host, h.after.Verdict, engagement.InconclusiveWhy(h.after)))
 	}
 	return nil
 }
@@ -221,7 +221,7 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 	if before == nil {
 		probed = res.before
 	}
-	ports, _ := parsePorts(c.String("ports"))
+	ports, _ := engagement.ParsePorts(c.String("ports"))
 	endpoints := retestEndpoints(targets, ports, probed)
 	rollbackCmd := rollbackCommandLine(c, host, backup, endpoints)
 	opts := remediate.Options{
@@ -474,7 +474,7 @@ func (f *fixer) probe(ctx context.Context, targets []string, purpose, host strin
 	if err != nil {
 		return nil, err
 	}
-	f.progress("%s %s: %s", purpose, strings.Join(targets, ", "), probeCost(r))
+	f.progress("%s %s: %s", purpose, strings.Join(targets, ", "), engagement.ProbeCost(r))
 	f.rec.UpdateOrWarn(f.e.Stderr, "the "+purpose+" of "+strings.Join(targets, ", "), func(b *evidence.Bundle) {
 		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: purpose, Host: host, Result: r})
 		f.rec.Log(b, purpose, host, fmt.Sprintf("probed %s: %s", strings.Join(targets, ", "), r.Verdict))

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
@@ -39,7 +40,7 @@ func rollbackCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkBackupRecorded(e.Stderr, c.String("evidence"), c.String("backup"), b, sum); err != nil {
+			if err := engagement.CheckBackupRecorded(e.Stderr, c.String("evidence"), c.String("backup"), b, sum); err != nil {
 				return err
 			}
 			host := c.String("winrm-host")
@@ -104,7 +105,7 @@ func rollbackCommand(e *env) *cli.Command {
 			}
 			fmt.Fprintf(e.Stdout, "Re-test after the restore: %s\n", r.Verdict)
 			writeEndpointReasons(e.Stdout, r, false)
-			return verdictExit(r)
+			return engagement.VerdictExit(r)
 		},
 	}
 }

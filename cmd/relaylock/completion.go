@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/relaylock/relaylock/internal/engagement"
 )
 
 // Shell completion. The scripts below call the hidden entry point
@@ -137,7 +139,7 @@ func completionRequest(args []string) ([]string, bool) {
 // flagValues are the fixed values a flag takes, by command ("" for any).
 var flagValues = map[string]map[string][]string{
 	"":        {"restart": {"ask", "never", "always"}, "depth": {"rcpt", "data", "deliver"}, "winrm-auth": {"ntlm", "basic", "kerberos", "certificate"}},
-	"audit":   {"format": auditFormats},
+	"audit":   {"format": engagement.AuditFormats()},
 	"inspect": {"format": {"text", "json"}},
 	"verify":  {"format": {"text", "json"}},
 	"lab":     {"platform": nil}, // filled from the lab's platforms

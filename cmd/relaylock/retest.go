@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,60 +28,5 @@ func retestFlags() []cli.Flag {
 
 // retestOptions builds the probe options for targets from those flags.
 func retestOptions(c *cli.Context, e *env, targets []string) (audit.Options, error) {
-	return auditOptions(c, e, targets)
-}
-
-// probeCost says what a probe run cost the servers: endpoints, wall
-// time, connections and round trips (each wait for a server reply, the
-// greeting included), as the evidence records them per endpoint.
-func probeCost(r *audit.Result) string {
-	var eps, conns, rts int
-	for _, t := range r.Targets {
-		for _, ep := range t.Endpoints {
-			eps++
-			conns += ep.Connections
-			rts += ep.RoundTrips
-		}
-	}
-	if eps == 0 {
-		return "no endpoint probed"
-	}
-	return fmt.Sprintf("%s in %s: %s, %s (%.1f per endpoint)", costCount(eps, "endpoint"),
-		r.End.Sub(r.Start).Round(10*time.Millisecond), costCount(conns, "connection"), costCount(rts, "round trip"), float64(rts)/float64(eps))
-}
-
-// costCount is "1 thing" or "n things".
-func costCount(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
-}
-
-// verdictExit maps an audit's overall verdict to the exit code: open 3,
-// inconclusive 5 (nothing found open, but something could not be
-// tested), closed or no-mail 0.
-func verdictExit(r *audit.Result) error {
-	switch {
-	case r == nil:
-		return nil
-	case r.Verdict == audit.VerdictOpen:
-		return withCode(exitOpen, nil)
-	case r.Verdict == audit.VerdictInconclusive:
-		return withCode(exitInconclusive, fmt.Errorf("inconclusive: nothing found open, but not everything could be tested%s", inconclusiveWhy(r)))
-	}
-	return nil
-}
-
-// inconclusiveWhy names the first inconclusive target and its reason.
-func inconclusiveWhy(r *audit.Result) string {
-	for _, t := range r.Targets {
-		if t.Verdict == audit.VerdictInconclusive {
-			if strings.HasPrefix(t.Reason, t.Target) { // the reason names it already
-				return " (" + t.Reason + ")"
-			}
-			return fmt.Sprintf(" (%s: %s)", t.Target, t.Reason)
-		}
-	}
-	return ""
+	return probeOptions(c).AuditOptions(e, targets)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/audit/smtptest"
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
 )
@@ -179,6 +180,6 @@ func TestHostTextPrintable(t *testing.T) {
 		Changes: []remediate.Change{{Object: "SmtpSvc/1\x1b", Setting: "RelayIpList", Current: "a\x1b[2J", New: "b", Why: "w"}}}))
 	terminalSafe(t, "plan", b.String())
 	b.Reset()
-	writeMismatches(&b, &evidence.CheckResult{Notes: []string{"n\x1b[2J"}, Problems: []string{"backup b\x1b]0;x\x07.json: file changed"}})
+	engagement.WriteMismatches(&b, &evidence.CheckResult{Notes: []string{"n\x1b[2J"}, Problems: []string{"backup b\x1b]0;x\x07.json: file changed"}})
 	terminalSafe(t, "verify mismatches", b.String())
 }

@@ -137,7 +137,7 @@ func (p *progressBar) finish() {
 // not given, is chosen here so that the operator is told what it is and
 // why; a change of the bound (backing off, recovering) is on the bar, or
 // a line of its own when stderr is not a terminal.
-func RunProbe(ctx context.Context, e *Env, opts audit.Options) (*audit.Result, error) {
+func runProbe(ctx context.Context, e *Env, opts audit.Options) (*audit.Result, error) {
 	why := "--concurrency"
 	if opts.Concurrency <= 0 {
 		opts.Concurrency, why = audit.AutoConcurrency()

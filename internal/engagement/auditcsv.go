@@ -1,4 +1,4 @@
-package main
+package engagement
 
 import (
 	"encoding/csv"

@@ -1,4 +1,4 @@
-package main
+package engagement
 
 import (
 	"context"
@@ -8,10 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/relaylock/relaylock/audit"
-	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -20,12 +17,12 @@ import (
 func readTargetsFile(path string) ([]targetEntry, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, usagef("--targets: %v", err)
+		return nil, Usagef("--targets: %v", err)
 	}
 	defer f.Close()
 	entries, err := parseTargets(f)
 	if err != nil {
-		return nil, usagef("--targets %s: %v", path, err)
+		return nil, Usagef("--targets %s: %v", path, err)
 	}
 	return entries, nil
 }
@@ -45,16 +42,16 @@ func scopeText(ts []string) string {
 // first reads the journal and probes only the targets it lacks. On
 // cancellation the journal stays for --resume and the error is returned
 // with a nil result.
-func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []targetEntry) (*audit.Result, error) {
+func auditJournaled(ctx context.Context, e *Env, o AuditOptions, opts audit.Options, entries []targetEntry) (*audit.Result, error) {
 	started := time.Now()
-	evPath, err := evidence.Resolve(c.String("evidence"))
+	evPath, err := evidence.Resolve(o.Evidence.Path)
 	if err != nil {
 		return nil, err
 	}
 	jp := journalPath(evPath)
 	sum, err := opts.Summary()
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, Usagef("%v", err)
 	}
 	// One run per journal: a second run on a live journal would probe the
 	// same targets, and removing the journal would destroy the first's.
@@ -69,19 +66,19 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 	}
 	done := map[int]bool{}
 	var w *journalWriter
-	if c.Bool("resume") {
+	if o.Resume {
 		if !exists {
-			return nil, usagef("--resume: no journal %s: the run finished (its results are in %s) or never started", jp, evPath)
+			return nil, Usagef("--resume: no journal %s: the run finished (its results are in %s) or never started", jp, evPath)
 		}
 		st, err := scanJournal(jp, nil)
 		if err != nil {
 			return nil, err
 		}
 		if st.Header.TargetsSHA256 != targetsDigest(entries) || st.Header.Targets != len(entries) {
-			return nil, usagef("--resume: %s was written for another target list; resume with the same --targets file", jp)
+			return nil, Usagef("--resume: %s was written for another target list; resume with the same --targets file", jp)
 		}
 		if err := sameRunOptions(st.Header.Options, sum); err != nil {
-			return nil, usagef("--resume: %v", err)
+			return nil, Usagef("--resume: %v", err)
 		}
 		done = st.Done
 		if w, err = openJournal(jp, nil, st.Valid); err != nil {
@@ -90,7 +87,7 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 		fmt.Fprintf(e.Stderr, "relaylock: resuming: %d of %d targets already done (%s)\n", len(done), len(entries), jp)
 	} else {
 		if exists {
-			return nil, usagef("%s exists: an earlier run was interrupted (no relaylock is running on it now); continue it with --resume, or remove the file to start over", jp)
+			return nil, Usagef("%s exists: an earlier run was interrupted (no relaylock is running on it now); continue it with --resume, or remove the file to start over", jp)
 		}
 		h := &journalHeader{Journal: journalSchema, Started: time.Now().UTC(), TargetsSHA256: targetsDigest(entries),
 			Targets: len(entries), Options: sum}
@@ -116,14 +113,14 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 			tr.Client, tr.WinRMHost = entries[i].Client, entries[i].WinRMHost
 			w.add(i, tr)
 		}
-		res, runErr = engagement.RunProbe(c.Context, e, opts)
+		res, runErr = runProbe(ctx, e, opts)
 	}
 	if cerr := w.close(); cerr != nil {
 		return nil, cerr
 	}
 	if runErr != nil {
 		if res == nil && errors.Is(runErr, audit.ErrBadTarget) {
-			return nil, usagef("%v", runErr)
+			return nil, Usagef("%v", runErr)
 		}
 		if errors.Is(runErr, context.Canceled) {
 			st, _ := scanJournal(jp, nil)
@@ -140,7 +137,7 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 	// Text output prints summaries: the evidence then reads the whole
 	// targets back from the journal one at a time. The JSON and CSV
 	// outputs print every test, so they keep the whole targets.
-	full := c.String("format") != "text"
+	full := o.Format != "text"
 	m, err := mergeJournal(jp, entries, res, idx, full)
 	if err != nil {
 		return nil, err
@@ -150,7 +147,7 @@ func auditJournaled(c *cli.Context, e *env, opts audit.Options, entries []target
 	for i, en := range entries {
 		all[i] = en.Target
 	}
-	rec := newRecorder(c, e, all)
+	rec := NewRecorder(ctx, e, o.Evidence, all)
 	if err := rec.Update(func(b *evidence.Bundle) {
 		b.Audits = append(b.Audits, m.Evidence("audit"))
 		msg := fmt.Sprintf("probed %s: %s", scopeText(all), merged.Verdict)

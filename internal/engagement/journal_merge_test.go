@@ -1,8 +1,7 @@
-package main
+package engagement
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -151,10 +150,8 @@ func TestMergeJournalStreamed(t *testing.T) {
 		if err := os.WriteFile(p, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
-		e := &env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
-		if code := run(context.Background(), []string{"relaylock", "verify", p}, e); code != 0 {
-			t.Fatalf("relaylock verify %s: exit %d\n%s", name, code, out.String())
+		if _, cr, err := evidence.CheckFile(p); err != nil || len(cr.Problems) > 0 {
+			t.Fatalf("verify %s: %v %v", name, err, cr)
 		}
 		if py, err := exec.LookPath("python3"); err == nil {
 			out, err := exec.Command(py, "../../report/evidence/testdata/verify.py", p).CombinedOutput()

@@ -1,4 +1,4 @@
-package main
+package engagement
 
 import (
 	"context"
@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/relaylock/relaylock/audit"
 )
 
@@ -21,26 +19,9 @@ import (
 // are addressed to TOKEN@DOMAIN; when one arrives, the relay is proven.
 // The receiver accepts mail for DOMAIN only and has no sending code.
 
-func init() {
-	auditExtraFlags = append(auditExtraFlags, catchFlags()...)
-	auditSetupCatch = setupCatch
-}
-
-const (
-	defaultCatchWait = 60 * time.Second
-	catchCategory    = "Catch mode (proves relaying by receiving the relayed message)"
-)
-
-func catchFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "catch-domain", Category: catchCategory,
-			Usage: "catch relayed test messages addressed to *@`DOMAIN`; DOMAIN's MX must point at this machine and inbound port 25 must reach --catch-listen"},
-		&cli.StringFlag{Name: "catch-listen", Category: catchCategory, Value: audit.DefaultCatchListen,
-			Usage: "`ADDR:PORT` the catcher listens on (port 25 needs root or CAP_NET_BIND_SERVICE, or a port redirect)"},
-		&cli.DurationFlag{Name: "catch-wait", Category: catchCategory, Value: defaultCatchWait,
-			Usage: "after the probes, wait up to `DURATION` for relayed messages to arrive"},
-	}
-}
+// DefaultCatchWait is how long catch mode waits, after the probes, for
+// relayed messages to arrive.
+const DefaultCatchWait = 60 * time.Second
 
 // catchDNSCheckTimeout bounds the pre-flight look-up of the catch domain.
 const catchDNSCheckTimeout = 10 * time.Second
@@ -48,41 +29,49 @@ const catchDNSCheckTimeout = 10 * time.Second
 // setupCatch starts the catcher when --catch-domain is given, and sets
 // opts.Catcher and opts.CatchWait. The cleanup stops the catcher (it must
 // run when the audit ends) and prints what it saw.
-func setupCatch(c *cli.Context, e *env, opts *audit.Options) (cleanup func(), err error) {
-	domain := c.String("catch-domain")
+func setupCatch(ctx context.Context, e *Env, o AuditOptions, opts *audit.Options) (cleanup func(), err error) {
+	c, p := o.Catch, o.Probe
+	domain := c.Domain
 	if domain == "" {
-		for _, f := range []string{"catch-listen", "catch-wait"} {
-			if c.IsSet(f) {
-				return nil, usagef("--%s needs --catch-domain", f)
-			}
+		switch {
+		case c.ListenGiven:
+			return nil, Usagef("--catch-listen needs --catch-domain")
+		case c.WaitGiven:
+			return nil, Usagef("--catch-wait needs --catch-domain")
 		}
-		if (c.Bool("deliver") || c.String("depth") == audit.DepthDeliver) && c.String("to") == "" {
-			return nil, usagef("--deliver needs --to ADDR (a mailbox you own) or --catch-domain DOMAIN")
+		if (p.Deliver || p.Depth == audit.DepthDeliver) && p.To == "" {
+			return nil, Usagef("--deliver needs --to ADDR (a mailbox you own) or --catch-domain DOMAIN")
 		}
 		return nil, nil
 	}
-	if c.IsSet("to") {
-		return nil, usagef("--catch-domain conflicts with --to: in catch mode relayed messages go to the catch domain")
+	if p.To != "" {
+		return nil, Usagef("--catch-domain conflicts with --to: in catch mode relayed messages go to the catch domain")
 	}
-	if c.IsSet("depth") && c.String("depth") != audit.DepthDeliver {
-		return nil, usagef("--catch-domain sends marked test messages (depth deliver); it conflicts with --depth %s", c.String("depth"))
+	if p.Depth != "" && p.Depth != audit.DepthDeliver {
+		return nil, Usagef("--catch-domain sends marked test messages (depth deliver); it conflicts with --depth %s", p.Depth)
 	}
-	wait := c.Duration("catch-wait")
+	wait := c.Wait
+	if !c.WaitGiven {
+		wait = DefaultCatchWait
+	}
 	if wait <= 0 {
-		return nil, usagef("--catch-wait must be positive")
+		return nil, Usagef("--catch-wait must be positive")
 	}
-	listen := c.String("catch-listen")
+	listen := c.Listen
+	if !c.ListenGiven {
+		listen = audit.DefaultCatchListen
+	}
 	if _, port, err := net.SplitHostPort(listen); err != nil || port == "" {
-		return nil, usagef("--catch-listen %q: want ADDR:PORT, e.g. :25 or 0.0.0.0:2525", listen)
+		return nil, Usagef("--catch-listen %q: want ADDR:PORT, e.g. :25 or 0.0.0.0:2525", listen)
 	}
 	cat, err := audit.NewCatcher(audit.CatcherConfig{Domain: domain, Listen: listen})
 	if err != nil {
 		if errors.Is(err, audit.ErrInvalidName) {
-			return nil, usagef("--catch-domain: %v", err)
+			return nil, Usagef("--catch-domain: %v", err)
 		}
 		return nil, err
 	}
-	if err := cat.Start(c.Context); err != nil {
+	if err := cat.Start(ctx); err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return nil, fmt.Errorf("catch mode: %w\nhint: port 25 needs root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep relaylock); or use --catch-listen :2525 and redirect port 25 to it", err)
 		}
@@ -94,7 +83,7 @@ func setupCatch(c *cli.Context, e *env, opts *audit.Options) (cleanup func(), er
 	fmt.Fprintf(e.Stderr, "relaylock: catch mode: listening on %s for mail to *@%s only; waiting up to %s after the probes\n",
 		cat.Addr(), cat.Domain(), wait)
 	if opts.Resolver != nil {
-		ctx, cancel := context.WithTimeout(c.Context, catchDNSCheckTimeout)
+		ctx, cancel := context.WithTimeout(ctx, catchDNSCheckTimeout)
 		for _, w := range checkCatchDNS(ctx, opts.Resolver, cat.Domain(), localAddrs()) {
 			fmt.Fprintf(e.Stderr, "relaylock: warning: %s\n", w)
 		}

@@ -1,4 +1,4 @@
-package main
+package engagement
 
 import (
 	"errors"
@@ -57,10 +57,10 @@ func checkBackupRecorded(w io.Writer, evPath, backupPath string, b *remediate.Ba
 		}
 	}
 	if len(forIt) > 0 {
-		return withCode(exitError, fmt.Errorf("%w: %s has SHA-256 %s, but %s recorded for it:\n  %s\nthe file was changed after remediate wrote it; nothing was restored (the host was not contacted)",
+		return WithCode(ExitError, fmt.Errorf("%w: %s has SHA-256 %s, but %s recorded for it:\n  %s\nthe file was changed after remediate wrote it; nothing was restored (the host was not contacted)",
 			errBackupMismatch, backupPath, sum, evPath, strings.Join(forIt, "\n  ")))
 	}
-	return withCode(exitError, fmt.Errorf("%w: %s (SHA-256 %s, host %s, taken %s) is not among the %d backup(s) recorded in %s; nothing was restored (the host was not contacted)\nhint: give --evidence the evidence file remediate wrote with this backup (a remediate stopped before it recorded its backup there changed nothing)",
+	return WithCode(ExitError, fmt.Errorf("%w: %s (SHA-256 %s, host %s, taken %s) is not among the %d backup(s) recorded in %s; nothing was restored (the host was not contacted)\nhint: give --evidence the evidence file remediate wrote with this backup (a remediate stopped before it recorded its backup there changed nothing)",
 		errBackupMismatch, backupPath, sum, b.Host, b.Taken.UTC().Format("2006-01-02T15:04:05Z"), len(bb.Backups), evPath))
 }
 

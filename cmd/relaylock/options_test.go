@@ -1,0 +1,156 @@
+package main
+
+// Flag parsing, in gh's runF style: every command's job is replaced by one
+// that captures its Options, and a table per command checks that the
+// arguments map to the expected Options (defaults, RELAYLOCK_* environment
+// defaults, flags after the arguments) and that bad flags are usage errors
+// (exit 2) that never reach the job.
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
+	"github.com/relaylock/relaylock/report"
+)
+
+// optionCase is one command line and what it maps to: want when it
+// reaches the job, or a usage error naming usage.
+type optionCase[T any] struct {
+	name  string
+	args  []string
+	env   map[string]string // process environment (the flags' EnvVars)
+	want  T
+	usage string
+}
+
+// checkOptions runs each case with the job hook set by replace and compares
+// the captured Options with want (after fix, when given, adjusts them).
+func checkOptions[T any](t *testing.T, cmd string, replace func(r *runners, job func(context.Context, *env, T) error), cases []optionCase[T]) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var got *T
+			r := defaultRunners()
+			replace(&r, func(_ context.Context, _ *env, o T) error { got = &o; return nil })
+			var stdout, stderr strings.Builder
+			e := &env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
+			args := append([]string{"relaylock", cmd}, tc.args...)
+			code := exitCode(context.Background(), &stderr, runAppWith(context.Background(), e, args, r))
+			if tc.usage != "" {
+				if code != exitUsage || got != nil || !strings.Contains(stderr.String(), tc.usage) {
+					t.Fatalf("%q: exit %d (job run: %v), want %d with %q\n%s", args, code, got != nil, exitUsage, tc.usage, stderr.String())
+				}
+				return
+			}
+			if code != exitOK || got == nil {
+				t.Fatalf("%q: exit %d, job run: %v\n%s", args, code, got != nil, stderr.String())
+			}
+			if !reflect.DeepEqual(tc.want, *got) {
+				t.Errorf("%q: options\n got %+v\nwant %+v", args, *got, tc.want)
+			}
+		})
+	}
+}
+
+// defaultProbe is what the probe flags map to when none is given.
+func defaultProbe() engagement.ProbeOptions {
+	return engagement.ProbeOptions{Ports: "25", PerHost: 16, GreylistRetry: audit.DefaultGreylistRetry}
+}
+
+func TestAuditOptions(t *testing.T) {
+	def := func(f func(o *engagement.AuditOptions)) engagement.AuditOptions {
+		o := engagement.AuditOptions{Targets: []string{"example.com"}, Format: "text", Probe: defaultProbe(),
+			Catch: engagement.CatchOptions{Listen: audit.DefaultCatchListen, Wait: engagement.DefaultCatchWait}}
+		if f != nil {
+			f(&o)
+		}
+		return o
+	}
+	checkOptions(t, "audit", func(r *runners, job func(context.Context, *env, engagement.AuditOptions) error) { r.audit = job },
+		[]optionCase[engagement.AuditOptions]{
+			{name: "defaults", args: []string{"example.com"}, want: def(nil)},
+			{name: "environment", args: []string{"example.com"},
+				env: map[string]string{"RELAYLOCK_PROBE_DOMAIN": "probe.example.org", "RELAYLOCK_DNS_SERVER": "192.0.2.53,192.0.2.54:5353"},
+				want: def(func(o *engagement.AuditOptions) {
+					o.Probe.ProbeDomain = "probe.example.org"
+					o.Probe.DNSServers = []string{"192.0.2.53", "192.0.2.54:5353"}
+				})},
+			{name: "a flag wins over the environment", args: []string{"--probe-domain", "mine.example", "example.com"},
+				env:  map[string]string{"RELAYLOCK_PROBE_DOMAIN": "probe.example.org"},
+				want: def(func(o *engagement.AuditOptions) { o.Probe.ProbeDomain = "mine.example" })},
+			{name: "flags after the targets", args: []string{"example.com", "mx.example.org:587", "--format", "json", "--depth", "rcpt",
+				"--ports", "25,465", "--concurrency", "4", "--per-host", "2", "--rate", "1.5", "--timeout", "5s", "--connect-timeout", "2s",
+				"--deadline", "1m", "--greylist-retry", "0", "--all-tests", "--helo-variants", "--auth-tests", "--from", "a@example.net",
+				"--to", "b@example.net", "--mail-domain", "example.com", "--helo", "probe.example.net", "--contact", "ops"},
+				want: def(func(o *engagement.AuditOptions) {
+					o.Targets = []string{"example.com", "mx.example.org:587"}
+					o.Format = "json"
+					o.Probe = engagement.ProbeOptions{Ports: "25,465", From: "a@example.net", To: "b@example.net", MailDomain: "example.com",
+						Helo: "probe.example.net", Depth: "rcpt", Contact: "ops", Concurrency: 4, PerHost: 2, Rate: 1.5, Timeout: 5 * time.Second,
+						ConnectTimeout: 2 * time.Second, Deadline: time.Minute, AllTests: true, HeloVariants: true, AuthTests: true}
+				})},
+			{name: "deliver", args: []string{"--deliver", "--to", "me@example.net", "example.com"},
+				want: def(func(o *engagement.AuditOptions) { o.Probe.Deliver, o.Probe.To = true, "me@example.net" })},
+			{name: "targets file, resume and evidence", args: []string{"--targets", "t.csv", "--resume", "--evidence", "ev.json",
+				"--client", "Acme", "--authorization", "AUTH-1", "--ticket", "ENG-7"},
+				want: def(func(o *engagement.AuditOptions) {
+					o.Targets, o.TargetsFile, o.Resume = []string{}, "t.csv", true
+					o.Evidence = engagement.EvidenceOptions{Path: "ev.json", Client: "Acme", Authorization: "AUTH-1", Ticket: "ENG-7"}
+				})},
+			{name: "catch mode", args: []string{"--catch-domain", "catch.example.org", "--catch-listen", ":2525", "--catch-wait", "5s", "example.com"},
+				want: def(func(o *engagement.AuditOptions) {
+					o.Catch = engagement.CatchOptions{Domain: "catch.example.org", Listen: ":2525", Wait: 5 * time.Second, ListenGiven: true, WaitGiven: true}
+				})},
+			{name: "a default given explicitly is given", args: []string{"--catch-wait", "60s", "--depth", "data", "example.com"},
+				want: def(func(o *engagement.AuditOptions) { o.Catch.WaitGiven, o.Probe.Depth = true, "data" })},
+			{name: "quiet", args: []string{"-q", "example.com"}, want: def(nil)},
+			{name: "unknown flag", args: []string{"--nope", "example.com"}, usage: "flag provided but not defined: -nope"},
+			{name: "not a number", args: []string{"--per-host", "many", "example.com"}, usage: "invalid value \"many\" for flag -per-host"},
+			{name: "not a duration", args: []string{"--timeout", "soon", "example.com"}, usage: "invalid value \"soon\" for flag -timeout"},
+			{name: "a control character", args: []string{"--ticket", "CHG\x1b[2J", "example.com"}, usage: "--ticket: a control character (U+001B)"},
+		})
+}
+
+func TestReportOptions(t *testing.T) {
+	checkOptions(t, "report", func(r *runners, job func(context.Context, *env, engagement.ReportOptions) error) { r.report = job },
+		[]optionCase[engagement.ReportOptions]{
+			{name: "required only", args: []string{"--evidence", "ev.json", "-o", "r.pdf"},
+				want: engagement.ReportOptions{Evidence: "ev.json", Output: "r.pdf"}},
+			{name: "every flag", args: []string{"--evidence", "ev.json", "--output", "r.pdf", "--template", "tpl", "--logo", "l.png",
+				"--client", "Acme", "--sign-key", "k", "--accept-modified"},
+				want: engagement.ReportOptions{Evidence: "ev.json", Output: "r.pdf", SignKey: "k", Accept: true,
+					Render: report.Options{TemplateDir: "tpl", LogoPNG: "l.png", Client: "Acme"}}},
+			{name: "nothing given reaches the job, which refuses it", args: nil, want: engagement.ReportOptions{}},
+			{name: "an argument", args: []string{"ev.json"}, usage: "report: unexpected argument \"ev.json\""},
+		})
+}
+
+func TestVerifyOptions(t *testing.T) {
+	checkOptions(t, "verify", func(r *runners, job func(context.Context, *env, engagement.VerifyOptions) error) { r.verify = job },
+		[]optionCase[engagement.VerifyOptions]{
+			{name: "defaults", args: []string{"ev.json"}, want: engagement.VerifyOptions{Path: "ev.json", Format: "text"}},
+			{name: "flags after the file", args: []string{"ev.json", "-v", "--pubkey", "k.pub", "--format", "json"},
+				want: engagement.VerifyOptions{Path: "ev.json", PubKey: "k.pub", Verbose: true, Format: "json"}},
+			{name: "no file", args: nil, usage: "verify: want one evidence FILE"},
+			{name: "two files", args: []string{"a.json", "b.json"}, usage: "verify: want one evidence FILE"},
+		})
+}
+
+func TestKeygenOptions(t *testing.T) {
+	checkOptions(t, "keygen", func(r *runners, job func(context.Context, *env, engagement.KeygenOptions) error) { r.keygen = job },
+		[]optionCase[engagement.KeygenOptions]{
+			{name: "-o", args: []string{"-o", "key"}, want: engagement.KeygenOptions{Output: "key"}},
+			{name: "--output", args: []string{"--output", "key"}, want: engagement.KeygenOptions{Output: "key"}},
+			{name: "no key file", args: nil, usage: "keygen: -o KEY is required"},
+			{name: "stdout", args: []string{"-o", "-"}, usage: "the private key is never written to stdout"},
+			{name: "an argument", args: []string{"-o", "key", "extra"}, usage: "keygen: unexpected argument \"extra\""},
+		})
+}
