@@ -94,18 +94,22 @@ func buildVersion() (ver, rev string) {
 // runners are the jobs the commands run. Tests replace one (gh's runF) to
 // see the options a command line maps to, without running anything.
 type runners struct {
-	audit  func(context.Context, *env, engagement.AuditOptions) error
-	report func(context.Context, *env, engagement.ReportOptions) error
-	verify func(context.Context, *env, engagement.VerifyOptions) error
-	keygen func(context.Context, *env, engagement.KeygenOptions) error
+	audit   func(context.Context, *env, engagement.AuditOptions) error
+	report  func(context.Context, *env, engagement.ReportOptions) error
+	verify  func(context.Context, *env, engagement.VerifyOptions) error
+	keygen  func(context.Context, *env, engagement.KeygenOptions) error
+	inspect func(context.Context, *env, engagement.InspectOptions) error
+	doctor  func(context.Context, *env, engagement.DoctorOptions) error
 }
 
 func defaultRunners() runners {
 	return runners{
-		audit:  engagement.Audit,
-		report: engagement.Report,
-		verify: engagement.Verify,
-		keygen: engagement.Keygen,
+		audit:   engagement.Audit,
+		report:  engagement.Report,
+		verify:  engagement.Verify,
+		keygen:  engagement.Keygen,
+		inspect: engagement.Inspect,
+		doctor:  engagement.Doctor,
 	}
 }
 
@@ -134,8 +138,8 @@ func buildApp(e *env, r runners) *cli.App {
 		},
 		Commands: []*cli.Command{
 			auditCommand(e, r.audit),
-			inspectCommand(e),
-			doctorCommand(e),
+			inspectCommand(e, r.inspect),
+			doctorCommand(e, r.doctor),
 			remediateCommand(e),
 			rollbackCommand(e),
 			fixCommand(e),

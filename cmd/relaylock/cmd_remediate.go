@@ -137,12 +137,14 @@ func newFixer(c *cli.Context, e *env) (*fixer, error) {
 	if ev != "" {
 		dir = filepath.Dir(ev)
 	}
-	ho, err := hostOptions(c)
+	ho, err := engagement.HostOptions(c.String("dc"))
 	if err != nil {
 		return nil, err
 	}
 	f := &fixer{c: c, e: e, rec: newRecorder(c, e, nil), interactive: e.StdinIsTerminal, in: bufio.NewReader(e.Stdin), backupDir: dir, hostOpts: ho}
-	f.newRunner = func(host string) (remediate.Runner, string, error) { return openRunner(c, e, host) }
+	f.newRunner = func(host string) (remediate.Runner, string, error) {
+		return engagement.OpenRunner(e, winrmOptions(c), host)
+	}
 	return f, nil
 }
 
@@ -210,12 +212,12 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 		}
 		res.before = r
 	}
-	prober := proberAddrs(res.before)
+	prober := engagement.ProberAddrs(res.before)
 	runner, user, err := f.newRunner(host)
 	if err != nil {
 		return res, err
 	}
-	defer closeRunner(runner)
+	defer engagement.CloseRunner(runner)
 	// The endpoints the change is judged by: rollback re-tests the same.
 	var probed *audit.Result
 	if before == nil {
@@ -229,7 +231,7 @@ func (f *fixer) fixHost(ctx context.Context, host string, targets []string, req 
 		MaxPrefixV4: c.Int("max-prefix"), MaxPrefixV6: c.Int("max-prefix6"),
 		DryRun: c.Bool("dry-run"), Yes: c.Bool("yes"),
 		BackupPath: backup, NoAutoRollback: c.Bool("no-auto-rollback"),
-		OSUser: osUser(), WinRMUser: user, Ticket: c.String("ticket"),
+		OSUser: engagement.OSUser(), WinRMUser: user, Ticket: c.String("ticket"),
 		Endpoints: endpoints, MailDomain: c.String("mail-domain"), RollbackCommand: rollbackCmd,
 	}
 	if f.interactive {
@@ -318,7 +320,7 @@ func relays(before *audit.Result, out *remediate.Outcome) bool {
 	if before != nil && before.Verdict == audit.VerdictOpen {
 		return true
 	}
-	return out != nil && out.Before != nil && openFinding(out.Before)
+	return out != nil && out.Before != nil && engagement.OpenFinding(out.Before)
 }
 
 // triggerList names the tests that found r open, as " (S1, A41c)", or "".
@@ -504,7 +506,7 @@ func writeBeforeAfter(w io.Writer, before, after *audit.Result) {
 	if after.Verdict != audit.VerdictOpen && after.Verdict != audit.VerdictClosed {
 		fmt.Fprintln(w, "NOT VERIFIED: the re-test could not test every endpoint, so nothing proves the change closed the relay:")
 	}
-	writeEndpointReasons(w, after, true)
+	engagement.WriteEndpointReasons(w, after, true)
 }
 
 func orDash(s string) string {

@@ -3,12 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
@@ -58,12 +56,12 @@ func rollbackCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			defer closeRunner(runner)
+			defer engagement.CloseRunner(runner)
 			fx.progress("restoring %s from %s", host, c.String("backup"))
 			rec, after, rerr := remediate.Rollback(c.Context, remediate.RollbackOptions{
 				Host: host, Runner: runner, Backup: b, BackupFile: c.String("backup"), BackupSHA256: sum,
-				Prober: proberAddrs(lastAudit(c.String("evidence"))),
-				OSUser: osUser(), WinRMUser: user, Ticket: c.String("ticket"),
+				Prober: engagement.ProberAddrs(engagement.LastAudit(c.String("evidence"))),
+				OSUser: engagement.OSUser(), WinRMUser: user, Ticket: c.String("ticket"),
 				HostOptions: fx.hostOpts,
 			})
 			if rec != nil {
@@ -87,7 +85,7 @@ func rollbackCommand(e *env) *cli.Command {
 			}
 			fmt.Fprintf(e.Stdout, "%s: restored %d setting(s) from %s and read them back\n", host, len(rec.Applied), c.String("backup"))
 			for _, ch := range rec.Applied {
-				fmt.Fprintf(e.Stdout, "  %s %s = %s\n", ch.Object, ch.Setting, oneLineValue(ch.New))
+				fmt.Fprintf(e.Stdout, "  %s %s = %s\n", ch.Object, ch.Setting, engagement.OneLineValue(ch.New))
 			}
 			if c.Bool("no-retest") {
 				return nil
@@ -104,7 +102,7 @@ func rollbackCommand(e *env) *cli.Command {
 				return fmt.Errorf("re-test after the restore: %w", err)
 			}
 			fmt.Fprintf(e.Stdout, "Re-test after the restore: %s\n", r.Verdict)
-			writeEndpointReasons(e.Stdout, r, false)
+			engagement.WriteEndpointReasons(e.Stdout, r, false)
 			return engagement.VerdictExit(r)
 		},
 	}
@@ -137,23 +135,4 @@ func rollbackTargets(c *cli.Context, b *remediate.Backup, host string) ([]string
 		}
 	}
 	return []string{host}, "the WinRM host on --ports " + c.String("ports") + ": the backup names no endpoint; give --smtp-target to re-test others"
-}
-
-// writeEndpointReasons says why each endpoint (or target without one) got
-// its verdict, in the words the report uses: an inconclusive re-test
-// proves nothing, and the operator must see why; a closed one may still
-// have accepted own-domain forms as local recipients. With all false only
-// the endpoints that are not closed are listed.
-func writeEndpointReasons(w io.Writer, r *audit.Result, all bool) {
-	w = printableLines{W: w} // reasons quote servers
-	for _, t := range r.Targets {
-		if len(t.Endpoints) == 0 && (all || t.Verdict != audit.VerdictClosed) {
-			fmt.Fprintf(w, "  %s: %s: %s\n", t.Target, t.Verdict, orDash(t.Reason))
-		}
-		for _, ep := range t.Endpoints {
-			if all || ep.Verdict != audit.VerdictClosed {
-				fmt.Fprintf(w, "  %s: %s: %s\n", audit.EndpointKey(ep), ep.Verdict, orDash(ep.Reason))
-			}
-		}
-	}
 }

@@ -154,3 +154,62 @@ func TestKeygenOptions(t *testing.T) {
 			{name: "an argument", args: []string{"-o", "key", "extra"}, usage: "keygen: unexpected argument \"extra\""},
 		})
 }
+
+// defaultWinRM is what the WinRM flags map to with --winrm-host mail only.
+func defaultWinRM() engagement.WinRMOptions {
+	return engagement.WinRMOptions{Host: "mail", Auth: "ntlm", HTTPS: true, Timeout: 30 * time.Second}
+}
+
+func TestInspectOptions(t *testing.T) {
+	def := func(f func(o *engagement.InspectOptions)) engagement.InspectOptions {
+		o := engagement.InspectOptions{WinRM: defaultWinRM(), Format: "text"}
+		if f != nil {
+			f(&o)
+		}
+		return o
+	}
+	checkOptions(t, "inspect", func(r *runners, job func(context.Context, *env, engagement.InspectOptions) error) { r.inspect = job },
+		[]optionCase[engagement.InspectOptions]{
+			{name: "defaults", args: []string{"--winrm-host", "mail"}, want: def(nil)},
+			{name: "environment", args: []string{"--winrm-host", "mail"},
+				env: map[string]string{"RELAYLOCK_WINRM_USER": "CORP\\admin", "RELAYLOCK_WINRM_CA": "ca.pem",
+					"RELAYLOCK_WINRM_PASSWORD": "not an option"},
+				want: def(func(o *engagement.InspectOptions) { o.WinRM.User, o.WinRM.CAFile = "CORP\\admin", "ca.pem" })},
+			{name: "every WinRM flag", args: []string{"--winrm-host", "mail", "--winrm-port", "5985", "--winrm-user", "u@corp.example",
+				"--winrm-auth", "kerberos", "--winrm-http", "--winrm-ca", "ca.pem", "--winrm-insecure", "--winrm-server-name", "mail.corp.example",
+				"--winrm-legacy-tls", "--winrm-allow-unencrypted", "--winrm-password-file", "pw", "--krb5-conf", "k.conf", "--krb5-realm", "CORP.EXAMPLE",
+				"--krb5-ccache", "cc", "--winrm-spn", "HTTP/mail", "--winrm-cert", "c.pem", "--winrm-key", "k.pem", "--hop-user", "CORP\\hop",
+				"--hop-password-file", "hpw", "--winrm-timeout", "1m"},
+				want: def(func(o *engagement.InspectOptions) {
+					o.WinRM = engagement.WinRMOptions{Host: "mail", Port: 5985, User: "u@corp.example", Auth: "kerberos", HTTPS: true, HTTP: true,
+						CAFile: "ca.pem", Insecure: true, ServerName: "mail.corp.example", LegacyTLS: true, AllowUnencrypted: true, PasswordFile: "pw",
+						KrbConfig: "k.conf", KrbRealm: "CORP.EXAMPLE", KrbCCache: "cc", SPN: "HTTP/mail", ClientCert: "c.pem", ClientKey: "k.pem",
+						HopUser: "CORP\\hop", HopPasswordFile: "hpw", Timeout: time.Minute}
+				})},
+			{name: "http and https contradict", args: []string{"--winrm-host", "mail", "--winrm-http", "--winrm-https"},
+				want: def(func(o *engagement.InspectOptions) { o.WinRM.HTTP, o.WinRM.HTTPContradicts = true, true })},
+			{name: "https off", args: []string{"--winrm-host", "mail", "--winrm-https=false"},
+				want: def(func(o *engagement.InspectOptions) { o.WinRM.HTTPS = false })},
+			{name: "a password flag is mapped to be refused, never its value", args: []string{"--winrm-host", "mail", "--winrm-password", "x"},
+				want: def(func(o *engagement.InspectOptions) { o.WinRM.PasswordGiven = true })},
+			{name: "probers, dc, format and evidence", args: []string{"--winrm-host", "mail", "--prober", "192.0.2.1,192.0.2.2", "--prober", "2001:db8::1",
+				"--dc", "dc1.corp.example", "--format", "json", "--evidence", "ev.json", "--ticket", "T-1"},
+				want: def(func(o *engagement.InspectOptions) {
+					o.Probers = []string{"192.0.2.1", "192.0.2.2", "2001:db8::1"} // urfave/cli splits at commas
+					o.DC, o.Format = "dc1.corp.example", "json"
+					o.Evidence = engagement.EvidenceOptions{Path: "ev.json", Ticket: "T-1"}
+				})},
+			{name: "an argument", args: []string{"mail"}, usage: "inspect takes no arguments"},
+			{name: "not a port", args: []string{"--winrm-host", "mail", "--winrm-port", "https"}, usage: "invalid value \"https\" for flag -winrm-port"},
+		})
+}
+
+func TestDoctorOptions(t *testing.T) {
+	checkOptions(t, "doctor", func(r *runners, job func(context.Context, *env, engagement.DoctorOptions) error) { r.doctor = job },
+		[]optionCase[engagement.DoctorOptions]{
+			{name: "defaults", args: []string{"--winrm-host", "mail"}, want: engagement.DoctorOptions{WinRM: defaultWinRM(), Format: "text"}},
+			{name: "json and evidence", args: []string{"--winrm-host", "mail", "--format", "json", "--evidence", "ev.json"},
+				want: engagement.DoctorOptions{WinRM: defaultWinRM(), Format: "json", Evidence: engagement.EvidenceOptions{Path: "ev.json"}}},
+			{name: "an argument", args: []string{"mail"}, usage: "doctor takes no arguments"},
+		})
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/remediate"
+	"net/netip"
 )
 
 // Transitional exports for the jobs still in cmd/relaylock; removed when
@@ -30,3 +31,16 @@ func JournalPath(evidencePath string) string { return journalPath(evidencePath) 
 func CheckBackupRecorded(w io.Writer, evPath, backupPath string, b *remediate.Backup, sum string) error {
 	return checkBackupRecorded(w, evPath, backupPath, b, sum)
 }
+
+func ProberAddrs(results ...*audit.Result) []netip.Addr { return proberAddrs(results...) }
+func LastAudit(path string) *audit.Result               { return lastAudit(path) }
+func OSUser() string                                    { return osUser() }
+func OpenRunner(e *Env, w WinRMOptions, host string) (remediate.Runner, string, error) {
+	return openRunner(e, w, host)
+}
+func CloseRunner(r remediate.Runner)                       { closeRunner(r) }
+func OpenFinding(insp *remediate.Inspection) bool          { return openFinding(insp) }
+func OneLineValue(v string) string                         { return oneLineValue(v) }
+func HostOptions(dc string) (remediate.HostOptions, error) { return hostOptions(dc) }
+
+func WriteEndpointReasons(w io.Writer, r *audit.Result, all bool) { writeEndpointReasons(w, r, all) }

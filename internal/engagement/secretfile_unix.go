@@ -1,6 +1,6 @@
 //go:build !windows
 
-package main
+package engagement
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ func checkSecretFileMode(name string, fi fs.FileInfo) (warning string, err error
 	perm := fi.Mode().Perm()
 	switch {
 	case perm&0o004 != 0:
-		return "", usagef("password file %s is readable by every user (mode %04o): run 'chmod 600 %s'", name, perm, name)
+		return "", Usagef("password file %s is readable by every user (mode %04o): run 'chmod 600 %s'", name, perm, name)
 	case perm&0o040 != 0:
 		return fmt.Sprintf("password file %s is readable by its group (mode %04o); 'chmod 600 %s' keeps it private", name, perm, name), nil
 	}
