@@ -94,22 +94,28 @@ func buildVersion() (ver, rev string) {
 // runners are the jobs the commands run. Tests replace one (gh's runF) to
 // see the options a command line maps to, without running anything.
 type runners struct {
-	audit   func(context.Context, *env, engagement.AuditOptions) error
-	report  func(context.Context, *env, engagement.ReportOptions) error
-	verify  func(context.Context, *env, engagement.VerifyOptions) error
-	keygen  func(context.Context, *env, engagement.KeygenOptions) error
-	inspect func(context.Context, *env, engagement.InspectOptions) error
-	doctor  func(context.Context, *env, engagement.DoctorOptions) error
+	audit     func(context.Context, *env, engagement.AuditOptions) error
+	report    func(context.Context, *env, engagement.ReportOptions) error
+	verify    func(context.Context, *env, engagement.VerifyOptions) error
+	keygen    func(context.Context, *env, engagement.KeygenOptions) error
+	inspect   func(context.Context, *env, engagement.InspectOptions) error
+	doctor    func(context.Context, *env, engagement.DoctorOptions) error
+	remediate func(context.Context, *env, engagement.RemediateOptions) error
+	rollback  func(context.Context, *env, engagement.RollbackOptions) error
+	fix       func(context.Context, *env, engagement.FixOptions) error
 }
 
 func defaultRunners() runners {
 	return runners{
-		audit:   engagement.Audit,
-		report:  engagement.Report,
-		verify:  engagement.Verify,
-		keygen:  engagement.Keygen,
-		inspect: engagement.Inspect,
-		doctor:  engagement.Doctor,
+		audit:     engagement.Audit,
+		report:    engagement.Report,
+		verify:    engagement.Verify,
+		keygen:    engagement.Keygen,
+		inspect:   engagement.Inspect,
+		doctor:    engagement.Doctor,
+		remediate: engagement.Remediate,
+		rollback:  engagement.Rollback,
+		fix:       engagement.Fix,
 	}
 }
 
@@ -140,9 +146,9 @@ func buildApp(e *env, r runners) *cli.App {
 			auditCommand(e, r.audit),
 			inspectCommand(e, r.inspect),
 			doctorCommand(e, r.doctor),
-			remediateCommand(e),
-			rollbackCommand(e),
-			fixCommand(e),
+			remediateCommand(e, r.remediate),
+			rollbackCommand(e, r.rollback),
+			fixCommand(e, r.fix),
 			reportCommand(e, r.report),
 			verifyCommand(e, r.verify),
 			keygenCommand(e, r.keygen),

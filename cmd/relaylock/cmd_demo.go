@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,7 +37,7 @@ func demoCommand(e *env) *cli.Command {
 				return usagef("demo takes no arguments")
 			}
 			platform := strings.ToLower(c.String("platform"))
-			if !contains(lab.Platforms(), platform) {
+			if !slices.Contains(lab.Platforms(), platform) {
 				return usagef("--platform must be one of %s", strings.Join(labPlatformNames(), ", "))
 			}
 			out := c.String("out")

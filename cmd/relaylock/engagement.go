@@ -16,11 +16,6 @@ func evidenceFlags() []cli.Flag {
 	}
 }
 
-// newRecorder is the recorder of the evidence flags.
-func newRecorder(c *cli.Context, e *env, scope []string) *engagement.Recorder {
-	return engagement.NewRecorder(c.Context, e, evidenceOptions(c), scope)
-}
-
 // evidenceOptions maps the evidence flags.
 func evidenceOptions(c *cli.Context) engagement.EvidenceOptions {
 	return engagement.EvidenceOptions{Path: c.String("evidence"), Client: c.String("client"),

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/internal/engagement"
-	"github.com/relaylock/relaylock/report/evidence"
 )
 
 // addEvidencePreflight makes every command that adds to an evidence file
@@ -47,26 +42,4 @@ func addEvidencePreflight(e *env, cmds []*cli.Command) {
 			}
 		}
 	}
-}
-
-// evidenceWriteError marks a result that was obtained but could not be
-// added to the evidence file; the command prints the result anyway.
-type evidenceWriteError struct{ err error }
-
-func (e *evidenceWriteError) Error() string { return e.err.Error() }
-func (e *evidenceWriteError) Unwrap() error { return e.err }
-
-// evidenceWriteFailed reports, after the result has been printed, that
-// it is not in the evidence, and gives the exit code: exitOpen when an
-// open relay was found (the finding matters most), else exitEvidence.
-func evidenceWriteFailed(stderr io.Writer, open bool, err error) error {
-	fmt.Fprintf(stderr, "relaylock: the result above is NOT in the evidence file: %v\n", err)
-	var mod *evidence.ModifiedError
-	if errors.As(err, &mod) {
-		engagement.WriteMismatches(stderr, mod.Result)
-	}
-	if open {
-		return withCode(exitOpen, nil)
-	}
-	return withCode(exitEvidence, nil)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/internal/engagement"
+	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report"
 )
 
@@ -212,4 +213,157 @@ func TestDoctorOptions(t *testing.T) {
 				want: engagement.DoctorOptions{WinRM: defaultWinRM(), Format: "json", Evidence: engagement.EvidenceOptions{Path: "ev.json"}}},
 			{name: "an argument", args: []string{"mail"}, usage: "doctor takes no arguments"},
 		})
+}
+
+// defaultChange is what the change flags map to when none is given.
+func defaultChange() engagement.ChangeOptions {
+	return engagement.ChangeOptions{Restart: "ask", MaxPrefixV4: 8, MaxPrefixV6: 32}
+}
+
+// defaultRequest is the request of --allow 192.0.2.10 and no other flag.
+func defaultRequest() remediate.Request {
+	return remediate.Request{Allow: []remediate.AddrRange{mustAllow("192.0.2.10")}, AllowAuthenticated: true,
+		ConnectorName: "relaylock Relay", SyncTimeout: 5 * time.Minute}
+}
+
+// noRollbackLine drops the rollback command renderer, which the
+// comparison cannot see into; TestRollbackLineOptions checks it.
+func noRollbackLine[T any](o *T, l *func(engagement.RollbackLine) string, t *testing.T) {
+	t.Helper()
+	if *l == nil {
+		t.Error("no rollback command renderer")
+	}
+	*l = nil
+}
+
+func TestRemediateOptions(t *testing.T) {
+	def := func(f func(o *engagement.RemediateOptions)) engagement.RemediateOptions {
+		o := engagement.RemediateOptions{WinRM: defaultWinRM(), Request: defaultRequest(), Change: defaultChange(), Probe: defaultProbe()}
+		if f != nil {
+			f(&o)
+		}
+		return o
+	}
+	cases := []optionCase[engagement.RemediateOptions]{
+		{name: "defaults", args: []string{"--winrm-host", "mail", "--allow", "192.0.2.10"}, want: def(nil)},
+		{name: "every change flag", args: []string{"--winrm-host", "mail", "--allow", "192.0.2.10,198.51.100.0/24", "--allow", "2001:db8::/64",
+			"--allow-authenticated=false", "--no-loopback", "--fix-domains", "--connector-name", "Relay for printers", "--dry-run", "-y",
+			"--backup", "b.json", "--no-auto-rollback", "--restart", "always", "--force", "--max-prefix", "16", "--max-prefix6", "48",
+			"--ds2mb-timeout", "1m", "--smtp-target", "192.0.2.25:25", "--no-retest", "--dc", "dc1", "--ports", "25,587", "--mail-domain", "corp.example",
+			"--evidence", "ev.json", "--ticket", "CHG-9"},
+			want: def(func(o *engagement.RemediateOptions) {
+				o.Request = remediate.Request{Allow: []remediate.AddrRange{mustAllow("192.0.2.10"),
+					mustAllow("198.51.100.0/24"), mustAllow("2001:db8::/64")},
+					NoLoopback: true, FixDomains: true, ConnectorName: "Relay for printers", Force: true, SyncTimeout: time.Minute}
+				o.Change = engagement.ChangeOptions{DryRun: true, Yes: true, Backup: "b.json", NoAutoRollback: true, Restart: "always",
+					MaxPrefixV4: 16, MaxPrefixV6: 48, NoRetest: true}
+				o.SMTPTargets, o.DC = []string{"192.0.2.25:25"}, "dc1"
+				o.Probe.Ports, o.Probe.MailDomain = "25,587", "corp.example"
+				o.Evidence = engagement.EvidenceOptions{Path: "ev.json", Ticket: "CHG-9"}
+			})},
+		{name: "environment", args: []string{"--winrm-host", "mail", "--allow", "192.0.2.10"},
+			env: map[string]string{"RELAYLOCK_WINRM_USER": "admin", "RELAYLOCK_DNS_SERVER": "192.0.2.53"},
+			want: def(func(o *engagement.RemediateOptions) {
+				o.WinRM.User, o.Probe.DNSServers = "admin", []string{"192.0.2.53"}
+			})},
+		{name: "an argument", args: []string{"mail"}, usage: "remediate takes no arguments"},
+		{name: "no host", args: []string{"--allow", "192.0.2.10"}, usage: "remediate: --winrm-host is required"},
+		{name: "no allow list", args: []string{"--winrm-host", "mail"}, usage: "name the clients allowed to relay with --allow"},
+		{name: "everyone", args: []string{"--winrm-host", "mail", "--allow", "0.0.0.0/0"}, usage: "pass --force only if you really mean it"},
+		{name: "too wide", args: []string{"--winrm-host", "mail", "--allow", "10.0.0.0/7"}, usage: "raise the limit with --max-prefix"},
+		{name: "bad restart policy", args: []string{"--winrm-host", "mail", "--allow", "192.0.2.10", "--restart", "sometimes"}, usage: "--restart must be ask, never or always"},
+		{name: "bad connector name", args: []string{"--winrm-host", "mail", "--allow", "192.0.2.10", "--connector-name", "Relay\x01"}, usage: "--connector-name:"},
+	}
+	checkOptions(t, "remediate", func(r *runners, job func(context.Context, *env, engagement.RemediateOptions) error) {
+		r.remediate = func(ctx context.Context, e *env, o engagement.RemediateOptions) error {
+			noRollbackLine(&o, &o.RollbackCommand, t)
+			return job(ctx, e, o)
+		}
+	}, cases)
+}
+
+func TestRollbackOptions(t *testing.T) {
+	def := func(f func(o *engagement.RollbackOptions)) engagement.RollbackOptions {
+		o := engagement.RollbackOptions{WinRM: defaultWinRM(), Backup: "b.json", Probe: defaultProbe()}
+		o.WinRM.Host = ""
+		if f != nil {
+			f(&o)
+		}
+		return o
+	}
+	checkOptions(t, "rollback", func(r *runners, job func(context.Context, *env, engagement.RollbackOptions) error) { r.rollback = job },
+		[]optionCase[engagement.RollbackOptions]{
+			{name: "the backup names the host", args: []string{"--backup", "b.json"}, want: def(nil)},
+			{name: "every flag", args: []string{"--backup", "b.json", "--winrm-host", "mail", "--smtp-target", "192.0.2.25:25", "--no-retest",
+				"--dc", "dc1", "--ports", "2525", "--evidence", "ev.json"},
+				want: def(func(o *engagement.RollbackOptions) {
+					o.WinRM.Host, o.SMTPTargets, o.NoRetest, o.DC, o.Probe.Ports = "mail", []string{"192.0.2.25:25"}, true, "dc1", "2525"
+					o.Evidence.Path = "ev.json"
+				})},
+			{name: "an argument", args: []string{"--backup", "b.json", "mail"}, usage: "rollback takes no arguments"},
+		})
+}
+
+func TestFixOptions(t *testing.T) {
+	def := func(f func(o *engagement.FixOptions)) engagement.FixOptions {
+		o := engagement.FixOptions{Domain: "corp.example", WinRM: defaultWinRM(), Hosts: map[string]string{}, Request: defaultRequest(),
+			Change: defaultChange(), Probe: defaultProbe()}
+		o.WinRM.Host = ""
+		if f != nil {
+			f(&o)
+		}
+		return o
+	}
+	checkOptions(t, "fix", func(r *runners, job func(context.Context, *env, engagement.FixOptions) error) {
+		r.fix = func(ctx context.Context, e *env, o engagement.FixOptions) error {
+			noRollbackLine(&o, &o.RollbackCommand, t)
+			return job(ctx, e, o)
+		}
+	}, []optionCase[engagement.FixOptions]{
+		{name: "defaults", args: []string{"corp.example", "--allow", "192.0.2.10"}, want: def(nil)},
+		{name: "host mappings", args: []string{"corp.example", "--allow", "192.0.2.10", "--winrm-host", "Mail.Corp.Example.=192.0.2.25:15986",
+			"--winrm-map", "mx2.corp.example=exch02,mx3.corp.example=exch03", "--winrm-port", "5985", "-o", "r.pdf", "--sign-key", "k",
+			"--evidence", "ev.json", "--client", "Corp"},
+			want: def(func(o *engagement.FixOptions) {
+				o.Hosts = map[string]string{"mail.corp.example": "192.0.2.25:15986", "mx2.corp.example": "exch02", "mx3.corp.example": "exch03"}
+				o.WinRM.Port, o.Output, o.SignKey = 5985, "r.pdf", "k"
+				o.Evidence = engagement.EvidenceOptions{Path: "ev.json", Client: "Corp"}
+			})},
+		{name: "no domain", args: []string{"--allow", "192.0.2.10"}, usage: "fix takes exactly one DOMAIN"},
+		{name: "two domains", args: []string{"a.example", "b.example", "--allow", "192.0.2.10"}, usage: "fix takes exactly one DOMAIN"},
+		{name: "a plain host", args: []string{"corp.example", "--allow", "192.0.2.10", "--winrm-host", "mail"}, usage: "--winrm-host \"mail\": want MX=HOST[:PORT]"},
+	})
+}
+
+// The rollback command a run prints repeats its flags as typed, with the
+// values the run chose per host (RollbackLine) in their places.
+func TestRollbackLineOptions(t *testing.T) {
+	var line string
+	r := defaultRunners()
+	r.fix = func(_ context.Context, _ *env, o engagement.FixOptions) error {
+		line = o.RollbackCommand(engagement.RollbackLine{Host: "192.0.2.25", Backup: "b.json", Endpoints: []string{"192.0.2.25:25"},
+			Evidence: "relaylock-evidence-corp.example.json", WinRMPort: 15986, ServerName: "mail.corp.example", MailDomain: "corp.example"})
+		return nil
+	}
+	var stderr strings.Builder
+	e := &env{Stdin: strings.NewReader(""), Stdout: &stderr, Stderr: &stderr, Getenv: func(string) string { return "" }}
+	err := runAppWith(context.Background(), e, []string{"relaylock", "fix", "corp.example", "--allow", "192.0.2.10", "--winrm-user", `CORP\admin`,
+		"--winrm-ca", "ca.pem", "--ticket", "CHG-1", "--timeout", "5s", "--yes"}, r)
+	if err != nil {
+		t.Fatal(err, stderr.String())
+	}
+	want := `relaylock rollback --winrm-host 192.0.2.25 --backup b.json --winrm-port 15986 --winrm-user 'CORP\admin' --winrm-ca ca.pem ` +
+		`--winrm-server-name mail.corp.example --evidence relaylock-evidence-corp.example.json --ticket CHG-1 --smtp-target 192.0.2.25:25 ` +
+		`--mail-domain corp.example --timeout 5s`
+	if line != want {
+		t.Errorf("rollback command\n got %s\nwant %s", line, want)
+	}
+}
+
+func mustAllow(s string) remediate.AddrRange {
+	r, err := remediate.ParseAllowEntry(s)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }

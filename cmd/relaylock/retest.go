@@ -4,8 +4,6 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/relaylock/relaylock/audit"
 )
 
 // retestFlags are the audit flags that shape the probe, for the commands
@@ -24,9 +22,4 @@ func retestFlags() []cli.Flag {
 		out = append(out, f)
 	}
 	return out
-}
-
-// retestOptions builds the probe options for targets from those flags.
-func retestOptions(c *cli.Context, e *env, targets []string) (audit.Options, error) {
-	return probeOptions(c).AuditOptions(e, targets)
 }

@@ -165,10 +165,10 @@ func Audit(ctx context.Context, e *Env, o AuditOptions) error {
 				return fmt.Errorf("write the result: %w", werr)
 			}
 		}
-		rec := NewRecorder(ctx, e, o.Evidence, opts.Targets)
-		if werr := rec.Update(func(b *evidence.Bundle) {
+		rec := newRecorder(ctx, e, o.Evidence, opts.Targets)
+		if werr := rec.update(func(b *evidence.Bundle) {
 			b.Audits = append(b.Audits, evidence.AuditRun{Purpose: "audit", Result: res})
-			rec.Log(b, "audit", "", fmt.Sprintf("probed %s: %s", scopeText(opts.Targets), res.Verdict))
+			rec.log(b, "audit", "", fmt.Sprintf("probed %s: %s", scopeText(opts.Targets), res.Verdict))
 		}); werr != nil {
 			evErr = werr // the result is printed below all the same
 		}

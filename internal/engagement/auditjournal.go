@@ -147,14 +147,14 @@ func auditJournaled(ctx context.Context, e *Env, o AuditOptions, opts audit.Opti
 	for i, en := range entries {
 		all[i] = en.Target
 	}
-	rec := NewRecorder(ctx, e, o.Evidence, all)
-	if err := rec.Update(func(b *evidence.Bundle) {
+	rec := newRecorder(ctx, e, o.Evidence, all)
+	if err := rec.update(func(b *evidence.Bundle) {
 		b.Audits = append(b.Audits, m.Evidence("audit"))
 		msg := fmt.Sprintf("probed %s: %s", scopeText(all), merged.Verdict)
 		if len(done) > 0 {
 			msg += fmt.Sprintf(" (resumed: %d targets from the journal)", len(done))
 		}
-		rec.Log(b, "audit", "", msg)
+		rec.log(b, "audit", "", msg)
 	}); err != nil {
 		// Every target stays in the journal: --resume writes them.
 		return merged, &evidenceWriteError{fmt.Errorf("%w\nhint: every target is kept in %s; once the evidence file can be written, run the same command with --resume to add them without probing again", err, jp)}

@@ -45,7 +45,7 @@ func Doctor(ctx context.Context, e *Env, o DoctorOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := NewRecorder(ctx, e, o.Evidence, []string{host}).Update(func(b *evidence.Bundle) {
+	if err := newRecorder(ctx, e, o.Evidence, []string{host}).update(func(b *evidence.Bundle) {
 		for _, ch := range rep.Checks {
 			b.Log = append(b.Log, evidence.LogEntry{Time: rep.Time, Step: "doctor", Host: host, Message: ch.LogLine()})
 		}

@@ -55,7 +55,7 @@ type Env struct {
 	CatchStarted func(addr string)
 
 	// evidenceLost is the first evidence write that failed after a job's
-	// work had begun (Recorder.UpdateOrWarn).
+	// work had begun (recorder.updateOrWarn).
 	evidenceLost error
 }
 

@@ -58,13 +58,13 @@ func Inspect(ctx context.Context, e *Env, o InspectOptions) error {
 		return err
 	}
 	defer closeRunner(runner)
-	rec := NewRecorder(ctx, e, o.Evidence, []string{host})
+	rec := newRecorder(ctx, e, o.Evidence, []string{host})
 	insp, ierr := remediate.InspectHostWith(ctx, runner, host, prober, ho)
 	var evErr error // printed after the result
 	if insp != nil {
-		evErr = rec.Update(func(b *evidence.Bundle) {
+		evErr = rec.update(func(b *evidence.Bundle) {
 			b.Inspections = append(b.Inspections, *insp)
-			rec.Log(b, "inspect", host, fmt.Sprintf("inspected %s as %s (WinRM user %s): %d finding(s)", host, insp.Platform, user, len(insp.Findings)))
+			rec.log(b, "inspect", host, fmt.Sprintf("inspected %s as %s (WinRM user %s): %d finding(s)", host, insp.Platform, user, len(insp.Findings)))
 		})
 	}
 	if ierr != nil && evErr != nil {

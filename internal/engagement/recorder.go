@@ -21,9 +21,9 @@ type EvidenceOptions struct {
 	Ticket        string
 }
 
-// Recorder adds sections to the evidence file; with no file it does
+// recorder adds sections to the evidence file; with no file it does
 // nothing.
-type Recorder struct {
+type recorder struct {
 	ctx        context.Context // bounds the wait for the evidence lock (Ctrl-C)
 	env        *Env            // where a lost write is noted (UpdateOrWarn)
 	path       string
@@ -32,10 +32,10 @@ type Recorder struct {
 	now        func() time.Time
 }
 
-// NewRecorder returns the recorder of a job on the evidence o names, for
+// newRecorder returns the recorder of a job on the evidence o names, for
 // the targets or hosts in scope.
-func NewRecorder(ctx context.Context, e *Env, o EvidenceOptions, scope []string) *Recorder {
-	return &Recorder{
+func newRecorder(ctx context.Context, e *Env, o EvidenceOptions, scope []string) *recorder {
+	return &recorder{
 		ctx:  ctx,
 		env:  e,
 		path: o.Path,
@@ -51,8 +51,8 @@ func NewRecorder(ctx context.Context, e *Env, o EvidenceOptions, scope []string)
 	}
 }
 
-// Update applies fn to the evidence, keeping what is already there.
-func (r *Recorder) Update(fn func(b *evidence.Bundle)) error {
+// update applies fn to the evidence, keeping what is already there.
+func (r *recorder) update(fn func(b *evidence.Bundle)) error {
 	if r == nil || r.path == "" {
 		return nil
 	}
@@ -75,13 +75,13 @@ func (r *Recorder) Update(fn func(b *evidence.Bundle)) error {
 	return nil
 }
 
-// UpdateOrWarn adds to the evidence like Update, for a result that has
+// updateOrWarn adds to the evidence like update, for a result that has
 // already happened (a change applied, a re-test run): a failed write does
 // not stop the job, it is reported on stderr at once, and the job exits
 // with ExitEvidence unless it has a stronger code to give
 // (Env.EvidenceLost).
-func (r *Recorder) UpdateOrWarn(stderr io.Writer, what string, fn func(b *evidence.Bundle)) {
-	err := r.Update(fn)
+func (r *recorder) updateOrWarn(stderr io.Writer, what string, fn func(b *evidence.Bundle)) {
+	err := r.update(fn)
 	if err == nil {
 		return
 	}
@@ -95,8 +95,8 @@ func (r *Recorder) UpdateOrWarn(stderr io.Writer, what string, fn func(b *eviden
 	}
 }
 
-// Log records one line of the account of what was done.
-func (r *Recorder) Log(b *evidence.Bundle, step, host, msg string) {
+// log records one line of the account of what was done.
+func (r *recorder) log(b *evidence.Bundle, step, host, msg string) {
 	b.Log = append(b.Log, evidence.LogEntry{Time: r.now(), Step: step, Host: host, Message: msg})
 }
 
@@ -185,6 +185,3 @@ func WriteMismatches(w io.Writer, r *evidence.CheckResult) {
 		fmt.Fprintf(w, "MISMATCH  %s\n", l)
 	}
 }
-
-// SetScope sets the targets or hosts the engagement covers.
-func (r *Recorder) SetScope(scope []string) { r.engagement.Scope = scope }

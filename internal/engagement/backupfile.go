@@ -1,4 +1,4 @@
-package main
+package engagement
 
 import (
 	"crypto/rand"
@@ -18,7 +18,7 @@ import (
 // for it names the file.
 var errBackupExists = errors.New("relaylock never overwrites a backup")
 
-// backupPath names the backup of host for this run and checks that
+// backupPath names the backup of the host w reaches for this run and checks that
 // nothing has that name yet (the write itself is O_EXCL too:
 // remediate.WriteBackup).
 //
@@ -28,9 +28,10 @@ var errBackupExists = errors.New("relaylock never overwrites a backup")
 // given for the first host of the run; fix gives each further host the
 // name with "-HOST-PORT" before the extension, since one file cannot hold
 // two hosts' backups.
-func (f *fixer) backupPath(host string) (string, error) {
-	port := winrmPort(f)
-	explicit := f.c.String("backup")
+func (f *fixer) backupPath(w WinRMOptions) (string, error) {
+	host := w.Host
+	port := winrmPort(w)
+	explicit := f.change.Backup
 	if explicit == "" {
 		for range 8 {
 			p := filepath.Join(f.backupDir, fmt.Sprintf("relaylock-backup-%s-%s-%s-%s.json",
@@ -50,7 +51,7 @@ func (f *fixer) backupPath(host string) (string, error) {
 		f.backupsUsed = map[string]bool{}
 	}
 	f.backupsUsed[explicit], f.backupsUsed[p] = true, true
-	if f.c.Bool("dry-run") {
+	if f.change.DryRun {
 		return p, nil // nothing is written
 	}
 	if err := backupFree(p); err != nil {
@@ -63,20 +64,20 @@ func (f *fixer) backupPath(host string) (string, error) {
 // directory, a link, a device).
 func backupFree(p string) error {
 	if _, err := os.Lstat(p); err == nil {
-		return withCode(exitError, fmt.Errorf("--backup %s already exists: %w (it may be the only copy of a host's prior state); name a new file, or leave out --backup for a unique name", p, errBackupExists))
+		return WithCode(ExitError, fmt.Errorf("--backup %s already exists: %w (it may be the only copy of a host's prior state); name a new file, or leave out --backup for a unique name", p, errBackupExists))
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return withCode(exitError, fmt.Errorf("--backup %s: %w", p, err))
+		return WithCode(ExitError, fmt.Errorf("--backup %s: %w", p, err))
 	}
 	return nil
 }
 
 // winrmPort is the WinRM port the host is reached on, as a string for
 // file names.
-func winrmPort(f *fixer) string {
-	if p := f.c.Int("winrm-port"); p != 0 {
+func winrmPort(w WinRMOptions) string {
+	if p := w.Port; p != 0 {
 		return strconv.Itoa(p)
 	}
-	if f.c.Bool("winrm-http") || !f.c.Bool("winrm-https") {
+	if !w.useHTTPS() {
 		return "5985"
 	}
 	return "5986"

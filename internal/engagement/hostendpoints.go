@@ -1,4 +1,4 @@
-package main
+package engagement
 
 import (
 	"errors"
@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/report/evidence"
@@ -102,16 +100,16 @@ func normHost(s string) string {
 }
 
 // remediateTargets are the endpoints remediate probes before and after the
-// change: --smtp-target; else those the evidence's most recent audit found
-// for host, with that audit's mail domain for the controls (as rollback
-// re-tests what was probed before the change); else host on --ports, and
-// the operator is told why.
-func remediateTargets(c *cli.Context, f *fixer, host string) ([]string, error) {
-	if t := c.StringSlice("smtp-target"); len(t) > 0 {
-		return t, nil
+// change: smtpTargets (--smtp-target); else those the evidence's most
+// recent audit found for host, with that audit's mail domain for the
+// controls (as rollback re-tests what was probed before the change); else
+// host on the probe's ports, and the operator is told why.
+func (f *fixer) remediateTargets(smtpTargets []string, ev, host string) ([]string, error) {
+	if len(smtpTargets) > 0 {
+		return smtpTargets, nil
 	}
 	why := "no --evidence file says what an audit found"
-	if ev := c.String("evidence"); ev != "" {
+	if ev != "" {
 		b, err := evidence.Load(ev)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -120,10 +118,8 @@ func remediateTargets(c *cli.Context, f *fixer, host string) ([]string, error) {
 			return nil, err
 		default:
 			if eps, domain, _ := auditedEndpoints(b, host); len(eps) > 0 {
-				if domain != "" && c.String("mail-domain") == "" {
-					if err := c.Set("mail-domain", domain); err != nil {
-						return nil, err
-					}
+				if domain != "" && f.probeOpts.MailDomain == "" {
+					f.probeOpts.MailDomain = domain
 				}
 				f.progress("re-testing %s: the endpoints the audit in %s found for %s", strings.Join(eps, ", "), ev, host)
 				return eps, nil
@@ -131,37 +127,53 @@ func remediateTargets(c *cli.Context, f *fixer, host string) ([]string, error) {
 			why = "no audit in " + ev + " found an endpoint of " + host + " (by MX host name, by address, or by the audit's own DNS answers for it)"
 		}
 	}
-	fmt.Fprintf(f.e.Stderr, "relaylock: note: the re-test targets the WinRM host %s on port(s) %s: %s; give --smtp-target HOST:PORT to test the relay's own endpoint\n", host, c.String("ports"), why)
+	fmt.Fprintf(f.e.Stderr, "relaylock: note: the re-test targets the WinRM host %s on port(s) %s: %s; give --smtp-target HOST:PORT to test the relay's own endpoint\n", host, f.probeOpts.Ports, why)
 	return []string{host}, nil
 }
 
-// winrmNames names fix's WinRM host for TLS and Kerberos when fix reaches
-// it at the address the audit probed (no --winrm-host mapping): the
-// certificate is checked against the MX host name, and the SPN is
-// HTTP/<MX host>, as they would be had the name been dialled. A mapped
-// host, or a flag the operator gave, keeps the operator's names.
-type winrmNames struct {
-	c               *cli.Context
-	serverName, spn string // as given
-}
-
-func (n winrmNames) set(mapped bool, h openHost) error {
-	server, spn := n.serverName, n.spn
+// hostNames are the names fix checks a WinRM host by, for TLS and
+// Kerberos, when fix reaches it at the address the audit probed (no
+// mapping): the certificate is checked against the MX host name, and the
+// SPN is HTTP/<MX host>, as they would be had the name been dialled. A
+// mapped host, or a name the operator gave, keeps the operator's names.
+func hostNames(w WinRMOptions, mapped bool, h openHost) (server, spn string) {
+	server, spn = w.ServerName, w.SPN
 	if _, err := netip.ParseAddr(h.mx); !mapped && err != nil {
-		https := n.c.Bool("winrm-https") && !n.c.Bool("winrm-http")
-		if server == "" && https {
+		if server == "" && w.useHTTPS() {
 			server = h.mx
 		}
-		if spn == "" && strings.EqualFold(n.c.String("winrm-auth"), "kerberos") {
+		if spn == "" && strings.EqualFold(w.Auth, "kerberos") {
 			spn = "HTTP/" + h.mx
 		}
 	}
-	for name, v := range map[string]string{"winrm-server-name": server, "winrm-spn": spn} {
-		if n.c.String(name) != v {
-			if err := n.c.Set(name, v); err != nil {
-				return err
+	return server, spn
+}
+
+// retestEndpoints are the "address:port" endpoints a change's re-test
+// covers: those of the probe before the change when there was one, else
+// the targets (each with --ports when it names no port).
+func retestEndpoints(targets []string, ports []int, before *audit.Result) []string {
+	var out []string
+	if before != nil {
+		for _, t := range before.Targets {
+			for _, ep := range t.Endpoints {
+				if s := net.JoinHostPort(ep.Address, strconv.Itoa(ep.Port)); !slices.Contains(out, s) {
+					out = append(out, s)
+				}
 			}
 		}
+		if len(out) > 0 {
+			return out
+		}
 	}
-	return nil
+	for _, t := range targets {
+		if _, _, err := net.SplitHostPort(t); err == nil {
+			out = append(out, t)
+			continue
+		}
+		for _, p := range ports {
+			out = append(out, net.JoinHostPort(strings.Trim(t, "[]"), strconv.Itoa(p)))
+		}
+	}
+	return out
 }
