@@ -103,6 +103,8 @@ type runners struct {
 	remediate func(context.Context, *env, engagement.RemediateOptions) error
 	rollback  func(context.Context, *env, engagement.RollbackOptions) error
 	fix       func(context.Context, *env, engagement.FixOptions) error
+	lab       func(context.Context, *env, engagement.LabOptions) error
+	demo      func(context.Context, *env, engagement.DemoOptions) error
 }
 
 func defaultRunners() runners {
@@ -116,6 +118,8 @@ func defaultRunners() runners {
 		remediate: engagement.Remediate,
 		rollback:  engagement.Rollback,
 		fix:       engagement.Fix,
+		lab:       engagement.Lab,
+		demo:      engagement.Demo,
 	}
 }
 
@@ -152,8 +156,8 @@ func buildApp(e *env, r runners) *cli.App {
 			reportCommand(e, r.report),
 			verifyCommand(e, r.verify),
 			keygenCommand(e, r.keygen),
-			labCommand(e),
-			demoCommand(e),
+			labCommand(e, r.lab),
+			demoCommand(e, r.demo),
 			completionCommand(e),
 		},
 	}

@@ -224,7 +224,7 @@ func valuesFor(cmd *cli.Command, flag string) []string {
 	}
 	if vs, ok := flagValues[cmdName][name]; ok {
 		if name == "platform" {
-			return labPlatformNames()
+			return engagement.LabPlatforms()
 		}
 		return vs
 	}

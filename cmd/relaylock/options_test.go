@@ -367,3 +367,47 @@ func mustAllow(s string) remediate.AddrRange {
 	}
 	return r
 }
+
+func TestLabOptions(t *testing.T) {
+	def := func(f func(o *engagement.LabOptions)) engagement.LabOptions {
+		o := engagement.LabOptions{Platform: "iis", Listen: "127.0.0.1", Language: "en-US"}
+		if f != nil {
+			f(&o)
+		}
+		return o
+	}
+	checkOptions(t, "lab", func(r *runners, job func(context.Context, *env, engagement.LabOptions) error) {
+		r.lab = func(ctx context.Context, e *env, o engagement.LabOptions) error {
+			if o.TryCommands == nil {
+				t.Error("no commands to print for the lab")
+			}
+			o.TryCommands = nil
+			return job(ctx, e, o)
+		}
+	}, []optionCase[engagement.LabOptions]{
+		{name: "defaults", want: def(nil)},
+		{name: "every flag", args: []string{"--platform", "Exchange2003", "--listen", "::1", "--smtp-port", "2525", "--winrm-port", "5985",
+			"--dns-port", "5353", "--domain", "example.org", "--http", "--max-memory-per-shell-mb", "150", "--language", "de-DE"},
+			want: engagement.LabOptions{Platform: "Exchange2003", Listen: "::1", SMTPPort: 2525, WinRMPort: 5985, DNSPort: 5353,
+				Domain: "example.org", HTTP: true, MaxMemoryPerShellMB: 150, Language: "de-DE"}},
+		{name: "sealed", args: []string{"--sealed-http"}, want: def(func(o *engagement.LabOptions) { o.SealedHTTP = true })},
+		{name: "an argument", args: []string{"iis"}, usage: "lab takes no arguments"},
+	})
+}
+
+func TestDemoOptions(t *testing.T) {
+	checkOptions(t, "demo", func(r *runners, job func(context.Context, *env, engagement.DemoOptions) error) {
+		r.demo = func(ctx context.Context, e *env, o engagement.DemoOptions) error {
+			if o.Fix == nil {
+				t.Error("no fix to run")
+			}
+			o.Fix = nil
+			return job(ctx, e, o)
+		}
+	}, []optionCase[engagement.DemoOptions]{
+		{name: "defaults", want: engagement.DemoOptions{Platform: "iis", Out: "relaylock-demo"}},
+		{name: "platform and folder", args: []string{"--platform", "exchange2019", "--out", "d"},
+			want: engagement.DemoOptions{Platform: "exchange2019", Out: "d"}},
+		{name: "an argument", args: []string{"iis"}, usage: "demo takes no arguments"},
+	})
+}
