@@ -12,21 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/internal/engagement"
-)
-
-// The exit codes are engagement's (README, "Exit codes"); cmd only maps
-// errors to them (exitCode).
-const (
-	exitOK           = engagement.ExitOK
-	exitError        = engagement.ExitError
-	exitUsage        = engagement.ExitUsage
-	exitOpen         = engagement.ExitOpen
-	exitStillOpen    = engagement.ExitStillOpen
-	exitInconclusive = engagement.ExitInconclusive
-	exitEvidence     = engagement.ExitEvidence
-	exitCancelled    = engagement.ExitCancelled
 )
 
 // env is everything a command may touch outside its arguments, so that
@@ -50,16 +36,9 @@ func usagef(format string, a ...any) error { return engagement.Usagef(format, a.
 
 func withCode(code int, err error) error { return engagement.WithCode(code, err) }
 
-// Test seams, copied into the Env of every run (runApp).
-var (
-	// testResolver replaces DNS.
-	testResolver audit.MailResolver
-	// beforeEvidenceWrite runs just before a command writes its result to
-	// the evidence file.
-	beforeEvidenceWrite func(path string)
-	// testOnlyCatchStarted is told the catcher's address.
-	testOnlyCatchStarted func(addr string)
-)
+// testHooks, when set (by TestMain), fills in the test seams of each
+// run's Env.
+var testHooks func(e *env)
 
 // Version and commit; set with -ldflags "-X main.version=... -X main.commit=..."
 // or read from the build's VCS stamp.
@@ -126,6 +105,7 @@ func defaultRunners() runners {
 func newApp(e *env) *cli.App { return buildApp(e, defaultRunners()) }
 
 func buildApp(e *env, r runners) *cli.App {
+	useVersionFlag()
 	ver, rev := buildVersion()
 	app := &cli.App{
 		Name:                 "relaylock",
@@ -194,14 +174,8 @@ func runAppWith(ctx context.Context, e *env, args []string, r runners) error {
 	if e.Version == "" {
 		e.Version, e.Commit = buildVersion()
 	}
-	if testResolver != nil && e.Resolver == nil {
-		e.Resolver = testResolver
-	}
-	if beforeEvidenceWrite != nil && e.BeforeEvidenceWrite == nil {
-		e.BeforeEvidenceWrite = beforeEvidenceWrite
-	}
-	if testOnlyCatchStarted != nil && e.CatchStarted == nil {
-		e.CatchStarted = testOnlyCatchStarted
+	if testHooks != nil {
+		testHooks(e)
 	}
 	app := buildApp(e, r)
 	if words, ok := completionRequest(args); ok {
@@ -223,7 +197,7 @@ func run(ctx context.Context, args []string, e *env) int {
 
 func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	if err == nil {
-		return exitOK
+		return engagement.ExitOK
 	}
 	// An error may quote a server (a reply, a fault, script output): no
 	// control character of it reaches the terminal.
@@ -238,15 +212,15 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "relaylock: %v\nhint: run 'relaylock help' for usage\n", ue.Msg)
-		return exitUsage
+		return engagement.ExitUsage
 	}
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 		fmt.Fprintf(stderr, "relaylock: interrupted: %v\n", err)
-		return exitCancelled
+		return engagement.ExitCancelled
 	}
 	fmt.Fprintf(stderr, "relaylock: %v\n", err)
 	if h := hintFor(err); h != "" {
 		fmt.Fprintf(stderr, "hint: %s\n", h)
 	}
-	return exitError
+	return engagement.ExitError
 }

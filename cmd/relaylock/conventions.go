@@ -2,6 +2,7 @@ package main
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 )
@@ -10,9 +11,12 @@ import (
 // --output, the file a command writes; -V is the version and -v is never
 // it; --quiet drops progress lines.
 
-func init() {
+// useVersionFlag makes -V (--version) the version flag, once, when the
+// first app is built: urfave/cli v2 takes it from its package-level
+// cli.VersionFlag, not from the App.
+var useVersionFlag = sync.OnceFunc(func() {
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version and the commit it was built from"}
-}
+})
 
 // quietFlag is accepted before the command and after it.
 func quietFlag() cli.Flag {

@@ -35,7 +35,7 @@ func addEvidencePreflight(e *env, cmds []*cli.Command) {
 				cmd.Action = func(c *cli.Context) error {
 					err := action(c)
 					if err == nil && e.EvidenceLost() != nil {
-						return withCode(exitEvidence, nil)
+						return withCode(engagement.ExitEvidence, nil)
 					}
 					return err
 				}

@@ -76,3 +76,13 @@ func lineDiff(want, got string) string {
 	}
 	return ""
 }
+
+// The completion scripts (files in completion/) call the entry point the
+// CLI answers.
+func TestCompletionScriptsCallEntryPoint(t *testing.T) {
+	for _, s := range []string{bashCompletion, zshCompletion, fishCompletion, powershellCompletion} {
+		if !strings.Contains(s, " "+completeCommand+" ") {
+			t.Errorf("script does not call %s:\n%s", completeCommand, s)
+		}
+	}
+}
