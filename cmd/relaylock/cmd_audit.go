@@ -9,7 +9,27 @@ import (
 	"github.com/relaylock/relaylock/internal/engagement"
 )
 
+// auditFlags are audit's flags: those that shape the probe, the output,
+// the evidence and catch mode.
 func auditFlags() []cli.Flag {
+	flags := probeFlags([]cli.Flag{
+		&cli.BoolFlag{Name: "deliver", Usage: "send a marked test message to --to (your own mailbox) and report the token to look for"},
+		&cli.StringFlag{Name: "contact", Usage: "`TEXT` naming whom to contact, put in delivered test messages"},
+	})
+	flags = append(flags, targetsFlags(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, json (one document, written as targets finish), jsonl (one target per line) or csv (one row per endpoint, for spreadsheets)"})...)
+	flags = append(flags, evidenceFlags(engagementTicketFlag())...)
+	return append(flags, catchFlags()...)
+}
+
+// retestFlags are the flags that shape the probe, for the commands that
+// probe before and after a change (remediate, rollback, fix): the same
+// test matrix as `relaylock audit`, without its output, delivery and
+// catch flags.
+func retestFlags() []cli.Flag { return append(probeFlags(nil), targetsFlags()...) }
+
+// probeFlags are the flags that shape a probe (probeOptions maps them),
+// with delivery, audit's own, in their place in the list.
+func probeFlags(delivery []cli.Flag) []cli.Flag {
 	flags := []cli.Flag{
 		&cli.StringSliceFlag{Name: "dns-server", EnvVars: []string{envDNSServer}, Usage: "DNS `SERVER` to ask (HOST or HOST:PORT, repeatable or comma-separated); required on Windows"},
 		&cli.StringFlag{Name: "ports", Value: "25", Usage: "comma-separated `PORTS` to probe (465 uses implicit TLS), e.g. 25,587,465"},
@@ -19,8 +39,9 @@ func auditFlags() []cli.Flag {
 		&cli.StringFlag{Name: "mail-domain", Usage: "the mail `DOMAIN` served by host or address targets (for control C1 and local-sender tests)"},
 		&cli.StringFlag{Name: "helo", DefaultText: "this host's name", Usage: "EHLO `NAME` (a FQDN whose forward and reverse DNS match)"},
 		&cli.StringFlag{Name: "depth", Value: audit.DepthData, Usage: "how far to go (`DEPTH`): rcpt (RCPT only), data (DATA, drop on 354) or deliver (send a marked message)"},
-		&cli.BoolFlag{Name: "deliver", Usage: "send a marked test message to --to (your own mailbox) and report the token to look for"},
-		&cli.StringFlag{Name: "contact", Usage: "`TEXT` naming whom to contact, put in delivered test messages"},
+	}
+	flags = append(flags, delivery...)
+	return append(flags,
 		&cli.IntFlag{Name: "concurrency", DefaultText: "automatic: from the open-file limit and memory, at most 512", Usage: "most `N` endpoints probed at once; lowered for a while when connects fail on this machine or time out in bulk"},
 		&cli.IntFlag{Name: "per-host", Value: 16, Usage: "at most `N` parallel connections to one address, over all targets (an endpoint uses one, and spreads its tests over more only when the replies are slow or the server hangs up)"},
 		&cli.Float64Flag{Name: "rate", DefaultText: "0, unlimited", Usage: "at most `N` new connections per second over the whole run"},
@@ -31,12 +52,16 @@ func auditFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "all-tests", Usage: "run every test even after an endpoint is found open"},
 		&cli.BoolFlag{Name: "helo-variants", Usage: "also try EHLO as the target's own names (tests E39a-d)"},
 		&cli.BoolFlag{Name: "auth-tests", Usage: "also try to relay after AUTH that must fail: an NTLM null session, a made-up account over LOGIN and PLAIN, a garbage CRAM-MD5 answer (tests A41a-d; the server may log failed logins)"},
-		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, json (one document, written as targets finish), jsonl (one target per line) or csv (one row per endpoint, for spreadsheets)"},
+	)
+}
+
+// targetsFlags are --targets and --resume, after the given flags (audit's
+// --format).
+func targetsFlags(before ...cli.Flag) []cli.Flag {
+	return append(before,
 		&cli.StringFlag{Name: "targets", Usage: "read targets from `FILE`: one TARGET per line, or CSV client,domain[,winrm-host] (# comments); with --evidence, each finished target is journaled to EVIDENCE.journal"},
 		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted --targets run from EVIDENCE.journal, without probing finished targets again"},
-	}
-	flags = append(flags, auditEvidenceFlags()...)
-	return append(flags, catchFlags()...)
+	)
 }
 
 const catchCategory = "Catch mode (proves relaying by receiving the relayed message)"

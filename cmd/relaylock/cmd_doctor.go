@@ -9,7 +9,7 @@ import (
 )
 
 func doctorCommand(e *env, run func(context.Context, *env, engagement.DoctorOptions) error) *cli.Command {
-	flags := append(winrmFlags(), evidenceFlags()...)
+	flags := append(winrmFlags(winrmHostFlag()), evidenceFlags(changeTicketFlag())...)
 	flags = append(flags, &cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"})
 	return &cli.Command{
 		Name:  "doctor",

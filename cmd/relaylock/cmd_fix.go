@@ -10,22 +10,18 @@ import (
 )
 
 func fixCommand(e *env, run func(context.Context, *env, engagement.FixOptions) error) *cli.Command {
-	flags := append(winrmFlags(), remediateFlags()...)
-	flags = append(flags, evidenceFlags()...)
+	// fix takes the MX=HOST mapping on --winrm-host, as the README shows;
+	// the plain host form of the other commands makes no sense for
+	// several hosts.
+	host := &cli.StringSliceFlag{Category: winrmCategory, Name: "winrm-host", DefaultText: "the address the audit probed, verified as the MX host name", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable)"}
+	flags := append(winrmFlags(host), remediateFlags()...)
+	flags = append(flags, evidenceFlags(changeTicketFlag())...)
 	flags = append(flags, retestFlags()...)
 	flags = append(flags,
 		&cli.StringSliceFlag{Name: "winrm-map", DefaultText: "the address the audit probed, verified as the MX host name", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, DefaultText: "relaylock-report-DOMAIN-TIME.pdf beside the evidence", Usage: "write the PDF report to `FILE`"},
 		&cli.StringFlag{Name: "sign-key", Usage: "sign the evidence and report hashes with this Ed25519 private key `FILE` (see relaylock keygen)"},
 	)
-	// fix takes the MX=HOST mapping on --winrm-host, as the issue and the
-	// README show; the plain host form of the other commands makes no
-	// sense for several hosts.
-	for i, f := range flags {
-		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "winrm-host" {
-			flags[i] = &cli.StringSliceFlag{Category: sf.Category, Name: "winrm-host", DefaultText: "the address the audit probed, verified as the MX host name", Usage: "`MX=HOST[:PORT]`: reach mail host MX over WinRM at HOST (repeatable)"}
-		}
-	}
 	return &cli.Command{
 		Name:  "fix",
 		Usage: "the whole job: audit a domain, inspect and remediate each open Windows host, re-test, write the evidence and the PDF report",

@@ -9,7 +9,7 @@ import (
 )
 
 func inspectCommand(e *env, run func(context.Context, *env, engagement.InspectOptions) error) *cli.Command {
-	flags := append(winrmFlags(), evidenceFlags()...)
+	flags := append(winrmFlags(winrmHostFlag()), evidenceFlags(changeTicketFlag())...)
 	flags = append(flags,
 		&cli.StringSliceFlag{Name: "prober", DefaultText: "the source addresses of the last audit in --evidence", Usage: "`ADDR` the external probe came from (repeatable)"},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},

@@ -33,8 +33,8 @@ func remediateFlags() []cli.Flag {
 }
 
 func remediateCommand(e *env, run func(context.Context, *env, engagement.RemediateOptions) error) *cli.Command {
-	flags := append(winrmFlags(), remediateFlags()...)
-	flags = append(flags, evidenceFlags()...)
+	flags := append(winrmFlags(winrmHostFlag()), remediateFlags()...)
+	flags = append(flags, evidenceFlags(changeTicketFlag())...)
 	flags = append(flags, retestFlags()...)
 	return &cli.Command{
 		Name:  "remediate",

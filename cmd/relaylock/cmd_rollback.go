@@ -9,7 +9,7 @@ import (
 )
 
 func rollbackCommand(e *env, run func(context.Context, *env, engagement.RollbackOptions) error) *cli.Command {
-	flags := append(winrmFlags(), evidenceFlags()...)
+	flags := append(winrmFlags(winrmHostFlag()), evidenceFlags(changeTicketFlag())...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "backup", Usage: "backup `FILE` written by remediate", Required: true},
 		&cli.StringSliceFlag{Name: "smtp-target", Usage: "`HOST[:PORT]` to re-test after the restore (default: the endpoints the backup names, those probed before the change)"},

@@ -41,15 +41,3 @@ const (
 	envProbeDomain = "RELAYLOCK_PROBE_DOMAIN"
 	envDNSServer   = "RELAYLOCK_DNS_SERVER"
 )
-
-// auditEvidenceFlags are evidenceFlags for audit, which changes nothing:
-// its ticket is the engagement's, not a change's.
-func auditEvidenceFlags() []cli.Flag {
-	flags := evidenceFlags()
-	for i, f := range flags {
-		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "ticket" {
-			flags[i] = &cli.StringFlag{Name: "ticket", Usage: "ticket or work-order `ID` of this engagement, recorded in the evidence (remediate and fix record theirs with each change)"}
-		}
-	}
-	return flags
-}

@@ -148,7 +148,7 @@ func rollbackLine(c *cli.Context) func(engagement.RollbackLine) string {
 // evidence file, and the endpoints re-tested before and after.
 func rollbackCommandLine(c *cli.Context, l engagement.RollbackLine) string {
 	words := []string{"relaylock", "rollback", "--winrm-host", l.Host, "--backup", l.Backup}
-	words = append(words, flagArgs(c, winrmFlags(), map[string]bool{"winrm-host": true}, map[string]string{
+	words = append(words, flagArgs(c, winrmFlags(winrmHostFlag()), map[string]bool{"winrm-host": true}, map[string]string{
 		"winrm-port": strconv.Itoa(l.WinRMPort), "winrm-server-name": l.ServerName, "winrm-spn": l.SPN})...)
 	// --dc: the restore writes Active Directory where the change was
 	// written, not on another DC that has not had it replicated yet.

@@ -305,8 +305,8 @@ func TestRetestShowsAcceptedAsLocal(t *testing.T) {
 // port 0, and the endpoints replace --ports.
 func TestRollbackCommandLine(t *testing.T) {
 	var line string
-	flags := append(winrmFlags(), remediateFlags()...)
-	flags = append(flags, evidenceFlags()...)
+	flags := append(winrmFlags(winrmHostFlag()), remediateFlags()...)
+	flags = append(flags, evidenceFlags(changeTicketFlag())...)
 	flags = append(flags, retestFlags()...)
 	cmd := &cli.Command{Name: "x", Flags: flags, Action: func(c *cli.Context) error {
 		line = rollbackCommandLine(c, engagement.RollbackLine{Host: "mail.corp.example", Backup: "/srv/backups/b 1.json",

@@ -21,10 +21,19 @@ import (
 //   - it only ever reaches remediate.WinRMConfig, never a script parameter,
 //     a ScriptRun, the evidence or a log line.
 
-func winrmFlags() []cli.Flag {
-	const cat = "WinRM"
+const winrmCategory = "WinRM"
+
+// winrmHostFlag is --winrm-host of the commands that reach one host.
+func winrmHostFlag() cli.Flag {
+	return &cli.StringFlag{Category: winrmCategory, Name: "winrm-host", Usage: "Windows mail `HOST` to reach over WinRM"}
+}
+
+// winrmFlags are the WinRM flags, after the command's host flag
+// (winrmHostFlag, or fix's MX=HOST mapping).
+func winrmFlags(host cli.Flag) []cli.Flag {
+	const cat = winrmCategory
 	return []cli.Flag{
-		&cli.StringFlag{Category: cat, Name: "winrm-host", Usage: "Windows mail `HOST` to reach over WinRM"},
+		host,
 		&cli.IntFlag{Category: cat, Name: "winrm-port", DefaultText: "5986 with HTTPS, 5985 with --winrm-http", Usage: "WinRM `PORT`"},
 		&cli.StringFlag{Category: cat, Name: "winrm-user", EnvVars: []string{engagement.EnvWinRMUser}, Usage: "WinRM `USER`: DOMAIN\\user, user@domain or a local user"},
 		&cli.StringFlag{Category: cat, Name: "winrm-auth", Value: remediate.AuthNTLM, Usage: "authentication `MECH`: ntlm, basic, kerberos or certificate"},

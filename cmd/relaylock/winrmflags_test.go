@@ -31,7 +31,7 @@ func parseWinRM(t *testing.T, e *env, args ...string) (remediate.WinRMConfig, []
 	app := &cli.App{
 		Name: "t", Writer: e.Stdout, ErrWriter: e.Stderr,
 		Commands: []*cli.Command{{
-			Name: "x", Flags: winrmFlags(),
+			Name: "x", Flags: winrmFlags(winrmHostFlag()),
 			Action: func(c *cli.Context) error {
 				cfg, warns, cerr = winrmOptions(c).Config(e, "")
 				return nil
