@@ -2,7 +2,6 @@ package engagement
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -88,12 +87,6 @@ func (e CodeError) Unwrap() error { return e.Err }
 
 // WithCode gives err the exit code code.
 func WithCode(code int, err error) error { return CodeError{Code: code, Err: err} }
-
-// IsUsage reports whether err is a UsageError.
-func IsUsage(err error) bool {
-	var ue UsageError
-	return errors.As(err, &ue)
-}
 
 // PrintableLines writes each line through audit.Printable, keeping the
 // line ends: for messages that may quote a server.
