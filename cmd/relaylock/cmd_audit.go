@@ -110,6 +110,9 @@ func probeOptions(c *cli.Context) engagement.ProbeOptions {
 		Ports:          c.String("ports"),
 		From:           c.String("from"),
 		To:             c.String("to"),
+		ToGiven:        c.IsSet("to"),
+		Depth:          c.String("depth"),
+		DepthGiven:     c.IsSet("depth"),
 		ProbeDomain:    c.String("probe-domain"),
 		MailDomain:     c.String("mail-domain"),
 		Helo:           c.String("helo"),
@@ -126,9 +129,6 @@ func probeOptions(c *cli.Context) engagement.ProbeOptions {
 		HeloVariants:   c.Bool("helo-variants"),
 		AuthTests:      c.Bool("auth-tests"),
 		DNSServers:     c.StringSlice("dns-server"),
-	}
-	if c.IsSet("depth") {
-		o.Depth = c.String("depth")
 	}
 	return o
 }

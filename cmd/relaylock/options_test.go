@@ -63,7 +63,7 @@ func checkOptions[T any](t *testing.T, cmd string, replace func(r *runners, job 
 
 // defaultProbe is what the probe flags map to when none is given.
 func defaultProbe() engagement.ProbeOptions {
-	return engagement.ProbeOptions{Ports: "25", PerHost: 16, GreylistRetry: audit.DefaultGreylistRetry}
+	return engagement.ProbeOptions{Ports: "25", Depth: "data", PerHost: 16, GreylistRetry: audit.DefaultGreylistRetry}
 }
 
 func TestAuditOptions(t *testing.T) {
@@ -94,12 +94,14 @@ func TestAuditOptions(t *testing.T) {
 				want: def(func(o *engagement.AuditOptions) {
 					o.Targets = []string{"example.com", "mx.example.org:587"}
 					o.Format = "json"
-					o.Probe = engagement.ProbeOptions{Ports: "25,465", From: "a@example.net", To: "b@example.net", MailDomain: "example.com",
-						Helo: "probe.example.net", Depth: "rcpt", Contact: "ops", Concurrency: 4, PerHost: 2, Rate: 1.5, Timeout: 5 * time.Second,
+					o.Probe = engagement.ProbeOptions{Ports: "25,465", From: "a@example.net", To: "b@example.net", ToGiven: true, MailDomain: "example.com",
+						Helo: "probe.example.net", Depth: "rcpt", DepthGiven: true, Contact: "ops", Concurrency: 4, PerHost: 2, Rate: 1.5, Timeout: 5 * time.Second,
 						ConnectTimeout: 2 * time.Second, Deadline: time.Minute, AllTests: true, HeloVariants: true, AuthTests: true}
 				})},
 			{name: "deliver", args: []string{"--deliver", "--to", "me@example.net", "example.com"},
-				want: def(func(o *engagement.AuditOptions) { o.Probe.Deliver, o.Probe.To = true, "me@example.net" })},
+				want: def(func(o *engagement.AuditOptions) {
+					o.Probe.Deliver, o.Probe.To, o.Probe.ToGiven = true, "me@example.net", true
+				})},
 			{name: "targets file, resume and evidence", args: []string{"--targets", "t.csv", "--resume", "--evidence", "ev.json",
 				"--client", "Acme", "--authorization", "AUTH-1", "--ticket", "ENG-7"},
 				want: def(func(o *engagement.AuditOptions) {
@@ -111,7 +113,7 @@ func TestAuditOptions(t *testing.T) {
 					o.Catch = engagement.CatchOptions{Domain: "catch.example.org", Listen: ":2525", Wait: 5 * time.Second, ListenGiven: true, WaitGiven: true}
 				})},
 			{name: "a default given explicitly is given", args: []string{"--catch-wait", "60s", "--depth", "data", "example.com"},
-				want: def(func(o *engagement.AuditOptions) { o.Catch.WaitGiven, o.Probe.Depth = true, "data" })},
+				want: def(func(o *engagement.AuditOptions) { o.Catch.WaitGiven, o.Probe.DepthGiven = true, true })},
 			{name: "quiet", args: []string{"-q", "example.com"}, want: def(nil)},
 			{name: "unknown flag", args: []string{"--nope", "example.com"}, usage: "flag provided but not defined: -nope"},
 			{name: "not a number", args: []string{"--per-host", "many", "example.com"}, usage: "invalid value \"many\" for flag -per-host"},

@@ -20,13 +20,18 @@ type ProbeOptions struct {
 	// Ports is the comma-separated list of ports, as typed.
 	Ports       string
 	From        string
-	To          string
 	ProbeDomain string
 	MailDomain  string
 	Helo        string
-	// Depth is rcpt, data or deliver; "" when not given (data, or deliver
-	// with Deliver).
-	Depth          string
+	// Depth is rcpt, data or deliver ("": data, or deliver with Deliver).
+	Depth string
+	// DepthGiven: Depth was given, not a default (it then conflicts with
+	// Deliver and catch mode unless it is deliver).
+	DepthGiven bool
+	// To is the external test recipient; ToGiven: it was given (catch
+	// mode, which names the recipient itself, refuses it).
+	To             string
+	ToGiven        bool
 	Deliver        bool
 	Contact        string
 	Concurrency    int // 0: automatic
@@ -205,16 +210,16 @@ func (o ProbeOptions) auditOptions(e *Env, targets []string) (audit.Options, err
 	}
 	depth := o.Depth
 	if o.Deliver {
-		if o.Depth != "" && depth != audit.DepthDeliver {
+		if o.DepthGiven && depth != audit.DepthDeliver {
 			return opts, Usagef("--deliver conflicts with --depth %s", depth)
 		}
 		depth = audit.DepthDeliver
 	}
+	if depth == "" && !o.DepthGiven {
+		depth = audit.DepthData
+	}
 	switch depth {
-	case "", audit.DepthRcpt, audit.DepthData:
-		if depth == "" {
-			depth = audit.DepthData
-		}
+	case audit.DepthRcpt, audit.DepthData:
 	case audit.DepthDeliver:
 		// Without --to, catch mode (setupCatch) names the recipient, or
 		// refuses.

@@ -44,10 +44,10 @@ func setupCatch(ctx context.Context, e *Env, o AuditOptions, opts *audit.Options
 		}
 		return nil, nil
 	}
-	if p.To != "" {
+	if p.ToGiven {
 		return nil, Usagef("--catch-domain conflicts with --to: in catch mode relayed messages go to the catch domain")
 	}
-	if p.Depth != "" && p.Depth != audit.DepthDeliver {
+	if p.DepthGiven && p.Depth != audit.DepthDeliver {
 		return nil, Usagef("--catch-domain sends marked test messages (depth deliver); it conflicts with --depth %s", p.Depth)
 	}
 	wait := c.Wait
