@@ -12,9 +12,9 @@ import (
 // cannot be read strictly, or is locked by a live run is refused at once,
 // before a probe is sent or a host is touched.
 //
-// It also makes such a command exit with exitEvidence when it otherwise
+// It also makes such a command exit with ExitEvidence when it otherwise
 // succeeded but a part of its result could not be added to the evidence
-// (updateOrWarn).
+// (engagement.Env.EvidenceLost).
 func addEvidencePreflight(e *env, cmds []*cli.Command) {
 	for _, cmd := range cmds {
 		if cmd.Name == "report" || cmd.Action == nil {
