@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -32,7 +33,8 @@ func demoCommand(e *env, run func(context.Context, *env, engagement.DemoOptions)
 }
 
 // demoFix runs `relaylock fix` against the demo's lab, non-interactively,
-// with a sample allow list, and returns its exit code.
+// with a sample allow list, says what to try next, and returns the fix's
+// exit code.
 func demoFix(ctx context.Context, child *env, d engagement.DemoFix) int {
 	fmt.Fprintf(child.Stderr, "relaylock: demo: running: relaylock fix %s --allow 192.0.2.10 --allow 192.0.2.11 --no-loopback --yes ...\n", d.Domain)
 	args := []string{"relaylock", "fix", d.Domain,
@@ -53,5 +55,11 @@ func demoFix(ctx context.Context, child *env, d engagement.DemoFix) int {
 		"--backup", d.Backup,
 		"-o", d.Report,
 	}
-	return exitCode(ctx, child.Stderr, runApp(ctx, child, args))
+	start := time.Now()
+	code := exitCode(ctx, child.Stderr, runApp(ctx, child, args))
+	fmt.Fprintf(child.Stdout, "\nDemo finished in %s against a simulated %s host.\n", time.Since(start).Round(time.Millisecond), d.Platform)
+	fmt.Fprintf(child.Stdout, "  evidence: %s (check it with: relaylock verify %s)\n", d.Evidence, d.Evidence)
+	fmt.Fprintf(child.Stdout, "  report:   %s\n", d.Report)
+	fmt.Fprintf(child.Stdout, "Try it yourself against the same lab: relaylock lab --platform %s\n", d.Platform)
+	return code
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/relaylock/relaylock/internal/atomicfile"
 	"github.com/relaylock/relaylock/internal/lab"
@@ -24,12 +23,14 @@ type DemoOptions struct {
 	Out string
 	// Fix runs the whole job against the lab as d describes it, the way
 	// the caller's command line would, in the environment child (no
-	// terminal, the lab's password), and returns its exit code.
+	// terminal, the lab's password), says how to go on from there, and
+	// returns the job's exit code.
 	Fix func(ctx context.Context, child *Env, d DemoFix) int
 }
 
 // DemoFix is the lab the demo's fix runs against, and where it writes.
 type DemoFix struct {
+	Platform              string
 	Domain, MXHost        string
 	DNSAddr, SMTPPort     string
 	WinRMHost             string
@@ -88,14 +89,9 @@ func Demo(ctx context.Context, e *Env, o DemoOptions) error {
 		}
 		return e.Getenv(k)
 	}
-	start := time.Now()
-	code := o.Fix(ctx, &child, DemoFix{Domain: l.Domain, MXHost: l.MXHost, DNSAddr: l.DNSAddr, SMTPPort: smtpPort,
+	code := o.Fix(ctx, &child, DemoFix{Platform: platform, Domain: l.Domain, MXHost: l.MXHost, DNSAddr: l.DNSAddr, SMTPPort: smtpPort,
 		WinRMHost: l.WinRMHost, WinRMPort: l.WinRMPort, User: l.User, CAFile: caFile, TLSServerName: l.TLSServerName,
 		Evidence: evPath, Report: pdfPath, Backup: backup})
-	fmt.Fprintf(e.Stdout, "\nDemo finished in %s against a simulated %s host.\n", time.Since(start).Round(time.Millisecond), platform)
-	fmt.Fprintf(e.Stdout, "  evidence: %s (check it with: relaylock verify %s)\n", evPath, evPath)
-	fmt.Fprintf(e.Stdout, "  report:   %s\n", pdfPath)
-	fmt.Fprintf(e.Stdout, "Try it yourself against the same lab: relaylock lab --platform %s\n", platform)
 	if code != ExitOK {
 		fmt.Fprintf(e.Stderr, "relaylock: demo: fix exited with code %d\n", code)
 		return WithCode(code, nil)
