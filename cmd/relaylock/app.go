@@ -5,43 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"runtime/debug"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
-)
 
-// Exit codes, mapped in one place (README, "Exit codes").
-const (
-	exitOK           = 0   // no open relay; remediated and re-test closed
-	exitError        = 1   // runtime error
-	exitUsage        = 2   // bad flags or arguments
-	exitOpen         = 3   // an open relay was found
-	exitStillOpen    = 4   // remediation applied but the re-test still shows a relay
-	exitInconclusive = 5   // nothing found open, but an endpoint could not be tested
-	exitEvidence     = 6   // the result was printed, but the evidence file could not be written (nothing open)
-	exitCancelled    = 130 // interrupted
+	"github.com/relaylock/relaylock/internal/engagement"
 )
 
 // env is everything a command may touch outside its arguments, so that
 // tests can run the whole CLI in-process.
-type env struct {
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	Getenv func(string) string
-	// StdinIsTerminal and StderrIsTerminal decide prompts and progress.
-	StdinIsTerminal  bool
-	StderrIsTerminal bool
-	// Quiet (--quiet) drops progress lines; results, warnings and errors
-	// are still printed.
-	Quiet bool
-	// winrmDial, when set, opens the WinRM connections (a test seam).
-	winrmDial func(ctx context.Context, network, addr string) (net.Conn, error)
-}
+type env = engagement.Env
 
 func newEnv() *env {
 	return &env{
@@ -54,28 +30,15 @@ func newEnv() *env {
 	}
 }
 
-// usageError marks errors in how relaylock was called (exit code 2).
-type usageError struct{ msg string }
+type usageError = engagement.UsageError
 
-func (e usageError) Error() string { return e.msg }
+func usagef(format string, a ...any) error { return engagement.Usagef(format, a...) }
 
-func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+func withCode(code int, err error) error { return engagement.WithCode(code, err) }
 
-// exitError carries an exit code other than 1 with an optional message.
-type codeError struct {
-	code int
-	err  error
-}
-
-func (e codeError) Error() string {
-	if e.err == nil {
-		return ""
-	}
-	return e.err.Error()
-}
-func (e codeError) Unwrap() error { return e.err }
-
-func withCode(code int, err error) error { return codeError{code: code, err: err} }
+// testHooks, when set (by TestMain), fills in the test seams of each
+// run's Env.
+var testHooks func(e *env)
 
 // Version and commit; set with -ldflags "-X main.version=... -X main.commit=..."
 // or read from the build's VCS stamp.
@@ -107,7 +70,42 @@ func buildVersion() (ver, rev string) {
 	return ver, rev
 }
 
-func newApp(e *env) *cli.App {
+// runners are the jobs the commands run. Tests replace one (gh's runF) to
+// see the options a command line maps to, without running anything.
+type runners struct {
+	audit     func(context.Context, *env, engagement.AuditOptions) error
+	report    func(context.Context, *env, engagement.ReportOptions) error
+	verify    func(context.Context, *env, engagement.VerifyOptions) error
+	keygen    func(context.Context, *env, engagement.KeygenOptions) error
+	inspect   func(context.Context, *env, engagement.InspectOptions) error
+	doctor    func(context.Context, *env, engagement.DoctorOptions) error
+	remediate func(context.Context, *env, engagement.RemediateOptions) error
+	rollback  func(context.Context, *env, engagement.RollbackOptions) error
+	fix       func(context.Context, *env, engagement.FixOptions) error
+	lab       func(context.Context, *env, engagement.LabOptions) error
+	demo      func(context.Context, *env, engagement.DemoOptions) error
+}
+
+func defaultRunners() runners {
+	return runners{
+		audit:     engagement.Audit,
+		report:    engagement.Report,
+		verify:    engagement.Verify,
+		keygen:    engagement.Keygen,
+		inspect:   engagement.Inspect,
+		doctor:    engagement.Doctor,
+		remediate: engagement.Remediate,
+		rollback:  engagement.Rollback,
+		fix:       engagement.Fix,
+		lab:       engagement.Lab,
+		demo:      engagement.Demo,
+	}
+}
+
+func newApp(e *env) *cli.App { return buildApp(e, defaultRunners()) }
+
+func buildApp(e *env, r runners) *cli.App {
+	useVersionFlag()
 	ver, rev := buildVersion()
 	app := &cli.App{
 		Name:                 "relaylock",
@@ -129,21 +127,21 @@ func newApp(e *env) *cli.App {
 			return unknownCommand(c.App, c.Args().First())
 		},
 		Commands: []*cli.Command{
-			auditCommand(e),
-			inspectCommand(e),
-			doctorCommand(e),
-			remediateCommand(e),
-			rollbackCommand(e),
-			fixCommand(e),
-			reportCommand(e),
-			verifyCommand(e),
-			keygenCommand(e),
-			labCommand(e),
-			demoCommand(e),
+			auditCommand(e, r.audit),
+			inspectCommand(e, r.inspect),
+			doctorCommand(e, r.doctor),
+			remediateCommand(e, r.remediate),
+			rollbackCommand(e, r.rollback),
+			fixCommand(e, r.fix),
+			reportCommand(e, r.report),
+			verifyCommand(e, r.verify),
+			keygenCommand(e, r.keygen),
+			labCommand(e, r.lab),
+			demoCommand(e, r.demo),
 			completionCommand(e),
 		},
 	}
-	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{Msg: err.Error()} }
 	app.Before = func(c *cli.Context) error {
 		if c.Bool("quiet") {
 			// No progress lines, and no progress bar either.
@@ -160,13 +158,26 @@ func newApp(e *env) *cli.App {
 	}
 	// After the --quiet hook, which it chains: a command's Before runs
 	// both.
-	addEvidencePreflight(app.Commands)
+	addEvidencePreflight(e, app.Commands)
 	return app
 }
 
 // runApp runs the CLI on args without mapping errors to exit codes.
 func runApp(ctx context.Context, e *env, args []string) error {
-	app := newApp(e)
+	return runAppWith(ctx, e, args, defaultRunners())
+}
+
+// runAppWith is runApp with the jobs r.
+func runAppWith(ctx context.Context, e *env, args []string, r runners) error {
+	run := *e // this run's own: --quiet and the lost evidence write
+	e = &run
+	if e.Version == "" {
+		e.Version, e.Commit = buildVersion()
+	}
+	if testHooks != nil {
+		testHooks(e)
+	}
+	app := buildApp(e, r)
 	if words, ok := completionRequest(args); ok {
 		app.Setup()
 		writeCompletions(e.Stdout, app, words)
@@ -186,30 +197,30 @@ func run(ctx context.Context, args []string, e *env) int {
 
 func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	if err == nil {
-		return exitOK
+		return engagement.ExitOK
 	}
 	// An error may quote a server (a reply, a fault, script output): no
 	// control character of it reaches the terminal.
-	stderr = printableLines{stderr}
-	var ce codeError
+	stderr = printableLines{W: stderr}
+	var ce engagement.CodeError
 	if errors.As(err, &ce) {
-		if ce.err != nil && ce.err.Error() != "" {
-			fmt.Fprintf(stderr, "relaylock: %v\n", ce.err)
+		if ce.Err != nil && ce.Err.Error() != "" {
+			fmt.Fprintf(stderr, "relaylock: %v\n", ce.Err)
 		}
-		return ce.code
+		return ce.Code
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "relaylock: %v\nhint: run 'relaylock help' for usage\n", ue.msg)
-		return exitUsage
+		fmt.Fprintf(stderr, "relaylock: %v\nhint: run 'relaylock help' for usage\n", ue.Msg)
+		return engagement.ExitUsage
 	}
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 		fmt.Fprintf(stderr, "relaylock: interrupted: %v\n", err)
-		return exitCancelled
+		return engagement.ExitCancelled
 	}
 	fmt.Fprintf(stderr, "relaylock: %v\n", err)
 	if h := hintFor(err); h != "" {
 		fmt.Fprintf(stderr, "hint: %s\n", h)
 	}
-	return exitError
+	return engagement.ExitError
 }

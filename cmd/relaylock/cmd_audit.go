@@ -1,32 +1,35 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"slices"
-	"strconv"
-	"strings"
+	"context"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/audit"
-	"github.com/relaylock/relaylock/report/evidence"
+	"github.com/relaylock/relaylock/internal/engagement"
 )
 
-// Hooks for catch mode. cmd_audit_catch.go (the catcher's owner) appends
-// its flags (--catch-domain, --catch-listen, --catch-wait) to
-// auditExtraFlags in an init func and sets auditSetupCatch, which may set
-// opts.Catcher and opts.CatchWait and returns a cleanup run after the
-// audit.
-var (
-	auditExtraFlags []cli.Flag
-	auditSetupCatch func(c *cli.Context, e *env, opts *audit.Options) (cleanup func(), err error)
-)
-
-// testResolver, when set by tests, replaces DNS for `relaylock audit`.
-var testResolver audit.MailResolver
-
+// auditFlags are audit's flags: those that shape the probe, the output,
+// the evidence and catch mode.
 func auditFlags() []cli.Flag {
+	flags := probeFlags([]cli.Flag{
+		&cli.BoolFlag{Name: "deliver", Usage: "send a marked test message to --to (your own mailbox) and report the token to look for"},
+		&cli.StringFlag{Name: "contact", Usage: "`TEXT` naming whom to contact, put in delivered test messages"},
+	})
+	flags = append(flags, targetsFlags(&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, json (one document, written as targets finish), jsonl (one target per line) or csv (one row per endpoint, for spreadsheets)"})...)
+	flags = append(flags, evidenceFlags(engagementTicketFlag())...)
+	return append(flags, catchFlags()...)
+}
+
+// retestFlags are the flags that shape the probe, for the commands that
+// probe before and after a change (remediate, rollback, fix): the same
+// test matrix as `relaylock audit`, without its output, delivery and
+// catch flags.
+func retestFlags() []cli.Flag { return append(probeFlags(nil), targetsFlags()...) }
+
+// probeFlags are the flags that shape a probe (probeOptions maps them),
+// with delivery, audit's own, in their place in the list.
+func probeFlags(delivery []cli.Flag) []cli.Flag {
 	flags := []cli.Flag{
 		&cli.StringSliceFlag{Name: "dns-server", EnvVars: []string{envDNSServer}, Usage: "DNS `SERVER` to ask (HOST or HOST:PORT, repeatable or comma-separated); required on Windows"},
 		&cli.StringFlag{Name: "ports", Value: "25", Usage: "comma-separated `PORTS` to probe (465 uses implicit TLS), e.g. 25,587,465"},
@@ -36,8 +39,9 @@ func auditFlags() []cli.Flag {
 		&cli.StringFlag{Name: "mail-domain", Usage: "the mail `DOMAIN` served by host or address targets (for control C1 and local-sender tests)"},
 		&cli.StringFlag{Name: "helo", DefaultText: "this host's name", Usage: "EHLO `NAME` (a FQDN whose forward and reverse DNS match)"},
 		&cli.StringFlag{Name: "depth", Value: audit.DepthData, Usage: "how far to go (`DEPTH`): rcpt (RCPT only), data (DATA, drop on 354) or deliver (send a marked message)"},
-		&cli.BoolFlag{Name: "deliver", Usage: "send a marked test message to --to (your own mailbox) and report the token to look for"},
-		&cli.StringFlag{Name: "contact", Usage: "`TEXT` naming whom to contact, put in delivered test messages"},
+	}
+	flags = append(flags, delivery...)
+	return append(flags,
 		&cli.IntFlag{Name: "concurrency", DefaultText: "automatic: from the open-file limit and memory, at most 512", Usage: "most `N` endpoints probed at once; lowered for a while when connects fail on this machine or time out in bulk"},
 		&cli.IntFlag{Name: "per-host", Value: 16, Usage: "at most `N` parallel connections to one address, over all targets (an endpoint uses one, and spreads its tests over more only when the replies are slow or the server hangs up)"},
 		&cli.Float64Flag{Name: "rate", DefaultText: "0, unlimited", Usage: "at most `N` new connections per second over the whole run"},
@@ -48,15 +52,33 @@ func auditFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "all-tests", Usage: "run every test even after an endpoint is found open"},
 		&cli.BoolFlag{Name: "helo-variants", Usage: "also try EHLO as the target's own names (tests E39a-d)"},
 		&cli.BoolFlag{Name: "auth-tests", Usage: "also try to relay after AUTH that must fail: an NTLM null session, a made-up account over LOGIN and PLAIN, a garbage CRAM-MD5 answer (tests A41a-d; the server may log failed logins)"},
-		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text, json (one document, written as targets finish), jsonl (one target per line) or csv (one row per endpoint, for spreadsheets)"},
-		&cli.StringFlag{Name: "targets", Usage: "read targets from `FILE`: one TARGET per line, or CSV client,domain[,winrm-host] (# comments); with --evidence, each finished target is journaled to EVIDENCE.journal"},
-		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted --targets run from EVIDENCE.journal, without probing finished targets again"},
-	}
-	flags = append(flags, auditEvidenceFlags()...)
-	return append(flags, auditExtraFlags...)
+	)
 }
 
-func auditCommand(e *env) *cli.Command {
+// targetsFlags are --targets and --resume, after the given flags (audit's
+// --format).
+func targetsFlags(before ...cli.Flag) []cli.Flag {
+	return append(before,
+		&cli.StringFlag{Name: "targets", Usage: "read targets from `FILE`: one TARGET per line, or CSV client,domain[,winrm-host] (# comments); with --evidence, each finished target is journaled to EVIDENCE.journal"},
+		&cli.BoolFlag{Name: "resume", Usage: "continue an interrupted --targets run from EVIDENCE.journal, without probing finished targets again"},
+	)
+}
+
+const catchCategory = "Catch mode (proves relaying by receiving the relayed message)"
+
+// catchFlags start the built-in receiver for the audit (catch mode).
+func catchFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "catch-domain", Category: catchCategory,
+			Usage: "catch relayed test messages addressed to *@`DOMAIN`; DOMAIN's MX must point at this machine and inbound port 25 must reach --catch-listen"},
+		&cli.StringFlag{Name: "catch-listen", Category: catchCategory, Value: audit.DefaultCatchListen,
+			Usage: "`ADDR:PORT` the catcher listens on (port 25 needs root or CAP_NET_BIND_SERVICE, or a port redirect)"},
+		&cli.DurationFlag{Name: "catch-wait", Category: catchCategory, Value: engagement.DefaultCatchWait,
+			Usage: "after the probes, wait up to `DURATION` for relayed messages to arrive"},
+	}
+}
+
+func auditCommand(e *env, run func(context.Context, *env, engagement.AuditOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:      "audit",
 		Usage:     "test mail servers for open relay (every MX, every address, every port, before and after STARTTLS)",
@@ -65,176 +87,41 @@ func auditCommand(e *env) *cli.Command {
 			"found open, but something could not be tested; 6 the result was printed but the evidence file could not be written; 130 interrupted.",
 		Flags: auditFlags(),
 		Action: func(c *cli.Context) error {
-			args := c.Args().Slice()
-			var entries []targetEntry
-			if f := c.String("targets"); f != "" {
-				if len(args) > 0 {
-					return usagef("give targets either with --targets or as arguments, not both")
-				}
-				var err error
-				if entries, err = readTargetsFile(f); err != nil {
-					return err
-				}
-				for _, en := range entries {
-					args = append(args, en.Target)
-				}
-			}
-			if c.Bool("resume") && (entries == nil || c.String("evidence") == "") {
-				return usagef("--resume needs --targets FILE and --evidence FILE")
-			}
-			opts, err := auditOptions(c, e, args)
-			if err != nil {
-				return err
-			}
-			format := c.String("format")
-			if !slices.Contains(auditFormats, format) {
-				return usagef("--format must be one of %s", strings.Join(auditFormats, ", "))
-			}
-			if auditSetupCatch != nil {
-				cleanup, err := auditSetupCatch(c, e, &opts)
-				if err != nil {
-					return err
-				}
-				if cleanup != nil {
-					defer cleanup()
-				}
-			}
-			if c.String("probe-domain") == "" && opts.Catcher == nil {
-				fmt.Fprintln(e.Stderr, "relaylock: using probe domain example.net (RFC 2606)\nhint: pass --probe-domain with a domain you own so bounces reach you")
-			}
-			var out *audit.ResultWriter // json and jsonl are streamed
-			if format == "json" || format == "jsonl" {
-				out, _ = audit.NewResultWriter(e.Stdout, format, len(opts.Targets))
-			}
-			var res *audit.Result
-			var evErr error // the evidence could not be written
-			if entries != nil && c.String("evidence") != "" {
-				res, err = auditJournaled(c, e, opts, entries)
-				if res == nil {
-					return err
-				}
-				if ew := (*evidenceWriteError)(nil); errors.As(err, &ew) {
-					evErr, err = ew.err, nil
-				}
-				if out != nil {
-					if werr := out.WriteAll(res); werr != nil {
-						return fmt.Errorf("write the result: %w", werr)
-					}
-				}
-			} else {
-				// Stream: stdout gets each target as it finishes, and the
-				// result keeps only summaries (text) or verdicts (JSON)
-				// unless the evidence needs every transcript.
-				if c.String("evidence") == "" && format != "csv" { // csv counts every test
-					opts.SummaryOnly, opts.VerdictOnly = true, out != nil
-				}
-				if out != nil {
-					opts.OnStart = out.Start
-					prev := opts.OnTarget
-					opts.OnTarget = func(i int, tr audit.TargetResult) {
-						if i < len(entries) {
-							tr.Client, tr.WinRMHost = entries[i].Client, entries[i].WinRMHost
-						}
-						out.Target(i, tr)
-						if prev != nil {
-							prev(i, tr)
-						}
-					}
-				}
-				res, err = runProbe(c.Context, e, opts)
-				if err != nil && res == nil {
-					if errors.Is(err, audit.ErrBadTarget) {
-						return usagef("%v", err)
-					}
-					return err
-				}
-				for i := range entries {
-					res.Targets[i].Client, res.Targets[i].WinRMHost = entries[i].Client, entries[i].WinRMHost
-				}
-				if out != nil {
-					if werr := out.Finish(res); werr != nil {
-						return fmt.Errorf("write the result: %w", werr)
-					}
-				}
-				rec := newRecorder(c, opts.Targets)
-				if werr := rec.update(func(b *evidence.Bundle) {
-					b.Audits = append(b.Audits, evidence.AuditRun{Purpose: evidence.PurposeAudit, Result: res})
-					rec.log(b, "audit", "", fmt.Sprintf("probed %s: %s", scopeText(opts.Targets), res.Verdict))
-				}); werr != nil {
-					evErr = werr // the result is printed below all the same
-				}
-			}
-			if out == nil {
-				if format == "csv" {
-					if err := writeAuditCSV(e.Stdout, res); err != nil {
-						return err
-					}
-				} else if err := audit.WriteSummary(e.Stdout, res); err != nil {
-					return err
-				}
-			}
-			if evErr != nil && err == nil {
-				return evidenceWriteFailed(e.Stderr, res.Verdict == audit.VerdictOpen, evErr)
-			} else if evErr != nil {
-				fmt.Fprintf(e.Stderr, "relaylock: the result above is NOT in the evidence file: %v\n", evErr)
-			}
-			if err != nil {
-				return err
-			}
-			return verdictExit(res)
+			return run(c.Context, e, engagement.AuditOptions{
+				Targets:     c.Args().Slice(),
+				TargetsFile: c.String("targets"),
+				Resume:      c.Bool("resume"),
+				Format:      c.String("format"),
+				Probe:       probeOptions(c),
+				Catch: engagement.CatchOptions{
+					Domain: c.String("catch-domain"), Listen: c.String("catch-listen"), Wait: c.Duration("catch-wait"),
+					ListenGiven: c.IsSet("catch-listen"), WaitGiven: c.IsSet("catch-wait"),
+				},
+				Evidence: evidenceOptions(c),
+			})
 		},
 	}
 }
 
-// auditOptions turns flags into audit.Options (lesson 2: no *cli.Context
-// below cmd/). remediate's re-test can call it with its own targets.
-func auditOptions(c *cli.Context, e *env, targets []string) (audit.Options, error) {
-	var opts audit.Options
-	if len(targets) == 0 {
-		return opts, usagef("audit: name at least one TARGET (a mail domain, host or address)")
-	}
-	ports, err := parsePorts(c.String("ports"))
-	if err != nil {
-		return opts, err
-	}
-	depth := c.String("depth")
-	if c.Bool("deliver") {
-		if c.IsSet("depth") && depth != audit.DepthDeliver {
-			return opts, usagef("--deliver conflicts with --depth %s", depth)
-		}
-		depth = audit.DepthDeliver
-	}
-	switch depth {
-	case audit.DepthRcpt, audit.DepthData:
-	case audit.DepthDeliver:
-		if c.String("to") == "" && auditSetupCatch == nil {
-			return opts, usagef("--deliver needs --to ADDR, a mailbox you own")
-		}
-	default:
-		return opts, usagef("--depth must be rcpt, data or deliver")
-	}
-	if c.Int("per-host") < 1 {
-		return opts, usagef("--per-host must be at least 1")
-	}
-	if c.Int("concurrency") < 0 {
-		return opts, usagef("--concurrency must be at least 1 (0: automatic)")
-	}
-	if c.Float64("rate") < 0 {
-		return opts, usagef("--rate must not be negative")
-	}
-	opts = audit.Options{
-		Targets:        targets,
-		Ports:          ports,
+// probeOptions maps the flags that shape a probe (auditFlags, and
+// retestFlags on the commands that re-test).
+func probeOptions(c *cli.Context) engagement.ProbeOptions {
+	o := engagement.ProbeOptions{
+		Ports:          c.String("ports"),
 		From:           c.String("from"),
 		To:             c.String("to"),
+		ToGiven:        c.IsSet("to"),
+		Depth:          c.String("depth"),
+		DepthGiven:     c.IsSet("depth"),
 		ProbeDomain:    c.String("probe-domain"),
 		MailDomain:     c.String("mail-domain"),
-		HeloName:       c.String("helo"),
-		Depth:          depth,
+		Helo:           c.String("helo"),
+		Deliver:        c.Bool("deliver"),
 		Contact:        c.String("contact"),
 		Concurrency:    c.Int("concurrency"),
 		PerHost:        c.Int("per-host"),
 		Rate:           c.Float64("rate"),
+		Timeout:        c.Duration("timeout"),
 		ConnectTimeout: c.Duration("connect-timeout"),
 		Deadline:       c.Duration("deadline"),
 		GreylistRetry:  c.Duration("greylist-retry"),
@@ -243,43 +130,5 @@ func auditOptions(c *cli.Context, e *env, targets []string) (audit.Options, erro
 		AuthTests:      c.Bool("auth-tests"),
 		DNSServers:     c.StringSlice("dns-server"),
 	}
-	if d := c.Duration("timeout"); d > 0 {
-		opts.GreetingTimeout, opts.CommandTimeout = d, d
-	}
-	if e.StderrIsTerminal {
-		opts.Progress = e.Stderr
-	}
-	if testResolver != nil {
-		opts.Resolver = testResolver
-	} else {
-		r, err := audit.NewDNSResolver(audit.DNSConfig{Servers: opts.DNSServers})
-		if err != nil {
-			return opts, fmt.Errorf("set up DNS: %w", err)
-		}
-		opts.Resolver = r
-	}
-	return opts, nil
-}
-
-func parsePorts(s string) ([]int, error) {
-	var ports []int
-	seen := map[int]bool{}
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		p, err := strconv.Atoi(f)
-		if err != nil || p < 1 || p > 65535 {
-			return nil, usagef("--ports: bad port %q", f)
-		}
-		if !seen[p] {
-			seen[p] = true
-			ports = append(ports, p)
-		}
-	}
-	if len(ports) == 0 {
-		return nil, usagef("--ports: no port given")
-	}
-	return ports, nil
+	return o
 }

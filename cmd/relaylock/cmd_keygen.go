@@ -1,14 +1,14 @@
 package main
 
 import (
-	"fmt"
+	"context"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/relaylock/relaylock/report/evidence"
+	"github.com/relaylock/relaylock/internal/engagement"
 )
 
-func keygenCommand(e *env) *cli.Command {
+func keygenCommand(e *env, run func(context.Context, *env, engagement.KeygenOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:      "keygen",
 		Usage:     "make an Ed25519 key pair for signing evidence and reports",
@@ -28,12 +28,7 @@ func keygenCommand(e *env) *cli.Command {
 			if c.NArg() > 0 {
 				return usagef("keygen: unexpected argument %q", c.Args().First())
 			}
-			pub, err := evidence.GenerateKey(out)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.Stdout, "private key: %s (keep it secret)\npublic key:  %s.pub\nfingerprint: %s\n", out, out, evidence.Fingerprint(pub))
-			return nil
+			return run(c.Context, e, engagement.KeygenOptions{Output: out})
 		},
 	}
 }

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"strings"
+	"context"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/relaylock/relaylock/audit"
-	"github.com/relaylock/relaylock/remediate"
-	"github.com/relaylock/relaylock/report/evidence"
+	"github.com/relaylock/relaylock/internal/engagement"
 )
 
-func rollbackCommand(e *env) *cli.Command {
-	flags := append(winrmFlags(), evidenceFlags()...)
+func rollbackCommand(e *env, run func(context.Context, *env, engagement.RollbackOptions) error) *cli.Command {
+	flags := append(winrmFlags(winrmHostFlag()), evidenceFlags(changeTicketFlag())...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "backup", Usage: "backup `FILE` written by remediate", Required: true},
 		&cli.StringSliceFlag{Name: "smtp-target", Usage: "`HOST[:PORT]` to re-test after the restore (default: the endpoints the backup names, those probed before the change)"},
@@ -35,124 +30,9 @@ func rollbackCommand(e *env) *cli.Command {
 			if c.NArg() > 0 {
 				return usagef("rollback takes no arguments")
 			}
-			b, sum, err := remediate.LoadBackup(c.String("backup"))
-			if err != nil {
-				return err
-			}
-			if err := checkBackupRecorded(e.Stderr, c.String("evidence"), c.String("backup"), b, sum); err != nil {
-				return err
-			}
-			host := c.String("winrm-host")
-			if host == "" {
-				host = b.Host
-			}
-			if host != b.Host {
-				fmt.Fprintf(e.Stderr, "relaylock: note: the backup was taken through %s; restoring through %s\n", b.Host, host)
-			}
-			fx, err := newFixer(c, e)
-			if err != nil {
-				return err
-			}
-			runner, user, err := fx.newRunner(host)
-			if err != nil {
-				return err
-			}
-			defer closeRunner(runner)
-			fx.progress("restoring %s from %s", host, c.String("backup"))
-			rec, after, rerr := remediate.Rollback(c.Context, remediate.RollbackOptions{
-				Host: host, Runner: runner, Backup: b, BackupFile: c.String("backup"), BackupSHA256: sum,
-				Prober: proberAddrs(lastAudit(c.String("evidence"))),
-				OSUser: osUser(), WinRMUser: user, Ticket: c.String("ticket"),
-				HostOptions: fx.hostOpts,
-			})
-			if rec != nil {
-				fx.rec.updateOrWarn(e.Stderr, "the rollback record of "+host, func(bb *evidence.Bundle) {
-					upsertChange(bb, *rec)
-					if after != nil {
-						bb.AddInspection(*after)
-					}
-					msg := "restored the saved state and read it back"
-					switch {
-					case errors.Is(rerr, remediate.ErrPending):
-						msg = "restore pending (DS2MB): " + rerr.Error()
-					case rerr != nil:
-						msg = "restore failed: " + rerr.Error()
-					}
-					fx.rec.log(bb, "rollback", host, msg)
-				})
-			}
-			if rerr != nil {
-				return rerr
-			}
-			fmt.Fprintf(e.Stdout, "%s: restored %d setting(s) from %s and read them back\n", host, len(rec.Applied), c.String("backup"))
-			for _, ch := range rec.Applied {
-				fmt.Fprintf(e.Stdout, "  %s %s = %s\n", ch.Object, ch.Setting, oneLineValue(ch.New))
-			}
-			if c.Bool("no-retest") {
-				return nil
-			}
-			targets, from := rollbackTargets(c, b, host)
-			if c.String("mail-domain") == "" && b.MailDomain != "" {
-				if err := c.Set("mail-domain", b.MailDomain); err != nil {
-					return err
-				}
-			}
-			fx.progress("re-testing %s after the restore (%s)", strings.Join(targets, ", "), from)
-			r, err := fx.probe(c.Context, targets, evidence.PurposeRollbackRetest, host, rec.Ref())
-			if err != nil {
-				return fmt.Errorf("re-test after the restore: %w", err)
-			}
-			fmt.Fprintf(e.Stdout, "Re-test after the restore: %s\n", r.Verdict)
-			writeEndpointReasons(e.Stdout, r, false)
-			return verdictExit(r)
+			return run(c.Context, e, engagement.RollbackOptions{WinRM: winrmOptions(c), Backup: c.String("backup"),
+				SMTPTargets: c.StringSlice("smtp-target"), NoRetest: c.Bool("no-retest"), DC: c.String("dc"),
+				Probe: probeOptions(c), Evidence: evidenceOptions(c)})
 		},
-	}
-}
-
-// rollbackTargets are the endpoints to re-test after a restore, and where
-// they came from: --smtp-target; else the endpoints the backup names (the
-// ones probed before the change); else those of the evidence's last probe
-// of the host; else those its last audit found for the host
-// (auditedEndpoints); else the WinRM host on --ports.
-func rollbackTargets(c *cli.Context, b *remediate.Backup, host string) ([]string, string) {
-	if t := c.StringSlice("smtp-target"); len(t) > 0 {
-		return t, "--smtp-target"
-	}
-	if len(b.Endpoints) > 0 {
-		return b.Endpoints, "the endpoints probed before the change, from the backup"
-	}
-	if ev := c.String("evidence"); ev != "" {
-		if bb, err := evidence.Load(ev); err == nil {
-			for i := len(bb.Audits) - 1; i >= 0; i-- {
-				if a := bb.Audits[i]; a.Host == b.Host && a.Result != nil {
-					if eps := retestEndpoints(nil, nil, a.Result); len(eps) > 0 {
-						return eps, "the endpoints of the last probe of " + b.Host + " in " + ev
-					}
-				}
-			}
-			if eps, _, _ := auditedEndpoints(bb, b.Host); len(eps) > 0 {
-				return eps, "the endpoints the audit in " + ev + " found for " + b.Host
-			}
-		}
-	}
-	return []string{host}, "the WinRM host on --ports " + c.String("ports") + ": the backup names no endpoint; give --smtp-target to re-test others"
-}
-
-// writeEndpointReasons says why each endpoint (or target without one) got
-// its verdict, in the words the report uses: an inconclusive re-test
-// proves nothing, and the operator must see why; a closed one may still
-// have accepted own-domain forms as local recipients. With all false only
-// the endpoints that are not closed are listed.
-func writeEndpointReasons(w io.Writer, r *audit.Result, all bool) {
-	w = printableLines{w} // reasons quote servers
-	for _, t := range r.Targets {
-		if len(t.Endpoints) == 0 && (all || t.Verdict != audit.VerdictClosed) {
-			fmt.Fprintf(w, "  %s: %s: %s\n", t.Target, t.Verdict, orDash(t.Reason))
-		}
-		for _, ep := range t.Endpoints {
-			if all || ep.Verdict != audit.VerdictClosed {
-				fmt.Fprintf(w, "  %s: %s: %s\n", audit.EndpointKey(ep), ep.Verdict, orDash(ep.Reason))
-			}
-		}
 	}
 }

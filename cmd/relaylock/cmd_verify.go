@@ -1,18 +1,14 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
+	"context"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/relaylock/relaylock/report/evidence"
+	"github.com/relaylock/relaylock/internal/engagement"
 )
 
-func verifyCommand(e *env) *cli.Command {
+func verifyCommand(e *env, run func(context.Context, *env, engagement.VerifyOptions) error) *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "recompute every hash in an evidence file and check its signature",
@@ -31,118 +27,8 @@ func verifyCommand(e *env) *cli.Command {
 			if c.NArg() != 1 {
 				return usagef("verify: want one evidence FILE")
 			}
-			format := c.String("format")
-			if format != "text" && format != "json" {
-				return usagef("--format must be text or json")
-			}
-			return runVerify(e, c.Args().First(), c.String("pubkey"), c.Bool("verbose"), format)
+			return run(c.Context, e, engagement.VerifyOptions{Path: c.Args().First(), PubKey: c.String("pubkey"),
+				Verbose: c.Bool("verbose"), Format: c.String("format")})
 		},
 	}
-}
-
-// verifyOutcome is what verify found; printed as text, or as JSON with
-// --format json.
-type verifyOutcome struct {
-	Evidence string `json:"evidence"`
-	ReportID string `json:"report_id,omitempty"`
-	Digest   string `json:"digest,omitempty"`
-	// Verified is true when every hash (and the signature, when there is
-	// one or --pubkey asks for one) checks.
-	Verified bool `json:"verified"`
-	// OK lists each section and file whose hash matched.
-	OK []string `json:"ok"`
-	// SignatureOK lists what the signature check confirmed.
-	SignatureOK []string `json:"signature_ok,omitempty"`
-	// KeyFingerprint is the signing key's, when the file is signed.
-	KeyFingerprint string   `json:"key_fingerprint,omitempty"`
-	Notes          []string `json:"notes"`
-	Problems       []string `json:"problems"`
-}
-
-func checkEvidence(path, pubkey string) (*verifyOutcome, error) {
-	var trusted ed25519.PublicKey
-	if pubkey != "" {
-		k, err := evidence.LoadPublicKey(pubkey)
-		if err != nil {
-			return nil, err
-		}
-		trusted = k
-	}
-	o := &verifyOutcome{Evidence: path, OK: []string{}, Notes: []string{}, Problems: []string{}}
-	b, r, err := evidence.CheckFile(path)
-	if err != nil {
-		return o, err
-	}
-	o.ReportID, o.Digest = b.ID, r.Digest
-	o.OK = append(o.OK, r.OK...)
-	o.Problems = append(o.Problems, r.Problems...)
-	o.Notes = append(o.Notes, r.Notes...)
-	sc, err := evidence.VerifySignature(path, trusted)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if trusted != nil {
-			o.Problems = append(o.Problems, "signature: "+evidence.SignaturePath(path)+" not found, but --pubkey requires one")
-		} else {
-			o.Notes = append(o.Notes, "not signed (no "+evidence.SignaturePath(path)+")")
-		}
-	case err != nil:
-		o.Problems = append(o.Problems, err.Error())
-	default:
-		o.SignatureOK = sc.OK
-		o.Problems = append(o.Problems, sc.Problems...)
-		o.Notes = append(o.Notes, sc.Notes...)
-		o.KeyFingerprint = sc.Signature.Fingerprint
-	}
-	o.Verified = len(o.Problems) == 0
-	return o, nil
-}
-
-func runVerify(e *env, path, pubkey string, verbose bool, format string) error {
-	o, err := checkEvidence(path, pubkey)
-	if format == "json" {
-		if err != nil {
-			if o == nil {
-				return err // the public key, not the evidence
-			}
-			o.Problems = append(o.Problems, err.Error())
-		}
-		enc := json.NewEncoder(e.Stdout)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(o); jerr != nil {
-			return jerr
-		}
-		if len(o.Problems) > 0 {
-			return withCode(exitError, fmt.Errorf("verify %s: %d problems", path, len(o.Problems)))
-		}
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	w := printableLines{e.Stdout} // an evidence file to verify may come from anyone
-	fmt.Fprintf(w, "evidence: %s\nreport id: %s\ndigest:   %s\n", path, o.ReportID, o.Digest)
-	if verbose {
-		for _, l := range o.OK {
-			fmt.Fprintf(w, "ok        %s\n", l)
-		}
-	} else {
-		fmt.Fprintf(w, "ok        %d hashes match (-v lists them)\n", len(o.OK))
-	}
-	for _, l := range o.SignatureOK {
-		fmt.Fprintf(w, "ok        %s\n", l)
-	}
-	if o.KeyFingerprint != "" {
-		fmt.Fprintf(w, "key:      %s\n", o.KeyFingerprint)
-	}
-	for _, l := range o.Notes {
-		fmt.Fprintf(w, "note      %s\n", l)
-	}
-	for _, l := range o.Problems {
-		fmt.Fprintf(w, "MISMATCH  %s\n", l)
-	}
-	if len(o.Problems) > 0 {
-		return withCode(exitError, fmt.Errorf("verify %s: %d problems", path, len(o.Problems)))
-	}
-	fmt.Fprintf(w, "verified: every hash matches\n")
-	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	_ "embed"
 	"fmt"
 	"io"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/relaylock/relaylock/internal/engagement"
 )
 
 // Shell completion. The scripts below call the hidden entry point
@@ -26,50 +29,18 @@ const legacyCompletionFlag = "--generate-bash-completion"
 
 var completionShells = []string{"bash", "zsh", "fish", "powershell"}
 
-const bashCompletion = `# relaylock bash completion; load it with: source <(relaylock completion bash)
-_relaylock_complete() {
-  local cur="${COMP_WORDS[COMP_CWORD]}" IFS=$'\n'
-  local cands
-  cands=$("${COMP_WORDS[0]}" ` + completeCommand + ` -- "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null)
-  [[ "$cur" == "=" ]] && cur=""
-  COMPREPLY=( $(compgen -W "${cands}" -- "${cur}") )
-  return 0
-}
-complete -o bashdefault -o default -F _relaylock_complete relaylock
-`
-
-const zshCompletion = `#compdef relaylock
-# relaylock zsh completion; load it with: source <(relaylock completion zsh)
-# (after compinit), or save it as _relaylock in a directory of $fpath.
-_relaylock() {
-  local -a cands
-  cands=("${(@f)$(${words[1]} ` + completeCommand + ` -- "${(@)words[2,CURRENT]}" 2>/dev/null)}")
-  cands=(${cands:#})
-  if (( ${#cands} )); then
-    compadd -Q -- "${cands[@]}"
-  else
-    _files
-  fi
-}
-if (( $+functions[compdef] )); then
-  compdef _relaylock relaylock
-fi
-`
-
-const fishCompletion = `# relaylock fish completion; load it with: relaylock completion fish | source
-# (or save it as ~/.config/fish/completions/relaylock.fish)
-complete -c relaylock -a '(relaylock ` + completeCommand + ` -- (commandline -opc)[2..-1] (commandline -ct))'
-`
-
-const powershellCompletion = `# relaylock PowerShell completion; add to $PROFILE: relaylock completion powershell | Out-String | Invoke-Expression
-Register-ArgumentCompleter -Native -CommandName relaylock -ScriptBlock {
-  param($wordToComplete, $commandAst, $cursorPosition)
-  $words = @($commandAst.CommandElements | Select-Object -Skip 1 | ForEach-Object { $_.ToString() })
-  if ($wordToComplete) { $words = @($words | Select-Object -SkipLast 1) }
-  & relaylock ` + completeCommand + ` "--cur=$wordToComplete" -- @words 2>$null | Where-Object { $_ -like "$wordToComplete*" } |
-    ForEach-Object { [System.Management.Automation.CompletionResult]::new($_, $_, 'ParameterValue', $_) }
-}
-`
+// The scripts, one file each in completion/: they call `relaylock
+// __complete` (completeCommand) and only print what it prints.
+var (
+	//go:embed completion/relaylock.bash
+	bashCompletion string
+	//go:embed completion/_relaylock.zsh
+	zshCompletion string
+	//go:embed completion/relaylock.fish
+	fishCompletion string
+	//go:embed completion/relaylock.ps1
+	powershellCompletion string
+)
 
 func completionCommand(e *env) *cli.Command {
 	return &cli.Command{
@@ -137,7 +108,7 @@ func completionRequest(args []string) ([]string, bool) {
 // flagValues are the fixed values a flag takes, by command ("" for any).
 var flagValues = map[string]map[string][]string{
 	"":        {"restart": {"ask", "never", "always"}, "depth": {"rcpt", "data", "deliver"}, "winrm-auth": {"ntlm", "basic", "kerberos", "certificate"}},
-	"audit":   {"format": auditFormats},
+	"audit":   {"format": engagement.AuditFormats()},
 	"inspect": {"format": {"text", "json"}},
 	"verify":  {"format": {"text", "json"}},
 	"lab":     {"platform": nil}, // filled from the lab's platforms
@@ -222,7 +193,7 @@ func valuesFor(cmd *cli.Command, flag string) []string {
 	}
 	if vs, ok := flagValues[cmdName][name]; ok {
 		if name == "platform" {
-			return labPlatformNames()
+			return engagement.LabPlatforms()
 		}
 		return vs
 	}

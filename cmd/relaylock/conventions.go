@@ -2,6 +2,7 @@ package main
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 )
@@ -10,9 +11,12 @@ import (
 // --output, the file a command writes; -V is the version and -v is never
 // it; --quiet drops progress lines.
 
-func init() {
+// useVersionFlag makes -V (--version) the version flag, once, when the
+// first app is built: urfave/cli v2 takes it from its package-level
+// cli.VersionFlag, not from the App.
+var useVersionFlag = sync.OnceFunc(func() {
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version and the commit it was built from"}
-}
+})
 
 // quietFlag is accepted before the command and after it.
 func quietFlag() cli.Flag {
@@ -37,15 +41,3 @@ const (
 	envProbeDomain = "RELAYLOCK_PROBE_DOMAIN"
 	envDNSServer   = "RELAYLOCK_DNS_SERVER"
 )
-
-// auditEvidenceFlags are evidenceFlags for audit, which changes nothing:
-// its ticket is the engagement's, not a change's.
-func auditEvidenceFlags() []cli.Flag {
-	flags := evidenceFlags()
-	for i, f := range flags {
-		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "ticket" {
-			flags[i] = &cli.StringFlag{Name: "ticket", Usage: "ticket or work-order `ID` of this engagement, recorded in the evidence (remediate and fix record theirs with each change)"}
-		}
-	}
-	return flags
-}

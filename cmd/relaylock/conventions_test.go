@@ -17,6 +17,7 @@ import (
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/audit/smtptest"
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/internal/lab"
 )
 
@@ -207,14 +208,14 @@ func TestEnvironmentDefaults(t *testing.T) {
 		t.Errorf("the flag did not win: %q", o.ProbeDomain)
 	}
 	ca := writeSecret(t, "not a PEM file, only its name matters here", 0o600)
-	t.Setenv(envWinRMUser, "CORP\\auditor")
-	t.Setenv(envWinRMCA, ca)
-	e, _ := winrmEnv(map[string]string{envWinRMPassword: testPW})
+	t.Setenv(engagement.EnvWinRMUser, "CORP\\auditor")
+	t.Setenv(engagement.EnvWinRMCA, ca)
+	e, _ := winrmEnv(map[string]string{engagement.EnvWinRMPassword: testPW})
 	cfg, _, _ := parseWinRM(t, e, "--winrm-host", "mail.corp.example")
 	if cfg.User != "CORP\\auditor" || cfg.CACertFile != ca {
 		t.Errorf("from the environment: user %q, CA %q", cfg.User, cfg.CACertFile)
 	}
-	for _, name := range []string{envProbeDomain, envDNSServer, envWinRMUser, envWinRMCA} {
+	for _, name := range []string{envProbeDomain, envDNSServer, engagement.EnvWinRMUser, engagement.EnvWinRMCA} {
 		if !strings.Contains(helpOf(t, "fix"), "$"+name) {
 			t.Errorf("help fix does not show %s", name)
 		}

@@ -27,7 +27,7 @@ import (
 
 // pendingExitCodes are rows of the README table whose code is implemented
 // on another branch (the agreed table). When a code gets its constant in
-// app.go, this test fails until the entry is removed and cases for the
+// internal/engagement/env.go, this test fails until the entry is removed and cases for the
 // code are added to exitCases.
 var pendingExitCodes = map[int]string{}
 
@@ -69,10 +69,11 @@ func readmeTable(t *testing.T, heading string) [][]string {
 	return rows[1:] // without the header row
 }
 
-// exitConstants reads the exit code constants from app.go.
+// exitConstants reads the exit code constants from where they are
+// defined, internal/engagement/env.go.
 func exitConstants(t *testing.T) map[int]string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "app.go", nil, 0)
+	f, err := parser.ParseFile(token.NewFileSet(), "../../internal/engagement/env.go", nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func exitConstants(t *testing.T) map[int]string {
 		for _, sp := range gd.Specs {
 			vs := sp.(*ast.ValueSpec)
 			for i, n := range vs.Names {
-				if !strings.HasPrefix(n.Name, "exit") || i >= len(vs.Values) {
+				if !strings.HasPrefix(n.Name, "Exit") || i >= len(vs.Values) {
 					continue
 				}
 				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.INT {

@@ -23,7 +23,7 @@ func TestJournalLockAndKeep(t *testing.T) {
 	dir := t.TempDir()
 	tf, ev := filepath.Join(dir, "targets.txt"), filepath.Join(dir, "ev.json")
 	os.WriteFile(tf, []byte(srvs[0].Addr()+"\n"+srvs[1].Addr()+"\n"), 0o600)
-	jp := journalPath(ev)
+	jp := ev + ".journal"
 	runCmd := func(extra ...string) (int, string, string) {
 		var stdout, stderr bytes.Buffer
 		e := &env{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/report/evidence"
 )
@@ -183,56 +181,6 @@ func TestRemediateNeverOverwritesBackup(t *testing.T) {
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
-
-// TestBackupNamesUnique (tryout finding 7): two hosts behind one address
-// (different WinRM ports) in the same second get different default
-// backup names, and so do two runs against one host; fix names a second
-// host's backup after it when --backup was given.
-func TestBackupNamesUnique(t *testing.T) {
-	dir := t.TempDir()
-	var names []string
-	app := &cli.App{
-		Flags: []cli.Flag{&cli.StringFlag{Name: "backup"}, &cli.IntFlag{Name: "winrm-port"}, &cli.BoolFlag{Name: "winrm-https", Value: true},
-			&cli.BoolFlag{Name: "winrm-http"}, &cli.BoolFlag{Name: "dry-run"}},
-		Action: func(c *cli.Context) error {
-			f := &fixer{c: c, backupDir: dir}
-			for _, host := range []string{"127.0.0.1", "127.0.0.1", "mail.example"} {
-				p, err := f.backupPath(host)
-				if err != nil {
-					return err
-				}
-				names = append(names, p)
-				if err := os.WriteFile(p, nil, 0o600); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	}
-	for _, args := range [][]string{
-		{"x", "--winrm-port", "15986"}, {"x", "--winrm-port", "16086"}, {"x"}, {"x", "--winrm-http"},
-		{"x", "--backup", filepath.Join(dir, "bl.json"), "--winrm-port", "15986"},
-	} {
-		if err := app.Run(args); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
-	seen := map[string]bool{}
-	for _, n := range names {
-		if seen[n] {
-			t.Errorf("backup name %s given twice", n)
-		}
-		seen[n] = true
-	}
-	for i, want := range []string{"-127.0.0.1-15986-", "-127.0.0.1-15986-", "-mail.example-15986-", "-127.0.0.1-16086-", "", "", "-127.0.0.1-5986-", "", "", "-127.0.0.1-5985-"} {
-		if want != "" && !strings.Contains(names[i], want) {
-			t.Errorf("name %d %s does not contain %q", i, names[i], want)
-		}
-	}
-	if got := names[12:]; filepath.Base(got[0]) != "bl.json" || filepath.Base(got[1]) != "bl-127.0.0.1-15986.json" || filepath.Base(got[2]) != "bl-mail.example-15986.json" {
-		t.Errorf("explicit --backup for three hosts: %v", got)
-	}
-}
 
 // TestRemediateTwoHostsOneAddress (tryout finding 7): two hosts reached
 // through one address on different WinRM ports, remediated at the same

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -11,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
 )
 
 // shellQuote quotes s for a POSIX shell, so that a printed command can be
@@ -87,13 +85,24 @@ func commandLine(words []string) string {
 	return strings.Join(q, " ")
 }
 
-// flagArgs renders the flags among names that were given (or set by the
-// command itself, as fix sets --winrm-port per host) as arguments.
-func flagArgs(c *cli.Context, flags []cli.Flag, skip map[string]bool) []string {
+// flagArgs renders the flags that were given as arguments. A flag in
+// over takes that value instead, the value the run chose for it (fix's
+// port or TLS name for one host, the mail domain the audit named), and is
+// left out when that is empty.
+func flagArgs(c *cli.Context, flags []cli.Flag, skip map[string]bool, over map[string]string) []string {
 	var out []string
 	for _, f := range flags {
 		name := f.Names()[0]
-		if skip[name] || !c.IsSet(name) {
+		if skip[name] {
+			continue
+		}
+		if v, ok := over[name]; ok {
+			if v != "" && v != "0" {
+				out = append(out, "--"+name, v)
+			}
+			continue
+		}
+		if !c.IsSet(name) {
 			continue
 		}
 		if vf, ok := f.(cli.VisibleFlag); ok && !vf.IsVisible() {
@@ -108,12 +117,12 @@ func flagArgs(c *cli.Context, flags []cli.Flag, skip map[string]bool) []string {
 			}
 		case *cli.IntFlag:
 			if c.Int(name) == 0 && f.Value == 0 {
-				continue // fix sets --winrm-port 0 for "the default port"
+				continue // 0 is "the default port"
 			}
 			out = append(out, "--"+name, strconv.Itoa(c.Int(name)))
 		case *cli.StringFlag:
 			if c.String(name) == "" && f.Value == "" {
-				continue // fix resets --winrm-server-name per host
+				continue
 			}
 			out = append(out, "--"+name, c.String(name))
 		case *cli.DurationFlag:
@@ -127,63 +136,38 @@ func flagArgs(c *cli.Context, flags []cli.Flag, skip map[string]bool) []string {
 	return out
 }
 
-// rollbackCommandLine is the rollback command for a change to host, with
+// rollbackLine renders the rollback commands of a run of remediate or fix
+// from its command line c.
+func rollbackLine(c *cli.Context) func(engagement.RollbackLine) string {
+	return func(l engagement.RollbackLine) string { return rollbackCommandLine(c, l) }
+}
+
+// rollbackCommandLine is the rollback command for a change to l.Host, with
 // every WinRM flag this run used (never the password: that comes from the
 // environment, the password file or the prompt, as it did now), the
 // evidence file, and the endpoints re-tested before and after.
-func rollbackCommandLine(c *cli.Context, host, backup string, endpoints []string) string {
-	words := []string{"relaylock", "rollback", "--winrm-host", host, "--backup", backup}
-	words = append(words, flagArgs(c, winrmFlags(), map[string]bool{"winrm-host": true})...)
+func rollbackCommandLine(c *cli.Context, l engagement.RollbackLine) string {
+	words := []string{"relaylock", "rollback", "--winrm-host", l.Host, "--backup", l.Backup}
+	words = append(words, flagArgs(c, winrmFlags(winrmHostFlag()), map[string]bool{"winrm-host": true}, map[string]string{
+		"winrm-port": strconv.Itoa(l.WinRMPort), "winrm-server-name": l.ServerName, "winrm-spn": l.SPN})...)
 	// --dc: the restore writes Active Directory where the change was
 	// written, not on another DC that has not had it replicated yet.
-	for _, n := range []string{"evidence", "ticket", "dc"} {
-		if v := c.String(n); v != "" {
-			words = append(words, "--"+n, v)
+	for _, f := range []struct{ name, value string }{{"evidence", l.Evidence}, {"ticket", c.String("ticket")}, {"dc", c.String("dc")}} {
+		if f.value != "" {
+			words = append(words, "--"+f.name, f.value)
 		}
 	}
 	if c.Bool("no-retest") {
 		return commandLine(append(words, "--no-retest"))
 	}
-	for _, ep := range endpoints {
+	for _, ep := range l.Endpoints {
 		words = append(words, "--smtp-target", ep)
 	}
 	// The flags that shaped the probe, so the re-test is the same test.
 	skip := map[string]bool{"targets": true, "resume": true}
-	if len(endpoints) > 0 {
+	if len(l.Endpoints) > 0 {
 		skip["ports"] = true // every endpoint names its port
 	}
-	words = append(words, flagArgs(c, retestFlags(), skip)...)
-	if !c.IsSet("mail-domain") && c.String("mail-domain") != "" {
-		words = append(words, "--mail-domain", c.String("mail-domain"))
-	}
+	words = append(words, flagArgs(c, retestFlags(), skip, map[string]string{"mail-domain": l.MailDomain})...)
 	return commandLine(words)
-}
-
-// retestEndpoints are the "address:port" endpoints a change's re-test
-// covers: those of the probe before the change when there was one, else
-// the targets (each with --ports when it names no port).
-func retestEndpoints(targets []string, ports []int, before *audit.Result) []string {
-	var out []string
-	if before != nil {
-		for _, t := range before.Targets {
-			for _, ep := range t.Endpoints {
-				if s := net.JoinHostPort(ep.Address, strconv.Itoa(ep.Port)); !slices.Contains(out, s) {
-					out = append(out, s)
-				}
-			}
-		}
-		if len(out) > 0 {
-			return out
-		}
-	}
-	for _, t := range targets {
-		if _, _, err := net.SplitHostPort(t); err == nil {
-			out = append(out, t)
-			continue
-		}
-		for _, p := range ports {
-			out = append(out, net.JoinHostPort(strings.Trim(t, "[]"), strconv.Itoa(p)))
-		}
-	}
-	return out
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/remediate"
 	"github.com/relaylock/relaylock/report/evidence"
@@ -304,14 +305,12 @@ func TestRetestShowsAcceptedAsLocal(t *testing.T) {
 // port 0, and the endpoints replace --ports.
 func TestRollbackCommandLine(t *testing.T) {
 	var line string
-	flags := append(winrmFlags(), remediateFlags()...)
-	flags = append(flags, evidenceFlags()...)
+	flags := append(winrmFlags(winrmHostFlag()), remediateFlags()...)
+	flags = append(flags, evidenceFlags(changeTicketFlag())...)
 	flags = append(flags, retestFlags()...)
 	cmd := &cli.Command{Name: "x", Flags: flags, Action: func(c *cli.Context) error {
-		if err := c.Set("winrm-port", "0"); err != nil {
-			return err
-		}
-		line = rollbackCommandLine(c, "mail.corp.example", "/srv/backups/b 1.json", []string{"192.0.2.25:2525", "[2001:db8::25]:25"})
+		line = rollbackCommandLine(c, engagement.RollbackLine{Host: "mail.corp.example", Backup: "/srv/backups/b 1.json",
+			Endpoints: []string{"192.0.2.25:2525", "[2001:db8::25]:25"}, Evidence: c.String("evidence")})
 		return nil
 	}}
 	app := &cli.App{Name: "t", Commands: []*cli.Command{cmd}}

@@ -19,8 +19,6 @@ import (
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/audit/smtptest"
-	"github.com/relaylock/relaylock/remediate"
-	"github.com/relaylock/relaylock/report/evidence"
 )
 
 // hostileText has ESC sequences (clear screen, set title), BEL, CR, a bidi
@@ -153,32 +151,4 @@ func TestErrorMessagesPrintable(t *testing.T) {
 			t.Errorf("the escape is not shown: %q", b.String())
 		}
 	}
-}
-
-// TestHostTextPrintable: what a host or a server said (computer name,
-// setting values, connector names, warnings, reasons) is escaped in
-// inspect's and rollback's text output and in the plan.
-func TestHostTextPrintable(t *testing.T) {
-	insp := &remediate.Inspection{Host: "mail.example", Platform: remediate.PlatformIIS,
-		HostInfo: remediate.HostInfo{ComputerName: "MAIL\x1b]0;pwned\x07", OSCaption: "Windows\r\x1b[2J"},
-		Warnings: []string{"quota \x1b[31m"},
-		Settings: []remediate.Setting{{Object: "Connector \x1b[8m", Name: "RemoteIPRanges", Value: "0.0.0.0-255.255.255.255\x1b[0m\xff"}},
-		Findings: []remediate.Finding{{ID: "X", Title: "t\x07", Object: "o\x1b", Setting: "s", Value: "v\x1b", Detail: "d\x9b", Remediation: "r\u202e"}}}
-	var b bytes.Buffer
-	writeInspection(&b, insp)
-	terminalSafe(t, "inspect output", b.String())
-	if !strings.Contains(b.String(), `MAIL\x1b]0;pwned\x07`) {
-		t.Errorf("the computer name is not shown escaped:\n%s", b.String())
-	}
-	b.Reset()
-	writeEndpointReasons(&b, &audit.Result{Targets: []audit.TargetResult{{Target: "t\x1b", Reason: "r\x1b[2J", Verdict: audit.VerdictInconclusive},
-		{Target: "u", Endpoints: []audit.EndpointResult{{Address: "127.0.0.1", Port: 25, Verdict: audit.VerdictInconclusive, Reason: "dropped (421 \x1b[5m\xff)"}}}}}, true)
-	terminalSafe(t, "endpoint reasons", b.String())
-	b.Reset()
-	fmt.Fprint(printableLines{&b}, remediate.FormatPlan(&remediate.Plan{Host: "h", Platform: remediate.PlatformIIS,
-		Changes: []remediate.Change{{Object: "SmtpSvc/1\x1b", Setting: "RelayIpList", Current: "a\x1b[2J", New: "b", Why: "w"}}}))
-	terminalSafe(t, "plan", b.String())
-	b.Reset()
-	writeMismatches(&b, &evidence.CheckResult{Notes: []string{"n\x1b[2J"}, Problems: []string{"backup b\x1b]0;x\x07.json: file changed"}})
-	terminalSafe(t, "verify mismatches", b.String())
 }

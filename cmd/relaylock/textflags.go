@@ -2,14 +2,12 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/engagement"
 )
 
 // checkFlagText refuses (exit 2) a flag value with a control character,
@@ -78,17 +76,5 @@ func isBidiControl(r rune) bool {
 		r == 0x200E || r == 0x200F || r == 0x061C
 }
 
-// printableLines writes each line through audit.Printable, keeping the
-// line ends: for messages that may quote a server.
-type printableLines struct{ w io.Writer }
-
-func (p printableLines) Write(b []byte) (int, error) {
-	lines := strings.Split(string(b), "\n")
-	for i, l := range lines {
-		lines[i] = audit.Printable(l)
-	}
-	if _, err := io.WriteString(p.w, strings.Join(lines, "\n")); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
+// printableLines writes each line through audit.Printable.
+type printableLines = engagement.PrintableLines

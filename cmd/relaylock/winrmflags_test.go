@@ -16,12 +16,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/relaylock/relaylock/internal/engagement"
 	"github.com/relaylock/relaylock/remediate"
 )
 
 const testPW = "Sup3r-S3cret-PW"
 
-// parseWinRM runs winrmConfigFrom on args through a throw-away command.
+// parseWinRM maps args to WinRMOptions and builds the configuration through a throw-away command.
 func parseWinRM(t *testing.T, e *env, args ...string) (remediate.WinRMConfig, []string, error) {
 	t.Helper()
 	var cfg remediate.WinRMConfig
@@ -30,9 +31,9 @@ func parseWinRM(t *testing.T, e *env, args ...string) (remediate.WinRMConfig, []
 	app := &cli.App{
 		Name: "t", Writer: e.Stdout, ErrWriter: e.Stderr,
 		Commands: []*cli.Command{{
-			Name: "x", Flags: winrmFlags(),
+			Name: "x", Flags: winrmFlags(winrmHostFlag()),
 			Action: func(c *cli.Context) error {
-				cfg, warns, cerr = winrmConfigFrom(c, e, "")
+				cfg, warns, cerr = winrmOptions(c).Config(e, "")
 				return nil
 			},
 		}},
@@ -71,7 +72,7 @@ type credCase struct {
 }
 
 func TestWinRMCredentialRules(t *testing.T) {
-	pwEnv := map[string]string{envWinRMPassword: testPW, envWinRMUser: "CORP\\admin"}
+	pwEnv := map[string]string{engagement.EnvWinRMPassword: testPW, engagement.EnvWinRMUser: "CORP\\admin"}
 	tests := []credCase{
 		{"env password and user", pwEnv, func(*testing.T) []string { return []string{"--winrm-host", "mail"} }, testPW, "CORP\\admin", "", ""},
 		{"flag user beats env", pwEnv, func(*testing.T) []string { return []string{"--winrm-host", "mail", "--winrm-user", "bob"} }, testPW, "bob", "", ""},
@@ -88,8 +89,8 @@ func TestWinRMCredentialRules(t *testing.T) {
 		{"empty password file", nil, func(t *testing.T) []string {
 			return []string{"--winrm-host", "mail", "--winrm-user", "u", "--winrm-password-file", writeSecret(t, "\n", 0o600)}
 		}, "", "", "first line is empty", ""},
-		{"no password and no terminal", map[string]string{envWinRMUser: "u"}, func(*testing.T) []string { return []string{"--winrm-host", "mail"} }, "", "", "no WinRM password for u", ""},
-		{"no user", map[string]string{envWinRMPassword: testPW}, func(*testing.T) []string { return []string{"--winrm-host", "mail"} }, "", "", "no WinRM user", ""},
+		{"no password and no terminal", map[string]string{engagement.EnvWinRMUser: "u"}, func(*testing.T) []string { return []string{"--winrm-host", "mail"} }, "", "", "no WinRM password for u", ""},
+		{"no user", map[string]string{engagement.EnvWinRMPassword: testPW}, func(*testing.T) []string { return []string{"--winrm-host", "mail"} }, "", "", "no WinRM user", ""},
 		{"no host", pwEnv, func(*testing.T) []string { return nil }, "", "", "no WinRM host", ""},
 		{"basic over http refused", pwEnv, func(*testing.T) []string {
 			return []string{"--winrm-host", "mail", "--winrm-http", "--winrm-auth", "basic"}
@@ -133,7 +134,7 @@ func TestWinRMCredentialRules(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("winrmConfigFrom: %v", err)
+				t.Fatalf("Config: %v", err)
 			}
 			if cfg.Password != tt.wantPW || cfg.User != tt.wantUser || cfg.Host != "mail" {
 				t.Errorf("cfg = host %q user %q password %q; want user %q password %q", cfg.Host, cfg.User, cfg.Password, tt.wantUser, tt.wantPW)
@@ -151,9 +152,8 @@ func TestWinRMCredentialRules(t *testing.T) {
 
 func TestWinRMPasswordPrompt(t *testing.T) {
 	prompted := 0
-	testOnlyReadPassword = func() ([]byte, error) { prompted++; return []byte(testPW), nil }
-	t.Cleanup(func() { testOnlyReadPassword = nil })
 	e, stderr := winrmEnv(nil)
+	e.ReadPassword = func() ([]byte, error) { prompted++; return []byte(testPW), nil }
 	e.StdinIsTerminal = true
 	cfg, _, err := parseWinRM(t, e, "--winrm-host", "mail", "--winrm-user", "admin")
 	if err != nil {
@@ -166,7 +166,8 @@ func TestWinRMPasswordPrompt(t *testing.T) {
 		t.Errorf("prompt = %q", stderr.String())
 	}
 	// With the password in the environment there is no prompt.
-	e2, _ := winrmEnv(map[string]string{envWinRMPassword: "x"})
+	e2, _ := winrmEnv(map[string]string{engagement.EnvWinRMPassword: "x"})
+	e2.ReadPassword = e.ReadPassword
 	e2.StdinIsTerminal = true
 	if _, _, err := parseWinRM(t, e2, "--winrm-host", "mail", "--winrm-user", "admin"); err != nil || prompted != 1 {
 		t.Errorf("prompted although the environment had the password (err %v)", err)
@@ -185,7 +186,7 @@ func TestWinRMPasswordNeverPrinted(t *testing.T) {
 	ln.Close()
 	var out, errb bytes.Buffer
 	e := &env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
-		Getenv: func(k string) string { return map[string]string{envWinRMPassword: testPW}[k] }}
+		Getenv: func(k string) string { return map[string]string{engagement.EnvWinRMPassword: testPW}[k] }}
 	args := []string{"relaylock", "inspect", "--winrm-host", "127.0.0.1", "--winrm-port", strconv.Itoa(port), "--winrm-user", "admin", "--winrm-insecure"}
 	code := run(context.Background(), args, e)
 	if code == exitOK {
