@@ -153,12 +153,36 @@ type Options struct {
 	// RollbackCommand is the command printed when the host may be left
 	// partly changed (default: a minimal relaylock rollback).
 	RollbackCommand string
-	// Step is called after each step with a short message; an error from
-	// it stops the run before the next change (it is how the caller saves
-	// evidence, e.g. the backup before anything is applied).
-	Step func(step string, o *Outcome) error
+	// Step is called after each step; an error from it stops the run
+	// before the next change (it is how the caller saves evidence, e.g.
+	// the backup before anything is applied).
+	Step func(step Step, o *Outcome) error
 	Now  func() time.Time
 }
+
+// Step names a point of a remediation run at which Options.Step is
+// called. The values are also the step names of the evidence log.
+type Step string
+
+const (
+	// StepPlan: the plan is made (and confirmed); nothing has changed.
+	StepPlan Step = "plan"
+	// StepBackup: the backup is written and synced; nothing has changed.
+	StepBackup Step = "backup"
+	// StepApply: the plan's changes are applied (Outcome.Change).
+	StepApply Step = "apply"
+	// StepReadback: the settings were read back and match the plan
+	// (Outcome.After).
+	StepReadback Step = "readback"
+	// StepRollback: the change failed and was rolled back.
+	StepRollback Step = "rollback"
+	// StepFailed: the change failed and is not rolled back: automatic
+	// rollback is off, or the rollback itself failed (ResultPartial).
+	StepFailed Step = "failed"
+	// StepPending: the change (or its rollback) is written but not yet in
+	// effect (DS2MB); it is not rolled back, which would race the copy.
+	StepPending Step = "pending"
+)
 
 // Outcome is everything a remediation run did, for evidence and output.
 type Outcome struct {
@@ -180,7 +204,7 @@ func (o Options) now() time.Time {
 	return time.Now().UTC()
 }
 
-func (o Options) step(name string, out *Outcome) error {
+func (o Options) step(name Step, out *Outcome) error {
 	if o.Step == nil {
 		return nil
 	}
@@ -229,9 +253,9 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 	out.Plan = plan
 	if len(plan.Changes) == 0 {
 		out.NoChange = true
-		return out, o.step("plan", out)
+		return out, o.step(StepPlan, out)
 	}
-	if err := o.step("plan", out); err != nil {
+	if err := o.step(StepPlan, out); err != nil {
 		return out, err
 	}
 	if o.DryRun {
@@ -259,7 +283,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 		return out, err
 	}
 	out.Backup, out.BackupFile, out.BackupSHA256 = b, o.BackupPath, sum
-	if err := o.step("backup", out); err != nil {
+	if err := o.step(StepBackup, out); err != nil {
 		return out, err
 	}
 
@@ -281,7 +305,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 		rec.Error = aerr.Error()
 		return out, o.fail(ctx, d, b, rec, out, fmt.Errorf("apply on %s: %w", o.Host, aerr))
 	}
-	if err := o.step("apply", out); err != nil {
+	if err := o.step(StepApply, out); err != nil {
 		return out, err
 	}
 
@@ -299,7 +323,7 @@ func Remediate(ctx context.Context, o Options) (*Outcome, error) {
 	}
 	rec.Result = ResultApplied
 	rec.End = o.now()
-	return out, o.step("readback", out)
+	return out, o.step(StepReadback, out)
 }
 
 // pending records a change that was applied where it is made (Exchange
@@ -315,7 +339,7 @@ func (o Options) pending(ctx context.Context, rec *ChangeRecord, out *Outcome, c
 		rec.After = touched(after.Settings, rec.Planned)
 	}
 	rec.End = o.now()
-	_ = o.step("pending", out)
+	_ = o.step(StepPending, out)
 	rollbackCmd := fmt.Sprintf("relaylock rollback --winrm-host %s --backup %s", o.Host, o.BackupPath)
 	if o.RollbackCommand != "" {
 		rollbackCmd = o.RollbackCommand // with every flag this run used
@@ -334,7 +358,7 @@ func (o Options) fail(ctx context.Context, d Driver, b *Backup, rec *ChangeRecor
 	}
 	if o.NoAutoRollback {
 		rec.Result = ResultFailed
-		_ = o.step("failed", out)
+		_ = o.step(StepFailed, out)
 		return fmt.Errorf("%w\nthe host may be partly changed (%s); automatic rollback is off; to restore the saved state run:\n  %s",
 			cause, describeApplied(rec), rollbackCmd)
 	}
@@ -345,17 +369,17 @@ func (o Options) fail(ctx context.Context, d Driver, b *Backup, rec *ChangeRecor
 	if err := d.Restore(rctx, o.Runner, b); errors.Is(err, ErrPending) {
 		rec.Result = ResultPending
 		rec.Error += "; rollback: " + err.Error()
-		_ = o.step("pending", out)
+		_ = o.step(StepPending, out)
 		return fmt.Errorf("%w; the rollback was written but is %w", cause, err)
 	} else if err != nil {
 		rec.Result = ResultPartial
 		rec.Error += "; rollback: " + err.Error()
-		_ = o.step("failed", out)
+		_ = o.step(StepFailed, out)
 		return fmt.Errorf("%w; %w: %v\nthe host may be partly changed (%s); when it is reachable again run:\n  %s",
 			cause, ErrRollbackFailed, err, describeApplied(rec), rollbackCmd)
 	}
 	rec.Result = ResultRolledBack
-	_ = o.step("rollback", out)
+	_ = o.step(StepRollback, out)
 	return fmt.Errorf("%w; %w: the host is back in its prior state (backup %s)", cause, ErrRolledBack, o.BackupPath)
 }
 

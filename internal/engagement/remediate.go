@@ -223,8 +223,8 @@ func (f *fixer) fixHost(ctx context.Context, w WinRMOptions, targets []string, r
 		opts.Confirm = func(p *remediate.Plan) (bool, error) { return f.confirm(p) }
 	}
 	opts.HostOptions = f.hostOpts
-	opts.Step = func(step string, o *remediate.Outcome) error {
-		if step == "plan" {
+	opts.Step = func(step remediate.Step, o *remediate.Outcome) error {
+		if step == remediate.StepPlan {
 			warnInsideView(f.e.Stderr, prober, req, o.Plan.Platform)
 		}
 		return f.onStep(step, host, o)
@@ -386,56 +386,55 @@ func (f *fixer) restart(ctx context.Context, r remediate.Runner, host string, ou
 
 // onStep saves each step into the evidence as it happens, so that the
 // backup is recorded before the first change.
-func (f *fixer) onStep(step, host string, o *remediate.Outcome) error {
-	switch step {
-	case "plan":
+func (f *fixer) onStep(step remediate.Step, host string, o *remediate.Outcome) error {
+	if step == remediate.StepPlan {
 		fmt.Fprint(PrintableLines{W: f.e.Stdout}, remediate.FormatPlan(o.Plan)) // values come from the host
 	}
 	record := func(b *evidence.Bundle) {
 		switch step {
-		case "plan":
+		case remediate.StepPlan:
 			if o.Before != nil {
 				b.AddInspection(*o.Before)
 			}
 			b.Plans = append(b.Plans, *o.Plan)
 			f.rec.log(b, "plan", host, fmt.Sprintf("%d change(s) planned", len(o.Plan.Changes)))
-		case "backup":
+		case remediate.StepBackup:
 			b.Backups = append(b.Backups, evidence.BackupRef{File: o.BackupFile, SHA256: o.BackupSHA256, Backup: o.Backup})
 			f.rec.log(b, "backup", host, "backup written and synced: "+o.BackupFile+" (sha256 "+o.BackupSHA256+")")
 		default: // apply, readback, rollback, failed, pending
 			if o.Change != nil {
 				upsertChange(b, *o.Change)
 			}
-			if (step == "readback" || step == "pending") && o.After != nil {
+			if (step == remediate.StepReadback || step == remediate.StepPending) && o.After != nil {
 				b.AddInspection(*o.After)
 			}
-			f.rec.log(b, step, host, stepMessage(step, o))
+			f.rec.log(b, string(step), host, stepMessage(step, o))
 		}
 	}
-	if step == "plan" || step == "backup" {
+	if step == remediate.StepPlan || step == remediate.StepBackup {
 		// Nothing has changed yet: no change without its backup recorded.
 		return f.rec.update(record)
 	}
 	// The change has happened: carry on (read back, roll back, re-test)
 	// and say that its record is missing.
-	f.rec.updateOrWarn(f.e.Stderr, "the "+step+" record of "+host, record)
+	f.rec.updateOrWarn(f.e.Stderr, "the "+string(step)+" record of "+host, record)
 	return nil
 }
 
-func stepMessage(step string, o *remediate.Outcome) string {
+func stepMessage(step remediate.Step, o *remediate.Outcome) string {
 	switch step {
-	case "apply":
+	case remediate.StepApply:
 		return fmt.Sprintf("%d change(s) applied", len(o.Change.Applied))
-	case "readback":
+	case remediate.StepReadback:
 		return "settings read back and match the plan"
-	case "rollback":
+	case remediate.StepRollback:
 		return "change failed and was rolled back: " + o.Change.Error
-	case "failed":
+	case remediate.StepFailed:
 		return "change failed: " + o.Change.Error
-	case "pending":
+	case remediate.StepPending:
 		return "change pending (DS2MB), not rolled back: " + o.Change.Error
 	}
-	return step
+	return string(step)
 }
 
 func upsertChange(b *evidence.Bundle, c remediate.ChangeRecord) {
