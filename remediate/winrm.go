@@ -909,10 +909,15 @@ func parseFault(b []byte) *FaultError {
 	}
 }
 
-// libTransport wraps a masterzen transporter (NTLM message encryption,
-// Kerberos), which takes no context: it serializes Posts (Encryption keeps
-// one NTLM security session in shared fields, so concurrent Receive and
-// Send would race), abandons a Post when ctx ends, and classifies errors.
+// libTransport wraps masterzen's Kerberos transporter (ClientKerberos),
+// which takes no context: it abandons a Post when ctx ends, bounds it with
+// a timeout, and classifies errors. It does not serialize Posts:
+// RunWithContextWithInput sends stdin while a Receive is outstanding, and
+// ClientKerberos keeps no per-session state between requests (each Post
+// carries a fresh AP-REQ), so concurrent Posts are safe; two authenticators
+// may then carry the same timestamp (see UnverifiedFacts,
+// "kerberos-replay-key"). NTLM message encryption is sealTransport, which
+// keeps its own per-connection state.
 type libTransport struct {
 	c     *winrmTransport
 	ctx   context.Context

@@ -3,8 +3,8 @@
 # Mode: read. Idempotent: changes nothing.
 # PowerShell 2.0 compatible. Parameters (data only): dc (optional) the domain controller to
 # read from (-DomainController); the second-hop credential (lib/hop-credential.ps1).
-# Records (decoded by remediate/exchange.go decodeExchangeRead; the lab prints them with
-# remediate.EncodeExchangeState, so keep both in step with this file):
+# Records (decoded by remediate's decodeExchangeRead; the lab builds them with its own code,
+# internal/lab exReadRecs, so keep both in step with this file):
 #   warning   message
 #   exinfo    server, loader, anon_sid, anon_name (ANONYMOUS LOGON translated from S-1-5-7: the
 #             name is localized, e.g. NT-AUTORITAET\ANONYMOUS-ANMELDUNG on German systems),

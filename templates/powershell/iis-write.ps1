@@ -7,7 +7,7 @@
 # Parameters (data only):
 #   server        WMI Name of the virtual server, e.g. SmtpSvc/1 (matched exactly, never put into a WQL filter)
 #   relayiplist   NULL (unset the property), EMPTY (zero-length value) or the IPSECLIST blob in hex
-#   relayforauth  integer written to RelayForAuth (0 off; -1 on, see remediate RelayForAuthEnabled)
+#   relayforauth  integer written to RelayForAuth (0 off; -1 on, see remediate relayForAuthEnabled)
 # Restoring NULL assigns $null and calls Put(): UNVERIFIED on real IIS. The untested
 # alternative is ADSI: ([ADSI]'IIS://localhost/SmtpSvc/1').PutEx(1, 'RelayIpList', $null); SetInfo().
 $name = [string]$P['server']
