@@ -60,6 +60,10 @@ func demoFix(ctx context.Context, child *env, d engagement.DemoFix) int {
 	fmt.Fprintf(child.Stdout, "\nDemo finished in %s against a simulated %s host.\n", time.Since(start).Round(time.Millisecond), d.Platform)
 	fmt.Fprintf(child.Stdout, "  evidence: %s (check it with: relaylock verify %s)\n", d.Evidence, d.Evidence)
 	fmt.Fprintf(child.Stdout, "  report:   %s\n", d.Report)
-	fmt.Fprintf(child.Stdout, "Try it yourself against the same lab: relaylock lab --platform %s\n", d.Platform)
+	// The fix printed a rollback command for this lab, which stops with
+	// the demo (its ports and CA file go with it): say so, and where the
+	// commands can be tried instead.
+	fmt.Fprintf(child.Stdout, "The demo's lab has stopped, so the rollback command above no longer applies.\n")
+	fmt.Fprintf(child.Stdout, "Try it yourself against a lab of the same kind, which keeps running and prints the commands to use: relaylock lab --platform %s\n", d.Platform)
 	return code
 }

@@ -135,6 +135,16 @@ func TestDemoAsReadmeSays(t *testing.T) {
 					t.Fatalf("demo did not write %s: %v", f, err)
 				}
 			}
+			// The fix prints a rollback command for the demo's lab, which
+			// is gone when the demo ends: the demo must say so, and name a
+			// lab that can be used instead.
+			if strings.Contains(stdout.String(), "rollback command:") &&
+				!strings.Contains(stdout.String(), "The demo's lab has stopped, so the rollback command above no longer applies.") {
+				t.Errorf("demo prints a rollback command for its stopped lab without saying it no longer applies:\n%s", stdout.String())
+			}
+			if !strings.Contains(stdout.String(), "relaylock lab --platform "+platform+"\n") {
+				t.Errorf("demo does not name the lab to try the commands against:\n%s", stdout.String())
+			}
 			if !strings.Contains(stdout.String(), "before open") || !strings.Contains(stdout.String(), "after closed") {
 				t.Errorf("demo summary does not say open before and closed after:\n%s", stdout.String())
 			}
