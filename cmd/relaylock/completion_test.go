@@ -21,6 +21,7 @@ import (
 
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/internal/needs"
+	"github.com/relaylock/relaylock/internal/shellquote"
 )
 
 func complete(t *testing.T, words ...string) []string {
@@ -149,18 +150,6 @@ func TestCompletionNeverRuns(t *testing.T) {
 	assertUntouched(t, lr, state0)
 }
 
-// shellWords quotes words for a POSIX shell.
-func shellWords(ws []string) string {
-	var b strings.Builder
-	for i, w := range ws {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(shellQuote(w))
-	}
-	return b.String()
-}
-
 // binDir builds relaylock and returns a PATH that finds it first.
 func binPATH(t *testing.T) string {
 	return filepath.Dir(relaylockBinary(t)) + string(os.PathListSeparator) + os.Getenv("PATH")
@@ -179,7 +168,7 @@ func TestCompletionInBash(t *testing.T) {
 	compl := func(ws ...string) []string {
 		t.Helper()
 		script := "source <(relaylock completion bash) || exit 9\n" +
-			"COMP_WORDS=(relaylock " + shellWords(ws) + ")\nCOMP_CWORD=" + fmt.Sprint(len(ws)) + "\n" +
+			"COMP_WORDS=(relaylock " + shellquote.Join(ws) + ")\nCOMP_CWORD=" + fmt.Sprint(len(ws)) + "\n" +
 			"_relaylock_complete\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n" +
 			"complete -p relaylock\n"
 		cmd := exec.Command("bash", "--norc", "--noprofile", "-c", script)
@@ -261,7 +250,7 @@ func TestCompletionInZsh(t *testing.T) {
 	}
 	try("M1", "relaylock audit --dn")
 	try("M2", "relaylock demo --platform exchange2019")
-	try("M3", "relaylock "+shellWords(words)+" ")
+	try("M3", "relaylock "+shellquote.Join(words)+" ")
 	send("exit\r")
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -289,7 +278,7 @@ func TestCompletionInFish(t *testing.T) {
 	state0 := stateOf(t, lr.lab.Host)
 	compl := func(line string) []string {
 		t.Helper()
-		cmd := exec.Command("fish", "--no-config", "-c", "relaylock completion fish | source; complete -C "+shellQuote(line))
+		cmd := exec.Command("fish", "--no-config", "-c", "relaylock completion fish | source; complete -C "+shellquote.Quote(line))
 		cmd.Env = append(os.Environ(), "PATH="+binPATH(t), "HOME="+t.TempDir(), "RELAYLOCK_WINRM_PASSWORD="+labTestPassword)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
@@ -313,6 +302,6 @@ func TestCompletionInFish(t *testing.T) {
 	if got := compl("relaylock audit --format "); !slices.Contains(got, "csv") {
 		t.Errorf("fish: audit --format = %q", got)
 	}
-	compl("relaylock " + shellWords(words) + " ")
+	compl("relaylock " + shellquote.Join(words) + " ")
 	assertUntouched(t, lr, state0)
 }

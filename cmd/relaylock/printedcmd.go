@@ -1,89 +1,13 @@
 package main
 
 import (
-	"fmt"
 	"strconv"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/relaylock/relaylock/internal/engagement"
+	"github.com/relaylock/relaylock/internal/shellquote"
 )
-
-// shellQuote quotes s for a POSIX shell, so that a printed command can be
-// pasted as printed. A value with a control character, an invisible or
-// reordering format character (bidi, Unicode category Cf) or invalid
-// UTF-8 is written in ANSI-C quoting, $'...' with those bytes as \xHH
-// (bash, zsh, ksh93, POSIX.1-2024 sh): the terminal then shows, and
-// interprets, none of them, and pasting the command reproduces the exact
-// value. Flag values never get here with one (checkFlagText refuses them);
-// other values, such as a file name, might.
-func shellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	if !printableValue(s) {
-		return ansiCQuote(s)
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// printableValue reports whether s is valid UTF-8 without control or
-// format characters, so that a terminal shows it as it is.
-func printableValue(s string) bool {
-	for _, r := range s {
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return false
-		}
-	}
-	return true
-}
-
-// ansiCQuote writes s as $'...': backslash and quote escaped, and every
-// byte of a control or format character, and every invalid byte, as \xHH.
-func ansiCQuote(s string) string {
-	var b strings.Builder
-	b.WriteString("$'")
-	for len(s) > 0 {
-		r, n := utf8.DecodeRuneInString(s)
-		switch {
-		case r == '\\' || r == '\'':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == utf8.RuneError && n <= 1, unicode.IsControl(r), unicode.Is(unicode.Cf, r):
-			for i := range n {
-				fmt.Fprintf(&b, `\x%02x`, s[i])
-			}
-		default:
-			b.WriteString(s[:n])
-		}
-		s = s[n:]
-	}
-	b.WriteByte('\'')
-	return b.String()
-}
-
-// commandLine joins words into a command line a POSIX shell reads back as
-// the same words.
-func commandLine(words []string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = shellQuote(w)
-	}
-	return strings.Join(q, " ")
-}
 
 // flagArgs renders the flags that were given as arguments. A flag in
 // over takes that value instead, the value the run chose for it (fix's
@@ -158,7 +82,7 @@ func rollbackCommandLine(c *cli.Context, l engagement.RollbackLine) string {
 		}
 	}
 	if c.Bool("no-retest") {
-		return commandLine(append(words, "--no-retest"))
+		return shellquote.Join(append(words, "--no-retest"))
 	}
 	for _, ep := range l.Endpoints {
 		words = append(words, "--smtp-target", ep)
@@ -169,5 +93,5 @@ func rollbackCommandLine(c *cli.Context, l engagement.RollbackLine) string {
 		skip["ports"] = true // every endpoint names its port
 	}
 	words = append(words, flagArgs(c, retestFlags(), skip, map[string]string{"mail-domain": l.MailDomain})...)
-	return commandLine(words)
+	return shellquote.Join(words)
 }
