@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/relaylock/relaylock/internal/clicomplete"
 	"github.com/relaylock/relaylock/internal/engagement"
 )
 
@@ -178,9 +179,9 @@ func runAppWith(ctx context.Context, e *env, args []string, r runners) error {
 		testHooks(e)
 	}
 	app := buildApp(e, r)
-	if words, ok := completionRequest(args); ok {
+	if words, ok := clicomplete.Request(args); ok {
 		app.Setup()
-		writeCompletions(e.Stdout, app, words)
+		clicomplete.Write(e.Stdout, app, words, completionValues)
 		return nil
 	}
 	if len(args) >= 3 && (args[1] == "help" || args[1] == "h") && !strings.HasPrefix(args[2], "-") && app.Command(args[2]) == nil {

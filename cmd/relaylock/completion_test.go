@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaylock/relaylock/internal/clicomplete"
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/internal/needs"
 	"github.com/relaylock/relaylock/internal/shellquote"
@@ -26,7 +27,7 @@ import (
 
 func complete(t *testing.T, words ...string) []string {
 	t.Helper()
-	code, out, errs := runCLI(t, "", append([]string{completeCommand, "--"}, words...)...)
+	code, out, errs := runCLI(t, "", append([]string{clicomplete.Command, "--"}, words...)...)
 	if code != 0 || errs != "" {
 		t.Fatalf("__complete %q: exit %d, stderr %q", words, code, errs)
 	}
@@ -75,17 +76,17 @@ func TestCompletionCandidates(t *testing.T) {
 		}
 	}
 	// The PowerShell script's form: the cursor's word first, possibly empty.
-	if code, out, _ := runCLI(t, "", completeCommand, "--cur=", "--", "audit", "--format"); code != 0 || strings.Fields(out)[0] != "text" {
+	if code, out, _ := runCLI(t, "", clicomplete.Command, "--cur=", "--", "audit", "--format"); code != 0 || strings.Fields(out)[0] != "text" {
 		t.Errorf("__complete --cur= -- audit --format: %q", out)
 	}
-	if code, out, _ := runCLI(t, "", completeCommand, "--cur=--dn", "--", "audit"); code != 0 || strings.TrimSpace(out) != "--dns-server" {
+	if code, out, _ := runCLI(t, "", clicomplete.Command, "--cur=--dn", "--", "audit"); code != 0 || strings.TrimSpace(out) != "--dns-server" {
 		t.Errorf("__complete --cur=--dn -- audit: %q", out)
 	}
 	// Every visible flag of every command is offered.
 	app := newApp(&env{})
 	for _, c := range app.Commands {
 		got := complete(t, c.Name, "-")
-		for _, want := range flagNames(c.Flags) {
+		for _, want := range clicomplete.FlagNames(c.Flags) {
 			if !slices.Contains(got, want) {
 				t.Errorf("complete %s -: lacks %s", c.Name, want)
 			}
@@ -136,11 +137,11 @@ func TestCompletionNeverRuns(t *testing.T) {
 	lr, words := completionLab(t)
 	state0 := stateOf(t, lr.lab.Host)
 	for _, args := range [][]string{
-		append(slices.Clone(words), legacyCompletionFlag),                                          // an old script, value pending
-		append(append(slices.Clone(words), "CHG-1"), legacyCompletionFlag),                         // an old script, after a value
-		append([]string{completeCommand, "--"}, append(slices.Clone(words), "")...),                // the new entry point
-		append([]string{completeCommand}, append(slices.Clone(words), "CHG-1", "")...),             // without "--"
-		{"audit", "--dns-server", lr.lab.DNSAddr, lr.lab.Domain, "--client", legacyCompletionFlag}, // audit ... --client <TAB>
+		append(slices.Clone(words), clicomplete.LegacyFlag),                                          // an old script, value pending
+		append(append(slices.Clone(words), "CHG-1"), clicomplete.LegacyFlag),                         // an old script, after a value
+		append([]string{clicomplete.Command, "--"}, append(slices.Clone(words), "")...),              // the new entry point
+		append([]string{clicomplete.Command}, append(slices.Clone(words), "CHG-1", "")...),           // without "--"
+		{"audit", "--dns-server", lr.lab.DNSAddr, lr.lab.Domain, "--client", clicomplete.LegacyFlag}, // audit ... --client <TAB>
 	} {
 		code, _, stderr := lr.run(labTestPassword, args...)
 		if code != 0 {
