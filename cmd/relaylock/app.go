@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/relaylock/relaylock/internal/cliargs"
 	"github.com/relaylock/relaylock/internal/clicomplete"
 	"github.com/relaylock/relaylock/internal/engagement"
 )
@@ -187,7 +188,7 @@ func runAppWith(ctx context.Context, e *env, args []string, r runners) error {
 	if len(args) >= 3 && (args[1] == "help" || args[1] == "h") && !strings.HasPrefix(args[2], "-") && app.Command(args[2]) == nil {
 		return unknownCommand(app, args[2])
 	}
-	return app.RunContext(ctx, interspersed(app, args))
+	return app.RunContext(ctx, cliargs.FlagsFirst(app, args))
 }
 
 // run runs the CLI and maps the outcome to an exit code.
@@ -202,7 +203,7 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	}
 	// An error may quote a server (a reply, a fault, script output): no
 	// control character of it reaches the terminal.
-	stderr = printableLines{W: stderr}
+	stderr = engagement.PrintableLines{W: stderr}
 	var ce engagement.CodeError
 	if errors.As(err, &ce) {
 		if ce.Err != nil && ce.Err.Error() != "" {

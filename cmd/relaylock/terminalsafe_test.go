@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/relaylock/relaylock/audit"
@@ -32,7 +33,7 @@ func terminalSafe(t *testing.T, what, out string) {
 		t.Errorf("%s is not valid UTF-8: %q", what, out)
 	}
 	for _, r := range out {
-		if r != '\n' && (r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || isBidiControl(r)) {
+		if r != '\n' && (r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || unicode.Is(unicode.Bidi_Control, r)) {
 			t.Errorf("%s holds U+%04X: %q", what, r, out)
 			return
 		}
