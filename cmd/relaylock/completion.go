@@ -23,7 +23,7 @@ import (
 var completionShells = []string{"bash", "zsh", "fish", "powershell"}
 
 // The scripts, one file each in completion/: they call `relaylock
-// __complete` (completeCommand) and only print what it prints.
+// __complete` (clicomplete.Command) and only print what it prints.
 var (
 	//go:embed completion/relaylock.bash
 	bashCompletion string
