@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/relaylock/relaylock/internal/buildinfo"
+	"github.com/relaylock/relaylock/internal/cliargs"
+	"github.com/relaylock/relaylock/internal/clicomplete"
 	"github.com/relaylock/relaylock/internal/engagement"
 )
 
@@ -41,34 +43,11 @@ func withCode(code int, err error) error { return engagement.WithCode(code, err)
 var testHooks func(e *env)
 
 // Version and commit; set with -ldflags "-X main.version=... -X main.commit=..."
-// or read from the build's VCS stamp.
+// or read from the build's VCS stamp (buildinfo.Version).
 var (
 	version = "dev"
 	commit  = ""
 )
-
-func buildVersion() (ver, rev string) {
-	ver, rev = version, commit
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if ver == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			ver = bi.Main.Version
-		}
-		if rev == "" {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" {
-					rev = s.Value
-				}
-				if s.Key == "vcs.modified" && s.Value == "true" && rev != "" {
-					rev += "-dirty"
-				}
-			}
-		}
-	}
-	if rev == "" {
-		rev = "unknown"
-	}
-	return ver, rev
-}
 
 // runners are the jobs the commands run. Tests replace one (gh's runF) to
 // see the options a command line maps to, without running anything.
@@ -106,7 +85,7 @@ func newApp(e *env) *cli.App { return buildApp(e, defaultRunners()) }
 
 func buildApp(e *env, r runners) *cli.App {
 	useVersionFlag()
-	ver, rev := buildVersion()
+	ver, rev := buildinfo.Version(version, commit)
 	app := &cli.App{
 		Name:                 "relaylock",
 		Usage:                "find open SMTP relays, close them on Windows mail servers, and prove it",
@@ -172,21 +151,21 @@ func runAppWith(ctx context.Context, e *env, args []string, r runners) error {
 	run := *e // this run's own: --quiet and the lost evidence write
 	e = &run
 	if e.Version == "" {
-		e.Version, e.Commit = buildVersion()
+		e.Version, e.Commit = buildinfo.Version(version, commit)
 	}
 	if testHooks != nil {
 		testHooks(e)
 	}
 	app := buildApp(e, r)
-	if words, ok := completionRequest(args); ok {
+	if words, ok := clicomplete.Request(args); ok {
 		app.Setup()
-		writeCompletions(e.Stdout, app, words)
+		clicomplete.Write(e.Stdout, app, words, completionValues)
 		return nil
 	}
 	if len(args) >= 3 && (args[1] == "help" || args[1] == "h") && !strings.HasPrefix(args[2], "-") && app.Command(args[2]) == nil {
 		return unknownCommand(app, args[2])
 	}
-	return app.RunContext(ctx, interspersed(app, args))
+	return app.RunContext(ctx, cliargs.FlagsFirst(app, args))
 }
 
 // run runs the CLI and maps the outcome to an exit code.
@@ -201,7 +180,7 @@ func exitCode(ctx context.Context, stderr io.Writer, err error) int {
 	}
 	// An error may quote a server (a reply, a fault, script output): no
 	// control character of it reaches the terminal.
-	stderr = printableLines{W: stderr}
+	stderr = engagement.PrintableLines{W: stderr}
 	var ce engagement.CodeError
 	if errors.As(err, &ce) {
 		if ce.Err != nil && ce.Err.Error() != "" {

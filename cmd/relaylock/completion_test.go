@@ -19,13 +19,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaylock/relaylock/internal/clicomplete"
 	"github.com/relaylock/relaylock/internal/lab"
 	"github.com/relaylock/relaylock/internal/needs"
+	"github.com/relaylock/relaylock/internal/shellquote"
 )
 
 func complete(t *testing.T, words ...string) []string {
 	t.Helper()
-	code, out, errs := runCLI(t, "", append([]string{completeCommand, "--"}, words...)...)
+	code, out, errs := runCLI(t, "", append([]string{clicomplete.Command, "--"}, words...)...)
 	if code != 0 || errs != "" {
 		t.Fatalf("__complete %q: exit %d, stderr %q", words, code, errs)
 	}
@@ -74,17 +76,17 @@ func TestCompletionCandidates(t *testing.T) {
 		}
 	}
 	// The PowerShell script's form: the cursor's word first, possibly empty.
-	if code, out, _ := runCLI(t, "", completeCommand, "--cur=", "--", "audit", "--format"); code != 0 || strings.Fields(out)[0] != "text" {
+	if code, out, _ := runCLI(t, "", clicomplete.Command, "--cur=", "--", "audit", "--format"); code != 0 || strings.Fields(out)[0] != "text" {
 		t.Errorf("__complete --cur= -- audit --format: %q", out)
 	}
-	if code, out, _ := runCLI(t, "", completeCommand, "--cur=--dn", "--", "audit"); code != 0 || strings.TrimSpace(out) != "--dns-server" {
+	if code, out, _ := runCLI(t, "", clicomplete.Command, "--cur=--dn", "--", "audit"); code != 0 || strings.TrimSpace(out) != "--dns-server" {
 		t.Errorf("__complete --cur=--dn -- audit: %q", out)
 	}
 	// Every visible flag of every command is offered.
 	app := newApp(&env{})
 	for _, c := range app.Commands {
 		got := complete(t, c.Name, "-")
-		for _, want := range flagNames(c.Flags) {
+		for _, want := range clicomplete.FlagNames(c.Flags) {
 			if !slices.Contains(got, want) {
 				t.Errorf("complete %s -: lacks %s", c.Name, want)
 			}
@@ -135,11 +137,11 @@ func TestCompletionNeverRuns(t *testing.T) {
 	lr, words := completionLab(t)
 	state0 := stateOf(t, lr.lab.Host)
 	for _, args := range [][]string{
-		append(slices.Clone(words), legacyCompletionFlag),                                          // an old script, value pending
-		append(append(slices.Clone(words), "CHG-1"), legacyCompletionFlag),                         // an old script, after a value
-		append([]string{completeCommand, "--"}, append(slices.Clone(words), "")...),                // the new entry point
-		append([]string{completeCommand}, append(slices.Clone(words), "CHG-1", "")...),             // without "--"
-		{"audit", "--dns-server", lr.lab.DNSAddr, lr.lab.Domain, "--client", legacyCompletionFlag}, // audit ... --client <TAB>
+		append(slices.Clone(words), clicomplete.LegacyFlag),                                          // an old script, value pending
+		append(append(slices.Clone(words), "CHG-1"), clicomplete.LegacyFlag),                         // an old script, after a value
+		append([]string{clicomplete.Command, "--"}, append(slices.Clone(words), "")...),              // the new entry point
+		append([]string{clicomplete.Command}, append(slices.Clone(words), "CHG-1", "")...),           // without "--"
+		{"audit", "--dns-server", lr.lab.DNSAddr, lr.lab.Domain, "--client", clicomplete.LegacyFlag}, // audit ... --client <TAB>
 	} {
 		code, _, stderr := lr.run(labTestPassword, args...)
 		if code != 0 {
@@ -147,18 +149,6 @@ func TestCompletionNeverRuns(t *testing.T) {
 		}
 	}
 	assertUntouched(t, lr, state0)
-}
-
-// shellWords quotes words for a POSIX shell.
-func shellWords(ws []string) string {
-	var b strings.Builder
-	for i, w := range ws {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(shellQuote(w))
-	}
-	return b.String()
 }
 
 // binDir builds relaylock and returns a PATH that finds it first.
@@ -179,7 +169,7 @@ func TestCompletionInBash(t *testing.T) {
 	compl := func(ws ...string) []string {
 		t.Helper()
 		script := "source <(relaylock completion bash) || exit 9\n" +
-			"COMP_WORDS=(relaylock " + shellWords(ws) + ")\nCOMP_CWORD=" + fmt.Sprint(len(ws)) + "\n" +
+			"COMP_WORDS=(relaylock " + shellquote.Join(ws) + ")\nCOMP_CWORD=" + fmt.Sprint(len(ws)) + "\n" +
 			"_relaylock_complete\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n" +
 			"complete -p relaylock\n"
 		cmd := exec.Command("bash", "--norc", "--noprofile", "-c", script)
@@ -261,7 +251,7 @@ func TestCompletionInZsh(t *testing.T) {
 	}
 	try("M1", "relaylock audit --dn")
 	try("M2", "relaylock demo --platform exchange2019")
-	try("M3", "relaylock "+shellWords(words)+" ")
+	try("M3", "relaylock "+shellquote.Join(words)+" ")
 	send("exit\r")
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -289,7 +279,7 @@ func TestCompletionInFish(t *testing.T) {
 	state0 := stateOf(t, lr.lab.Host)
 	compl := func(line string) []string {
 		t.Helper()
-		cmd := exec.Command("fish", "--no-config", "-c", "relaylock completion fish | source; complete -C "+shellQuote(line))
+		cmd := exec.Command("fish", "--no-config", "-c", "relaylock completion fish | source; complete -C "+shellquote.Quote(line))
 		cmd.Env = append(os.Environ(), "PATH="+binPATH(t), "HOME="+t.TempDir(), "RELAYLOCK_WINRM_PASSWORD="+labTestPassword)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
@@ -313,6 +303,6 @@ func TestCompletionInFish(t *testing.T) {
 	if got := compl("relaylock audit --format "); !slices.Contains(got, "csv") {
 		t.Errorf("fish: audit --format = %q", got)
 	}
-	compl("relaylock " + shellWords(words) + " ")
+	compl("relaylock " + shellquote.Join(words) + " ")
 	assertUntouched(t, lr, state0)
 }

@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/relaylock/relaylock/internal/clicomplete"
 )
 
 // Conventions shared by every command (README "Commands"): -o is always
@@ -31,7 +33,7 @@ func unknownCommand(app *cli.App, name string) error {
 			hint = ". " + s
 		}
 	}
-	return usagef("unknown command %q%s\ncommands: %s", name, hint, strings.Join(commandNames(app), ", "))
+	return usagef("unknown command %q%s\ncommands: %s", name, hint, strings.Join(clicomplete.CommandNames(app), ", "))
 }
 
 // Environment defaults for the flags a consultant repeats on every run

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/relaylock/relaylock/internal/clicomplete"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -81,8 +83,8 @@ func lineDiff(want, got string) string {
 // CLI answers.
 func TestCompletionScriptsCallEntryPoint(t *testing.T) {
 	for _, s := range []string{bashCompletion, zshCompletion, fishCompletion, powershellCompletion} {
-		if !strings.Contains(s, " "+completeCommand+" ") {
-			t.Errorf("script does not call %s:\n%s", completeCommand, s)
+		if !strings.Contains(s, " "+clicomplete.Command+" ") {
+			t.Errorf("script does not call %s:\n%s", clicomplete.Command, s)
 		}
 	}
 }
