@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/relaylock/relaylock/internal/atomicfile"
 )
 
 // Integrity is the seal written by Save: the SHA-256 of every section's
@@ -238,7 +240,7 @@ func Check(b *Bundle, dir string) (*CheckResult, error) {
 // in one object, valid strings and numbers: strict.go); only fields this
 // build does not know are tolerated.
 func CheckFile(path string) (*Bundle, *CheckResult, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read evidence: %w", err)
 	}
@@ -295,7 +297,7 @@ func (r *CheckResult) Modified() []string {
 // not verify it returns the bundle, the result and a *ModifiedError, so a
 // caller may still show what the file holds, marked as modified.
 func LoadVerified(path string) (*Bundle, *CheckResult, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read evidence: %w", err)
 	}

@@ -109,7 +109,7 @@ func GenerateKey(path string) (ed25519.PublicKey, error) {
 
 // LoadPrivateKey reads a PKCS #8 PEM Ed25519 private key.
 func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read key: %w", err)
 	}
@@ -130,7 +130,7 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 
 // LoadPublicKey reads a PKIX PEM Ed25519 public key (KEY.pub).
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}
@@ -158,7 +158,7 @@ func Sign(bundlePath, reportPath, keyPath string) (*Signature, error) {
 		return nil, err
 	}
 	// Sign exactly the bytes that verified: a modified file is refused.
-	data, err := os.ReadFile(bundlePath)
+	data, err := atomicfile.ReadFile(bundlePath)
 	if err != nil {
 		return nil, fmt.Errorf("read evidence: %w", err)
 	}
@@ -211,7 +211,7 @@ type SignatureCheck struct {
 // signed hashes. It returns fs.ErrNotExist (wrapped) when there is no
 // signature file.
 func VerifySignature(bundlePath string, trusted ed25519.PublicKey) (*SignatureCheck, error) {
-	data, err := os.ReadFile(SignaturePath(bundlePath))
+	data, err := atomicfile.ReadFile(SignaturePath(bundlePath))
 	if err != nil {
 		return nil, fmt.Errorf("read signature: %w", err)
 	}
