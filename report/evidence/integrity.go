@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -253,8 +254,54 @@ func CheckFile(path string) (*Bundle, *CheckResult, error) {
 		return nil, nil, fmt.Errorf("%s: %w: %v", path, ErrMalformed, err)
 	}
 	r := checkSeal(b, in, b.sections())
+	r.Problems = append(r.Problems, uncovered(data)...)
 	checkFiles(r, b, in, filepath.Dir(path))
 	return b, r, nil
+}
+
+// Members the seal covers: each top-level member is in a section, or is
+// the seal; the seal's own members are covered by its digest and
+// manifest. verify.py has the same lists.
+var (
+	coveredTop = []string{"schema", "id", "created", "updated", "engagement", "tool",
+		"audits", "inspections", "plans", "backups", "changes", "artifacts", "log", "integrity"}
+	coveredSeal    = []string{"algorithm", "sections", "digest", "manifest"}
+	coveredSection = []string{"name", "sha256"}
+)
+
+// uncovered names the members of an evidence file (valid JSON) that no
+// hash covers, one problem each, sorted: a top-level member outside every
+// section, a member of integrity or of one of its sections[] entries
+// other than those defined. Such text could be added or changed without
+// any hash noticing, so a file holding it is not verified, whether it was
+// added after sealing or written by a newer relaylock whose seal this one
+// cannot check. (Case variants of known names are refused earlier, as
+// malformed.)
+func uncovered(data []byte) []string {
+	var out []string
+	extra := func(prefix string, raw []byte, known []string) map[string][]byte {
+		m, err := rawMembers(raw)
+		if err != nil {
+			return nil // not an object: checkSeal names it
+		}
+		for k := range m {
+			if !slices.Contains(known, k) {
+				out = append(out, fmt.Sprintf("%s%s: member that no hash covers (added after sealing, or written by a newer relaylock whose seal this one cannot check)", prefix, k))
+			}
+		}
+		return m
+	}
+	top := extra("", data, coveredTop)
+	if seal := top["integrity"]; seal != nil {
+		if m := extra("integrity.", seal, coveredSeal); m != nil {
+			list, _ := rawElements(m["sections"])
+			for i, e := range list {
+				extra(fmt.Sprintf("integrity.sections[%d].", i), e, coveredSection)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ErrModified: the evidence file does not match its seal (a section was
