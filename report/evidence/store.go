@@ -35,7 +35,7 @@ var (
 	// this build does not know, since saving would drop them.
 	ErrNewerFields = errors.New("evidence file has fields this relaylock does not know")
 	// ErrLocked: another relaylock process holds the file's lock.
-	ErrLocked = errors.New("evidence file is locked by another relaylock process")
+	ErrLocked = errors.New("evidence file is locked")
 )
 
 const schemaPrefix = "relaylock.evidence/v"

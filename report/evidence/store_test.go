@@ -81,7 +81,7 @@ func TestLockLiveHolder(t *testing.T) {
 	os.WriteFile(p+".lock", []byte(content), 0o600)
 	start := time.Now()
 	err := Preflight(p)
-	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d on host %s", os.Getppid(), host)) {
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf(" %d ", os.Getppid())) || !strings.Contains(err.Error(), host) {
 		t.Fatalf("Preflight: %v", err)
 	}
 	if d := time.Since(start); d > time.Second {
