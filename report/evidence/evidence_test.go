@@ -415,7 +415,7 @@ func TestCheckFileForwardCompatible(t *testing.T) {
 // a mismatch, named, although every hash matches (tryout 3: verify called
 // such a file verified while report refused it).
 func TestCheckFileUncoveredMembers(t *testing.T) {
-	_, r, err := CheckFile("testdata/uncovered.evidence.json")
+	_, r, err := CheckFile("testdata/tampered/uncovered-members.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func TestCheckFileUncoveredMembers(t *testing.T) {
 		t.Errorf("problems do not say why: %q", r.Problems)
 	}
 	// report refuses the same file (strict reading): the two agree.
-	if _, _, err := LoadVerified("testdata/uncovered.evidence.json"); !errors.Is(err, ErrNewerFields) {
+	if _, _, err := LoadVerified("testdata/tampered/uncovered-members.json"); !errors.Is(err, ErrNewerFields) {
 		t.Errorf("LoadVerified: %v, want ErrNewerFields", err)
 	}
 }

@@ -211,6 +211,16 @@ type SignatureCheck struct {
 // signed hashes. It returns fs.ErrNotExist (wrapped) when there is no
 // signature file.
 func VerifySignature(bundlePath string, trusted ed25519.PublicKey) (*SignatureCheck, error) {
+	return VerifySignatureDigest(bundlePath, "", trusted)
+}
+
+// VerifySignatureDigest is VerifySignature for an evidence file whose
+// content digest (as recomputed from the file) is digest: when the file is
+// not the one signed, it says whether the signature was made for other
+// content (another evidence file, or this one before records were added
+// to it), with both digests, or for this content with only the artifacts
+// or log since added.
+func VerifySignatureDigest(bundlePath, digest string, trusted ed25519.PublicKey) (*SignatureCheck, error) {
 	data, err := atomicfile.ReadFile(SignaturePath(bundlePath))
 	if err != nil {
 		return nil, fmt.Errorf("read signature: %w", err)
@@ -243,18 +253,27 @@ func VerifySignature(bundlePath string, trusted ed25519.PublicKey) (*SignatureCh
 	if h, err := SHA256File(bundlePath); err != nil {
 		c.Problems = append(c.Problems, err.Error())
 	} else if h != s.Evidence.SHA256 {
-		c.Problems = append(c.Problems, fmt.Sprintf("signature: evidence file changed since signing: sha256 %s, signed %s", h, s.Evidence.SHA256))
+		switch {
+		case digest != "" && s.Digest != digest && s.Evidence.Name != filepath.Base(bundlePath):
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: made for another evidence file, %s with digest %s; this file (%s) has digest %s", s.Evidence.Name, s.Digest, filepath.Base(bundlePath), digest))
+		case digest != "" && s.Digest != digest:
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: made for another evidence file, or for this one before its content changed: signed digest %s, this file's digest %s", s.Digest, digest))
+		case digest != "":
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: evidence file changed since signing (same digest %s: only the artifacts or the log differ): file sha256 %s, signed %s", digest, h, s.Evidence.SHA256))
+		default:
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: evidence file changed since signing: file sha256 %s, signed %s", h, s.Evidence.SHA256))
+		}
 	} else {
-		c.OK = append(c.OK, "signature: evidence file sha256 "+h)
+		c.OK = append(c.OK, "signature: evidence file sha256 "+h+" as signed")
 	}
 	if s.Report != nil {
 		rp := filepath.Join(dir, filepath.Base(s.Report.Name))
 		if h, err := SHA256File(rp); err != nil {
 			c.Notes = append(c.Notes, fmt.Sprintf("signature: report %s not present, hash not checked", s.Report.Name))
 		} else if h != s.Report.SHA256 {
-			c.Problems = append(c.Problems, fmt.Sprintf("signature: report %s changed since signing: sha256 %s, signed %s", rp, h, s.Report.SHA256))
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: report %s changed since signing: file sha256 %s, signed %s", rp, h, s.Report.SHA256))
 		} else {
-			c.OK = append(c.OK, fmt.Sprintf("signature: report %s sha256 %s", rp, h))
+			c.OK = append(c.OK, fmt.Sprintf("signature: report %s file sha256 %s as signed", rp, h))
 		}
 	}
 	return c, nil
