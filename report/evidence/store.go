@@ -289,7 +289,11 @@ func Resolve(path string) (string, error) {
 	if !filepath.IsAbs(dest) {
 		dest = filepath.Join(filepath.Dir(path), dest)
 	}
-	return "", fmt.Errorf("evidence %s is a %w (%s: %v); refusing to create it through the link: give the target's path, or create the file first", path, ErrDanglingLink, dest, err)
+	why := dest
+	if !errors.Is(err, fs.ErrNotExist) {
+		why += ": " + err.Error() // a loop, a directory that cannot be searched
+	}
+	return "", fmt.Errorf("%s is a %w (%s); refusing to create it through the link: give the target's path, or create the file first", path, ErrDanglingLink, why)
 }
 
 // removeStaleTemps removes the temporary files a writer of path left when
