@@ -257,7 +257,7 @@ func VerifySignatureDigest(bundlePath, digest string, trusted ed25519.PublicKey)
 		case digest != "" && s.Digest != digest && s.Evidence.Name != filepath.Base(bundlePath):
 			c.Problems = append(c.Problems, fmt.Sprintf("signature: made for another evidence file, %s with digest %s; this file (%s) has digest %s", s.Evidence.Name, s.Digest, filepath.Base(bundlePath), digest))
 		case digest != "" && s.Digest != digest:
-			c.Problems = append(c.Problems, fmt.Sprintf("signature: made for another evidence file, or for this one before its content changed: signed digest %s, this file's digest %s", s.Digest, digest))
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: evidence file changed since signing, or the signature was made for another evidence file: signed digest %s, this file's digest %s", s.Digest, digest))
 		case digest != "":
 			c.Problems = append(c.Problems, fmt.Sprintf("signature: evidence file changed since signing (same digest %s: only the artifacts or the log differ): file sha256 %s, signed %s", digest, h, s.Evidence.SHA256))
 		default:
