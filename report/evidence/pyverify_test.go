@@ -162,6 +162,15 @@ func TestPythonVerifierAgrees(t *testing.T) {
 		{"integrity member added", replace(`"integrity": {`, `"integrity": {"comment": "approved",`)},
 		{"sealed section entry member added", replace(`"name": "header",`, `"name": "header", "note": "fine",`)},
 		{"case-variant top-level member", replace(`"id": "RL-`, `"ID": "RL-`)},
+		{"first audit removed (the later ones move up)", func(d []byte) []byte {
+			var m map[string]json.RawMessage
+			json.Unmarshal(d, &m)
+			var a []json.RawMessage
+			json.Unmarshal(m["audits"], &a)
+			m["audits"], _ = json.Marshal(a[1:])
+			out, _ := json.Marshal(m)
+			return out
+		}},
 		{"last change removed", func(d []byte) []byte {
 			var m map[string]json.RawMessage
 			json.Unmarshal(d, &m)
