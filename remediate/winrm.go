@@ -227,6 +227,11 @@ func (c WinRMConfig) Validate() (warnings []string, err error) {
 			return bad("no WinRM password for %s (set RELAYLOCK_WINRM_PASSWORD, use --winrm-password-file, or run on a terminal to be prompted)", c.User)
 		}
 	case AuthKerberos:
+		for _, f := range []string{c.KrbConfig, c.KrbCCache} { // read by the Kerberos library: a FIFO would block it
+			if err := atomicfile.CheckRegular(f); errors.Is(err, atomicfile.ErrNotRegular) {
+				return bad("%v", err)
+			}
+		}
 		if c.KrbCCache == "" {
 			if c.User == "" || c.Password == "" {
 				return bad("kerberos needs a user and password, or a credential cache (--krb5-ccache)")

@@ -40,3 +40,20 @@ func TestFIFOInputsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestFIFOKerberosFilesRefused: the Kerberos configuration and credential
+// cache, which the Kerberos library reads, are checked first.
+func TestFIFOKerberosFilesRefused(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "f")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []remediate.WinRMConfig{
+		{Host: "mail.example.com", Port: 5986, HTTPS: true, Auth: remediate.AuthKerberos, KrbCCache: fifo},
+		{Host: "mail.example.com", Port: 5986, HTTPS: true, Auth: remediate.AuthKerberos, KrbConfig: fifo, User: "a@EXAMPLE.COM", Password: "x"},
+	} {
+		if _, err := c.Validate(); err == nil || !strings.Contains(err.Error(), "is a FIFO (named pipe)") {
+			t.Errorf("config %d: %v", i, err)
+		}
+	}
+}
