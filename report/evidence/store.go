@@ -342,7 +342,7 @@ func Preflight(path string) error {
 	}
 	// Reading a FIFO would block; a device or directory is no evidence.
 	if err := atomicfile.Replaceable(path); err != nil {
-		return fmt.Errorf("evidence: %w", err)
+		return err // names the path and what it is; callers say "evidence"
 	}
 	_, _, err = LoadVerified(path)
 	return err
