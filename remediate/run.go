@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -457,7 +456,7 @@ func WriteBackup(path string, b *Backup) (string, error) {
 
 // LoadBackup reads a backup file and checks its schema.
 func LoadBackup(path string) (*Backup, string, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("read backup: %w", err)
 	}

@@ -21,6 +21,8 @@ import (
 	ntlmssp "github.com/Azure/go-ntlmssp"
 	"github.com/masterzen/winrm"
 	"github.com/masterzen/winrm/soap"
+
+	"github.com/relaylock/relaylock/internal/atomicfile"
 )
 
 // WinRMConfig says how to reach one host's WinRM service.
@@ -225,6 +227,11 @@ func (c WinRMConfig) Validate() (warnings []string, err error) {
 			return bad("no WinRM password for %s (set RELAYLOCK_WINRM_PASSWORD, use --winrm-password-file, or run on a terminal to be prompted)", c.User)
 		}
 	case AuthKerberos:
+		for _, f := range []string{c.KrbConfig, c.KrbCCache} { // read by the Kerberos library: a FIFO would block it
+			if err := atomicfile.CheckRegular(f); errors.Is(err, atomicfile.ErrNotRegular) {
+				return bad("%v", err)
+			}
+		}
 		if c.KrbCCache == "" {
 			if c.User == "" || c.Password == "" {
 				return bad("kerberos needs a user and password, or a credential cache (--krb5-ccache)")
@@ -275,10 +282,10 @@ func newWinRMTransport(cfg WinRMConfig) (*winrmTransport, []string, error) {
 	}
 	var certPEM, keyPEM []byte
 	if cfg.Auth == AuthCertificate {
-		if certPEM, err = os.ReadFile(cfg.ClientCertFile); err != nil {
+		if certPEM, err = atomicfile.ReadFile(cfg.ClientCertFile); err != nil {
 			return nil, nil, kindErr(ErrConfig, err, "read client certificate")
 		}
-		if keyPEM, err = os.ReadFile(cfg.ClientKeyFile); err != nil {
+		if keyPEM, err = atomicfile.ReadFile(cfg.ClientKeyFile); err != nil {
 			return nil, nil, kindErr(ErrConfig, err, "read client key")
 		}
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -382,7 +389,7 @@ func (c WinRMConfig) tlsConfig() (*tls.Config, []byte, error) {
 	var caPEM []byte
 	if c.CACertFile != "" {
 		var err error
-		caPEM, err = os.ReadFile(c.CACertFile)
+		caPEM, err = atomicfile.ReadFile(c.CACertFile)
 		if err != nil {
 			return nil, nil, kindErr(ErrConfig, err, "read WinRM CA file")
 		}

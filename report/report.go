@@ -130,7 +130,7 @@ func readLogo(opts Options) ([]byte, error) {
 	if p == "" {
 		return nil, nil
 	}
-	data, err := os.ReadFile(p)
+	data, err := atomicfile.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("read logo: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/relaylock/relaylock/internal/atomicfile"
 	"github.com/relaylock/relaylock/templates"
 )
 
@@ -87,7 +88,7 @@ func loadTexts(dir string) (texts, error) {
 		return t, nil
 	}
 	p := filepath.Join(dir, TextsFile)
-	data, err := os.ReadFile(p)
+	data, err := atomicfile.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("template directory %s: not a directory", dir)

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/atomicfile"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
 // readTargetsFile parses a --targets file; a malformed file is a usage
 // error naming the line.
 func readTargetsFile(path string) ([]targetEntry, error) {
-	f, err := os.Open(path)
+	f, err := atomicfile.Open(path)
 	if err != nil {
 		return nil, Usagef("--targets: %v", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/relaylock/relaylock/audit"
+	"github.com/relaylock/relaylock/internal/atomicfile"
 	"github.com/relaylock/relaylock/report/evidence"
 )
 
@@ -208,7 +209,7 @@ type lineAt struct {
 // newline, or one that does not parse, is a torn write and is ignored; a
 // bad line before the last is an error.
 func scanJournal(path string, fn func(journalRecord, lineAt) error) (*journalState, error) {
-	f, err := os.Open(path)
+	f, err := atomicfile.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -458,7 +459,7 @@ func mergeJournal(path string, entries []targetEntry, res *audit.Result, idx []i
 // yielded (at most two per CPU wait), so the memory stays that of a few
 // targets while the decoding keeps up with the encoder.
 func readJournalTargets(path string, entries []targetEntry, at []lineAt, fromRes map[int]*audit.TargetResult, yield func(*audit.TargetResult) error) error {
-	f, err := os.Open(path)
+	f, err := atomicfile.Open(path)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errJournal, err)
 	}

@@ -17,6 +17,9 @@ type VerifyOutcome struct {
 	Evidence string `json:"evidence"`
 	ReportID string `json:"report_id,omitempty"`
 	Digest   string `json:"digest,omitempty"`
+	// SealedDigest is the digest the seal records; Digest (recomputed
+	// from the file) equals it when the content matches the seal.
+	SealedDigest string `json:"sealed_digest,omitempty"`
 	// Verified is true when every hash (and the signature, when there is
 	// one or --pubkey asks for one) checks.
 	Verified bool `json:"verified"`
@@ -44,11 +47,11 @@ func checkEvidence(path, pubkey string) (*VerifyOutcome, error) {
 	if err != nil {
 		return o, err
 	}
-	o.ReportID, o.Digest = b.ID, r.Digest
+	o.ReportID, o.Digest, o.SealedDigest = b.ID, r.Digest, r.SealedDigest
 	o.OK = append(o.OK, r.OK...)
 	o.Problems = append(o.Problems, r.Problems...)
 	o.Notes = append(o.Notes, r.Notes...)
-	sc, err := evidence.VerifySignature(path, trusted)
+	sc, err := evidence.VerifySignatureDigest(path, r.Digest, trusted)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if trusted != nil {
@@ -102,7 +105,7 @@ func Verify(ctx context.Context, e *Env, vo VerifyOptions) error {
 			return jerr
 		}
 		if len(o.Problems) > 0 {
-			return WithCode(ExitError, fmt.Errorf("verify %s: %d problems", path, len(o.Problems)))
+			return WithCode(ExitError, fmt.Errorf("verify %s: %s", path, evidence.Count(len(o.Problems), "problem", "problems")))
 		}
 		return nil
 	}
@@ -110,7 +113,7 @@ func Verify(ctx context.Context, e *Env, vo VerifyOptions) error {
 		return err
 	}
 	w := PrintableLines{W: e.Stdout} // an evidence file to verify may come from anyone
-	fmt.Fprintf(w, "evidence: %s\nreport id: %s\ndigest:   %s\n", path, o.ReportID, o.Digest)
+	fmt.Fprintf(w, "evidence: %s\nreport id: %s\ndigest:   %s %s\n", path, o.ReportID, o.Digest, digestState(o))
 	if verbose {
 		for _, l := range o.OK {
 			fmt.Fprintf(w, "ok        %s\n", l)
@@ -131,8 +134,20 @@ func Verify(ctx context.Context, e *Env, vo VerifyOptions) error {
 		fmt.Fprintf(w, "MISMATCH  %s\n", l)
 	}
 	if len(o.Problems) > 0 {
-		return WithCode(ExitError, fmt.Errorf("verify %s: %d problems", path, len(o.Problems)))
+		return WithCode(ExitError, fmt.Errorf("verify %s: %s", path, evidence.Count(len(o.Problems), "problem", "problems")))
 	}
 	fmt.Fprintf(w, "verified: every hash matches\n")
 	return nil
+}
+
+// digestState says what the digest line shows: the digest recomputed
+// from the file's content, and whether the seal records the same one.
+func digestState(o *VerifyOutcome) string {
+	switch o.SealedDigest {
+	case "":
+		return "(recomputed; the file has no sealed digest)"
+	case o.Digest:
+		return "(recomputed; equals the sealed digest)"
+	}
+	return "(recomputed; the sealed digest is " + o.SealedDigest + ")"
 }

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/relaylock/relaylock/internal/atomicfile"
 	"github.com/relaylock/relaylock/remediate"
 )
 
@@ -234,7 +235,7 @@ func (w WinRMOptions) winrmPassword(e *Env, user, host string) (string, []string
 // are kept as part of the password. A file other users can read is
 // refused, one the group can read gets a warning (unix only).
 func readPasswordFile(f string) (string, []string, error) {
-	fh, err := os.Open(f)
+	fh, err := atomicfile.Open(f)
 	if err != nil {
 		return "", nil, fmt.Errorf("password file: %w", err)
 	}

@@ -8,8 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/relaylock/relaylock/internal/atomicfile"
 )
 
 // Integrity is the seal written by Save: the SHA-256 of every section's
@@ -208,6 +211,16 @@ func (b *Bundle) Digest() (string, error) {
 type CheckResult struct {
 	// Digest is the recomputed content digest.
 	Digest string
+	// SealedDigest is the digest the seal records (empty without a seal);
+	// it equals Digest when the content matches the seal.
+	SealedDigest string
+	// Mismatched names, one each, every section whose hash does not match
+	// the sealed hash of the same name (a moved record counts, as it does
+	// for any verifier that compares by name), integrity.digest or
+	// integrity.manifest, and each member no hash covers. Problems may
+	// explain several of them in one line (a record removed, the later
+	// ones moved up).
+	Mismatched []string
 	// OK lists what was checked and matched, one line each.
 	OK []string
 	// Problems lists every mismatch, one line each, naming the section or
@@ -238,7 +251,7 @@ func Check(b *Bundle, dir string) (*CheckResult, error) {
 // in one object, valid strings and numbers: strict.go); only fields this
 // build does not know are tolerated.
 func CheckFile(path string) (*Bundle, *CheckResult, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read evidence: %w", err)
 	}
@@ -251,8 +264,58 @@ func CheckFile(path string) (*Bundle, *CheckResult, error) {
 		return nil, nil, fmt.Errorf("%s: %w: %v", path, ErrMalformed, err)
 	}
 	r := checkSeal(b, in, b.sections())
+	for _, u := range uncovered(data) {
+		r.Problems = append(r.Problems, u)
+		name, _, _ := strings.Cut(u, ":")
+		r.Mismatched = append(r.Mismatched, name)
+	}
 	checkFiles(r, b, in, filepath.Dir(path))
 	return b, r, nil
+}
+
+// Members the seal covers: each top-level member is in a section, or is
+// the seal; the seal's own members are covered by its digest and
+// manifest. verify.py has the same lists.
+var (
+	coveredTop = []string{"schema", "id", "created", "updated", "engagement", "tool",
+		"audits", "inspections", "plans", "backups", "changes", "artifacts", "log", "integrity"}
+	coveredSeal    = []string{"algorithm", "sections", "digest", "manifest"}
+	coveredSection = []string{"name", "sha256"}
+)
+
+// uncovered names the members of an evidence file (valid JSON) that no
+// hash covers, one problem each, sorted: a top-level member outside every
+// section, a member of integrity or of one of its sections[] entries
+// other than those defined. Such text could be added or changed without
+// any hash noticing, so a file holding it is not verified, whether it was
+// added after sealing or written by a newer relaylock whose seal this one
+// cannot check. (Case variants of known names are refused earlier, as
+// malformed.)
+func uncovered(data []byte) []string {
+	var out []string
+	extra := func(prefix string, raw []byte, known []string) map[string][]byte {
+		m, err := rawMembers(raw)
+		if err != nil {
+			return nil // not an object: checkSeal names it
+		}
+		for k := range m {
+			if !slices.Contains(known, k) {
+				out = append(out, fmt.Sprintf("%s%s: member that no hash covers (added after sealing, or written by a newer relaylock whose seal this one cannot check)", prefix, k))
+			}
+		}
+		return m
+	}
+	top := extra("", data, coveredTop)
+	if seal := top["integrity"]; seal != nil {
+		if m := extra("integrity.", seal, coveredSeal); m != nil {
+			list, _ := rawElements(m["sections"])
+			for i, e := range list {
+				extra(fmt.Sprintf("integrity.sections[%d].", i), e, coveredSection)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ErrModified: the evidence file does not match its seal (a section was
@@ -269,7 +332,7 @@ type ModifiedError struct {
 }
 
 func (e *ModifiedError) Error() string {
-	msg := fmt.Sprintf("%s: %v (%d problems", e.Path, ErrModified, len(e.Result.Problems))
+	msg := fmt.Sprintf("%s: %v (%s", e.Path, ErrModified, Count(len(e.Result.Problems), "problem", "problems"))
 	if len(e.Result.Problems) > 0 {
 		msg += ", first: " + e.Result.Problems[0]
 	}
@@ -278,13 +341,23 @@ func (e *ModifiedError) Error() string {
 
 func (e *ModifiedError) Is(target error) bool { return target == ErrModified }
 
-// Modified names the sections (and files) that do not match, one each:
-// "audits[0]", "integrity.digest", "backup b.json".
+// Count is "1 problem", "2 problems".
+func Count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// Modified names the sections (and files) that do not match, one per
+// problem: "audits[0]", "integrity.digest", "backup b.json"; a removed
+// record whose later records moved up is named once ("changes[0]").
 func (r *CheckResult) Modified() []string {
 	var out []string
 	for _, p := range r.Problems {
 		name, _, _ := strings.Cut(p, ":")
 		name, _, _ = strings.Cut(name, " (")
+		name, _, _ = strings.Cut(name, " is ")
 		out = append(out, name)
 	}
 	return out
@@ -295,7 +368,7 @@ func (r *CheckResult) Modified() []string {
 // not verify it returns the bundle, the result and a *ModifiedError, so a
 // caller may still show what the file holds, marked as modified.
 func LoadVerified(path string) (*Bundle, *CheckResult, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read evidence: %w", err)
 	}
@@ -455,30 +528,67 @@ func checkSeal(b *Bundle, in *Integrity, ss []section) *CheckResult {
 	rec := b.Integrity
 	if rec == nil {
 		r.Problems = append(r.Problems, "integrity: no seal in the file (not written by relaylock Save)")
+		r.Mismatched = []string{"integrity"}
 		return r
 	}
+	r.SealedDigest = rec.Digest
 	if rec.Algorithm != AlgJCS && rec.Algorithm != AlgLegacy {
 		r.Problems = append(r.Problems, fmt.Sprintf("integrity: unknown algorithm %q", rec.Algorithm))
+		r.Mismatched = []string{"integrity"}
 		return r
 	}
 	recorded := make(map[string]string, len(rec.Sections))
 	for _, s := range rec.Sections {
 		recorded[s.Name] = s.SHA256
 	}
+	// Compared by name first: what any verifier sees (Mismatched).
 	for _, s := range in.Sections {
+		if want, ok := recorded[s.Name]; !ok || want != s.SHA256 {
+			r.Mismatched = append(r.Mismatched, s.Name)
+		}
+	}
+	present := map[string]bool{}
+	for _, s := range in.Sections {
+		present[s.Name] = true
+	}
+	for _, s := range rec.Sections {
+		if !present[s.Name] {
+			r.Mismatched = append(r.Mismatched, s.Name)
+		}
+	}
+	// A list with one record deleted or inserted, the rest intact but
+	// moved, is named once (the record), not once per moved record.
+	shifted := map[string]bool{} // lists explained by a shift
+	for _, kind := range []string{"audits", "inspections", "plans", "backups", "changes", "artifacts"} {
+		now, sealed := listOf(in.Sections, kind), listOf(rec.Sections, kind)
+		if msg, ok := describeShift(kind, now, sealed, in.Sections, label); ok {
+			shifted[kind] = true
+			r.Problems = append(r.Problems, msg)
+			for i, h := range now {
+				if k := slices.Index(sealed, h); k >= 0 {
+					name := fmt.Sprintf("%s[%d]", kind, i)
+					r.OK = append(r.OK, fmt.Sprintf("%s (%s): section hash %s, sealed as %s[%d]", name, label[name], h, kind, k))
+				}
+			}
+		}
+	}
+	kindOf := func(name string) string { k, _, _ := strings.Cut(name, "["); return k }
+	for _, s := range in.Sections {
+		if shifted[kindOf(s.Name)] {
+			continue
+		}
 		want, ok := recorded[s.Name]
 		switch {
 		case !ok:
 			r.Problems = append(r.Problems, fmt.Sprintf("%s (%s): not in the seal (section added after sealing)", s.Name, label[s.Name]))
 		case want != s.SHA256:
-			r.Problems = append(r.Problems, fmt.Sprintf("%s (%s): content changed: sha256 %s, sealed %s", s.Name, label[s.Name], s.SHA256, want))
+			r.Problems = append(r.Problems, fmt.Sprintf("%s (%s): content changed: section hash %s, sealed %s", s.Name, label[s.Name], s.SHA256, want))
 		default:
-			r.OK = append(r.OK, fmt.Sprintf("%s (%s): sha256 %s", s.Name, label[s.Name], s.SHA256))
+			r.OK = append(r.OK, fmt.Sprintf("%s (%s): section hash %s", s.Name, label[s.Name], s.SHA256))
 		}
-		delete(recorded, s.Name)
 	}
 	for _, s := range rec.Sections {
-		if _, left := recorded[s.Name]; left {
+		if !present[s.Name] && !shifted[kindOf(s.Name)] {
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: sealed but missing (section removed)", s.Name))
 		}
 	}
@@ -491,9 +601,11 @@ func checkSeal(b *Bundle, in *Integrity, ss []section) *CheckResult {
 	d, m := listHashes(rec.Sections, content)
 	if d != rec.Digest {
 		r.Problems = append(r.Problems, fmt.Sprintf("integrity.digest: %s does not match the sealed section list (%s)", rec.Digest, d))
+		r.Mismatched = append(r.Mismatched, "integrity.digest")
 	}
 	if m != rec.Manifest {
 		r.Problems = append(r.Problems, fmt.Sprintf("integrity.manifest: %s does not match the sealed section list (%s)", rec.Manifest, m))
+		r.Mismatched = append(r.Mismatched, "integrity.manifest")
 	}
 	if len(r.Problems) == 0 {
 		r.OK = append(r.OK, "digest "+in.Digest)
@@ -501,9 +613,52 @@ func checkSeal(b *Bundle, in *Integrity, ss []section) *CheckResult {
 	return r
 }
 
+// listOf returns the hashes of the sections "kind[N]", in order.
+func listOf(list []SectionHash, kind string) []string {
+	var out []string
+	for _, s := range list {
+		if strings.HasPrefix(s.Name, kind+"[") {
+			out = append(out, s.SHA256)
+		}
+	}
+	return out
+}
+
+// describeShift explains a list whose records match the sealed ones
+// except for one record deleted or inserted before its end (so that the
+// later records moved): "changes[0] is missing; the later records moved
+// up". It answers false for anything else, including a record deleted or
+// added at the end, which the per-section lines name exactly.
+func describeShift(kind string, now, sealed []string, secs []SectionHash, label map[string]string) (string, bool) {
+	without := func(l []string, k int) []string { return slices.Concat(l[:k], l[k+1:]) }
+	moved := func(from, to, n int) string {
+		if n == 1 {
+			return fmt.Sprintf("sealed %s[%d] is now %s[%d]", kind, from, kind, to)
+		}
+		return fmt.Sprintf("sealed %s[%d] to %s[%d] are now %s[%d] to %s[%d]", kind, from, kind, from+n-1, kind, to, kind, to+n-1)
+	}
+	switch {
+	case len(sealed) == len(now)+1:
+		for k := range len(now) { // k == len(now): the last one, not a shift
+			if slices.Equal(now, without(sealed, k)) {
+				return fmt.Sprintf("%s[%d] is missing; the later records moved up (%s): a record was removed after sealing", kind, k, moved(k+1, k, len(now)-k)), true
+			}
+		}
+	case len(now) == len(sealed)+1:
+		for k := range len(sealed) {
+			if slices.Equal(sealed, without(now, k)) {
+				name := fmt.Sprintf("%s[%d]", kind, k)
+				return fmt.Sprintf("%s (%s) is not in the seal (inserted); the later records moved down (%s): a record was added after sealing", name, label[name], moved(k, k+1, len(sealed)-k)), true
+			}
+		}
+	}
+	return "", false
+}
+
 // checkFiles checks the SHA-256 of every backup and artifact file of b
 // that is present.
 func checkFiles(r *CheckResult, b *Bundle, in *Integrity, dir string) {
+	tampered := len(r.Problems) > 0 // the seal does not match: not a legitimate addition
 	checkFile := func(what, path, want string) {
 		if path == "" || want == "" {
 			return
@@ -518,9 +673,9 @@ func checkFiles(r *CheckResult, b *Bundle, in *Integrity, dir string) {
 		case err != nil:
 			r.Problems = append(r.Problems, fmt.Sprintf("%s %s: %v", what, p, err))
 		case !strings.EqualFold(got, want):
-			r.Problems = append(r.Problems, fmt.Sprintf("%s %s: file changed: sha256 %s, recorded %s", what, p, got, want))
+			r.Problems = append(r.Problems, fmt.Sprintf("%s %s: file changed: file sha256 %s, recorded %s", what, p, got, want))
 		default:
-			r.OK = append(r.OK, fmt.Sprintf("%s %s: sha256 %s", what, p, got))
+			r.OK = append(r.OK, fmt.Sprintf("%s %s: file sha256 %s as recorded", what, p, got))
 		}
 	}
 	for _, bk := range b.Backups {
@@ -528,8 +683,12 @@ func checkFiles(r *CheckResult, b *Bundle, in *Integrity, dir string) {
 	}
 	for _, a := range b.Artifacts {
 		checkFile("artifact", a.Path, a.SHA256)
-		if a.EvidenceDigest != "" && a.EvidenceDigest != in.Digest {
-			r.Notes = append(r.Notes, fmt.Sprintf("artifact %s was produced from digest %s; the evidence has changed since (digest %s): render the report again", a.Name, a.EvidenceDigest, in.Digest))
+		switch {
+		case a.EvidenceDigest == "" || a.EvidenceDigest == in.Digest:
+		case tampered:
+			r.Notes = append(r.Notes, fmt.Sprintf("artifact %s was produced from digest %s; this file's content now hashes to %s and does not match its seal: it was changed after sealing, and a report rendered from it would show the changed content", a.Name, a.EvidenceDigest, in.Digest))
+		default:
+			r.Notes = append(r.Notes, fmt.Sprintf("artifact %s was produced from digest %s; records were added to the evidence since (digest %s): render the report again", a.Name, a.EvidenceDigest, in.Digest))
 		}
 	}
 }

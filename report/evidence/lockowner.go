@@ -15,6 +15,7 @@ package evidence
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -52,14 +53,51 @@ func lockOwnerGone(content []byte) bool {
 }
 
 // describeHolder turns a lock file's content into words for a message:
-// "relaylock pid 4242 on host mail-audit since 2026-05-06T07:08:09Z".
+// "relaylock pid 4242 on host mail-audit since 2026-05-06T07:08:09Z". A
+// process of this host is called relaylock only if its name says so (or
+// is this program's): a lock left by a killed relaylock whose process id
+// now belongs to another program must not be blamed on a relaylock.
 func describeHolder(content []byte) string {
 	f := strings.Fields(string(content))
 	switch {
 	case len(f) >= 6 && f[0] == "pid" && f[2] == "host" && f[4] == "since":
+		if host, _ := os.Hostname(); host == f[3] {
+			return describeLocal(f[1], f[3], f[5])
+		}
 		return fmt.Sprintf("relaylock pid %s on host %s since %s", f[1], f[3], f[5])
 	case len(f) >= 2 && f[0] == "pid":
 		return "relaylock pid " + f[1] + " (host unknown)"
 	}
 	return fmt.Sprintf("an unknown process (lock file says %q)", strings.TrimSpace(string(content)))
+}
+
+// describeLocal describes the live process pid of this host that a lock
+// file names.
+func describeLocal(pid, host, since string) string {
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		return fmt.Sprintf("process %s on this host (%s) since %s, which may not be relaylock", pid, host, since)
+	}
+	name, ok := processName(n)
+	switch {
+	case !ok:
+		return fmt.Sprintf("process %d on this host (%s) since %s, which may not be relaylock", n, host, since)
+	case isRelaylock(name):
+		return fmt.Sprintf("relaylock pid %d on this host (%s) since %s", n, host, since)
+	}
+	return fmt.Sprintf("process %d (%s) on this host (%s), which is not relaylock (the relaylock that took the lock at %s may have ended, and its process id been reused)", n, name, host, since)
+}
+
+// isRelaylock says whether a process name (as processName gives it, which
+// Linux cuts to 15 bytes) is relaylock's or this program's.
+func isRelaylock(name string) bool {
+	if strings.Contains(strings.ToLower(name), "relaylock") {
+		return true
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	base := filepath.Base(self)
+	return name == base || (len(name) == 15 && strings.HasPrefix(base, name))
 }

@@ -74,3 +74,36 @@ func TestUpdateTakesOverLockOfDeadProcess(t *testing.T) {
 		t.Errorf("lockContent %q", c)
 	}
 }
+
+// TestDescribeHolderChecksProcess: a lock naming a live process of this
+// host that is not relaylock (pid 1 is init) is not called "relaylock pid
+// 1" (tryout 15); where the OS tells the process's name it is named, and a
+// process running this program is a relaylock.
+func TestDescribeHolderChecksProcess(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockOf := func(pid int, host string) []byte {
+		return []byte(fmt.Sprintf("pid %d host %s since 2026-01-01T00:00:00Z\n", pid, host))
+	}
+	init := describeHolder(lockOf(1, host))
+	if strings.Contains(init, "relaylock pid 1") || !strings.Contains(init, "process 1 ") {
+		t.Errorf("pid 1: %q", init)
+	}
+	if _, ok := processName(1); ok && !strings.Contains(init, "which is not relaylock") {
+		t.Errorf("pid 1 (name known): %q", init)
+	}
+	if _, ok := processName(os.Getpid()); ok {
+		if self := describeHolder(lockOf(os.Getpid(), host)); !strings.HasPrefix(self, "relaylock pid ") {
+			t.Errorf("this program: %q", self)
+		}
+	} else if runtime.GOOS == "linux" || runtime.GOOS == "darwin" {
+		t.Errorf("no process name on %s", runtime.GOOS)
+	}
+	// Another host's process cannot be checked; its lock file was
+	// written by relaylock (nothing else writes that format).
+	if other := describeHolder(lockOf(1, "other-"+host)); !strings.Contains(other, "pid 1 on host other-"+host) {
+		t.Errorf("another host: %q", other)
+	}
+}

@@ -158,6 +158,19 @@ func TestPythonVerifierAgrees(t *testing.T) {
 			out, _ := json.Marshal(m)
 			return out
 		}},
+		{"top-level member added", replace(`"schema": "relaylock.evidence/v1",`, `"schema": "relaylock.evidence/v1", "approved_by": "CISO",`)},
+		{"integrity member added", replace(`"integrity": {`, `"integrity": {"comment": "approved",`)},
+		{"sealed section entry member added", replace(`"name": "header",`, `"name": "header", "note": "fine",`)},
+		{"case-variant top-level member", replace(`"id": "RL-`, `"ID": "RL-`)},
+		{"first audit removed (the later ones move up)", func(d []byte) []byte {
+			var m map[string]json.RawMessage
+			json.Unmarshal(d, &m)
+			var a []json.RawMessage
+			json.Unmarshal(m["audits"], &a)
+			m["audits"], _ = json.Marshal(a[1:])
+			out, _ := json.Marshal(m)
+			return out
+		}},
 		{"last change removed", func(d []byte) []byte {
 			var m map[string]json.RawMessage
 			json.Unmarshal(d, &m)
@@ -168,9 +181,14 @@ func TestPythonVerifierAgrees(t *testing.T) {
 			return out
 		}},
 	}
+	// Edits that add members no hash covers: both must refuse them.
+	uncovered := map[string]bool{"top-level member added": true, "integrity member added": true,
+		"sealed section entry member added": true, "case-variant top-level member": true}
 	fixtures := map[string][]string{
 		"testdata/jcs.evidence.json":    {"number literal", "1.50", "1.5"},
 		"testdata/legacy.evidence.json": nil,
+		// Members no hash covers: neither verifier may call it verified.
+		"testdata/tampered/uncovered-members.json": nil,
 	}
 	for fixture, numberEdit := range fixtures {
 		data, err := os.ReadFile(fixture)
@@ -209,6 +227,9 @@ func TestPythonVerifierAgrees(t *testing.T) {
 				}
 				pyOK := err == nil
 				goOK := !goV.malformed && len(goV.bad) == 0
+				if (uncovered[v.name] || fixture == "testdata/tampered/uncovered-members.json") && (pyOK || goOK) {
+					t.Fatalf("a member no hash covers passed: verify.py ok=%v, relaylock ok=%v\npython: %s\nrelaylock: %+v", pyOK, goOK, out, goV)
+				}
 				if pyOK != goOK {
 					t.Fatalf("verify.py ok=%v, relaylock ok=%v\npython: %s\nrelaylock: %+v", pyOK, goOK, out, goV)
 				}
@@ -232,7 +253,7 @@ func goVerdict(t *testing.T, p string) pyVerdict {
 	if err != nil {
 		return pyVerdict{malformed: true}
 	}
-	v := pyVerdict{digest: r.Digest, bad: r.Modified()}
+	v := pyVerdict{digest: r.Digest, bad: slices.Clone(r.Mismatched)}
 	if slices.Contains(v.bad, "integrity") {
 		v.digest = ""
 	}

@@ -109,7 +109,7 @@ func GenerateKey(path string) (ed25519.PublicKey, error) {
 
 // LoadPrivateKey reads a PKCS #8 PEM Ed25519 private key.
 func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read key: %w", err)
 	}
@@ -130,7 +130,7 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 
 // LoadPublicKey reads a PKIX PEM Ed25519 public key (KEY.pub).
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}
@@ -158,7 +158,7 @@ func Sign(bundlePath, reportPath, keyPath string) (*Signature, error) {
 		return nil, err
 	}
 	// Sign exactly the bytes that verified: a modified file is refused.
-	data, err := os.ReadFile(bundlePath)
+	data, err := atomicfile.ReadFile(bundlePath)
 	if err != nil {
 		return nil, fmt.Errorf("read evidence: %w", err)
 	}
@@ -211,7 +211,17 @@ type SignatureCheck struct {
 // signed hashes. It returns fs.ErrNotExist (wrapped) when there is no
 // signature file.
 func VerifySignature(bundlePath string, trusted ed25519.PublicKey) (*SignatureCheck, error) {
-	data, err := os.ReadFile(SignaturePath(bundlePath))
+	return VerifySignatureDigest(bundlePath, "", trusted)
+}
+
+// VerifySignatureDigest is VerifySignature for an evidence file whose
+// content digest (as recomputed from the file) is digest: when the file is
+// not the one signed, it says whether the signature was made for other
+// content (another evidence file, or this one before records were added
+// to it), with both digests, or for this content with only the artifacts
+// or log since added.
+func VerifySignatureDigest(bundlePath, digest string, trusted ed25519.PublicKey) (*SignatureCheck, error) {
+	data, err := atomicfile.ReadFile(SignaturePath(bundlePath))
 	if err != nil {
 		return nil, fmt.Errorf("read signature: %w", err)
 	}
@@ -243,18 +253,27 @@ func VerifySignature(bundlePath string, trusted ed25519.PublicKey) (*SignatureCh
 	if h, err := SHA256File(bundlePath); err != nil {
 		c.Problems = append(c.Problems, err.Error())
 	} else if h != s.Evidence.SHA256 {
-		c.Problems = append(c.Problems, fmt.Sprintf("signature: evidence file changed since signing: sha256 %s, signed %s", h, s.Evidence.SHA256))
+		switch {
+		case digest != "" && s.Digest != digest && s.Evidence.Name != filepath.Base(bundlePath):
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: made for another evidence file, %s with digest %s; this file (%s) has digest %s", s.Evidence.Name, s.Digest, filepath.Base(bundlePath), digest))
+		case digest != "" && s.Digest != digest:
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: evidence file changed since signing, or the signature was made for another evidence file: signed digest %s, this file's digest %s", s.Digest, digest))
+		case digest != "":
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: evidence file changed since signing (same digest %s: only the artifacts or the log differ): file sha256 %s, signed %s", digest, h, s.Evidence.SHA256))
+		default:
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: evidence file changed since signing: file sha256 %s, signed %s", h, s.Evidence.SHA256))
+		}
 	} else {
-		c.OK = append(c.OK, "signature: evidence file sha256 "+h)
+		c.OK = append(c.OK, "signature: evidence file sha256 "+h+" as signed")
 	}
 	if s.Report != nil {
 		rp := filepath.Join(dir, filepath.Base(s.Report.Name))
 		if h, err := SHA256File(rp); err != nil {
 			c.Notes = append(c.Notes, fmt.Sprintf("signature: report %s not present, hash not checked", s.Report.Name))
 		} else if h != s.Report.SHA256 {
-			c.Problems = append(c.Problems, fmt.Sprintf("signature: report %s changed since signing: sha256 %s, signed %s", rp, h, s.Report.SHA256))
+			c.Problems = append(c.Problems, fmt.Sprintf("signature: report %s changed since signing: file sha256 %s, signed %s", rp, h, s.Report.SHA256))
 		} else {
-			c.OK = append(c.OK, fmt.Sprintf("signature: report %s sha256 %s", rp, h))
+			c.OK = append(c.OK, fmt.Sprintf("signature: report %s file sha256 %s as signed", rp, h))
 		}
 	}
 	return c, nil

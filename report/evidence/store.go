@@ -35,7 +35,7 @@ var (
 	// this build does not know, since saving would drop them.
 	ErrNewerFields = errors.New("evidence file has fields this relaylock does not know")
 	// ErrLocked: another relaylock process holds the file's lock.
-	ErrLocked = errors.New("evidence file is locked by another relaylock process")
+	ErrLocked = errors.New("evidence file is locked")
 )
 
 const schemaPrefix = "relaylock.evidence/v"
@@ -74,7 +74,7 @@ func CurrentTool(version, commit string) Tool {
 
 // SHA256File returns the lower-case hex SHA-256 of the file's bytes.
 func SHA256File(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := atomicfile.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
@@ -90,7 +90,7 @@ func SHA256File(path string) (string, error) {
 // seal: use LoadVerified for evidence that is about to be shown or added
 // to.
 func Load(path string) (*Bundle, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read evidence: %w", err)
 	}
@@ -242,7 +242,7 @@ func Update(ctx context.Context, path string, fn func(*Bundle) error) error {
 	}
 	defer unlock()
 	var b *Bundle
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		b = New(now())
@@ -262,11 +262,17 @@ func Update(ctx context.Context, path string, fn func(*Bundle) error) error {
 	return Save(path, b)
 }
 
+// ErrDanglingLink: the evidence path is a symbolic link to nothing.
+// relaylock writes through a link only to an existing file; it never
+// creates the file a link points to (a link planted in a shared directory
+// would choose where the run writes).
+var ErrDanglingLink = errors.New("symbolic link to a file that does not exist")
+
 // Resolve returns the file an evidence path names: path itself, or, for
-// a symbolic link, the file it points to (which must exist, or be
-// creatable in an existing directory). Writing through the link keeps
-// the link and lets the lock and journal sit beside the real file, so
-// that runs naming the link and runs naming the target share one lock.
+// a symbolic link, the existing file it points to; a dangling link is
+// ErrDanglingLink. Writing through the link keeps the link and lets the
+// lock and journal sit beside the real file, so that runs naming the link
+// and runs naming the target share one lock.
 func Resolve(path string) (string, error) {
 	fi, err := os.Lstat(path)
 	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
@@ -276,7 +282,6 @@ func Resolve(path string) (string, error) {
 	if err == nil {
 		return real, nil
 	}
-	// A dangling link: create its target, if the target's directory exists.
 	dest, rerr := os.Readlink(path)
 	if rerr != nil {
 		return "", fmt.Errorf("evidence %s: %w", path, rerr)
@@ -284,11 +289,11 @@ func Resolve(path string) (string, error) {
 	if !filepath.IsAbs(dest) {
 		dest = filepath.Join(filepath.Dir(path), dest)
 	}
-	dir, derr := filepath.EvalSymlinks(filepath.Dir(dest))
-	if derr != nil {
-		return "", fmt.Errorf("evidence %s is a link to %s: %w", path, dest, err)
+	why := dest
+	if !errors.Is(err, fs.ErrNotExist) {
+		why += ": " + err.Error() // a loop, a directory that cannot be searched
 	}
-	return filepath.Join(dir, filepath.Base(dest)), nil
+	return "", fmt.Errorf("%s is a %w (%s); refusing to create it through the link: give the target's path, or create the file first", path, ErrDanglingLink, why)
 }
 
 // removeStaleTemps removes the temporary files a writer of path left when
@@ -337,7 +342,7 @@ func Preflight(path string) error {
 	}
 	// Reading a FIFO would block; a device or directory is no evidence.
 	if err := atomicfile.Replaceable(path); err != nil {
-		return fmt.Errorf("evidence: %w", err)
+		return err // names the path and what it is; callers say "evidence"
 	}
 	_, _, err = LoadVerified(path)
 	return err
@@ -403,15 +408,15 @@ func lockHolder(lp string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	holder, rerr := os.ReadFile(lp)
+	holder, rerr := atomicfile.ReadFile(lp)
 	if time.Since(fi.ModTime()) > StaleLock {
-		if again, _ := os.ReadFile(lp); rerr == nil && bytes.Equal(again, holder) && os.Remove(lp) == nil {
+		if again, _ := atomicfile.ReadFile(lp); rerr == nil && bytes.Equal(again, holder) && os.Remove(lp) == nil {
 			return "", false // left by a crashed process
 		}
 	}
 	if rerr == nil && lockOwnerGone(holder) {
 		// Remove it only if it still is that lock.
-		if again, _ := os.ReadFile(lp); bytes.Equal(again, holder) && os.Remove(lp) == nil {
+		if again, _ := atomicfile.ReadFile(lp); bytes.Equal(again, holder) && os.Remove(lp) == nil {
 			return "", false
 		}
 	}
@@ -438,9 +443,9 @@ func LockRun(lp string) (func(), error) {
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("lock %s: %w", lp, err)
 		}
-		holder, rerr := os.ReadFile(lp)
+		holder, rerr := atomicfile.ReadFile(lp)
 		if rerr == nil && lockOwnerGone(holder) {
-			if again, _ := os.ReadFile(lp); bytes.Equal(again, holder) && os.Remove(lp) == nil {
+			if again, _ := atomicfile.ReadFile(lp); bytes.Equal(again, holder) && os.Remove(lp) == nil {
 				continue
 			}
 		}

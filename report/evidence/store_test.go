@@ -81,7 +81,7 @@ func TestLockLiveHolder(t *testing.T) {
 	os.WriteFile(p+".lock", []byte(content), 0o600)
 	start := time.Now()
 	err := Preflight(p)
-	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d on host %s", os.Getppid(), host)) {
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf(" %d ", os.Getppid())) || !strings.Contains(err.Error(), host) {
 		t.Fatalf("Preflight: %v", err)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -167,7 +167,10 @@ func TestUpdateRemovesStaleTemps(t *testing.T) {
 
 // TestUpdateThroughSymlink: a symlinked evidence path is written through
 // to the link's target; the link stays a link, and the lock sits beside
-// the target (issue 15 item 5).
+// the target (issue 15 item 5). A dangling link is refused, by Update and
+// Preflight, and nothing is created where it points (tryout 9: a link
+// planted in a shared directory would otherwise let a run create a file
+// of the planter's choosing).
 func TestUpdateThroughSymlink(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("symbolic links need privileges on Windows")
@@ -179,13 +182,25 @@ func TestUpdateThroughSymlink(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 2 { // dangling link first, then an existing target
-		if err := Update(context.Background(), link, func(b *Bundle) error {
+	add := func(path string, i int) error {
+		return Update(context.Background(), path, func(b *Bundle) error {
 			b.Log = append(b.Log, LogEntry{Time: t0, Step: "audit", Message: fmt.Sprint(i)})
 			return nil
-		}); err != nil {
-			t.Fatal(err)
+		})
+	}
+	for name, err := range map[string]error{"Update": add(link, 0), "Preflight": Preflight(link)} {
+		if !errors.Is(err, ErrDanglingLink) || !strings.Contains(err.Error(), real) {
+			t.Errorf("%s through a dangling link: %v, want ErrDanglingLink naming %s", name, err, real)
 		}
+	}
+	if _, err := os.Lstat(real); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the dangling link's target was created: %v", err)
+	}
+	if err := add(real, 0); err != nil { // the file exists: the link now writes through
+		t.Fatal(err)
+	}
+	if err := add(link, 1); err != nil {
+		t.Fatal(err)
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("the link was replaced: %v", err)

@@ -9,8 +9,9 @@ relaylock's CI runs it on every fixture and requires it to agree with
 
 Usage: verify.py FILE
 Prints "digest <hex>" and one "MISMATCH <name>" line per section (or
-integrity list) that does not match. Exit status 0 when every hash matches,
-1 otherwise; a file that is not strictly valid prints "MALFORMED <why>".
+integrity list) that does not match, and one per member that no hash
+covers (outside every section, or added to the seal). Exit status 0 when
+every hash matches and every member is covered, 1 otherwise; a file that is not strictly valid prints "MALFORMED <why>".
 """
 
 import hashlib
@@ -197,13 +198,32 @@ def is_content(name):
     return name != "log" and not name.startswith("artifacts[")
 
 
+COVERED_TOP = ("schema", "id", "created", "updated", "engagement", "tool", "audits", "inspections",
+               "plans", "backups", "changes", "artifacts", "log", "integrity")
+COVERED_SEAL = ("algorithm", "sections", "digest", "manifest")
+COVERED_SECTION = ("name", "sha256")
+
+
+def uncovered(doc):
+    """Members no hash covers: outside every section, or in the seal."""
+    out = ["%s" % k for k in doc if k not in COVERED_TOP]
+    seal = doc.get("integrity")
+    if isinstance(seal, dict):
+        out += ["integrity.%s" % k for k in seal if k not in COVERED_SEAL]
+        for i, s in enumerate(seal.get("sections") or []):
+            if isinstance(s, dict):
+                out += ["integrity.sections[%d].%s" % (i, k) for k in s if k not in COVERED_SECTION]
+    return out
+
+
 def verify(path):
     doc = load(path)
     if not isinstance(doc, dict):
         raise Malformed("not an object")
+    extra = uncovered(doc)
     seal = doc.get("integrity")
     if not isinstance(seal, dict) or seal.get("algorithm") not in ("jcs-sha256", "sha256"):
-        return None, ["integrity"]
+        return None, ["integrity"] + extra
     algorithm = seal["algorithm"]
     computed = [(name, section_hash(v, algorithm)) for name, v, _ in sections(doc)]
     digest, _ = list_hashes(computed, is_content)
@@ -219,12 +239,12 @@ def verify(path):
         bad.append("integrity.digest")
     if m != seal.get("manifest"):
         bad.append("integrity.manifest")
-    return digest, bad
+    return digest, bad + extra
 
 
 def main():
     if len(sys.argv) != 2:
-        print(__doc__.strip().splitlines()[-6], file=sys.stderr)
+        print(next(l for l in __doc__.splitlines() if l.startswith("Usage:")), file=sys.stderr)
         return 2
     try:
         digest, bad = verify(sys.argv[1])
