@@ -1205,7 +1205,7 @@ func (r *renderer) findingBlock(f *finding) {
 	}
 	for _, c := range f.Causes {
 		if c.Remediation != "" {
-			rem += reason(c.ID + ": " + c.Remediation)
+			rem += reason(c.ID + ": " + r.fixText(f, c.Remediation))
 		}
 	}
 	pairs = append(pairs, [2]string{r.l("Remediation"), strings.TrimSpace(rem)})
