@@ -23,6 +23,9 @@ const (
 	stInconclusive = "INCONCLUSIVE"
 	stNotRetested  = "NOT RE-TESTED"
 	stNotTested    = "NOT TESTED"
+	// stSet is a configuration finding's initial status: the setting
+	// was found set.
+	stSet = "SET"
 )
 
 // epKey is how an endpoint is shown: under the host name it was first

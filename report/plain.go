@@ -96,28 +96,33 @@ func (r *renderer) plainFinding(f *finding) []string {
 		s = append(s, r.t.get("summary.plain.cause.unknown"))
 	}
 
-	// The change: the setting behind the cause if it was changed, else
-	// the first decoded one.
-	var rec *remediate.ChangeRecord
-	var main *remediate.Change
+	// The change: the remediation in effect (the latest not undone by a
+	// rollback), and in it the setting behind the cause if it was
+	// changed, else the first decoded one. Changes undone by a rollback
+	// are named as such, never as the change in effect.
+	rec, undone := inEffect(f.Changes)
+	if len(undone) > 0 {
+		s = append(s, r.t.get("summary.plain.changed.rolled_back", "changes", strings.Join(undone, ", ")))
+	}
+	var main, allow *remediate.Change
 	n := 0
-	for _, c := range f.Changes {
-		if c.Kind == remediate.ChangeRollback {
-			continue
-		}
-		for i := range c.Applied {
-			a := &c.Applied[i]
+	if rec != nil {
+		for i := range rec.Applied {
+			a := &rec.Applied[i]
 			if strings.HasSuffix(a.Setting, ".raw") {
 				continue // the decoded setting beside it tells the same
 			}
 			n++
 			if main == nil || causeSetting(f.Causes, a) && !causeSetting(f.Causes, main) {
-				rec, main = c, a
+				main = a
+			}
+			if allow == nil && allowSetting(a.Setting) {
+				allow = a
 			}
 		}
 	}
 	switch {
-	case main != nil && applied(f.Changes):
+	case main != nil:
 		more := ""
 		if n > 1 {
 			more = " " + r.t.get("summary.plain.changed.more", "n", fmt.Sprint(n-1))
@@ -129,6 +134,10 @@ func (r *renderer) plainFinding(f *finding) []string {
 		s = append(s, r.t.get("summary.plain.changed", "time", utc(rec.End), "user", orDash(rec.OSUser),
 			"setting", main.Setting, "object", main.Object, "before", r.value(main.Object, main.Setting, main.Current),
 			"after", r.value(main.Object, main.Setting, main.New), "more", more, "change", rec.ID, "ticket", ticket))
+		if allow != nil && allow != main {
+			s = append(s, r.t.get("summary.plain.changed.allow", "setting", allow.Setting, "object", allow.Object,
+				"allow", r.value(allow.Object, allow.Setting, allow.New)))
+		}
 	case len(f.Changes) > 0:
 		last := f.Changes[len(f.Changes)-1]
 		s = append(s, r.t.get("summary.plain.changed.none_in_effect", "change", last.ID, "kind", string(last.Kind), "result", string(last.Result)))
@@ -156,6 +165,35 @@ func (r *renderer) plainFinding(f *finding) []string {
 		s = append(s, r.t.get("summary.plain.proof.inconclusive", kv...))
 	}
 	return s
+}
+
+// inEffect returns the remediation in effect after the changes, in
+// order: the latest applied (or partly applied) remediation that no
+// later finished rollback undid, or nil. undone are the IDs of the
+// applied remediations a rollback undid before it, in order. It follows
+// applied, which decides whether any remediation is in effect.
+func inEffect(cs []*remediate.ChangeRecord) (rec *remediate.ChangeRecord, undone []string) {
+	var cur *remediate.ChangeRecord
+	for i, c := range cs {
+		switch {
+		case c.Kind == remediate.ChangeRemediate && (c.Result == remediate.ResultApplied || c.Result == remediate.ResultPartial):
+			cur = c
+		case c.Kind == remediate.ChangeRollback && cur != nil && !applied(cs[:i+1]):
+			undone = append(undone, cur.ID)
+			cur = nil
+		}
+	}
+	if !applied(cs) {
+		return nil, undone
+	}
+	return cur, undone
+}
+
+// allowSetting reports a setting that holds the clients allowed to
+// relay: RelayIpList (IIS, Exchange 2000/2003) or a receive connector's
+// RemoteIPRanges (Exchange 2007 and later).
+func allowSetting(setting string) bool {
+	return setting == remediate.SettingRelayIpList || setting == remediate.SetRemoteIPRanges
 }
 
 // causeSetting reports whether a change is to the setting a cause names.

@@ -78,7 +78,8 @@ type renderer struct {
 	tocByID map[string]*tocEntry
 	outline []outlineEntry
 	title   string
-	client  string // Options.Client or the engagement's
+	client  string // the engagement's, or Options.Client when it has none
+	prov    Provenance
 	header  string
 	inBody  bool
 
@@ -116,6 +117,9 @@ func newRenderer(m *model, t texts, opts Options, logo []byte) *renderer {
 // through the [labels.rows] text; a label without a translation stays as
 // it is. Labels may be fmt formats: translations keep their verbs.
 func (r *renderer) l(s string) string {
+	if fixedWords[s] {
+		return s // a value of the evidence (loadTexts refuses a translation)
+	}
 	if v, ok := r.labels[s]; ok && v != "" {
 		return v
 	}
@@ -684,6 +688,26 @@ func (r *renderer) cover() {
 	d.cell(contentW, 5, m.digest, "", 1, "L", false, 0)
 	d.ln(4)
 	r.muted(r.t.get("cover.note"))
+	r.provenance()
+}
+
+// provenance names, on the cover, what the rendering used that the
+// sealed evidence does not hold. Its words are fixed, not texts: a
+// template must not be able to hide that it was used.
+func (r *renderer) provenance() {
+	var s []string
+	if r.prov.TemplateSHA256 != "" {
+		s = append(s, "Rendered with custom texts sha256 "+r.prov.TemplateSHA256+" (report --template): the wording is not part of the sealed evidence; verdicts and statuses are.")
+	}
+	if r.prov.Client != "" {
+		s = append(s, "The client name was given when rendering (report --client); the sealed evidence names no client.")
+	}
+	if len(s) == 0 {
+		return
+	}
+	s = append(s, "This is recorded with the report in the evidence (artifacts).")
+	r.d.ln(2)
+	r.muted(cleanText(strings.Join(s, " ")))
 }
 
 // verdictColor is the cover verdict's colour: green only when every relay
@@ -1029,7 +1053,7 @@ func (r *renderer) findingsSummary() {
 	for _, f := range m.findings {
 		initial := stOpen
 		if f.Kind == findingConfig {
-			initial = "SET"
+			initial = stSet
 		}
 		rows = append(rows, []cellSpec{{text: f.ID, bold: true}, txt(r.findingAsset(f)), txt(r.findingTitle(f)), txt(f.Severity), stat(initial), txt(r.status(f.StatusKey)), txt(f.Controls)})
 	}
@@ -1181,7 +1205,7 @@ func (r *renderer) findingBlock(f *finding) {
 	}
 	for _, c := range f.Causes {
 		if c.Remediation != "" {
-			rem += reason(c.ID + ": " + c.Remediation)
+			rem += reason(c.ID + ": " + r.fixText(f, c.Remediation))
 		}
 	}
 	pairs = append(pairs, [2]string{r.l("Remediation"), strings.TrimSpace(rem)})

@@ -23,7 +23,11 @@ type Options struct {
 	// LogoPNG is a PNG file for the cover (8-bit, not interlaced); it
 	// takes precedence over DIR/logo.png.
 	LogoPNG string
-	// Client overrides the engagement's client name on the cover.
+	// Client is the client name for evidence that names none; it is
+	// printed as given at rendering, and the caller records it with the
+	// report (Provenance). A name that differs from the engagement's
+	// client is refused (ErrClientConflict): the report never says what
+	// the sealed evidence does not.
 	Client string
 	// EvidenceSHA256 is the SHA-256 of the evidence file the bundle was
 	// read from; printed in document control when set. The cover always
@@ -41,6 +45,25 @@ type Options struct {
 	Modified []string
 }
 
+// ErrClientConflict is an Options.Client that differs from the client the
+// evidence names.
+var ErrClientConflict = errors.New("the client name differs from the one the evidence names")
+
+// CheckClient refuses a client name that differs from the one the
+// evidence names (the same name, or evidence without one, is fine).
+func CheckClient(b *evidence.Bundle, client string) error {
+	if client != "" && b != nil && b.Engagement.Client != "" && client != b.Engagement.Client {
+		return fmt.Errorf("%w: %q given, the evidence names %q", ErrClientConflict, client, b.Engagement.Client)
+	}
+	return nil
+}
+
+// Provenance is what a rendering used that the evidence does not hold:
+// a client name the evidence lacks, custom texts (by the SHA-256 of the
+// texts file). The PDF's cover names it; the caller records it with the
+// report's artifact (evidence.RecordRendered).
+type Provenance = evidence.Rendering
+
 // ErrRender wraps a failure inside the PDF library (including a recovered
 // panic), so that callers can tell it from an I/O error.
 var ErrRender = errors.New("render report")
@@ -57,16 +80,18 @@ func Render(w io.Writer, b *evidence.Bundle, opts Options) error {
 }
 
 // WriteFile renders to path atomically (mode 0600: the report holds host
-// data).
-func WriteFile(path string, b *evidence.Bundle, opts Options) error {
+// data) and returns what the rendering used that the evidence does not
+// hold, for the caller to record with the report.
+func WriteFile(path string, b *evidence.Bundle, opts Options) (Provenance, error) {
 	var buf bytes.Buffer
-	if _, err := render(&buf, b, opts); err != nil {
-		return err
+	lay, err := render(&buf, b, opts)
+	if err != nil {
+		return Provenance{}, err
 	}
 	if err := atomicfile.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("write report: %w", err)
+		return Provenance{}, fmt.Errorf("write report: %w", err)
 	}
-	return nil
+	return lay.Provenance, nil
 }
 
 // outlineEntry is a bookmark or contents entry and the page it points to
@@ -79,8 +104,9 @@ type outlineEntry struct {
 
 // layout is where render put things, for tests to check the PDF against.
 type layout struct {
-	Outline []outlineEntry // bookmarks, in order
-	TOC     []outlineEntry // contents entries, in order
+	Outline    []outlineEntry // bookmarks, in order
+	TOC        []outlineEntry // contents entries, in order
+	Provenance Provenance     // what the rendering used beyond the evidence
 }
 
 // render does the work and returns the bookmarks it made.
@@ -88,9 +114,16 @@ func render(w io.Writer, b *evidence.Bundle, opts Options) (lay *layout, err err
 	if b == nil {
 		return nil, fmt.Errorf("%w: no evidence", ErrRender)
 	}
-	t, err := loadTexts(opts.TemplateDir)
+	if err := CheckClient(b, opts.Client); err != nil {
+		return nil, err
+	}
+	t, textsSHA, err := loadTexts(opts.TemplateDir)
 	if err != nil {
 		return nil, err
+	}
+	prov := Provenance{TemplateSHA256: textsSHA}
+	if b.Engagement.Client == "" {
+		prov.Client = opts.Client
 	}
 	logo, err := readLogo(opts)
 	if err != nil {
@@ -108,11 +141,12 @@ func render(w io.Writer, b *evidence.Bundle, opts Options) (lay *layout, err err
 		}
 	}()
 	r := newRenderer(m, t, opts, logo)
+	r.prov = prov
 	r.all()
 	if err := r.d.output(w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRender, err)
 	}
-	lay = &layout{Outline: r.outline}
+	lay = &layout{Outline: r.outline, Provenance: prov}
 	for _, e := range r.toc {
 		lay.TOC = append(lay.TOC, outlineEntry{Title: e.title, Level: e.level, Page: e.page})
 	}

@@ -475,7 +475,9 @@ func TestTemplateOverride(t *testing.T) {
 	var logo bytes.Buffer
 	png.Encode(&logo, img)
 	os.WriteFile(filepath.Join(dir, LogoFile), logo.Bytes(), 0o644)
-	data, _ := renderFixture(t, fixtureBundle(), Options{TemplateDir: dir, Client: "Beispiel AG"})
+	noClient := fixtureBundle()
+	noClient.Engagement.Client = "" // --client names the client of evidence without one
+	data, _ := renderFixture(t, noClient, Options{TemplateDir: dir, Client: "Beispiel AG"})
 	plain, _ := renderFixture(t, fixtureBundle(), Options{})
 	if bytes.Equal(data, plain) {
 		t.Fatal("template made no difference")
@@ -565,8 +567,8 @@ func TestDefaultTexts(t *testing.T) {
 
 func TestWriteFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "r.pdf")
-	if err := WriteFile(p, fixtureBundle(), Options{}); err != nil {
-		t.Fatal(err)
+	if prov, err := WriteFile(p, fixtureBundle(), Options{}); err != nil || prov != (Provenance{}) {
+		t.Fatal(prov, err)
 	}
 	fi, err := os.Stat(p)
 	if err != nil {

@@ -2,6 +2,8 @@ package report
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -81,40 +83,70 @@ func defaultTexts() texts {
 }
 
 // loadTexts returns the embedded texts overridden by dir/texts.txt, if
-// dir is set. An override may only use keys the defaults have.
-func loadTexts(dir string) (texts, error) {
+// dir is set, and the hex SHA-256 of that file ("" when none was read).
+// An override may only use keys the defaults have, and may not change a
+// value the evidence decides (fixedWords, the status.* texts): a
+// translation may reword sentences, never turn OPEN into CLOSED.
+func loadTexts(dir string) (texts, string, error) {
 	t := defaultTexts()
 	if dir == "" {
-		return t, nil
+		return t, "", nil
 	}
 	p := filepath.Join(dir, TextsFile)
 	data, err := atomicfile.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("template directory %s: not a directory", dir)
+			return nil, "", fmt.Errorf("template directory %s: not a directory", dir)
 		}
-		return t, nil // a template directory may hold only a logo
+		return t, "", nil // a template directory may hold only a logo
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read template: %w", err)
+		return nil, "", fmt.Errorf("read template: %w", err)
 	}
+	sum := sha256.Sum256(data)
 	o, err := parseTexts(p, string(data))
 	if err != nil {
-		return nil, fmt.Errorf("read template: %w", err)
+		return nil, "", fmt.Errorf("read template: %w", err)
 	}
-	var unknown []string
+	var unknown, fixed []string
 	for k, v := range o {
 		if _, ok := t[k]; !ok {
 			unknown = append(unknown, k)
 			continue
 		}
+		if strings.HasPrefix(k, "status.") && t.get(k) != o.get(k) {
+			fixed = append(fixed, "["+k+"]")
+		}
+		if k == "labels.rows" {
+			for _, row := range o.rows(k) {
+				if len(row) >= 2 && fixedWords[row[0]] && row[1] != row[0] {
+					fixed = append(fixed, fmt.Sprintf("%q (as %q)", row[0], row[1]))
+				}
+			}
+		}
 		t[k] = v
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, fmt.Errorf("read template %s: unknown keys %s", p, strings.Join(unknown, ", "))
+		return nil, "", fmt.Errorf("read template %s: unknown keys %s", p, strings.Join(unknown, ", "))
 	}
-	return t, nil
+	if len(fixed) > 0 {
+		sort.Strings(fixed)
+		return nil, "", fmt.Errorf("%w: %s changes %s; keep these as in templates/report/texts.txt", ErrFixedText, p, strings.Join(fixed, ", "))
+	}
+	return t, hex.EncodeToString(sum[:]), nil
+}
+
+// ErrFixedText is a template that changes a value the evidence decides:
+// a verdict word or a finding status.
+var ErrFixedText = errors.New("a template may not change verdict words or finding statuses, which come from the evidence")
+
+// fixedWords are the verdict and status words the report prints in
+// status cells. They are values of the evidence, not wording, so no
+// template may translate them ([labels.rows] keeps them as they are).
+var fixedWords = map[string]bool{
+	stOpen: true, stClosed: true, stInconclusive: true, stNotRetested: true, stNotTested: true,
+	stSet: true, "NO-MAIL": true,
 }
 
 // get returns the text for key as paragraphs separated by "\n\n", lines

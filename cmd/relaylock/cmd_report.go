@@ -23,13 +23,14 @@ func reportCommand(e *env, run func(context.Context, *env, engagement.ReportOpti
 			"The evidence is verified first (as relaylock verify does): evidence that does not match\n" +
 			"its seal is refused (exit 1). --accept-modified renders it anyway, with an \"EVIDENCE\n" +
 			"MODIFIED AFTER SEALING\" band naming the changed sections on every page, and then\n" +
-			"neither records the PDF in the evidence nor signs: modified evidence is never re-sealed.",
+			"neither records the PDF in the evidence nor signs: modified evidence is never re-sealed.\n" +
+			"The output file is never replaced unless it is this evidence's own recorded report.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "evidence", Usage: "the evidence `FILE` to render"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the PDF to `FILE` (mode 0600)"},
 			&cli.StringFlag{Name: "template", Usage: "override report texts and logo from `DIR`"},
 			&cli.StringFlag{Name: "logo", Usage: "cover logo, an 8-bit `PNG`"},
-			&cli.StringFlag{Name: "client", Usage: "client `NAME` on the cover (default: from the evidence)"},
+			&cli.StringFlag{Name: "client", Usage: "client `NAME` for evidence that names none (recorded with the report; a different name than the evidence's is refused)"},
 			&cli.StringFlag{Name: "sign-key", Usage: "sign the evidence and report with the Ed25519 `KEY` (relaylock keygen)"},
 			&cli.BoolFlag{Name: "accept-modified", Usage: "render evidence that does not verify, marked as modified on every page (never re-sealed)"},
 		},

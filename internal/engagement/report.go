@@ -57,7 +57,10 @@ func Report(ctx context.Context, e *Env, o ReportOptions) error {
 		if err := checkReportOutput(o, b); err != nil {
 			return err
 		}
-		if err := report.WriteFile(o.Output, b, o.Render); err != nil {
+		if err := checkReportClient(o, b); err != nil {
+			return err
+		}
+		if _, err := report.WriteFile(o.Output, b, o.Render); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.Stdout, "report:   %s (rendered from MODIFIED evidence: %s)\n", o.Output, strings.Join(o.Render.Modified, ", "))
@@ -71,6 +74,9 @@ func Report(ctx context.Context, e *Env, o ReportOptions) error {
 	if err := checkReportOutput(o, b); err != nil {
 		return err
 	}
+	if err := checkReportClient(o, b); err != nil {
+		return err
+	}
 	if o.SignKey != "" {
 		// Read the key first: a bad key fails before anything is written,
 		// and the cover names the key that will sign.
@@ -80,20 +86,37 @@ func Report(ctx context.Context, e *Env, o ReportOptions) error {
 		}
 		o.Render.SigningKey = evidence.Fingerprint(k.Public().(ed25519.PublicKey))
 	}
-	if err := report.WriteFile(o.Output, b, o.Render); err != nil {
+	prov, err := report.WriteFile(o.Output, b, o.Render)
+	if err != nil {
 		return err
 	}
-	a, err := evidence.RecordArtifact(ctx, o.Evidence, o.Output, evidence.ArtifactReport)
+	a, err := evidence.RecordRendered(ctx, o.Evidence, o.Output, evidence.ArtifactReport, prov)
 	if err != nil {
 		return fmt.Errorf("record report in evidence: %w", err)
 	}
 	fmt.Fprintf(e.Stdout, "report:   %s (%d bytes)\nsha256:   %s\ndigest:   %s (evidence, as printed in the report)\n", o.Output, a.Size, a.SHA256, a.EvidenceDigest)
+	if a.Client != "" {
+		fmt.Fprintf(e.Stdout, "client:   %s (given with --client; the evidence names none; recorded with the report)\n", a.Client)
+	}
+	if a.TemplateSHA256 != "" {
+		fmt.Fprintf(e.Stdout, "texts:    sha256 %s (custom texts from --template; recorded with the report)\n", a.TemplateSHA256)
+	}
 	if o.SignKey != "" {
 		s, err := evidence.Sign(o.Evidence, o.Output, o.SignKey)
 		if err != nil {
 			return fmt.Errorf("sign: %w", err)
 		}
 		fmt.Fprintf(e.Stdout, "signed:   %s\nkey:      %s\n", evidence.SignaturePath(o.Evidence), s.Fingerprint)
+	}
+	return nil
+}
+
+// checkReportClient refuses a --client that differs from the client the
+// evidence names: the report must not say what the sealed evidence does
+// not (usage, exit 2).
+func checkReportClient(o ReportOptions, b *evidence.Bundle) error {
+	if report.CheckClient(b, o.Render.Client) != nil {
+		return Usagef("report: --client %q differs from the client the evidence names, %q: the report prints the evidence's; leave --client out (it is only for evidence that names no client)", o.Render.Client, b.Engagement.Client)
 	}
 	return nil
 }
@@ -105,10 +128,16 @@ func Report(ctx context.Context, e *Env, o ReportOptions) error {
 // report (re-rendering a report in place is how a report is brought up
 // to date; its record is replaced too). With --accept-modified no
 // recorded artifact may be replaced: a report of modified evidence must
-// not take the place of one rendered from sealed evidence. Anything that
-// is not a regular file is refused when written (atomicfile).
+// not take the place of one rendered from sealed evidence. Any other
+// existing regular file is refused too, unless the evidence records it as
+// its own report (whose SHA-256 verification has checked): another
+// evidence file's report, or an unrelated file, is never silently
+// replaced. There is no
+// flag to override this (remove the file first). Anything that is not a
+// regular file is refused when written (atomicfile).
 func checkReportOutput(o ReportOptions, b *evidence.Bundle) error {
-	if _, err := os.Stat(o.Output); err != nil {
+	fi, err := os.Stat(o.Output)
+	if err != nil {
 		return nil // nothing there to lose; the write reports other errors
 	}
 	type named struct{ what, path string }
@@ -143,7 +172,17 @@ func checkReportOutput(o ReportOptions, b *evidence.Bundle) error {
 			return Usagef("report: -o %s is %s %s recorded in the evidence (artifacts[%d]%s): refusing to replace it; name a new file", o.Output, orDash(a.Kind), a.Path, i, why)
 		}
 	}
-	return nil
+	if !fi.Mode().IsRegular() {
+		return nil // refused when written
+	}
+	for _, a := range b.Artifacts {
+		if a.Kind == evidence.ArtifactReport && sameRecordedFile(a.Path, o.Evidence, o.Output) {
+			// This evidence's own report (verification checked that it is
+			// the file recorded): render it again in place.
+			return nil
+		}
+	}
+	return Usagef("report: -o %s exists and is not a report this evidence records: refusing to replace it; name a new file, or remove it first if it is yours to replace", o.Output)
 }
 
 func orDash(s string) string {

@@ -168,6 +168,23 @@ type Artifact struct {
 	// EvidenceDigest is the bundle's Digest the artifact was produced from
 	// (the hash the report prints).
 	EvidenceDigest string `json:"evidence_digest,omitempty"`
+	// Client is the client name given when the report was rendered
+	// (report --client) for evidence that names no client, so printed in
+	// the report but not held by the engagement. Empty when the report
+	// used the engagement's own (or none).
+	Client string `json:"client,omitempty"`
+	// TemplateSHA256 is the hex SHA-256 of the texts file (texts.txt) of
+	// the --template directory the report was rendered with; empty for
+	// the built-in texts.
+	TemplateSHA256 string `json:"template_sha256,omitempty"`
+}
+
+// Rendering is what a report used that the evidence itself does not
+// hold, recorded with the report's artifact (Artifact.Client,
+// Artifact.TemplateSHA256).
+type Rendering struct {
+	Client         string
+	TemplateSHA256 string
 }
 
 // ArtifactReport is Artifact.Kind of a PDF report rendered from the

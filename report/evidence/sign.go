@@ -284,6 +284,13 @@ func VerifySignatureDigest(bundlePath, digest string, trusted ed25519.PublicKey)
 // produced from, replacing an earlier record of the same path, and logs
 // it. kind is ArtifactReport for a PDF report.
 func RecordArtifact(ctx context.Context, bundlePath, path, kind string) (*Artifact, error) {
+	return RecordRendered(ctx, bundlePath, path, kind, Rendering{})
+}
+
+// RecordRendered is RecordArtifact for a file rendered with what the
+// evidence does not hold (a client name, custom texts): they are recorded
+// in the artifact and named in the log entry.
+func RecordRendered(ctx context.Context, bundlePath, path, kind string, rd Rendering) (*Artifact, error) {
 	sum, err := SHA256File(path)
 	if err != nil {
 		return nil, err
@@ -299,7 +306,8 @@ func RecordArtifact(ctx context.Context, bundlePath, path, kind string) (*Artifa
 			return err
 		}
 		a = Artifact{Name: filepath.Base(path), Path: path, SHA256: sum, Size: fi.Size(),
-			Created: now().UTC().Truncate(time.Second), Kind: kind, EvidenceDigest: digest}
+			Created: now().UTC().Truncate(time.Second), Kind: kind, EvidenceDigest: digest,
+			Client: rd.Client, TemplateSHA256: rd.TemplateSHA256}
 		replaced := false
 		for i := range b.Artifacts {
 			if b.Artifacts[i].Path == path {
@@ -309,7 +317,14 @@ func RecordArtifact(ctx context.Context, bundlePath, path, kind string) (*Artifa
 		if !replaced {
 			b.Artifacts = append(b.Artifacts, a)
 		}
-		b.Log = append(b.Log, LogEntry{Time: a.Created, Step: kind, Message: fmt.Sprintf("wrote %s (sha256 %s) from evidence digest %s", a.Name, sum, digest)})
+		msg := fmt.Sprintf("wrote %s (sha256 %s) from evidence digest %s", a.Name, sum, digest)
+		if rd.Client != "" {
+			msg += fmt.Sprintf(", with client name %q given when rendering", rd.Client)
+		}
+		if rd.TemplateSHA256 != "" {
+			msg += ", with custom texts sha256 " + rd.TemplateSHA256
+		}
+		b.Log = append(b.Log, LogEntry{Time: a.Created, Step: kind, Message: msg})
 		return nil
 	})
 	if err != nil {
