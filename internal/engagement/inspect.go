@@ -53,6 +53,9 @@ func Inspect(ctx context.Context, e *Env, o InspectOptions) error {
 	if len(prober) == 0 {
 		prober = proberAddrs(lastAudit(o.Evidence.Path))
 	}
+	ho.Warn = func(w string) { // before the Exchange shell loads, as the README says
+		fmt.Fprintf(e.Stderr, "relaylock: warning: %s\n", audit.Printable(w))
+	}
 	runner, user, err := openRunner(e, o.WinRM, host)
 	if err != nil {
 		return err
