@@ -390,7 +390,7 @@ func quotaSource(info HostInfo) string {
 	case "registry":
 		return "read from the registry"
 	case "default":
-		return "WinRM's default for PowerShell " + info.PSVersion + "; the real value could not be read"
+		return "assumed: WinRM's default for PowerShell " + info.PSVersion + ", as the real value could not be read"
 	}
 	return "as detect reported it"
 }
@@ -403,7 +403,7 @@ func quotaWarnings(info HostInfo) []string {
 	}
 	src := ""
 	if info.WinRSMaxMemorySource == "default" {
-		src = ", WinRM's default for PowerShell " + info.PSVersion + "; the real value could not be read"
+		src = ", assumed: WinRM's default for PowerShell " + info.PSVersion + ", as the real value could not be read"
 	}
 	return []string{fmt.Sprintf("WinRM limits each remote shell to %d MB (MaxMemoryPerShellMB%s): loading the Exchange shell may exceed it, and WinRM then ends the script without a result. "+
 		"If a read fails without an Exchange error, raise it on the host: "+ShellMemoryQuotaFix+" (WinRM 2.0: "+ShellMemoryQuotaFixWinRM2+")", info.WinRSMaxMemoryMB, src)}

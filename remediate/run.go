@@ -35,6 +35,11 @@ type HostOptions struct {
 	// must read and write through (relaylock --dc); "" lets the driver
 	// choose (Exchange 2000/2003: the one DS2MB reads).
 	DC string
+	// Warn, when set, is told each warning about the host as soon as
+	// detection finds it, before any script that could be affected runs
+	// (WinRM's shell memory quota, before the Exchange shell loads). The
+	// warnings are also in Inspection.Warnings.
+	Warn func(warning string)
 }
 
 // DCDriver is a driver that reads and writes Active Directory through one
@@ -77,6 +82,11 @@ func InspectHostWith(ctx context.Context, r Runner, host string, prober []netip.
 		pre = append(pre, *run)
 	}
 	warnings := quotaWarnings(info)
+	if o.Warn != nil {
+		for _, w := range warnings {
+			o.Warn(w)
+		}
+	}
 	hc, hrun, herr := CheckSecondHopOn(ctx, r, info, o.DC)
 	if hrun != nil {
 		pre = append(pre, *hrun)

@@ -58,12 +58,12 @@ func demoFix(ctx context.Context, child *env, d engagement.DemoFix) int {
 	start := time.Now()
 	code := exitCode(ctx, child.Stderr, runApp(ctx, child, args))
 	fmt.Fprintf(child.Stdout, "\nDemo finished in %s against a simulated %s host.\n", time.Since(start).Round(time.Millisecond), d.Platform)
-	fmt.Fprintf(child.Stdout, "  evidence: %s (check it with: relaylock verify %s)\n", d.Evidence, d.Evidence)
+	fmt.Fprintf(child.Stdout, "  evidence: %s (check it with: %s)\n", d.Evidence, d.Verify)
 	fmt.Fprintf(child.Stdout, "  report:   %s\n", d.Report)
 	// The fix printed a rollback command for this lab, which stops with
 	// the demo (its ports and CA file go with it): say so, and where the
 	// commands can be tried instead.
 	fmt.Fprintf(child.Stdout, "The demo's lab has stopped, so the rollback command above no longer applies.\n")
-	fmt.Fprintf(child.Stdout, "Try it yourself against a lab of the same kind, which keeps running and prints the commands to use: relaylock lab --platform %s\n", d.Platform)
+	fmt.Fprintf(child.Stdout, "Try it yourself against a lab of the same kind, which keeps running and prints the commands to use: %s\n", d.TryLab)
 	return code
 }

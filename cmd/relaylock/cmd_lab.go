@@ -69,12 +69,14 @@ func labTryCommands(a engagement.LabAccess) []string {
 	if a.GeneratedPassword {
 		out = append(out, fmt.Sprintf("export %s='%s'", engagement.EnvWinRMPassword, a.Password))
 	}
-	return append(out,
+	out = append(out,
 		fmt.Sprintf("relaylock audit %s --dns-server %s --ports %s", a.Domain, a.DNSAddr, a.SMTPPort),
-		"relaylock doctor "+winrm,
-		"relaylock inspect "+winrm,
-		fmt.Sprintf("relaylock fix %s --dns-server %s --ports %s --winrm-host %s=%s --winrm-user %s",
-			a.Domain, a.DNSAddr, a.SMTPPort, a.MXHost, net.JoinHostPort(a.WinRMHost, strconv.Itoa(a.WinRMPort)), user)+
-			transport+" --allow 192.0.2.0/24 --no-loopback",
-		fmt.Sprintf("dig @%s -p %s MX %s", a.WinRMHost, a.DNSPort, a.Domain))
+		"relaylock doctor "+winrm)
+	if !a.ExchangeShellEnds { // the host's quota ends both before any read
+		out = append(out, "relaylock inspect "+winrm,
+			fmt.Sprintf("relaylock fix %s --dns-server %s --ports %s --winrm-host %s=%s --winrm-user %s",
+				a.Domain, a.DNSAddr, a.SMTPPort, a.MXHost, net.JoinHostPort(a.WinRMHost, strconv.Itoa(a.WinRMPort)), user)+
+				transport+" --allow 192.0.2.0/24 --no-loopback")
+	}
+	return append(out, fmt.Sprintf("dig @%s -p %s MX %s", a.WinRMHost, a.DNSPort, a.Domain))
 }

@@ -222,3 +222,102 @@ func TestLabCommandWinRM2Quota(t *testing.T) {
 		}
 	}
 }
+
+// startLabCLI runs `relaylock` with args (a lab) until the test ends and
+// returns what it printed once it is up.
+func startLabCLI(t *testing.T, password string, args []string) string {
+	t.Helper()
+	e, out, errb := labEnv(password)
+	ctx, cancel := context.WithCancel(context.Background())
+	codec := make(chan int, 1)
+	go func() { codec <- run(ctx, args, e) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-codec; code != exitOK && code != exitCancelled {
+			t.Errorf("%q: exit %d\n%s", args, code, errb.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "Press Ctrl-C") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner: %q %q", out.String(), errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return out.String()
+}
+
+// printedCommands are the relaylock commands a lab printed, each split as
+// a POSIX shell splits it, by command name.
+func printedCommands(t *testing.T, text string) map[string][]string {
+	t.Helper()
+	cmds := map[string][]string{}
+	for _, m := range regexp.MustCompile(`(?m)^  relaylock (\w+) (.*)$`).FindAllStringSubmatch(text, -1) {
+		words, err := splitShellWords(m[2])
+		if err != nil {
+			t.Fatalf("printed command %q: %v", m[0], err)
+		}
+		cmds[m[1]] = words
+	}
+	return cmds
+}
+
+// On a WinRM 2.0 platform (Exchange 2007/2010) the lab keeps WinRM 2.0's
+// default quota, which ends the Exchange shell: it says so up front,
+// prints only commands that work on it, and prints the command that
+// starts a lab prepared as the README asks. That command, as printed,
+// starts a lab whose printed commands all work as printed.
+func TestLabPrintedCommandsWinRM2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const pw = "Chosen-Lab-Pw1"
+	for _, platform := range []string{"exchange2007", "exchange2010"} {
+		t.Run(platform, func(t *testing.T) {
+			text := startLabCLI(t, pw, []string{"relaylock", "lab", "--platform", platform, "--sealed-http"})
+			try := strings.Index(text, "\nTry")
+			m := regexp.MustCompile(`(?m)start: (relaylock lab .*)$`).FindStringSubmatch(text)
+			if m == nil || try < 0 || strings.Index(text, m[1]) > try ||
+				!strings.Contains(text[:try], "MaxMemoryPerShellMB 150") || !strings.Contains(text[:try], "the Exchange shell will not load") {
+				t.Fatalf("the unprepared lab does not say up front that the Exchange shell will not load and how to start a prepared lab:\n%s", text)
+			}
+			cmds := printedCommands(t, text)
+			if _, ok := cmds["inspect"]; ok {
+				t.Errorf("the unprepared lab prints inspect, which its quota ends:\n%s", text)
+			}
+			if _, ok := cmds["fix"]; ok {
+				t.Errorf("the unprepared lab prints fix, which its quota ends:\n%s", text)
+			}
+			// doctor, as printed, shows what the README asks to fix.
+			code, out, errOut := runCLI(t, pw, append([]string{"doctor"}, cmds["doctor"]...)...)
+			if code != exitError || !regexp.MustCompile(`FAIL\s+quota-memory\s+MaxMemoryPerShellMB is 150`).MatchString(out) {
+				t.Errorf("doctor on the unprepared lab: exit %d\n%s%s", code, out, errOut)
+			}
+
+			words, err := splitShellWords(m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			text = startLabCLI(t, pw, words)
+			if strings.Contains(text, "will not load") {
+				t.Errorf("the prepared lab %q still says the shell will not load:\n%s", m[1], text)
+			}
+			cmds = printedCommands(t, text)
+			for name, want := range map[string]int{"audit": exitOpen, "doctor": exitOK, "inspect": exitOpen} {
+				if _, ok := cmds[name]; !ok {
+					t.Fatalf("the prepared lab prints no %s command:\n%s", name, text)
+				}
+				code, out, errOut := runCLI(t, pw, append([]string{name}, cmds[name]...)...)
+				if code != want {
+					t.Errorf("the printed %s %q: exit %d, want %d\n%s%s", name, cmds[name], code, want, out, errOut)
+				}
+				if name == "inspect" && !strings.Contains(out, "Platform:  exchange") {
+					t.Errorf("inspect:\n%s", out)
+				}
+			}
+			if _, ok := cmds["fix"]; !ok {
+				t.Errorf("the prepared lab prints no fix command:\n%s", text)
+			}
+		})
+	}
+}

@@ -56,6 +56,15 @@ func TestExchangeShellMemoryQuota(t *testing.T) {
 					t.Errorf("output lacks %q\nstdout:\n%s\nstderr:\n%s", w, out, errOut)
 				}
 			}
+			// The README: "inspect warns before the Exchange shell is
+			// loaded": the warning comes first on stderr, before the
+			// error, and only where the quota is under 512 MB.
+			warn := strings.Index(errOut, "relaylock: warning: WinRM limits each remote shell to")
+			if failing := tc.code == exitError; failing != (warn >= 0) {
+				t.Errorf("warning before the shell loads at %d, want one: %v\nstderr:\n%s", warn, failing, errOut)
+			} else if failing && warn > strings.Index(errOut, "exceeded on") {
+				t.Errorf("the warning comes after the error:\n%s", errOut)
+			}
 			if stateOf(t, host) != before {
 				t.Error("inspect changed the host")
 			}

@@ -18,7 +18,9 @@ var auditCSVHeader = []string{"client", "target", "kind", "mx_host", "preference
 
 // writeAuditCSV writes one row per endpoint (RFC 4180, with a header
 // row), and one row for a target that has no endpoint (no MX, a DNS
-// failure), for spreadsheets. Banners and replies come from the server:
+// failure), for spreadsheets. mx_host and preference are empty for an
+// address target, which had no MX lookup; a host name without MX records
+// is its own implicit MX at preference 0 (RFC 5321 §5.1). Banners and replies come from the server:
 // control characters are escaped visibly and cells that a spreadsheet
 // would take for a formula are prefixed with a single quote (csvSafe).
 func writeAuditCSV(w io.Writer, r *audit.Result) error {
@@ -41,7 +43,11 @@ func writeAuditCSV(w io.Writer, r *audit.Result) error {
 					asLocal++
 				}
 			}
-			row := []string{t.Client, t.Target, t.Kind, ep.MXHost, strconv.Itoa(ep.Preference), ep.Address, strconv.Itoa(ep.Port), ep.TLS,
+			mxHost, pref := ep.MXHost, strconv.Itoa(ep.Preference)
+			if t.Kind == "address" { // no MX lookup: no MX host, no preference
+				mxHost, pref = "", ""
+			}
+			row := []string{t.Client, t.Target, t.Kind, mxHost, pref, ep.Address, strconv.Itoa(ep.Port), ep.TLS,
 				string(ep.Verdict), string(ep.Confirmation), strings.Join(ep.Triggers, " "), strconv.Itoa(asLocal), ep.Reason, ep.Banner}
 			if err := cw.Write(csvSafe(row)); err != nil {
 				return err

@@ -39,6 +39,13 @@ type DemoFix struct {
 	CAFile, TLSServerName string
 	Evidence, Report      string
 	Backup                string
+	// Verify is the command that checks the evidence, with relaylock
+	// run the way the demo was started (demoProgram: relaylock, or
+	// go run ./cmd/relaylock).
+	Verify string
+	// TryLab is the command line of a lab of the same kind, prepared as
+	// the demo's was, whose printed commands work as printed.
+	TryLab string
 }
 
 // Demo starts a lab on loopback and runs the whole job against it: audit,
@@ -92,7 +99,13 @@ func Demo(ctx context.Context, e *Env, o DemoOptions) error {
 		}
 		return e.Getenv(k)
 	}
-	code := o.Fix(ctx, &child, DemoFix{Platform: platform, Domain: l.Domain, MXHost: l.MXHost, DNSAddr: l.DNSAddr, SMTPPort: smtpPort,
+	program := "relaylock"
+	if exe, err := os.Executable(); err == nil {
+		wd, _ := os.Getwd()
+		program = demoProgram(exe, wd)
+	}
+	tryLab := LabCommandLine(program, LabOptions{Platform: platform, MaxMemoryPerShellMB: l.PreparedMaxMemoryPerShellMB})
+	code := o.Fix(ctx, &child, DemoFix{Verify: program + " verify " + shellWord(evPath), TryLab: tryLab, Platform: platform, Domain: l.Domain, MXHost: l.MXHost, DNSAddr: l.DNSAddr, SMTPPort: smtpPort,
 		WinRMHost: l.WinRMHost, WinRMPort: l.WinRMPort, User: l.User, CAFile: caFile, TLSServerName: l.TLSServerName,
 		Evidence: evPath, Report: pdfPath, Backup: backup})
 	if code != ExitOK {
@@ -100,4 +113,32 @@ func Demo(ctx context.Context, e *Env, o DemoOptions) error {
 		return WithCode(code, nil)
 	}
 	return nil
+}
+
+// demoMainPackage is relaylock's main package, for `go run` outside the
+// module's root folder.
+const demoMainPackage = "github.com/relaylock/relaylock/cmd/relaylock"
+
+// demoProgram is how the operator runs relaylock the way this process was
+// started: exe is its executable, dir the working folder. `go run` builds
+// the executable into a go-build folder (a temporary one, or the build
+// cache), and puts no relaylock on PATH: then the commands the demo prints
+// use `go run`, with the package as the README names it from the module's
+// root folder, else by its import path (which works anywhere in the
+// module).
+func demoProgram(exe, dir string) string {
+	goRun := false
+	for d := filepath.Dir(exe); d != filepath.Dir(d); d = filepath.Dir(d) {
+		if strings.HasPrefix(filepath.Base(d), "go-build") {
+			goRun = true
+			break
+		}
+	}
+	if !goRun {
+		return "relaylock"
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "cmd", "relaylock", "main.go")); err == nil && fi.Mode().IsRegular() {
+		return "go run ./cmd/relaylock"
+	}
+	return "go run " + demoMainPackage
 }

@@ -77,7 +77,7 @@ func Fix(ctx context.Context, e *Env, o FixOptions) error {
 	}
 	fx.rec.engagement.Scope = []string{domain}
 
-	fx.progress("step 1/5: auditing %s from outside", domain)
+	fx.progress("step 1/3: auditing %s from outside", domain)
 	before, err := fx.probe(ctx, []string{domain}, evidence.PurposeAudit, "", "")
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", domain, err)
@@ -106,7 +106,7 @@ func Fix(ctx context.Context, e *Env, o FixOptions) error {
 			winrmHost = hh
 			port, _ = strconv.Atoi(pp)
 		}
-		fx.progress("step 2/5: host %d of %d: %s is open (%s); inspecting %s over WinRM", i+1, len(hosts), h.mx, strings.Join(h.triggers, ", "), target)
+		fx.progress("step 2/3: host %d of %d: %s is open (%s); inspecting, changing and re-testing %s over WinRM", i+1, len(hosts), h.mx, strings.Join(h.triggers, ", "), target)
 		w := o.WinRM // this host's: its address, port and names
 		w.Host = winrmHost
 		if port != 0 {
@@ -126,7 +126,7 @@ func Fix(ctx context.Context, e *Env, o FixOptions) error {
 		}
 	}
 
-	fx.progress("step 5/5: writing the report %s", pdfPath)
+	fx.progress("step 3/3: writing the report %s", pdfPath)
 	if err := Report(ctx, e, ReportOptions{Evidence: evPath, Output: pdfPath, SignKey: o.SignKey,
 		Render: report.Options{Client: o.Evidence.Client}}); err != nil {
 		return err

@@ -53,6 +53,9 @@ func Inspect(ctx context.Context, e *Env, o InspectOptions) error {
 	if len(prober) == 0 {
 		prober = proberAddrs(lastAudit(o.Evidence.Path))
 	}
+	ho.Warn = func(w string) { // before the Exchange shell loads, as the README says
+		fmt.Fprintf(e.Stderr, "relaylock: warning: %s\n", audit.Printable(w))
+	}
 	runner, user, err := openRunner(e, o.WinRM, host)
 	if err != nil {
 		return err
@@ -169,12 +172,7 @@ func writeInspection(w io.Writer, insp *remediate.Inspection) {
 		fmt.Fprintf(w, "Warning:   %s\n", wn)
 	}
 	fmt.Fprintln(w, "\nRelay settings:")
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  OBJECT\tSETTING\tVALUE")
-	for _, s := range insp.Settings {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Object, s.Name, oneLineValue(s.Value))
-	}
-	tw.Flush()
+	writeSettings(w, insp.Settings)
 	fs := append([]remediate.Finding(nil), insp.Findings...)
 	sort.SliceStable(fs, func(i, j int) bool { return sevRank(fs[i].Severity) < sevRank(fs[j].Severity) })
 	if len(fs) == 0 {
@@ -216,4 +214,35 @@ func oneLineValue(v string) string {
 		return "(empty)"
 	}
 	return audit.Printable(v)
+}
+
+// wideObject is the length of an object name over which the settings are
+// grouped by object rather than tabled (an Exchange 2000/2003 virtual
+// server's DN is ~180 characters, a metabase path ~10).
+const wideObject = 40
+
+// writeSettings prints settings as a table of object, setting and value;
+// when an object's name is too long for a terminal table, each object
+// heads its own group instead, in full (the evidence keeps the settings
+// as read).
+func writeSettings(w io.Writer, settings []remediate.Setting) {
+	wide := false
+	for _, s := range settings {
+		wide = wide || len(s.Object) > wideObject
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	defer tw.Flush()
+	if !wide {
+		fmt.Fprintln(tw, "  OBJECT\tSETTING\tVALUE")
+		for _, s := range settings {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Object, s.Name, oneLineValue(s.Value))
+		}
+		return
+	}
+	for i, s := range settings {
+		if i == 0 || s.Object != settings[i-1].Object {
+			fmt.Fprintf(tw, "  %s\n", s.Object)
+		}
+		fmt.Fprintf(tw, "    %s\t%s\n", s.Name, oneLineValue(s.Value))
+	}
 }

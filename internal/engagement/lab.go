@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -57,6 +58,9 @@ type LabAccess struct {
 	GeneratedPassword     bool
 	HTTPS, SealedHTTP     bool
 	CAFile, TLSServerName string
+	// ExchangeShellEnds: the host keeps WinRM 2.0's default quota, which
+	// ends the Exchange shell (lab.Lab): inspect and fix cannot work on it.
+	ExchangeShellEnds bool
 }
 
 // Lab runs a simulated Windows mail host (an open relay) on loopback
@@ -186,11 +190,24 @@ func printLab(e *Env, l *lab.Lab, platform, caFile string, generated bool, o Lab
 	} else {
 		fmt.Fprintln(out, "  password from RELAYLOCK_WINRM_PASSWORD")
 	}
+	if l.ExchangeShellEnds {
+		// Strict by default, as Windows is: say so before anything fails.
+		prepared := o // the same lab, its quota raised as the README asks
+		prepared.MaxMemoryPerShellMB = l.PreparedMaxMemoryPerShellMB
+		if o.MaxMemoryPerShellMB > 0 {
+			fmt.Fprintf(out, "  quota  MaxMemoryPerShellMB %d (--max-memory-per-shell-mb): the Exchange shell will not load, as on a host with that quota.\n", l.ShellQuotaMB)
+		} else {
+			fmt.Fprintf(out, "  quota  MaxMemoryPerShellMB %d, WinRM 2.0's default on %s: the Exchange shell will not load,\n", l.ShellQuotaMB, info.OSCaption)
+			fmt.Fprintf(out, "         as on a host not yet prepared as the README asks (%s).\n", strings.Join(lab.HostPreparation(l.Host), "; "))
+		}
+		fmt.Fprintln(out, "         doctor shows it; inspect and fix stop before any read, so they are not listed below.")
+		fmt.Fprintf(out, "         For a lab prepared as the README asks, stop this one and start: %s\n", LabCommandLine("relaylock", prepared))
+	}
 	fmt.Fprintln(out, "\nTry, in another terminal:")
 	if o.TryCommands != nil {
 		for _, line := range o.TryCommands(LabAccess{Domain: l.Domain, MXHost: l.MXHost, DNSAddr: l.DNSAddr, DNSPort: dnsPort, SMTPPort: smtpPort,
 			WinRMHost: l.WinRMHost, WinRMPort: l.WinRMPort, User: l.User, Password: l.Password, GeneratedPassword: generated,
-			HTTPS: l.HTTPS, SealedHTTP: sealed, CAFile: caFile, TLSServerName: l.TLSServerName}) {
+			HTTPS: l.HTTPS, SealedHTTP: sealed, CAFile: caFile, TLSServerName: l.TLSServerName, ExchangeShellEnds: l.ExchangeShellEnds}) {
 			fmt.Fprintf(out, "  %s\n", line)
 		}
 	}
@@ -206,4 +223,40 @@ func available(want, registered []string) []string {
 		}
 	}
 	return out
+}
+
+// LabCommandLine is the command line, starting with program, that runs a
+// lab as o describes it. It names only the options that differ from
+// their defaults.
+func LabCommandLine(program string, o LabOptions) string {
+	words := []string{program, "lab", "--platform", strings.ToLower(o.Platform)}
+	add := func(set bool, w ...string) {
+		if set {
+			words = append(words, w...)
+		}
+	}
+	add(o.Listen != "" && o.Listen != "127.0.0.1", "--listen", o.Listen)
+	for _, p := range []struct {
+		flag string
+		port int
+	}{{"--smtp-port", o.SMTPPort}, {"--winrm-port", o.WinRMPort}, {"--dns-port", o.DNSPort}} {
+		add(p.port != 0, p.flag, strconv.Itoa(p.port))
+	}
+	add(o.Domain != "", "--domain", shellWord(o.Domain))
+	add(o.HTTP, "--http")
+	add(o.SealedHTTP, "--sealed-http")
+	add(o.Kerberos, "--kerberos")
+	add(o.Language != "" && o.Language != "en-US", "--language", shellWord(o.Language))
+	add(o.MaxMemoryPerShellMB > 0, "--max-memory-per-shell-mb", strconv.Itoa(o.MaxMemoryPerShellMB))
+	return strings.Join(words, " ")
+}
+
+// shellWord is s as one POSIX shell word: bare when it is only letters,
+// digits and . - _ : / (a domain, a language tag, a plain path), else
+// single-quoted.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:/") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -47,12 +47,18 @@ func hostInfo(h Host, c HostConditions) remediate.HostInfo {
 	if c.Process32Bit {
 		info.Is64BitProcess = false
 	}
-	if c.MaxMemoryPerShellMB > 0 && info.WinRSMaxMemoryMB > 0 {
-		// An administrator's value: detect.ps1 reads it from the WSMan:
-		// drive, or on PowerShell 2.0 from the registry.
-		info.WinRSMaxMemoryMB, info.WinRSMaxMemorySource = c.MaxMemoryPerShellMB, "wsman"
-		if strings.HasPrefix(info.PSVersion, "2.") {
-			info.WinRSMaxMemorySource = "registry"
+	if info.WinRSMaxMemoryMB > 0 {
+		// detect.ps1 reads the quota from the WSMan: drive, as doctor.ps1
+		// does (one answer for both); where that drive cannot be read, an
+		// administrator's value from the registry, else WinRM's default,
+		// reported as assumed.
+		switch {
+		case !c.QuotasUnreadable:
+			info.WinRSMaxMemoryMB, info.WinRSMaxMemorySource = shellQuotaMB(info, c), "wsman"
+		case c.MaxMemoryPerShellMB > 0:
+			info.WinRSMaxMemoryMB, info.WinRSMaxMemorySource = c.MaxMemoryPerShellMB, "registry"
+		default:
+			info.WinRSMaxMemoryMB, info.WinRSMaxMemorySource = shellQuotaMB(info, c), "default"
 		}
 	}
 	return info

@@ -117,25 +117,19 @@ func exchangeHostInfo(version, build, osCaption, osVersion, ps string, roles []s
 		PSVersion: ps, Is64BitProcess: true, ExchangeVersion: version, ExchangeBuild: build, ExchangeRoles: roles,
 		Services: []remediate.ServiceInfo{svc("SMTPSVC", false), svc("MSExchangeTransport", true),
 			svc("MSExchangeFrontEndTransport", frontend), svc("MSExchangeSA", false)},
-		WinRSMaxMemoryMB: winrsQuota(ps), WinRSMaxMemorySource: winrsSource(ps), Platform: remediate.PlatformExchange}
+		WinRSMaxMemoryMB: winrsQuota(ps), WinRSMaxMemorySource: "wsman", Platform: remediate.PlatformExchange}
 }
 
 // winrsQuota is WinRM's default MaxMemoryPerShellMB for a host with
 // PowerShell ps: 150 MB with WinRM 2.0 (PowerShell 2.0), 1024 MB later.
-// detect.ps1 cannot read the WSMan: drive from inside a remote shell on
-// the old hosts and reports the default as such.
+// detect.ps1 reads it from the WSMan: drive, as doctor.ps1 does (the lab
+// answers both alike: HostConditions.QuotasUnreadable makes the drive
+// unreadable for both).
 func winrsQuota(ps string) int {
 	if strings.HasPrefix(ps, "2.") {
 		return 150
 	}
 	return 1024
-}
-
-func winrsSource(ps string) string {
-	if strings.HasPrefix(ps, "2.") {
-		return "default"
-	}
-	return "wsman"
 }
 
 // newExchange15 builds a 2013-model Mailbox server (2016, 2019, SE) with

@@ -115,6 +115,15 @@ type Lab struct {
 	// HostCommands are the administrator's commands applied to the host
 	// (Config.HostCommands and, with Config.PrepareHost, HostPreparation).
 	HostCommands []string
+	// ShellQuotaMB is the host's MaxMemoryPerShellMB. ExchangeShellEnds
+	// says that it ends every script that loads the Exchange shell (WinRM
+	// 2.0's default, not raised): as on a Windows host not prepared as the
+	// README asks, doctor fails its quota checks and inspect and fix stop
+	// before any read. PreparedMaxMemoryPerShellMB is the quota of this
+	// host prepared as the README asks (0: it needs no preparation).
+	ShellQuotaMB                int
+	ExchangeShellEnds           bool
+	PreparedMaxMemoryPerShellMB int
 	// KerberosSPN and KerberosRealm name the service principal the WinRM
 	// face accepts tickets for ("" without Config.Kerberos).
 	KerberosSPN, KerberosRealm string
@@ -246,6 +255,10 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if wcfg.Conditions, err = wcfg.Conditions.ApplyAll(l.HostCommands); err != nil {
 		return nil, err
 	}
+	qinfo := hostInfo(l.Host, wcfg.Conditions)
+	l.ShellQuotaMB = shellQuotaMB(qinfo, wcfg.Conditions)
+	l.ExchangeShellEnds = quotaNote(l.Host, wcfg.Conditions) != ""
+	l.PreparedMaxMemoryPerShellMB = PreparedConditions(l.Host).MaxMemoryPerShellMB
 	if note := quotaNote(l.Host, wcfg.Conditions); note != "" && cfg.Logf != nil {
 		cfg.Logf("%s", note)
 	}

@@ -176,7 +176,11 @@ func quotaNote(h Host, c HostConditions) string {
 	if info.Platform != remediate.PlatformExchange || !overQuota(info, c, remediate.HopCheckScript) {
 		return ""
 	}
-	return fmt.Sprintf("host: MaxMemoryPerShellMB is %d (WinRM's default on %s): scripts that load the Exchange shell end out of memory, as on Windows, "+
+	source := "WinRM's default on " + info.OSCaption
+	if c.MaxMemoryPerShellMB > 0 {
+		source = "as configured"
+	}
+	return fmt.Sprintf("host: MaxMemoryPerShellMB is %d (%s): scripts that load the Exchange shell end out of memory, as on Windows, "+
 		"until the quota is raised as the README asks (%s; relaylock lab: --max-memory-per-shell-mb %d)",
-		shellQuotaMB(info, c), info.OSCaption, remediate.ShellMemoryQuotaFixWinRM2, DefaultMaxMemoryPerShellMB)
+		shellQuotaMB(info, c), source, remediate.ShellMemoryQuotaFixWinRM2, DefaultMaxMemoryPerShellMB)
 }

@@ -45,8 +45,23 @@ func TestShellMemoryQuota(t *testing.T) {
 			}
 		})
 	}
-	if info := hostInfo(ex2010, HostConditions{MaxMemoryPerShellMB: 1024}); info.WinRSMaxMemoryMB != 1024 || info.WinRSMaxMemorySource != "registry" {
-		t.Fatalf("detect reports %d (%s), want 1024 (registry)", info.WinRSMaxMemoryMB, info.WinRSMaxMemorySource)
+	// detect.ps1 reads the quota from the WSMan: drive, as doctor.ps1
+	// does; only where that drive cannot be read does it fall back to
+	// the registry (an administrator's value) or WinRM's default.
+	for _, tc := range []struct {
+		name string
+		c    HostConditions
+		mb   int
+		src  string
+	}{
+		{"default, readable", HostConditions{}, 150, "wsman"},
+		{"raised, readable", HostConditions{MaxMemoryPerShellMB: 1024}, 1024, "wsman"},
+		{"default, unreadable", HostConditions{QuotasUnreadable: true}, 150, "default"},
+		{"raised, unreadable", HostConditions{MaxMemoryPerShellMB: 1024, QuotasUnreadable: true}, 1024, "registry"},
+	} {
+		if info := hostInfo(ex2010, tc.c); info.WinRSMaxMemoryMB != tc.mb || info.WinRSMaxMemorySource != tc.src {
+			t.Errorf("%s: detect reports %d (%s), want %d (%s)", tc.name, info.WinRSMaxMemoryMB, info.WinRSMaxMemorySource, tc.mb, tc.src)
+		}
 	}
 }
 

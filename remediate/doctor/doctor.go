@@ -455,13 +455,20 @@ func (d *run) quota(name string) (int, string, bool) {
 
 func (d *run) quotas() {
 	exchange := d.info.Platform == remediate.PlatformExchange
-	if mb, hr, ok := d.quota("MaxMemoryPerShellMB"); !ok {
+	mb, hr, ok := d.quota("MaxMemoryPerShellMB")
+	switch {
+	case !ok:
 		d.add(CheckMemoryQuota, Skip, unreadable("MaxMemoryPerShellMB", hr), "")
-	} else if exchange && mb < MinMemoryPerShellMBExchange {
+	case exchange && mb < MinMemoryPerShellMBExchange:
 		d.add(CheckMemoryQuota, Fail, fmt.Sprintf("MaxMemoryPerShellMB is %d: loading the Exchange shell in a WinRM shell can exceed it, and WinRM then ends the script", mb),
 			memoryQuotaFix)
-	} else {
+	default:
 		d.add(CheckMemoryQuota, Pass, fmt.Sprintf("MaxMemoryPerShellMB is %d", mb), "")
+	}
+	if ok {
+		// doctor.ps1 read the quota from the WSMan: drive: the later
+		// checks name that value, not one detect could only assume.
+		d.info.WinRSMaxMemoryMB, d.info.WinRSMaxMemorySource = mb, "wsman"
 	}
 	if kb, hr, ok := d.quota("MaxEnvelopeSizekb"); !ok {
 		d.add(CheckEnvelope, Skip, unreadable("MaxEnvelopeSizekb", hr), "")

@@ -113,6 +113,12 @@ func TestDoctorCatchesEachFault(t *testing.T) {
 		{name: "WinRM 2.0 memory quota on Exchange 2010", lab: func() lab.Config { return lab.Config{Platform: "exchange2010"} },
 			fail: []string{doctor.CheckExchange, doctor.CheckMemoryQuota}, fixHas: `MaxMemoryPerShellMB="1024"`,
 			pass: []string{doctor.CheckPowerShell, doctor.CheckStdin}, skip: []string{doctor.CheckSecondHop}},
+		// The quota unreadable: doctor cannot say what it is, and the
+		// Exchange shell check says the value is WinRM 2.0's default,
+		// assumed, not read.
+		{name: "WinRM 2.0 memory quota on Exchange 2010, unreadable", lab: func() lab.Config {
+			return lab.Config{Platform: "exchange2010", WinRM: lab.WSManConfig{Conditions: lab.HostConditions{QuotasUnreadable: true}}}
+		}, fail: []string{doctor.CheckExchange}, fixHas: `MaxMemoryPerShellMB="1024"`, skip: []string{doctor.CheckMemoryQuota, doctor.CheckSecondHop}},
 		{name: "Exchange 2010 prepared as the README asks", lab: func() lab.Config { return lab.Config{Platform: "exchange2010", PrepareHost: true} },
 			pass: []string{doctor.CheckMemoryQuota, doctor.CheckExchange, doctor.CheckSecondHop}},
 		{name: "32-bit PowerShell on Exchange", lab: func() lab.Config {
@@ -160,6 +166,22 @@ func TestDoctorCatchesEachFault(t *testing.T) {
 			}
 			if len(got) != 12 {
 				t.Errorf("%d checks, want 12:\n%s", len(got), text.String())
+			}
+			// One true thing about the quota: a value doctor read is not
+			// also called unreadable, and an unread one is not called read.
+			quotaRead := got[doctor.CheckMemoryQuota].Status != doctor.Skip
+			for _, c := range rep.Checks {
+				if quotaRead && strings.Contains(c.Detail, "could not be read") {
+					t.Errorf("doctor read MaxMemoryPerShellMB, yet %s says %q:\n%s", c.ID, c.Detail, text.String())
+				}
+				if !quotaRead && strings.Contains(c.Detail, "read from the WSMan: drive") {
+					t.Errorf("MaxMemoryPerShellMB could not be read, yet %s says %q:\n%s", c.ID, c.Detail, text.String())
+				}
+			}
+			// Every WS-Man logon is without delegation: the session never
+			// reads the domain with its own token (tryout 12).
+			if strings.Contains(text.String(), "it has network credentials") {
+				t.Errorf("doctor says the WinRM session has network credentials:\n%s", text.String())
 			}
 			for _, id := range tc.fail {
 				if got[id].Status != doctor.Fail {
