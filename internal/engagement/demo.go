@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/relaylock/relaylock/internal/atomicfile"
@@ -52,9 +51,9 @@ type DemoFix struct {
 // inspect, remediate, re-test, evidence and PDF report. It needs no
 // Windows host and leaves no process behind.
 func Demo(ctx context.Context, e *Env, o DemoOptions) error {
-	platform := strings.ToLower(o.Platform)
-	if !slices.Contains(lab.Platforms(), platform) {
-		return Usagef("--platform must be one of %s", strings.Join(LabPlatforms(), ", "))
+	platform, err := labPlatform(o.Platform)
+	if err != nil {
+		return err
 	}
 	out := o.Out
 	if err := os.MkdirAll(out, 0o700); err != nil {

@@ -21,13 +21,9 @@ type DoctorOptions struct {
 // Doctor checks, read-only, what relaylock needs on a Windows host and
 // prints each check; a failed check exits with ExitError.
 func Doctor(ctx context.Context, e *Env, o DoctorOptions) error {
-	host := o.WinRM.Host
-	if host == "" {
-		return Usagef("doctor: --winrm-host is required")
-	}
-	format := o.Format
-	if format != "text" && format != "json" {
-		return Usagef("--format must be text or json")
+	host, format := o.WinRM.Host, o.Format
+	if err := readCommandArgs("doctor", host, format); err != nil {
+		return err
 	}
 	cfg, warnings, err := o.WinRM.Config(e, host)
 	if err != nil {

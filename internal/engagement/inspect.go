@@ -30,17 +30,25 @@ type InspectOptions struct {
 	Evidence EvidenceOptions
 }
 
+// readCommandArgs checks what the read-only host commands (inspect,
+// doctor) need: a WinRM host, and an output format of text or json.
+func readCommandArgs(cmd, host, format string) error {
+	if host == "" {
+		return Usagef("%s: --winrm-host is required", cmd)
+	}
+	if format != "text" && format != "json" {
+		return Usagef("--format must be text or json")
+	}
+	return nil
+}
+
 // Inspect reads a Windows mail host's relay settings over WinRM, names
 // the root cause, prints it and adds it to the evidence. A high-severity
 // finding exits with ExitOpen.
 func Inspect(ctx context.Context, e *Env, o InspectOptions) error {
-	host := o.WinRM.Host
-	if host == "" {
-		return Usagef("inspect: --winrm-host is required")
-	}
-	format := o.Format
-	if format != "text" && format != "json" {
-		return Usagef("--format must be text or json")
+	host, format := o.WinRM.Host, o.Format
+	if err := readCommandArgs("inspect", host, format); err != nil {
+		return err
 	}
 	prober, err := parseProbers(o.Probers)
 	if err != nil {

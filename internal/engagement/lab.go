@@ -63,12 +63,22 @@ type LabAccess struct {
 	ExchangeShellEnds bool
 }
 
+// labPlatform is the lab platform name (any case) or a usage error
+// listing the platforms.
+func labPlatform(name string) (string, error) {
+	platform := strings.ToLower(name)
+	if !slices.Contains(lab.Platforms(), platform) {
+		return "", Usagef("--platform must be one of %s", strings.Join(LabPlatforms(), ", "))
+	}
+	return platform, nil
+}
+
 // Lab runs a simulated Windows mail host (an open relay) on loopback
 // until ctx ends, printing how to reach it.
 func Lab(ctx context.Context, e *Env, o LabOptions) error {
-	platform := strings.ToLower(o.Platform)
-	if !slices.Contains(lab.Platforms(), platform) {
-		return Usagef("--platform must be one of %s", strings.Join(LabPlatforms(), ", "))
+	platform, err := labPlatform(o.Platform)
+	if err != nil {
+		return err
 	}
 	listen := o.Listen
 	ip, err := netip.ParseAddr(strings.Trim(listen, "[]"))
