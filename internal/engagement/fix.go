@@ -78,7 +78,7 @@ func Fix(ctx context.Context, e *Env, o FixOptions) error {
 	fx.rec.engagement.Scope = []string{domain}
 
 	fx.progress("step 1/5: auditing %s from outside", domain)
-	before, err := fx.probe(ctx, []string{domain}, evidence.PurposeAudit, "", "")
+	before, err := fx.probe(ctx, []string{domain}, evidence.PurposeAudit, "", "", nil)
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", domain, err)
 	}
@@ -156,6 +156,11 @@ func Fix(ctx context.Context, e *Env, o FixOptions) error {
 	case stillOpen || (len(hosts) > 0 && !applied && anyOpen(results)):
 		return WithCode(ExitOpen, nil)
 	case unverified:
+		for _, r := range results {
+			if r.unverified() {
+				return r.exitErr() // says why: an endpoint untested, or the inside view
+			}
+		}
 		return WithCode(ExitInconclusive, errors.New("a re-test was inconclusive: the change is not verified"))
 	}
 	if len(hosts) == 0 {
@@ -171,7 +176,7 @@ func Fix(ctx context.Context, e *Env, o FixOptions) error {
 
 func anyOpen(rs []*hostResult) bool {
 	for _, r := range rs {
-		if r.after == nil || r.after.Verdict == audit.VerdictOpen {
+		if r.after == nil || r.stillOpen {
 			return true
 		}
 	}
@@ -187,7 +192,10 @@ func (h *hostResult) summary() string {
 	if h.after != nil {
 		after = string(h.after.Verdict)
 	}
-	if h.unverified() {
+	switch {
+	case h.insideOnly:
+		after += " (NOT VERIFIED: inside view)"
+	case h.unverified():
 		after += " (NOT VERIFIED)"
 	}
 	var did string
