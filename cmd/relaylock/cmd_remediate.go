@@ -43,8 +43,8 @@ func remediateCommand(e *env, run func(context.Context, *env, engagement.Remedia
 			"Exit codes: 0 remediated and the re-test is closed (or nothing to change); 1 error; 2 usage (a bad flag, or an --allow entry\n" +
 			"refused before anything is touched); 3 the host relays and nothing was applied (the change was declined, or --yes\n" +
 			"is missing while stdin is not a terminal); 4 applied but the re-test still shows a relay; 5 the re-test\n" +
-			"could not test every endpoint (not verified); 6 done, but the evidence file could not take\n" +
-			"a record after the change began; 130 interrupted.",
+			"could not test every endpoint, or saw a relay only from inside the allowed list (not verified); 6 done, but\n" +
+			"the evidence file could not take a record after the change began; 130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
