@@ -4,6 +4,7 @@ package main
 // 14 (Ctrl-C at the confirmation prompt), against the lab.
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -115,6 +116,10 @@ func TestRemediateRefusesEvidenceOfAnotherMachine(t *testing.T) {
 	h := lab.NewIIS(lab.IISAllExceptEmpty)
 	iis := startLab(t, h)
 	original := stateOf(t, h)
+	recorded, err := os.ReadFile(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bk := filepath.Join(iis.dir, "b.json")
 	for _, extra := range [][]string{{"--yes"}, {"--dry-run"}} {
 		args := append(append(append([]string{"remediate", "--allow", "192.0.2.10", "--evidence", ev, "--backup", bk}, extra...), iis.winrmArgs()...), iis.probeArgs()...)
@@ -133,17 +138,10 @@ func TestRemediateRefusesEvidenceOfAnotherMachine(t *testing.T) {
 		if _, err := os.Stat(bk); err == nil {
 			t.Errorf("%v: a backup was written", extra)
 		}
-		b, err := evidence.Load(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, in := range b.Inspections {
-			if in.HostInfo.ComputerName == "SMTP01" {
-				t.Errorf("%v: the other machine's inspection was recorded", extra)
-			}
-		}
-		if len(b.Plans) != 0 || len(b.Changes) != 0 {
-			t.Errorf("%v: %d plans, %d changes recorded", extra, len(b.Plans), len(b.Changes))
+		// Nothing of the other machine is recorded: not its probe, not
+		// its inspection, not a plan.
+		if now, _ := os.ReadFile(ev); !bytes.Equal(now, recorded) {
+			t.Errorf("%v: the evidence file was changed", extra)
 		}
 	}
 }

@@ -237,13 +237,30 @@ func (f *fixer) fixHost(ctx context.Context, w WinRMOptions, targets []string, r
 		return res, err
 	}
 	retest := !f.change.NoRetest
+	// The probe before the change is recorded once the host is known to
+	// be the one the evidence knows under its address (sameHost), or
+	// when the run ends before that is known; never with evidence of
+	// another machine.
+	var unrecorded *audit.Result
+	foreign := false
+	recordBefore := func() {
+		if unrecorded != nil {
+			f.recordProbe(unrecorded, targets, evidence.PurposeAudit, host, "", nil)
+			unrecorded = nil
+		}
+	}
+	defer func() {
+		if !foreign {
+			recordBefore()
+		}
+	}()
 	if retest && before == nil {
 		f.progress("probing %s from outside before the change", strings.Join(targets, ", "))
-		r, err := f.probe(ctx, targets, evidence.PurposeAudit, host, "", nil)
+		r, err := f.probeOnly(ctx, targets, evidence.PurposeAudit, host)
 		if err != nil {
 			return res, fmt.Errorf("probe before the change: %w", err)
 		}
-		res.before = r
+		res.before, unrecorded = r, r
 	}
 	prober := proberAddrs(res.before)
 	runner, user, err := f.newRunner(w)
@@ -283,8 +300,10 @@ func (f *fixer) fixHost(ctx context.Context, w WinRMOptions, targets []string, r
 			// Before anything is recorded or changed: is this the
 			// machine the evidence knows under this address?
 			if err := sameHost(f.evidence.Path, host, o.Before); err != nil {
+				foreign = true
 				return err
 			}
+			recordBefore()
 			allow = allowedList(req, o.Plan.Platform)
 			warnInsideView(f.e.Stderr, prober, allow)
 			if retest && !o.NoChange {
@@ -537,6 +556,16 @@ func upsertChange(b *evidence.Bundle, c remediate.ChangeRecord) {
 // allow, for a re-test, is the allowed list the change leaves: the run
 // records its inside view.
 func (f *fixer) probe(ctx context.Context, targets []string, purpose evidence.Purpose, host, change string, allow []allowEntry) (*audit.Result, error) {
+	r, err := f.probeOnly(ctx, targets, purpose, host)
+	if err != nil {
+		return nil, err
+	}
+	f.recordProbe(r, targets, purpose, host, change, allow)
+	return r, nil
+}
+
+// probeOnly runs an audit of targets without recording it.
+func (f *fixer) probeOnly(ctx context.Context, targets []string, purpose evidence.Purpose, host string) (*audit.Result, error) {
 	opts, err := f.probeOpts.auditOptions(f.e, targets)
 	if err != nil {
 		return nil, err
@@ -549,11 +578,15 @@ func (f *fixer) probe(ctx context.Context, targets []string, purpose evidence.Pu
 		return nil, err
 	}
 	f.progress("%s %s: %s", purpose, strings.Join(targets, ", "), probeCost(r))
+	return r, nil
+}
+
+// recordProbe records the probe r of targets in the evidence.
+func (f *fixer) recordProbe(r *audit.Result, targets []string, purpose evidence.Purpose, host, change string, allow []allowEntry) {
 	f.rec.updateOrWarn(f.e.Stderr, "the "+string(purpose)+" of "+strings.Join(targets, ", "), func(b *evidence.Bundle) {
 		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: purpose, Host: host, Change: change, InsideView: insideView(r, allow), Result: r})
 		f.rec.log(b, string(purpose), host, fmt.Sprintf("probed %s: %s", strings.Join(targets, ", "), r.Verdict))
 	})
-	return r, nil
 }
 
 func writeBeforeAfter(w io.Writer, before, after *audit.Result) {
