@@ -189,7 +189,8 @@ func (f *fixer) confirm(ctx context.Context, p *remediate.Plan, note string) (bo
 		if ctx.Err() != nil {
 			// Ctrl-C at the prompt is an interruption (exit 130), not
 			// a refusal.
-			return false, fmt.Errorf("interrupted at the confirmation prompt: nothing was changed: %w", ctx.Err())
+			fmt.Fprintln(f.e.Stderr) // end the prompt's line
+			return false, fmt.Errorf("no answer, nothing was changed (%w)", ctx.Err())
 		}
 		return false, err
 	}
