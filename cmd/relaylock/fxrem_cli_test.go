@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -143,6 +144,46 @@ func TestRemediateRefusesEvidenceOfAnotherMachine(t *testing.T) {
 		if now, _ := os.ReadFile(ev); !bytes.Equal(now, recorded) {
 			t.Errorf("%v: the evidence file was changed", extra)
 		}
+	}
+}
+
+// Finding 8, fix: the same refusal, no report, and nothing of the run
+// (not even its audit) added to the other machine's evidence.
+func TestFixRefusesEvidenceOfAnotherMachine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	ex := startLab(t, lab.NewExchange2003(lab.Ex2003Open))
+	ev := filepath.Join(ex.dir, "ev.json")
+	if code, out, errOut := ex.run(labTestPassword, append([]string{"inspect", "--evidence", ev}, ex.winrmArgs()...)...); code != exitOpen {
+		t.Fatalf("inspect the Exchange 2003 lab: exit %d\n%s\n%s", code, out, errOut)
+	}
+	h := lab.NewIIS(lab.IISAllExceptEmpty)
+	lr := startLab(t, h)
+	original := stateOf(t, h)
+	recorded, _ := os.ReadFile(ev)
+	_, smtpPort, _ := net.SplitHostPort(lr.lab.SMTPAddr)
+	pdf := filepath.Join(lr.dir, "r.pdf")
+	code, out, errOut := lr.run(labTestPassword, "fix", lr.lab.Domain, "--dns-server", lr.lab.DNSAddr, "--ports", smtpPort,
+		"--winrm-host", lr.lab.MXHost+"="+net.JoinHostPort(lr.lab.WinRMHost, fmt.Sprint(lr.lab.WinRMPort)),
+		"--winrm-user", lr.lab.User, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName,
+		"--allow", "192.0.2.10", "--no-loopback", "--yes", "--restart", "never", "--timeout", "10s", "--evidence", ev, "-o", pdf)
+	if code != exitError {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitError, out, errOut)
+	}
+	for _, w := range []string{"SMTP01", "MAIL03", "another machine", "fresh --evidence", "no report written"} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errOut)
+		}
+	}
+	if stateOf(t, h) != original {
+		t.Error("the IIS host was changed")
+	}
+	if now, _ := os.ReadFile(ev); !bytes.Equal(now, recorded) {
+		t.Error("the evidence file was changed")
+	}
+	if _, err := os.Stat(pdf); err == nil {
+		t.Error("a report was written")
 	}
 }
 

@@ -122,6 +122,25 @@ type fixer struct {
 	// explicitTargets: the operator named the endpoints to probe
 	// (--smtp-target), rather than the evidence or the defaults.
 	explicitTargets bool
+	// unrecorded are the records of probes made before a host was
+	// inspected, held until the host is known to be the machine the
+	// evidence knows under its address (sameHost), or the run ends
+	// without that being refuted; otherMachine: it was refuted, and
+	// nothing more of this run goes into that evidence.
+	unrecorded   []func()
+	otherMachine bool
+}
+
+// flush records what is held back, unless the evidence belongs to
+// another machine.
+func (f *fixer) flush() {
+	if f.otherMachine {
+		return
+	}
+	for _, rec := range f.unrecorded {
+		rec()
+	}
+	f.unrecorded = nil
 }
 
 func newFixer(ctx context.Context, e *Env, change ChangeOptions, probe ProbeOptions, ev EvidenceOptions, dc string, rollbackCommand func(RollbackLine) string) (*fixer, error) {
@@ -238,30 +257,15 @@ func (f *fixer) fixHost(ctx context.Context, w WinRMOptions, targets []string, r
 		return res, err
 	}
 	retest := !f.change.NoRetest
-	// The probe before the change is recorded once the host is known to
-	// be the one the evidence knows under its address (sameHost), or
-	// when the run ends before that is known; never with evidence of
-	// another machine.
-	var unrecorded *audit.Result
-	foreign := false
-	recordBefore := func() {
-		if unrecorded != nil {
-			f.recordProbe(unrecorded, targets, evidence.PurposeAudit, host, "", nil)
-			unrecorded = nil
-		}
-	}
-	defer func() {
-		if !foreign {
-			recordBefore()
-		}
-	}()
+	defer f.flush()
 	if retest && before == nil {
 		f.progress("probing %s from outside before the change", strings.Join(targets, ", "))
 		r, err := f.probeOnly(ctx, targets, evidence.PurposeAudit, host)
 		if err != nil {
 			return res, fmt.Errorf("probe before the change: %w", err)
 		}
-		res.before, unrecorded = r, r
+		res.before = r
+		f.unrecorded = append(f.unrecorded, func() { f.recordProbe(r, targets, evidence.PurposeAudit, host, "", nil) })
 	}
 	prober := proberAddrs(res.before)
 	runner, user, err := f.newRunner(w)
@@ -301,10 +305,10 @@ func (f *fixer) fixHost(ctx context.Context, w WinRMOptions, targets []string, r
 			// Before anything is recorded or changed: is this the
 			// machine the evidence knows under this address?
 			if err := sameHost(f.evidence.Path, host, o.Before); err != nil {
-				foreign = true
+				f.otherMachine = true
 				return err
 			}
-			recordBefore()
+			f.flush()
 			allow = allowedList(req, o.Plan.Platform)
 			warnInsideView(f.e.Stderr, prober, allow)
 			if retest && !o.NoChange {
