@@ -1,8 +1,15 @@
 package engagement
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/relaylock/relaylock/audit"
 	"github.com/relaylock/relaylock/remediate"
@@ -79,5 +86,28 @@ func TestInsideView(t *testing.T) {
 				t.Errorf("openOnlyInside %v, want %v", got, tc.insideOnly)
 			}
 		})
+	}
+}
+
+// The confirmation's read ends with ctx (Ctrl-C) although the terminal
+// read does not: the answer is the interruption, not a refusal.
+func TestConfirmInterrupted(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var errb bytes.Buffer
+	f := &fixer{e: &Env{Stderr: &errb}, in: bufio.NewReader(pr)}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	ok, err := f.confirm(ctx, &remediate.Plan{Host: "mx", Changes: make([]remediate.Change, 2)}, "")
+	if ok || !errors.Is(err, context.Canceled) {
+		t.Fatalf("confirm = %v, %v; want false and context.Canceled", ok, err)
+	}
+	// An answer typed before the interruption is still an answer.
+	f = &fixer{e: &Env{Stderr: &errb}, in: bufio.NewReader(strings.NewReader("y\n"))}
+	if ok, err := f.confirm(context.Background(), &remediate.Plan{Host: "mx"}, "note"); !ok || err != nil {
+		t.Fatalf("confirm y = %v, %v", ok, err)
+	}
+	if !strings.Contains(errb.String(), "NOTE: note\n") {
+		t.Errorf("the note was not said before the question:\n%s", errb.String())
 	}
 }
