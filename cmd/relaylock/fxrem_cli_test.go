@@ -332,6 +332,10 @@ func TestCtrlCAtConfirmationPrompt(t *testing.T) {
 	}
 	term.Write([]byte{3}) // ^C: the terminal sends SIGINT
 	werr := cmd.Wait()
+	select { // the terminal's last output, read to its end
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
 	code := cmd.ProcessState.ExitCode()
 	if code != exitCancelled {
 		t.Fatalf("exit %d (%v), want %d\nterminal:\n%s", code, werr, exitCancelled, transcript.String())
