@@ -14,7 +14,7 @@ func remediateFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "allow", Usage: "client allowed to relay, `ADDR`: an IP, a CIDR prefix or a FIRST-LAST range (repeatable or comma-separated)"},
 		&cli.BoolFlag{Name: "allow-authenticated", Value: true, Usage: "let clients that authenticate relay (set =false to turn it off)"},
-		&cli.BoolFlag{Name: "no-loopback", Usage: "do not add 127.0.0.1 to the IIS allow list"},
+		&cli.BoolFlag{Name: "no-loopback", Usage: "do not add 127.0.0.1 to the allow list on IIS and Exchange 2000/2003 (otherwise listed, so that a re-test from this machine shows the inside view)"},
 		&cli.BoolFlag{Name: "fix-domains", Usage: "also change remote domains (IIS) or accepted domains (Exchange) that allow relay (without it they are only reported)"},
 		&cli.StringFlag{Name: "connector-name", Value: "relaylock Relay", Usage: "`NAME` of the dedicated Exchange relay connector for the allowed clients"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "show the plan and stop"},
