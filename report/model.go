@@ -65,6 +65,7 @@ type epRef struct {
 	Purpose evidence.Purpose
 	Target  string
 	EP      *audit.EndpointResult
+	Inside  *evidence.InsideView // the run's inside view of EP (insideview.go)
 }
 
 // row is one line of the before/after grid.
@@ -100,7 +101,7 @@ func (r *row) afterStatus() string {
 	if r.After == nil {
 		return stNotRetested
 	}
-	return verdictWord(r.After.EP.Verdict)
+	return r.After.status()
 }
 
 // findingKind says what a finding is about.
@@ -216,7 +217,7 @@ func buildModel(b *evidence.Bundle) (*model, error) {
 					index[id] = r
 					m.rows = append(m.rows, r)
 				}
-				fn(r, &epRef{Run: i, Purpose: a.Purpose, Target: t.Target, EP: ep})
+				fn(r, &epRef{Run: i, Purpose: a.Purpose, Target: t.Target, EP: ep, Inside: insideViewOf(a, ep)})
 			}
 		}
 	}
@@ -488,6 +489,8 @@ func relayStatus(r *row, cs []*remediate.ChangeRecord) string {
 			return "remediated_unverified"
 		}
 		return "open"
+	case stInsideView:
+		return "inside_view"
 	default:
 		return "inconclusive"
 	}

@@ -160,7 +160,7 @@ func (r *renderer) plainFinding(f *finding) []string {
 	case audit.VerdictClosed:
 		s = append(s, r.t.get("summary.plain.proof.closed", kv...))
 	case audit.VerdictOpen:
-		s = append(s, r.t.get("summary.plain.proof.open", kv...))
+		s = append(s, r.proofOpen(a, kv))
 	default:
 		s = append(s, r.t.get("summary.plain.proof.inconclusive", kv...))
 	}

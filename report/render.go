@@ -1243,6 +1243,7 @@ func (r *renderer) findingBlock(f *finding) {
 			if a.EP.Reason != "" {
 				s += " (" + a.EP.Reason + ")"
 			}
+			s += r.insideViewNote(a)
 			s += "\n" + fmt.Sprintf(r.l("Transcript: Appendix A, run %d, %s"), a.Run+1, f.Row.Key.String())
 			pairs = append(pairs, [2]string{r.l("Verification"), s})
 			hashes = append(hashes, fmt.Sprintf("audits[%d] %s", a.Run, r.sectionHash(fmt.Sprintf("audits[%d]", a.Run))))
@@ -1415,6 +1416,7 @@ func (r *renderer) transcripts() {
 				r.bookmark(title, 1)
 				r.heading(title)
 				r.muted(clean(fmt.Sprintf(r.l("Verdict %s%s. %d connections, %d commands, %s to %s."), verdictWord(ep.Verdict), inlineReason(ep.Reason), ep.Connections, ep.Commands, utc(ep.Start), utc(ep.End))))
+				r.transcriptInsideView(a, ep)
 				for ti := range ep.Transcripts {
 					r.transcript(&ep.Transcripts[ti], lineLabels(&ep.Transcripts[ti], ep.Tests))
 				}

@@ -146,7 +146,7 @@ var ErrFixedText = errors.New("a template may not change verdict words or findin
 // template may translate them ([labels.rows] keeps them as they are).
 var fixedWords = map[string]bool{
 	stOpen: true, stClosed: true, stInconclusive: true, stNotRetested: true, stNotTested: true,
-	stSet: true, "NO-MAIL": true,
+	stSet: true, "NO-MAIL": true, stInsideView: true,
 }
 
 // get returns the text for key as paragraphs separated by "\n\n", lines

@@ -28,8 +28,9 @@ func fixCommand(e *env, run func(context.Context, *env, engagement.FixOptions) e
 		UsageText: "relaylock fix DOMAIN --allow 192.0.2.10 [--winrm-host MX=HOST ...] [--evidence FILE] [-o report.pdf] [--yes]\n\n" +
 			"Exit codes: 0 no open relay left; 1 error; 2 usage (a bad flag, or an --allow entry refused before anything is\n" +
 			"touched); 3 open and nothing applied (declined, or --yes missing while stdin is not a terminal); 4 applied but\n" +
-			"still open on re-test; 5 a re-test could not test every endpoint (not verified); 6 done, but the evidence\n" +
-			"file could not take a record after the change began; 130 interrupted.",
+			"still open on re-test; 5 a re-test could not test every endpoint, or saw a relay only from inside the allowed\n" +
+			"list (not verified); 6 done, but the evidence file could not take a record after the change began; 130\n" +
+			"interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {

@@ -14,7 +14,7 @@ func remediateFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "allow", Usage: "client allowed to relay, `ADDR`: an IP, a CIDR prefix or a FIRST-LAST range (repeatable or comma-separated)"},
 		&cli.BoolFlag{Name: "allow-authenticated", Value: true, Usage: "let clients that authenticate relay (set =false to turn it off)"},
-		&cli.BoolFlag{Name: "no-loopback", Usage: "do not add 127.0.0.1 to the IIS allow list"},
+		&cli.BoolFlag{Name: "no-loopback", Usage: "do not add 127.0.0.1 to the allow list on IIS and Exchange 2000/2003 (otherwise listed, so that a re-test from this machine shows the inside view)"},
 		&cli.BoolFlag{Name: "fix-domains", Usage: "also change remote domains (IIS) or accepted domains (Exchange) that allow relay (without it they are only reported)"},
 		&cli.StringFlag{Name: "connector-name", Value: "relaylock Relay", Usage: "`NAME` of the dedicated Exchange relay connector for the allowed clients"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "show the plan and stop"},
@@ -43,8 +43,8 @@ func remediateCommand(e *env, run func(context.Context, *env, engagement.Remedia
 			"Exit codes: 0 remediated and the re-test is closed (or nothing to change); 1 error; 2 usage (a bad flag, or an --allow entry\n" +
 			"refused before anything is touched); 3 the host relays and nothing was applied (the change was declined, or --yes\n" +
 			"is missing while stdin is not a terminal); 4 applied but the re-test still shows a relay; 5 the re-test\n" +
-			"could not test every endpoint (not verified); 6 done, but the evidence file could not take\n" +
-			"a record after the change began; 130 interrupted.",
+			"could not test every endpoint, or saw a relay only from inside the allowed list (not verified); 6 done, but\n" +
+			"the evidence file could not take a record after the change began; 130 interrupted.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -78,10 +78,13 @@ func Fix(ctx context.Context, e *Env, o FixOptions) error {
 	fx.rec.engagement.Scope = []string{domain}
 
 	fx.progress("step 1/3: auditing %s from outside", domain)
-	before, err := fx.probe(ctx, []string{domain}, evidence.PurposeAudit, "", "")
+	before, err := fx.probeOnly(ctx, []string{domain}, evidence.PurposeAudit, "")
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", domain, err)
 	}
+	// Recorded once the first open host is known to be the machine the
+	// evidence knows under its address (fixer.flush).
+	fx.unrecorded = append(fx.unrecorded, func() { fx.recordProbe(before, []string{domain}, evidence.PurposeAudit, "", "", nil) })
 	hosts := openHosts(before)
 	if len(hosts) == 0 {
 		fx.progress("%s: no open relay found (%s)", domain, before.Verdict)
@@ -120,12 +123,19 @@ func Fix(ctx context.Context, e *Env, o FixOptions) error {
 			if firstErr == nil {
 				firstErr = err
 			}
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || fx.otherMachine {
 				break
 			}
 		}
 	}
 
+	fx.flush()
+	if fx.otherMachine {
+		// The evidence is another machine's: nothing of this run was
+		// added to it, and a report from it would describe that machine.
+		fmt.Fprintf(e.Stderr, "relaylock: no report written: %s records another machine under this address\n", evPath)
+		return firstErr
+	}
 	fx.progress("step 3/3: writing the report %s", pdfPath)
 	if err := Report(ctx, e, ReportOptions{Evidence: evPath, Output: pdfPath, SignKey: o.SignKey,
 		Render: report.Options{Client: o.Evidence.Client}}); err != nil {
@@ -156,6 +166,11 @@ func Fix(ctx context.Context, e *Env, o FixOptions) error {
 	case stillOpen || (len(hosts) > 0 && !applied && anyOpen(results)):
 		return WithCode(ExitOpen, nil)
 	case unverified:
+		for _, r := range results {
+			if r.unverified() {
+				return r.exitErr() // says why: an endpoint untested, or the inside view
+			}
+		}
 		return WithCode(ExitInconclusive, errors.New("a re-test was inconclusive: the change is not verified"))
 	}
 	if len(hosts) == 0 {
@@ -171,7 +186,7 @@ func Fix(ctx context.Context, e *Env, o FixOptions) error {
 
 func anyOpen(rs []*hostResult) bool {
 	for _, r := range rs {
-		if r.after == nil || r.after.Verdict == audit.VerdictOpen {
+		if r.after == nil || r.stillOpen {
 			return true
 		}
 	}
@@ -187,7 +202,10 @@ func (h *hostResult) summary() string {
 	if h.after != nil {
 		after = string(h.after.Verdict)
 	}
-	if h.unverified() {
+	switch {
+	case h.insideOnly:
+		after += " (NOT VERIFIED: inside view)"
+	case h.unverified():
 		after += " (NOT VERIFIED)"
 	}
 	var did string

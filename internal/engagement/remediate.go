@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -83,6 +82,7 @@ func Remediate(ctx context.Context, e *Env, o RemediateOptions) error {
 	if err != nil {
 		return err
 	}
+	fx.explicitTargets = len(o.SMTPTargets) > 0
 	targets, err := fx.remediateTargets(o.SMTPTargets, o.Evidence.Path, host)
 	if err != nil {
 		return err
@@ -119,6 +119,28 @@ type fixer struct {
 	hostOpts remediate.HostOptions
 	// backupsUsed are the backup names this run has given out (backupPath).
 	backupsUsed map[string]bool
+	// explicitTargets: the operator named the endpoints to probe
+	// (--smtp-target), rather than the evidence or the defaults.
+	explicitTargets bool
+	// unrecorded are the records of probes made before a host was
+	// inspected, held until the host is known to be the machine the
+	// evidence knows under its address (sameHost), or the run ends
+	// without that being refuted; otherMachine: it was refuted, and
+	// nothing more of this run goes into that evidence.
+	unrecorded   []func()
+	otherMachine bool
+}
+
+// flush records what is held back, unless the evidence belongs to
+// another machine.
+func (f *fixer) flush() {
+	if f.otherMachine {
+		return
+	}
+	for _, rec := range f.unrecorded {
+		rec()
+	}
+	f.unrecorded = nil
 }
 
 func newFixer(ctx context.Context, e *Env, change ChangeOptions, probe ProbeOptions, ev EvidenceOptions, dc string, rollbackCommand func(RollbackLine) string) (*fixer, error) {
@@ -147,9 +169,17 @@ type hostResult struct {
 	// pending: applied to Active Directory, not yet copied into the
 	// metabase by DS2MB (Exchange 2000/2003); not re-tested.
 	pending bool
+	// inside is the re-test's inside view (evidence.AuditRun.InsideView);
+	// insideOnly: the re-test is open only where it came from an allowed
+	// address, so it is not verified rather than still open.
+	inside     []evidence.InsideView
+	insideOnly bool
 }
 
 func (h *hostResult) exitErr() error {
+	if h.insideOnly {
+		return WithCode(ExitInconclusive, fmt.Errorf("%s: not verified (inside view): %s", h.host, insideViewText(h.inside)))
+	}
 	if h.stillOpen {
 		return WithCode(ExitStillOpen, fmt.Errorf("%s still relays on re-test%s", h.host, triggerList(h.after)))
 	}
@@ -162,19 +192,58 @@ func (h *hostResult) exitErr() error {
 // unverified: re-tested, but the re-test could not decide (an endpoint
 // that could not be tested), so nothing proves the change worked.
 func (h *hostResult) unverified() bool {
-	return h.after != nil && h.after.Verdict != audit.VerdictOpen && h.after.Verdict != audit.VerdictClosed
+	return h.insideOnly || h.after != nil && h.after.Verdict != audit.VerdictOpen && h.after.Verdict != audit.VerdictClosed
 }
 
 func (f *fixer) progress(format string, a ...any) { f.e.progress(format, a...) }
 
-func (f *fixer) confirm(p *remediate.Plan) (bool, error) {
+// confirm asks before the change; note, if not empty, is said first.
+func (f *fixer) confirm(ctx context.Context, p *remediate.Plan, note string) (bool, error) {
+	if note != "" {
+		fmt.Fprintf(f.e.Stderr, "NOTE: %s\n", note)
+	}
 	fmt.Fprintf(f.e.Stderr, "Apply these %d change(s) to %s? A backup is written first. [y/N] ", len(p.Changes), p.Host)
-	line, err := f.in.ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	line, err := f.readLine(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Ctrl-C at the prompt is an interruption (exit 130), not
+			// a refusal.
+			fmt.Fprintln(f.e.Stderr) // end the prompt's line
+			return false, fmt.Errorf("no answer, nothing was changed (%w)", ctx.Err())
+		}
 		return false, err
 	}
 	ans := strings.ToLower(strings.TrimSpace(line))
 	return ans == "y" || ans == "yes", nil
+}
+
+// readLine reads the operator's answer, ending with ctx: a read from a
+// terminal does not end on SIGINT by itself. A line cut short by EOF is
+// the answer; a read ended by ctx returns ctx's error, whatever it read.
+// After an interruption the reader is left to the goroutine; nothing
+// reads it again in this run.
+func (f *fixer) readLine(ctx context.Context) (string, error) {
+	type answer struct {
+		line string
+		err  error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		line, err := f.in.ReadString('\n')
+		ch <- answer{line, err}
+	}()
+	select {
+	case a := <-ch:
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if a.err != nil && !errors.Is(a.err, io.EOF) {
+			return "", a.err
+		}
+		return a.line, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // fixHost runs the whole remediation of the host w reaches, probed at
@@ -188,13 +257,15 @@ func (f *fixer) fixHost(ctx context.Context, w WinRMOptions, targets []string, r
 		return res, err
 	}
 	retest := !f.change.NoRetest
+	defer f.flush()
 	if retest && before == nil {
 		f.progress("probing %s from outside before the change", strings.Join(targets, ", "))
-		r, err := f.probe(ctx, targets, evidence.PurposeAudit, host, "")
+		r, err := f.probeOnly(ctx, targets, evidence.PurposeAudit, host)
 		if err != nil {
 			return res, fmt.Errorf("probe before the change: %w", err)
 		}
 		res.before = r
+		f.unrecorded = append(f.unrecorded, func() { f.recordProbe(r, targets, evidence.PurposeAudit, host, "", nil) })
 	}
 	prober := proberAddrs(res.before)
 	runner, user, err := f.newRunner(w)
@@ -219,13 +290,34 @@ func (f *fixer) fixHost(ctx context.Context, w WinRMOptions, targets []string, r
 		OSUser: osUser(), WinRMUser: user, Ticket: f.evidence.Ticket,
 		Endpoints: endpoints, MailDomain: f.probeOpts.MailDomain, RollbackCommand: rollbackCmd,
 	}
+	// note is what the operator is told before being asked (the probe
+	// before the change could test nothing).
+	var note string
 	if f.interactive {
-		opts.Confirm = func(p *remediate.Plan) (bool, error) { return f.confirm(p) }
+		opts.Confirm = func(p *remediate.Plan) (bool, error) { return f.confirm(ctx, p, note) }
 	}
 	opts.HostOptions = f.hostOpts
+	// allow is the allowed list the change leaves: a re-test from inside
+	// it shows the inside view.
+	var allow []allowEntry
 	opts.Step = func(step remediate.Step, o *remediate.Outcome) error {
 		if step == remediate.StepPlan {
-			warnInsideView(f.e.Stderr, prober, req, o.Plan.Platform)
+			// Before anything is recorded or changed: is this the
+			// machine the evidence knows under this address?
+			if err := sameHost(f.evidence.Path, host, o.Before); err != nil {
+				f.otherMachine = true
+				return err
+			}
+			f.flush()
+			allow = allowedList(req, o.Plan.Platform)
+			warnInsideView(f.e.Stderr, prober, allow)
+			if retest && !o.NoChange {
+				n, err := f.untestedBefore(res.before, targets, o)
+				if err != nil {
+					return err
+				}
+				note = n
+			}
 		}
 		return f.onStep(step, host, o)
 	}
@@ -279,24 +371,39 @@ func (f *fixer) fixHost(ctx context.Context, w WinRMOptions, targets []string, r
 		f.authRetest[host] = true
 	}
 	f.progress("re-testing %s from outside", strings.Join(targets, ", "))
-	after, err := f.probe(ctx, targets, evidence.PurposeRetest, host, out.Change.Ref())
+	after, err := f.probe(ctx, targets, evidence.PurposeRetest, host, out.Change.Ref(), allow)
 	if err != nil {
 		return res, fmt.Errorf("re-test: %w", err)
 	}
-	res.after = after
+	res.setAfter(after, allow)
 	if after.Verdict == audit.VerdictOpen && !out.NoChange {
-		if f.restart(ctx, runner, host, out) {
+		// A restart is offered only when it could change what the
+		// re-test shows: from inside the allowed list the host relays
+		// whether or not the change is in effect.
+		if res.insideOnly {
+			f.progress("%s: not restarting the mail service: the re-test is an inside view, which a restart cannot change", host)
+		} else if f.restart(ctx, runner, host, out) {
 			f.progress("re-testing %s after the restart", strings.Join(targets, ", "))
-			if again, err := f.probe(ctx, targets, evidence.PurposeRetest, host, out.Change.Ref()); err == nil {
-				res.after = again
+			if again, err := f.probe(ctx, targets, evidence.PurposeRetest, host, out.Change.Ref(), allow); err == nil {
+				res.setAfter(again, allow)
 			} else {
 				return res, fmt.Errorf("re-test after restart: %w", err)
 			}
 		}
 	}
 	writeBeforeAfter(f.e.Stdout, res.before, res.after)
-	res.stillOpen = res.after.Verdict == audit.VerdictOpen
+	if res.insideOnly {
+		fmt.Fprintf(f.e.Stdout, "NOT VERIFIED (inside view): %s\n", insideViewText(res.inside))
+	}
 	return res, nil
+}
+
+// setAfter takes the re-test r of a change that leaves allow.
+func (h *hostResult) setAfter(r *audit.Result, allow []allowEntry) {
+	h.after = r
+	h.inside = insideView(r, allow)
+	h.insideOnly = openOnlyInside(r, h.inside, allow)
+	h.stillOpen = r.Verdict == audit.VerdictOpen && !h.insideOnly
 }
 
 // relays reports whether the host was seen relaying: by the probe before
@@ -360,7 +467,10 @@ func (f *fixer) restart(ctx context.Context, r remediate.Runner, host string, ou
 			return false
 		}
 		fmt.Fprintf(f.e.Stderr, "%s still relays. Restart %s on %s now? [y/N] ", host, svc, host)
-		line, _ := f.in.ReadString('\n')
+		line, err := f.readLine(ctx)
+		if err != nil {
+			return false
+		}
 		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 			return false
 		}
@@ -448,7 +558,19 @@ func upsertChange(b *evidence.Bundle, c remediate.ChangeRecord) {
 }
 
 // probe runs an audit of targets and records it in the evidence.
-func (f *fixer) probe(ctx context.Context, targets []string, purpose evidence.Purpose, host, change string) (*audit.Result, error) {
+// allow, for a re-test, is the allowed list the change leaves: the run
+// records its inside view.
+func (f *fixer) probe(ctx context.Context, targets []string, purpose evidence.Purpose, host, change string, allow []allowEntry) (*audit.Result, error) {
+	r, err := f.probeOnly(ctx, targets, purpose, host)
+	if err != nil {
+		return nil, err
+	}
+	f.recordProbe(r, targets, purpose, host, change, allow)
+	return r, nil
+}
+
+// probeOnly runs an audit of targets without recording it.
+func (f *fixer) probeOnly(ctx context.Context, targets []string, purpose evidence.Purpose, host string) (*audit.Result, error) {
 	opts, err := f.probeOpts.auditOptions(f.e, targets)
 	if err != nil {
 		return nil, err
@@ -461,11 +583,15 @@ func (f *fixer) probe(ctx context.Context, targets []string, purpose evidence.Pu
 		return nil, err
 	}
 	f.progress("%s %s: %s", purpose, strings.Join(targets, ", "), probeCost(r))
+	return r, nil
+}
+
+// recordProbe records the probe r of targets in the evidence.
+func (f *fixer) recordProbe(r *audit.Result, targets []string, purpose evidence.Purpose, host, change string, allow []allowEntry) {
 	f.rec.updateOrWarn(f.e.Stderr, "the "+string(purpose)+" of "+strings.Join(targets, ", "), func(b *evidence.Bundle) {
-		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: purpose, Host: host, Change: change, Result: r})
+		b.Audits = append(b.Audits, evidence.AuditRun{Purpose: purpose, Host: host, Change: change, InsideView: insideView(r, allow), Result: r})
 		f.rec.log(b, string(purpose), host, fmt.Sprintf("probed %s: %s", strings.Join(targets, ", "), r.Verdict))
 	})
-	return r, nil
 }
 
 func writeBeforeAfter(w io.Writer, before, after *audit.Result) {
@@ -504,24 +630,4 @@ func safeName(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// warnInsideView warns when this machine's address will be allowed to
-// relay after the change: the re-test then shows the inside view, not
-// what a stranger sees. IIS and Exchange 2000/2003 plans add 127.0.0.1
-// unless --no-loopback.
-func warnInsideView(w io.Writer, prober []netip.Addr, req remediate.Request, p remediate.Platform) {
-	allow := append([]remediate.AddrRange(nil), req.Allow...)
-	if !req.NoLoopback && (p == remediate.PlatformIIS || p == remediate.PlatformExchange2003) {
-		lo := netip.MustParseAddr("127.0.0.1")
-		allow = append(allow, remediate.AddrRange{From: lo, To: lo})
-	}
-	for _, a := range prober {
-		for _, r := range allow {
-			if r.Contains(a) {
-				fmt.Fprintf(w, "relaylock: warning: this machine's address %s is inside the allowed list (%s): the re-test will show the inside view, not what a stranger sees; re-test from another vantage point\n", a, r)
-				break
-			}
-		}
-	}
 }

@@ -92,7 +92,7 @@ func Rollback(ctx context.Context, e *Env, o RollbackOptions) error {
 		fx.probeOpts.MailDomain = b.MailDomain
 	}
 	fx.progress("re-testing %s after the restore (%s)", strings.Join(targets, ", "), from)
-	r, err := fx.probe(ctx, targets, evidence.PurposeRollbackRetest, host, rec.Ref())
+	r, err := fx.probe(ctx, targets, evidence.PurposeRollbackRetest, host, rec.Ref(), nil)
 	if err != nil {
 		return fmt.Errorf("re-test after the restore: %w", err)
 	}

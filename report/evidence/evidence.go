@@ -126,6 +126,12 @@ type AuditRun struct {
 	// re-test of a host that needed no change, and in runs recorded
 	// before links existed.
 	Change string `json:"change,omitempty"`
+	// InsideView, on a re-test, names each address of this machine that
+	// the re-test connected from and that the allowed list of the change
+	// lets relay: from there the host relays by design, so the re-test
+	// cannot tell a closed relay from an open one for the endpoints
+	// listed. Empty when the re-test saw the host as a stranger does.
+	InsideView []InsideView `json:"inside_view,omitempty"`
 	// Result is the audit's full result: vantage, DNS answers, endpoints,
 	// tests and transcripts. It must stay the last JSON field: the encoder
 	// splices the targets in at the end of the run's JSON (hashAudit).
@@ -138,6 +144,21 @@ type AuditRun struct {
 	// Targets may be called more than once (Seal, then Save) and must
 	// yield the same targets each time. Nothing sets it when reading.
 	Targets TargetSource `json:"-"`
+}
+
+// InsideView is one address a re-test came from that the host allows to
+// relay (AuditRun.InsideView).
+type InsideView struct {
+	// Prober is this machine's address as the host saw it.
+	Prober string `json:"prober"`
+	// Allowed is the entry of the allowed list that contains it.
+	Allowed string `json:"allowed"`
+	// Loopback is set when Allowed is the 127.0.0.1 entry relaylock
+	// adds by default on IIS and Exchange 2000/2003 (--no-loopback).
+	Loopback bool `json:"loopback,omitempty"`
+	// Endpoints are the endpoints ("address:port") the re-test reached
+	// from Prober.
+	Endpoints []string `json:"endpoints"`
 }
 
 // TargetSource calls yield with each target of an audit run, in order,
