@@ -141,7 +141,11 @@ func parse(data []byte, strict bool) (*Bundle, error) {
 	var b Bundle
 	if err := checkStrict(data, &b, !strict); err != nil {
 		if errors.Is(err, ErrNewerFields) {
-			return nil, fmt.Errorf("%w; upgrade relaylock", err)
+			// Both happen: a newer relaylock added fields, or someone
+			// added them by hand after sealing (verify names them as a
+			// MISMATCH). Say both; do not send a tamperer's victim to
+			// upgrade.
+			return nil, fmt.Errorf("%w: either a newer relaylock wrote it (then upgrade relaylock), or it was edited after sealing (verify names the fields)", err)
 		}
 		return nil, err
 	}
