@@ -6,7 +6,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -100,12 +99,11 @@ func TestRemediateInsideViewNotVerified(t *testing.T) {
 	}
 }
 
-// Finding 8: an evidence file that recorded another machine under the
-// same address is refused before anything is recorded or changed.
-func TestRemediateRefusesEvidenceOfAnotherMachine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end to end")
-	}
+// otherMachineEvidence is an evidence file in which an Exchange 2003 lab
+// at 127.0.0.1 (computer MAIL03) was inspected: another machine than the
+// IIS lab (SMTP01) the tests then start at the same address.
+func otherMachineEvidence(t *testing.T) string {
+	t.Helper()
 	ex := startLab(t, lab.NewExchange2003(lab.Ex2003Open))
 	ev := filepath.Join(ex.dir, "ev.json")
 	if code, out, errOut := ex.run(labTestPassword, append([]string{"inspect", "--evidence", ev}, ex.winrmArgs()...)...); code != exitOpen {
@@ -114,6 +112,16 @@ func TestRemediateRefusesEvidenceOfAnotherMachine(t *testing.T) {
 	if ex.lab.WinRMHost != "127.0.0.1" {
 		t.Skipf("the labs are not on one address (%s)", ex.lab.WinRMHost)
 	}
+	return ev
+}
+
+// Finding 8: an evidence file that recorded another machine under the
+// same address is refused before anything is recorded or changed.
+func TestRemediateRefusesEvidenceOfAnotherMachine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	ev := otherMachineEvidence(t)
 	h := lab.NewIIS(lab.IISAllExceptEmpty)
 	iis := startLab(t, h)
 	original := stateOf(t, h)
@@ -153,21 +161,16 @@ func TestFixRefusesEvidenceOfAnotherMachine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
-	ex := startLab(t, lab.NewExchange2003(lab.Ex2003Open))
-	ev := filepath.Join(ex.dir, "ev.json")
-	if code, out, errOut := ex.run(labTestPassword, append([]string{"inspect", "--evidence", ev}, ex.winrmArgs()...)...); code != exitOpen {
-		t.Fatalf("inspect the Exchange 2003 lab: exit %d\n%s\n%s", code, out, errOut)
-	}
+	ev := otherMachineEvidence(t)
 	h := lab.NewIIS(lab.IISAllExceptEmpty)
 	lr := startLab(t, h)
 	original := stateOf(t, h)
 	recorded, _ := os.ReadFile(ev)
 	_, smtpPort, _ := net.SplitHostPort(lr.lab.SMTPAddr)
 	pdf := filepath.Join(lr.dir, "r.pdf")
-	code, out, errOut := lr.run(labTestPassword, "fix", lr.lab.Domain, "--dns-server", lr.lab.DNSAddr, "--ports", smtpPort,
-		"--winrm-host", lr.lab.MXHost+"="+net.JoinHostPort(lr.lab.WinRMHost, fmt.Sprint(lr.lab.WinRMPort)),
-		"--winrm-user", lr.lab.User, "--winrm-ca", lr.ca, "--winrm-server-name", lr.lab.TLSServerName,
-		"--allow", "192.0.2.10", "--no-loopback", "--yes", "--restart", "never", "--timeout", "10s", "--evidence", ev, "-o", pdf)
+	args := append([]string{"fix", lr.lab.Domain, "--dns-server", lr.lab.DNSAddr, "--ports", smtpPort}, lr.fixWinRMArgs()...)
+	code, out, errOut := lr.run(labTestPassword, append(args,
+		"--allow", "192.0.2.10", "--no-loopback", "--yes", "--restart", "never", "--timeout", "10s", "--evidence", ev, "-o", pdf)...)
 	if code != exitError {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitError, out, errOut)
 	}
