@@ -64,22 +64,8 @@ func TestPywinrmKerberos(t *testing.T) {
 			if tc.delegate {
 				delegate = "yes"
 			}
-			cmd := exec.Command(debianPython, filepath.Join("testdata", "pywinrm_kerberos.py"), kl.WinRMURL, kl.ca, kl.Hostname, delegate)
-			cmd.Env = []string{
-				"PATH=/usr/bin:/bin",
-				"HOME=" + dir,
-				"KRB5_CONFIG=" + kl.kdc.Krb5Conf,
-				"KRB5CCNAME=FILE:" + ccache,
-				"NO_PROXY=127.0.0.1,localhost,::1",
-			}
-			out, err := cmd.Output()
-			if err != nil {
-				var stderr string
-				if ee, ok := err.(*exec.ExitError); ok {
-					stderr = string(ee.Stderr)
-				}
-				t.Fatalf("pywinrm: %v\n%s\n%s", err, out, stderr)
-			}
+			out := runPyWinRM(t, dir, []string{"KRB5_CONFIG=" + kl.kdc.Krb5Conf, "KRB5CCNAME=FILE:" + ccache},
+				"pywinrm_kerberos.py", kl.WinRMURL, kl.ca, kl.Hostname, delegate)
 			var r struct {
 				Hostname, Echo, Error string
 				Code                  int

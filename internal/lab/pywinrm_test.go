@@ -87,22 +87,8 @@ func TestPywinrm(t *testing.T) {
 				}
 			}
 			url := scheme + "://" + ts.Addr().String() + "/wsman"
-			cmd := exec.Command(debianPython, filepath.Join("testdata", "pywinrm_check.py"), url, tc.transport, testUser, ca, psframe.CommandLine(), encryption)
-			cmd.Env = []string{
-				"PATH=/usr/bin:/bin",
-				"HOME=" + dir,
-				"OPENSSL_CONF=" + conf,
-				"RELAYLOCK_LAB_PASSWORD=" + testPass,
-				"NO_PROXY=127.0.0.1,localhost,::1",
-			}
-			out, err := cmd.Output()
-			if err != nil {
-				var stderr string
-				if ee, ok := err.(*exec.ExitError); ok {
-					stderr = string(ee.Stderr)
-				}
-				t.Fatalf("pywinrm: %v\n%s\n%s", err, out, stderr)
-			}
+			out := runPyWinRM(t, dir, []string{"OPENSSL_CONF=" + conf, "RELAYLOCK_LAB_PASSWORD=" + testPass},
+				"pywinrm_check.py", url, tc.transport, testUser, ca, psframe.CommandLine(), encryption)
 			var r struct {
 				Echo struct {
 					Stdout, Stderr string
@@ -158,4 +144,22 @@ func TestPywinrm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runPyWinRM runs testdata/SCRIPT with Debian's python3 (and its
+// python3-winrm) in a bare environment plus env, and returns its stdout;
+// a failed run fails the test with the script's stderr.
+func runPyWinRM(t *testing.T, home string, env []string, script string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(debianPython, append([]string{filepath.Join("testdata", script)}, args...)...)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + home, "NO_PROXY=127.0.0.1,localhost,::1"}, env...)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("pywinrm: %v\n%s\n%s", err, out, stderr)
+	}
+	return out
 }
