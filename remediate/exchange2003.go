@@ -380,7 +380,7 @@ func ex2003Settings(st Ex2003State) []Setting {
 	return rows
 }
 
-const ex2003FixText = "Run relaylock remediate: it writes \"Only the list below\" with the allowed clients (and 127.0.0.1) to the virtual server's Active Directory object, waits for DS2MB to copy it into the metabase, and proves the result with a re-probe."
+const ex2003FixText = "Run relaylock remediate: it writes \"Only the list below\" with the allowed clients " + FixTextLoopback + " to the virtual server's Active Directory object, waits for DS2MB to copy it into the metabase, and proves the result with a re-probe."
 
 // Finding IDs specific to Exchange 2003.
 const (

@@ -284,7 +284,7 @@ func authGuestFinding(prefix string, st IISState, vs IISVirtualServer) []Finding
 	}}
 }
 
-const iisFixText = "Run relaylock remediate: it sets \"Only the list below\" with the allowed clients (and 127.0.0.1), keeps or clears authenticated relay as requested, and proves the result with a re-probe."
+const iisFixText = "Run relaylock remediate: it sets \"Only the list below\" with the allowed clients " + FixTextLoopback + ", keeps or clears authenticated relay as requested, and proves the result with a re-probe."
 
 // iisFindings names every cause in st.
 func iisFindings(prefix string, st IISState, prober []netip.Addr, fix string) []Finding {

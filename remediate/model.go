@@ -180,6 +180,18 @@ func (in *Inspection) Ref() string {
 	return "INS-" + t.Format("20060102T150405Z") + "-" + hex.EncodeToString(h[:4])
 }
 
+// FixTextLoopback is how a cause's fix text, written at inspection before
+// any plan, says that the relay list will also hold 127.0.0.1
+// (Request.AddsLoopback); the report rewords it from what was applied.
+const FixTextLoopback = "(and 127.0.0.1)"
+
+// AddsLoopback reports whether a plan for r on platform p adds 127.0.0.1
+// to the allowed clients: the IIS and Exchange 2000/2003 relay lists do
+// (DesiredRelayList) unless NoLoopback; Exchange 2007+ connectors never do.
+func (r Request) AddsLoopback(p Platform) bool {
+	return !r.NoLoopback && (p == PlatformIIS || p == PlatformExchange2003)
+}
+
 // Request is what the operator asked remediate to do.
 type Request struct {
 	Allow              []AddrRange `json:"allow"`

@@ -9,7 +9,7 @@ import (
 // loopbackPhrase is how an inspection's fix text (written before any
 // plan) says that remediate adds 127.0.0.1 to the allowed clients, which
 // it does unless --no-loopback.
-const loopbackPhrase = "(and 127.0.0.1)"
+const loopbackPhrase = remediate.FixTextLoopback
 
 // fixText is a cause's fix text as the report prints it: its loopback
 // phrase follows the relay list that was actually applied (the change in

@@ -28,14 +28,14 @@ type allowEntry struct {
 }
 
 // allowedList is the allowed list a change for req leaves on platform p:
-// the --allow entries, plus 127.0.0.1, which IIS and Exchange 2000/2003
-// plans add unless --no-loopback (remediate.DesiredRelayList).
+// the --allow entries, plus 127.0.0.1 where the plan adds it
+// (remediate.Request.AddsLoopback).
 func allowedList(req remediate.Request, p remediate.Platform) []allowEntry {
 	var out []allowEntry
 	for _, r := range req.Allow {
 		out = append(out, allowEntry{r: r})
 	}
-	if !req.NoLoopback && (p == remediate.PlatformIIS || p == remediate.PlatformExchange2003) {
+	if req.AddsLoopback(p) {
 		lo := netip.MustParseAddr("127.0.0.1")
 		out = append(out, allowEntry{r: remediate.AddrRange{From: lo, To: lo}, loopback: true})
 	}
