@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/relaylock/relaylock/internal/shellquote"
 	"net"
 	"os"
 	"path/filepath"
@@ -104,7 +105,7 @@ func Demo(ctx context.Context, e *Env, o DemoOptions) error {
 		program = demoProgram(exe, wd)
 	}
 	tryLab := LabCommandLine(program, LabOptions{Platform: platform, MaxMemoryPerShellMB: l.PreparedMaxMemoryPerShellMB})
-	code := o.Fix(ctx, &child, DemoFix{Verify: program + " verify " + shellWord(evPath), TryLab: tryLab, Platform: platform, Domain: l.Domain, MXHost: l.MXHost, DNSAddr: l.DNSAddr, SMTPPort: smtpPort,
+	code := o.Fix(ctx, &child, DemoFix{Verify: program + " verify " + shellquote.Quote(evPath), TryLab: tryLab, Platform: platform, Domain: l.Domain, MXHost: l.MXHost, DNSAddr: l.DNSAddr, SMTPPort: smtpPort,
 		WinRMHost: l.WinRMHost, WinRMPort: l.WinRMPort, User: l.User, CAFile: caFile, TLSServerName: l.TLSServerName,
 		Evidence: evPath, Report: pdfPath, Backup: backup})
 	if code != ExitOK {

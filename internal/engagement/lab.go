@@ -3,6 +3,7 @@ package engagement
 import (
 	"context"
 	"fmt"
+	"github.com/relaylock/relaylock/internal/shellquote"
 	"net"
 	"net/netip"
 	"os"
@@ -252,21 +253,11 @@ func LabCommandLine(program string, o LabOptions) string {
 	}{{"--smtp-port", o.SMTPPort}, {"--winrm-port", o.WinRMPort}, {"--dns-port", o.DNSPort}} {
 		add(p.port != 0, p.flag, strconv.Itoa(p.port))
 	}
-	add(o.Domain != "", "--domain", shellWord(o.Domain))
+	add(o.Domain != "", "--domain", shellquote.Quote(o.Domain))
 	add(o.HTTP, "--http")
 	add(o.SealedHTTP, "--sealed-http")
 	add(o.Kerberos, "--kerberos")
-	add(o.Language != "" && o.Language != "en-US", "--language", shellWord(o.Language))
+	add(o.Language != "" && o.Language != "en-US", "--language", shellquote.Quote(o.Language))
 	add(o.MaxMemoryPerShellMB > 0, "--max-memory-per-shell-mb", strconv.Itoa(o.MaxMemoryPerShellMB))
 	return strings.Join(words, " ")
-}
-
-// shellWord is s as one POSIX shell word: bare when it is only letters,
-// digits and . - _ : / (a domain, a language tag, a plain path), else
-// single-quoted.
-func shellWord(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:/") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
