@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"github.com/relaylock/relaylock/internal/shellquote"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/relaylock/relaylock/internal/atomicfile"
 	"github.com/relaylock/relaylock/internal/lab"
+	"github.com/relaylock/relaylock/internal/shellquote"
 )
 
 // DemoOptions are the settings of the demo.

@@ -3,7 +3,6 @@ package engagement
 import (
 	"context"
 	"fmt"
-	"github.com/relaylock/relaylock/internal/shellquote"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/relaylock/relaylock/internal/lab"
+	"github.com/relaylock/relaylock/internal/shellquote"
 )
 
 // labPlatforms are the platforms issue #4 item 7 names, listed first in
