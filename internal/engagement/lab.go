@@ -16,7 +16,7 @@ import (
 )
 
 // labPlatforms are the platforms issue #4 item 7 names, listed first in
-// the help; any other registered platform (exchange2010, ...) works too.
+// the help; every other lab platform (exchange2010, ...) works too.
 var labPlatforms = []string{"iis", "exchange2003", "exchange2016", "exchange2019"}
 
 // LabPlatforms lists the lab's platforms, the issue's first.
